@@ -1,0 +1,302 @@
+package miniapp
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// ServeHTTP reads the session once, answers the module's own routes
+// (matched on the exact path) and passes every other request on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	sess := h.session(r)
+	var err error
+	switch r.URL.Path {
+	case "/hello":
+		err = h.hello(w, r)
+	case "/login":
+		err = h.login(w, r)
+	case "/profile":
+		err = h.profile(w, r, sess)
+	case "/logout":
+		err = h.logout(w, r, sess)
+	default:
+		return next.ServeHTTP(w, r)
+	}
+	if err != nil {
+		return h.fail(w, r, err)
+	}
+	return nil
+}
+
+// allow refuses a method the route does not take with 405 and Allow.
+func allow(w http.ResponseWriter, r *http.Request, allowed string, methods ...string) error {
+	for _, m := range methods {
+		if r.Method == m {
+			return nil
+		}
+	}
+	w.Header().Set("Allow", allowed)
+	return reject(http.StatusMethodNotAllowed, "method not allowed")
+}
+
+// sameOrigin refuses cross-site POSTs with 403.
+func (h *Handler) sameOrigin(r *http.Request) error {
+	if h.csrf.Check(r) != nil {
+		return reject(http.StatusForbidden, "cross-origin request refused")
+	}
+	return nil
+}
+
+// hello greets name, from the query or else from a form or JSON body.
+func (h *Handler) hello(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+		return err
+	}
+	name, err := formValue(r.URL.RawQuery, "name")
+	if err != nil {
+		return err
+	}
+	asJSON := negotiate(r) == formatJSON
+	if r.Method == http.MethodPost {
+		if err := h.sameOrigin(r); err != nil {
+			return err
+		}
+		kind, body, err := readBody(w, r, h.MaxBodySize)
+		if err != nil {
+			return err
+		}
+		var fromBody string
+		switch kind {
+		case bodyForm:
+			fromBody, err = formValue(string(body), "name")
+		case bodyJSON:
+			var in struct {
+				Name string `json:"name"`
+			}
+			err = decodeJSON(body, &in)
+			fromBody, asJSON = in.Name, true
+		}
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			name = fromBody
+		}
+	}
+	if len(name) > maxNameLen {
+		return reject(http.StatusBadRequest, "name is longer than 256 bytes")
+	}
+	if err := checkText(name); err != nil {
+		return err
+	}
+	if name == "" {
+		name = "World"
+	}
+	msg := "Hello, " + name + "!"
+	if asJSON {
+		return h.writeJSON(w, r, http.StatusOK, struct {
+			Message string `json:"message"`
+		}{msg})
+	}
+	write(w, r, http.StatusOK, textPlain, []byte(msg))
+	return nil
+}
+
+// credentials is a login attempt as the form or JSON body gives it.
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Next     string `json:"next"`
+}
+
+// login shows the form (GET) or checks a password and starts a session
+// (POST).
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+		return err
+	}
+	next, err := formValue(r.URL.RawQuery, "next")
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodPost {
+		return h.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Next: safeNext(next)})
+	}
+	if err := h.sameOrigin(r); err != nil {
+		return err
+	}
+	kind, body, err := readBody(w, r, h.MaxBodySize)
+	if err != nil {
+		return err
+	}
+	var in credentials
+	switch kind {
+	case bodyForm:
+		in, err = formCredentials(string(body))
+	case bodyJSON:
+		err = decodeJSON(body, &in)
+	}
+	if err != nil {
+		return err
+	}
+	if next == "" {
+		next = in.Next
+	}
+	next = safeNext(next)
+	if in.Username == "" || in.Password == "" {
+		return reject(http.StatusBadRequest, "username and password are required")
+	}
+	if len(in.Username) > maxFieldLen || len(in.Password) > maxFieldLen {
+		return reject(http.StatusBadRequest, "username or password is too long")
+	}
+	if err := checkText(in.Username); err != nil {
+		return err
+	}
+	asJSON := kind == bodyJSON || negotiate(r) == formatJSON
+	ip := clientIP(r)
+
+	user, reason, err := h.authenticate(in.Username, in.Password)
+	if err != nil {
+		return err
+	}
+	if user == nil {
+		h.logger.Warn("login failed", zap.String("user", in.Username), zap.String("client_ip", ip), zap.String("reason", reason))
+		const msg = "invalid username or password"
+		if asJSON {
+			return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
+		}
+		if negotiate(r) == formatHTML {
+			return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: next, User: in.Username})
+		}
+		return reject(http.StatusUnauthorized, msg)
+	}
+
+	sess := h.newSession(user.Name)
+	h.setCookie(w, r, sess)
+	h.logger.Info("login", zap.String("user", user.Name), zap.String("client_ip", ip))
+	w.Header().Set("Cache-Control", "no-store")
+	if asJSON {
+		return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": user.Name})
+	}
+	if next == "" {
+		next = "/profile"
+	}
+	redirect(w, r, next)
+	return nil
+}
+
+func formCredentials(body string) (credentials, error) {
+	var in credentials
+	var err error
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"username", &in.Username}, {"password", &in.Password}, {"next", &in.Next}} {
+		if *f.dst, err = formValue(body, f.key); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+// authenticate checks a password. An unknown user costs the same as a
+// wrong password: the password is compared with a fake hash of the same
+// algorithm and parameters. A nil user comes with the reason class.
+func (h *Handler) authenticate(name, password string) (*User, string, error) {
+	user, known := h.users[name]
+	if !known {
+		user = h.fakeUser
+	}
+	ok, err := user.comparer.Compare(user.hash, []byte(password))
+	switch {
+	case err != nil:
+		return nil, "", err
+	case !known:
+		return nil, "unknown user", nil
+	case !ok:
+		return nil, "wrong password", nil
+	}
+	return user, "", nil
+}
+
+// profile shows the signed-in user and the session's times.
+func (h *Handler) profile(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
+	}
+	if sess == nil {
+		return h.signInFirst(w, r)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if negotiate(r) == formatJSON {
+		return h.writeJSON(w, r, http.StatusOK, struct {
+			Username string    `json:"username"`
+			Issued   time.Time `json:"issued"`
+			Expires  time.Time `json:"expires"`
+		}{sess.User, sess.Issued.UTC(), sess.Expires.UTC()})
+	}
+	return h.render(w, r, http.StatusOK, "profile.html", pageData{
+		Title:   "Profile",
+		User:    sess.User,
+		Issued:  sess.Issued.UTC().Format(time.RFC1123),
+		Expires: sess.Expires.UTC().Format(time.RFC1123),
+	})
+}
+
+// signInFirst answers a request that needs a session: browsers go to the
+// login page and come back afterwards, other clients get 401.
+func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request) error {
+	if negotiate(r) == formatHTML {
+		redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()))
+		return nil
+	}
+	return reject(http.StatusUnauthorized, "sign in required")
+}
+
+// logout ends the session (or, with all=1, every session of the user)
+// and clears the cookie.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	if err := allow(w, r, "POST", http.MethodPost); err != nil {
+		return err
+	}
+	if err := h.sameOrigin(r); err != nil {
+		return err
+	}
+	kind, body, err := readBody(w, r, h.MaxBodySize)
+	if err != nil {
+		return err
+	}
+	all := ""
+	if kind == bodyForm {
+		if all, err = formValue(string(body), "all"); err != nil {
+			return err
+		}
+	}
+	if sess != nil {
+		h.store.Revoke(r.Context(), sess)
+		if all == "1" {
+			h.store.RevokeAll(r.Context(), sess.User)
+		}
+		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", all == "1"))
+	}
+	h.clearCookie(w, r)
+	redirect(w, r, "/login")
+	return nil
+}
+
+// redirect sends 303 See Other to a path of this site.
+func redirect(w http.ResponseWriter, r *http.Request, location string) {
+	w.Header().Set("Location", location)
+	write(w, r, http.StatusSeeOther, textPlain, []byte("See Other\n"))
+}
+
+// clientIP is Caddy's idea of the client address, which respects
+// trusted_proxies.
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}

@@ -1,0 +1,143 @@
+package miniapp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+//go:embed templates
+var templateFiles embed.FS
+
+var (
+	pages = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+	// stylesheet is inlined in every page; the CSP allows it by hash, so
+	// the module needs no route of its own for it.
+	stylesheet = mustRead("templates/style.css")
+)
+
+func mustRead(name string) template.CSS {
+	b, err := templateFiles.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	return template.CSS(b)
+}
+
+// Header values shared by all responses; never modified in place.
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	textHTML  = []string{"text/html; charset=utf-8"}
+	appJSON   = []string{"application/json"}
+	nosniff   = []string{"nosniff"}
+	noStore   = []string{"no-store"}
+	sameOrig  = []string{"same-origin"}
+	deny      = []string{"DENY"}
+	pageCSP   = []string{"default-src 'none'; style-src 'sha256-" + hashOf(string(stylesheet)) +
+		"'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+)
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// write sends a whole response with the headers every response of the
+// module carries; a HEAD request gets the headers alone.
+func write(w http.ResponseWriter, r *http.Request, status int, contentType []string, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = contentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["X-Content-Type-Options"] = nosniff
+	if contentType[0] == textHTML[0] {
+		h["Content-Security-Policy"] = pageCSP
+		h["Referrer-Policy"] = sameOrig
+		h["X-Frame-Options"] = deny
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// writeJSON sends v as a JSON response.
+func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return h.internal(w, r, err)
+	}
+	write(w, r, status, appJSON, body)
+	return nil
+}
+
+// render sends a page from the embedded templates.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) error {
+	data.Style = stylesheet
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		return h.internal(w, r, err)
+	}
+	write(w, r, status, textHTML, buf.Bytes())
+	return nil
+}
+
+// pageData is what the page templates show.
+type pageData struct {
+	Title   string
+	Style   template.CSS
+	Error   string
+	Status  string
+	Next    string
+	User    string
+	Issued  string
+	Expires string
+}
+
+// fail answers a request the module refuses. Where the site has
+// handle_errors routes the error goes to them, unwrapped so they see the
+// status; otherwise the client gets the one-line reason in its format.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) error {
+	var br *badRequest
+	if !errors.As(err, &br) {
+		return h.internal(w, r, err)
+	}
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(br.status, br)
+	}
+	switch negotiate(r) {
+	case formatJSON:
+		return h.writeJSON(w, r, br.status, map[string]string{"error": br.reason})
+	case formatHTML:
+		return h.render(w, r, br.status, "error.html", pageData{Title: describe(br.status), Status: describe(br.status), Error: br.reason})
+	}
+	write(w, r, br.status, textPlain, []byte(br.reason+"\n"))
+	return nil
+}
+
+// internal logs an unexpected failure with its cause and answers 500
+// without it.
+func (h *Handler) internal(w http.ResponseWriter, r *http.Request, err error) error {
+	h.logger.Error("internal error", zap.String("path", r.URL.Path), zap.Error(err))
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("internal server error"))
+	}
+	write(w, r, http.StatusInternalServerError, textPlain, []byte("internal server error\n"))
+	return nil
+}
+
+// hasErrorRoutes reports whether the site has handle_errors routes that
+// will answer an error the handler returns; without them Caddy would
+// send the status with an empty body.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0
+}

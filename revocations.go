@@ -1,0 +1,266 @@
+package miniapp
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// Storage prefixes of the revocation list.
+const (
+	revokedPrefix = "miniapp/revoked"
+	signoutPrefix = "miniapp/signout"
+)
+
+// revocationPool shares one Revocations per storage across config
+// reloads, so a reload neither rereads the list nor drops a pending write.
+var revocationPool = caddy.NewUsagePool()
+
+// Revocations holds the revoked session IDs (until the session would have
+// expired) and each user's sign-out-everywhere counter. Memory answers
+// every request; Caddy's storage keeps the list across restarts and
+// shares it with the other instances, which reread it every sync period.
+type Revocations struct {
+	storage certmagic.Storage
+	logger  *zap.Logger
+	poolKey string
+
+	mu       sync.RWMutex
+	sessions map[[16]byte]time.Time
+	users    map[string]uint32
+	// pending holds storage writes that failed, by key, to be retried.
+	pending map[string][]byte
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// openRevocations returns the shared list for the storage, loading it
+// and starting its sync loop on first use.
+func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Duration, logger *zap.Logger) (*Revocations, error) {
+	key := fmt.Sprintf("%T:%v", storage, storage)
+	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		rv := &Revocations{
+			storage:  storage,
+			logger:   logger,
+			poolKey:  key,
+			sessions: make(map[[16]byte]time.Time),
+			users:    make(map[string]uint32),
+			pending:  make(map[string][]byte),
+			stop:     make(chan struct{}),
+			done:     make(chan struct{}),
+		}
+		ctx, cancel := context.WithTimeout(ctx, every)
+		defer cancel()
+		if err := rv.sync(ctx); err != nil {
+			// what storage has is read again at the next sync
+			logger.Error("reading revocations from storage", zap.Error(err))
+		}
+		go rv.loop(every)
+		return rv, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*Revocations), nil
+}
+
+// release gives back this handler's use of the shared list.
+func (rv *Revocations) release() error {
+	_, err := revocationPool.Delete(rv.poolKey)
+	return err
+}
+
+// Destruct stops the sync loop once no handler uses the list.
+func (rv *Revocations) Destruct() error {
+	close(rv.stop)
+	<-rv.done
+	return nil
+}
+
+func (rv *Revocations) loop(every time.Duration) {
+	defer close(rv.done)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-rv.stop:
+			return
+		case <-ticker.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			if err := rv.sync(ctx); err != nil {
+				rv.logger.Error("syncing revocations with storage", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// Revoked reports whether s was logged out, here or on another instance
+// (within one sync period), or belongs to a user who signed out everywhere.
+func (rv *Revocations) Revoked(s *Session) bool {
+	rv.mu.RLock()
+	_, revoked := rv.sessions[s.ID]
+	gen := rv.users[s.User]
+	rv.mu.RUnlock()
+	return revoked || s.Generation < gen
+}
+
+// Generation returns the user's current sign-out-everywhere counter.
+func (rv *Revocations) Generation(user string) uint32 {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	return rv.users[user]
+}
+
+// Revoke ends the session s. It takes effect here at once; the storage
+// write is retried until it succeeds.
+func (rv *Revocations) Revoke(ctx context.Context, s *Session) {
+	rv.mu.Lock()
+	rv.sessions[s.ID] = s.Expires
+	rv.mu.Unlock()
+	rv.write(ctx, revokedPrefix+"/"+hex.EncodeToString(s.ID[:]), strconv.FormatInt(s.Expires.Unix(), 10))
+}
+
+// RevokeAll ends every session of the user issued so far, on every
+// instance, by raising the user's counter above theirs.
+func (rv *Revocations) RevokeAll(ctx context.Context, user string) {
+	rv.mu.Lock()
+	rv.users[user]++
+	gen := rv.users[user]
+	rv.mu.Unlock()
+	rv.write(ctx, signoutKey(user), strconv.FormatUint(uint64(gen), 10))
+}
+
+func signoutKey(user string) string {
+	return signoutPrefix + "/" + base64.RawURLEncoding.EncodeToString([]byte(user))
+}
+
+// write stores one entry, or keeps it pending for the next sync when the
+// storage fails: a logout is never lost to a storage error.
+func (rv *Revocations) write(ctx context.Context, key, value string) {
+	if err := rv.storage.Store(ctx, key, []byte(value)); err != nil {
+		rv.logger.Error("storing revocation; will retry", zap.String("key", key), zap.Error(err))
+		rv.mu.Lock()
+		rv.pending[key] = []byte(value)
+		rv.mu.Unlock()
+	}
+}
+
+// sync retries pending writes, reads what other instances wrote, and
+// prunes expired revocations from memory and storage.
+func (rv *Revocations) sync(ctx context.Context) error {
+	rv.mu.Lock()
+	pending := rv.pending
+	rv.pending = make(map[string][]byte)
+	rv.mu.Unlock()
+	var errs []error
+	for key, value := range pending {
+		if err := rv.storage.Store(ctx, key, value); err != nil {
+			errs = append(errs, err)
+			rv.mu.Lock()
+			if _, newer := rv.pending[key]; !newer {
+				rv.pending[key] = value
+			}
+			rv.mu.Unlock()
+		}
+	}
+
+	now := clock.Now()
+	errs = append(errs, rv.syncRevoked(ctx, now))
+	errs = append(errs, rv.syncSignouts(ctx))
+	return errors.Join(errs...)
+}
+
+// syncRevoked loads the revoked sessions this instance does not know yet
+// and deletes the expired ones, from memory and storage.
+func (rv *Revocations) syncRevoked(ctx context.Context, now time.Time) error {
+	keys, err := rv.storage.List(ctx, revokedPrefix, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("listing %s: %v", revokedPrefix, err)
+	}
+	for _, key := range keys {
+		id, err := hex.DecodeString(key[strings.LastIndexByte(key, '/')+1:])
+		if err != nil || len(id) != 16 {
+			continue
+		}
+		rv.mu.RLock()
+		expires, known := rv.sessions[[16]byte(id)]
+		rv.mu.RUnlock()
+		if !known {
+			value, err := rv.storage.Load(ctx, key)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // pruned by another instance meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("loading %s: %v", key, err)
+			}
+			exp, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil {
+				continue
+			}
+			expires = time.Unix(exp, 0)
+		}
+		if expires.After(now) {
+			rv.mu.Lock()
+			rv.sessions[[16]byte(id)] = expires
+			rv.mu.Unlock()
+		} else if err := rv.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pruning %s: %v", key, err)
+		}
+	}
+	rv.mu.Lock()
+	for id, expires := range rv.sessions {
+		if !expires.After(now) {
+			delete(rv.sessions, id)
+		}
+	}
+	rv.mu.Unlock()
+	return nil
+}
+
+// syncSignouts reads every user's sign-out-everywhere counter; counters
+// only grow, so the highest value wins.
+func (rv *Revocations) syncSignouts(ctx context.Context) error {
+	keys, err := rv.storage.List(ctx, signoutPrefix, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("listing %s: %v", signoutPrefix, err)
+	}
+	for _, key := range keys {
+		user, err := base64.RawURLEncoding.DecodeString(key[strings.LastIndexByte(key, '/')+1:])
+		if err != nil {
+			continue
+		}
+		value, err := rv.storage.Load(ctx, key)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("loading %s: %v", key, err)
+		}
+		gen, err := strconv.ParseUint(string(value), 10, 32)
+		if err != nil {
+			continue
+		}
+		rv.mu.Lock()
+		if uint32(gen) > rv.users[string(user)] {
+			rv.users[string(user)] = uint32(gen)
+		}
+		rv.mu.Unlock()
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddy.Destructor = (*Revocations)(nil)

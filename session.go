@@ -1,0 +1,224 @@
+package miniapp
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+)
+
+// Session is what the cookie carries: who signed in, which session it
+// is, and its times (whole seconds).
+type Session struct {
+	// User is the name of the signed-in account.
+	User string
+	// ID identifies the session for revocation; random per login.
+	ID [16]byte
+	// Generation is the user's sign-out-everywhere counter at login.
+	Generation uint32
+	// Issued is when the user signed in.
+	Issued time.Time
+	// Expires is the absolute end of the session.
+	Expires time.Time
+	// LastSeen is when the cookie was last issued, for idle expiry.
+	LastSeen time.Time
+}
+
+const (
+	sessionVersion   = 1
+	sessionHeaderLen = 1 + 3*8 + 4 + 16
+	keyIDLen         = 4
+	minKeyLen        = 32
+	// maxCookieLen bounds the cookie we try to open; a real one is far
+	// smaller (a user name is at most maxFieldLen bytes).
+	maxCookieLen = 2048
+	keysStorage  = "miniapp/keys.json"
+)
+
+// Keyring holds the AEAD keys of the session cookie: the first seals,
+// all open.
+type Keyring struct {
+	keys []sealKey
+}
+
+type sealKey struct {
+	id   [keyIDLen]byte
+	aead cipher.AEAD
+}
+
+// newKeyring derives one AES-256-GCM key per secret. Each cookie names
+// its key by an ID derived from the secret, so opening tries one key.
+func newKeyring(secrets [][]byte) (*Keyring, error) {
+	kr := new(Keyring)
+	for _, secret := range secrets {
+		key, err := hkdf.Key(sha256.New, secret, nil, "miniapp session cookie v1", 32)
+		if err != nil {
+			return nil, err
+		}
+		id, err := hkdf.Key(sha256.New, secret, nil, "miniapp session key id v1", keyIDLen)
+		if err != nil {
+			return nil, err
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCMWithRandomNonce(block)
+		if err != nil {
+			return nil, err
+		}
+		kr.keys = append(kr.keys, sealKey{id: [keyIDLen]byte(id), aead: aead})
+	}
+	return kr, nil
+}
+
+// parseKeyring reads the configured secret_key values.
+func parseKeyring(values []string, repl *caddy.Replacer) (*Keyring, error) {
+	secrets := make([][]byte, 0, len(values))
+	for i, v := range values {
+		secret, err := decodeSecret(repl.ReplaceKnown(v, ""))
+		if err != nil {
+			return nil, fmt.Errorf("secret_key %d: %v", i+1, err)
+		}
+		secrets = append(secrets, secret)
+	}
+	return newKeyring(secrets)
+}
+
+// decodeSecret accepts standard or URL-safe base64, padded or not, of at
+// least minKeyLen bytes. The error never repeats the value.
+func decodeSecret(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) < minKeyLen {
+				return nil, fmt.Errorf("key is %d bytes, at least %d are required", len(b), minKeyLen)
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("key is not base64")
+}
+
+// storedKeys is the key set kept in Caddy's storage.
+type storedKeys struct {
+	Keys []string `json:"keys"`
+}
+
+// loadOrCreateKeyring loads the key set from storage, creating it under
+// the storage lock when absent, so that instances sharing the storage
+// agree on one key.
+func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage) (*Keyring, error) {
+	data, err := storage.Load(ctx, keysStorage)
+	if errors.Is(err, fs.ErrNotExist) {
+		data, err = createKeys(ctx, storage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var stored storedKeys
+	if err := json.Unmarshal(data, &stored); err != nil {
+		return nil, fmt.Errorf("%s: %v", keysStorage, err)
+	}
+	if len(stored.Keys) == 0 {
+		return nil, fmt.Errorf("%s holds no keys", keysStorage)
+	}
+	secrets := make([][]byte, 0, len(stored.Keys))
+	for _, k := range stored.Keys {
+		secret, err := decodeSecret(k)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", keysStorage, err)
+		}
+		secrets = append(secrets, secret)
+	}
+	return newKeyring(secrets)
+}
+
+func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
+	if err := storage.Lock(ctx, keysStorage); err != nil {
+		return nil, fmt.Errorf("locking %s: %v", keysStorage, err)
+	}
+	defer func() { _ = storage.Unlock(ctx, keysStorage) }()
+	// another instance may have created it while we waited for the lock
+	data, err := storage.Load(ctx, keysStorage)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return data, err
+	}
+	data, err = json.Marshal(storedKeys{Keys: []string{base64.RawURLEncoding.EncodeToString(randomBytes(32))}})
+	if err != nil {
+		return nil, err
+	}
+	if err := storage.Store(ctx, keysStorage, data); err != nil {
+		return nil, fmt.Errorf("storing %s: %v", keysStorage, err)
+	}
+	return data, nil
+}
+
+// Seal encodes s into a cookie value with the first key.
+func (kr *Keyring) Seal(s *Session, ad string) string {
+	plain := make([]byte, sessionHeaderLen, sessionHeaderLen+len(s.User))
+	plain[0] = sessionVersion
+	binary.BigEndian.PutUint64(plain[1:], uint64(s.Issued.Unix()))
+	binary.BigEndian.PutUint64(plain[9:], uint64(s.Expires.Unix()))
+	binary.BigEndian.PutUint64(plain[17:], uint64(s.LastSeen.Unix()))
+	binary.BigEndian.PutUint32(plain[25:], s.Generation)
+	copy(plain[29:], s.ID[:])
+	plain = append(plain, s.User...)
+
+	k := kr.keys[0]
+	sealed := k.aead.Seal(k.id[:], nil, plain, []byte(ad))
+	return base64.RawURLEncoding.EncodeToString(sealed)
+}
+
+// Open decodes a cookie value. Any value that was not sealed by one of
+// the keys with the same associated data, or is malformed, is an error;
+// expiry is the caller's to check.
+func (kr *Keyring) Open(value, ad string) (*Session, error) {
+	if len(value) > maxCookieLen {
+		return nil, errMalformed
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(raw) < keyIDLen {
+		return nil, errMalformed
+	}
+	for _, k := range kr.keys {
+		if [keyIDLen]byte(raw[:keyIDLen]) != k.id {
+			continue
+		}
+		plain, err := k.aead.Open(nil, nil, raw[keyIDLen:], []byte(ad))
+		if err != nil || len(plain) <= sessionHeaderLen || plain[0] != sessionVersion {
+			return nil, errMalformed
+		}
+		s := &Session{
+			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
+			Expires:    time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
+			LastSeen:   time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
+			Generation: binary.BigEndian.Uint32(plain[25:]),
+			ID:         [16]byte(plain[29:45]),
+			User:       string(plain[sessionHeaderLen:]),
+		}
+		return s, nil
+	}
+	return nil, errMalformed
+}
+
+var errMalformed = errors.New("malformed session cookie")
+
+// randomBytes returns n bytes from the system's secure random source.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails; crashes the program if the source does
+	return b
+}

@@ -1,0 +1,111 @@
+package miniapp
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// User is an account that may sign in: its name, its password hash and
+// the Caddy comparer for the hash's algorithm.
+type User struct {
+	Name     string
+	hash     []byte
+	comparer caddyauth.Comparer
+}
+
+// bcryptEncoding is bcrypt's own base64 alphabet, used to make fake hashes.
+var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
+
+// loadUsers builds the accounts from the config. It also returns a fake
+// user whose hash has the first account's algorithm and parameters, so
+// that checking an unknown name costs as much as a wrong password.
+func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*User, *User, error) {
+	if len(accounts) == 0 {
+		return nil, nil, errors.New("at least one user is required")
+	}
+	users := make(map[string]*User, len(accounts))
+	for i, acct := range accounts {
+		name := repl.ReplaceKnown(acct.Username, "")
+		hash := repl.ReplaceKnown(acct.Password, "")
+		if name == "" || hash == "" {
+			return nil, nil, fmt.Errorf("user %d: name and password hash are required", i)
+		}
+		if err := checkName(name); err != nil {
+			return nil, nil, fmt.Errorf("user %q: %v", name, err)
+		}
+		if _, dup := users[name]; dup {
+			return nil, nil, fmt.Errorf("duplicate user %q", name)
+		}
+		cmp, err := comparerFor(hash)
+		if err != nil {
+			return nil, nil, fmt.Errorf("user %q: %v", name, err)
+		}
+		users[name] = &User{Name: name, hash: []byte(hash), comparer: cmp}
+	}
+	first := users[repl.ReplaceKnown(accounts[0].Username, "")]
+	fake, err := fakeHashLike(string(first.hash))
+	if err != nil {
+		return nil, nil, fmt.Errorf("making the fake hash: %v", err)
+	}
+	return users, &User{hash: fake, comparer: first.comparer}, nil
+}
+
+// comparerFor checks that hash parses and returns Caddy's comparer for
+// the algorithm the hash names.
+func comparerFor(hash string) (caddyauth.Comparer, error) {
+	var algorithm string
+	switch {
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("password hash is not valid bcrypt: %v", err)
+		}
+		algorithm = "bcrypt"
+	case strings.HasPrefix(hash, "$argon2id$"):
+		if _, _, err := caddyauth.DecodeHash([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("password hash is not valid argon2id: %v", err)
+		}
+		algorithm = "argon2id"
+	default:
+		return nil, errors.New("password hash must be bcrypt ($2a$...) or argon2id ($argon2id$...), as printed by caddy hash-password")
+	}
+	info, err := caddy.GetModule("http.authentication.hashes." + algorithm)
+	if err != nil {
+		return nil, err
+	}
+	return info.New().(caddyauth.Comparer), nil
+}
+
+// fakeHashLike returns a hash with the same algorithm and parameters as
+// hash but a random salt and digest, so that no password matches it.
+func fakeHashLike(hash string) ([]byte, error) {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		parts := strings.Split(hash, "$")
+		for _, i := range []int{4, 5} {
+			raw, err := base64.RawStdEncoding.DecodeString(parts[i])
+			if err != nil {
+				return nil, err
+			}
+			parts[i] = base64.RawStdEncoding.EncodeToString(randomBytes(len(raw)))
+		}
+		return []byte(strings.Join(parts, "$")), nil
+	}
+	// bcrypt: "$2a$" cost "$" then 22 characters of salt and 31 of digest
+	const prefixLen = 7
+	salt := bcryptEncoding.EncodeToString(randomBytes(16))
+	digest := bcryptEncoding.EncodeToString(randomBytes(23))
+	return []byte(hash[:prefixLen] + salt + digest), nil
+}
+
+// checkName rejects user names that cannot be shown or logged safely.
+func checkName(name string) error {
+	if len(name) > maxFieldLen {
+		return fmt.Errorf("longer than %d bytes", maxFieldLen)
+	}
+	return checkText(name)
+}
