@@ -78,7 +78,7 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request) error {
 				Name string `json:"name"`
 			}
 			err = decodeJSON(body, &in)
-			fromBody, asJSON = in.Name, true
+			fromBody = in.Name
 		}
 		if err != nil {
 			return err
@@ -156,7 +156,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err := checkText(in.Username); err != nil {
 		return err
 	}
-	asJSON := kind == bodyJSON || negotiate(r) == formatJSON
+	asJSON := negotiate(r) == formatJSON
 	ip := clientIP(r)
 
 	user, reason, err := h.authenticate(in.Username, in.Password)

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/certmagic"
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 )
@@ -89,7 +90,13 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision fills in defaults, loads the accounts and the keys, and
 // attaches the revocation list kept in Caddy's storage.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+	return h.provision(ctx, ctx.Storage(), ctx.Logger())
+}
+
+// provision is Provision with the storage and logger given, as tests
+// give their own.
+func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger) error {
+	h.logger = logger
 	if h.SessionLifetime == 0 {
 		h.SessionLifetime = caddy.Duration(defaultSessionLifetime)
 	}
@@ -111,7 +118,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.users, h.fakeUser = users, fake
 
-	storage := ctx.Storage()
 	if len(h.SecretKeys) > 0 {
 		h.keys, err = parseKeyring(h.SecretKeys, repl)
 	} else {

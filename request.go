@@ -106,13 +106,12 @@ const (
 // readBody reads a POST body of at most limit bytes and tells its kind
 // from the Content-Type. An empty body without a Content-Type is none.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) (bodyKind, []byte, error) {
-	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
-	ct = strings.TrimSpace(ct)
+	ct := r.Header.Get("Content-Type")
 	var kind bodyKind
 	switch {
-	case strings.EqualFold(ct, "application/x-www-form-urlencoded"):
+	case mediaTypeIs(ct, "application/x-www-form-urlencoded"):
 		kind = bodyForm
-	case strings.EqualFold(ct, "application/json"):
+	case isJSON(ct):
 		kind = bodyJSON
 	case ct == "" && r.ContentLength == 0:
 		return bodyNone, nil, nil
@@ -130,6 +129,17 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (bodyKind, []
 		return kind, nil, reject(http.StatusBadRequest, "could not read request body")
 	}
 	return kind, body, nil
+}
+
+// mediaTypeIs reports whether a Content-Type header names mediaType,
+// whatever its parameters.
+func mediaTypeIs(header, mediaType string) bool {
+	mt, _, _ := strings.Cut(header, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), mediaType)
+}
+
+func isJSON(contentType string) bool {
+	return mediaTypeIs(contentType, "application/json")
 }
 
 // decodeJSON reads a JSON object of string fields into v, refusing
@@ -151,7 +161,8 @@ const (
 )
 
 // negotiate picks JSON or HTML when the Accept header asks for it at
-// least as much as for the other, and plain text otherwise.
+// least as much as for the other; JSON for a client that sent JSON and
+// named neither; plain text otherwise.
 func negotiate(r *http.Request) format {
 	qJSON, qHTML := 0.0, 0.0
 	for _, accept := range r.Header.Values("Accept") {
@@ -173,6 +184,8 @@ func negotiate(r *http.Request) format {
 		return formatJSON
 	case qHTML > 0:
 		return formatHTML
+	case isJSON(r.Header.Get("Content-Type")):
+		return formatJSON
 	}
 	return formatText
 }

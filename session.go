@@ -100,6 +100,9 @@ func parseKeyring(values []string, repl *caddy.Replacer) (*Keyring, error) {
 // decodeSecret accepts standard or URL-safe base64, padded or not, of at
 // least minKeyLen bytes. The error never repeats the value.
 func decodeSecret(s string) ([]byte, error) {
+	if s == "" {
+		return nil, errors.New("key is empty (is its environment variable set?)")
+	}
 	s = strings.TrimRight(s, "=")
 	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {

@@ -1,0 +1,177 @@
+package miniapp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Test accounts: ada has a bcrypt hash, grace an argon2id one, both with
+// cheap parameters so the tests run fast.
+const (
+	adaPassword   = "lovelace-1815"
+	gracePassword = "hopper-1906"
+)
+
+var (
+	adaHash   = mustBcrypt(adaPassword)
+	graceHash = argon2idHash(gracePassword)
+	testKey   = base64.StdEncoding.EncodeToString(randomBytes(32))
+)
+
+func mustBcrypt(password string) string {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return string(h)
+}
+
+func argon2idHash(password string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, 1, 1024, 1, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=1024,t=1,p=1$%s$%s", argon2.Version,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
+}
+
+func testAccounts() []caddyauth.Account {
+	return []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: graceHash}}
+}
+
+// testApp is a provisioned handler on its own storage, with its log.
+type testApp struct {
+	t       testing.TB
+	h       *Handler
+	logs    *observer.ObservedLogs
+	storage certmagic.Storage
+}
+
+// newApp provisions a handler with the test accounts and key; change
+// adjusts the config first. storageDir may be shared between apps.
+func newApp(t testing.TB, storageDir string, change func(*Handler)) *testApp {
+	t.Helper()
+	h := &Handler{Accounts: testAccounts(), SecretKeys: []string{testKey}}
+	if change != nil {
+		change(h)
+	}
+	if storageDir == "" {
+		storageDir = t.TempDir()
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	storage := &certmagic.FileStorage{Path: storageDir}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.provision(ctx, storage, zap.New(core)); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return &testApp{t: t, h: h, logs: logs, storage: storage}
+}
+
+// nextHandler stands for file_server: it answers 299 so a test can tell
+// that the request was passed on.
+var nextHandler = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	w.WriteHeader(299)
+	return nil
+})
+
+// request describes one request to the handler.
+type request struct {
+	method, target, body, contentType, accept string
+	cookie                                    *http.Cookie
+	https                                     bool
+	header                                    map[string]string
+}
+
+// do sends the request through ServeHTTP the way Caddy would, with a
+// replacer and vars in its context, and returns the recorded response.
+// An error the handler returns is turned into its status, as Caddy does.
+func (a *testApp) do(req request) *httptest.ResponseRecorder {
+	a.t.Helper()
+	if req.method == "" {
+		req.method = http.MethodGet
+	}
+	r := httptest.NewRequest(req.method, req.target, strings.NewReader(req.body))
+	if req.https {
+		r = httptest.NewRequest(req.method, "https://example.com"+req.target, strings.NewReader(req.body))
+	}
+	if req.contentType != "" {
+		r.Header.Set("Content-Type", req.contentType)
+	}
+	if req.accept != "" {
+		r.Header.Set("Accept", req.accept)
+	}
+	for k, v := range req.header {
+		r.Header.Set(k, v)
+	}
+	if req.cookie != nil {
+		r.AddCookie(req.cookie)
+	}
+	r = withCaddyContext(r, false)
+	w := httptest.NewRecorder()
+	if err := a.h.ServeHTTP(w, r, nextHandler); err != nil {
+		a.t.Fatalf("%s %s: handler returned error %v without handle_errors routes", req.method, req.target, err)
+	}
+	return w
+}
+
+// withCaddyContext adds what Caddy's server puts in a request context;
+// errorRoutes says whether the site has handle_errors routes.
+func withCaddyContext(r *http.Request, errorRoutes bool) *http.Request {
+	repl := caddy.NewReplacer()
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.7"})
+	srv := &caddyhttp.Server{}
+	if errorRoutes {
+		srv.Errors = &caddyhttp.HTTPErrorConfig{Routes: caddyhttp.RouteList{{}}}
+	}
+	ctx = context.WithValue(ctx, caddyhttp.ServerCtxKey, srv)
+	return r.WithContext(ctx)
+}
+
+// login signs in and returns the session cookie.
+func (a *testApp) login(user, password string, https bool) *http.Cookie {
+	a.t.Helper()
+	w := a.do(request{method: "POST", target: "/login", https: https,
+		contentType: "application/x-www-form-urlencoded",
+		body:        "username=" + user + "&password=" + password})
+	if w.Code != http.StatusSeeOther {
+		a.t.Fatalf("login %s: status %d, body %q", user, w.Code, w.Body.String())
+	}
+	return sessionCookie(a.t, w)
+}
+
+// sessionCookie is the one cookie a response sets.
+func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) *http.Cookie {
+	t.Helper()
+	cookies := w.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("want one Set-Cookie, got %d: %v", len(cookies), w.Header().Values("Set-Cookie"))
+	}
+	return cookies[0]
+}
+
+// advance moves the module's clock forward for the rest of the test.
+func advance(t testing.TB, d time.Duration) {
+	clock.offset.Add(int64(d))
+	t.Cleanup(func() { clock.offset.Add(-int64(d)) })
+}
