@@ -134,10 +134,19 @@ func (h *Handler) internal(w http.ResponseWriter, r *http.Request, err error) er
 	return nil
 }
 
-// hasErrorRoutes reports whether the site has handle_errors routes that
-// will answer an error the handler returns; without them Caddy would
-// send the status with an empty body.
+// hasErrorRoutes reports whether a handle_errors route of the server
+// matches the request and will answer an error the handler returns;
+// without one Caddy would send the status with an empty body. The
+// server's error routes may belong to other sites, hence the match.
 func hasErrorRoutes(r *http.Request) bool {
 	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	return ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0
+	if !ok || srv == nil || srv.Errors == nil {
+		return false
+	}
+	for _, route := range srv.Errors.Routes {
+		if match, err := route.MatcherSets.AnyMatchWithError(r); match && err == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,357 @@
+package miniapp
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// The integration tests run one real Caddy in this process (caddytest),
+// one test after another, on these ports.
+const (
+	httpPort  = 9080
+	httpsPort = 9443
+)
+
+var (
+	httpBase  = fmt.Sprintf("http://localhost:%d", httpPort)
+	httpsBase = fmt.Sprintf("https://localhost:%d", httpsPort)
+)
+
+// site is a running Caddy with the example's shape: log, encode, miniapp,
+// file_server; plus a second site whose errors go to handle_errors.
+type site struct {
+	t       *testing.T
+	tester  *caddytest.Tester
+	config  string
+	logFile string
+}
+
+// startCaddy loads the test Caddyfile; extra goes into the miniapp block.
+// storageDir is Caddy's storage, shared between restarts of one test.
+func startCaddy(t *testing.T, storageDir, extra string) *site {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs a real Caddy")
+	}
+	public, err := filepath.Abs("public")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	config := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port %d
+	https_port %d
+	skip_install_trust
+	storage file_system %s
+}
+localhost, http://localhost {
+	log {
+		output file %s
+	}
+	encode gzip
+	miniapp {
+		user ada %s
+		user grace %s
+		%s
+	}
+	root * %s
+	file_server
+}
+http://errors.localhost {
+	miniapp {
+		user ada %s
+	}
+	handle_errors {
+		respond "styled {err.status_code}: {err.message}"
+	}
+}
+`, httpPort, httpsPort, storageDir, logFile, adaHash, graceHash, extra, public, adaHash)
+	tester := caddytest.NewTester(t)
+	tester.InitServer(config, "caddyfile")
+	s := &site{t: t, tester: tester, config: config, logFile: logFile}
+	s.waitHTTPS()
+	return s
+}
+
+// waitHTTPS waits until the internal CA has issued the site certificate.
+func (s *site) waitHTTPS() {
+	client := s.client()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.Get(httpsBase + "/hello")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("HTTPS not ready: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// client is an HTTP client with its own cookie jar that does not follow
+// redirects, so each step of a flow is seen.
+func (s *site) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Transport:     caddytest.CreateTestingTransport(),
+		Jar:           jar,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// call sends one request and returns the response with its body read.
+func call(t *testing.T, c *http.Client, method, target, body string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", form)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+		}
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, target, err)
+	}
+	return resp, string(b)
+}
+
+func TestCaddyRoutes(t *testing.T) {
+	s := startCaddy(t, t.TempDir(), "")
+	c := s.client()
+	for _, base := range []string{httpBase, httpsBase} {
+		if resp, body := call(t, c, "GET", base+"/hello?name=World", ""); resp.StatusCode != 200 || body != "Hello, World!" {
+			t.Errorf("%s/hello: %d %q", base, resp.StatusCode, body)
+		}
+		resp, body := call(t, c, "GET", base+"/hello?name=Ada", "", "Accept", "application/json")
+		if body != `{"message":"Hello, Ada!"}` || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s/hello JSON: %q", base, body)
+		}
+		if resp, body := call(t, c, "GET", base+"/", ""); resp.StatusCode != 200 || !strings.Contains(body, `href="/login"`) {
+			t.Errorf("%s/ not served by file_server: %d", base, resp.StatusCode)
+		}
+		if resp, _ := call(t, c, "GET", base+"/style.css", ""); resp.StatusCode != 200 {
+			t.Errorf("%s/style.css: %d", base, resp.StatusCode)
+		}
+		for _, path := range []string{"/nope", "/hello/", "/HELLO"} {
+			if resp, _ := call(t, c, "GET", base+path, ""); resp.StatusCode != 404 {
+				t.Errorf("%s%s: %d, want 404 from file_server", base, path, resp.StatusCode)
+			}
+		}
+		if resp, body := call(t, c, "GET", base+"/hello?name=%zz", ""); resp.StatusCode != 400 || body != "invalid percent-encoding in parameters\n" {
+			t.Errorf("%s bad query: %d %q", base, resp.StatusCode, body)
+		}
+	}
+
+	// the transport leaves a response compressed when we ask ourselves
+	resp, body := call(t, c, "GET", httpsBase+"/login", "", "Accept-Encoding", "gzip", "Accept", "text/html")
+	if resp.Header.Get("Content-Encoding") != "gzip" || !strings.HasPrefix(body, "\x1f\x8b") {
+		t.Errorf("login page not gzipped: %q", resp.Header.Get("Content-Encoding"))
+	}
+
+	call(t, c, "GET", httpBase+"/hello?name=LogLine", "")
+	if !s.accessLogHas("/hello?name=LogLine") {
+		t.Error("no access log line with the path, status and a duration")
+	}
+}
+
+// accessLogHas waits for an access log line for uri with a status and a
+// positive duration.
+func (s *site) accessLogHas(uri string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f, err := os.Open(s.logFile)
+		if err == nil {
+			scanner := bufio.NewScanner(f)
+			for scanner.Scan() {
+				var entry struct {
+					Request struct {
+						URI string `json:"uri"`
+					} `json:"request"`
+					Duration float64 `json:"duration"`
+					Status   int     `json:"status"`
+				}
+				if json.Unmarshal(scanner.Bytes(), &entry) == nil && entry.Request.URI == uri && entry.Duration > 0 && entry.Status == 200 {
+					f.Close()
+					return true
+				}
+			}
+			f.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func TestCaddyHandleErrors(t *testing.T) {
+	s := startCaddy(t, t.TempDir(), "")
+	c := s.client()
+	resp, body := call(t, c, "GET", "http://errors.localhost:9080/hello?name=%zz", "", "Host", "errors.localhost")
+	if resp.StatusCode != 400 || body != "styled 400: invalid percent-encoding in parameters" {
+		t.Errorf("handle_errors did not restyle: %d %q", resp.StatusCode, body)
+	}
+	resp, body = call(t, c, "GET", "http://errors.localhost:9080/logout", "", "Host", "errors.localhost")
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || !strings.HasPrefix(body, "styled 405") {
+		t.Errorf("405 through handle_errors: %d %q %q", resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+}
+
+func TestCaddyLoginFlow(t *testing.T) {
+	s := startCaddy(t, t.TempDir(), "session_lifetime 1h")
+	c := s.client()
+
+	resp, body := call(t, c, "GET", httpsBase+"/profile", "", "Accept", "text/html")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/login?next=%2Fprofile" {
+		t.Fatalf("profile without session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := call(t, c, "GET", httpsBase+"/profile", ""); resp.StatusCode != 401 {
+		t.Fatalf("profile without session for curl: %d", resp.StatusCode)
+	}
+
+	resp, body = call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "Accept", "text/html")
+	if resp.StatusCode != 401 || !strings.Contains(body, "invalid username or password") {
+		t.Fatalf("wrong password: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword+"&next=%2Fprofile")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/profile" {
+		t.Fatalf("login: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	cookie := resp.Header.Get("Set-Cookie")
+	for _, flag := range []string{"__Host-miniapp_session=", "Path=/", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(cookie, flag) {
+			t.Errorf("Set-Cookie %q lacks %s", cookie, flag)
+		}
+	}
+	resp, body = call(t, c, "GET", httpsBase+"/profile", "", "Accept", "application/json")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"username":"ada"`) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("profile: %d %q", resp.StatusCode, body)
+	}
+
+	u, _ := url.Parse(httpsBase)
+	stolen := c.Jar.Cookies(u)[0]
+
+	// a tampered cookie is no session
+	tampered := *stolen
+	tampered.Value = stolen.Value[:10] + flipChar(stolen.Value[10]) + stolen.Value[11:]
+	if resp, _ := call(t, c, "GET", httpsBase+"/profile", "", "Cookie", tampered.Name+"="+tampered.Value); resp.StatusCode != 401 {
+		t.Errorf("tampered cookie: %d", resp.StatusCode)
+	}
+
+	// a cross-site logout is refused and the session stays
+	if resp, _ := call(t, c, "POST", httpsBase+"/logout", "", "Sec-Fetch-Site", "cross-site"); resp.StatusCode != 403 {
+		t.Errorf("cross-site logout: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, c, "POST", httpsBase+"/logout", "")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/login" || !strings.Contains(resp.Header.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("logout: %d %q", resp.StatusCode, resp.Header.Get("Set-Cookie"))
+	}
+	if resp, _ := call(t, c, "GET", httpsBase+"/profile", "", "Cookie", stolen.Name+"="+stolen.Value); resp.StatusCode != 401 {
+		t.Errorf("replayed cookie after logout: %d", resp.StatusCode)
+	}
+
+	// expiry, with the module's clock moved past the lifetime
+	resp, _ = call(t, c, "POST", httpsBase+"/login", "username=grace&password="+gracePassword)
+	if resp.StatusCode != 303 {
+		t.Fatalf("login grace: %d", resp.StatusCode)
+	}
+	advance(t, time.Hour+time.Second)
+	if resp, _ := call(t, c, "GET", httpsBase+"/profile", ""); resp.StatusCode != 401 {
+		t.Errorf("expired session: %d", resp.StatusCode)
+	}
+}
+
+func flipChar(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+func TestCaddyNextAndCrossSite(t *testing.T) {
+	startCaddy(t, t.TempDir(), "")
+	s := &site{t: t}
+	for next, want := range map[string]string{
+		"/docs?page=2":         "/docs?page=2",
+		"//evil.example":       "/profile",
+		"/\\evil.example":      "/profile",
+		"https://evil.example": "/profile",
+		"/%2F%2Fevil.example":  "/profile",
+		"javascript:alert(1)":  "/profile",
+	} {
+		c := s.client()
+		resp, _ := call(t, c, "POST", httpsBase+"/login?next="+url.QueryEscape(next), "username=ada&password="+adaPassword)
+		if resp.StatusCode != 303 || resp.Header.Get("Location") != want {
+			t.Errorf("next %q: %d %q, want %q", next, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+	c := s.client()
+	for _, hdr := range [][]string{{"Sec-Fetch-Site", "cross-site"}, {"Origin", "https://evil.example"}} {
+		for _, path := range []string{"/login", "/logout", "/hello"} {
+			resp, _ := call(t, c, "POST", httpsBase+path, "username=ada&password="+adaPassword, hdr...)
+			if resp.StatusCode != 403 {
+				t.Errorf("cross-site POST %s (%v): %d", path, hdr, resp.StatusCode)
+			}
+		}
+	}
+}
+
+// TestCaddyRestart stops the HTTP app and starts it again on the same
+// storage: the generated key and the revocations come back from storage.
+func TestCaddyRestart(t *testing.T) {
+	storage := t.TempDir()
+	s := startCaddy(t, storage, "")
+	c := s.client()
+	loggedOut := s.client()
+	for _, cl := range []*http.Client{c, loggedOut} {
+		if resp, _ := call(t, cl, "POST", httpsBase+"/login", "username=ada&password="+adaPassword); resp.StatusCode != 303 {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+	}
+	u, _ := url.Parse(httpsBase)
+	old := loggedOut.Jar.Cookies(u)[0]
+	call(t, loggedOut, "POST", httpsBase+"/logout", "")
+
+	s.tester.InitServer(`{
+	admin localhost:2999
+}`, "caddyfile")
+	if _, err := c.Get(httpsBase + "/hello"); err == nil {
+		t.Fatal("Caddy still serving after stop")
+	}
+	startCaddy(t, storage, "")
+
+	if resp, body := call(t, c, "GET", httpsBase+"/profile", "", "Accept", "application/json"); resp.StatusCode != 200 || !strings.Contains(body, `"ada"`) {
+		t.Errorf("session lost across restart: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := call(t, loggedOut, "GET", httpsBase+"/profile", "", "Cookie", old.Name+"="+old.Value); resp.StatusCode != 401 {
+		t.Errorf("logout undone by restart: %d", resp.StatusCode)
+	}
+}
