@@ -19,8 +19,8 @@ func (h *Handler) cookieName(r *http.Request) string {
 }
 
 // session returns the request's valid session, or nil: a cookie that is
-// missing, forged, altered, expired, revoked or of a removed user is no
-// session at all.
+// missing, forged, altered, expired (absolutely or idle), revoked or of a
+// removed user is no session at all. Each refused cookie is counted.
 func (h *Handler) session(r *http.Request) *Session {
 	c, err := r.Cookie(h.cookieName(r))
 	if err != nil {
@@ -28,18 +28,32 @@ func (h *Handler) session(r *http.Request) *Session {
 	}
 	s, err := h.keys.Open(c.Value, h.CookieName)
 	if err != nil {
+		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
 	}
-	if !clock.Now().Before(s.Expires) {
+	now := clock.Now()
+	if !now.Before(s.Expires) || now.Sub(s.LastSeen) > time.Duration(h.IdleTimeout) {
+		metrics.rejections.WithLabelValues("expired").Inc()
 		return nil
 	}
-	if h.store.Revoked(s) {
-		return nil
-	}
-	if _, ok := h.users[s.User]; !ok {
+	if _, known := h.users[s.User]; !known || h.store.Revoked(s) {
+		metrics.rejections.WithLabelValues("revoked").Inc()
 		return nil
 	}
 	return s
+}
+
+// renew sends the cookie again with a new time of last use once less
+// than half of the idle window is left, so an active session does not
+// lapse; its absolute expiry stays.
+func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *Session) {
+	now := clock.Now().Truncate(time.Second)
+	if now.Sub(s.LastSeen) < time.Duration(h.IdleTimeout)/2 {
+		return
+	}
+	renewed := *s
+	renewed.LastSeen = now
+	h.setCookie(w, r, &renewed)
 }
 
 // newSession starts a session for user with a fresh random ID, so a

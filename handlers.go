@@ -1,18 +1,34 @@
 package miniapp
 
 import (
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
 
-// ServeHTTP reads the session once, answers the module's own routes
-// (matched on the exact path) and passes every other request on.
+// ServeHTTP reads the session once and sets the user placeholders,
+// answers the module's own routes (matched on the exact path), guards
+// the protected paths and passes every other request on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	sess := h.session(r)
+	user := ""
+	if sess != nil {
+		user = sess.User
+		if r.URL.Path != "/logout" {
+			h.renew(w, r, sess)
+		}
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.miniapp.user", user)
+		// Caddy's access log shows this one as user_id
+		repl.Set("http.auth.user.id", user)
+	}
 	var err error
 	switch r.URL.Path {
 	case "/hello":
@@ -24,6 +40,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case "/logout":
 		err = h.logout(w, r, sess)
 	default:
+		if sess == nil && len(h.protected) > 0 && h.protected.Match(r) {
+			err = h.signInFirst(w, r)
+			break
+		}
 		return next.ServeHTTP(w, r)
 	}
 	if err != nil {
@@ -158,12 +178,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	asJSON := negotiate(r) == formatJSON
 	ip := clientIP(r)
+	if wait := h.throttle.Wait(ip, clock.Now()); wait > 0 {
+		metrics.logins.WithLabelValues("throttled").Inc()
+		h.logger.Warn("login throttled", zap.String("user", in.Username), zap.String("client_ip", ip))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return reject(http.StatusTooManyRequests, "too many failed logins; try again later")
+	}
 
 	user, reason, err := h.authenticate(in.Username, in.Password)
 	if err != nil {
 		return err
 	}
 	if user == nil {
+		h.throttle.Fail(ip, clock.Now())
+		metrics.logins.WithLabelValues("failure").Inc()
 		h.logger.Warn("login failed", zap.String("user", in.Username), zap.String("client_ip", ip), zap.String("reason", reason))
 		const msg = "invalid username or password"
 		if asJSON {
@@ -177,6 +205,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 
 	sess := h.newSession(user.Name)
 	h.setCookie(w, r, sess)
+	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("login", zap.String("user", user.Name), zap.String("client_ip", ip))
 	w.Header().Set("Cache-Control", "no-store")
 	if asJSON {
@@ -281,6 +310,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, sess *Session) 
 		if all == "1" {
 			h.store.RevokeAll(r.Context(), sess.User)
 		}
+		metrics.logouts.Inc()
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", all == "1"))
 	}
 	h.clearCookie(w, r)

@@ -4,8 +4,10 @@
 package miniapp
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -30,6 +32,9 @@ const (
 	defaultSessionLifetime = 12 * time.Hour
 	defaultCookieName      = "miniapp_session"
 	defaultRevocationSync  = 10 * time.Second
+	defaultIdleTimeout     = time.Hour
+	defaultLoginFailures   = 5
+	defaultLoginWindow     = time.Minute
 )
 
 // Handler serves the miniapp routes (/hello, /login, /profile, /logout)
@@ -65,18 +70,47 @@ type Handler struct {
 	// (64KiB).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
+	// How long a session may go unused before it ends. The time of last
+	// use travels in the cookie, which is sent again with a new time once
+	// less than half of this window is left (never past the session's
+	// absolute expiry). Default: 1h.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// Failed logins allowed per client IP (Caddy's client IP, which honours
+	// trusted_proxies; IPv6 clients are counted by /64) within a window.
+	// Once reached, every login attempt from that client, a right
+	// password included, is answered 429 with Retry-After until the window
+	// that began with its first failure has passed. Default: 5 in 1m.
+	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
+
+	// Path patterns, with the meaning of Caddy's path matcher, that need a
+	// session. Without one, a browser is sent to the login page (and back
+	// afterwards) and other clients get 401; with one, the request goes on
+	// to the next handler. The module's own routes are not affected.
+	Protect []string `json:"protect,omitempty"`
+
 	// How often the list of revoked sessions is reread from Caddy's
 	// storage. A logout on one instance is in force on every other
 	// instance that shares the storage within this interval; until then
 	// the old cookie may still be accepted there. Default: 10s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
 
-	users    map[string]*User
-	fakeUser *User
-	keys     *Keyring
-	store    *Revocations
-	csrf     *http.CrossOriginProtection
-	logger   *zap.Logger
+	users     map[string]*User
+	fakeUser  *User
+	keys      *Keyring
+	store     *Revocations
+	throttle  *Throttle
+	protected caddyhttp.MatchPath
+	csrf      *http.CrossOriginProtection
+	logger    *zap.Logger
+}
+
+// LoginLimit is how many failed logins a client may make in a window.
+type LoginLimit struct {
+	// Failed attempts allowed in the window. Default: 5.
+	Failures int `json:"failures,omitempty"`
+	// The window, counted from the client's first failure. Default: 1m.
+	Window caddy.Duration `json:"window,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -103,6 +137,18 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if h.CookieName == "" {
 		h.CookieName = defaultCookieName
 	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = caddy.Duration(defaultIdleTimeout)
+	}
+	if h.LoginLimit == nil {
+		h.LoginLimit = new(LoginLimit)
+	}
+	if h.LoginLimit.Failures == 0 {
+		h.LoginLimit.Failures = defaultLoginFailures
+	}
+	if h.LoginLimit.Window == 0 {
+		h.LoginLimit.Window = caddy.Duration(defaultLoginWindow)
+	}
 	if h.RevocationSync == 0 {
 		h.RevocationSync = caddy.Duration(defaultRevocationSync)
 	}
@@ -127,6 +173,17 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 		return fmt.Errorf("loading key set: %v", err)
 	}
 
+	h.protected = caddyhttp.MatchPath(h.Protect)
+	if err := h.protected.Provision(ctx); err != nil {
+		return fmt.Errorf("protect: %v", err)
+	}
+	if err := metrics.register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	h.throttle, err = openThrottle(h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
+	if err != nil {
+		return err
+	}
 	h.store, err = openRevocations(ctx, storage, time.Duration(h.RevocationSync), h.logger)
 	if err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
@@ -138,6 +195,12 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 func (h *Handler) Validate() error {
 	if time.Duration(h.SessionLifetime) <= 0 {
 		return fmt.Errorf("session_lifetime must be positive, got %v", time.Duration(h.SessionLifetime))
+	}
+	if time.Duration(h.IdleTimeout) <= 0 {
+		return fmt.Errorf("idle_timeout must be positive, got %v", time.Duration(h.IdleTimeout))
+	}
+	if h.LoginLimit.Failures < 1 || time.Duration(h.LoginLimit.Window) <= 0 {
+		return fmt.Errorf("login_limit must be a positive count and window, got %d %v", h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
 	}
 	if time.Duration(h.RevocationSync) <= 0 {
 		return fmt.Errorf("revocation_sync must be positive, got %v", time.Duration(h.RevocationSync))
@@ -154,10 +217,14 @@ func (h *Handler) Validate() error {
 // Cleanup releases the shared revocation list; it copes with a handler
 // whose Provision failed half way.
 func (h *Handler) Cleanup() error {
-	if h.store != nil {
-		return h.store.release()
+	var errs []error
+	if h.throttle != nil {
+		errs = append(errs, h.throttle.release())
 	}
-	return nil
+	if h.store != nil {
+		errs = append(errs, h.store.release())
+	}
+	return errors.Join(errs...)
 }
 
 // validCookieName reports whether name is a cookie-name token (RFC 6265).
@@ -190,11 +257,14 @@ func isSeparator(c byte) bool {
 //	    session_lifetime <duration>
 //	    cookie_name <name>
 //	    max_body_size <size>
+//	    idle_timeout <duration>
+//	    login_limit <failures> <window>
+//	    protect <path patterns...>
 //	    revocation_sync <duration>
 //	}
 //
-// `user` and `secret_key` may be repeated; every other subdirective may
-// appear once.
+// `user`, `secret_key` and `protect` may be repeated; every other
+// subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -203,7 +273,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if sub != "user" && sub != "secret_key" {
+		if sub != "user" && sub != "secret_key" && sub != "protect" {
 			if seen[sub] {
 				return d.Errf("duplicate subdirective %s", sub)
 			}
@@ -228,6 +298,32 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.SessionLifetime = dur
+		case "idle_timeout":
+			dur, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.IdleTimeout = dur
+		case "login_limit":
+			var count, window string
+			if !d.Args(&count, &window) || d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(count)
+			if err != nil || n < 1 {
+				return d.Errf("login_limit: failures must be a positive number, got %q", count)
+			}
+			dur, err := caddy.ParseDuration(window)
+			if err != nil || dur <= 0 {
+				return d.Errf("login_limit: window must be a positive duration, got %q", window)
+			}
+			h.LoginLimit = &LoginLimit{Failures: n, Window: caddy.Duration(dur)}
+		case "protect":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Protect = append(h.Protect, d.Val())
+			h.Protect = append(h.Protect, d.RemainingArgs()...)
 		case "revocation_sync":
 			dur, err := durationArg(d)
 			if err != nil {

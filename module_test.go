@@ -24,6 +24,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		cookie_name sid
 		max_body_size 1MiB
 		revocation_sync 3s
+		idle_timeout 20m
+		login_limit 3 30s
+		protect /private/* /docs/*.pdf
+		protect /report
 	}`
 	var h Handler
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
@@ -31,7 +35,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	if len(h.Accounts) != 2 || h.Accounts[1].Username != "grace" || len(h.SecretKeys) != 2 ||
 		time.Duration(h.SessionLifetime) != 2*time.Hour || h.CookieName != "sid" || h.MaxBodySize != 1<<20 ||
-		time.Duration(h.RevocationSync) != 3*time.Second {
+		time.Duration(h.RevocationSync) != 3*time.Second || time.Duration(h.IdleTimeout) != 20*time.Minute ||
+		h.LoginLimit.Failures != 3 || time.Duration(h.LoginLimit.Window) != 30*time.Second ||
+		strings.Join(h.Protect, " ") != "/private/* /docs/*.pdf /report" {
 		t.Errorf("parsed %+v", h)
 	}
 
@@ -49,6 +55,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		"size zero":             "miniapp {\n max_body_size 0\n}",
 		"cookie extra":          "miniapp {\n cookie_name a b\n}",
 		"sync missing":          "miniapp {\n revocation_sync\n}",
+		"idle zero":             "miniapp {\n idle_timeout 0s\n}",
+		"limit one arg":         "miniapp {\n login_limit 5\n}",
+		"limit bad count":       "miniapp {\n login_limit many 1m\n}",
+		"limit zero":            "miniapp {\n login_limit 0 1m\n}",
+		"limit bad window":      "miniapp {\n login_limit 5 soon\n}",
+		"limit extra":           "miniapp {\n login_limit 5 1m x\n}",
+		"protect empty":         "miniapp {\n protect\n}",
 	}
 	for name, input := range bad {
 		var h Handler
@@ -104,10 +117,12 @@ func TestEnvKey(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for name, h := range map[string]Handler{
-		"lifetime":    {SessionLifetime: caddy.Duration(-time.Second), CookieName: "a", MaxBodySize: 1, RevocationSync: 1},
-		"cookie name": {SessionLifetime: 1, CookieName: "a;b", MaxBodySize: 1, RevocationSync: 1},
-		"body size":   {SessionLifetime: 1, CookieName: "a", MaxBodySize: -1, RevocationSync: 1},
-		"sync":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: -1},
+		"lifetime":    {SessionLifetime: caddy.Duration(-time.Second), CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
+		"cookie name": {SessionLifetime: 1, CookieName: "a;b", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
+		"body size":   {SessionLifetime: 1, CookieName: "a", MaxBodySize: -1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
+		"sync":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: -1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
+		"idle":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: -1, LoginLimit: &LoginLimit{1, 1}},
+		"limit":       {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{-1, 1}},
 	} {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -3,6 +3,7 @@ package miniapp
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/caddyserver/caddy/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -93,7 +94,7 @@ func TestLoginJSON(t *testing.T) {
 }
 
 func TestLoginFailure(t *testing.T) {
-	a := newApp(t, "", nil)
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 100, Window: caddy.Duration(time.Minute)} })
 	const msg = "invalid username or password"
 	tests := []struct {
 		name, ctype, accept, body string
@@ -236,7 +237,7 @@ func TestBadCookies(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	a := newApp(t, "", func(h *Handler) { h.SessionLifetime = 0 })
+	a := newApp(t, "", func(h *Handler) { h.IdleTimeout = caddy.Duration(24 * time.Hour) })
 	c := a.login("ada", adaPassword, false)
 	advance(t, 12*time.Hour-2*time.Second)
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {

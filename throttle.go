@@ -1,0 +1,136 @@
+package miniapp
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// maxThrottleEntries bounds the clients the throttle remembers, so a
+// flood from many addresses cannot grow memory without limit (about
+// 100 bytes each).
+var maxThrottleEntries = 65536
+
+// throttlePool keeps the counts across config reloads that keep the same
+// limit.
+var throttlePool = caddy.NewUsagePool()
+
+// Throttle counts failed logins per client and refuses a client that
+// reached the limit until its window has passed.
+type Throttle struct {
+	limit   int
+	window  time.Duration
+	poolKey string
+
+	mu      sync.Mutex
+	clients map[netip.Prefix]*attempts
+}
+
+// attempts is one client's failures in the window that began at start.
+type attempts struct {
+	start    time.Time
+	failures int
+}
+
+// openThrottle returns the throttle for this limit, shared with the
+// handlers of earlier configs that had the same one.
+func openThrottle(limit int, window time.Duration) (*Throttle, error) {
+	key := fmt.Sprintf("%d/%s", limit, window)
+	val, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return &Throttle{limit: limit, window: window, poolKey: key, clients: make(map[netip.Prefix]*attempts)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*Throttle), nil
+}
+
+// release gives back this handler's use of the throttle.
+func (t *Throttle) release() error {
+	_, err := throttlePool.Delete(t.poolKey)
+	return err
+}
+
+// Destruct implements caddy.Destructor; the throttle holds only memory.
+func (t *Throttle) Destruct() error { return nil }
+
+// clientKey groups an address with its neighbours that one party
+// usually holds: an IPv6 client by its /64, an IPv4 client alone.
+func clientKey(ip string) netip.Prefix {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p
+	}
+	return netip.PrefixFrom(addr, 32)
+}
+
+// Wait returns how long the client must wait before its next attempt,
+// or 0 when it may try now.
+func (t *Throttle) Wait(ip string, now time.Time) time.Duration {
+	key := clientKey(ip)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.clients[key]
+	if a == nil {
+		return 0
+	}
+	end := a.start.Add(t.window)
+	if !now.Before(end) {
+		delete(t.clients, key)
+		return 0
+	}
+	if a.failures < t.limit {
+		return 0
+	}
+	return end.Sub(now)
+}
+
+// Fail counts a failed login of the client.
+func (t *Throttle) Fail(ip string, now time.Time) {
+	key := clientKey(ip)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.clients[key]
+	if a == nil || !now.Before(a.start.Add(t.window)) {
+		if a == nil && len(t.clients) >= maxThrottleEntries {
+			t.evict(now)
+		}
+		a = &attempts{start: now}
+		t.clients[key] = a
+	}
+	a.failures++
+}
+
+// evict makes room for one client: it drops the first entry it meets
+// that is expired or not throttled, so a flood of new addresses cannot
+// push a throttled client out while any other entry is left. Map order
+// is random, so the choice is too.
+func (t *Throttle) evict(now time.Time) {
+	var throttled netip.Prefix
+	for key, a := range t.clients {
+		if !now.Before(a.start.Add(t.window)) || a.failures < t.limit {
+			delete(t.clients, key)
+			return
+		}
+		throttled = key
+	}
+	delete(t.clients, throttled)
+}
+
+// Len is the number of clients remembered.
+func (t *Throttle) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.clients)
+}
+
+// Interface guard
+var _ caddy.Destructor = (*Throttle)(nil)

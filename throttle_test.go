@@ -1,0 +1,123 @@
+package miniapp
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func TestThrottleWindow(t *testing.T) {
+	th := &Throttle{limit: 3, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	now := time.Unix(1000, 0)
+	for i := 0; i < 3; i++ {
+		if w := th.Wait("198.51.100.1", now); w != 0 {
+			t.Fatalf("attempt %d throttled", i+1)
+		}
+		th.Fail("198.51.100.1", now.Add(time.Duration(i)*time.Second))
+	}
+	if w := th.Wait("198.51.100.1", now.Add(10*time.Second)); w != 50*time.Second {
+		t.Fatalf("after 3 failures: wait %v, want 50s", w)
+	}
+	if w := th.Wait("198.51.100.2", now); w != 0 {
+		t.Fatal("another client throttled")
+	}
+	if w := th.Wait("198.51.100.1", now.Add(time.Minute)); w != 0 {
+		t.Fatalf("window passed: wait %v", w)
+	}
+	if th.Len() != 0 {
+		t.Error("expired entry kept")
+	}
+}
+
+func TestThrottleIPv6(t *testing.T) {
+	th := &Throttle{limit: 2, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	now := time.Unix(1000, 0)
+	th.Fail("2001:db8:0:1::1", now)
+	th.Fail("2001:db8:0:1:ffff::2", now)
+	if th.Wait("2001:db8:0:1::99", now) == 0 {
+		t.Error("addresses of one /64 counted apart")
+	}
+	if th.Wait("2001:db8:0:2::1", now) != 0 {
+		t.Error("another /64 throttled")
+	}
+	th.Fail("::ffff:192.0.2.1", now)
+	th.Fail("192.0.2.1", now)
+	if th.Wait("192.0.2.1", now) == 0 {
+		t.Error("IPv4-mapped address counted apart from IPv4")
+	}
+}
+
+func TestThrottleBounded(t *testing.T) {
+	defer func(n int) { maxThrottleEntries = n }(maxThrottleEntries)
+	maxThrottleEntries = 100
+	th := &Throttle{limit: 5, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	now := time.Unix(1000, 0)
+	for i := 0; i < 5; i++ {
+		th.Fail("203.0.113.9", now)
+	}
+	for i := 0; i < 20000; i++ {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
+		th.Fail(ip, now)
+		if th.Len() > 100 {
+			t.Fatalf("%d entries after %d addresses", th.Len(), i+1)
+		}
+	}
+	if th.Wait("203.0.113.9", now) == 0 {
+		t.Error("the flood pushed the throttled client out")
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 3, Window: caddy.Duration(time.Minute)} })
+	for i := 0; i < 2; i++ {
+		if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"}); w.Code != 401 {
+			t.Fatalf("failure %d: %d", i+1, w.Code)
+		}
+	}
+	a.login("ada", adaPassword, false) // not counted, not reset
+	a.login("ada", adaPassword, false)
+	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
+	if w.Code != 401 {
+		t.Fatalf("third failure: %d", w.Code)
+	}
+	w = a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
+	retry, _ := strconv.Atoi(w.Header().Get("Retry-After"))
+	if w.Code != http.StatusTooManyRequests || retry < 59 || retry > 60 || len(w.Result().Cookies()) != 0 {
+		t.Fatalf("right password while throttled: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	if w.Body.String() != "too many failed logins; try again later\n" {
+		t.Errorf("body %q", w.Body.String())
+	}
+	last := a.logs.All()[a.logs.Len()-1]
+	if last.Message != "login throttled" || last.Level.String() != "warn" || last.ContextMap()["user"] != "ada" || last.ContextMap()["client_ip"] != "192.0.2.7" {
+		t.Errorf("throttled attempt logged as %s %q %v", last.Level, last.Message, last.ContextMap())
+	}
+	assertNoSecrets(t, a, adaPassword)
+
+	advance(t, time.Minute)
+	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 303 {
+		t.Fatalf("after the window: %d", w.Code)
+	}
+}
+
+// TestThrottleSurvivesReload provisions the next config's handler
+// before the old one is cleaned up, as a reload does.
+func TestThrottleSurvivesReload(t *testing.T) {
+	limit := func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Hour)} }
+	old := newApp(t, "", limit)
+	for i := 0; i < 2; i++ {
+		old.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
+	}
+	reloaded := newApp(t, "", limit)
+	if err := old.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if w := reloaded.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 429 {
+		t.Fatalf("throttle lost on reload: %d", w.Code)
+	}
+}
