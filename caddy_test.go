@@ -49,6 +49,10 @@ func startCaddy(t *testing.T, storageDir, extra string) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
 	logFile := filepath.Join(t.TempDir(), "access.log")
 	config := fmt.Sprintf(`{
 	admin localhost:2999
@@ -56,6 +60,10 @@ func startCaddy(t *testing.T, storageDir, extra string) *site {
 	https_port %d
 	skip_install_trust
 	storage file_system %s
+	servers {
+		trusted_proxies static 127.0.0.1/8
+		client_ip_headers X-Forwarded-For
+	}
 }
 localhost, http://localhost {
 	log {
@@ -65,7 +73,16 @@ localhost, http://localhost {
 	miniapp {
 		user ada %s
 		user grace %s
+		login_limit 3 1m
+		protect /private/*
 		%s
+	}
+	route /whoami {
+		respond "user={http.miniapp.user}"
+	}
+	handle /private/* {
+		root * %s
+		file_server
 	}
 	root * %s
 	file_server
@@ -78,7 +95,7 @@ http://errors.localhost {
 		respond "styled {err.status_code}: {err.message}"
 	}
 }
-`, httpPort, httpsPort, storageDir, logFile, adaHash, graceHash, extra, public, adaHash)
+`, httpPort, httpsPort, storageDir, logFile, adaHash, graceHash, extra, testdata, public, adaHash)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(config, "caddyfile")
 	s := &site{t: t, tester: tester, config: config, logFile: logFile}
