@@ -14,7 +14,8 @@ import (
 // trusted proxy) so the throttle counts of one do not touch another.
 
 func TestCaddyThrottle(t *testing.T) {
-	s := startCaddy(t, t.TempDir(), "")
+	storage := t.TempDir()
+	s := startCaddy(t, storage, "")
 	c := s.client()
 	ip := []string{"X-Forwarded-For", "198.51.100.20"}
 	for i := 0; i < 3; i++ {
@@ -28,6 +29,11 @@ func TestCaddyThrottle(t *testing.T) {
 	}
 	if resp, _ := call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword, "X-Forwarded-For", "198.51.100.21"); resp.StatusCode != 303 {
 		t.Errorf("another client throttled: %d", resp.StatusCode)
+	}
+	// a reload with another config keeps the count
+	startCaddy(t, storage, "session_lifetime 2h")
+	if resp, _ := call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword, ip...); resp.StatusCode != 429 {
+		t.Errorf("throttle lost on reload: %d", resp.StatusCode)
 	}
 	advance(t, time.Minute)
 	if resp, _ := call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword, ip...); resp.StatusCode != 303 {

@@ -3,6 +3,11 @@ package miniapp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -232,5 +237,70 @@ func assertNoSecrets(t *testing.T, a *testApp, secrets ...string) {
 				t.Errorf("log entry %s holds a secret", line)
 			}
 		}
+	}
+}
+
+func TestInternalError(t *testing.T) {
+	a := newApp(t, "", nil)
+	r := withCaddyContext(httptest.NewRequest("GET", "/hello", nil), false)
+	w := httptest.NewRecorder()
+	if err := a.h.internal(w, r, errors.New("disk on fire at /var/secret")); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != 500 || w.Body.String() != "internal server error\n" {
+		t.Errorf("client saw %d %q", w.Code, w.Body.String())
+	}
+	entries := a.logs.FilterMessage("internal error").All()
+	if len(entries) != 1 || !strings.Contains(fmt.Sprint(entries[0].ContextMap()["error"]), "disk on fire") {
+		t.Errorf("cause not logged: %v", entries)
+	}
+	r = withCaddyContext(httptest.NewRequest("GET", "/hello", nil), true)
+	err := a.h.internal(httptest.NewRecorder(), r, errors.New("disk on fire"))
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != 500 || strings.Contains(err.Error(), "disk") {
+		t.Errorf("with handle_errors: %v", err)
+	}
+}
+
+func TestCookieName(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.CookieName = "sid" })
+	for https, want := range map[bool]string{false: "sid", true: "__Host-sid"} {
+		c := a.login("ada", adaPassword, https)
+		if c.Name != want {
+			t.Errorf("cookie %q, want %q", c.Name, want)
+		}
+		if w := a.do(request{target: "/profile", cookie: c, https: https}); w.Code != 200 {
+			t.Errorf("%s refused: %d", want, w.Code)
+		}
+	}
+}
+
+// BenchmarkLogin compares the two failing paths of a login: a wrong
+// password for a known user and any password for an unknown one. Their
+// ns/op must match (the unknown name is checked against a fake hash of
+// the same algorithm and cost), or the timing tells which names exist.
+func BenchmarkLogin(b *testing.B) {
+	for _, bc := range []struct{ name, hash, user string }{
+		{"bcrypt/wrong_password", adaHash, "ada"},
+		{"bcrypt/unknown_user", adaHash, "mallory"},
+		{"argon2id/wrong_password", graceHash, "grace"},
+		{"argon2id/unknown_user", graceHash, "mallory"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newApp(b, "", func(h *Handler) {
+				h.Accounts = []caddyauth.Account{{Username: bc.user, Password: bc.hash}}
+				if bc.user == "mallory" {
+					h.Accounts[0].Username = "someone"
+				}
+				h.LoginLimit = &LoginLimit{Failures: 1 << 30, Window: caddy.Duration(time.Minute)}
+			})
+			body := "username=" + bc.user + "&password=wrong"
+			b.ResetTimer()
+			for b.Loop() {
+				if w := a.do(request{method: "POST", target: "/login", contentType: form, body: body}); w.Code != 401 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
 	}
 }
