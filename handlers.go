@@ -271,8 +271,8 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, sess *Session)
 	return h.render(w, r, http.StatusOK, "profile.html", pageData{
 		Title:   "Profile",
 		User:    sess.User,
-		Issued:  sess.Issued.UTC().Format(time.RFC1123),
-		Expires: sess.Expires.UTC().Format(time.RFC1123),
+		Issued:  sess.Issued.UTC(),
+		Expires: sess.Expires.UTC(),
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -98,8 +99,8 @@ type pageData struct {
 	Status  string
 	Next    string
 	User    string
-	Issued  string
-	Expires string
+	Issued  time.Time
+	Expires time.Time
 }
 
 // fail answers a request the module refuses. Where the site has

@@ -1,0 +1,264 @@
+package miniapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// axeVersion is the axe-core release the accessibility check loads from
+// the npm registry.
+const axeVersion = "4.14.1"
+
+// missing skips a test for want of a tool outside CI, and fails it in CI,
+// where .ci/run installs the tool: a skipped browser test must not pass
+// CI unseen.
+func missing(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is missing in CI; .ci/run installs it", what)
+	}
+	t.Skipf("%s is missing: skipping the browser test (install it as .ci/run does)", what)
+}
+
+// TestBrowser walks through the app in headless Chromium over HTTPS with
+// Caddy's internal CA, checks the pages with axe-core, and takes the
+// screenshots of the README (written to docs/ with -update).
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs Chromium and a real Caddy")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing(t, "Chromium ("+chromiumPath+", Debian package chromium)")
+	}
+	axe := axeSource(t)
+	storage := t.TempDir()
+	startCaddy(t, storage, "")
+
+	ctx := browser(t, trustedKeys(t, storage))
+	run := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	location := func() string {
+		t.Helper()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimPrefix(loc, httpsBase)
+	}
+	shots := map[string][]byte{}
+	screenshot := func(name string) {
+		t.Helper()
+		for _, size := range []struct {
+			suffix        string
+			width, height int64
+			mobile        bool
+		}{{"phone", 390, 844, true}, {"desktop", 1280, 800, false}} {
+			opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+			if size.mobile {
+				opts = append(opts, chromedp.EmulateMobile)
+			}
+			run(chromedp.EmulateViewport(size.width, size.height, opts...))
+			img, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			shots[name+"-"+size.suffix+".png"] = img
+		}
+	}
+
+	run(chromedp.Navigate(httpsBase+"/"), chromedp.Click(chromedp.CSS(`a[href="/login"]`)), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc := location(); loc != "/login" {
+		t.Fatalf("the home page link led to %s", loc)
+	}
+	run(chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), "not her password"),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
+	if msg := text(`[role="alert"]`); msg != "invalid username or password" {
+		t.Fatalf("wrong password shows %q", msg)
+	}
+	checkAccessibility(t, ctx, axe, "login page with an error")
+	run(chromedp.Navigate(httpsBase+"/login"), chromedp.WaitVisible(chromedp.ID("username")))
+	screenshot("login")
+
+	run(chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), adaPassword),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user")))
+	if loc, user := location(), text("#user"); loc != "/profile" || user != "ada" {
+		t.Fatalf("after login: %s shows %q", loc, user)
+	}
+	screenshot("profile")
+	checkAccessibility(t, ctx, axe, "profile page")
+
+	run(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("user")))
+	if user := text("#user"); user != "ada" {
+		t.Fatalf("after reload: %q", user)
+	}
+
+	run(chromedp.Click(chromedp.CSS(`form[action="/logout"] button:not(.secondary)`)), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc := location(); loc != "/login" {
+		t.Fatalf("logout led to %s", loc)
+	}
+	run(chromedp.Navigate(httpsBase+"/profile"), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc := location(); loc != "/login?next=%2Fprofile" {
+		t.Fatalf("profile after logout led to %s", loc)
+	}
+
+	run(chromedp.Navigate(httpsBase+"/hello?name=%zz"), chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
+	checkAccessibility(t, ctx, axe, "error page")
+
+	dir := t.TempDir()
+	if *update {
+		dir = "docs"
+	}
+	for name, img := range shots {
+		cfg, err := png.DecodeConfig(bytes.NewReader(img))
+		if err != nil || (strings.Contains(name, "phone") && cfg.Width != 390) || (strings.Contains(name, "desktop") && cfg.Width != 1280) {
+			t.Errorf("%s: not a PNG of the viewport width: %v %+v", name, err, cfg)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// trustedKeys returns the SPKI hashes of the certificate chain the test
+// Caddy serves, verified against the root of its internal CA: the test's
+// own trust, handed to Chromium by flag.
+func trustedKeys(t *testing.T, storage string) string {
+	t.Helper()
+	rootPEM, err := os.ReadFile(filepath.Join(storage, "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	conn, err := tls.Dial("tcp", "127.0.0.1:9443", &tls.Config{ServerName: "localhost", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("the site's chain does not verify against the local CA: %v", err)
+	}
+	defer conn.Close()
+	var hashes []string
+	for _, cert := range conn.ConnectionState().VerifiedChains[0] {
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		hashes = append(hashes, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	return strings.Join(hashes, ",")
+}
+
+// browser starts headless Chromium with the flags this closed network
+// needs, a fresh profile, and trust in the given keys only.
+func browser(t *testing.T, spki string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("ignore-certificate-errors-spki-list", spki),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	timed, cancelTimed := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancelTimed)
+	return timed
+}
+
+// axeSource returns axe-core's script, installed from the npm registry
+// into the user cache on first use.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cache, "miniapp-test", "axe-core-"+axeVersion)
+	file := filepath.Join(dir, "node_modules", "axe-core", "axe.min.js")
+	if _, err := os.Stat(file); err != nil {
+		if _, err := exec.LookPath("npm"); err != nil {
+			missing(t, "npm (to install axe-core)")
+		}
+		out, err := exec.Command("npm", "install", "--prefix", dir, "--no-audit", "--no-fund", "--no-save", "axe-core@"+axeVersion).CombinedOutput()
+		if err != nil {
+			t.Fatalf("npm install axe-core: %v\n%s", err, out)
+		}
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(src)
+}
+
+// checkAccessibility runs axe-core on the current page and fails on any
+// serious or critical violation.
+func checkAccessibility(t *testing.T, ctx context.Context, axe, name string) {
+	t.Helper()
+	// the pages' CSP forbids every script, axe included
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true})
+		return err
+	}), chromedp.Reload(), chromedp.Evaluate[chromedp.Void](axe))
+	if err != nil {
+		t.Fatalf("%s: loading axe-core: %v", name, err)
+	}
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`axe.run(document).then(r => JSON.stringify(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length}))))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: axe.run: %v", name, err)
+	}
+	var violations []struct {
+		ID, Impact, Help string
+		Nodes            int
+	}
+	if err := json.Unmarshal([]byte(out), &violations); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range violations {
+		if v.Impact == "serious" || v.Impact == "critical" {
+			t.Errorf("%s: %s violation %s (%s) on %d nodes", name, v.Impact, v.ID, v.Help, v.Nodes)
+		} else {
+			t.Logf("%s: %s violation %s (%s)", name, v.Impact, v.ID, v.Help)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: false})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+}
