@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -26,7 +27,7 @@ func (h *Handler) session(r *http.Request) *Session {
 	if err != nil {
 		return nil
 	}
-	s, err := h.keys.Open(c.Value, h.CookieName)
+	s, err := h.keys.Open(c.Value, c.Name)
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
@@ -54,16 +55,18 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *Session) {
 	renewed := *s
 	renewed.LastSeen = now
 	h.setCookie(w, r, &renewed)
+	// no shared cache may keep a response that carries a session cookie
+	w.Header().Set("Cache-Control", "no-store")
 }
 
 // newSession starts a session for user with a fresh random ID, so a
 // session ID planted before login is never carried over.
-func (h *Handler) newSession(user string) *Session {
+func (h *Handler) newSession(ctx context.Context, user string) *Session {
 	now := clock.Now().Truncate(time.Second)
 	return &Session{
 		User:       user,
 		ID:         [16]byte(randomBytes(16)),
-		Generation: h.store.Generation(user),
+		Generation: h.store.Generation(ctx, user),
 		Issued:     now,
 		Expires:    now.Add(time.Duration(h.SessionLifetime)),
 		LastSeen:   now,
@@ -73,9 +76,10 @@ func (h *Handler) newSession(user string) *Session {
 // setCookie sends the sealed session, kept by the browser until the
 // session expires.
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *Session) {
+	name := h.cookieName(r)
 	http.SetCookie(w, &http.Cookie{
-		Name:     h.cookieName(r),
-		Value:    h.keys.Seal(s, h.CookieName),
+		Name:     name,
+		Value:    h.keys.Seal(s, name),
 		Path:     "/",
 		MaxAge:   int(s.Expires.Sub(clock.Now()).Seconds()),
 		Secure:   r.TLS != nil,

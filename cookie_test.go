@@ -65,25 +65,30 @@ func TestUserPlaceholder(t *testing.T) {
 	a := newApp(t, "", nil)
 	c := a.login("ada", adaPassword, false)
 	for _, tt := range []struct {
-		cookie *http.Cookie
-		want   string
-	}{{c, "ada"}, {nil, ""}, {&http.Cookie{Name: "miniapp_session", Value: "forged"}, ""}} {
+		cookie       *http.Cookie
+		user, authID string
+	}{
+		{c, "ada", "ada"},
+		{nil, "", "set-by-basic-auth"},
+		{&http.Cookie{Name: "miniapp_session", Value: "forged"}, "", "set-by-basic-auth"},
+	} {
 		r := withCaddyContext(httptest.NewRequest("GET", "/anything", nil), false)
+		r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Set("http.auth.user.id", "set-by-basic-auth")
 		if tt.cookie != nil {
 			r.AddCookie(tt.cookie)
 		}
-		var got, logged any
+		var user, authID any
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-			got, _ = repl.Get("http.miniapp.user")
-			logged, _ = repl.Get("http.auth.user.id")
+			user, _ = repl.Get("http.miniapp.user")
+			authID, _ = repl.Get("http.auth.user.id")
 			return nil
 		})
 		if err := a.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
 			t.Fatal(err)
 		}
-		if got != tt.want || logged != tt.want {
-			t.Errorf("placeholder %q / %q, want %q", got, logged, tt.want)
+		if user != tt.user || authID != tt.authID {
+			t.Errorf("placeholders %q / %q, want %q / %q", user, authID, tt.user, tt.authID)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func TestCaddyThrottleFlood(t *testing.T) {
 	seen := 0
 	throttlePool.Range(func(_, v any) bool {
 		seen++
-		if n := v.(*Throttle).Len(); n > 50 {
+		if n := v.(*Throttle).size(); n > 50 {
 			t.Errorf("throttle holds %d clients, bound is 50", n)
 		}
 		return true

@@ -20,14 +20,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	user := ""
 	if sess != nil {
 		user = sess.User
-		if r.URL.Path != "/logout" {
+		// login and logout set a cookie of their own
+		if r.URL.Path != "/login" && r.URL.Path != "/logout" {
 			h.renew(w, r, sess)
 		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.miniapp.user", user)
-		// Caddy's access log shows this one as user_id
-		repl.Set("http.auth.user.id", user)
+		if user != "" {
+			// Caddy's access log shows this one as user_id; an identity set
+			// by an earlier handler stays when nobody is signed in here
+			repl.Set("http.auth.user.id", user)
+		}
 	}
 	var err error
 	switch r.URL.Path {
@@ -40,9 +44,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case "/logout":
 		err = h.logout(w, r, sess)
 	default:
-		if sess == nil && len(h.protected) > 0 && h.protected.Match(r) {
-			err = h.signInFirst(w, r)
-			break
+		if len(h.protected) > 0 && h.protected.Match(r) {
+			if sess == nil {
+				err = h.signInFirst(w, r)
+				break
+			}
+			// content behind the login is for this user's browser only
+			w.Header().Set("Cache-Control", "private")
+			w.Header().Add("Vary", "Cookie")
 		}
 		return next.ServeHTTP(w, r)
 	}
@@ -178,7 +187,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	asJSON := negotiate(r) == formatJSON
 	ip := clientIP(r)
-	if wait := h.throttle.Wait(ip, clock.Now()); wait > 0 {
+	if wait := h.throttle.Try(ip, clock.Now()); wait > 0 {
 		metrics.logins.WithLabelValues("throttled").Inc()
 		h.logger.Warn("login throttled", zap.String("user", in.Username), zap.String("client_ip", ip))
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
@@ -187,23 +196,25 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 
 	user, reason, err := h.authenticate(in.Username, in.Password)
 	if err != nil {
+		h.throttle.Succeeded(ip) // not the client's failure
 		return err
 	}
 	if user == nil {
-		h.throttle.Fail(ip, clock.Now())
 		metrics.logins.WithLabelValues("failure").Inc()
 		h.logger.Warn("login failed", zap.String("user", in.Username), zap.String("client_ip", ip), zap.String("reason", reason))
 		const msg = "invalid username or password"
 		if asJSON {
 			return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
 		}
+		w.Header().Set("WWW-Authenticate", h.challenge(r))
 		if negotiate(r) == formatHTML {
 			return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: next, User: in.Username})
 		}
 		return reject(http.StatusUnauthorized, msg)
 	}
 
-	sess := h.newSession(user.Name)
+	h.throttle.Succeeded(ip)
+	sess := h.newSession(r.Context(), user.Name)
 	h.setCookie(w, r, sess)
 	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("login", zap.String("user", user.Name), zap.String("client_ip", ip))
@@ -283,7 +294,15 @@ func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request) error {
 		redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()))
 		return nil
 	}
+	w.Header().Set("WWW-Authenticate", h.challenge(r))
 	return reject(http.StatusUnauthorized, "sign in required")
+}
+
+// challenge is the WWW-Authenticate value of a 401: there is no standard
+// scheme for a login form, so it follows the cookie authentication draft
+// (draft-broyer-http-cookie-auth) in naming the form and the cookie.
+func (h *Handler) challenge(r *http.Request) string {
+	return `Cookie realm="miniapp", form-action="/login", cookie-name="` + h.cookieName(r) + `"`
 }
 
 // logout ends the session (or, with all=1, every session of the user)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.uber.org/zap/zaptest/observer"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -210,7 +211,9 @@ func TestLoginLogs(t *testing.T) {
 		{"warn", "login failed", "mallory", "unknown user"},
 		{"info", "logout", "ada", ""},
 	}
-	entries := a.logs.All()
+	entries := a.logs.Filter(func(e observer.LoggedEntry) bool {
+		return !strings.HasPrefix(e.Message, "users' password hashes differ")
+	}).All()
 	if len(entries) != len(want) {
 		t.Fatalf("%d log entries, want %d: %v", len(entries), len(want), entries)
 	}

@@ -158,9 +158,12 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	h.csrf = http.NewCrossOriginProtection()
 
 	repl := caddy.NewReplacer()
-	users, fake, err := loadUsers(h.Accounts, repl)
+	users, fake, mixed, err := loadUsers(h.Accounts, repl)
 	if err != nil {
 		return err
+	}
+	if mixed {
+		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
 	}
 	h.users, h.fakeUser = users, fake
 
@@ -227,26 +230,9 @@ func (h *Handler) Cleanup() error {
 	return errors.Join(errs...)
 }
 
-// validCookieName reports whether name is a cookie-name token (RFC 6265).
+// validCookieName reports whether name is a valid cookie name.
 func validCookieName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || isSeparator(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func isSeparator(c byte) bool {
-	switch c {
-	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
-		return true
-	}
-	return false
+	return (&http.Cookie{Name: name}).Valid() == nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -34,18 +34,17 @@ func mustRead(name string) template.CSS {
 	return template.CSS(b)
 }
 
-// Header values shared by all responses; never modified in place.
-var (
-	textPlain = []string{"text/plain; charset=utf-8"}
-	textHTML  = []string{"text/html; charset=utf-8"}
-	appJSON   = []string{"application/json"}
-	nosniff   = []string{"nosniff"}
-	noStore   = []string{"no-store"}
-	sameOrig  = []string{"same-origin"}
-	deny      = []string{"DENY"}
-	pageCSP   = []string{"default-src 'none'; style-src 'sha256-" + hashOf(string(stylesheet)) +
-		"'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+// Content types of the module's responses.
+const (
+	textPlain = "text/plain; charset=utf-8"
+	textHTML  = "text/html; charset=utf-8"
+	appJSON   = "application/json"
 )
+
+// pageCSP allows the pages nothing but their own inlined stylesheet,
+// images of the site and forms that post to it.
+var pageCSP = "default-src 'none'; style-src 'sha256-" + hashOf(string(stylesheet)) +
+	"'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 func hashOf(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -53,16 +52,24 @@ func hashOf(s string) string {
 }
 
 // write sends a whole response with the headers every response of the
-// module carries; a HEAD request gets the headers alone.
-func write(w http.ResponseWriter, r *http.Request, status int, contentType []string, body []byte) {
+// module carries; a HEAD request gets the headers alone. The header
+// values share one array, each slice capped so that a later Add copies.
+func write(w http.ResponseWriter, r *http.Request, status int, contentType string, body []byte) {
 	h := w.Header()
-	h["Content-Type"] = contentType
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	h["X-Content-Type-Options"] = nosniff
-	if contentType[0] == textHTML[0] {
-		h["Content-Security-Policy"] = pageCSP
-		h["Referrer-Policy"] = sameOrig
-		h["X-Frame-Options"] = deny
+	v := [...]string{contentType, strconv.Itoa(len(body)), "nosniff", "Accept", pageCSP, "same-origin", "DENY"}
+	h["Content-Type"] = v[0:1:1]
+	h["Content-Length"] = v[1:2:2]
+	h["X-Content-Type-Options"] = v[2:3:3]
+	// the format of every response follows the Accept header
+	if len(h["Vary"]) == 0 {
+		h["Vary"] = v[3:4:4]
+	} else {
+		h["Vary"] = append(h["Vary"], "Accept")
+	}
+	if contentType == textHTML {
+		h["Content-Security-Policy"] = v[4:5:5]
+		h["Referrer-Policy"] = v[5:6:6]
+		h["X-Frame-Options"] = v[6:7:7]
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {

@@ -117,11 +117,43 @@ func (rv *Revocations) Revoked(s *Session) bool {
 	return revoked || s.Generation < gen
 }
 
-// Generation returns the user's current sign-out-everywhere counter.
-func (rv *Revocations) Generation(user string) uint32 {
-	rv.mu.RLock()
-	defer rv.mu.RUnlock()
+// Generation returns the user's current sign-out-everywhere counter for
+// a new session, read from storage so that a sign-out on another
+// instance that this one has not synced yet does not end the new session
+// at the next sync. When storage fails, memory answers.
+func (rv *Revocations) Generation(ctx context.Context, user string) uint32 {
+	stored, err := rv.loadGeneration(ctx, user)
+	if err != nil {
+		rv.logger.Warn("reading sign-out counter; using the cached one", zap.Error(err))
+	}
+	return rv.raise(user, stored)
+}
+
+// raise sets the user's counter to gen when that is higher, and returns
+// the counter.
+func (rv *Revocations) raise(user string, gen uint32) uint32 {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if gen > rv.users[user] {
+		rv.users[user] = gen
+	}
 	return rv.users[user]
+}
+
+// loadGeneration reads the user's counter from storage; 0 when none.
+func (rv *Revocations) loadGeneration(ctx context.Context, user string) (uint32, error) {
+	value, err := rv.storage.Load(ctx, signoutKey(user))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	gen, err := strconv.ParseUint(string(value), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v", signoutKey(user), err)
+	}
+	return uint32(gen), nil
 }
 
 // Revoke ends the session s. It takes effect here at once; the storage
@@ -134,13 +166,25 @@ func (rv *Revocations) Revoke(ctx context.Context, s *Session) {
 }
 
 // RevokeAll ends every session of the user issued so far, on every
-// instance, by raising the user's counter above theirs.
+// instance, by raising the user's counter above theirs. The counter is
+// raised under the storage lock from the highest value known here or in
+// storage, so two instances never write the same or a lower value.
 func (rv *Revocations) RevokeAll(ctx context.Context, user string) {
+	key := signoutKey(user)
+	if err := rv.storage.Lock(ctx, key); err != nil {
+		rv.logger.Error("locking sign-out counter; raising it without the lock", zap.Error(err))
+	} else {
+		defer func() { _ = rv.storage.Unlock(ctx, key) }()
+	}
+	stored, err := rv.loadGeneration(ctx, user)
+	if err != nil {
+		rv.logger.Error("reading sign-out counter; raising the cached one", zap.Error(err))
+	}
 	rv.mu.Lock()
-	rv.users[user]++
-	gen := rv.users[user]
+	gen := max(stored, rv.users[user]) + 1
+	rv.users[user] = gen
 	rv.mu.Unlock()
-	rv.write(ctx, signoutKey(user), strconv.FormatUint(uint64(gen), 10))
+	rv.write(ctx, key, strconv.FormatUint(uint64(gen), 10))
 }
 
 func signoutKey(user string) string {
@@ -253,11 +297,7 @@ func (rv *Revocations) syncSignouts(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		rv.mu.Lock()
-		if uint32(gen) > rv.users[string(user)] {
-			rv.users[string(user)] = uint32(gen)
-		}
-		rv.mu.Unlock()
+		rv.raise(string(user), uint32(gen))
 	}
 	return nil
 }

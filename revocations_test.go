@@ -59,7 +59,10 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("after sync: %d", w.Code)
 	}
-	if a.h.store.Generation("grace") != 1 {
+	a.h.store.mu.RLock()
+	gen := a.h.store.users["grace"]
+	a.h.store.mu.RUnlock()
+	if gen != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
 	}
 }

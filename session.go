@@ -169,7 +169,9 @@ func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
 	return data, nil
 }
 
-// Seal encodes s into a cookie value with the first key.
+// Seal encodes s into a cookie value with the first key. The associated
+// data ad is the cookie's full name, so a cookie issued under one name
+// (plain HTTP) does not open under another (__Host- over HTTPS).
 func (kr *Keyring) Seal(s *Session, ad string) string {
 	plain := make([]byte, sessionHeaderLen, sessionHeaderLen+len(s.User))
 	plain[0] = sessionVersion

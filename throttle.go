@@ -72,41 +72,42 @@ func clientKey(ip string) netip.Prefix {
 	return netip.PrefixFrom(addr, 32)
 }
 
-// Wait returns how long the client must wait before its next attempt,
-// or 0 when it may try now.
-func (t *Throttle) Wait(ip string, now time.Time) time.Duration {
+// Try reserves a login attempt for the client. It returns how long the
+// client must wait when it has used up its failures in the window, and
+// otherwise 0, counting the attempt as a failure until Succeeded takes it
+// back: concurrent attempts cannot all pass before the first fails.
+func (t *Throttle) Try(ip string, now time.Time) time.Duration {
 	key := clientKey(ip)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.clients[key]
-	if a == nil {
-		return 0
-	}
-	end := a.start.Add(t.window)
-	if !now.Before(end) {
+	if a != nil && !now.Before(a.start.Add(t.window)) {
 		delete(t.clients, key)
-		return 0
+		a = nil
 	}
-	if a.failures < t.limit {
-		return 0
-	}
-	return end.Sub(now)
-}
-
-// Fail counts a failed login of the client.
-func (t *Throttle) Fail(ip string, now time.Time) {
-	key := clientKey(ip)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	a := t.clients[key]
-	if a == nil || !now.Before(a.start.Add(t.window)) {
-		if a == nil && len(t.clients) >= maxThrottleEntries {
+	if a == nil {
+		if len(t.clients) >= maxThrottleEntries {
 			t.evict(now)
 		}
 		a = &attempts{start: now}
 		t.clients[key] = a
 	}
+	if a.failures >= t.limit {
+		return a.start.Add(t.window).Sub(now)
+	}
 	a.failures++
+	return 0
+}
+
+// Succeeded takes back the attempt Try counted, as it was no failure; it
+// does not reset the client's earlier failures.
+func (t *Throttle) Succeeded(ip string) {
+	key := clientKey(ip)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a := t.clients[key]; a != nil && a.failures > 0 {
+		a.failures--
+	}
 }
 
 // evict makes room for one client: it drops the first entry it meets
@@ -123,13 +124,6 @@ func (t *Throttle) evict(now time.Time) {
 		throttled = key
 	}
 	delete(t.clients, throttled)
-}
-
-// Len is the number of clients remembered.
-func (t *Throttle) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.clients)
 }
 
 // Interface guard

@@ -5,49 +5,75 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
 
+// fail makes n failed attempts of the client at now.
+func (t *Throttle) fail(ip string, now time.Time, n int) {
+	for i := 0; i < n; i++ {
+		t.Try(ip, now)
+	}
+}
+
+func (t *Throttle) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.clients)
+}
+
 func TestThrottleWindow(t *testing.T) {
 	th := &Throttle{limit: 3, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
 	now := time.Unix(1000, 0)
 	for i := 0; i < 3; i++ {
-		if w := th.Wait("198.51.100.1", now); w != 0 {
+		if w := th.Try("198.51.100.1", now.Add(time.Duration(i)*time.Second)); w != 0 {
 			t.Fatalf("attempt %d throttled", i+1)
 		}
-		th.Fail("198.51.100.1", now.Add(time.Duration(i)*time.Second))
 	}
-	if w := th.Wait("198.51.100.1", now.Add(10*time.Second)); w != 50*time.Second {
+	if w := th.Try("198.51.100.1", now.Add(10*time.Second)); w != 50*time.Second {
 		t.Fatalf("after 3 failures: wait %v, want 50s", w)
 	}
-	if w := th.Wait("198.51.100.2", now); w != 0 {
+	if w := th.Try("198.51.100.2", now); w != 0 {
 		t.Fatal("another client throttled")
 	}
-	if w := th.Wait("198.51.100.1", now.Add(time.Minute)); w != 0 {
+	if w := th.Try("198.51.100.1", now.Add(time.Minute)); w != 0 {
 		t.Fatalf("window passed: wait %v", w)
 	}
-	if th.Len() != 0 {
-		t.Error("expired entry kept")
+}
+
+func TestThrottleSucceeded(t *testing.T) {
+	th := &Throttle{limit: 2, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	now := time.Unix(1000, 0)
+	th.fail("198.51.100.1", now, 1)
+	for i := 0; i < 5; i++ { // successes neither count nor reset
+		if th.Try("198.51.100.1", now) != 0 {
+			t.Fatalf("success %d throttled", i+1)
+		}
+		th.Succeeded("198.51.100.1")
+	}
+	th.fail("198.51.100.1", now, 1)
+	if th.Try("198.51.100.1", now) == 0 {
+		t.Fatal("two failures around successes not throttled")
 	}
 }
 
 func TestThrottleIPv6(t *testing.T) {
 	th := &Throttle{limit: 2, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
 	now := time.Unix(1000, 0)
-	th.Fail("2001:db8:0:1::1", now)
-	th.Fail("2001:db8:0:1:ffff::2", now)
-	if th.Wait("2001:db8:0:1::99", now) == 0 {
+	th.fail("2001:db8:0:1::1", now, 1)
+	th.fail("2001:db8:0:1:ffff::2", now, 1)
+	if th.Try("2001:db8:0:1::99", now) == 0 {
 		t.Error("addresses of one /64 counted apart")
 	}
-	if th.Wait("2001:db8:0:2::1", now) != 0 {
+	if th.Try("2001:db8:0:2::1", now) != 0 {
 		t.Error("another /64 throttled")
 	}
-	th.Fail("::ffff:192.0.2.1", now)
-	th.Fail("192.0.2.1", now)
-	if th.Wait("192.0.2.1", now) == 0 {
+	th.fail("::ffff:192.0.2.1", now, 1)
+	th.fail("192.0.2.1", now, 1)
+	if th.Try("192.0.2.1", now) == 0 {
 		t.Error("IPv4-mapped address counted apart from IPv4")
 	}
 }
@@ -57,18 +83,39 @@ func TestThrottleBounded(t *testing.T) {
 	maxThrottleEntries = 100
 	th := &Throttle{limit: 5, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
 	now := time.Unix(1000, 0)
-	for i := 0; i < 5; i++ {
-		th.Fail("203.0.113.9", now)
-	}
+	th.fail("203.0.113.9", now, 5)
 	for i := 0; i < 20000; i++ {
-		ip := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
-		th.Fail(ip, now)
-		if th.Len() > 100 {
-			t.Fatalf("%d entries after %d addresses", th.Len(), i+1)
+		th.fail(fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), now, 1)
+		if th.size() > 100 {
+			t.Fatalf("%d entries after %d addresses", th.size(), i+1)
 		}
 	}
-	if th.Wait("203.0.113.9", now) == 0 {
+	if th.Try("203.0.113.9", now) == 0 {
 		t.Error("the flood pushed the throttled client out")
+	}
+}
+
+// TestThrottleConcurrent sends many wrong passwords at once: no more
+// than the limit may reach the password check.
+func TestThrottleConcurrent(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 3, Window: caddy.Duration(time.Minute)} })
+	codes := make(chan int, 20)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"}).Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[401] != 3 || count[429] != 17 {
+		t.Errorf("statuses %v, want 3 × 401 and 17 × 429", count)
 	}
 }
 

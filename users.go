@@ -14,6 +14,7 @@ import (
 // User is an account that may sign in: its name, its password hash and
 // the Caddy comparer for the hash's algorithm.
 type User struct {
+	// Name is the account's username.
 	Name     string
 	hash     []byte
 	comparer caddyauth.Comparer
@@ -23,37 +24,54 @@ type User struct {
 var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
 
 // loadUsers builds the accounts from the config. It also returns a fake
-// user whose hash has the first account's algorithm and parameters, so
-// that checking an unknown name costs as much as a wrong password.
-func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*User, *User, error) {
+// user whose hash has the algorithm and parameters that most accounts
+// share, so that checking an unknown name costs as much as a wrong
+// password, and whether the accounts' parameters differ (then only those
+// accounts' timing is matched).
+func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*User, *User, bool, error) {
 	if len(accounts) == 0 {
-		return nil, nil, errors.New("at least one user is required")
+		return nil, nil, false, errors.New("at least one user is required")
 	}
 	users := make(map[string]*User, len(accounts))
+	shares := map[string]int{}
+	var common *User
 	for i, acct := range accounts {
 		name := repl.ReplaceKnown(acct.Username, "")
 		hash := repl.ReplaceKnown(acct.Password, "")
 		if name == "" || hash == "" {
-			return nil, nil, fmt.Errorf("user %d: name and password hash are required", i)
+			return nil, nil, false, fmt.Errorf("user %d: name and password hash are required", i+1)
 		}
 		if err := checkName(name); err != nil {
-			return nil, nil, fmt.Errorf("user %q: %v", name, err)
+			return nil, nil, false, fmt.Errorf("user %q: %v", name, err)
 		}
 		if _, dup := users[name]; dup {
-			return nil, nil, fmt.Errorf("duplicate user %q", name)
+			return nil, nil, false, fmt.Errorf("duplicate user %q", name)
 		}
 		cmp, err := comparerFor(hash)
 		if err != nil {
-			return nil, nil, fmt.Errorf("user %q: %v", name, err)
+			return nil, nil, false, fmt.Errorf("user %q: %v", name, err)
 		}
-		users[name] = &User{Name: name, hash: []byte(hash), comparer: cmp}
+		user := &User{Name: name, hash: []byte(hash), comparer: cmp}
+		users[name] = user
+		shares[hashParams(hash)]++
+		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
+			common = user
+		}
 	}
-	first := users[repl.ReplaceKnown(accounts[0].Username, "")]
-	fake, err := fakeHashLike(string(first.hash))
+	fake, err := fakeHashLike(string(common.hash))
 	if err != nil {
-		return nil, nil, fmt.Errorf("making the fake hash: %v", err)
+		return nil, nil, false, fmt.Errorf("making the fake hash: %v", err)
 	}
-	return users, &User{hash: fake, comparer: first.comparer}, nil
+	return users, &User{hash: fake, comparer: common.comparer}, len(shares) > 1, nil
+}
+
+// hashParams is the part of a hash that names its algorithm and cost:
+// "$2a$14$" for bcrypt, "$argon2id$v=19$m=47104,t=1,p=1" for argon2id.
+func hashParams(hash string) string {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		return strings.Join(strings.SplitN(hash, "$", 5)[:4], "$")
+	}
+	return hash[:7]
 }
 
 // comparerFor checks that hash parses and returns Caddy's comparer for
@@ -95,11 +113,10 @@ func fakeHashLike(hash string) ([]byte, error) {
 		}
 		return []byte(strings.Join(parts, "$")), nil
 	}
-	// bcrypt: "$2a$" cost "$" then 22 characters of salt and 31 of digest
-	const prefixLen = 7
+	// bcrypt: the parameters, then 22 characters of salt and 31 of digest
 	salt := bcryptEncoding.EncodeToString(randomBytes(16))
 	digest := bcryptEncoding.EncodeToString(randomBytes(23))
-	return []byte(hash[:prefixLen] + salt + digest), nil
+	return []byte(hashParams(hash) + salt + digest), nil
 }
 
 // checkName rejects user names that cannot be shown or logged safely.
