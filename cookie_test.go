@@ -164,3 +164,39 @@ func TestSignOutEverywhere(t *testing.T) {
 		t.Error("the profile page offers no sign out of all devices")
 	}
 }
+
+func TestCacheHeaders(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/private/*"} })
+	c := a.login("ada", adaPassword, false)
+	w := a.do(request{target: "/private/a.txt", cookie: c})
+	if w.Code != 299 || w.Header().Get("Cache-Control") != "private" || w.Header().Get("Vary") != "Cookie" {
+		t.Errorf("protected content: %d Cache-Control %q Vary %q", w.Code, w.Header().Get("Cache-Control"), w.Header().Get("Vary"))
+	}
+	if w := a.do(request{target: "/public.txt", cookie: c}); w.Header().Get("Cache-Control") != "" {
+		t.Errorf("unprotected content marked %q", w.Header().Get("Cache-Control"))
+	}
+	advance(t, 31*time.Minute) // past half the idle window: the cookie is renewed
+	w = a.do(request{target: "/public.txt", cookie: c})
+	if len(w.Result().Cookies()) != 1 || w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("renewed cookie with Cache-Control %q", w.Header().Get("Cache-Control"))
+	}
+	// login and logout set one cookie of their own, never a renewal too
+	for _, req := range []request{
+		{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, cookie: c},
+		{method: "POST", target: "/logout", cookie: c},
+	} {
+		if w := a.do(req); len(w.Header().Values("Set-Cookie")) != 1 {
+			t.Errorf("%s: Set-Cookie %q", req.target, w.Header().Values("Set-Cookie"))
+		}
+	}
+}
+
+func TestCookieBoundToName(t *testing.T) {
+	a := newApp(t, "", nil)
+	plain := a.login("ada", adaPassword, false)
+	// a cookie sniffed over plain HTTP, replayed under the __Host- name
+	moved := &http.Cookie{Name: "__Host-miniapp_session", Value: plain.Value}
+	if w := a.do(request{target: "/profile", cookie: moved, https: true}); w.Code != 401 {
+		t.Errorf("HTTP cookie accepted over HTTPS: %d", w.Code)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,16 +131,20 @@ func TestCaddyIdleAndSignOutEverywhere(t *testing.T) {
 	}
 
 	call(t, phone, "POST", httpsBase+"/login", "username=ada&password="+adaPassword)
+	u, _ := url.Parse(httpsBase)
+	cookies := map[string]*http.Cookie{"phone": phone.Jar.Cookies(u)[0], "laptop": laptop.Jar.Cookies(u)[0]}
+	for name, ck := range cookies {
+		if resp, _ := call(t, s.client(), "GET", httpsBase+"/profile", "", "Cookie", ck.Name+"="+ck.Value); resp.StatusCode != 200 {
+			t.Fatalf("%s not signed in before: %d", name, resp.StatusCode)
+		}
+	}
 	resp, _ = call(t, phone, "POST", httpsBase+"/logout", "all=1")
 	if resp.StatusCode != 303 {
 		t.Fatalf("sign out everywhere: %d", resp.StatusCode)
 	}
-	for name, c := range map[string]*http.Client{"phone": phone, "laptop": laptop} {
-		u, _ := url.Parse(httpsBase)
-		for _, ck := range c.Jar.Cookies(u) {
-			if resp, _ := call(t, c, "GET", httpsBase+"/profile", "", "Cookie", ck.Name+"="+ck.Value); resp.StatusCode != 401 {
-				t.Errorf("%s still signed in: %d", name, resp.StatusCode)
-			}
+	for name, ck := range cookies {
+		if resp, _ := call(t, s.client(), "GET", httpsBase+"/profile", "", "Cookie", ck.Name+"="+ck.Value); resp.StatusCode != 401 {
+			t.Errorf("%s still signed in: %d", name, resp.StatusCode)
 		}
 	}
 }
@@ -147,19 +152,41 @@ func TestCaddyIdleAndSignOutEverywhere(t *testing.T) {
 func TestCaddyMetrics(t *testing.T) {
 	s := startCaddy(t, t.TempDir(), "")
 	c := s.client()
-	call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword, "X-Forwarded-For", "198.51.100.40")
-	call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "X-Forwarded-For", "198.51.100.40")
-	call(t, c, "POST", httpsBase+"/logout", "")
-	call(t, c, "GET", httpsBase+"/profile", "", "Cookie", "__Host-miniapp_session=garbage")
-	_, body := call(t, c, "GET", "http://localhost:2999/metrics", "")
-	for _, want := range []string{
+	series := []string{
 		`caddy_miniapp_logins_total{result="success"}`,
 		`caddy_miniapp_logins_total{result="failure"}`,
 		`caddy_miniapp_logouts_total`,
 		`caddy_miniapp_session_rejections_total{reason="malformed"}`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics endpoint lacks %s", want)
+	}
+	before := scrape(t, c, series)
+	call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword, "X-Forwarded-For", "198.51.100.40")
+	call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "X-Forwarded-For", "198.51.100.40")
+	call(t, c, "POST", httpsBase+"/logout", "")
+	call(t, c, "GET", httpsBase+"/profile", "", "Cookie", "__Host-miniapp_session=garbage")
+	after := scrape(t, c, series)
+	for _, name := range series {
+		if after[name]-before[name] != 1 {
+			t.Errorf("%s went from %v to %v, want +1", name, before[name], after[name])
 		}
 	}
+}
+
+// scrape reads the value of each series from Caddy's metrics endpoint;
+// a series not shown counts as 0.
+func scrape(t *testing.T, c *http.Client, series []string) map[string]float64 {
+	t.Helper()
+	_, body := call(t, c, "GET", "http://localhost:2999/metrics", "")
+	values := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		for _, name := range series {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				values[name] = f
+			}
+		}
+	}
+	return values
 }

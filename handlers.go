@@ -203,10 +203,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		metrics.logins.WithLabelValues("failure").Inc()
 		h.logger.Warn("login failed", zap.String("user", in.Username), zap.String("client_ip", ip), zap.String("reason", reason))
 		const msg = "invalid username or password"
+		w.Header().Set("WWW-Authenticate", h.challenge(r))
 		if asJSON {
 			return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
 		}
-		w.Header().Set("WWW-Authenticate", h.challenge(r))
 		if negotiate(r) == formatHTML {
 			return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: next, User: in.Username})
 		}

@@ -4,18 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.uber.org/zap/zaptest/observer"
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 const (
@@ -88,11 +87,17 @@ func checkCommonHeaders(t *testing.T, w *httptest.ResponseRecorder) {
 	if w.Header().Get("Content-Type") == "" {
 		t.Error("no Content-Type")
 	}
-	if got, want := w.Header().Get("Content-Length"), strconv.Itoa(w.Body.Len()); got != want && w.Body.Len() > 0 {
+	if got, want := w.Header().Get("Content-Length"), strconv.Itoa(w.Body.Len()); got != want {
 		t.Errorf("Content-Length %q, body is %s bytes", got, want)
 	}
 	if w.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Error("no X-Content-Type-Options: nosniff")
+	}
+	if !strings.Contains(strings.Join(w.Header().Values("Vary"), ","), "Accept") {
+		t.Error("no Vary: Accept")
+	}
+	if w.Code == 401 && !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), `Cookie realm="miniapp", form-action="/login"`) {
+		t.Errorf("401 with WWW-Authenticate %q", w.Header().Get("WWW-Authenticate"))
 	}
 }
 
@@ -123,6 +128,9 @@ func TestMethodNotAllowed(t *testing.T) {
 		w := a.do(request{method: tt.method, target: tt.target})
 		if w.Code != 405 || w.Header().Get("Allow") != tt.allow {
 			t.Errorf("%s %s: status %d Allow %q, want 405 %q", tt.method, tt.target, w.Code, w.Header().Get("Allow"), tt.allow)
+		}
+		if tt.method != "HEAD" {
+			checkCommonHeaders(t, w)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package miniapp
 import (
 	"encoding/base64"
 	"encoding/json"
-	"github.com/caddyserver/caddy/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 func TestLoginPage(t *testing.T) {
@@ -54,6 +55,7 @@ func TestLoginSuccess(t *testing.T) {
 			if w.Header().Get("Cache-Control") != "no-store" {
 				t.Error("no Cache-Control: no-store")
 			}
+			checkCommonHeaders(t, w)
 			c := sessionCookie(t, w)
 			wantName := "miniapp_session"
 			if tt.https {
@@ -135,6 +137,7 @@ func TestLoginFailure(t *testing.T) {
 			if len(w.Result().Cookies()) != 0 {
 				t.Error("a failed login set a cookie")
 			}
+			checkCommonHeaders(t, w)
 		})
 	}
 }
@@ -194,6 +197,7 @@ func TestProfileWithoutSession(t *testing.T) {
 		if w.Code != tt.status || w.Header().Get("Location") != tt.location || (tt.body != "" && w.Body.String() != tt.body) {
 			t.Errorf("Accept %q: %d Location %q body %q", tt.accept, w.Code, w.Header().Get("Location"), w.Body.String())
 		}
+		checkCommonHeaders(t, w)
 	}
 }
 
@@ -279,6 +283,7 @@ func TestLogout(t *testing.T) {
 		if cleared.Name != c.Name || cleared.Path != "/" || cleared.Secure != https || cleared.MaxAge != -1 || cleared.Value != "" {
 			t.Errorf("clearing cookie %+v does not match %+v", cleared, c)
 		}
+		checkCommonHeaders(t, w)
 		if !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
 			t.Errorf("Set-Cookie %q lacks Max-Age=0", w.Header().Get("Set-Cookie"))
 		}

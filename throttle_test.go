@@ -140,6 +140,7 @@ func TestLoginThrottled(t *testing.T) {
 	if w.Body.String() != "too many failed logins; try again later\n" {
 		t.Errorf("body %q", w.Body.String())
 	}
+	checkCommonHeaders(t, w)
 	last := a.logs.All()[a.logs.Len()-1]
 	if last.Message != "login throttled" || last.Level.String() != "warn" || last.ContextMap()["user"] != "ada" || last.ContextMap()["client_ip"] != "192.0.2.7" {
 		t.Errorf("throttled attempt logged as %s %q %v", last.Level, last.Message, last.ContextMap())
