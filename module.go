@@ -170,7 +170,7 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if len(h.SecretKeys) > 0 {
 		h.keys, err = parseKeyring(h.SecretKeys, repl)
 	} else {
-		h.keys, err = loadOrCreateKeyring(ctx, storage)
+		h.keys, err = loadOrCreateKeyring(ctx, storage, h.logger)
 	}
 	if err != nil {
 		return fmt.Errorf("loading key set: %v", err)

@@ -49,7 +49,7 @@ type Revocations struct {
 // openRevocations returns the shared list for the storage, loading it
 // and starting its sync loop on first use.
 func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Duration, logger *zap.Logger) (*Revocations, error) {
-	key := fmt.Sprintf("%T:%v", storage, storage)
+	key := storageID(storage)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		rv := &Revocations{
 			storage:  storage,

@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestRevocationsPrune(t *testing.T) {
@@ -64,5 +70,104 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	a.h.store.mu.RUnlock()
 	if gen != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
+	}
+}
+
+// flakyStorage is a file storage that fails every call while down.
+type flakyStorage struct {
+	*certmagic.FileStorage
+	down atomic.Bool
+}
+
+var errStorageDown = errors.New("storage is down")
+
+func (f *flakyStorage) Store(ctx context.Context, key string, value []byte) error {
+	if f.down.Load() {
+		return errStorageDown
+	}
+	return f.FileStorage.Store(ctx, key, value)
+}
+
+func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errStorageDown
+	}
+	return f.FileStorage.Load(ctx, key)
+}
+
+func (f *flakyStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	if f.down.Load() {
+		return nil, errStorageDown
+	}
+	return f.FileStorage.List(ctx, prefix, recursive)
+}
+
+func (f *flakyStorage) Lock(ctx context.Context, name string) error {
+	if f.down.Load() {
+		return errStorageDown
+	}
+	return f.FileStorage.Lock(ctx, name)
+}
+
+// provisionOn provisions a handler with the test accounts and a key
+// generated in storage.
+func provisionOn(t *testing.T, storage certmagic.Storage) (*Handler, *observer.ObservedLogs) {
+	t.Helper()
+	h := &Handler{Accounts: testAccounts()}
+	core, logs := observer.New(zap.DebugLevel)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.provision(ctx, storage, zap.New(core)); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h, logs
+}
+
+// TestStorageDown: while the storage fails nobody is signed out, logins
+// and logouts work, a reload keeps the key, and the logouts made meanwhile
+// reach the storage once it is back.
+func TestStorageDown(t *testing.T) {
+	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
+	h, logs := provisionOn(t, storage)
+	a := &testApp{t: t, h: h, logs: logs, storage: storage}
+	before := a.login("ada", adaPassword, false)
+
+	storage.down.Store(true)
+	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 200 {
+		t.Fatalf("profile while storage is down: %d", w.Code)
+	}
+	during := a.login("grace", gracePassword, false)
+	w := a.do(request{method: "POST", target: "/logout", cookie: before})
+	if w.Code != 303 {
+		t.Fatalf("logout while storage is down: %d", w.Code)
+	}
+	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 401 {
+		t.Fatalf("logout not in force while storage is down: %d", w.Code)
+	}
+	if err := h.store.sync(context.Background()); err == nil {
+		t.Fatal("sync reported no error while storage is down")
+	}
+	if logs.FilterMessageSnippet("will retry").Len() == 0 {
+		t.Error("failed revocation write not logged")
+	}
+
+	// a reload while the storage is down keeps the key and the sessions
+	reloaded, _ := provisionOn(t, storage)
+	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage}
+	if w := b.do(request{target: "/profile", cookie: during}); w.Code != 200 {
+		t.Errorf("session lost by a reload while storage is down: %d", w.Code)
+	}
+	if w := b.do(request{target: "/profile", cookie: before}); w.Code != 401 {
+		t.Errorf("logout lost by a reload while storage is down: %d", w.Code)
+	}
+
+	storage.down.Store(false)
+	if err := h.store.sync(context.Background()); err != nil {
+		t.Fatalf("sync after storage is back: %v", err)
+	}
+	keys, err := storage.List(context.Background(), revokedPrefix, false)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("pending revocation not written once storage is back: %v %v", keys, err)
 	}
 }

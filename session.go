@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // Session is what the cookie carries: who signed in, which session it
@@ -120,17 +122,28 @@ type storedKeys struct {
 	Keys []string `json:"keys"`
 }
 
+// storedKeysCache keeps the key set last read from each storage, so a
+// config reload while the storage is down keeps its sessions.
+var storedKeysCache sync.Map
+
 // loadOrCreateKeyring loads the key set from storage, creating it under
 // the storage lock when absent, so that instances sharing the storage
-// agree on one key.
-func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage) (*Keyring, error) {
+// agree on one key. When the storage fails, the key set this process
+// read before is used; without one, there is no safe key to use.
+func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger) (*Keyring, error) {
 	data, err := storage.Load(ctx, keysStorage)
 	if errors.Is(err, fs.ErrNotExist) {
 		data, err = createKeys(ctx, storage)
 	}
 	if err != nil {
-		return nil, err
+		cached, ok := storedKeysCache.Load(storageID(storage))
+		if !ok {
+			return nil, err
+		}
+		logger.Warn("reading the key set from storage failed; using the one read before", zap.Error(err))
+		data = cached.([]byte)
 	}
+	storedKeysCache.Store(storageID(storage), data)
 	var stored storedKeys
 	if err := json.Unmarshal(data, &stored); err != nil {
 		return nil, fmt.Errorf("%s: %v", keysStorage, err)
@@ -149,12 +162,31 @@ func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage) (*Keyring
 	return newKeyring(secrets)
 }
 
+// createKeys makes the key set under the storage lock. A lock that fails
+// (the file storage can misread a lock file another instance is writing)
+// is tried again a few times, reading first whether the other instance
+// has made the key set meanwhile.
 func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
-	if err := storage.Lock(ctx, keysStorage); err != nil {
-		return nil, fmt.Errorf("locking %s: %v", keysStorage, err)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			data, loadErr := storage.Load(ctx, keysStorage)
+			if !errors.Is(loadErr, fs.ErrNotExist) {
+				return data, loadErr
+			}
+		}
+		if err = storage.Lock(ctx, keysStorage); err == nil {
+			defer func() { _ = storage.Unlock(ctx, keysStorage) }()
+			return createKeysLocked(ctx, storage)
+		}
 	}
-	defer func() { _ = storage.Unlock(ctx, keysStorage) }()
-	// another instance may have created it while we waited for the lock
+	return nil, fmt.Errorf("locking %s: %v", keysStorage, err)
+}
+
+// createKeysLocked stores a new key set unless another instance did
+// while this one waited for the lock.
+func createKeysLocked(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
 	data, err := storage.Load(ctx, keysStorage)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
@@ -167,6 +199,12 @@ func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
 		return nil, fmt.Errorf("storing %s: %v", keysStorage, err)
 	}
 	return data, nil
+}
+
+// storageID names a storage by its type and configuration, so that
+// handlers of successive configs find the state kept for it.
+func storageID(storage certmagic.Storage) string {
+	return fmt.Sprintf("%T:%v", storage, storage)
 }
 
 // Seal encodes s into a cookie value with the first key. The associated

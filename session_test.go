@@ -1,8 +1,10 @@
 package miniapp
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 func TestLoginPage(t *testing.T) {
@@ -403,5 +407,51 @@ func TestDecodeSecret(t *testing.T) {
 		} else if bad != "" && strings.Contains(err.Error(), bad) {
 			t.Errorf("error repeats the key: %v", err)
 		}
+	}
+}
+
+// lockingStorage is a file storage whose Lock fails the first failures
+// times, as the file storage does when it reads a lock file that another
+// instance is still writing.
+type lockingStorage struct {
+	*certmagic.FileStorage
+	failures int
+	onFail   func()
+}
+
+func (s *lockingStorage) Lock(ctx context.Context, name string) error {
+	if s.failures > 0 {
+		s.failures--
+		if s.onFail != nil {
+			s.onFail()
+		}
+		return errors.New("decoding lockfile contents: unexpected EOF")
+	}
+	return s.FileStorage.Lock(ctx, name)
+}
+
+func TestCreateKeysRetriesLock(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	flaky := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 2}
+	if _, err := loadOrCreateKeyring(ctx, flaky, zap.NewNop()); err != nil || flaky.failures != 0 {
+		t.Fatalf("key set not made after two failed locks: %v", err)
+	}
+
+	// the other instance makes the key set while this one's lock fails
+	other := &certmagic.FileStorage{Path: t.TempDir()}
+	theirs, err := loadOrCreateKeyring(ctx, other, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := other.Load(ctx, keysStorage)
+	_ = other.Delete(ctx, keysStorage)
+	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysStorage, data) }}
+	ours, err := loadOrCreateKeyring(ctx, racing, zap.NewNop())
+	if err != nil || ours.keys[0].id != theirs.keys[0].id {
+		t.Fatalf("did not take the other instance's key set: %v", err)
+	}
+	if _, err := loadOrCreateKeyring(ctx, &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}, zap.NewNop()); err == nil {
+		t.Error("no error when the lock never succeeds")
 	}
 }

@@ -1,0 +1,264 @@
+package miniapp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// node is one Caddy process of a cluster test: its site on an HTTP port
+// and its admin endpoint, with the storage it shares with the others.
+type node struct {
+	t         *testing.T
+	port      int
+	admin     int
+	config    string
+	home      string
+	process   *caddyProcess
+	configDir string
+	storage   string
+}
+
+// nodeConfig is the Caddyfile of a node; body is what its site responds
+// besides the module's routes.
+func nodeConfig(port, admin int, storage, body string) string {
+	return fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	storage file_system %s
+	skip_install_trust
+}
+http://localhost:%d {
+	miniapp {
+		user ada %s
+		revocation_sync 1s
+	}
+	respond %q
+}
+`, admin, port, storage, port, adaHash, body)
+}
+
+// newNode writes the node's Caddyfile; start runs it.
+func newNode(t *testing.T, port, admin int, storage string) *node {
+	n := &node{t: t, port: port, admin: admin, home: t.TempDir(), configDir: t.TempDir(), storage: storage}
+	n.writeConfig("ok")
+	return n
+}
+
+func (n *node) writeConfig(body string) {
+	n.config = filepath.Join(n.configDir, "Caddyfile")
+	if err := os.WriteFile(n.config, []byte(nodeConfig(n.port, n.admin, n.storage, body)), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) start() {
+	n.process = runCaddy(n.t, ".", n.home, "--config", n.config, "--adapter", "caddyfile")
+}
+
+func (n *node) url(path string) string { return fmt.Sprintf("http://localhost:%d%s", n.port, path) }
+
+func (n *node) ready() {
+	waitFor(n.t, &http.Client{Timeout: 2 * time.Second}, n.url("/hello"), n.process)
+}
+
+// kill ends the process at once, as a crash would.
+func (n *node) kill() {
+	_ = n.process.cmd.Process.Signal(syscall.SIGKILL)
+	_ = n.process.cmd.Wait()
+}
+
+// clusterClient does not follow redirects and keeps no cookies: each test
+// sends the cookie it means to.
+var clusterClient = &http.Client{
+	Timeout:       5 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// loginOn signs ada in on the node and returns the session cookie.
+func loginOn(t *testing.T, n *node) *http.Cookie {
+	t.Helper()
+	resp, err := clusterClient.PostForm(n.url("/login"), url.Values{"username": {"ada"}, "password": {adaPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 || len(resp.Cookies()) != 1 {
+		t.Fatalf("login on :%d: %d", n.port, resp.StatusCode)
+	}
+	return resp.Cookies()[0]
+}
+
+// profileStatus is the status of GET /profile with the cookie on the node.
+func profileStatus(t *testing.T, n *node, c *http.Cookie) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.url("/profile"), nil)
+	req.AddCookie(c)
+	resp, err := clusterClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func logoutOn(t *testing.T, n *node, c *http.Cookie) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", n.url("/logout"), nil)
+	req.AddCookie(c)
+	resp, err := clusterClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 {
+		t.Fatalf("logout on :%d: %d", n.port, resp.StatusCode)
+	}
+}
+
+// TestClusterSharedStorage runs two Caddy processes on one file_system
+// storage, started at the same moment on an empty storage.
+func TestClusterSharedStorage(t *testing.T) {
+	buildCaddy(t)
+	storage := t.TempDir()
+	a, b := newNode(t, 9280, 2981, storage), newNode(t, 9281, 2982, storage)
+	var wg sync.WaitGroup
+	for _, n := range []*node{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.start() }()
+	}
+	wg.Wait()
+	a.ready()
+	b.ready()
+
+	data, err := os.ReadFile(filepath.Join(storage, "miniapp", "keys.json"))
+	var stored storedKeys
+	if err != nil || json.Unmarshal(data, &stored) != nil || len(stored.Keys) != 1 {
+		t.Fatalf("key set after a simultaneous start: %s %v", data, err)
+	}
+
+	c := loginOn(t, a)
+	if got := profileStatus(t, b, c); got != 200 {
+		t.Fatalf("session of A refused on B: %d", got)
+	}
+	logoutOn(t, b, c)
+	deadline := time.Now().Add(3 * time.Second) // revocation_sync 1s, and margin
+	for profileStatus(t, a, c) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("logout on B not in force on A within the sync window")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterKillRestart kills a Caddy between login and profile and
+// starts it again: sessions stay, and a logout just before the kill stays.
+func TestClusterKillRestart(t *testing.T) {
+	n := newNode(t, 9282, 2983, t.TempDir())
+	n.start()
+	n.ready()
+	kept, ended := loginOn(t, n), loginOn(t, n)
+	logoutOn(t, n, ended)
+	n.kill()
+	n.start()
+	n.ready()
+	if got := profileStatus(t, n, kept); got != 200 {
+		t.Errorf("session lost by kill -9: %d", got)
+	}
+	if got := profileStatus(t, n, ended); got != 401 {
+		t.Errorf("logout lost by kill -9: %d", got)
+	}
+}
+
+// TestClusterReloadUnderLoad reloads Caddy with a changed Caddyfile while
+// a loop reads /profile: no request fails and the session stays.
+func TestClusterReloadUnderLoad(t *testing.T) {
+	n := newNode(t, 9284, 2985, t.TempDir())
+	n.start()
+	n.ready()
+	c := loginOn(t, n)
+
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	var ok, failed atomic.Int64
+	var firstFailure atomic.Value
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jar, _ := cookiejar.New(nil)
+			client := &http.Client{Timeout: 5 * time.Second, Jar: jar}
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "GET", n.url("/profile"), nil)
+				req.AddCookie(c)
+				resp, err := client.Do(req)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					firstFailure.CompareAndSwap(nil, resp.Status)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+
+	time.Sleep(500 * time.Millisecond)
+	n.writeConfig("reloaded")
+	out, err := exec.Command(buildCaddy(t), "reload", "--config", n.config, "--adapter", "caddyfile",
+		"--address", fmt.Sprintf("localhost:%d", n.admin)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("caddy reload: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := clusterClient.Get(n.url("/"))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) == "reloaded" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new config never answered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := ok.Load()
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	wg.Wait()
+
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed during the reload; first: %v", failed.Load(), failed.Load()+ok.Load(), firstFailure.Load())
+	}
+	if ok.Load() == before || before == 0 {
+		t.Errorf("no requests around the reload: %d before, %d in all", before, ok.Load())
+	}
+	if got := profileStatus(t, n, c); got != 200 {
+		t.Errorf("session lost by reload: %d", got)
+	}
+}
