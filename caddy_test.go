@@ -123,15 +123,31 @@ func (s *site) waitHTTPS() {
 }
 
 // client is an HTTP client with its own cookie jar that does not follow
-// redirects, so each step of a flow is seen.
+// redirects, so each step of a flow is seen. Its requests come from a
+// client IP of their own (X-Forwarded-For from the trusted loopback), so
+// the throttle counts of one test do not reach another.
 func (s *site) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{
-		Transport:     caddytest.CreateTestingTransport(),
+		Transport:     forwardedFor{nextIP(), caddytest.CreateTestingTransport()},
 		Jar:           jar,
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// forwardedFor adds an X-Forwarded-For header to requests without one.
+type forwardedFor struct {
+	ip   string
+	base http.RoundTripper
+}
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("X-Forwarded-For") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("X-Forwarded-For", f.ip)
+	}
+	return f.base.RoundTrip(r)
 }
 
 // call sends one request and returns the response with its body read.

@@ -32,13 +32,15 @@ type node struct {
 }
 
 // nodeConfig is the Caddyfile of a node; body is what its site responds
-// besides the module's routes.
+// besides the module's routes. It serves plain HTTP with no local CA, as
+// Caddy's own CA creation races when two instances start at once on an
+// empty storage.
 func nodeConfig(port, admin int, storage, body string) string {
 	return fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
 	storage file_system %s
-	skip_install_trust
+	auto_https off
 }
 http://localhost:%d {
 	miniapp {

@@ -227,7 +227,7 @@ func TestLoginLogs(t *testing.T) {
 	}
 	for i, e := range entries {
 		fields := e.ContextMap()
-		if e.Level.String() != want[i].level || e.Message != want[i].msg || fields["user"] != want[i].user || fields["client_ip"] != "192.0.2.7" {
+		if e.Level.String() != want[i].level || e.Message != want[i].msg || fields["user"] != want[i].user || fields["client_ip"] != a.ip {
 			t.Errorf("entry %d: %s %q %v", i, e.Level, e.Message, fields)
 		}
 		if want[i].reason != "" && fields["reason"] != want[i].reason {

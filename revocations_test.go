@@ -130,7 +130,7 @@ func provisionOn(t *testing.T, storage certmagic.Storage) (*Handler, *observer.O
 func TestStorageDown(t *testing.T) {
 	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
 	h, logs := provisionOn(t, storage)
-	a := &testApp{t: t, h: h, logs: logs, storage: storage}
+	a := &testApp{t: t, h: h, logs: logs, storage: storage, ip: nextIP()}
 	before := a.login("ada", adaPassword, false)
 
 	storage.down.Store(true)
@@ -154,7 +154,7 @@ func TestStorageDown(t *testing.T) {
 
 	// a reload while the storage is down keeps the key and the sessions
 	reloaded, _ := provisionOn(t, storage)
-	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage}
+	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage, ip: nextIP()}
 	if w := b.do(request{target: "/profile", cookie: during}); w.Code != 200 {
 		t.Errorf("session lost by a reload while storage is down: %d", w.Code)
 	}

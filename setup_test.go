@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,12 +55,23 @@ func testAccounts() []caddyauth.Account {
 	return []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: graceHash}}
 }
 
-// testApp is a provisioned handler on its own storage, with its log.
+// testApp is a provisioned handler on its own storage, with its log and
+// the client IP its requests come from: its own, since the throttle's
+// counts are shared by every handler of the process with the same limit.
 type testApp struct {
 	t       testing.TB
 	h       *Handler
 	logs    *observer.ObservedLogs
 	storage certmagic.Storage
+	ip      string
+}
+
+var appCount atomic.Int64
+
+// nextIP is a client address no other test app uses.
+func nextIP() string {
+	n := appCount.Add(1)
+	return fmt.Sprintf("198.18.%d.%d", n/250, n%250+1)
 }
 
 // newApp provisions a handler with the test accounts and key; change
@@ -84,7 +96,7 @@ func newApp(t testing.TB, storageDir string, change func(*Handler)) *testApp {
 		t.Fatalf("validate: %v", err)
 	}
 	t.Cleanup(func() { _ = h.Cleanup() })
-	return &testApp{t: t, h: h, logs: logs, storage: storage}
+	return &testApp{t: t, h: h, logs: logs, storage: storage, ip: nextIP()}
 }
 
 // nextHandler stands for file_server: it answers 299 so a test can tell
@@ -126,12 +138,18 @@ func (a *testApp) do(req request) *httptest.ResponseRecorder {
 	if req.cookie != nil {
 		r.AddCookie(req.cookie)
 	}
-	r = withCaddyContext(r, false)
+	r = withClientIP(withCaddyContext(r, false), a.ip)
 	w := httptest.NewRecorder()
 	if err := a.h.ServeHTTP(w, r, nextHandler); err != nil {
 		a.t.Fatalf("%s %s: handler returned error %v without handle_errors routes", req.method, req.target, err)
 	}
 	return w
+}
+
+// withClientIP sets Caddy's client IP of the request.
+func withClientIP(r *http.Request, ip string) *http.Request {
+	caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, ip)
+	return r
 }
 
 // withCaddyContext adds what Caddy's server puts in a request context;

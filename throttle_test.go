@@ -142,7 +142,7 @@ func TestLoginThrottled(t *testing.T) {
 	}
 	checkCommonHeaders(t, w)
 	last := a.logs.All()[a.logs.Len()-1]
-	if last.Message != "login throttled" || last.Level.String() != "warn" || last.ContextMap()["user"] != "ada" || last.ContextMap()["client_ip"] != "192.0.2.7" {
+	if last.Message != "login throttled" || last.Level.String() != "warn" || last.ContextMap()["user"] != "ada" || last.ContextMap()["client_ip"] != a.ip {
 		t.Errorf("throttled attempt logged as %s %q %v", last.Level, last.Message, last.ContextMap())
 	}
 	assertNoSecrets(t, a, adaPassword)
@@ -162,6 +162,7 @@ func TestThrottleSurvivesReload(t *testing.T) {
 		old.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
 	}
 	reloaded := newApp(t, "", limit)
+	reloaded.ip = old.ip
 	if err := old.h.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
