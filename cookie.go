@@ -3,6 +3,7 @@ package miniapp
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -14,20 +15,37 @@ const hostPrefix = "__Host-"
 // __Host- prefix over HTTPS.
 func (h *Handler) cookieName(r *http.Request) string {
 	if r.TLS != nil {
-		return hostPrefix + h.CookieName
+		return h.hostCookie
 	}
 	return h.CookieName
+}
+
+// cookieValue finds the named cookie in the request's Cookie headers
+// without parsing the others.
+func cookieValue(r *http.Request, name string) (string, bool) {
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && k == name {
+				return v, true
+			}
+		}
+	}
+	return "", false
 }
 
 // session returns the request's valid session, or nil: a cookie that is
 // missing, forged, altered, expired (absolutely or idle), revoked or of a
 // removed user is no session at all. Each refused cookie is counted.
 func (h *Handler) session(r *http.Request) *Session {
-	c, err := r.Cookie(h.cookieName(r))
-	if err != nil {
+	name := h.cookieName(r)
+	value, ok := cookieValue(r, name)
+	if !ok {
 		return nil
 	}
-	s, err := h.keys.Open(c.Value, c.Name)
+	s, err := h.keys.Open(value, name)
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
@@ -37,10 +55,12 @@ func (h *Handler) session(r *http.Request) *Session {
 		metrics.rejections.WithLabelValues("expired").Inc()
 		return nil
 	}
-	if _, known := h.users[s.User]; !known || h.store.Revoked(s) {
+	user, known := h.users[s.User]
+	if !known || h.store.Revoked(s) {
 		metrics.rejections.WithLabelValues("revoked").Inc()
 		return nil
 	}
+	s.user = user
 	return s
 }
 

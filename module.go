@@ -95,14 +95,15 @@ type Handler struct {
 	// the old cookie may still be accepted there. Default: 10s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
 
-	users     map[string]*User
-	fakeUser  *User
-	keys      *Keyring
-	store     *Revocations
-	throttle  *Throttle
-	protected caddyhttp.MatchPath
-	csrf      *http.CrossOriginProtection
-	logger    *zap.Logger
+	users      map[string]*User
+	fakeUser   *User
+	hostCookie string
+	keys       *Keyring
+	store      *Revocations
+	throttle   *Throttle
+	protected  caddyhttp.MatchPath
+	csrf       *http.CrossOriginProtection
+	logger     *zap.Logger
 }
 
 // LoginLimit is how many failed logins a client may make in a window.
@@ -137,6 +138,7 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if h.CookieName == "" {
 		h.CookieName = defaultCookieName
 	}
+	h.hostCookie = hostPrefix + h.CookieName
 	if h.IdleTimeout == 0 {
 		h.IdleTimeout = caddy.Duration(defaultIdleTimeout)
 	}

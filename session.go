@@ -36,6 +36,9 @@ type Session struct {
 	Expires time.Time
 	// LastSeen is when the cookie was last issued, for idle expiry.
 	LastSeen time.Time
+
+	// user is the account, once the handler has found it.
+	user *User
 }
 
 const (
@@ -227,32 +230,40 @@ func (kr *Keyring) Seal(s *Session, ad string) string {
 
 // Open decodes a cookie value. Any value that was not sealed by one of
 // the keys with the same associated data, or is malformed, is an error;
-// expiry is the caller's to check.
+// expiry is the caller's to check. One buffer holds the encoded, decoded
+// and decrypted bytes.
 func (kr *Keyring) Open(value, ad string) (*Session, error) {
 	if len(value) > maxCookieLen {
 		return nil, errMalformed
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(value)
-	if err != nil || len(raw) < keyIDLen {
+	decoded := base64.RawURLEncoding.DecodedLen(len(value))
+	buf := make([]byte, len(value)+2*decoded+len(ad))
+	src := buf[:copy(buf, value)]
+	raw := buf[len(value) : len(value)+decoded]
+	out := buf[len(value)+decoded : len(value)+2*decoded]
+	adBytes := buf[len(value)+2*decoded:]
+	copy(adBytes, ad)
+	n, err := base64.RawURLEncoding.Decode(raw, src)
+	if err != nil || n < keyIDLen {
 		return nil, errMalformed
 	}
+	raw = raw[:n]
 	for _, k := range kr.keys {
 		if [keyIDLen]byte(raw[:keyIDLen]) != k.id {
 			continue
 		}
-		plain, err := k.aead.Open(nil, nil, raw[keyIDLen:], []byte(ad))
+		plain, err := k.aead.Open(out[:0], nil, raw[keyIDLen:], adBytes)
 		if err != nil || len(plain) <= sessionHeaderLen || plain[0] != sessionVersion {
 			return nil, errMalformed
 		}
-		s := &Session{
+		return &Session{
 			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
 			Expires:    time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
 			LastSeen:   time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
 			Generation: binary.BigEndian.Uint32(plain[25:]),
 			ID:         [16]byte(plain[29:45]),
 			User:       string(plain[sessionHeaderLen:]),
-		}
-		return s, nil
+		}, nil
 	}
 	return nil, errMalformed
 }

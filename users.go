@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +19,10 @@ type User struct {
 	Name     string
 	hash     []byte
 	comparer caddyauth.Comparer
+	// placeholder and jsonName are Name made once for every request: as
+	// a placeholder value and as a JSON string.
+	placeholder any
+	jsonName    []byte
 }
 
 // bcryptEncoding is bcrypt's own base64 alphabet, used to make fake hashes.
@@ -51,7 +56,11 @@ func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("user %q: %v", name, err)
 		}
-		user := &User{Name: name, hash: []byte(hash), comparer: cmp}
+		jsonName, err := json.Marshal(name)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		user := &User{Name: name, hash: []byte(hash), comparer: cmp, placeholder: name, jsonName: jsonName}
 		users[name] = user
 		shares[hashParams(hash)]++
 		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
