@@ -32,10 +32,11 @@ var (
 // site is a running Caddy with the example's shape: log, encode, miniapp,
 // file_server; plus a second site whose errors go to handle_errors.
 type site struct {
-	t       *testing.T
-	tester  *caddytest.Tester
-	config  string
-	logFile string
+	t        *testing.T
+	tester   *caddytest.Tester
+	config   string
+	logFile  string
+	debugLog string
 }
 
 // startCaddy loads the test Caddyfile; extra goes into the miniapp block.
@@ -53,7 +54,9 @@ func startCaddy(t *testing.T, storageDir, extra string) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logFile := filepath.Join(t.TempDir(), "access.log")
+	logDir := t.TempDir()
+	logFile := filepath.Join(logDir, "access.log")
+	debugLog := filepath.Join(logDir, "caddy.log")
 	config := fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %d
@@ -63,6 +66,15 @@ func startCaddy(t *testing.T, storageDir, extra string) *site {
 	servers {
 		trusted_proxies static 127.0.0.1/8
 		client_ip_headers X-Forwarded-For
+		timeouts {
+			read_header 2s
+			read_body 2s
+			idle 30s
+		}
+	}
+	log default {
+		output file %s
+		level DEBUG
 	}
 }
 localhost, http://localhost {
@@ -70,6 +82,9 @@ localhost, http://localhost {
 		output file %s
 	}
 	encode gzip
+	request_body {
+		max_size 1MB
+	}
 	miniapp {
 		user ada %s
 		user grace %s
@@ -95,10 +110,10 @@ http://errors.localhost {
 		respond "styled {err.status_code}: {err.message}"
 	}
 }
-`, httpPort, httpsPort, storageDir, logFile, adaHash, graceHash, extra, testdata, public, adaHash)
+`, httpPort, httpsPort, storageDir, debugLog, logFile, adaHash, graceHash, extra, testdata, public, adaHash)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(config, "caddyfile")
-	s := &site{t: t, tester: tester, config: config, logFile: logFile}
+	s := &site{t: t, tester: tester, config: config, logFile: logFile, debugLog: debugLog}
 	s.waitHTTPS()
 	return s
 }
