@@ -85,13 +85,36 @@ func (n *node) kill() {
 }
 
 // clusterClient does not follow redirects and keeps no cookies: each test
-// sends the cookie it means to. It opens a connection per request: a POST
-// on a kept-alive connection that a reload closes at that moment fails on
-// the client's side, and Go's client retries only idempotent requests.
+// sends the cookie it means to. It opens a connection per request and
+// tries again when the connection fails: a reload of Caddy resets the
+// connections its old server accepted as it stopped, before the request
+// reached the module. What the tests check is the module's answer, never
+// a transport error.
 var clusterClient = &http.Client{
 	Timeout:       5 * time.Second,
-	Transport:     &http.Transport{DisableKeepAlives: true},
+	Transport:     retrying{&http.Transport{DisableKeepAlives: true}},
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// retrying sends a request again, up to three times in all, when no
+// response came back.
+type retrying struct{ base http.RoundTripper }
+
+func (rt retrying) RoundTrip(r *http.Request) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := rt.base.RoundTrip(r)
+		if err == nil || attempt == 3 || (r.Body != nil && r.GetBody == nil) {
+			return resp, err
+		}
+		time.Sleep(50 * time.Millisecond)
+		again := r.Clone(r.Context())
+		if r.GetBody != nil {
+			if again.Body, err = r.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		r = again
+	}
 }
 
 // h2cClient speaks HTTP/2 over plain TCP. A reload ends the old server's

@@ -195,7 +195,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return reject(http.StatusTooManyRequests, "too many failed logins; try again later")
 	}
 
+	if !acquireHashSlot(r.Context()) {
+		h.throttle.Succeeded(ip) // not the client's failure
+		metrics.logins.WithLabelValues("throttled").Inc()
+		h.logger.Warn("login refused: too many password checks in progress", zap.String("user", in.Username), zap.String("client_ip", ip))
+		w.Header().Set("Retry-After", "1")
+		return reject(http.StatusTooManyRequests, "too many logins in progress; try again shortly")
+	}
 	user, reason, err := h.authenticate(in.Username, in.Password)
+	releaseHashSlot()
 	if err != nil {
 		h.throttle.Succeeded(ip) // not the client's failure
 		return err

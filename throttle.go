@@ -1,8 +1,10 @@
 package miniapp
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -128,3 +130,33 @@ func (t *Throttle) evict(now time.Time) {
 
 // Interface guard
 var _ caddy.Destructor = (*Throttle)(nil)
+
+// hashSlots bounds the password checks that run at once, so that a flood
+// of logins from many addresses, each within its own limit, takes at most
+// half of the CPUs from the rest of the server.
+var hashSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// maxHashWait is how long a login waits for a free slot before it is
+// refused with 429.
+var maxHashWait = 2 * time.Second
+
+// acquireHashSlot waits for a slot to check a password, up to
+// maxHashWait or the end of the request; release with releaseHashSlot.
+func acquireHashSlot(ctx context.Context) bool {
+	select {
+	case hashSlots <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(maxHashWait)
+	defer timer.Stop()
+	select {
+	case hashSlots <- struct{}{}:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func releaseHashSlot() { <-hashSlots }

@@ -170,3 +170,30 @@ func TestThrottleSurvivesReload(t *testing.T) {
 		t.Fatalf("throttle lost on reload: %d", w.Code)
 	}
 }
+
+// TestHashSlots: while every password-check slot is taken, a login waits
+// for one, then is refused with 429; a freed slot lets it through.
+func TestHashSlots(t *testing.T) {
+	defer func(d time.Duration) { maxHashWait = d }(maxHashWait)
+	maxHashWait = 100 * time.Millisecond
+	// with a limit of one failure, a refusal counted as a failure would
+	// throttle the login that follows it
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)} })
+	for range cap(hashSlots) {
+		hashSlots <- struct{}{}
+	}
+	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
+	if w.Code != 429 || w.Header().Get("Retry-After") != "1" || len(w.Result().Cookies()) != 0 {
+		t.Errorf("with every slot taken: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		releaseHashSlot()
+	}()
+	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 303 {
+		t.Errorf("after a slot was freed: %d", w.Code)
+	}
+	for range cap(hashSlots) - 1 {
+		releaseHashSlot()
+	}
+}
