@@ -37,6 +37,7 @@ type site struct {
 	config   string
 	logFile  string
 	debugLog string
+	storage  string
 }
 
 // startCaddy loads the test Caddyfile; extra goes into the miniapp block.
@@ -113,7 +114,7 @@ http://errors.localhost {
 `, httpPort, httpsPort, storageDir, debugLog, logFile, adaHash, graceHash, extra, testdata, public, adaHash)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(config, "caddyfile")
-	s := &site{t: t, tester: tester, config: config, logFile: logFile, debugLog: debugLog}
+	s := &site{t: t, tester: tester, config: config, logFile: logFile, debugLog: debugLog, storage: storageDir}
 	s.waitHTTPS()
 	return s
 }

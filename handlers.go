@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -286,19 +285,17 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, sess *Session)
 		// JSON-encoded once at load time
 		body := make([]byte, 0, 96+len(sess.user.jsonName))
 		body = append(append(append(body, `{"username":`...), sess.user.jsonName...), `,"issued":"`...)
-		body = sess.Issued.UTC().AppendFormat(body, time.RFC3339)
+		body = sess.Issued.UTC().AppendFormat(body, isoTime)
 		body = append(body, `","expires":"`...)
-		body = sess.Expires.UTC().AppendFormat(body, time.RFC3339)
+		body = sess.Expires.UTC().AppendFormat(body, isoTime)
 		body = append(body, `"}`...)
 		write(w, r, http.StatusOK, appJSON, body)
 		return nil
 	}
-	return h.render(w, r, http.StatusOK, "profile.html", pageData{
-		Title:   "Profile",
-		User:    sess.User,
-		Issued:  sess.Issued.UTC(),
-		Expires: sess.Expires.UTC(),
-	})
+	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
+	write(w, r, http.StatusOK, textHTML, profilePage.Fill(sess.User,
+		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime)))
+	return nil
 }
 
 // signInFirst answers a request that needs a session: browsers go to the

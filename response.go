@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -100,15 +101,87 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 // pageData is what the page templates show.
 type pageData struct {
-	Title   string
-	Style   template.CSS
-	Error   string
-	Status  string
-	Next    string
-	User    string
-	Issued  time.Time
-	Expires time.Time
+	Title  string
+	Style  template.CSS
+	Error  string
+	Status string
+	Next   string
+	User   string
+	// the session's times, as datetime attributes and as text
+	IssuedISO, IssuedText   string
+	ExpiresISO, ExpiresText string
 }
+
+// Time layouts of the profile page.
+const (
+	isoTime  = time.RFC3339
+	textTime = "Mon, 02 Jan 2006 15:04 MST"
+)
+
+// Page is a template rendered once with markers in place of the values
+// and split at them. Joining the parts with a request's escaped values
+// gives the same bytes as executing the template, many times faster:
+// the profile page is the hottest page of the module.
+type Page struct {
+	parts  []string
+	fields []int // fields[i] is the value that follows parts[i]
+}
+
+// pageMarker names field i of a pre-rendered page; it passes through
+// html/template's escaping unchanged.
+func pageMarker(i int) string { return "miniappfield" + strconv.Itoa(i) + "x" }
+
+// newPage renders the template with marker values, given in the order
+// that Fill takes the real ones.
+func newPage(name string, data func(markers []string) pageData, fields int) *Page {
+	markers := make([]string, fields)
+	for i := range markers {
+		markers[i] = pageMarker(i)
+	}
+	d := data(markers)
+	d.Style = stylesheet
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, d); err != nil {
+		panic(err)
+	}
+	page, rest := new(Page), buf.String()
+	for {
+		at, field := -1, 0
+		for i, m := range markers {
+			if j := strings.Index(rest, m); j >= 0 && (at < 0 || j < at) {
+				at, field = j, i
+			}
+		}
+		if at < 0 {
+			page.parts = append(page.parts, rest)
+			return page
+		}
+		page.parts = append(page.parts, rest[:at])
+		page.fields = append(page.fields, field)
+		rest = rest[at+len(markers[field]):]
+	}
+}
+
+// Fill joins the page's parts with the values, HTML-escaped.
+func (p *Page) Fill(values ...string) []byte {
+	n := 0
+	for _, part := range p.parts {
+		n += len(part)
+	}
+	body := make([]byte, 0, n+128)
+	for i, part := range p.parts {
+		body = append(body, part...)
+		if i < len(p.fields) {
+			body = append(body, template.HTMLEscapeString(values[p.fields[i]])...)
+		}
+	}
+	return body
+}
+
+// profilePage is the profile page, its fields the user and the times.
+var profilePage = newPage("profile.html", func(m []string) pageData {
+	return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4]}
+}, 5)
 
 // fail answers a request the module refuses. Where the site has
 // handle_errors routes the error goes to them, unwrapped so they see the

@@ -23,8 +23,9 @@ const (
 	signoutPrefix = "miniapp/signout"
 )
 
-// revocationPool shares one Revocations per storage across config
-// reloads, so a reload neither rereads the list nor drops a pending write.
+// revocationPool shares one Revocations per storage and sync interval
+// across config reloads, so a reload neither rereads the list nor drops a
+// pending write; a changed interval starts a new list from storage.
 var revocationPool = caddy.NewUsagePool()
 
 // Revocations holds the revoked session IDs (until the session would have
@@ -49,7 +50,7 @@ type Revocations struct {
 // openRevocations returns the shared list for the storage, loading it
 // and starting its sync loop on first use.
 func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Duration, logger *zap.Logger) (*Revocations, error) {
-	key := storageID(storage)
+	key := fmt.Sprintf("%s/%s", storageID(storage), every)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		rv := &Revocations{
 			storage:  storage,

@@ -175,7 +175,7 @@ func TestThrottleSurvivesReload(t *testing.T) {
 // for one, then is refused with 429; a freed slot lets it through.
 func TestHashSlots(t *testing.T) {
 	defer func(d time.Duration) { maxHashWait = d }(maxHashWait)
-	maxHashWait = 100 * time.Millisecond
+	maxHashWait = 500 * time.Millisecond
 	// with a limit of one failure, a refusal counted as a failure would
 	// throttle the login that follows it
 	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)} })

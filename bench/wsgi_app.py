@@ -13,6 +13,7 @@ import os
 import time
 from urllib.parse import parse_qs
 
+# one secret for all workers: gunicorn loads the app once (--preload) and forks
 SECRET = os.urandom(32)
 USERS = {"bench": hashlib.sha256(b"bench-password").hexdigest()}
 LIFETIME = 12 * 3600
