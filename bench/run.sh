@@ -3,7 +3,7 @@
 # design under gunicorn, in one run on loopback, and prints one table:
 # route, median requests/s, p50 and p99 latency, ratio to its twin.
 #
-#   bench/run.sh                    # about 7 minutes on 2 cores
+#   bench/run.sh                      # about 7 minutes on 2 cores
 #   DURATION=3 ROUNDS=1 bench/run.sh  # a quick look
 #
 # It installs wrk and python3-gunicorn with apt-get when they are missing,
