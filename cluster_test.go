@@ -1,7 +1,6 @@
 package miniapp
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -230,47 +229,9 @@ func TestClusterReloadUnderLoad(t *testing.T) {
 	n.ready()
 	c := loginOn(t, n)
 
-	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	var ok, failed atomic.Int64
-	var firstFailure atomic.Value
-	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := h2cClient()
-			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, "GET", n.url("/profile"), nil)
-				req.AddCookie(c)
-				resp, err := client.Do(req)
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					firstFailure.CompareAndSwap(nil, resp.Status)
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-
+	load := startProfileLoad(n, c, 4)
 	time.Sleep(500 * time.Millisecond)
-	n.writeConfig("reloaded")
-	out, err := exec.Command(buildCaddy(t), "reload", "--config", n.config, "--adapter", "caddyfile",
-		"--address", fmt.Sprintf("localhost:%d", n.admin)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("caddy reload: %v\n%s", err, out)
-	}
+	n.reload("reloaded")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, err := clusterClient.Get(n.url("/"))
@@ -286,18 +247,81 @@ func TestClusterReloadUnderLoad(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	before := ok.Load()
+	before := load.requests.Load()
 	time.Sleep(500 * time.Millisecond)
-	stop()
-	wg.Wait()
+	load.stop()
 
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests failed during the reload; first: %v", failed.Load(), failed.Load()+ok.Load(), firstFailure.Load())
+	if load.failures.Load() != 0 {
+		t.Errorf("%d of %d requests failed during the reload; first: %v", load.failures.Load(), load.requests.Load(), load.firstFailure.Load())
 	}
-	if ok.Load() == before || before == 0 {
-		t.Errorf("no requests around the reload: %d before, %d in all", before, ok.Load())
+	if load.requests.Load() == before || before == 0 {
+		t.Errorf("no requests around the reload: %d before, %d in all", before, load.requests.Load())
 	}
 	if got := profileStatus(t, n, c); got != 200 {
 		t.Errorf("session lost by reload: %d", got)
+	}
+}
+
+// profileLoad reads /profile with one cookie from several clients at
+// once, counting the requests and the failures, until stop.
+type profileLoad struct {
+	requests, failures atomic.Int64
+	firstFailure       atomic.Value
+	done               chan struct{}
+	wg                 sync.WaitGroup
+}
+
+func startProfileLoad(n *node, c *http.Cookie, clients int) *profileLoad {
+	l := &profileLoad{done: make(chan struct{})}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := h2cClient()
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", n.url("/profile"), nil)
+				req.AddCookie(c)
+				resp, err := client.Do(req)
+				l.requests.Add(1)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					l.fail(resp.Status)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *profileLoad) fail(why string) {
+	l.failures.Add(1)
+	l.firstFailure.CompareAndSwap(nil, why)
+}
+
+// stop ends the load and waits for its clients.
+func (l *profileLoad) stop() {
+	close(l.done)
+	l.wg.Wait()
+}
+
+// reload rewrites the node's Caddyfile with a new body and applies it
+// with `caddy reload`.
+func (n *node) reload(body string) {
+	n.t.Helper()
+	n.writeConfig(body)
+	out, err := exec.Command(buildCaddy(n.t), "reload", "--config", n.config, "--adapter", "caddyfile",
+		"--address", fmt.Sprintf("localhost:%d", n.admin)).CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("caddy reload: %v\n%s", err, out)
 	}
 }

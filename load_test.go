@@ -4,11 +4,8 @@ package miniapp
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"os/exec"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,39 +21,9 @@ func TestLoadThroughReloads(t *testing.T) {
 	n.ready()
 	kept := loginOn(t, n)
 
+	load := startProfileLoad(n, kept, 8)
 	stop := make(chan struct{})
-	var requests, failures atomic.Int64
-	var firstFailure atomic.Value
 	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := h2cClient()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("GET", n.url("/profile"), nil)
-				req.AddCookie(kept)
-				resp, err := client.Do(req)
-				requests.Add(1)
-				if err != nil {
-					failures.Add(1)
-					firstFailure.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failures.Add(1)
-					firstFailure.CompareAndSwap(nil, resp.Status)
-				}
-			}
-		}()
-	}
 
 	// sessions made and logged out all along, each checked at once
 	var loggedOut []*http.Cookie
@@ -83,18 +50,14 @@ func TestLoadThroughReloads(t *testing.T) {
 
 	for i := range 8 {
 		time.Sleep(5 * time.Second)
-		n.writeConfig(fmt.Sprintf("reload %d", i))
-		out, err := exec.Command(buildCaddy(t), "reload", "--config", n.config, "--adapter", "caddyfile",
-			"--address", fmt.Sprintf("localhost:%d", n.admin)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("reload %d: %v\n%s", i, err, out)
-		}
+		n.reload(fmt.Sprintf("reload %d", i))
 	}
 	close(stop)
 	wg.Wait()
+	load.stop()
 
-	if failures.Load() != 0 {
-		t.Errorf("%d of %d /profile requests failed; first: %v", failures.Load(), requests.Load(), firstFailure.Load())
+	if load.failures.Load() != 0 {
+		t.Errorf("%d of %d /profile requests failed; first: %v", load.failures.Load(), load.requests.Load(), load.firstFailure.Load())
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -103,5 +66,5 @@ func TestLoadThroughReloads(t *testing.T) {
 			t.Errorf("a logout was undone by the reloads: %d", got)
 		}
 	}
-	t.Logf("%d /profile requests through 8 reloads, %d sessions logged out and still refused", requests.Load(), len(loggedOut))
+	t.Logf("%d /profile requests through 8 reloads, %d sessions logged out and still refused", load.requests.Load(), len(loggedOut))
 }
