@@ -278,7 +278,7 @@ func TestCaddyLoginFlow(t *testing.T) {
 	s := startCaddy(t, t.TempDir(), "session_lifetime 1h")
 	c := s.client()
 
-	resp, body := call(t, c, "GET", httpsBase+"/profile", "", "Accept", "text/html")
+	resp, _ := call(t, c, "GET", httpsBase+"/profile", "", "Accept", "text/html")
 	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/login?next=%2Fprofile" {
 		t.Fatalf("profile without session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -286,7 +286,7 @@ func TestCaddyLoginFlow(t *testing.T) {
 		t.Fatalf("profile without session for curl: %d", resp.StatusCode)
 	}
 
-	resp, body = call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "Accept", "text/html")
+	resp, body := call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "Accept", "text/html")
 	if resp.StatusCode != 401 || !strings.Contains(body, "invalid username or password") {
 		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}
