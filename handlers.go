@@ -185,7 +185,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if err := checkText(in.Username); err != nil {
 		return err
 	}
-	asJSON := negotiate(r) == formatJSON
+	format := negotiate(r)
 	ip := clientIP(r)
 	if wait := h.throttle.Try(ip, clock.Now()); wait > 0 {
 		metrics.logins.WithLabelValues("throttled").Inc()
@@ -212,10 +212,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Warn("login failed", zap.String("user", in.Username), zap.String("client_ip", ip), zap.String("reason", reason))
 		const msg = "invalid username or password"
 		w.Header().Set("WWW-Authenticate", h.challenge(r))
-		if asJSON {
+		if format == formatJSON {
 			return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
 		}
-		if negotiate(r) == formatHTML {
+		if format == formatHTML {
 			return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: next, User: in.Username})
 		}
 		return reject(http.StatusUnauthorized, msg)
@@ -227,7 +227,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("login", zap.String("user", user.Name), zap.String("client_ip", ip))
 	w.Header().Set("Cache-Control", "no-store")
-	if asJSON {
+	if format == formatJSON {
 		return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": user.Name})
 	}
 	if next == "" {
