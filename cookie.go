@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"net"
 	"context"
 	"net/http"
 	"strings"
@@ -18,6 +19,17 @@ func (h *Handler) cookieName(r *http.Request) string {
 		return h.hostCookie
 	}
 	return h.CookieName
+}
+
+// cookieAD is what a cookie is bound to: its full name and the host it
+// was issued for (without port, as browsers keep cookies), so a cookie of
+// one site is no session on another site that shares the key set.
+func cookieAD(r *http.Request, name string) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return name + "\x00" + strings.ToLower(host)
 }
 
 // cookieValue finds the named cookie in the request's Cookie headers
@@ -45,7 +57,7 @@ func (h *Handler) session(r *http.Request) *Session {
 	if !ok {
 		return nil
 	}
-	s, err := h.keys.Open(value, name)
+	s, err := h.keys.Open(value, cookieAD(r, name))
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
@@ -99,7 +111,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *Session) 
 	name := h.cookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(s, name),
+		Value:    h.keys.Seal(s, cookieAD(r, name)),
 		Path:     "/",
 		MaxAge:   int(s.Expires.Sub(clock.Now()).Seconds()),
 		Secure:   r.TLS != nil,

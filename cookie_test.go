@@ -30,8 +30,8 @@ func TestIdleExpiryAndRenewal(t *testing.T) {
 		t.Fatalf("pass-through: %d", w.Code)
 	}
 	renewed := sessionCookie(t, w)
-	s, err := a.h.keys.Open(renewed.Value, "miniapp_session")
-	old, _ := a.h.keys.Open(c.Value, "miniapp_session")
+	s, err := a.open(renewed.Value)
+	old, _ := a.open(c.Value)
 	if err != nil || s.ID != old.ID || !s.Expires.Equal(old.Expires) || !s.LastSeen.After(old.LastSeen) {
 		t.Fatalf("renewed session %+v from %+v", s, old)
 	}
@@ -187,6 +187,17 @@ func TestCacheHeaders(t *testing.T) {
 	} {
 		if w := a.do(req); len(w.Header().Values("Set-Cookie")) != 1 {
 			t.Errorf("%s: Set-Cookie %q", req.target, w.Header().Values("Set-Cookie"))
+		}
+	}
+}
+
+func TestCookieBoundToHost(t *testing.T) {
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, false)
+	for host, want := range map[string]int{"example.com": 200, "EXAMPLE.com:8080": 200, "other.example": 401} {
+		w := a.do(request{target: "/profile", cookie: c, header: map[string]string{"Host": host}})
+		if w.Code != want {
+			t.Errorf("cookie of example.com at %s: %d, want %d", host, w.Code, want)
 		}
 	}
 }

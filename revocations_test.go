@@ -17,7 +17,7 @@ import (
 func TestRevocationsPrune(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.SessionLifetime = 0 })
 	c := a.login("ada", adaPassword, false)
-	s, _ := a.h.keys.Open(c.Value, "miniapp_session")
+	s, _ := a.open(c.Value)
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 	ctx := context.Background()
 	keys, err := a.storage.List(ctx, revokedPrefix, false)
@@ -49,7 +49,7 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	dir := t.TempDir()
 	a := newApp(t, dir, nil)
 	c := a.login("ada", adaPassword, false)
-	s, _ := a.h.keys.Open(c.Value, "miniapp_session")
+	s, _ := a.open(c.Value)
 
 	other := &Revocations{storage: a.storage, logger: a.h.logger, sessions: map[[16]byte]time.Time{},
 		users: map[string]uint32{}, pending: map[string][]byte{}}

@@ -211,8 +211,9 @@ func storageID(storage certmagic.Storage) string {
 }
 
 // Seal encodes s into a cookie value with the first key. The associated
-// data ad is the cookie's full name, so a cookie issued under one name
-// (plain HTTP) does not open under another (__Host- over HTTPS).
+// data ad binds it to the cookie's full name and host, so a cookie issued
+// under one name (plain HTTP) does not open under another (__Host- over
+// HTTPS), nor on another site.
 func (kr *Keyring) Seal(s *Session, ad string) string {
 	plain := make([]byte, sessionHeaderLen, sessionHeaderLen+len(s.User))
 	plain[0] = sessionVersion

@@ -261,14 +261,14 @@ func TestNewSessionEachLogin(t *testing.T) {
 	a := newApp(t, "", nil)
 	c1 := a.login("ada", adaPassword, false)
 	c2 := a.login("ada", adaPassword, false)
-	s1, _ := a.h.keys.Open(c1.Value, "miniapp_session")
-	s2, _ := a.h.keys.Open(c2.Value, "miniapp_session")
+	s1, _ := a.open(c1.Value)
+	s2, _ := a.open(c2.Value)
 	if s1 == nil || s2 == nil || s1.ID == s2.ID {
 		t.Fatal("two logins share a session ID")
 	}
 	// a login while signed in also makes a new ID
 	w := a.do(request{method: "POST", target: "/login", contentType: form, cookie: c1, body: "username=ada&password=" + adaPassword})
-	s3, _ := a.h.keys.Open(sessionCookie(t, w).Value, "miniapp_session")
+	s3, _ := a.open(sessionCookie(t, w).Value)
 	if s3 == nil || s3.ID == s1.ID {
 		t.Fatal("login kept the old session ID")
 	}

@@ -134,6 +134,9 @@ func (a *testApp) do(req request) *httptest.ResponseRecorder {
 	}
 	for k, v := range req.header {
 		r.Header.Set(k, v)
+		if k == "Host" {
+			r.Host = v
+		}
 	}
 	if req.cookie != nil {
 		r.AddCookie(req.cookie)
@@ -192,4 +195,10 @@ func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) *http.Cookie {
 func advance(t testing.TB, d time.Duration) {
 	clock.offset.Add(int64(d))
 	t.Cleanup(func() { clock.offset.Add(-int64(d)) })
+}
+
+// open opens a cookie value issued by the app over plain HTTP for the
+// test requests' host.
+func (a *testApp) open(value string) (*Session, error) {
+	return a.h.keys.Open(value, "miniapp_session\x00example.com")
 }
