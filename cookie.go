@@ -1,8 +1,8 @@
 package miniapp
 
 import (
-	"net"
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -21,15 +21,15 @@ func (h *Handler) cookieName(r *http.Request) string {
 	return h.CookieName
 }
 
-// cookieAD is what a cookie is bound to: its full name and the host it
-// was issued for (without port, as browsers keep cookies), so a cookie of
+// cookieHost is the host a cookie is bound to, besides its name: the
+// request's host without port, as browsers keep cookies, so a cookie of
 // one site is no session on another site that shares the key set.
-func cookieAD(r *http.Request, name string) string {
+func cookieHost(r *http.Request) string {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return name + "\x00" + strings.ToLower(host)
+	return strings.ToLower(host)
 }
 
 // cookieValue finds the named cookie in the request's Cookie headers
@@ -57,7 +57,7 @@ func (h *Handler) session(r *http.Request) *Session {
 	if !ok {
 		return nil
 	}
-	s, err := h.keys.Open(value, cookieAD(r, name))
+	s, err := h.keys.Open(value, name, cookieHost(r))
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
@@ -111,7 +111,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *Session) 
 	name := h.cookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(s, cookieAD(r, name)),
+		Value:    h.keys.Seal(s, name, cookieHost(r)),
 		Path:     "/",
 		MaxAge:   int(s.Expires.Sub(clock.Now()).Seconds()),
 		Secure:   r.TLS != nil,

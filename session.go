@@ -211,10 +211,10 @@ func storageID(storage certmagic.Storage) string {
 }
 
 // Seal encodes s into a cookie value with the first key. The associated
-// data ad binds it to the cookie's full name and host, so a cookie issued
+// data binds it to the cookie's full name and host, so a cookie issued
 // under one name (plain HTTP) does not open under another (__Host- over
 // HTTPS), nor on another site.
-func (kr *Keyring) Seal(s *Session, ad string) string {
+func (kr *Keyring) Seal(s *Session, name, host string) string {
 	plain := make([]byte, sessionHeaderLen, sessionHeaderLen+len(s.User))
 	plain[0] = sessionVersion
 	binary.BigEndian.PutUint64(plain[1:], uint64(s.Issued.Unix()))
@@ -225,25 +225,25 @@ func (kr *Keyring) Seal(s *Session, ad string) string {
 	plain = append(plain, s.User...)
 
 	k := kr.keys[0]
-	sealed := k.aead.Seal(k.id[:], nil, plain, []byte(ad))
+	sealed := k.aead.Seal(k.id[:], nil, plain, []byte(name+"\x00"+host))
 	return base64.RawURLEncoding.EncodeToString(sealed)
 }
 
 // Open decodes a cookie value. Any value that was not sealed by one of
-// the keys with the same associated data, or is malformed, is an error;
+// the keys for the same name and host, or is malformed, is an error;
 // expiry is the caller's to check. One buffer holds the encoded, decoded
 // and decrypted bytes.
-func (kr *Keyring) Open(value, ad string) (*Session, error) {
+func (kr *Keyring) Open(value, name, host string) (*Session, error) {
 	if len(value) > maxCookieLen {
 		return nil, errMalformed
 	}
 	decoded := base64.RawURLEncoding.DecodedLen(len(value))
-	buf := make([]byte, len(value)+2*decoded+len(ad))
+	buf := make([]byte, len(value)+2*decoded+len(name)+1+len(host))
 	src := buf[:copy(buf, value)]
 	raw := buf[len(value) : len(value)+decoded]
 	out := buf[len(value)+decoded : len(value)+2*decoded]
 	adBytes := buf[len(value)+2*decoded:]
-	copy(adBytes, ad)
+	copy(adBytes[copy(adBytes, name)+1:], host)
 	n, err := base64.RawURLEncoding.Decode(raw, src)
 	if err != nil || n < keyIDLen {
 		return nil, errMalformed

@@ -376,16 +376,19 @@ func TestSealOpen(t *testing.T) {
 	}
 	s := &Session{User: "ada é", ID: [16]byte(randomBytes(16)), Generation: 7,
 		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
-	v := kr.Seal(s, "c")
-	got, err := kr.Open(v, "c")
+	v := kr.Seal(s, "c", "h")
+	got, err := kr.Open(v, "c", "h")
 	if err != nil || got.User != s.User || got.ID != s.ID || got.Generation != 7 ||
 		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	if _, err := kr.Open(v, "d"); err == nil {
+	if _, err := kr.Open(v, "c", "other.example"); err == nil {
+		t.Error("a cookie opened for another host")
+	}
+	if _, err := kr.Open(v, "d", "h"); err == nil {
 		t.Error("a cookie opened under another cookie name")
 	}
-	if v2 := kr.Seal(s, "c"); v2 == v {
+	if v2 := kr.Seal(s, "c", "h"); v2 == v {
 		t.Error("two seals of one session are equal: the nonce is not random")
 	}
 }

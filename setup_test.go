@@ -200,5 +200,5 @@ func advance(t testing.TB, d time.Duration) {
 // open opens a cookie value issued by the app over plain HTTP for the
 // test requests' host.
 func (a *testApp) open(value string) (*Session, error) {
-	return a.h.keys.Open(value, "miniapp_session\x00example.com")
+	return a.h.keys.Open(value, "miniapp_session", "example.com")
 }
