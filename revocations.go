@@ -141,6 +141,9 @@ func (rv *Revocations) raise(user string, gen uint32) uint32 {
 	return rv.users[user]
 }
 
+// errBadCounter marks a stored sign-out counter that does not parse.
+var errBadCounter = errors.New("sign-out counter is not a number")
+
 // loadGeneration reads the user's counter from storage; 0 when none.
 func (rv *Revocations) loadGeneration(ctx context.Context, user string) (uint32, error) {
 	value, err := rv.storage.Load(ctx, signoutKey(user))
@@ -152,7 +155,7 @@ func (rv *Revocations) loadGeneration(ctx context.Context, user string) (uint32,
 	}
 	gen, err := strconv.ParseUint(string(value), 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %v", signoutKey(user), err)
+		return 0, fmt.Errorf("%s: %w", signoutKey(user), errBadCounter)
 	}
 	return uint32(gen), nil
 }
@@ -287,18 +290,14 @@ func (rv *Revocations) syncSignouts(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		value, err := rv.storage.Load(ctx, key)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+		gen, err := rv.loadGeneration(ctx, string(user))
+		if errors.Is(err, errBadCounter) {
+			continue // one bad entry must not stop the others' sync
 		}
 		if err != nil {
 			return fmt.Errorf("loading %s: %v", key, err)
 		}
-		gen, err := strconv.ParseUint(string(value), 10, 32)
-		if err != nil {
-			continue
-		}
-		rv.raise(string(user), uint32(gen))
+		rv.raise(string(user), gen)
 	}
 	return nil
 }

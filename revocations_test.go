@@ -171,3 +171,25 @@ func TestStorageDown(t *testing.T) {
 		t.Fatalf("pending revocation not written once storage is back: %v %v", keys, err)
 	}
 }
+
+// TestSyncSkipsBadCounter: a sign-out counter that does not parse is
+// passed over, and the others are still read.
+func TestSyncSkipsBadCounter(t *testing.T) {
+	a := newApp(t, "", nil)
+	ctx := context.Background()
+	if err := a.storage.Store(ctx, signoutKey("ada"), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.storage.Store(ctx, signoutKey("grace"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.h.store.sync(ctx); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	a.h.store.mu.RLock()
+	ada, grace := a.h.store.users["ada"], a.h.store.users["grace"]
+	a.h.store.mu.RUnlock()
+	if ada != 0 || grace != 2 {
+		t.Errorf("counters ada %d, grace %d; want 0 and 2", ada, grace)
+	}
+}
