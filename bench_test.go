@@ -79,7 +79,7 @@ func BenchmarkSession(b *testing.B) {
 	r.AddCookie(c)
 	b.ReportAllocs()
 	for b.Loop() {
-		if a.h.session(r) == nil {
+		if a.h.sessionOf(r) == nil {
 			b.Fatal("no session")
 		}
 	}

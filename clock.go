@@ -5,16 +5,13 @@ import (
 	"time"
 )
 
-// Clock is the module's source of time: the system clock plus an offset
+// clock is a handler's source of time: the system clock plus an offset
 // that tests move forward instead of sleeping.
-type Clock struct {
+type clock struct {
 	offset atomic.Int64
 }
 
-// Now returns the current time, whole seconds being what sessions keep.
-func (c *Clock) Now() time.Time {
+// now returns the current time.
+func (c *clock) now() time.Time {
 	return time.Now().Add(time.Duration(c.offset.Load()))
 }
-
-// clock is the one Clock of the process.
-var clock = new(Clock)

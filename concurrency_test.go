@@ -21,14 +21,13 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 	// logins queue for the password-check slots; under -race on two
 	// cores the queue may be long, and this test is not about it
-	defer func(d time.Duration) { maxHashWait = d }(maxHashWait)
-	maxHashWait = time.Minute
 	var accounts []caddyauth.Account
 	for i := range 8 {
 		accounts = append(accounts, caddyauth.Account{Username: fmt.Sprintf("user%d", i), Password: adaHash})
 	}
 	a := newApp(t, "", func(h *Handler) {
 		h.Accounts = accounts
+		h.checks = newHashLimit(1, time.Minute)
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
 	})
 	deadline := time.Now().Add(3 * time.Second)

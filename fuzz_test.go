@@ -68,15 +68,15 @@ func FuzzCookie(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &Session{User: "ada", ID: [16]byte(randomBytes(16))}
-	good := kr.Seal(s, "c", "h")
+	s := &session{User: "ada", ID: [16]byte(randomBytes(16))}
+	good := kr.seal(s, "c", "h")
 	f.Add(good)
 	f.Add(good[:len(good)-1])
 	f.Add("")
 	f.Add("AAAA")
 	f.Add(strings.Repeat("_", 300))
 	f.Fuzz(func(t *testing.T, value string) {
-		got, err := kr.Open(value, "c", "h")
+		got, err := kr.open(value, "c", "h")
 		if err == nil && value != good {
 			// a value other than the sealed one may only open if it
 			// decodes to the same bytes (base64 padding bits aside)

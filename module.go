@@ -7,23 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
-	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
-	httpcaddyfile.RegisterHandlerDirective("miniapp", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("miniapp", httpcaddyfile.After, "encode")
 }
 
 // Defaults of the config fields; each field's doc comment repeats its own.
@@ -37,8 +31,26 @@ const (
 	defaultLoginWindow     = time.Minute
 )
 
-// Handler serves the miniapp routes (/hello, /login, /profile, /logout)
-// and passes every other request to the next handler.
+// Handler is the miniapp: a login gate with cookie sessions, served from
+// inside Caddy.
+//
+// Routes, matched on the exact path: `GET /hello?name=…` greets; `GET
+// /login` shows the sign-in form and `POST /login` checks a password and
+// starts a session (303 to `next` or /profile); `GET /profile` shows the
+// signed-in user (HTML or JSON); `POST /logout` ends the session (with
+// `all=1`, every session of the user); `GET /miniapp/style.<hash>.css` is
+// the pages' stylesheet. Every other request goes to the next handler,
+// unless it matches `protect` and carries no session.
+//
+// Placeholders: `{http.miniapp.user}` is the signed-in user, empty for
+// anonymous requests; `{http.auth.user.id}` is set to the same name only
+// when someone is signed in, so Caddy's access log shows it as user_id.
+//
+// Errors (400, 401, 403, 405, 413, 415, 429) are `caddyhttp.HandlerError`
+// values: where a `handle_errors` route of the server matches the request
+// they go to it with `{err.status_code}` and `{err.message}` (a one-line
+// reason); otherwise the module answers with that reason itself, as text,
+// JSON or an HTML page, following the request's Accept header.
 type Handler struct {
 	// The accounts that may sign in, each a username and a password hash
 	// in Modular Crypt Format as printed by `caddy hash-password`
@@ -95,15 +107,17 @@ type Handler struct {
 	// the old cookie may still be accepted there. Default: 10s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
 
-	users      map[string]*User
-	fakeUser   *User
-	hostCookie string
-	keys       *Keyring
-	store      *Revocations
-	throttle   *Throttle
-	protected  caddyhttp.MatchPath
-	csrf       *http.CrossOriginProtection
-	logger     *zap.Logger
+	users       map[string]*account
+	fakeAccount *account
+	hostCookie  string
+	keys        *keyring
+	revoked     *revocations
+	throttle    *throttle
+	checks      *hashLimit
+	clock       *clock
+	protected   caddyhttp.MatchPath
+	csrf        *http.CrossOriginProtection
+	logger      *zap.Logger
 }
 
 // LoginLimit is how many failed logins a client may make in a window.
@@ -129,45 +143,28 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // provision is Provision with the storage and logger given, as tests
-// give their own.
+// give their own (and may set the clock and the hash limit first).
 func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	h.logger = logger
-	if h.SessionLifetime == 0 {
-		h.SessionLifetime = caddy.Duration(defaultSessionLifetime)
-	}
-	if h.CookieName == "" {
-		h.CookieName = defaultCookieName
-	}
+	h.setDefaults()
 	h.hostCookie = hostPrefix + h.CookieName
-	if h.IdleTimeout == 0 {
-		h.IdleTimeout = caddy.Duration(defaultIdleTimeout)
-	}
-	if h.LoginLimit == nil {
-		h.LoginLimit = new(LoginLimit)
-	}
-	if h.LoginLimit.Failures == 0 {
-		h.LoginLimit.Failures = defaultLoginFailures
-	}
-	if h.LoginLimit.Window == 0 {
-		h.LoginLimit.Window = caddy.Duration(defaultLoginWindow)
-	}
-	if h.RevocationSync == 0 {
-		h.RevocationSync = caddy.Duration(defaultRevocationSync)
-	}
-	if h.MaxBodySize == 0 {
-		h.MaxBodySize = defaultMaxBodySize
-	}
 	h.csrf = http.NewCrossOriginProtection()
+	if h.clock == nil {
+		h.clock = new(clock)
+	}
+	if h.checks == nil {
+		h.checks = processHashLimit
+	}
 
 	repl := caddy.NewReplacer()
-	users, fake, mixed, err := loadUsers(h.Accounts, repl)
+	users, fake, mixed, err := loadAccounts(h.Accounts, repl)
 	if err != nil {
 		return err
 	}
 	if mixed {
 		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
 	}
-	h.users, h.fakeUser = users, fake
+	h.users, h.fakeAccount = users, fake
 
 	if len(h.SecretKeys) > 0 {
 		h.keys, err = parseKeyring(h.SecretKeys, repl)
@@ -189,11 +186,39 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if err != nil {
 		return err
 	}
-	h.store, err = openRevocations(ctx, storage, time.Duration(h.RevocationSync), h.logger)
+	h.revoked, err = openRevocations(ctx, storage, time.Duration(h.RevocationSync), h.clock, h.logger)
 	if err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
 	}
 	return nil
+}
+
+// setDefaults fills in the config fields left empty.
+func (h *Handler) setDefaults() {
+	if h.SessionLifetime == 0 {
+		h.SessionLifetime = caddy.Duration(defaultSessionLifetime)
+	}
+	if h.CookieName == "" {
+		h.CookieName = defaultCookieName
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = caddy.Duration(defaultIdleTimeout)
+	}
+	if h.LoginLimit == nil {
+		h.LoginLimit = new(LoginLimit)
+	}
+	if h.LoginLimit.Failures == 0 {
+		h.LoginLimit.Failures = defaultLoginFailures
+	}
+	if h.LoginLimit.Window == 0 {
+		h.LoginLimit.Window = caddy.Duration(defaultLoginWindow)
+	}
+	if h.RevocationSync == 0 {
+		h.RevocationSync = caddy.Duration(defaultRevocationSync)
+	}
+	if h.MaxBodySize == 0 {
+		h.MaxBodySize = defaultMaxBodySize
+	}
 }
 
 // Validate checks the provisioned config.
@@ -219,15 +244,15 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared revocation list; it copes with a handler
-// whose Provision failed half way.
+// Cleanup releases the shared throttle and revocation list; it copes with
+// a handler whose Provision failed half way.
 func (h *Handler) Cleanup() error {
 	var errs []error
 	if h.throttle != nil {
 		errs = append(errs, h.throttle.release())
 	}
-	if h.store != nil {
-		errs = append(errs, h.store.release())
+	if h.revoked != nil {
+		errs = append(errs, h.revoked.release())
 	}
 	return errors.Join(errs...)
 }
@@ -237,136 +262,10 @@ func validCookieName(name string) bool {
 	return (&http.Cookie{Name: name}).Valid() == nil
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
-//
-//	miniapp {
-//	    user <name> <hash>
-//	    secret_key <base64 key>
-//	    session_lifetime <duration>
-//	    cookie_name <name>
-//	    max_body_size <size>
-//	    idle_timeout <duration>
-//	    login_limit <failures> <window>
-//	    protect <path patterns...>
-//	    revocation_sync <duration>
-//	}
-//
-// `user`, `secret_key` and `protect` may be repeated; every other
-// subdirective may appear once.
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		if sub != "user" && sub != "secret_key" && sub != "protect" {
-			if seen[sub] {
-				return d.Errf("duplicate subdirective %s", sub)
-			}
-			seen[sub] = true
-		}
-		switch sub {
-		case "user":
-			var name, hash string
-			if !d.Args(&name, &hash) || d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Accounts = append(h.Accounts, caddyauth.Account{Username: name, Password: hash})
-		case "secret_key":
-			var key string
-			if !d.Args(&key) || d.NextArg() {
-				return d.ArgErr()
-			}
-			h.SecretKeys = append(h.SecretKeys, key)
-		case "session_lifetime":
-			dur, err := durationArg(d)
-			if err != nil {
-				return err
-			}
-			h.SessionLifetime = dur
-		case "idle_timeout":
-			dur, err := durationArg(d)
-			if err != nil {
-				return err
-			}
-			h.IdleTimeout = dur
-		case "login_limit":
-			var count, window string
-			if !d.Args(&count, &window) || d.NextArg() {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(count)
-			if err != nil || n < 1 {
-				return d.Errf("login_limit: failures must be a positive number, got %q", count)
-			}
-			dur, err := caddy.ParseDuration(window)
-			if err != nil || dur <= 0 {
-				return d.Errf("login_limit: window must be a positive duration, got %q", window)
-			}
-			h.LoginLimit = &LoginLimit{Failures: n, Window: caddy.Duration(dur)}
-		case "protect":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Protect = append(h.Protect, d.Val())
-			h.Protect = append(h.Protect, d.RemainingArgs()...)
-		case "revocation_sync":
-			dur, err := durationArg(d)
-			if err != nil {
-				return err
-			}
-			h.RevocationSync = dur
-		case "cookie_name":
-			if !d.Args(&h.CookieName) || d.NextArg() {
-				return d.ArgErr()
-			}
-		case "max_body_size":
-			var val string
-			if !d.Args(&val) || d.NextArg() {
-				return d.ArgErr()
-			}
-			size, err := humanize.ParseBytes(val)
-			if err != nil || size == 0 || size > 1<<40 {
-				return d.Errf("max_body_size: invalid size %q", val)
-			}
-			h.MaxBodySize = int64(size)
-		default:
-			return d.Errf("unknown subdirective %q", sub)
-		}
-	}
-	return nil
-}
-
-// durationArg reads the one duration argument of the current subdirective.
-func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	sub := d.Val()
-	var val string
-	if !d.Args(&val) || d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	dur, err := caddy.ParseDuration(val)
-	if err != nil {
-		return 0, d.Errf("%s: %v", sub, err)
-	}
-	if dur <= 0 {
-		return 0, d.Errf("%s must be positive, got %s", sub, val)
-	}
-	return caddy.Duration(dur), nil
-}
-
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(Handler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
-	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )

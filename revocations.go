@@ -20,20 +20,21 @@ import (
 // Storage prefixes of the revocation list.
 const (
 	revokedPrefix = "miniapp/revoked"
-	signoutPrefix = "miniapp/signout"
+	counterPrefix = "miniapp/signout-counter"
 )
 
-// revocationPool shares one Revocations per storage and sync interval
+// revocationPool shares one revocations per storage and sync interval
 // across config reloads, so a reload neither rereads the list nor drops a
 // pending write; a changed interval starts a new list from storage.
 var revocationPool = caddy.NewUsagePool()
 
-// Revocations holds the revoked session IDs (until the session would have
-// expired) and each user's sign-out-everywhere counter. Memory answers
+// revocations holds the revoked session IDs (until the session would
+// have expired) and each user's sign-out counter. Memory answers
 // every request; Caddy's storage keeps the list across restarts and
 // shares it with the other instances, which reread it every sync period.
-type Revocations struct {
+type revocations struct {
 	storage certmagic.Storage
+	clock   *clock
 	logger  *zap.Logger
 	poolKey string
 
@@ -49,11 +50,12 @@ type Revocations struct {
 
 // openRevocations returns the shared list for the storage, loading it
 // and starting its sync loop on first use.
-func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Duration, logger *zap.Logger) (*Revocations, error) {
+func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Duration, clk *clock, logger *zap.Logger) (*revocations, error) {
 	key := fmt.Sprintf("%s/%s", storageID(storage), every)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		rv := &Revocations{
+		rv := &revocations{
 			storage:  storage,
+			clock:    clk,
 			logger:   logger,
 			poolKey:  key,
 			sessions: make(map[[16]byte]time.Time),
@@ -74,23 +76,23 @@ func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Du
 	if err != nil {
 		return nil, err
 	}
-	return val.(*Revocations), nil
+	return val.(*revocations), nil
 }
 
 // release gives back this handler's use of the shared list.
-func (rv *Revocations) release() error {
+func (rv *revocations) release() error {
 	_, err := revocationPool.Delete(rv.poolKey)
 	return err
 }
 
 // Destruct stops the sync loop once no handler uses the list.
-func (rv *Revocations) Destruct() error {
+func (rv *revocations) Destruct() error {
 	close(rv.stop)
 	<-rv.done
 	return nil
 }
 
-func (rv *Revocations) loop(every time.Duration) {
+func (rv *revocations) loop(every time.Duration) {
 	defer close(rv.done)
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
@@ -108,35 +110,36 @@ func (rv *Revocations) loop(every time.Duration) {
 	}
 }
 
-// Revoked reports whether s was logged out, here or on another instance
-// (within one sync period), or belongs to a user who signed out everywhere.
-func (rv *Revocations) Revoked(s *Session) bool {
+// has reports whether s was logged out, here or on another instance
+// (within one sync period), or belongs to a user who signed out
+// everywhere since it began.
+func (rv *revocations) has(s *session) bool {
 	rv.mu.RLock()
 	_, revoked := rv.sessions[s.ID]
-	gen := rv.users[s.User]
+	counter := rv.users[s.User]
 	rv.mu.RUnlock()
-	return revoked || s.Generation < gen
+	return revoked || s.Counter < counter
 }
 
-// Generation returns the user's current sign-out-everywhere counter for
-// a new session, read from storage so that a sign-out on another
+// counter returns the user's current sign-out counter for a new
+// session, read from storage so that a sign-out on another
 // instance that this one has not synced yet does not end the new session
 // at the next sync. When storage fails, memory answers.
-func (rv *Revocations) Generation(ctx context.Context, user string) uint32 {
-	stored, err := rv.loadGeneration(ctx, user)
+func (rv *revocations) counter(ctx context.Context, user string) uint32 {
+	stored, err := rv.loadCounter(ctx, user)
 	if err != nil {
 		rv.logger.Warn("reading sign-out counter; using the cached one", zap.Error(err))
 	}
 	return rv.raise(user, stored)
 }
 
-// raise sets the user's counter to gen when that is higher, and returns
-// the counter.
-func (rv *Revocations) raise(user string, gen uint32) uint32 {
+// raise lifts the user's sign-out counter to counter when that is
+// higher, and returns the user's counter.
+func (rv *revocations) raise(user string, counter uint32) uint32 {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	if gen > rv.users[user] {
-		rv.users[user] = gen
+	if counter > rv.users[user] {
+		rv.users[user] = counter
 	}
 	return rv.users[user]
 }
@@ -144,60 +147,62 @@ func (rv *Revocations) raise(user string, gen uint32) uint32 {
 // errBadCounter marks a stored sign-out counter that does not parse.
 var errBadCounter = errors.New("sign-out counter is not a number")
 
-// loadGeneration reads the user's counter from storage; 0 when none.
-func (rv *Revocations) loadGeneration(ctx context.Context, user string) (uint32, error) {
-	value, err := rv.storage.Load(ctx, signoutKey(user))
+// loadCounter reads the user's counter from storage; 0 when none.
+func (rv *revocations) loadCounter(ctx context.Context, user string) (uint32, error) {
+	value, err := rv.storage.Load(ctx, counterKey(user))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	gen, err := strconv.ParseUint(string(value), 10, 32)
+	counter, err := strconv.ParseUint(string(value), 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", signoutKey(user), errBadCounter)
+		return 0, fmt.Errorf("%s: %w", counterKey(user), errBadCounter)
 	}
-	return uint32(gen), nil
+	return uint32(counter), nil
 }
 
-// Revoke ends the session s. It takes effect here at once; the storage
+// revoke ends the session s. It takes effect here at once; the storage
 // write is retried until it succeeds.
-func (rv *Revocations) Revoke(ctx context.Context, s *Session) {
+func (rv *revocations) revoke(ctx context.Context, s *session) {
 	rv.mu.Lock()
 	rv.sessions[s.ID] = s.Expires
 	rv.mu.Unlock()
 	rv.write(ctx, revokedPrefix+"/"+hex.EncodeToString(s.ID[:]), strconv.FormatInt(s.Expires.Unix(), 10))
 }
 
-// RevokeAll ends every session of the user issued so far, on every
-// instance, by raising the user's counter above theirs. The counter is
-// raised under the storage lock from the highest value known here or in
-// storage, so two instances never write the same or a lower value.
-func (rv *Revocations) RevokeAll(ctx context.Context, user string) {
-	key := signoutKey(user)
+// signOutEverywhere ends every session of the user issued so far, on
+// every instance, by raising the user's sign-out counter above theirs.
+// The counter is raised under the storage lock from the highest value
+// known here or in storage, so two instances never write the same or a
+// lower value.
+func (rv *revocations) signOutEverywhere(ctx context.Context, user string) {
+	key := counterKey(user)
 	if err := rv.storage.Lock(ctx, key); err != nil {
 		rv.logger.Error("locking sign-out counter; raising it without the lock", zap.Error(err))
 	} else {
 		defer func() { _ = rv.storage.Unlock(ctx, key) }()
 	}
-	stored, err := rv.loadGeneration(ctx, user)
+	stored, err := rv.loadCounter(ctx, user)
 	if err != nil {
 		rv.logger.Error("reading sign-out counter; raising the cached one", zap.Error(err))
 	}
 	rv.mu.Lock()
-	gen := max(stored, rv.users[user]) + 1
-	rv.users[user] = gen
+	counter := max(stored, rv.users[user]) + 1
+	rv.users[user] = counter
 	rv.mu.Unlock()
-	rv.write(ctx, key, strconv.FormatUint(uint64(gen), 10))
+	rv.write(ctx, key, strconv.FormatUint(uint64(counter), 10))
 }
 
-func signoutKey(user string) string {
-	return signoutPrefix + "/" + base64.RawURLEncoding.EncodeToString([]byte(user))
+// counterKey is where the user's sign-out counter is stored.
+func counterKey(user string) string {
+	return counterPrefix + "/" + base64.RawURLEncoding.EncodeToString([]byte(user))
 }
 
 // write stores one entry, or keeps it pending for the next sync when the
 // storage fails: a logout is never lost to a storage error.
-func (rv *Revocations) write(ctx context.Context, key, value string) {
+func (rv *revocations) write(ctx context.Context, key, value string) {
 	if err := rv.storage.Store(ctx, key, []byte(value)); err != nil {
 		rv.logger.Error("storing revocation; will retry", zap.String("key", key), zap.Error(err))
 		rv.mu.Lock()
@@ -208,7 +213,7 @@ func (rv *Revocations) write(ctx context.Context, key, value string) {
 
 // sync retries pending writes, reads what other instances wrote, and
 // prunes expired revocations from memory and storage.
-func (rv *Revocations) sync(ctx context.Context) error {
+func (rv *revocations) sync(ctx context.Context) error {
 	rv.mu.Lock()
 	pending := rv.pending
 	rv.pending = make(map[string][]byte)
@@ -225,15 +230,15 @@ func (rv *Revocations) sync(ctx context.Context) error {
 		}
 	}
 
-	now := clock.Now()
+	now := rv.clock.now()
 	errs = append(errs, rv.syncRevoked(ctx, now))
-	errs = append(errs, rv.syncSignouts(ctx))
+	errs = append(errs, rv.syncCounters(ctx))
 	return errors.Join(errs...)
 }
 
 // syncRevoked loads the revoked sessions this instance does not know yet
 // and deletes the expired ones, from memory and storage.
-func (rv *Revocations) syncRevoked(ctx context.Context, now time.Time) error {
+func (rv *revocations) syncRevoked(ctx context.Context, now time.Time) error {
 	keys, err := rv.storage.List(ctx, revokedPrefix, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("listing %s: %v", revokedPrefix, err)
@@ -278,29 +283,29 @@ func (rv *Revocations) syncRevoked(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// syncSignouts reads every user's sign-out-everywhere counter; counters
-// only grow, so the highest value wins.
-func (rv *Revocations) syncSignouts(ctx context.Context) error {
-	keys, err := rv.storage.List(ctx, signoutPrefix, false)
+// syncCounters reads every user's sign-out counter; counters only grow,
+// so the highest value wins.
+func (rv *revocations) syncCounters(ctx context.Context) error {
+	keys, err := rv.storage.List(ctx, counterPrefix, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listing %s: %v", signoutPrefix, err)
+		return fmt.Errorf("listing %s: %v", counterPrefix, err)
 	}
 	for _, key := range keys {
 		user, err := base64.RawURLEncoding.DecodeString(key[strings.LastIndexByte(key, '/')+1:])
 		if err != nil {
 			continue
 		}
-		gen, err := rv.loadGeneration(ctx, string(user))
+		counter, err := rv.loadCounter(ctx, string(user))
 		if errors.Is(err, errBadCounter) {
 			continue // one bad entry must not stop the others' sync
 		}
 		if err != nil {
 			return fmt.Errorf("loading %s: %v", key, err)
 		}
-		rv.raise(string(user), gen)
+		rv.raise(string(user), counter)
 	}
 	return nil
 }
 
 // Interface guard
-var _ caddy.Destructor = (*Revocations)(nil)
+var _ caddy.Destructor = (*revocations)(nil)

@@ -24,20 +24,20 @@ func TestRevocationsPrune(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("revocation not stored: %v %v", keys, err)
 	}
-	if err := a.h.store.sync(ctx); err != nil || !a.h.store.Revoked(s) {
+	if err := a.h.revoked.sync(ctx); err != nil || !a.h.revoked.has(s) {
 		t.Fatalf("revocation lost by sync: %v", err)
 	}
 
-	advance(t, 12*time.Hour+time.Second)
-	if err := a.h.store.sync(ctx); err != nil {
+	a.advance(12*time.Hour+time.Second)
+	if err := a.h.revoked.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.storage.Load(ctx, keys[0]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("expired revocation still in storage: %v", err)
 	}
-	a.h.store.mu.RLock()
-	n := len(a.h.store.sessions)
-	a.h.store.mu.RUnlock()
+	a.h.revoked.mu.RLock()
+	n := len(a.h.revoked.sessions)
+	a.h.revoked.mu.RUnlock()
 	if n != 0 {
 		t.Errorf("%d expired revocations kept in memory", n)
 	}
@@ -51,23 +51,23 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	c := a.login("ada", adaPassword, false)
 	s, _ := a.open(c.Value)
 
-	other := &Revocations{storage: a.storage, logger: a.h.logger, sessions: map[[16]byte]time.Time{},
+	other := &revocations{storage: a.storage, clock: a.h.clock, logger: a.h.logger, sessions: map[[16]byte]time.Time{},
 		users: map[string]uint32{}, pending: map[string][]byte{}}
-	other.Revoke(context.Background(), s)
-	other.RevokeAll(context.Background(), "grace")
+	other.revoke(context.Background(), s)
+	other.signOutEverywhere(context.Background(), "grace")
 
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before sync: %d", w.Code)
 	}
-	if err := a.h.store.sync(context.Background()); err != nil {
+	if err := a.h.revoked.sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("after sync: %d", w.Code)
 	}
-	a.h.store.mu.RLock()
-	gen := a.h.store.users["grace"]
-	a.h.store.mu.RUnlock()
+	a.h.revoked.mu.RLock()
+	gen := a.h.revoked.users["grace"]
+	a.h.revoked.mu.RUnlock()
 	if gen != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
 	}
@@ -145,7 +145,7 @@ func TestStorageDown(t *testing.T) {
 	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 401 {
 		t.Fatalf("logout not in force while storage is down: %d", w.Code)
 	}
-	if err := h.store.sync(context.Background()); err == nil {
+	if err := h.revoked.sync(context.Background()); err == nil {
 		t.Fatal("sync reported no error while storage is down")
 	}
 	if logs.FilterMessageSnippet("will retry").Len() == 0 {
@@ -163,7 +163,7 @@ func TestStorageDown(t *testing.T) {
 	}
 
 	storage.down.Store(false)
-	if err := h.store.sync(context.Background()); err != nil {
+	if err := h.revoked.sync(context.Background()); err != nil {
 		t.Fatalf("sync after storage is back: %v", err)
 	}
 	keys, err := storage.List(context.Background(), revokedPrefix, false)
@@ -177,18 +177,18 @@ func TestStorageDown(t *testing.T) {
 func TestSyncSkipsBadCounter(t *testing.T) {
 	a := newApp(t, "", nil)
 	ctx := context.Background()
-	if err := a.storage.Store(ctx, signoutKey("ada"), []byte("garbage")); err != nil {
+	if err := a.storage.Store(ctx, counterKey("ada"), []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.storage.Store(ctx, signoutKey("grace"), []byte("2")); err != nil {
+	if err := a.storage.Store(ctx, counterKey("grace"), []byte("2")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.h.store.sync(ctx); err != nil {
+	if err := a.h.revoked.sync(ctx); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
-	a.h.store.mu.RLock()
-	ada, grace := a.h.store.users["ada"], a.h.store.users["grace"]
-	a.h.store.mu.RUnlock()
+	a.h.revoked.mu.RLock()
+	ada, grace := a.h.revoked.users["ada"], a.h.revoked.users["grace"]
+	a.h.revoked.mu.RUnlock()
 	if ada != 0 || grace != 2 {
 		t.Errorf("counters ada %d, grace %d; want 0 and 2", ada, grace)
 	}

@@ -247,11 +247,11 @@ func TestBadCookies(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.IdleTimeout = caddy.Duration(24 * time.Hour) })
 	c := a.login("ada", adaPassword, false)
-	advance(t, 12*time.Hour-2*time.Second)
+	a.advance(12*time.Hour-2*time.Second)
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before expiry: %d", w.Code)
 	}
-	advance(t, 3*time.Second)
+	a.advance(3*time.Second)
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Fatalf("after expiry: %d", w.Code)
 	}
@@ -374,21 +374,21 @@ func TestSealOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Session{User: "ada é", ID: [16]byte(randomBytes(16)), Generation: 7,
+	s := &session{User: "ada é", ID: [16]byte(randomBytes(16)), Counter: 7,
 		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
-	v := kr.Seal(s, "c", "h")
-	got, err := kr.Open(v, "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Generation != 7 ||
+	v := kr.seal(s, "c", "h")
+	got, err := kr.open(v, "c", "h")
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 ||
 		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	if _, err := kr.Open(v, "c", "other.example"); err == nil {
+	if _, err := kr.open(v, "c", "other.example"); err == nil {
 		t.Error("a cookie opened for another host")
 	}
-	if _, err := kr.Open(v, "d", "h"); err == nil {
+	if _, err := kr.open(v, "d", "h"); err == nil {
 		t.Error("a cookie opened under another cookie name")
 	}
-	if v2 := kr.Seal(s, "c", "h"); v2 == v {
+	if v2 := kr.seal(s, "c", "h"); v2 == v {
 		t.Error("two seals of one session are equal: the nonce is not random")
 	}
 }

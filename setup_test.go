@@ -191,14 +191,13 @@ func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) *http.Cookie {
 	return cookies[0]
 }
 
-// advance moves the module's clock forward for the rest of the test.
-func advance(t testing.TB, d time.Duration) {
-	clock.offset.Add(int64(d))
-	t.Cleanup(func() { clock.offset.Add(-int64(d)) })
+// advance moves the handler's clock forward.
+func (a *testApp) advance(d time.Duration) {
+	a.h.clock.offset.Add(int64(d))
 }
 
 // open opens a cookie value issued by the app over plain HTTP for the
 // test requests' host.
-func (a *testApp) open(value string) (*Session, error) {
-	return a.h.keys.Open(value, "miniapp_session", "example.com")
+func (a *testApp) open(value string) (*session, error) {
+	return a.h.keys.open(value, "miniapp_session", "example.com")
 }

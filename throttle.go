@@ -1,31 +1,30 @@
 package miniapp
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
 
-// maxThrottleEntries bounds the clients the throttle remembers, so a
+// maxThrottleClients bounds the clients a throttle remembers, so a
 // flood from many addresses cannot grow memory without limit (about
 // 100 bytes each).
-var maxThrottleEntries = 65536
+const maxThrottleClients = 65536
 
 // throttlePool keeps the counts across config reloads that keep the same
 // limit.
 var throttlePool = caddy.NewUsagePool()
 
-// Throttle counts failed logins per client and refuses a client that
+// throttle counts failed logins per client and refuses a client that
 // reached the limit until its window has passed.
-type Throttle struct {
-	limit   int
-	window  time.Duration
-	poolKey string
+type throttle struct {
+	limit      int
+	window     time.Duration
+	maxClients int
+	poolKey    string
 
 	mu      sync.Mutex
 	clients map[netip.Prefix]*attempts
@@ -39,25 +38,32 @@ type attempts struct {
 
 // openThrottle returns the throttle for this limit, shared with the
 // handlers of earlier configs that had the same one.
-func openThrottle(limit int, window time.Duration) (*Throttle, error) {
+func openThrottle(limit int, window time.Duration) (*throttle, error) {
 	key := fmt.Sprintf("%d/%s", limit, window)
 	val, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &Throttle{limit: limit, window: window, poolKey: key, clients: make(map[netip.Prefix]*attempts)}, nil
+		t := newThrottle(limit, window, maxThrottleClients)
+		t.poolKey = key
+		return t, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return val.(*Throttle), nil
+	return val.(*throttle), nil
+}
+
+// newThrottle makes a throttle that remembers at most maxClients.
+func newThrottle(limit int, window time.Duration, maxClients int) *throttle {
+	return &throttle{limit: limit, window: window, maxClients: maxClients, clients: make(map[netip.Prefix]*attempts)}
 }
 
 // release gives back this handler's use of the throttle.
-func (t *Throttle) release() error {
+func (t *throttle) release() error {
 	_, err := throttlePool.Delete(t.poolKey)
 	return err
 }
 
 // Destruct implements caddy.Destructor; the throttle holds only memory.
-func (t *Throttle) Destruct() error { return nil }
+func (t *throttle) Destruct() error { return nil }
 
 // clientKey groups an address with its neighbours that one party
 // usually holds: an IPv6 client by its /64, an IPv4 client alone.
@@ -74,11 +80,11 @@ func clientKey(ip string) netip.Prefix {
 	return netip.PrefixFrom(addr, 32)
 }
 
-// Try reserves a login attempt for the client. It returns how long the
-// client must wait when it has used up its failures in the window, and
-// otherwise 0, counting the attempt as a failure until Succeeded takes it
-// back: concurrent attempts cannot all pass before the first fails.
-func (t *Throttle) Try(ip string, now time.Time) time.Duration {
+// reserve reserves a login attempt for the client. When the client has
+// used up its failures in the window it returns nil and how long to
+// wait. Otherwise the attempt counts as a failure until it is settled,
+// so concurrent attempts cannot all pass before the first fails.
+func (t *throttle) reserve(ip string, now time.Time) (*attempt, time.Duration) {
 	key := clientKey(ip)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -88,26 +94,35 @@ func (t *Throttle) Try(ip string, now time.Time) time.Duration {
 		a = nil
 	}
 	if a == nil {
-		if len(t.clients) >= maxThrottleEntries {
+		if len(t.clients) >= t.maxClients {
 			t.evict(now)
 		}
 		a = &attempts{start: now}
 		t.clients[key] = a
 	}
 	if a.failures >= t.limit {
-		return a.start.Add(t.window).Sub(now)
+		return nil, a.start.Add(t.window).Sub(now)
 	}
 	a.failures++
-	return 0
+	return &attempt{throttle: t, key: key}, 0
 }
 
-// Succeeded takes back the attempt Try counted, as it was no failure; it
-// does not reset the client's earlier failures.
-func (t *Throttle) Succeeded(ip string) {
-	key := clientKey(ip)
+// attempt is one reserved login attempt of a client.
+type attempt struct {
+	throttle *throttle
+	key      netip.Prefix
+}
+
+// done settles the attempt: a failure stays counted; anything else is
+// taken back, without resetting the client's earlier failures.
+func (at *attempt) done(failed bool) {
+	if failed {
+		return
+	}
+	t := at.throttle
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if a := t.clients[key]; a != nil && a.failures > 0 {
+	if a := t.clients[at.key]; a != nil && a.failures > 0 {
 		a.failures--
 	}
 }
@@ -116,7 +131,7 @@ func (t *Throttle) Succeeded(ip string) {
 // that is expired or not throttled, so a flood of new addresses cannot
 // push a throttled client out while any other entry is left. Map order
 // is random, so the choice is too.
-func (t *Throttle) evict(now time.Time) {
+func (t *throttle) evict(now time.Time) {
 	var throttled netip.Prefix
 	for key, a := range t.clients {
 		if !now.Before(a.start.Add(t.window)) || a.failures < t.limit {
@@ -129,34 +144,4 @@ func (t *Throttle) evict(now time.Time) {
 }
 
 // Interface guard
-var _ caddy.Destructor = (*Throttle)(nil)
-
-// hashSlots bounds the password checks that run at once, so that a flood
-// of logins from many addresses, each within its own limit, takes at most
-// half of the CPUs from the rest of the server.
-var hashSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
-
-// maxHashWait is how long a login waits for a free slot before it is
-// refused with 429.
-var maxHashWait = 2 * time.Second
-
-// acquireHashSlot waits for a slot to check a password, up to
-// maxHashWait or the end of the request; release with releaseHashSlot.
-func acquireHashSlot(ctx context.Context) bool {
-	select {
-	case hashSlots <- struct{}{}:
-		return true
-	default:
-	}
-	timer := time.NewTimer(maxHashWait)
-	defer timer.Stop()
-	select {
-	case hashSlots <- struct{}{}:
-		return true
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-	return false
-}
-
-func releaseHashSlot() { <-hashSlots }
+var _ caddy.Destructor = (*throttle)(nil)

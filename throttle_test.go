@@ -3,7 +3,6 @@ package miniapp
 import (
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -12,76 +11,82 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
+// try reserves an attempt that stays counted as a failure, and returns
+// how long the client must wait (0 when the attempt was allowed).
+func (t *throttle) try(ip string, now time.Time) time.Duration {
+	_, wait := t.reserve(ip, now)
+	return wait
+}
+
 // fail makes n failed attempts of the client at now.
-func (t *Throttle) fail(ip string, now time.Time, n int) {
+func (t *throttle) fail(ip string, now time.Time, n int) {
 	for i := 0; i < n; i++ {
-		t.Try(ip, now)
+		t.try(ip, now)
 	}
 }
 
-func (t *Throttle) size() int {
+func (t *throttle) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.clients)
 }
 
 func TestThrottleWindow(t *testing.T) {
-	th := &Throttle{limit: 3, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	th := newThrottle(3, time.Minute, maxThrottleClients)
 	now := time.Unix(1000, 0)
 	for i := 0; i < 3; i++ {
-		if w := th.Try("198.51.100.1", now.Add(time.Duration(i)*time.Second)); w != 0 {
+		if w := th.try("198.51.100.1", now.Add(time.Duration(i)*time.Second)); w != 0 {
 			t.Fatalf("attempt %d throttled", i+1)
 		}
 	}
-	if w := th.Try("198.51.100.1", now.Add(10*time.Second)); w != 50*time.Second {
+	if w := th.try("198.51.100.1", now.Add(10*time.Second)); w != 50*time.Second {
 		t.Fatalf("after 3 failures: wait %v, want 50s", w)
 	}
-	if w := th.Try("198.51.100.2", now); w != 0 {
+	if w := th.try("198.51.100.2", now); w != 0 {
 		t.Fatal("another client throttled")
 	}
-	if w := th.Try("198.51.100.1", now.Add(time.Minute)); w != 0 {
+	if w := th.try("198.51.100.1", now.Add(time.Minute)); w != 0 {
 		t.Fatalf("window passed: wait %v", w)
 	}
 }
 
-func TestThrottleSucceeded(t *testing.T) {
-	th := &Throttle{limit: 2, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+func TestThrottleSettled(t *testing.T) {
+	th := newThrottle(2, time.Minute, maxThrottleClients)
 	now := time.Unix(1000, 0)
 	th.fail("198.51.100.1", now, 1)
 	for i := 0; i < 5; i++ { // successes neither count nor reset
-		if th.Try("198.51.100.1", now) != 0 {
-			t.Fatalf("success %d throttled", i+1)
+		at, wait := th.reserve("198.51.100.1", now)
+		if at == nil {
+			t.Fatalf("success %d throttled for %v", i+1, wait)
 		}
-		th.Succeeded("198.51.100.1")
+		at.done(false)
 	}
 	th.fail("198.51.100.1", now, 1)
-	if th.Try("198.51.100.1", now) == 0 {
+	if th.try("198.51.100.1", now) == 0 {
 		t.Fatal("two failures around successes not throttled")
 	}
 }
 
 func TestThrottleIPv6(t *testing.T) {
-	th := &Throttle{limit: 2, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	th := newThrottle(2, time.Minute, maxThrottleClients)
 	now := time.Unix(1000, 0)
 	th.fail("2001:db8:0:1::1", now, 1)
 	th.fail("2001:db8:0:1:ffff::2", now, 1)
-	if th.Try("2001:db8:0:1::99", now) == 0 {
+	if th.try("2001:db8:0:1::99", now) == 0 {
 		t.Error("addresses of one /64 counted apart")
 	}
-	if th.Try("2001:db8:0:2::1", now) != 0 {
+	if th.try("2001:db8:0:2::1", now) != 0 {
 		t.Error("another /64 throttled")
 	}
 	th.fail("::ffff:192.0.2.1", now, 1)
 	th.fail("192.0.2.1", now, 1)
-	if th.Try("192.0.2.1", now) == 0 {
+	if th.try("192.0.2.1", now) == 0 {
 		t.Error("IPv4-mapped address counted apart from IPv4")
 	}
 }
 
 func TestThrottleBounded(t *testing.T) {
-	defer func(n int) { maxThrottleEntries = n }(maxThrottleEntries)
-	maxThrottleEntries = 100
-	th := &Throttle{limit: 5, window: time.Minute, clients: map[netip.Prefix]*attempts{}}
+	th := newThrottle(5, time.Minute, 100)
 	now := time.Unix(1000, 0)
 	th.fail("203.0.113.9", now, 5)
 	for i := 0; i < 20000; i++ {
@@ -90,7 +95,7 @@ func TestThrottleBounded(t *testing.T) {
 			t.Fatalf("%d entries after %d addresses", th.size(), i+1)
 		}
 	}
-	if th.Try("203.0.113.9", now) == 0 {
+	if th.try("203.0.113.9", now) == 0 {
 		t.Error("the flood pushed the throttled client out")
 	}
 }
@@ -147,7 +152,7 @@ func TestLoginThrottled(t *testing.T) {
 	}
 	assertNoSecrets(t, a, adaPassword)
 
-	advance(t, time.Minute)
+	a.advance(time.Minute)
 	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 303 {
 		t.Fatalf("after the window: %d", w.Code)
 	}
@@ -168,32 +173,5 @@ func TestThrottleSurvivesReload(t *testing.T) {
 	}
 	if w := reloaded.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 429 {
 		t.Fatalf("throttle lost on reload: %d", w.Code)
-	}
-}
-
-// TestHashSlots: while every password-check slot is taken, a login waits
-// for one, then is refused with 429; a freed slot lets it through.
-func TestHashSlots(t *testing.T) {
-	defer func(d time.Duration) { maxHashWait = d }(maxHashWait)
-	maxHashWait = 500 * time.Millisecond
-	// with a limit of one failure, a refusal counted as a failure would
-	// throttle the login that follows it
-	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)} })
-	for range cap(hashSlots) {
-		hashSlots <- struct{}{}
-	}
-	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
-	if w.Code != 429 || w.Header().Get("Retry-After") != "1" || len(w.Result().Cookies()) != 0 {
-		t.Errorf("with every slot taken: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
-	}
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		releaseHashSlot()
-	}()
-	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 303 {
-		t.Errorf("after a slot was freed: %d", w.Code)
-	}
-	for range cap(hashSlots) - 1 {
-		releaseHashSlot()
 	}
 }

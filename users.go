@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,9 +13,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// User is an account that may sign in: its name, its password hash and
+// account is a user who may sign in: the name, the password hash and
 // the Caddy comparer for the hash's algorithm.
-type User struct {
+type account struct {
 	// Name is the account's username.
 	Name     string
 	hash     []byte
@@ -28,18 +29,18 @@ type User struct {
 // bcryptEncoding is bcrypt's own base64 alphabet, used to make fake hashes.
 var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
 
-// loadUsers builds the accounts from the config. It also returns a fake
+// loadAccounts builds the accounts from the config. It also returns a fake
 // user whose hash has the algorithm and parameters that most accounts
 // share, so that checking an unknown name costs as much as a wrong
 // password, and whether the accounts' parameters differ (then only those
 // accounts' timing is matched).
-func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*User, *User, bool, error) {
+func loadAccounts(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*account, *account, bool, error) {
 	if len(accounts) == 0 {
 		return nil, nil, false, errors.New("at least one user is required")
 	}
-	users := make(map[string]*User, len(accounts))
+	users := make(map[string]*account, len(accounts))
 	shares := map[string]int{}
-	var common *User
+	var common *account
 	for i, acct := range accounts {
 		name := repl.ReplaceKnown(acct.Username, "")
 		hash := repl.ReplaceKnown(acct.Password, "")
@@ -60,7 +61,7 @@ func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*
 		if err != nil {
 			return nil, nil, false, err
 		}
-		user := &User{Name: name, hash: []byte(hash), comparer: cmp, placeholder: name, jsonName: jsonName}
+		user := &account{Name: name, hash: []byte(hash), comparer: cmp, placeholder: name, jsonName: jsonName}
 		users[name] = user
 		shares[hashParams(hash)]++
 		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
@@ -71,7 +72,7 @@ func loadUsers(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("making the fake hash: %v", err)
 	}
-	return users, &User{hash: fake, comparer: common.comparer}, len(shares) > 1, nil
+	return users, &account{hash: fake, comparer: common.comparer}, len(shares) > 1, nil
 }
 
 // hashParams is the part of a hash that names its algorithm and cost:
@@ -134,4 +135,30 @@ func checkName(name string) error {
 		return fmt.Errorf("longer than %d bytes", maxFieldLen)
 	}
 	return checkText(name)
+}
+
+// authenticate checks a password in one of the process's password check
+// slots (errNoSlot when none is free in time). An unknown user costs the
+// same as a wrong password: the password is compared with a fake hash of
+// the same algorithm and parameters. A nil account comes with the reason
+// of the failure.
+func (h *Handler) authenticate(ctx context.Context, name, password string) (*account, string, error) {
+	acct, known := h.users[name]
+	if !known {
+		acct = h.fakeAccount
+	}
+	if err := h.checks.acquire(ctx); err != nil {
+		return nil, "", err
+	}
+	ok, err := acct.comparer.Compare(acct.hash, []byte(password))
+	h.checks.release()
+	switch {
+	case err != nil:
+		return nil, "", err
+	case !known:
+		return nil, "unknown user", nil
+	case !ok:
+		return nil, "wrong password", nil
+	}
+	return acct, "", nil
 }

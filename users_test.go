@@ -25,9 +25,9 @@ func (c *recordingComparer) Compare(hashed, _ []byte) (bool, error) {
 func TestUnknownUserComparesFakeHash(t *testing.T) {
 	a := newApp(t, "", nil)
 	stub := &recordingComparer{}
-	a.h.fakeUser.comparer = stub
+	a.h.fakeAccount.comparer = stub
 	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=mallory&password=x"})
-	if w.Code != 401 || len(stub.hashes) != 1 || stub.hashes[0] != string(a.h.fakeUser.hash) {
+	if w.Code != 401 || len(stub.hashes) != 1 || stub.hashes[0] != string(a.h.fakeAccount.hash) {
 		t.Fatalf("unknown user: %d, compared %v", w.Code, stub.hashes)
 	}
 	// a known user is compared with its own hash, never the fake one
@@ -40,14 +40,14 @@ func TestUnknownUserComparesFakeHash(t *testing.T) {
 func TestFakeHashFollowsMostUsers(t *testing.T) {
 	repl := caddy.NewReplacer()
 	accounts := []caddyauth.Account{{Username: "a", Password: adaHash}, {Username: "b", Password: graceHash}, {Username: "c", Password: argon2idHash("x")}}
-	_, fake, mixed, err := loadUsers(accounts, repl)
+	_, fake, mixed, err := loadAccounts(accounts, repl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !mixed || hashParams(string(fake.hash)) != hashParams(graceHash) {
 		t.Errorf("fake %q, mixed %v: want argon2id parameters of most users", fake.hash, mixed)
 	}
-	_, fake, mixed, err = loadUsers(accounts[:1], repl)
+	_, fake, mixed, err = loadAccounts(accounts[:1], repl)
 	if err != nil || mixed || hashParams(string(fake.hash)) != hashParams(adaHash) {
 		t.Errorf("single user: fake %q, mixed %v, %v", fake.hash, mixed, err)
 	}

@@ -1,0 +1,151 @@
+package miniapp
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("miniapp", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("miniapp", httpcaddyfile.After, "encode")
+}
+
+// repeatable are the subdirectives that may appear more than once.
+var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": true}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	miniapp {
+//	    user <name> <hash>
+//	    secret_key <base64 key>
+//	    session_lifetime <duration>
+//	    cookie_name <name>
+//	    max_body_size <size>
+//	    idle_timeout <duration>
+//	    login_limit <failures> <window>
+//	    protect <path patterns...>
+//	    revocation_sync <duration>
+//	}
+//
+// `user`, `secret_key` and `protect` may be repeated; every other
+// subdirective may appear once.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if !repeatable[sub] {
+			if seen[sub] {
+				return d.Errf("duplicate subdirective %s", sub)
+			}
+			seen[sub] = true
+		}
+		if err := h.unmarshalSubdirective(d, sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalSubdirective reads one line of the block.
+func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) error {
+	var err error
+	switch sub {
+	case "user":
+		var name, hash string
+		if !d.Args(&name, &hash) || d.NextArg() {
+			return d.ArgErr()
+		}
+		h.Accounts = append(h.Accounts, caddyauth.Account{Username: name, Password: hash})
+	case "secret_key":
+		var key string
+		if !d.Args(&key) || d.NextArg() {
+			return d.ArgErr()
+		}
+		h.SecretKeys = append(h.SecretKeys, key)
+	case "session_lifetime":
+		h.SessionLifetime, err = durationArg(d)
+	case "idle_timeout":
+		h.IdleTimeout, err = durationArg(d)
+	case "revocation_sync":
+		h.RevocationSync, err = durationArg(d)
+	case "login_limit":
+		h.LoginLimit, err = loginLimitArgs(d)
+	case "protect":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		h.Protect = append(h.Protect, d.Val())
+		h.Protect = append(h.Protect, d.RemainingArgs()...)
+	case "cookie_name":
+		if !d.Args(&h.CookieName) || d.NextArg() {
+			return d.ArgErr()
+		}
+	case "max_body_size":
+		var val string
+		if !d.Args(&val) || d.NextArg() {
+			return d.ArgErr()
+		}
+		size, perr := humanize.ParseBytes(val)
+		if perr != nil || size == 0 || size > 1<<40 {
+			return d.Errf("max_body_size: invalid size %q", val)
+		}
+		h.MaxBodySize = int64(size)
+	default:
+		return d.Errf("unknown subdirective %q", sub)
+	}
+	return err
+}
+
+// durationArg reads the one duration argument of the current subdirective.
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	sub := d.Val()
+	var val string
+	if !d.Args(&val) || d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return 0, d.Errf("%s: %v", sub, err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s must be positive, got %s", sub, val)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// loginLimitArgs reads `login_limit <failures> <window>`.
+func loginLimitArgs(d *caddyfile.Dispenser) (*LoginLimit, error) {
+	var count, window string
+	if !d.Args(&count, &window) || d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 1 {
+		return nil, d.Errf("login_limit: failures must be a positive number, got %q", count)
+	}
+	dur, err := caddy.ParseDuration(window)
+	if err != nil || dur <= 0 {
+		return nil, d.Errf("login_limit: window must be a positive duration, got %q", window)
+	}
+	return &LoginLimit{Failures: n, Window: caddy.Duration(dur)}, nil
+}
+
+// parseCaddyfile makes a handler from the miniapp directive.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

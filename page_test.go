@@ -1,0 +1,96 @@
+package miniapp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestStylesheet serves the pages' stylesheet under its content hash,
+// cacheable for a year, through any protect pattern; another hash is
+// not the module's route.
+func TestStylesheet(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/*"} })
+	sum := sha256.Sum256(stylesheet)
+	if !regexp.MustCompile(`^/miniapp/style\.[0-9a-f]{16}\.css$`).MatchString(stylePath) || stylePath != "/miniapp/style."+hex.EncodeToString(sum[:8])+".css" {
+		t.Fatalf("stylesheet path %q is not named by its content", stylePath)
+	}
+	w := a.do(request{target: stylePath, accept: "text/css,*/*;q=0.1"})
+	if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), stylesheet) || w.Header().Get("Content-Type") != "text/css; charset=utf-8" ||
+		w.Header().Get("Cache-Control") != "public, max-age=31536000, immutable" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("stylesheet: %d %v", w.Code, w.Header())
+	}
+	if w := a.do(request{method: http.MethodHead, target: stylePath}); w.Code != 200 || w.Body.Len() != 0 {
+		t.Errorf("HEAD stylesheet: %d, %d bytes", w.Code, w.Body.Len())
+	}
+	if w := a.do(request{method: http.MethodPost, target: stylePath}); w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST stylesheet: %d Allow %q", w.Code, w.Header().Get("Allow"))
+	}
+	if w := a.do(request{target: "/miniapp/style.0000000000000000.css"}); w.Code == 200 {
+		t.Errorf("a stylesheet of another content is served by the module")
+	}
+}
+
+// TestPageHeaders checks the security headers of every HTML page.
+func TestPageHeaders(t *testing.T) {
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, true)
+	for name, req := range map[string]request{
+		"login":   {target: "/login", accept: "text/html", https: true},
+		"profile": {target: "/profile", accept: "text/html", cookie: c, https: true},
+		"error":   {target: "/hello?name=%zz", accept: "text/html", https: true},
+		"failure": {method: "POST", target: "/login", accept: "text/html", contentType: form, body: "username=ada&password=x", https: true},
+	} {
+		w := a.do(req)
+		h := w.Header()
+		csp := h.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'", "style-src 'self'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %s", name, csp, want)
+			}
+		}
+		if strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe") {
+			t.Errorf("%s: CSP %q allows scripts or unsafe sources", name, csp)
+		}
+		if h.Get("Referrer-Policy") != "same-origin" || h.Get("X-Frame-Options") != "DENY" || h.Get("Content-Type") != textHTML {
+			t.Errorf("%s: Referrer-Policy %q X-Frame-Options %q Content-Type %q", name, h.Get("Referrer-Policy"), h.Get("X-Frame-Options"), h.Get("Content-Type"))
+		}
+		body := w.Body.String()
+		if strings.Contains(body, "<script") || strings.Contains(body, "<style") || !strings.Contains(body, "<title>") {
+			t.Errorf("%s: page has a script, an inline style or no title", name)
+		}
+		if !strings.Contains(body, `<link rel="stylesheet" href="`+stylePath+`">`) {
+			t.Errorf("%s: page does not link %s", name, stylePath)
+		}
+		if name == "profile" && h.Get("Cache-Control") != "no-store" {
+			t.Errorf("profile page without no-store")
+		}
+	}
+	page := a.do(request{target: "/login", accept: "text/html"}).Body.String()
+	for _, want := range []string{`<label for="username">`, `<label for="password">`, `autocomplete="username"`, `autocomplete="current-password"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("login form lacks %s", want)
+		}
+	}
+}
+
+// TestProfilePage checks the pre-rendered profile page against the
+// template itself, with names that need escaping.
+func TestProfilePage(t *testing.T) {
+	for _, user := range []string{"ada", `<b>"o'neil"</b> & co`, "élodie", "miniappfield1x"} {
+		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC"}
+		var want bytes.Buffer
+		err := pages.ExecuteTemplate(&want, "profile.html", pageData{Title: "Profile",
+			User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := profilePage.fill(values...); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("user %q: pre-rendered page differs from the template:\n%s\n---\n%s", user, got, want.Bytes())
+		}
+	}
+}
