@@ -18,13 +18,13 @@ func TestIdleExpiryAndRenewal(t *testing.T) {
 	})
 	c := a.login("ada", adaPassword, false)
 
-	a.advance(4*time.Minute) // more than half the idle window left
+	a.advance(4 * time.Minute) // more than half the idle window left
 	w := a.do(request{target: "/profile", cookie: c})
 	if w.Code != 200 || len(w.Result().Cookies()) != 0 {
 		t.Fatalf("early request: %d, %d cookies", w.Code, len(w.Result().Cookies()))
 	}
 
-	a.advance(2*time.Minute) // 6 of 10 minutes used: renew, on any request
+	a.advance(2 * time.Minute) // 6 of 10 minutes used: renew, on any request
 	w = a.do(request{target: "/some/static/file", cookie: c})
 	if w.Code != 299 {
 		t.Fatalf("pass-through: %d", w.Code)
@@ -39,7 +39,7 @@ func TestIdleExpiryAndRenewal(t *testing.T) {
 		t.Errorf("renewed Max-Age %d goes past the absolute expiry", renewed.MaxAge)
 	}
 
-	a.advance(9*time.Minute) // old cookie idle for 15 minutes, renewed one for 9
+	a.advance(9 * time.Minute) // old cookie idle for 15 minutes, renewed one for 9
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("idle cookie accepted: %d", w.Code)
 	}
@@ -49,7 +49,7 @@ func TestIdleExpiryAndRenewal(t *testing.T) {
 
 	// renewals never pass the absolute lifetime
 	for i := 0; i < 4; i++ {
-		a.advance(6*time.Minute)
+		a.advance(6 * time.Minute)
 		if w := a.do(request{target: "/profile", cookie: renewed}); w.Code == 200 {
 			if cs := w.Result().Cookies(); len(cs) == 1 {
 				renewed = cs[0]
@@ -175,7 +175,7 @@ func TestCacheHeaders(t *testing.T) {
 	if w := a.do(request{target: "/public.txt", cookie: c}); w.Header().Get("Cache-Control") != "" {
 		t.Errorf("unprotected content marked %q", w.Header().Get("Cache-Control"))
 	}
-	a.advance(31*time.Minute) // past half the idle window: the cookie is renewed
+	a.advance(31 * time.Minute) // past half the idle window: the cookie is renewed
 	w = a.do(request{target: "/public.txt", cookie: c})
 	if len(w.Result().Cookies()) != 1 || w.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("renewed cookie with Cache-Control %q", w.Header().Get("Cache-Control"))

@@ -238,12 +238,12 @@ func (kr *keyring) open(value, name, host string) (*session, error) {
 			return nil, errMalformed
 		}
 		return &session{
-			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
-			Expires:    time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
-			LastSeen:   time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
-			Counter:    binary.BigEndian.Uint32(plain[25:]),
-			ID:         [16]byte(plain[29:45]),
-			User:       string(plain[sessionHeaderLen:]),
+			Issued:   time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
+			Expires:  time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
+			LastSeen: time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
+			Counter:  binary.BigEndian.Uint32(plain[25:]),
+			ID:       [16]byte(plain[29:45]),
+			User:     string(plain[sessionHeaderLen:]),
 		}, nil
 	}
 	return nil, errMalformed

@@ -30,7 +30,7 @@ func TestMetrics(t *testing.T) {
 	old := a.login("ada", adaPassword, false)
 	a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
 	a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
-	a.advance(13*time.Hour)
+	a.advance(13 * time.Hour)
 	a.do(request{target: "/profile", cookie: old})
 
 	want := map[string]float64{"success": 2, "failure": 1, "throttled": 1, "logouts": 1, "malformed": 1, "expired": 1, "revoked": 1}

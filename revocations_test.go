@@ -28,7 +28,7 @@ func TestRevocationsPrune(t *testing.T) {
 		t.Fatalf("revocation lost by sync: %v", err)
 	}
 
-	a.advance(12*time.Hour+time.Second)
+	a.advance(12*time.Hour + time.Second)
 	if err := a.h.revoked.sync(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -247,11 +247,11 @@ func TestBadCookies(t *testing.T) {
 func TestExpiry(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.IdleTimeout = caddy.Duration(24 * time.Hour) })
 	c := a.login("ada", adaPassword, false)
-	a.advance(12*time.Hour-2*time.Second)
+	a.advance(12*time.Hour - 2*time.Second)
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before expiry: %d", w.Code)
 	}
-	a.advance(3*time.Second)
+	a.advance(3 * time.Second)
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Fatalf("after expiry: %d", w.Code)
 	}
