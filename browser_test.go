@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -105,6 +106,11 @@ func TestBrowser(t *testing.T) {
 	}
 	checkAccessibility(t, ctx, axe, "login page with an error")
 	run(chromedp.Navigate(httpsBase+"/login"), chromedp.WaitVisible(chromedp.ID("username")))
+	// the stylesheet is its own file: the CSP must let it apply
+	radius, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("main")).borderTopLeftRadius`))
+	if err != nil || radius != "12px" {
+		t.Fatalf("the stylesheet did not apply: main's border radius %q (%v)", radius, err)
+	}
 	screenshot("login")
 
 	run(chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), adaPassword),
@@ -158,7 +164,7 @@ func trustedKeys(t *testing.T, storage string) string {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(rootPEM)
-	conn, err := tls.Dial("tcp", "127.0.0.1:9443", &tls.Config{ServerName: "localhost", RootCAs: roots})
+	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort), &tls.Config{ServerName: "localhost", RootCAs: roots})
 	if err != nil {
 		t.Fatalf("the site's chain does not verify against the local CA: %v", err)
 	}

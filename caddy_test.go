@@ -20,15 +20,17 @@ import (
 )
 
 // The integration tests run one real Caddy in this process (caddytest),
-// one test after another, on these ports.
-const (
-	httpPort  = 9080
-	httpsPort = 9443
+// one test after another, on these ports, free when the tests start.
+var (
+	httpPort  = freePort(nil)
+	httpsPort = freePort(nil)
 )
 
 var (
 	httpBase  = fmt.Sprintf("http://localhost:%d", httpPort)
 	httpsBase = fmt.Sprintf("https://localhost:%d", httpsPort)
+	// httpErrorsBase is the site whose errors go to handle_errors.
+	httpErrorsBase = fmt.Sprintf("http://errors.localhost:%d", httpPort)
 )
 
 // site is a running Caddy with the example's shape: log, encode, miniapp,
@@ -266,11 +268,11 @@ func (s *site) accessLogHas(uri string) bool {
 func TestCaddyHandleErrors(t *testing.T) {
 	s := startCaddy(t, t.TempDir(), "")
 	c := s.client()
-	resp, body := call(t, c, "GET", "http://errors.localhost:9080/hello?name=%zz", "", "Host", "errors.localhost")
+	resp, body := call(t, c, "GET", httpErrorsBase+"/hello?name=%zz", "", "Host", "errors.localhost")
 	if resp.StatusCode != 400 || body != "styled 400: invalid percent-encoding in parameters" {
 		t.Errorf("handle_errors did not restyle: %d %q", resp.StatusCode, body)
 	}
-	resp, body = call(t, c, "GET", "http://errors.localhost:9080/logout", "", "Host", "errors.localhost")
+	resp, body = call(t, c, "GET", httpErrorsBase+"/logout", "", "Host", "errors.localhost")
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || !strings.HasPrefix(body, "styled 405") {
 		t.Errorf("405 through handle_errors: %d %q %q", resp.StatusCode, resp.Header.Get("Allow"), body)
 	}

@@ -53,9 +53,9 @@ http://localhost:%d {
 `, admin, port, storage, port, adaHash, body)
 }
 
-// newNode writes the node's Caddyfile; start runs it.
-func newNode(t *testing.T, port, admin int, storage string) *node {
-	n := &node{t: t, port: port, admin: admin, home: t.TempDir(), configDir: t.TempDir(), storage: storage}
+// newNode writes the node's Caddyfile, on free ports; start runs it.
+func newNode(t *testing.T, storage string) *node {
+	n := &node{t: t, port: freePort(t), admin: freePort(t), home: t.TempDir(), configDir: t.TempDir(), storage: storage}
 	n.writeConfig("ok")
 	return n
 }
@@ -172,7 +172,7 @@ func logoutOn(t *testing.T, n *node, c *http.Cookie) {
 func TestClusterSharedStorage(t *testing.T) {
 	buildCaddy(t)
 	storage := t.TempDir()
-	a, b := newNode(t, 9280, 2981, storage), newNode(t, 9281, 2982, storage)
+	a, b := newNode(t, storage), newNode(t, storage)
 	var wg sync.WaitGroup
 	for _, n := range []*node{a, b} {
 		wg.Add(1)
@@ -205,7 +205,7 @@ func TestClusterSharedStorage(t *testing.T) {
 // TestClusterKillRestart kills a Caddy between login and profile and
 // starts it again: sessions stay, and a logout just before the kill stays.
 func TestClusterKillRestart(t *testing.T) {
-	n := newNode(t, 9282, 2983, t.TempDir())
+	n := newNode(t, t.TempDir())
 	n.start()
 	n.ready()
 	kept, ended := loginOn(t, n), loginOn(t, n)
@@ -224,7 +224,7 @@ func TestClusterKillRestart(t *testing.T) {
 // TestClusterReloadUnderLoad reloads Caddy with a changed Caddyfile while
 // a loop reads /profile: no request fails and the session stays.
 func TestClusterReloadUnderLoad(t *testing.T) {
-	n := newNode(t, 9284, 2985, t.TempDir())
+	n := newNode(t, t.TempDir())
 	n.start()
 	n.ready()
 	c := loginOn(t, n)

@@ -2,18 +2,15 @@ package miniapp
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -81,40 +78,6 @@ func TestHello(t *testing.T) {
 	}
 }
 
-// checkCommonHeaders asserts what every response of the module carries.
-func checkCommonHeaders(t *testing.T, w *httptest.ResponseRecorder) {
-	t.Helper()
-	if w.Header().Get("Content-Type") == "" {
-		t.Error("no Content-Type")
-	}
-	if got, want := w.Header().Get("Content-Length"), strconv.Itoa(w.Body.Len()); got != want {
-		t.Errorf("Content-Length %q, body is %s bytes", got, want)
-	}
-	if w.Header().Get("X-Content-Type-Options") != "nosniff" {
-		t.Error("no X-Content-Type-Options: nosniff")
-	}
-	if !strings.Contains(strings.Join(w.Header().Values("Vary"), ","), "Accept") {
-		t.Error("no Vary: Accept")
-	}
-	if w.Code == 401 && !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), `Cookie realm="miniapp", form-action="/login"`) {
-		t.Errorf("401 with WWW-Authenticate %q", w.Header().Get("WWW-Authenticate"))
-	}
-}
-
-func TestHead(t *testing.T) {
-	a := newApp(t, "", nil)
-	for _, target := range []string{"/hello?name=Ada", "/login", "/profile"} {
-		w := a.do(request{method: "HEAD", target: target, accept: "text/html"})
-		get := a.do(request{method: "GET", target: target, accept: "text/html"})
-		if w.Code != get.Code || w.Body.Len() != 0 {
-			t.Errorf("HEAD %s: status %d (GET %d), body %d bytes", target, w.Code, get.Code, w.Body.Len())
-		}
-		if w.Header().Get("Content-Length") != get.Header().Get("Content-Length") {
-			t.Errorf("HEAD %s: Content-Length %q, GET has %q", target, w.Header().Get("Content-Length"), get.Header().Get("Content-Length"))
-		}
-	}
-}
-
 func TestMethodNotAllowed(t *testing.T) {
 	a := newApp(t, "", nil)
 	tests := []struct{ method, target, allow string }{
@@ -143,67 +106,6 @@ func TestPassThrough(t *testing.T) {
 		}
 	}
 }
-
-func TestErrorsWithHandleErrors(t *testing.T) {
-	a := newApp(t, "", nil)
-	r := withCaddyContext(httptest.NewRequest("GET", "/hello?name=%zz", nil), true)
-	err := a.h.ServeHTTP(httptest.NewRecorder(), r, nextHandler)
-	var he caddyhttp.HandlerError
-	if !errors.As(err, &he) || he.StatusCode != 400 {
-		t.Fatalf("want a caddyhttp.HandlerError with 400, got %#v", err)
-	}
-
-	r = withCaddyContext(httptest.NewRequest("PATCH", "/logout", nil), true)
-	w := httptest.NewRecorder()
-	err = a.h.ServeHTTP(w, r, nextHandler)
-	if !errors.As(err, &he) || he.StatusCode != 405 || w.Header().Get("Allow") != "POST" {
-		t.Fatalf("want 405 with Allow: POST, got %#v and Allow %q", err, w.Header().Get("Allow"))
-	}
-}
-
-func TestErrorFormats(t *testing.T) {
-	a := newApp(t, "", nil)
-	w := a.do(request{target: "/hello?name=%zz", accept: "text/html"})
-	if w.Code != 400 || !strings.Contains(w.Body.String(), "invalid percent-encoding") || w.Header().Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Errorf("HTML error: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body.String())
-	}
-	w = a.do(request{target: "/hello?name=%zz", accept: "application/json"})
-	var out map[string]string
-	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out["error"] == "" {
-		t.Errorf("JSON error: %q", w.Body.String())
-	}
-}
-
-func TestBodyLimit(t *testing.T) {
-	a := newApp(t, "", func(h *Handler) { h.MaxBodySize = 10 })
-	w := a.do(request{method: "POST", target: "/hello", contentType: form, body: "name=12345"})
-	if w.Code != 200 {
-		t.Errorf("10 bytes: %d", w.Code)
-	}
-	w = a.do(request{method: "POST", target: "/hello", contentType: form, body: "name=123456"})
-	if w.Code != 413 {
-		t.Errorf("11 bytes: %d", w.Code)
-	}
-}
-
-// TestBodyLimitFromCaddy checks that a 413 raised by Caddy's own
-// request_body reader is passed on as 413.
-func TestBodyLimitFromCaddy(t *testing.T) {
-	a := newApp(t, "", nil)
-	r := withCaddyContext(httptest.NewRequest("POST", "/hello", strings.NewReader("name=123456")), false)
-	r.Header.Set("Content-Type", form)
-	r.ContentLength = -1
-	r.Body = errReader{caddyhttp.Error(413, &http.MaxBytesError{Limit: 5})}
-	w := httptest.NewRecorder()
-	if err := a.h.ServeHTTP(w, r, nextHandler); err != nil || w.Code != 413 {
-		t.Fatalf("got %v, %d", err, w.Code)
-	}
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-func (e errReader) Close() error             { return nil }
 
 func TestLoginLogs(t *testing.T) {
 	a := newApp(t, "", nil)
@@ -251,106 +153,315 @@ func assertNoSecrets(t *testing.T, a *testApp, secrets ...string) {
 	}
 }
 
-func TestInternalError(t *testing.T) {
+func TestLoginPage(t *testing.T) {
 	a := newApp(t, "", nil)
-	r := withCaddyContext(httptest.NewRequest("GET", "/hello", nil), false)
-	w := httptest.NewRecorder()
-	if err := a.h.internal(w, r, errors.New("disk on fire at /var/secret")); err != nil {
-		t.Fatal(err)
-	}
-	if w.Code != 500 || w.Body.String() != "internal server error\n" {
-		t.Errorf("client saw %d %q", w.Code, w.Body.String())
-	}
-	entries := a.logs.FilterMessage("internal error").All()
-	if len(entries) != 1 || !strings.Contains(fmt.Sprint(entries[0].ContextMap()["error"]), "disk on fire") {
-		t.Errorf("cause not logged: %v", entries)
-	}
-	r = withCaddyContext(httptest.NewRequest("GET", "/hello", nil), true)
-	err := a.h.internal(httptest.NewRecorder(), r, errors.New("disk on fire"))
-	var he caddyhttp.HandlerError
-	if !errors.As(err, &he) || he.StatusCode != 500 || strings.Contains(err.Error(), "disk") {
-		t.Errorf("with handle_errors: %v", err)
-	}
-}
-
-func TestCookieName(t *testing.T) {
-	a := newApp(t, "", func(h *Handler) { h.CookieName = "sid" })
-	for https, want := range map[bool]string{false: "sid", true: "__Host-sid"} {
-		c := a.login("ada", adaPassword, https)
-		if c.Name != want {
-			t.Errorf("cookie %q, want %q", c.Name, want)
+	w := a.do(request{target: "/login?next=/docs/a%3Fb", accept: "text/html"})
+	body := w.Body.String()
+	for _, want := range []string{`name="username"`, `name="password"`, `autocomplete="current-password"`, `name="next" value="/docs/a?b"`, `action="/login"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("login page lacks %s", want)
 		}
-		if w := a.do(request{target: "/profile", cookie: c, https: https}); w.Code != 200 {
-			t.Errorf("%s refused: %d", want, w.Code)
+	}
+	if w.Code != 200 || w.Header().Get("Content-Security-Policy") == "" {
+		t.Errorf("status %d CSP %q", w.Code, w.Header().Get("Content-Security-Policy"))
+	}
+	for _, next := range []string{"//evil.example", "/\\evil.example", "https://evil.example", `/"><script>`} {
+		w := a.do(request{target: "/login?next=" + url.QueryEscape(next)})
+		if strings.Contains(w.Body.String(), "evil") || strings.Contains(w.Body.String(), "<script>") {
+			t.Errorf("next %q reached the page", next)
 		}
 	}
 }
 
-// BenchmarkLogin compares the two failing paths of a login: a wrong
-// password for a known user and any password for an unknown one. Their
-// ns/op must match (the unknown name is checked against a fake hash of
-// the same algorithm and cost), or the timing tells which names exist.
-func BenchmarkLogin(b *testing.B) {
-	for _, bc := range []struct{ name, hash, user string }{
-		{"bcrypt/wrong_password", adaHash, "ada"},
-		{"bcrypt/unknown_user", adaHash, "mallory"},
-		{"argon2id/wrong_password", graceHash, "grace"},
-		{"argon2id/unknown_user", graceHash, "mallory"},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			a := newApp(b, "", func(h *Handler) {
-				h.Accounts = []caddyauth.Account{{Username: bc.user, Password: bc.hash}}
-				if bc.user == "mallory" {
-					h.Accounts[0].Username = "someone"
-				}
-				h.LoginLimit = &LoginLimit{Failures: 1 << 30, Window: caddy.Duration(time.Minute)}
-			})
-			body := "username=" + bc.user + "&password=wrong"
-			b.ResetTimer()
-			for b.Loop() {
-				if w := a.do(request{method: "POST", target: "/login", contentType: form, body: body}); w.Code != 401 {
-					b.Fatalf("status %d", w.Code)
-				}
+func TestLoginSuccess(t *testing.T) {
+	a := newApp(t, "", nil)
+	tests := []struct {
+		name, target, body string
+		https              bool
+		location           string
+	}{
+		{"default", "/login", "username=ada&password=" + adaPassword, false, "/profile"},
+		{"next in form", "/login", "username=ada&password=" + adaPassword + "&next=%2Fdocs%2Fa%3Fb%3D1", false, "/docs/a?b=1"},
+		{"next in query", "/login?next=/docs", "username=ada&password=" + adaPassword, false, "/docs"},
+		{"argon2id user", "/login", "username=grace&password=" + gracePassword, true, "/profile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := a.do(request{method: "POST", target: tt.target, contentType: form, body: tt.body, https: tt.https})
+			if w.Code != 303 || w.Header().Get("Location") != tt.location {
+				t.Fatalf("status %d Location %q, want 303 %q", w.Code, w.Header().Get("Location"), tt.location)
+			}
+			if w.Header().Get("Cache-Control") != "no-store" {
+				t.Error("no Cache-Control: no-store")
+			}
+			checkCommonHeaders(t, w)
+			c := sessionCookie(t, w)
+			wantName := "miniapp_session"
+			if tt.https {
+				wantName = "__Host-miniapp_session"
+			}
+			if c.Name != wantName || c.Path != "/" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.https {
+				t.Errorf("cookie flags: %+v", c)
+			}
+			if c.MaxAge < int((12*time.Hour).Seconds())-5 || c.MaxAge > int((12*time.Hour).Seconds()) {
+				t.Errorf("Max-Age %d, want the session lifetime", c.MaxAge)
 			}
 		})
 	}
 }
 
-// TestErrorStatuses renders each error the module raises as a page for
-// browsers, JSON for JSON clients and a line for others.
-func TestErrorStatuses(t *testing.T) {
-	a := newApp(t, "", func(h *Handler) {
-		h.MaxBodySize = 64
-		h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)}
-	})
-	a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=x"})
-	for status, req := range map[int]request{
-		400: {target: "/hello?name=%zz"},
-		401: {target: "/profile"},
-		403: {method: "POST", target: "/hello", header: map[string]string{"Sec-Fetch-Site": "cross-site"}},
-		405: {method: "PUT", target: "/hello"},
-		413: {method: "POST", target: "/hello", contentType: form, body: "name=" + strings.Repeat("a", 80)},
-		415: {method: "POST", target: "/hello", contentType: "text/csv", body: "a"},
-		429: {method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword},
-	} {
-		html := req
-		html.accept = "text/html"
-		if w := a.do(html); status == 401 {
-			if w.Code != 303 { // a browser is sent to the login page instead
-				t.Errorf("401 as HTML: %d", w.Code)
+func TestLoginJSON(t *testing.T) {
+	a := newApp(t, "", nil)
+	w := a.do(request{method: "POST", target: "/login", contentType: jsonType, body: `{"username":"ada","password":"` + adaPassword + `"}`})
+	if w.Code != 200 || w.Body.String() != `{"username":"ada"}` || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("status %d body %q", w.Code, w.Body.String())
+	}
+	sessionCookie(t, w)
+}
+
+func TestLoginFailure(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 100, Window: caddy.Duration(time.Minute)} })
+	const msg = "invalid username or password"
+	tests := []struct {
+		name, ctype, accept, body string
+		status                    int
+		want                      string
+	}{
+		{"wrong password html", form, "text/html", "username=ada&password=nope", 401, msg},
+		{"unknown user html", form, "text/html", "username=mallory&password=nope", 401, msg},
+		{"wrong password text", form, "", "username=ada&password=nope", 401, msg + "\n"},
+		{"unknown user text", form, "", "username=mallory&password=nope", 401, msg + "\n"},
+		{"wrong password json", jsonType, "", `{"username":"ada","password":"nope"}`, 401, `{"error":"` + msg + `"}`},
+		{"unknown user json", jsonType, "", `{"username":"mallory","password":"nope"}`, 401, `{"error":"` + msg + `"}`},
+		{"other user's password", form, "", "username=grace&password=" + adaPassword, 401, msg + "\n"},
+		{"missing password", form, "", "username=ada", 400, "username and password are required\n"},
+		{"missing username", form, "", "password=x", 400, "username and password are required\n"},
+		{"empty body", form, "", "", 400, "username and password are required\n"},
+		{"no body at all", "", "", "", 400, "username and password are required\n"},
+		{"json missing", jsonType, "", `{}`, 400, `{"error":"username and password are required"}`},
+		{"json not object", jsonType, "", `"x"`, 400, `{"error":"body is not a JSON object of string fields"}`},
+		{"control in username", form, "", "username=a%0ab&password=x", 400, "text contains control characters\n"},
+		{"password too long", form, "", "username=ada&password=" + strings.Repeat("x", 1025), 400, "username or password is too long\n"},
+		{"wrong type", "text/plain", "", "username=ada", 415, "content type must be application/x-www-form-urlencoded or application/json\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := a.do(request{method: "POST", target: "/login", contentType: tt.ctype, accept: tt.accept, body: tt.body})
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d (%q)", w.Code, tt.status, w.Body.String())
 			}
-		} else if w.Code != status || !strings.Contains(w.Body.String(), "<h1>") || w.Header().Get("Content-Type") != textHTML {
-			t.Errorf("%d as HTML: %d %q", status, w.Code, w.Header().Get("Content-Type"))
+			if tt.accept == "text/html" {
+				body := w.Body.String()
+				if !strings.Contains(body, tt.want) || !strings.Contains(body, `name="password"`) || !strings.Contains(body, `role="alert"`) {
+					t.Errorf("form not shown again with the error: %q", body)
+				}
+			} else if w.Body.String() != tt.want {
+				t.Errorf("body %q, want %q", w.Body.String(), tt.want)
+			}
+			if len(w.Result().Cookies()) != 0 {
+				t.Error("a failed login set a cookie")
+			}
+			checkCommonHeaders(t, w)
+		})
+	}
+}
+
+func TestLoginCrossSite(t *testing.T) {
+	a := newApp(t, "", nil)
+	for _, hdr := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Origin": "https://evil.example"},
+	} {
+		w := a.do(request{method: "POST", target: "/login", contentType: form, https: true,
+			body: "username=ada&password=" + adaPassword, header: hdr})
+		if w.Code != 403 || len(w.Result().Cookies()) != 0 {
+			t.Errorf("%v: status %d", hdr, w.Code)
 		}
-		js := req
-		js.accept = "application/json"
-		w := a.do(js)
-		var out map[string]string
-		if w.Code != status || json.Unmarshal(w.Body.Bytes(), &out) != nil || out["error"] == "" {
-			t.Errorf("%d as JSON: %d %q", status, w.Code, w.Body.String())
+	}
+	w := a.do(request{method: "POST", target: "/login", contentType: form, https: true,
+		body: "username=ada&password=" + adaPassword, header: map[string]string{"Sec-Fetch-Site": "same-origin"}})
+	if w.Code != 303 {
+		t.Errorf("same-origin login: %d", w.Code)
+	}
+}
+
+func TestProfile(t *testing.T) {
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, true)
+	w := a.do(request{target: "/profile", cookie: c, https: true, accept: "text/html"})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "ada") || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("profile: %d %q", w.Code, w.Body.String())
+	}
+	w = a.do(request{target: "/profile", cookie: c, https: true, accept: "application/json"})
+	var out struct {
+		Username        string
+		Issued, Expires time.Time
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Username != "ada" || out.Expires.Sub(out.Issued) != 12*time.Hour {
+		t.Fatalf("profile JSON %q: %+v %v", w.Body.String(), out, err)
+	}
+	if w.Header().Get("Cache-Control") != "no-store" {
+		t.Error("JSON profile without no-store")
+	}
+}
+
+func TestProfileWithoutSession(t *testing.T) {
+	a := newApp(t, "", nil)
+	tests := []struct {
+		accept, location, body string
+		status                 int
+	}{
+		{"text/html,application/xhtml+xml,*/*;q=0.8", "/login?next=%2Fprofile", "", 303},
+		{"application/json", "", `{"error":"sign in required"}`, 401},
+		{"*/*", "", "sign in required\n", 401},
+		{"", "", "sign in required\n", 401},
+	}
+	for _, tt := range tests {
+		w := a.do(request{target: "/profile", accept: tt.accept})
+		if w.Code != tt.status || w.Header().Get("Location") != tt.location || (tt.body != "" && w.Body.String() != tt.body) {
+			t.Errorf("Accept %q: %d Location %q body %q", tt.accept, w.Code, w.Header().Get("Location"), w.Body.String())
 		}
-		if w := a.do(req); w.Code != status || w.Header().Get("Content-Type") != textPlain || strings.Count(w.Body.String(), "\n") != 1 {
-			t.Errorf("%d as text: %d %q", status, w.Code, w.Body.String())
+		checkCommonHeaders(t, w)
+	}
+}
+
+func TestLogout(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
+	for _, https := range []bool{false, true} {
+		c := a.login("ada", adaPassword, https)
+		w := a.do(request{method: "POST", target: "/logout", cookie: c, https: https})
+		if w.Code != 303 || w.Header().Get("Location") != "/login" {
+			t.Fatalf("logout: %d %q", w.Code, w.Header().Get("Location"))
+		}
+		cleared := sessionCookie(t, w)
+		if cleared.Name != c.Name || cleared.Path != "/" || cleared.Secure != https || cleared.MaxAge != -1 || cleared.Value != "" {
+			t.Errorf("clearing cookie %+v does not match %+v", cleared, c)
+		}
+		checkCommonHeaders(t, w)
+		if !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
+			t.Errorf("Set-Cookie %q lacks Max-Age=0", w.Header().Get("Set-Cookie"))
+		}
+		if w := a.do(request{target: "/profile", cookie: c, https: https}); w.Code != 401 {
+			t.Errorf("replayed cookie after logout: %d", w.Code)
+		}
+	}
+	c := a.login("ada", adaPassword, false)
+	a.do(request{method: "POST", target: "/logout", cookie: c})
+
+	// a restart: the old handler goes, a new one reads the same storage
+	if err := a.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	b := newApp(t, dir, nil)
+	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("replay after restart: %d", w.Code)
+	}
+	fresh := b.login("ada", adaPassword, false)
+	if w := b.do(request{target: "/profile", cookie: fresh}); w.Code != 200 {
+		t.Errorf("new login after restart: %d", w.Code)
+	}
+}
+
+func TestLogoutCrossSite(t *testing.T) {
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, false)
+	w := a.do(request{method: "POST", target: "/logout", cookie: c, header: map[string]string{"Sec-Fetch-Site": "cross-site"}})
+	if w.Code != 403 {
+		t.Fatalf("cross-site logout: %d", w.Code)
+	}
+	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
+		t.Errorf("refused logout ended the session: %d", w.Code)
+	}
+}
+
+func TestUserPlaceholder(t *testing.T) {
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, false)
+	for _, tt := range []struct {
+		cookie       *http.Cookie
+		user, authID string
+	}{
+		{c, "ada", "ada"},
+		{nil, "", "set-by-basic-auth"},
+		{&http.Cookie{Name: "miniapp_session", Value: "forged"}, "", "set-by-basic-auth"},
+	} {
+		r := withCaddyContext(httptest.NewRequest("GET", "/anything", nil), false)
+		r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).Set("http.auth.user.id", "set-by-basic-auth")
+		if tt.cookie != nil {
+			r.AddCookie(tt.cookie)
+		}
+		var user, authID any
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+			user, _ = repl.Get("http.miniapp.user")
+			authID, _ = repl.Get("http.auth.user.id")
+			return nil
+		})
+		if err := a.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+			t.Fatal(err)
+		}
+		if user != tt.user || authID != tt.authID {
+			t.Errorf("placeholders %q / %q, want %q / %q", user, authID, tt.user, tt.authID)
+		}
+	}
+}
+
+func TestProtect(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/private/*", "/report.pdf"} })
+	c := a.login("ada", adaPassword, false)
+	tests := []struct {
+		target, accept string
+		cookie         *http.Cookie
+		status         int
+		location       string
+	}{
+		{"/private/a.txt", "text/html", nil, 303, "/login?next=%2Fprivate%2Fa.txt"},
+		{"/private/a.txt?x=1", "text/html", nil, 303, "/login?next=%2Fprivate%2Fa.txt%3Fx%3D1"},
+		{"/PRIVATE/a.txt", "", nil, 401, ""},
+		{"/private/../private/a.txt", "", nil, 401, ""},
+		{"/private%2fa.txt", "", nil, 401, ""},
+		{"/report.pdf", "application/json", nil, 401, ""},
+		{"/public.txt", "", nil, 299, ""},
+		{"/private/a.txt", "", c, 299, ""},
+		{"/report.pdf", "", c, 299, ""},
+		{"/hello", "", nil, 200, ""},
+	}
+	for _, tt := range tests {
+		w := a.do(request{target: tt.target, accept: tt.accept, cookie: tt.cookie})
+		if w.Code != tt.status || w.Header().Get("Location") != tt.location {
+			t.Errorf("%s: %d %q, want %d %q", tt.target, w.Code, w.Header().Get("Location"), tt.status, tt.location)
+		}
+	}
+	// the next round trip: the login form sends the browser back
+	w := a.do(request{method: "POST", target: "/login?next=%2Fprivate%2Fa.txt%3Fx%3D1", contentType: form, body: "username=ada&password=" + adaPassword})
+	if w.Header().Get("Location") != "/private/a.txt?x=1" {
+		t.Errorf("after login: %q", w.Header().Get("Location"))
+	}
+}
+
+func TestCacheHeaders(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/private/*"} })
+	c := a.login("ada", adaPassword, false)
+	w := a.do(request{target: "/private/a.txt", cookie: c})
+	if w.Code != 299 || w.Header().Get("Cache-Control") != "private" || w.Header().Get("Vary") != "Cookie" {
+		t.Errorf("protected content: %d Cache-Control %q Vary %q", w.Code, w.Header().Get("Cache-Control"), w.Header().Get("Vary"))
+	}
+	if w := a.do(request{target: "/public.txt", cookie: c}); w.Header().Get("Cache-Control") != "" {
+		t.Errorf("unprotected content marked %q", w.Header().Get("Cache-Control"))
+	}
+	a.advance(31 * time.Minute) // past half the idle window: the cookie is renewed
+	w = a.do(request{target: "/public.txt", cookie: c})
+	if len(w.Result().Cookies()) != 1 || w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("renewed cookie with Cache-Control %q", w.Header().Get("Cache-Control"))
+	}
+	// login and logout set one cookie of their own, never a renewal too
+	for _, req := range []request{
+		{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, cookie: c},
+		{method: "POST", target: "/logout", cookie: c},
+	} {
+		if w := a.do(req); len(w.Header().Values("Set-Cookie")) != 1 {
+			t.Errorf("%s: Set-Cookie %q", req.target, w.Header().Values("Set-Cookie"))
 		}
 	}
 }

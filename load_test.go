@@ -16,7 +16,7 @@ import (
 // undone. It runs with `go test -tags load -run TestLoadThroughReloads`
 // (.ci/run does).
 func TestLoadThroughReloads(t *testing.T) {
-	n := newNode(t, 9286, 2987, t.TempDir())
+	n := newNode(t, t.TempDir())
 	n.start()
 	n.ready()
 	kept := loginOn(t, n)

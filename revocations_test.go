@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,5 +193,44 @@ func TestSyncSkipsBadCounter(t *testing.T) {
 	a.h.revoked.mu.RUnlock()
 	if ada != 0 || grace != 2 {
 		t.Errorf("counters ada %d, grace %d; want 0 and 2", ada, grace)
+	}
+}
+
+func TestSignOutEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
+	phone := a.login("ada", adaPassword, false)
+	laptop := a.login("ada", adaPassword, false)
+	grace := a.login("grace", gracePassword, false)
+	w := a.do(request{method: "POST", target: "/logout", cookie: phone, contentType: form, body: "all=1"})
+	if w.Code != 303 {
+		t.Fatalf("logout all: %d", w.Code)
+	}
+	for name, c := range map[string]*http.Cookie{"phone": phone, "laptop": laptop} {
+		if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+			t.Errorf("%s session survived sign out everywhere: %d", name, w.Code)
+		}
+	}
+	if w := a.do(request{target: "/profile", cookie: grace}); w.Code != 200 {
+		t.Errorf("another user's session ended: %d", w.Code)
+	}
+	fresh := a.login("ada", adaPassword, false)
+	if w := a.do(request{target: "/profile", cookie: fresh}); w.Code != 200 {
+		t.Errorf("login after sign out everywhere refused: %d", w.Code)
+	}
+	// another instance on the same storage, started afterwards
+	if err := a.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	b := newApp(t, dir, nil)
+	if w := b.do(request{target: "/profile", cookie: laptop}); w.Code != 401 {
+		t.Errorf("sign out everywhere lost on restart: %d", w.Code)
+	}
+	if w := b.do(request{target: "/profile", cookie: fresh}); w.Code != 200 {
+		t.Errorf("fresh session refused after restart: %d", w.Code)
+	}
+	page := a.do(request{target: "/profile", cookie: fresh, accept: "text/html"}).Body.String()
+	if !strings.Contains(page, `name="all" value="1"`) {
+		t.Error("the profile page offers no sign out of all devices")
 	}
 }

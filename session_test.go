@@ -1,209 +1,19 @@
 package miniapp
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
-
-func TestLoginPage(t *testing.T) {
-	a := newApp(t, "", nil)
-	w := a.do(request{target: "/login?next=/docs/a%3Fb", accept: "text/html"})
-	body := w.Body.String()
-	for _, want := range []string{`name="username"`, `name="password"`, `autocomplete="current-password"`, `name="next" value="/docs/a?b"`, `action="/login"`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("login page lacks %s", want)
-		}
-	}
-	if w.Code != 200 || w.Header().Get("Content-Security-Policy") == "" {
-		t.Errorf("status %d CSP %q", w.Code, w.Header().Get("Content-Security-Policy"))
-	}
-	for _, next := range []string{"//evil.example", "/\\evil.example", "https://evil.example", `/"><script>`} {
-		w := a.do(request{target: "/login?next=" + url.QueryEscape(next)})
-		if strings.Contains(w.Body.String(), "evil") || strings.Contains(w.Body.String(), "<script>") {
-			t.Errorf("next %q reached the page", next)
-		}
-	}
-}
-
-func TestLoginSuccess(t *testing.T) {
-	a := newApp(t, "", nil)
-	tests := []struct {
-		name, target, body string
-		https              bool
-		location           string
-	}{
-		{"default", "/login", "username=ada&password=" + adaPassword, false, "/profile"},
-		{"next in form", "/login", "username=ada&password=" + adaPassword + "&next=%2Fdocs%2Fa%3Fb%3D1", false, "/docs/a?b=1"},
-		{"next in query", "/login?next=/docs", "username=ada&password=" + adaPassword, false, "/docs"},
-		{"argon2id user", "/login", "username=grace&password=" + gracePassword, true, "/profile"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := a.do(request{method: "POST", target: tt.target, contentType: form, body: tt.body, https: tt.https})
-			if w.Code != 303 || w.Header().Get("Location") != tt.location {
-				t.Fatalf("status %d Location %q, want 303 %q", w.Code, w.Header().Get("Location"), tt.location)
-			}
-			if w.Header().Get("Cache-Control") != "no-store" {
-				t.Error("no Cache-Control: no-store")
-			}
-			checkCommonHeaders(t, w)
-			c := sessionCookie(t, w)
-			wantName := "miniapp_session"
-			if tt.https {
-				wantName = "__Host-miniapp_session"
-			}
-			if c.Name != wantName || c.Path != "/" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.https {
-				t.Errorf("cookie flags: %+v", c)
-			}
-			if c.MaxAge < int((12*time.Hour).Seconds())-5 || c.MaxAge > int((12*time.Hour).Seconds()) {
-				t.Errorf("Max-Age %d, want the session lifetime", c.MaxAge)
-			}
-		})
-	}
-}
-
-func TestUnsafeNext(t *testing.T) {
-	a := newApp(t, "", nil)
-	for _, next := range []string{
-		"//evil.example", "///evil.example", "/\\evil.example", "\\\\evil.example", "https://evil.example/",
-		"javascript:alert(1)", "evil.example", "/%2F%2Fevil.example", "/%5Cevil.example", "/ok\r\nSet-Cookie: x=1",
-		"/\tevil", "http:/evil.example", " /x", "/caf\u00e9", "",
-	} {
-		w := a.do(request{method: "POST", target: "/login", contentType: form,
-			body: "username=ada&password=" + adaPassword + "&next=" + url.QueryEscape(next)})
-		if w.Code != 303 || w.Header().Get("Location") != "/profile" {
-			t.Errorf("next %q: status %d Location %q, want /profile", next, w.Code, w.Header().Get("Location"))
-		}
-	}
-}
-
-func TestLoginJSON(t *testing.T) {
-	a := newApp(t, "", nil)
-	w := a.do(request{method: "POST", target: "/login", contentType: jsonType, body: `{"username":"ada","password":"` + adaPassword + `"}`})
-	if w.Code != 200 || w.Body.String() != `{"username":"ada"}` || w.Header().Get("Cache-Control") != "no-store" {
-		t.Fatalf("status %d body %q", w.Code, w.Body.String())
-	}
-	sessionCookie(t, w)
-}
-
-func TestLoginFailure(t *testing.T) {
-	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 100, Window: caddy.Duration(time.Minute)} })
-	const msg = "invalid username or password"
-	tests := []struct {
-		name, ctype, accept, body string
-		status                    int
-		want                      string
-	}{
-		{"wrong password html", form, "text/html", "username=ada&password=nope", 401, msg},
-		{"unknown user html", form, "text/html", "username=mallory&password=nope", 401, msg},
-		{"wrong password text", form, "", "username=ada&password=nope", 401, msg + "\n"},
-		{"unknown user text", form, "", "username=mallory&password=nope", 401, msg + "\n"},
-		{"wrong password json", jsonType, "", `{"username":"ada","password":"nope"}`, 401, `{"error":"` + msg + `"}`},
-		{"unknown user json", jsonType, "", `{"username":"mallory","password":"nope"}`, 401, `{"error":"` + msg + `"}`},
-		{"other user's password", form, "", "username=grace&password=" + adaPassword, 401, msg + "\n"},
-		{"missing password", form, "", "username=ada", 400, "username and password are required\n"},
-		{"missing username", form, "", "password=x", 400, "username and password are required\n"},
-		{"empty body", form, "", "", 400, "username and password are required\n"},
-		{"no body at all", "", "", "", 400, "username and password are required\n"},
-		{"json missing", jsonType, "", `{}`, 400, `{"error":"username and password are required"}`},
-		{"json not object", jsonType, "", `"x"`, 400, `{"error":"body is not a JSON object of string fields"}`},
-		{"control in username", form, "", "username=a%0ab&password=x", 400, "text contains control characters\n"},
-		{"password too long", form, "", "username=ada&password=" + strings.Repeat("x", 1025), 400, "username or password is too long\n"},
-		{"wrong type", "text/plain", "", "username=ada", 415, "content type must be application/x-www-form-urlencoded or application/json\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := a.do(request{method: "POST", target: "/login", contentType: tt.ctype, accept: tt.accept, body: tt.body})
-			if w.Code != tt.status {
-				t.Fatalf("status %d, want %d (%q)", w.Code, tt.status, w.Body.String())
-			}
-			if tt.accept == "text/html" {
-				body := w.Body.String()
-				if !strings.Contains(body, tt.want) || !strings.Contains(body, `name="password"`) || !strings.Contains(body, `role="alert"`) {
-					t.Errorf("form not shown again with the error: %q", body)
-				}
-			} else if w.Body.String() != tt.want {
-				t.Errorf("body %q, want %q", w.Body.String(), tt.want)
-			}
-			if len(w.Result().Cookies()) != 0 {
-				t.Error("a failed login set a cookie")
-			}
-			checkCommonHeaders(t, w)
-		})
-	}
-}
-
-func TestLoginCrossSite(t *testing.T) {
-	a := newApp(t, "", nil)
-	for _, hdr := range []map[string]string{
-		{"Sec-Fetch-Site": "cross-site"},
-		{"Origin": "https://evil.example"},
-	} {
-		w := a.do(request{method: "POST", target: "/login", contentType: form, https: true,
-			body: "username=ada&password=" + adaPassword, header: hdr})
-		if w.Code != 403 || len(w.Result().Cookies()) != 0 {
-			t.Errorf("%v: status %d", hdr, w.Code)
-		}
-	}
-	w := a.do(request{method: "POST", target: "/login", contentType: form, https: true,
-		body: "username=ada&password=" + adaPassword, header: map[string]string{"Sec-Fetch-Site": "same-origin"}})
-	if w.Code != 303 {
-		t.Errorf("same-origin login: %d", w.Code)
-	}
-}
-
-func TestProfile(t *testing.T) {
-	a := newApp(t, "", nil)
-	c := a.login("ada", adaPassword, true)
-	w := a.do(request{target: "/profile", cookie: c, https: true, accept: "text/html"})
-	if w.Code != 200 || !strings.Contains(w.Body.String(), "ada") || w.Header().Get("Cache-Control") != "no-store" {
-		t.Fatalf("profile: %d %q", w.Code, w.Body.String())
-	}
-	w = a.do(request{target: "/profile", cookie: c, https: true, accept: "application/json"})
-	var out struct {
-		Username        string
-		Issued, Expires time.Time
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Username != "ada" || out.Expires.Sub(out.Issued) != 12*time.Hour {
-		t.Fatalf("profile JSON %q: %+v %v", w.Body.String(), out, err)
-	}
-	if w.Header().Get("Cache-Control") != "no-store" {
-		t.Error("JSON profile without no-store")
-	}
-}
-
-func TestProfileWithoutSession(t *testing.T) {
-	a := newApp(t, "", nil)
-	tests := []struct {
-		accept, location, body string
-		status                 int
-	}{
-		{"text/html,application/xhtml+xml,*/*;q=0.8", "/login?next=%2Fprofile", "", 303},
-		{"application/json", "", `{"error":"sign in required"}`, 401},
-		{"*/*", "", "sign in required\n", 401},
-		{"", "", "sign in required\n", 401},
-	}
-	for _, tt := range tests {
-		w := a.do(request{target: "/profile", accept: tt.accept})
-		if w.Code != tt.status || w.Header().Get("Location") != tt.location || (tt.body != "" && w.Body.String() != tt.body) {
-			t.Errorf("Accept %q: %d Location %q body %q", tt.accept, w.Code, w.Header().Get("Location"), w.Body.String())
-		}
-		checkCommonHeaders(t, w)
-	}
-}
 
 func TestBadCookies(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.SessionLifetime = 0 })
@@ -274,92 +84,6 @@ func TestNewSessionEachLogin(t *testing.T) {
 	}
 }
 
-func TestLogout(t *testing.T) {
-	dir := t.TempDir()
-	a := newApp(t, dir, nil)
-	for _, https := range []bool{false, true} {
-		c := a.login("ada", adaPassword, https)
-		w := a.do(request{method: "POST", target: "/logout", cookie: c, https: https})
-		if w.Code != 303 || w.Header().Get("Location") != "/login" {
-			t.Fatalf("logout: %d %q", w.Code, w.Header().Get("Location"))
-		}
-		cleared := sessionCookie(t, w)
-		if cleared.Name != c.Name || cleared.Path != "/" || cleared.Secure != https || cleared.MaxAge != -1 || cleared.Value != "" {
-			t.Errorf("clearing cookie %+v does not match %+v", cleared, c)
-		}
-		checkCommonHeaders(t, w)
-		if !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
-			t.Errorf("Set-Cookie %q lacks Max-Age=0", w.Header().Get("Set-Cookie"))
-		}
-		if w := a.do(request{target: "/profile", cookie: c, https: https}); w.Code != 401 {
-			t.Errorf("replayed cookie after logout: %d", w.Code)
-		}
-	}
-	c := a.login("ada", adaPassword, false)
-	a.do(request{method: "POST", target: "/logout", cookie: c})
-
-	// a restart: the old handler goes, a new one reads the same storage
-	if err := a.h.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
-	b := newApp(t, dir, nil)
-	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 401 {
-		t.Errorf("replay after restart: %d", w.Code)
-	}
-	fresh := b.login("ada", adaPassword, false)
-	if w := b.do(request{target: "/profile", cookie: fresh}); w.Code != 200 {
-		t.Errorf("new login after restart: %d", w.Code)
-	}
-}
-
-func TestLogoutCrossSite(t *testing.T) {
-	a := newApp(t, "", nil)
-	c := a.login("ada", adaPassword, false)
-	w := a.do(request{method: "POST", target: "/logout", cookie: c, header: map[string]string{"Sec-Fetch-Site": "cross-site"}})
-	if w.Code != 403 {
-		t.Fatalf("cross-site logout: %d", w.Code)
-	}
-	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
-		t.Errorf("refused logout ended the session: %d", w.Code)
-	}
-}
-
-func TestKeyRotation(t *testing.T) {
-	oldKey, newKey := testKey, base64.URLEncoding.EncodeToString(randomBytes(48))
-	a := newApp(t, "", nil)
-	c := a.login("ada", adaPassword, false)
-	b := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{newKey, oldKey} })
-	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
-		t.Fatalf("old-key cookie after rotation: %d", w.Code)
-	}
-	fresh := b.login("ada", adaPassword, false)
-	if w := a.do(request{target: "/profile", cookie: fresh}); w.Code != 401 {
-		t.Errorf("a handler without the new key accepted its cookie: %d", w.Code)
-	}
-	dropped := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{newKey} })
-	if w := dropped.do(request{target: "/profile", cookie: c}); w.Code != 401 {
-		t.Errorf("cookie of a removed key accepted: %d", w.Code)
-	}
-}
-
-func TestKeysFromStorage(t *testing.T) {
-	dir := t.TempDir()
-	a := newApp(t, dir, func(h *Handler) { h.SecretKeys = nil })
-	c := a.login("ada", adaPassword, false)
-	b := newApp(t, dir, func(h *Handler) { h.SecretKeys = nil })
-	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
-		t.Fatalf("second handler on the same storage rejected the cookie: %d", w.Code)
-	}
-	info, err := os.Stat(filepath.Join(dir, "miniapp", "keys.json"))
-	if err != nil || info.Mode().Perm() != 0o600 {
-		t.Fatalf("keys file: %v %v", err, info)
-	}
-	other := newApp(t, "", func(h *Handler) { h.SecretKeys = nil })
-	if w := other.do(request{target: "/profile", cookie: c}); w.Code != 401 {
-		t.Errorf("handler with other storage accepted the cookie: %d", w.Code)
-	}
-}
-
 func TestRemovedUser(t *testing.T) {
 	a := newApp(t, "", nil)
 	c := a.login("grace", gracePassword, false)
@@ -369,92 +93,144 @@ func TestRemovedUser(t *testing.T) {
 	}
 }
 
-func TestSealOpen(t *testing.T) {
-	kr, err := newKeyring([][]byte{randomBytes(32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &session{User: "ada é", ID: [16]byte(randomBytes(16)), Counter: 7,
-		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
-	v := kr.seal(s, "c", "h")
-	got, err := kr.open(v, "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 ||
-		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
-		t.Fatalf("round trip: %+v %v", got, err)
-	}
-	if _, err := kr.open(v, "c", "other.example"); err == nil {
-		t.Error("a cookie opened for another host")
-	}
-	if _, err := kr.open(v, "d", "h"); err == nil {
-		t.Error("a cookie opened under another cookie name")
-	}
-	if v2 := kr.seal(s, "c", "h"); v2 == v {
-		t.Error("two seals of one session are equal: the nonce is not random")
-	}
-}
+func TestIdleExpiryAndRenewal(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) {
+		h.IdleTimeout = caddy.Duration(10 * time.Minute)
+		h.SessionLifetime = caddy.Duration(30 * time.Minute)
+	})
+	c := a.login("ada", adaPassword, false)
 
-func TestDecodeSecret(t *testing.T) {
-	key := randomBytes(32)
-	for _, ok := range []string{
-		base64.StdEncoding.EncodeToString(key), base64.RawStdEncoding.EncodeToString(key),
-		base64.URLEncoding.EncodeToString(key), base64.RawURLEncoding.EncodeToString(key),
-	} {
-		if got, err := decodeSecret(ok); err != nil || string(got) != string(key) {
-			t.Errorf("%q: %v", ok, err)
+	a.advance(4 * time.Minute) // more than half the idle window left
+	w := a.do(request{target: "/profile", cookie: c})
+	if w.Code != 200 || len(w.Result().Cookies()) != 0 {
+		t.Fatalf("early request: %d, %d cookies", w.Code, len(w.Result().Cookies()))
+	}
+
+	a.advance(2 * time.Minute) // 6 of 10 minutes used: renew, on any request
+	w = a.do(request{target: "/some/static/file", cookie: c})
+	if w.Code != 299 {
+		t.Fatalf("pass-through: %d", w.Code)
+	}
+	renewed := sessionCookie(t, w)
+	s, err := a.open(renewed.Value)
+	old, _ := a.open(c.Value)
+	if err != nil || s.ID != old.ID || !s.Expires.Equal(old.Expires) || !s.LastSeen.After(old.LastSeen) {
+		t.Fatalf("renewed session %+v from %+v", s, old)
+	}
+	if renewed.MaxAge > 24*60 || renewed.MaxAge < 23*60 {
+		t.Errorf("renewed Max-Age %d goes past the absolute expiry", renewed.MaxAge)
+	}
+
+	a.advance(9 * time.Minute) // old cookie idle for 15 minutes, renewed one for 9
+	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("idle cookie accepted: %d", w.Code)
+	}
+	if w := a.do(request{target: "/profile", cookie: renewed}); w.Code != 200 {
+		t.Errorf("renewed cookie refused: %d", w.Code)
+	}
+
+	// renewals never pass the absolute lifetime
+	for i := 0; i < 4; i++ {
+		a.advance(6 * time.Minute)
+		if w := a.do(request{target: "/profile", cookie: renewed}); w.Code == 200 {
+			if cs := w.Result().Cookies(); len(cs) == 1 {
+				renewed = cs[0]
+			}
 		}
 	}
-	for _, bad := range []string{"", "short", base64.StdEncoding.EncodeToString(key[:31]), "!!!!" + base64.StdEncoding.EncodeToString(key)} {
-		_, err := decodeSecret(bad)
-		if err == nil {
-			t.Errorf("%q accepted", bad)
-		} else if bad != "" && strings.Contains(err.Error(), bad) {
-			t.Errorf("error repeats the key: %v", err)
+	if w := a.do(request{target: "/profile", cookie: renewed}); w.Code != 401 {
+		t.Errorf("session outlived its lifetime through renewals: %d", w.Code)
+	}
+}
+
+func TestCookieBoundToHost(t *testing.T) {
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, false)
+	for host, want := range map[string]int{"example.com": 200, "EXAMPLE.com:8080": 200, "other.example": 401} {
+		w := a.do(request{target: "/profile", cookie: c, header: map[string]string{"Host": host}})
+		if w.Code != want {
+			t.Errorf("cookie of example.com at %s: %d, want %d", host, w.Code, want)
 		}
 	}
 }
 
-// lockingStorage is a file storage whose Lock fails the first failures
-// times, as the file storage does when it reads a lock file that another
-// instance is still writing.
-type lockingStorage struct {
-	*certmagic.FileStorage
-	failures int
-	onFail   func()
+func TestCookieBoundToName(t *testing.T) {
+	a := newApp(t, "", nil)
+	plain := a.login("ada", adaPassword, false)
+	// a cookie sniffed over plain HTTP, replayed under the __Host- name
+	moved := &http.Cookie{Name: "__Host-miniapp_session", Value: plain.Value}
+	if w := a.do(request{target: "/profile", cookie: moved, https: true}); w.Code != 401 {
+		t.Errorf("HTTP cookie accepted over HTTPS: %d", w.Code)
+	}
 }
 
-func (s *lockingStorage) Lock(ctx context.Context, name string) error {
-	if s.failures > 0 {
-		s.failures--
-		if s.onFail != nil {
-			s.onFail()
+func TestCookieName(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.CookieName = "sid" })
+	for https, want := range map[bool]string{false: "sid", true: "__Host-sid"} {
+		c := a.login("ada", adaPassword, https)
+		if c.Name != want {
+			t.Errorf("cookie %q, want %q", c.Name, want)
 		}
-		return errors.New("decoding lockfile contents: unexpected EOF")
+		if w := a.do(request{target: "/profile", cookie: c, https: https}); w.Code != 200 {
+			t.Errorf("%s refused: %d", want, w.Code)
+		}
 	}
-	return s.FileStorage.Lock(ctx, name)
 }
 
-func TestCreateKeysRetriesLock(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	flaky := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 2}
-	if _, err := loadOrCreateKeyring(ctx, flaky, zap.NewNop()); err != nil || flaky.failures != 0 {
-		t.Fatalf("key set not made after two failed locks: %v", err)
+// TestConcurrentSessions hits login, profile and logout from 64
+// goroutines against one handler for a few seconds: every profile shows
+// its own user, every logout is in force at once (run with -race).
+func TestConcurrentSessions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for seconds")
 	}
-
-	// the other instance makes the key set while this one's lock fails
-	other := &certmagic.FileStorage{Path: t.TempDir()}
-	theirs, err := loadOrCreateKeyring(ctx, other, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
+	// logins queue for the password-check slots; under -race on two
+	// cores the queue may be long, and this test is not about it
+	var accounts []caddyauth.Account
+	for i := range 8 {
+		accounts = append(accounts, caddyauth.Account{Username: fmt.Sprintf("user%d", i), Password: adaHash})
 	}
-	data, _ := other.Load(ctx, keysStorage)
-	_ = other.Delete(ctx, keysStorage)
-	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysStorage, data) }}
-	ours, err := loadOrCreateKeyring(ctx, racing, zap.NewNop())
-	if err != nil || ours.keys[0].id != theirs.keys[0].id {
-		t.Fatalf("did not take the other instance's key set: %v", err)
+	a := newApp(t, "", func(h *Handler) {
+		h.Accounts = accounts
+		h.checks = newHashLimit(1, time.Minute)
+		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	var rounds atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := fmt.Sprintf("user%d", g%8)
+			for time.Now().Before(deadline) {
+				w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=" + user + "&password=" + adaPassword, https: g%2 == 0})
+				if w.Code != 303 {
+					t.Errorf("%s login: %d", user, w.Code)
+					return
+				}
+				c := w.Result().Cookies()[0]
+				w = a.do(request{target: "/profile", accept: "application/json", cookie: c, https: g%2 == 0})
+				var out struct{ Username string }
+				if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Username != user {
+					t.Errorf("%s sees profile %q (%d)", user, out.Username, w.Code)
+					return
+				}
+				if w := a.do(request{method: "POST", target: "/logout", cookie: c, https: g%2 == 0}); w.Code != 303 {
+					t.Errorf("%s logout: %d", user, w.Code)
+					return
+				}
+				if w := a.do(request{target: "/profile", cookie: c, https: g%2 == 0}); w.Code != 401 {
+					t.Errorf("%s after logout: %d", user, w.Code)
+					return
+				}
+				rounds.Add(1)
+			}
+		}()
 	}
-	if _, err := loadOrCreateKeyring(ctx, &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}, zap.NewNop()); err == nil {
-		t.Error("no error when the lock never succeeds")
+	wg.Wait()
+	if rounds.Load() < 64 {
+		t.Errorf("only %d rounds in all", rounds.Load())
 	}
+	t.Logf("%d login-profile-logout rounds", rounds.Load())
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -200,4 +201,18 @@ func (a *testApp) advance(d time.Duration) {
 // test requests' host.
 func (a *testApp) open(value string) (*session, error) {
 	return a.h.keys.open(value, "miniapp_session", "example.com")
+}
+
+// freePort is a loopback TCP port that no one listens on now. A nil t
+// makes a failure panic, for package variables.
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		if t == nil {
+			panic(err)
+		}
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

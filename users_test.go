@@ -80,3 +80,56 @@ func TestComparerFailure(t *testing.T) {
 		t.Errorf("an internal error counted as a failed login: %d", w.Code)
 	}
 }
+
+func TestFakeHashLike(t *testing.T) {
+	for _, hash := range []string{adaHash, graceHash} {
+		fake, err := fakeHashLike(hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmp, err := comparerFor(string(fake))
+		if err != nil {
+			t.Fatalf("fake %q does not parse: %v", fake, err)
+		}
+		if ok, err := cmp.Compare(fake, []byte(adaPassword)); ok || err != nil {
+			t.Errorf("fake hash matched or failed: %v %v", ok, err)
+		}
+		prefix := strings.Join(strings.Split(hash, "$")[:4], "$")
+		if strings.HasPrefix(hash, "$2") {
+			prefix = hash[:7]
+		}
+		if !strings.HasPrefix(string(fake), prefix) || len(fake) != len(hash) || string(fake) == hash {
+			t.Errorf("fake %q does not keep the parameters of %q", fake, hash)
+		}
+	}
+}
+
+// BenchmarkLogin compares the two failing paths of a login: a wrong
+// password for a known user and any password for an unknown one. Their
+// ns/op must match (the unknown name is checked against a fake hash of
+// the same algorithm and cost), or the timing tells which names exist.
+func BenchmarkLogin(b *testing.B) {
+	for _, bc := range []struct{ name, hash, user string }{
+		{"bcrypt/wrong_password", adaHash, "ada"},
+		{"bcrypt/unknown_user", adaHash, "mallory"},
+		{"argon2id/wrong_password", graceHash, "grace"},
+		{"argon2id/unknown_user", graceHash, "mallory"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newApp(b, "", func(h *Handler) {
+				h.Accounts = []caddyauth.Account{{Username: bc.user, Password: bc.hash}}
+				if bc.user == "mallory" {
+					h.Accounts[0].Username = "someone"
+				}
+				h.LoginLimit = &LoginLimit{Failures: 1 << 30, Window: caddy.Duration(time.Minute)}
+			})
+			body := "username=" + bc.user + "&password=wrong"
+			b.ResetTimer()
+			for b.Loop() {
+				if w := a.do(request{method: "POST", target: "/login", contentType: form, body: body}); w.Code != 401 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	}
+}

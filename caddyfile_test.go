@@ -1,0 +1,186 @@
+package miniapp
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestAdaptExample compares `caddy adapt` of the example Caddyfile with
+// the golden JSON; -update rewrites it.
+func TestAdaptExample(t *testing.T) {
+	src, err := os.ReadFile("Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const golden = "testdata/Caddyfile.json"
+	if *update {
+		writeAdapted(t, golden, "", src)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !caddytest.CompareAdapt(t, "Caddyfile", string(src), "caddyfile", strings.TrimSuffix(string(want), "\n")) {
+		t.Errorf("adapted config differs from %s (go test -run TestAdaptExample -update)", golden)
+	}
+}
+
+// goldenSeparator parts a .caddyfiletest file: the Caddyfile, then the
+// JSON it adapts to.
+const goldenSeparator = "\n----------\n"
+
+// TestAdaptGolden adapts each testdata/caddyfile_adapt/*.caddyfiletest
+// and compares it with the JSON in the same file; -update rewrites it.
+func TestAdaptGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/caddyfile_adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden Caddyfiles: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddyfile, want, _ := strings.Cut(string(data), goldenSeparator)
+			caddyfile += "\n"
+			if *update {
+				writeAdapted(t, file, caddyfile+goldenSeparator[1:], []byte(caddyfile))
+				want = string(adapt(t, []byte(caddyfile)))
+			}
+			if !caddytest.CompareAdapt(t, file, caddyfile, "caddyfile", strings.TrimSuffix(want, "\n")) {
+				t.Errorf("adapted config differs from the JSON in %s (go test -run TestAdaptGolden -update)", file)
+			}
+		})
+	}
+}
+
+// adapt returns the indented JSON of a Caddyfile.
+func adapt(t *testing.T, src []byte) []byte {
+	t.Helper()
+	got, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, nil)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapting: %v %v", err, warnings)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, got, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	return pretty.Bytes()
+}
+
+// writeAdapted writes prefix and the adapted JSON of src to a golden file.
+func writeAdapted(t *testing.T, file, prefix string, src []byte) {
+	t.Helper()
+	if err := os.WriteFile(file, append([]byte(prefix), adapt(t, src)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDirectiveOrder checks that the directive sorts right after encode
+// and before the handlers that use its decision, with no order option.
+func TestDirectiveOrder(t *testing.T) {
+	src := `localhost {
+	file_server
+	reverse_proxy /api/* 127.0.0.1:1
+	respond /r "hi"
+	templates
+	route /x {
+		respond "x"
+	}
+	handle /y {
+		respond "y"
+	}
+	miniapp {
+		user ada ` + adaHash + `
+	}
+	encode gzip
+}`
+	got, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := []string{`"encode"`, `"miniapp"`, `"templates"`, `"subroute"`, `"static_response"`, `"reverse_proxy"`, `"file_server"`}
+	rest := string(got)
+	for _, handler := range order {
+		i := strings.Index(rest, `"handler":`+handler)
+		if i < 0 {
+			t.Fatalf("handler %s missing or out of order in %s", handler, got)
+		}
+		rest = rest[i+1:]
+	}
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	good := `miniapp {
+		user ada ` + adaHash + `
+		user grace ` + graceHash + `
+		secret_key {env.MINIAPP_KEY}
+		secret_key ` + testKey + `
+		session_lifetime 2h
+		cookie_name sid
+		max_body_size 1MiB
+		revocation_sync 3s
+		idle_timeout 20m
+		login_limit 3 30s
+		protect /private/* /docs/*.pdf
+		protect /report
+	}`
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Accounts) != 2 || h.Accounts[1].Username != "grace" || len(h.SecretKeys) != 2 ||
+		time.Duration(h.SessionLifetime) != 2*time.Hour || h.CookieName != "sid" || h.MaxBodySize != 1<<20 ||
+		time.Duration(h.RevocationSync) != 3*time.Second || time.Duration(h.IdleTimeout) != 20*time.Minute ||
+		h.LoginLimit.Failures != 3 || time.Duration(h.LoginLimit.Window) != 30*time.Second ||
+		strings.Join(h.Protect, " ") != "/private/* /docs/*.pdf /report" {
+		t.Errorf("parsed %+v", h)
+	}
+
+	bad := map[string]string{
+		"argument on directive": "miniapp x",
+		"unknown":               "miniapp {\n nope 1\n}",
+		"user missing hash":     "miniapp {\n user ada\n}",
+		"user extra":            "miniapp {\n user ada h x\n}",
+		"key missing":           "miniapp {\n secret_key\n}",
+		"lifetime bad":          "miniapp {\n session_lifetime soon\n}",
+		"lifetime negative":     "miniapp {\n session_lifetime -1h\n}",
+		"lifetime duplicate":    "miniapp {\n session_lifetime 1h\n session_lifetime 2h\n}",
+		"lifetime extra":        "miniapp {\n session_lifetime 1h 2h\n}",
+		"size bad":              "miniapp {\n max_body_size lots\n}",
+		"size zero":             "miniapp {\n max_body_size 0\n}",
+		"cookie extra":          "miniapp {\n cookie_name a b\n}",
+		"sync missing":          "miniapp {\n revocation_sync\n}",
+		"idle zero":             "miniapp {\n idle_timeout 0s\n}",
+		"limit one arg":         "miniapp {\n login_limit 5\n}",
+		"limit bad count":       "miniapp {\n login_limit many 1m\n}",
+		"limit zero":            "miniapp {\n login_limit 0 1m\n}",
+		"limit bad window":      "miniapp {\n login_limit 5 soon\n}",
+		"limit extra":           "miniapp {\n login_limit 5 1m x\n}",
+		"protect empty":         "miniapp {\n protect\n}",
+	}
+	for name, input := range bad {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if !strings.Contains(err.Error(), "Testfile:") {
+			t.Errorf("%s: error %q does not name the file and line", name, err)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package miniapp
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+func TestKeyRotation(t *testing.T) {
+	oldKey, newKey := testKey, base64.URLEncoding.EncodeToString(randomBytes(48))
+	a := newApp(t, "", nil)
+	c := a.login("ada", adaPassword, false)
+	b := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{newKey, oldKey} })
+	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
+		t.Fatalf("old-key cookie after rotation: %d", w.Code)
+	}
+	fresh := b.login("ada", adaPassword, false)
+	if w := a.do(request{target: "/profile", cookie: fresh}); w.Code != 401 {
+		t.Errorf("a handler without the new key accepted its cookie: %d", w.Code)
+	}
+	dropped := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{newKey} })
+	if w := dropped.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("cookie of a removed key accepted: %d", w.Code)
+	}
+}
+
+func TestKeysFromStorage(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, func(h *Handler) { h.SecretKeys = nil })
+	c := a.login("ada", adaPassword, false)
+	b := newApp(t, dir, func(h *Handler) { h.SecretKeys = nil })
+	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
+		t.Fatalf("second handler on the same storage rejected the cookie: %d", w.Code)
+	}
+	info, err := os.Stat(filepath.Join(dir, "miniapp", "keys.json"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("keys file: %v %v", err, info)
+	}
+	other := newApp(t, "", func(h *Handler) { h.SecretKeys = nil })
+	if w := other.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("handler with other storage accepted the cookie: %d", w.Code)
+	}
+}
+
+func TestSealOpen(t *testing.T) {
+	kr, err := newKeyring([][]byte{randomBytes(32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session{User: "ada é", ID: [16]byte(randomBytes(16)), Counter: 7,
+		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
+	v := kr.seal(s, "c", "h")
+	got, err := kr.open(v, "c", "h")
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 ||
+		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if _, err := kr.open(v, "c", "other.example"); err == nil {
+		t.Error("a cookie opened for another host")
+	}
+	if _, err := kr.open(v, "d", "h"); err == nil {
+		t.Error("a cookie opened under another cookie name")
+	}
+	if v2 := kr.seal(s, "c", "h"); v2 == v {
+		t.Error("two seals of one session are equal: the nonce is not random")
+	}
+}
+
+func TestDecodeSecret(t *testing.T) {
+	key := randomBytes(32)
+	for _, ok := range []string{
+		base64.StdEncoding.EncodeToString(key), base64.RawStdEncoding.EncodeToString(key),
+		base64.URLEncoding.EncodeToString(key), base64.RawURLEncoding.EncodeToString(key),
+	} {
+		if got, err := decodeSecret(ok); err != nil || string(got) != string(key) {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "short", base64.StdEncoding.EncodeToString(key[:31]), "!!!!" + base64.StdEncoding.EncodeToString(key)} {
+		_, err := decodeSecret(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if bad != "" && strings.Contains(err.Error(), bad) {
+			t.Errorf("error repeats the key: %v", err)
+		}
+	}
+}
+
+// lockingStorage is a file storage whose Lock fails the first failures
+// times, as the file storage does when it reads a lock file that another
+// instance is still writing.
+type lockingStorage struct {
+	*certmagic.FileStorage
+	failures int
+	onFail   func()
+}
+
+func TestCreateKeysRetriesLock(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	flaky := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 2}
+	if _, err := loadOrCreateKeyring(ctx, flaky, zap.NewNop()); err != nil || flaky.failures != 0 {
+		t.Fatalf("key set not made after two failed locks: %v", err)
+	}
+
+	// the other instance makes the key set while this one's lock fails
+	other := &certmagic.FileStorage{Path: t.TempDir()}
+	theirs, err := loadOrCreateKeyring(ctx, other, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := other.Load(ctx, keysStorage)
+	_ = other.Delete(ctx, keysStorage)
+	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysStorage, data) }}
+	ours, err := loadOrCreateKeyring(ctx, racing, zap.NewNop())
+	if err != nil || ours.keys[0].id != theirs.keys[0].id {
+		t.Fatalf("did not take the other instance's key set: %v", err)
+	}
+	if _, err := loadOrCreateKeyring(ctx, &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}, zap.NewNop()); err == nil {
+		t.Error("no error when the lock never succeeds")
+	}
+}
+
+func (s *lockingStorage) Lock(ctx context.Context, name string) error {
+	if s.failures > 0 {
+		s.failures--
+		if s.onFail != nil {
+			s.onFail()
+		}
+		return errors.New("decoding lockfile contents: unexpected EOF")
+	}
+	return s.FileStorage.Lock(ctx, name)
+}
