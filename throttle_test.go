@@ -157,21 +157,3 @@ func TestLoginThrottled(t *testing.T) {
 		t.Fatalf("after the window: %d", w.Code)
 	}
 }
-
-// TestThrottleSurvivesReload provisions the next config's handler
-// before the old one is cleaned up, as a reload does.
-func TestThrottleSurvivesReload(t *testing.T) {
-	limit := func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Hour)} }
-	old := newApp(t, "", limit)
-	for i := 0; i < 2; i++ {
-		old.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
-	}
-	reloaded := newApp(t, "", limit)
-	reloaded.ip = old.ip
-	if err := old.h.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
-	if w := reloaded.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 429 {
-		t.Fatalf("throttle lost on reload: %d", w.Code)
-	}
-}
