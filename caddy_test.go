@@ -638,7 +638,7 @@ func TestCaddyHostileInput(t *testing.T) {
 
 	// nothing that was sent as a secret or an attack, nor the key, reached
 	// the logs
-	keys, err := os.ReadFile(filepath.Join(s.storage, "miniapp", "keys.json"))
+	keys, err := os.ReadFile(filepath.Join(s.storage, keysKey(defaultRealm)))
 	var stored storedKeys
 	if err != nil || json.Unmarshal(keys, &stored) != nil || len(stored.Keys) != 1 {
 		t.Fatalf("key set: %v", err)
@@ -701,4 +701,68 @@ func TestCaddySlowClients(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestCaddySitesApart runs two sites, each with its own miniapp block
+// and its own user ada, and a catch-all site with a third: a session of
+// one is no session on another (by port or by a forged Host), and ada's
+// sign out everywhere on one leaves the others' ada signed in.
+func TestCaddySitesApart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs a real Caddy")
+	}
+	one, two, catchAll := freePort(t), freePort(t), freePort(t)
+	config := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port %d
+	https_port %d
+	skip_install_trust
+	storage file_system %s
+}
+http://127.0.0.1:%d {
+	miniapp {
+		user ada %s
+	}
+	respond "one {http.miniapp.user}"
+}
+http://127.0.0.1:%d {
+	miniapp {
+		user ada %s
+	}
+	respond "two {http.miniapp.user}"
+}
+http://:%d {
+	miniapp {
+		user ada %s
+	}
+	respond "any {http.miniapp.user}"
+}
+`, httpPort, httpsPort, t.TempDir(), one, adaHash, two, mustBcrypt(adaPassword), catchAll, mustBcrypt(adaPassword))
+	caddytest.NewTester(t).InitServer(config, "caddyfile")
+	c := (&site{t: t}).client()
+	base := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
+	cookies := map[int]string{}
+	for _, port := range []int{one, two, catchAll} {
+		resp, _ := call(t, c, "POST", base(port)+"/login", "username=ada&password="+adaPassword)
+		if resp.StatusCode != 303 || len(resp.Cookies()) != 1 {
+			t.Fatalf("login on %d: %d", port, resp.StatusCode)
+		}
+		cookies[port] = "miniapp_session=" + resp.Cookies()[0].Value
+	}
+	for _, port := range []int{two, catchAll} {
+		if _, body := call(t, c, "GET", base(port)+"/whoami", "", "Cookie", cookies[one]); body != fmt.Sprintf("%s ", map[int]string{two: "two", catchAll: "any"}[port]) {
+			t.Errorf("site one's cookie on %d: %q", port, body)
+		}
+	}
+	if _, body := call(t, c, "GET", base(catchAll)+"/", "", "Cookie", cookies[one], "Host", "127.0.0.1"); body != "any " {
+		t.Errorf("site one's cookie on the catch-all with site one's host: %q", body)
+	}
+	if resp, _ := call(t, c, "POST", base(one)+"/logout", "all=1", "Cookie", cookies[one]); resp.StatusCode != 303 {
+		t.Fatalf("sign out everywhere on one: %d", resp.StatusCode)
+	}
+	for port, want := range map[int]string{one: "one ", two: "two ada", catchAll: "any ada"} {
+		if _, body := call(t, c, "GET", base(port)+"/", "", "Cookie", cookies[port]); body != want {
+			t.Errorf("after ada signed out everywhere on one, site %d: %q, want %q", port, body, want)
+		}
+	}
 }

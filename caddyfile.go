@@ -23,7 +23,7 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //
 //	miniapp {
 //	    user <name> <hash>
-//	    secret_key <base64 key>
+//	    secret_key <base64 key> [<older keys>...]
 //	    session_lifetime <duration>
 //	    cookie_name <name>
 //	    max_body_size <size>
@@ -31,6 +31,7 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    login_limit <failures> <window>
 //	    protect <path patterns...>
 //	    revocation_sync <duration>
+//	    realm <name>
 //	}
 //
 // `user`, `secret_key` and `protect` may be repeated; every other
@@ -67,11 +68,15 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		}
 		h.Accounts = append(h.Accounts, caddyauth.Account{Username: name, Password: hash})
 	case "secret_key":
-		var key string
-		if !d.Args(&key) || d.NextArg() {
+		if !d.NextArg() {
 			return d.ArgErr()
 		}
-		h.SecretKeys = append(h.SecretKeys, key)
+		h.SecretKeys = append(h.SecretKeys, d.Val())
+		h.SecretKeys = append(h.SecretKeys, d.RemainingArgs()...)
+	case "realm":
+		if !d.Args(&h.Realm) || d.NextArg() {
+			return d.ArgErr()
+		}
 	case "session_lifetime":
 		h.SessionLifetime, err = durationArg(d)
 	case "idle_timeout":

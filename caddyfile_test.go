@@ -130,7 +130,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		user ada ` + adaHash + `
 		user grace ` + graceHash + `
 		secret_key {env.MINIAPP_KEY}
-		secret_key ` + testKey + `
+		secret_key ` + testKey + ` {env.OLD_KEY}
 		session_lifetime 2h
 		cookie_name sid
 		max_body_size 1MiB
@@ -139,12 +139,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		login_limit 3 30s
 		protect /private/* /docs/*.pdf
 		protect /report
+		realm staff
 	}`
 	var h Handler
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Accounts) != 2 || h.Accounts[1].Username != "grace" || len(h.SecretKeys) != 2 ||
+	if len(h.Accounts) != 2 || h.Accounts[1].Username != "grace" || strings.Join(h.SecretKeys, " ") != "{env.MINIAPP_KEY} "+testKey+" {env.OLD_KEY}" || h.Realm != "staff" ||
 		time.Duration(h.SessionLifetime) != 2*time.Hour || h.CookieName != "sid" || h.MaxBodySize != 1<<20 ||
 		time.Duration(h.RevocationSync) != 3*time.Second || time.Duration(h.IdleTimeout) != 20*time.Minute ||
 		h.LoginLimit.Failures != 3 || time.Duration(h.LoginLimit.Window) != 30*time.Second ||
@@ -158,6 +159,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		"user missing hash":     "miniapp {\n user ada\n}",
 		"user extra":            "miniapp {\n user ada h x\n}",
 		"key missing":           "miniapp {\n secret_key\n}",
+		"realm missing":         "miniapp {\n realm\n}",
+		"realm extra":           "miniapp {\n realm a b\n}",
+		"realm duplicate":       "miniapp {\n realm a\n realm b\n}",
 		"lifetime bad":          "miniapp {\n session_lifetime soon\n}",
 		"lifetime negative":     "miniapp {\n session_lifetime -1h\n}",
 		"lifetime duplicate":    "miniapp {\n session_lifetime 1h\n session_lifetime 2h\n}",

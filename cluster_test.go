@@ -182,7 +182,7 @@ func TestClusterSharedStorage(t *testing.T) {
 	a.ready()
 	b.ready()
 
-	data, err := os.ReadFile(filepath.Join(storage, "miniapp", "keys.json"))
+	data, err := os.ReadFile(filepath.Join(storage, keysKey(defaultRealm)))
 	var stored storedKeys
 	if err != nil || json.Unmarshal(data, &stored) != nil || len(stored.Keys) != 1 {
 		t.Fatalf("key set after a simultaneous start: %s %v", data, err)

@@ -64,7 +64,7 @@ func (readCloser) Close() error { return nil }
 // FuzzCookie opens arbitrary cookie values: no panic, and nothing but a
 // cookie the keyring sealed is ever accepted.
 func FuzzCookie(f *testing.F) {
-	kr, err := newKeyring([][]byte{randomBytes(32)})
+	kr, err := newKeyring([][]byte{randomBytes(32)}, defaultRealm)
 	if err != nil {
 		f.Fatal(err)
 	}

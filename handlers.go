@@ -42,8 +42,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		}
 		if sess != nil {
-			// content behind the login is for this user's browser only
-			w.Header().Set("Cache-Control", "private")
+			// content behind the login is for this user's browser only;
+			// a renewed cookie has made it no-store already
+			if w.Header().Get("Cache-Control") == "" {
+				w.Header().Set("Cache-Control", "private")
+			}
 			w.Header().Add("Vary", "Cookie")
 			return next.ServeHTTP(w, r)
 		}
@@ -194,7 +197,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *ses
 		return reject(http.StatusUnauthorized, msg)
 	}
 
-	h.setCookie(w, r, h.newSession(r.Context(), acct.Name))
+	h.setCookie(w, r, h.newSession(r.Context(), acct))
 	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", ip))
 	w.Header().Set("Cache-Control", "no-store")
@@ -258,7 +261,7 @@ func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f format, 
 // scheme for a login form, so it follows the cookie authentication draft
 // (draft-broyer-http-cookie-auth) in naming the form and the cookie.
 func (h *Handler) challenge(r *http.Request) string {
-	return `Cookie realm="miniapp", form-action="/login", cookie-name="` + h.cookieName(r) + `"`
+	return `Cookie realm="` + h.Realm + `", form-action="/login", cookie-name="` + h.cookieName(r) + `"`
 }
 
 // logout ends the session (or, with all=1, every session of the user)
@@ -278,7 +281,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ format, sess 
 	if sess != nil {
 		h.revoked.revoke(r.Context(), sess)
 		if everywhere {
-			h.revoked.signOutEverywhere(r.Context(), sess.User)
+			h.revoked.signOutEverywhere(r.Context(), sess.acct.id)
 		}
 		metrics.logouts.Inc()
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", everywhere))

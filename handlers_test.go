@@ -465,3 +465,18 @@ func TestCacheHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewedProtectedNoStore: protected content that carries a renewed
+// session cookie is no-store, not merely private.
+func TestRenewedProtectedNoStore(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/private/*"}; h.IdleTimeout = caddy.Duration(time.Hour) })
+	c := a.login("ada", adaPassword, false)
+	if w := a.do(request{target: "/private/a", cookie: c}); w.Header().Get("Cache-Control") != "private" {
+		t.Errorf("protected content: Cache-Control %q", w.Header().Get("Cache-Control"))
+	}
+	a.advance(31 * time.Minute)
+	w := a.do(request{target: "/private/a", cookie: c})
+	if len(w.Result().Cookies()) != 1 || w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("renewed cookie on protected content: Cache-Control %q, %d cookies", w.Header().Get("Cache-Control"), len(w.Result().Cookies()))
+	}
+}

@@ -22,14 +22,13 @@ import (
 )
 
 const (
-	sessionVersion   = 1
-	sessionHeaderLen = 1 + 3*8 + 4 + 16
+	sessionVersion   = 2
+	sessionHeaderLen = 1 + 3*8 + 4 + 16 + accountTagLen
 	keyIDLen         = 4
 	minKeyLen        = 32
 	// maxCookieLen bounds the cookie we try to open; a real one is far
 	// smaller (a user name is at most maxFieldLen bytes).
 	maxCookieLen = 2048
-	keysStorage  = "miniapp/keys.json"
 )
 
 // keyring holds the AEAD keys of the session cookie: the first seals,
@@ -43,16 +42,18 @@ type sealKey struct {
 	aead cipher.AEAD
 }
 
-// newKeyring derives one AES-256-GCM key per secret. Each cookie names
-// its key by an ID derived from the secret, so opening tries one key.
-func newKeyring(secrets [][]byte) (*keyring, error) {
+// newKeyring derives one AES-256-GCM key per secret and realm, so that
+// handlers of two realms never open each other's cookies, even with the
+// same secret. Each cookie names its key by an ID derived likewise, so
+// opening tries one key.
+func newKeyring(secrets [][]byte, realm string) (*keyring, error) {
 	kr := new(keyring)
 	for _, secret := range secrets {
-		key, err := hkdf.Key(sha256.New, secret, nil, "miniapp session cookie v1", 32)
+		key, err := hkdf.Key(sha256.New, secret, nil, "miniapp session cookie v2\x00"+realm, 32)
 		if err != nil {
 			return nil, err
 		}
-		id, err := hkdf.Key(sha256.New, secret, nil, "miniapp session key id v1", keyIDLen)
+		id, err := hkdf.Key(sha256.New, secret, nil, "miniapp session key id v2\x00"+realm, keyIDLen)
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +71,7 @@ func newKeyring(secrets [][]byte) (*keyring, error) {
 }
 
 // parseKeyring reads the configured secret_key values.
-func parseKeyring(values []string, repl *caddy.Replacer) (*keyring, error) {
+func parseKeyring(values []string, realm string, repl *caddy.Replacer) (*keyring, error) {
 	secrets := make([][]byte, 0, len(values))
 	for i, v := range values {
 		secret, err := decodeSecret(repl.ReplaceKnown(v, ""))
@@ -79,7 +80,7 @@ func parseKeyring(values []string, repl *caddy.Replacer) (*keyring, error) {
 		}
 		secrets = append(secrets, secret)
 	}
-	return newKeyring(secrets)
+	return newKeyring(secrets, realm)
 }
 
 // decodeSecret accepts standard or URL-safe base64, padded or not, of at
@@ -105,28 +106,33 @@ type storedKeys struct {
 	Keys []string `json:"keys"`
 }
 
-// storedKeysCache keeps the key set last read from each storage, so a
-// config reload while the storage is down keeps its sessions.
+// storedKeysCache keeps the key set last read from each storage and
+// realm, so a config reload while the storage is down keeps its sessions.
 var storedKeysCache sync.Map
+
+// keysKey is where the realm's generated key set is stored.
+func keysKey(realm string) string { return realmPath(realm) + "/keys.json" }
 
 // loadOrCreateKeyring loads the key set from storage, creating it under
 // the storage lock when absent, so that instances sharing the storage
 // agree on one key. When the storage fails, the key set this process
 // read before is used; without one, there is no safe key to use.
-func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger) (*keyring, error) {
+func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage, realm string, logger *zap.Logger) (*keyring, error) {
+	keysStorage := keysKey(realm)
+	cacheKey := storageID(storage) + "\x00" + realm
 	data, err := storage.Load(ctx, keysStorage)
 	if errors.Is(err, fs.ErrNotExist) {
-		data, err = createKeys(ctx, storage)
+		data, err = createKeys(ctx, storage, keysStorage)
 	}
 	if err != nil {
-		cached, ok := storedKeysCache.Load(storageID(storage))
+		cached, ok := storedKeysCache.Load(cacheKey)
 		if !ok {
 			return nil, err
 		}
 		logger.Warn("reading the key set from storage failed; using the one read before", zap.Error(err))
 		data = cached.([]byte)
 	}
-	storedKeysCache.Store(storageID(storage), data)
+	storedKeysCache.Store(cacheKey, data)
 	var stored storedKeys
 	if err := json.Unmarshal(data, &stored); err != nil {
 		return nil, fmt.Errorf("%s: %v", keysStorage, err)
@@ -142,14 +148,14 @@ func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage, logger *z
 		}
 		secrets = append(secrets, secret)
 	}
-	return newKeyring(secrets)
+	return newKeyring(secrets, realm)
 }
 
 // createKeys makes the key set under the storage lock. A lock that fails
 // (the file storage can misread a lock file another instance is writing)
 // is tried again a few times, reading first whether the other instance
 // has made the key set meanwhile.
-func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
+func createKeys(ctx caddy.Context, storage certmagic.Storage, keysStorage string) ([]byte, error) {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if attempt > 0 {
@@ -161,7 +167,7 @@ func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
 		}
 		if err = storage.Lock(ctx, keysStorage); err == nil {
 			defer func() { _ = storage.Unlock(ctx, keysStorage) }()
-			return createKeysLocked(ctx, storage)
+			return createKeysLocked(ctx, storage, keysStorage)
 		}
 	}
 	return nil, fmt.Errorf("locking %s: %v", keysStorage, err)
@@ -169,7 +175,7 @@ func createKeys(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
 
 // createKeysLocked stores a new key set unless another instance did
 // while this one waited for the lock.
-func createKeysLocked(ctx caddy.Context, storage certmagic.Storage) ([]byte, error) {
+func createKeysLocked(ctx caddy.Context, storage certmagic.Storage, keysStorage string) ([]byte, error) {
 	data, err := storage.Load(ctx, keysStorage)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
@@ -202,6 +208,7 @@ func (kr *keyring) seal(s *session, name, host string) string {
 	binary.BigEndian.PutUint64(plain[17:], uint64(s.LastSeen.Unix()))
 	binary.BigEndian.PutUint32(plain[25:], s.Counter)
 	copy(plain[29:], s.ID[:])
+	copy(plain[45:], s.Account[:])
 	plain = append(plain, s.User...)
 
 	k := kr.keys[0]
@@ -243,6 +250,7 @@ func (kr *keyring) open(value, name, host string) (*session, error) {
 			LastSeen: time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
 			Counter:  binary.BigEndian.Uint32(plain[25:]),
 			ID:       [16]byte(plain[29:45]),
+			Account:  accountTag(plain[45:sessionHeaderLen]),
 			User:     string(plain[sessionHeaderLen:]),
 		}, nil
 	}

@@ -41,7 +41,7 @@ func TestKeysFromStorage(t *testing.T) {
 	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("second handler on the same storage rejected the cookie: %d", w.Code)
 	}
-	info, err := os.Stat(filepath.Join(dir, "miniapp", "keys.json"))
+	info, err := os.Stat(filepath.Join(dir, "miniapp", "miniapp", "keys.json"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("keys file: %v %v", err, info)
 	}
@@ -49,18 +49,25 @@ func TestKeysFromStorage(t *testing.T) {
 	if w := other.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("handler with other storage accepted the cookie: %d", w.Code)
 	}
+	realm := newApp(t, dir, func(h *Handler) { h.SecretKeys, h.Realm = nil, "staff" })
+	if w := realm.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("handler of another realm on the same storage accepted the cookie: %d", w.Code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "miniapp", "staff", "keys.json")); err != nil {
+		t.Errorf("realm staff has no key set of its own: %v", err)
+	}
 }
 
 func TestSealOpen(t *testing.T) {
-	kr, err := newKeyring([][]byte{randomBytes(32)})
+	kr, err := newKeyring([][]byte{randomBytes(32)}, defaultRealm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &session{User: "ada é", ID: [16]byte(randomBytes(16)), Counter: 7,
+	s := &session{User: "ada é", ID: [16]byte(randomBytes(16)), Counter: 7, Account: accountTag(randomBytes(accountTagLen)),
 		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
 	v := kr.seal(s, "c", "h")
 	got, err := kr.open(v, "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 ||
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Account != s.Account ||
 		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
@@ -108,24 +115,24 @@ func TestCreateKeysRetriesLock(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	flaky := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 2}
-	if _, err := loadOrCreateKeyring(ctx, flaky, zap.NewNop()); err != nil || flaky.failures != 0 {
+	if _, err := loadOrCreateKeyring(ctx, flaky, defaultRealm, zap.NewNop()); err != nil || flaky.failures != 0 {
 		t.Fatalf("key set not made after two failed locks: %v", err)
 	}
 
 	// the other instance makes the key set while this one's lock fails
 	other := &certmagic.FileStorage{Path: t.TempDir()}
-	theirs, err := loadOrCreateKeyring(ctx, other, zap.NewNop())
+	theirs, err := loadOrCreateKeyring(ctx, other, defaultRealm, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := other.Load(ctx, keysStorage)
-	_ = other.Delete(ctx, keysStorage)
-	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysStorage, data) }}
-	ours, err := loadOrCreateKeyring(ctx, racing, zap.NewNop())
+	data, _ := other.Load(ctx, keysKey(defaultRealm))
+	_ = other.Delete(ctx, keysKey(defaultRealm))
+	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysKey(defaultRealm), data) }}
+	ours, err := loadOrCreateKeyring(ctx, racing, defaultRealm, zap.NewNop())
 	if err != nil || ours.keys[0].id != theirs.keys[0].id {
 		t.Fatalf("did not take the other instance's key set: %v", err)
 	}
-	if _, err := loadOrCreateKeyring(ctx, &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}, zap.NewNop()); err == nil {
+	if _, err := loadOrCreateKeyring(ctx, &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}, defaultRealm, zap.NewNop()); err == nil {
 		t.Error("no error when the lock never succeeds")
 	}
 }

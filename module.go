@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -29,7 +30,11 @@ const (
 	defaultIdleTimeout     = time.Hour
 	defaultLoginFailures   = 5
 	defaultLoginWindow     = time.Minute
+	defaultRealm           = "miniapp"
 )
+
+// realmName is what a realm may be called: it names storage folders.
+var realmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Handler is the miniapp: a login gate with cookie sessions, served from
 // inside Caddy.
@@ -107,6 +112,15 @@ type Handler struct {
 	// the old cookie may still be accepted there. Default: 10s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
 
+	// The realm namespaces everything the handler keeps: the key set it
+	// generates, revocations, sign-out counters and login throttle
+	// counts. Two handlers share sessions only when they have the same
+	// realm and the same account (the same user name and password hash),
+	// as the same config on several instances does; give two sites that
+	// must stay apart even with identical accounts different realms.
+	// Letters, digits, '.', '_' and '-', at most 64. Default: miniapp.
+	Realm string `json:"realm,omitempty"`
+
 	users       map[string]*account
 	fakeAccount *account
 	hostCookie  string
@@ -157,7 +171,7 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	}
 
 	repl := caddy.NewReplacer()
-	users, fake, mixed, err := loadAccounts(h.Accounts, repl)
+	users, fake, mixed, err := loadAccounts(h.Accounts, h.Realm, repl)
 	if err != nil {
 		return err
 	}
@@ -167,9 +181,9 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	h.users, h.fakeAccount = users, fake
 
 	if len(h.SecretKeys) > 0 {
-		h.keys, err = parseKeyring(h.SecretKeys, repl)
+		h.keys, err = parseKeyring(h.SecretKeys, h.Realm, repl)
 	} else {
-		h.keys, err = loadOrCreateKeyring(ctx, storage, h.logger)
+		h.keys, err = loadOrCreateKeyring(ctx, storage, h.Realm, h.logger)
 	}
 	if err != nil {
 		return fmt.Errorf("loading key set: %v", err)
@@ -182,11 +196,11 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if err := metrics.register(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	h.throttle, err = openThrottle(h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
+	h.throttle, err = openThrottle(h.Realm, h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
 	if err != nil {
 		return err
 	}
-	h.revoked, err = openRevocations(ctx, storage, time.Duration(h.RevocationSync), h.clock, h.logger)
+	h.revoked, err = openRevocations(ctx, storage, h.Realm, time.Duration(h.RevocationSync), h.clock, h.logger)
 	if err != nil {
 		return fmt.Errorf("loading revocations: %v", err)
 	}
@@ -219,6 +233,9 @@ func (h *Handler) setDefaults() {
 	if h.MaxBodySize == 0 {
 		h.MaxBodySize = defaultMaxBodySize
 	}
+	if h.Realm == "" {
+		h.Realm = defaultRealm
+	}
 }
 
 // Validate checks the provisioned config.
@@ -238,6 +255,9 @@ func (h *Handler) Validate() error {
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must be positive, got %d", h.MaxBodySize)
 	}
+	if !realmName.MatchString(h.Realm) {
+		return fmt.Errorf("realm %q must be 1 to 64 letters, digits, '.', '_' or '-'", h.Realm)
+	}
 	if !validCookieName(h.CookieName) {
 		return fmt.Errorf("cookie_name %q is not a valid cookie name", h.CookieName)
 	}
@@ -256,6 +276,9 @@ func (h *Handler) Cleanup() error {
 	}
 	return errors.Join(errs...)
 }
+
+// realmPath is the storage folder of a realm.
+func realmPath(realm string) string { return "miniapp/" + realm }
 
 // validCookieName reports whether name is a valid cookie name.
 func validCookieName(name string) bool {

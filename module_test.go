@@ -57,7 +57,7 @@ func TestEnvKey(t *testing.T) {
 func TestValidate(t *testing.T) {
 	for name, h := range map[string]Handler{
 		"lifetime":    {SessionLifetime: caddy.Duration(-time.Second), CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
-		"cookie name": {SessionLifetime: 1, CookieName: "a;b", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
+		"cookie name": {Realm: "r", SessionLifetime: 1, CookieName: "a;b", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
 		"body size":   {SessionLifetime: 1, CookieName: "a", MaxBodySize: -1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
 		"sync":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: -1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
 		"idle":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: -1, LoginLimit: &LoginLimit{1, 1}},
@@ -66,5 +66,9 @@ func TestValidate(t *testing.T) {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	good := Handler{Realm: "staff.example-1", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}}
+	if err := good.Validate(); err != nil {
+		t.Errorf("valid config refused: %v", err)
 	}
 }

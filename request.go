@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"unicode"
@@ -235,10 +236,13 @@ func quality(params string) float64 {
 	return 1
 }
 
-// safeNext returns next when it is a path on this site, and "" when it
-// could lead anywhere else: it must start with one "/", not "//" or
-// "/\" (which browsers treat as another host), hold no control
-// characters or backslashes, and parse as a bare path and query.
+// safeNext returns next, resolved, when it is a path on this site, and
+// "" when it could lead anywhere else: it must start with one "/", not
+// "//" or "/\\" (which browsers treat as another host), hold no control
+// characters or backslashes, and parse as a bare path and query. Dot
+// segments and doubled or percent-encoded slashes are resolved before
+// the result is checked and returned, so no Location begins with "//" or
+// holds "..".
 func safeNext(next string) string {
 	if len(next) > maxFieldLen || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return ""
@@ -249,12 +253,19 @@ func safeNext(next string) string {
 		}
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || strings.Contains(u.Path, "\\") {
 		return ""
 	}
-	// a percent-encoded slash or backslash at the start decodes to "//"
-	if p := u.Path; strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	// a percent-encoded slash at the start decodes to "//"
+	if strings.HasPrefix(u.Path, "//") {
 		return ""
 	}
-	return next
+	resolved := path.Clean(u.Path)
+	if strings.HasSuffix(u.Path, "/") && resolved != "/" {
+		resolved += "/"
+	}
+	if !strings.HasPrefix(resolved, "/") || strings.HasPrefix(resolved, "//") {
+		return ""
+	}
+	return (&url.URL{Path: resolved, RawQuery: u.RawQuery, Fragment: u.Fragment}).String()
 }

@@ -128,3 +128,24 @@ func TestReadFields(t *testing.T) {
 		}
 	}
 }
+
+// TestNextResolved resolves dot segments and doubled slashes before the
+// same-site check, so no Location begins with "//" or holds "..".
+func TestNextResolved(t *testing.T) {
+	for next, want := range map[string]string{
+		"/..//evil.example/x":  "/evil.example/x",
+		"/a/./b/../c?x=1&y=..": "/a/c?x=1&y=..",
+		"/a//b/":               "/a/b/",
+		"/a/%2e%2e/b":          "/b",
+		"/..":                  "/",
+		"/private/a.txt?x=1":   "/private/a.txt?x=1",
+	} {
+		got := safeNext(next)
+		if got != want {
+			t.Errorf("next %q: %q, want %q", next, got, want)
+		}
+		if strings.HasPrefix(got, "//") || strings.Contains(strings.SplitN(got, "?", 2)[0], "..") {
+			t.Errorf("next %q resolves to an unsafe %q", next, got)
+		}
+	}
+}

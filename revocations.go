@@ -2,7 +2,6 @@ package miniapp
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,19 +16,19 @@ import (
 	"go.uber.org/zap"
 )
 
-// Storage prefixes of the revocation list.
+// Storage folders of a realm's revocation list.
 const (
-	revokedPrefix = "miniapp/revoked"
-	counterPrefix = "miniapp/signout-counter"
+	revokedFolder = "revoked"
+	counterFolder = "signout-counter"
 )
 
-// revocationPool shares one revocations per storage and sync interval
-// across config reloads, so a reload neither rereads the list nor drops a
+// revocationPool shares one revocations per storage, realm and sync
+// interval across config reloads, so a reload neither rereads the list nor drops a
 // pending write; a changed interval starts a new list from storage.
 var revocationPool = caddy.NewUsagePool()
 
-// revocations holds the revoked session IDs (until the session would
-// have expired) and each user's sign-out counter. Memory answers
+// revocations holds a realm's revoked session IDs (until the session
+// would have expired) and each account's sign-out counter. Memory answers
 // every request; Caddy's storage keeps the list across restarts and
 // shares it with the other instances, which reread it every sync period.
 type revocations struct {
@@ -37,10 +36,12 @@ type revocations struct {
 	clock   *clock
 	logger  *zap.Logger
 	poolKey string
+	// revokedPrefix and counterPrefix are the realm's storage folders.
+	revokedPrefix, counterPrefix string
 
 	mu       sync.RWMutex
 	sessions map[[16]byte]time.Time
-	users    map[string]uint32
+	users    map[accountID]uint32
 	// pending holds storage writes that failed, by key, to be retried.
 	pending map[string][]byte
 
@@ -50,16 +51,18 @@ type revocations struct {
 
 // openRevocations returns the shared list for the storage, loading it
 // and starting its sync loop on first use.
-func openRevocations(ctx caddy.Context, storage certmagic.Storage, every time.Duration, clk *clock, logger *zap.Logger) (*revocations, error) {
-	key := fmt.Sprintf("%s/%s", storageID(storage), every)
+func openRevocations(ctx caddy.Context, storage certmagic.Storage, realm string, every time.Duration, clk *clock, logger *zap.Logger) (*revocations, error) {
+	key := fmt.Sprintf("%s\x00%s\x00%s", storageID(storage), realm, every)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		rv := &revocations{
 			storage:  storage,
 			clock:    clk,
 			logger:   logger,
 			poolKey:  key,
+			revokedPrefix: realmPath(realm) + "/" + revokedFolder,
+			counterPrefix: realmPath(realm) + "/" + counterFolder,
 			sessions: make(map[[16]byte]time.Time),
-			users:    make(map[string]uint32),
+			users:    make(map[accountID]uint32),
 			pending:  make(map[string][]byte),
 			stop:     make(chan struct{}),
 			done:     make(chan struct{}),
@@ -113,10 +116,10 @@ func (rv *revocations) loop(every time.Duration) {
 // has reports whether s was logged out, here or on another instance
 // (within one sync period), or belongs to a user who signed out
 // everywhere since it began.
-func (rv *revocations) has(s *session) bool {
+func (rv *revocations) has(acct accountID, s *session) bool {
 	rv.mu.RLock()
 	_, revoked := rv.sessions[s.ID]
-	counter := rv.users[s.User]
+	counter := rv.users[acct]
 	rv.mu.RUnlock()
 	return revoked || s.Counter < counter
 }
@@ -125,31 +128,31 @@ func (rv *revocations) has(s *session) bool {
 // session, read from storage so that a sign-out on another
 // instance that this one has not synced yet does not end the new session
 // at the next sync. When storage fails, memory answers.
-func (rv *revocations) counter(ctx context.Context, user string) uint32 {
-	stored, err := rv.loadCounter(ctx, user)
+func (rv *revocations) counter(ctx context.Context, acct accountID) uint32 {
+	stored, err := rv.loadCounter(ctx, acct)
 	if err != nil {
 		rv.logger.Warn("reading sign-out counter; using the cached one", zap.Error(err))
 	}
-	return rv.raise(user, stored)
+	return rv.raise(acct, stored)
 }
 
-// raise lifts the user's sign-out counter to counter when that is
-// higher, and returns the user's counter.
-func (rv *revocations) raise(user string, counter uint32) uint32 {
+// raise lifts the account's sign-out counter to counter when that is
+// higher, and returns the account's counter.
+func (rv *revocations) raise(acct accountID, counter uint32) uint32 {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	if counter > rv.users[user] {
-		rv.users[user] = counter
+	if counter > rv.users[acct] {
+		rv.users[acct] = counter
 	}
-	return rv.users[user]
+	return rv.users[acct]
 }
 
 // errBadCounter marks a stored sign-out counter that does not parse.
 var errBadCounter = errors.New("sign-out counter is not a number")
 
-// loadCounter reads the user's counter from storage; 0 when none.
-func (rv *revocations) loadCounter(ctx context.Context, user string) (uint32, error) {
-	value, err := rv.storage.Load(ctx, counterKey(user))
+// loadCounter reads the account's counter from storage; 0 when none.
+func (rv *revocations) loadCounter(ctx context.Context, acct accountID) (uint32, error) {
+	value, err := rv.storage.Load(ctx, rv.counterKey(acct))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -158,7 +161,7 @@ func (rv *revocations) loadCounter(ctx context.Context, user string) (uint32, er
 	}
 	counter, err := strconv.ParseUint(string(value), 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", counterKey(user), errBadCounter)
+		return 0, fmt.Errorf("%s: %w", rv.counterKey(acct), errBadCounter)
 	}
 	return uint32(counter), nil
 }
@@ -169,35 +172,36 @@ func (rv *revocations) revoke(ctx context.Context, s *session) {
 	rv.mu.Lock()
 	rv.sessions[s.ID] = s.Expires
 	rv.mu.Unlock()
-	rv.write(ctx, revokedPrefix+"/"+hex.EncodeToString(s.ID[:]), strconv.FormatInt(s.Expires.Unix(), 10))
+	rv.write(ctx, rv.revokedPrefix+"/"+hex.EncodeToString(s.ID[:]), strconv.FormatInt(s.Expires.Unix(), 10))
 }
 
-// signOutEverywhere ends every session of the user issued so far, on
-// every instance, by raising the user's sign-out counter above theirs.
+// signOutEverywhere ends every session of the account issued so far, on
+// every instance, by raising its sign-out counter above theirs.
 // The counter is raised under the storage lock from the highest value
 // known here or in storage, so two instances never write the same or a
 // lower value.
-func (rv *revocations) signOutEverywhere(ctx context.Context, user string) {
-	key := counterKey(user)
+func (rv *revocations) signOutEverywhere(ctx context.Context, acct accountID) {
+	key := rv.counterKey(acct)
 	if err := rv.storage.Lock(ctx, key); err != nil {
 		rv.logger.Error("locking sign-out counter; raising it without the lock", zap.Error(err))
 	} else {
 		defer func() { _ = rv.storage.Unlock(ctx, key) }()
 	}
-	stored, err := rv.loadCounter(ctx, user)
+	stored, err := rv.loadCounter(ctx, acct)
 	if err != nil {
 		rv.logger.Error("reading sign-out counter; raising the cached one", zap.Error(err))
 	}
 	rv.mu.Lock()
-	counter := max(stored, rv.users[user]) + 1
-	rv.users[user] = counter
+	counter := max(stored, rv.users[acct]) + 1
+	rv.users[acct] = counter
 	rv.mu.Unlock()
 	rv.write(ctx, key, strconv.FormatUint(uint64(counter), 10))
 }
 
-// counterKey is where the user's sign-out counter is stored.
-func counterKey(user string) string {
-	return counterPrefix + "/" + base64.RawURLEncoding.EncodeToString([]byte(user))
+// counterKey is where the account's sign-out counter is stored: a key
+// of one length whatever the user name.
+func (rv *revocations) counterKey(acct accountID) string {
+	return rv.counterPrefix + "/" + hex.EncodeToString(acct[:])
 }
 
 // write stores one entry, or keeps it pending for the next sync when the
@@ -239,9 +243,9 @@ func (rv *revocations) sync(ctx context.Context) error {
 // syncRevoked loads the revoked sessions this instance does not know yet
 // and deletes the expired ones, from memory and storage.
 func (rv *revocations) syncRevoked(ctx context.Context, now time.Time) error {
-	keys, err := rv.storage.List(ctx, revokedPrefix, false)
+	keys, err := rv.storage.List(ctx, rv.revokedPrefix, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listing %s: %v", revokedPrefix, err)
+		return fmt.Errorf("listing %s: %v", rv.revokedPrefix, err)
 	}
 	for _, key := range keys {
 		id, err := hex.DecodeString(key[strings.LastIndexByte(key, '/')+1:])
@@ -283,26 +287,26 @@ func (rv *revocations) syncRevoked(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// syncCounters reads every user's sign-out counter; counters only grow,
-// so the highest value wins.
+// syncCounters reads every account's sign-out counter; counters only
+// grow, so the highest value wins.
 func (rv *revocations) syncCounters(ctx context.Context) error {
-	keys, err := rv.storage.List(ctx, counterPrefix, false)
+	keys, err := rv.storage.List(ctx, rv.counterPrefix, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listing %s: %v", counterPrefix, err)
+		return fmt.Errorf("listing %s: %v", rv.counterPrefix, err)
 	}
 	for _, key := range keys {
-		user, err := base64.RawURLEncoding.DecodeString(key[strings.LastIndexByte(key, '/')+1:])
-		if err != nil {
+		id, err := hex.DecodeString(key[strings.LastIndexByte(key, '/')+1:])
+		if err != nil || len(id) != len(accountID{}) {
 			continue
 		}
-		counter, err := rv.loadCounter(ctx, string(user))
+		counter, err := rv.loadCounter(ctx, accountID(id))
 		if errors.Is(err, errBadCounter) {
 			continue // one bad entry must not stop the others' sync
 		}
 		if err != nil {
 			return fmt.Errorf("loading %s: %v", key, err)
 		}
-		rv.raise(string(user), counter)
+		rv.raise(accountID(id), counter)
 	}
 	return nil
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -22,11 +25,11 @@ func TestRevocationsPrune(t *testing.T) {
 	s, _ := a.open(c.Value)
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 	ctx := context.Background()
-	keys, err := a.storage.List(ctx, revokedPrefix, false)
+	keys, err := a.storage.List(ctx, a.h.revoked.revokedPrefix, false)
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("revocation not stored: %v %v", keys, err)
 	}
-	if err := a.h.revoked.sync(ctx); err != nil || !a.h.revoked.has(s) {
+	if err := a.h.revoked.sync(ctx); err != nil || !a.h.revoked.has(a.h.users["ada"].id, s) {
 		t.Fatalf("revocation lost by sync: %v", err)
 	}
 
@@ -54,9 +57,10 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	s, _ := a.open(c.Value)
 
 	other := &revocations{storage: a.storage, clock: a.h.clock, logger: a.h.logger, sessions: map[[16]byte]time.Time{},
-		users: map[string]uint32{}, pending: map[string][]byte{}}
+		revokedPrefix: a.h.revoked.revokedPrefix, counterPrefix: a.h.revoked.counterPrefix,
+		users: map[accountID]uint32{}, pending: map[string][]byte{}}
 	other.revoke(context.Background(), s)
-	other.signOutEverywhere(context.Background(), "grace")
+	other.signOutEverywhere(context.Background(), a.h.users["grace"].id)
 
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before sync: %d", w.Code)
@@ -68,7 +72,7 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 		t.Errorf("after sync: %d", w.Code)
 	}
 	a.h.revoked.mu.RLock()
-	gen := a.h.revoked.users["grace"]
+	gen := a.h.revoked.users[a.h.users["grace"].id]
 	a.h.revoked.mu.RUnlock()
 	if gen != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
@@ -168,7 +172,7 @@ func TestStorageDown(t *testing.T) {
 	if err := h.revoked.sync(context.Background()); err != nil {
 		t.Fatalf("sync after storage is back: %v", err)
 	}
-	keys, err := storage.List(context.Background(), revokedPrefix, false)
+	keys, err := storage.List(context.Background(), h.revoked.revokedPrefix, false)
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("pending revocation not written once storage is back: %v %v", keys, err)
 	}
@@ -179,17 +183,17 @@ func TestStorageDown(t *testing.T) {
 func TestSyncSkipsBadCounter(t *testing.T) {
 	a := newApp(t, "", nil)
 	ctx := context.Background()
-	if err := a.storage.Store(ctx, counterKey("ada"), []byte("garbage")); err != nil {
+	if err := a.storage.Store(ctx, a.h.revoked.counterKey(a.h.users["ada"].id), []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.storage.Store(ctx, counterKey("grace"), []byte("2")); err != nil {
+	if err := a.storage.Store(ctx, a.h.revoked.counterKey(a.h.users["grace"].id), []byte("2")); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.h.revoked.sync(ctx); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
 	a.h.revoked.mu.RLock()
-	ada, grace := a.h.revoked.users["ada"], a.h.revoked.users["grace"]
+	ada, grace := a.h.revoked.users[a.h.users["ada"].id], a.h.revoked.users[a.h.users["grace"].id]
 	a.h.revoked.mu.RUnlock()
 	if ada != 0 || grace != 2 {
 		t.Errorf("counters ada %d, grace %d; want 0 and 2", ada, grace)
@@ -232,5 +236,30 @@ func TestSignOutEverywhere(t *testing.T) {
 	page := a.do(request{target: "/profile", cookie: fresh, accept: "text/html"}).Body.String()
 	if !strings.Contains(page, `name="all" value="1"`) {
 		t.Error("the profile page offers no sign out of all devices")
+	}
+}
+
+// TestLongNameSignOutDurable: a user name of 200 bytes signs out
+// everywhere durably, as its storage key has a fixed length.
+func TestLongNameSignOutDurable(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("é", 100)
+	accounts := func(h *Handler) { h.Accounts = []caddyauth.Account{{Username: long, Password: adaHash}} }
+	a := newApp(t, dir, accounts)
+	c := a.login(url.QueryEscape(long), adaPassword, false)
+	a.do(request{method: "POST", target: "/logout", cookie: c, contentType: form, body: "all=1"})
+	if err := a.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := a.storage.List(context.Background(), a.h.revoked.counterPrefix, false)
+	if err != nil || len(keys) != 1 || len(path.Base(keys[0])) != 32 {
+		t.Fatalf("sign-out counter key: %v %v", keys, err)
+	}
+	b := newApp(t, dir, accounts)
+	b.h.revoked.mu.RLock()
+	counter := b.h.revoked.users[b.h.users[long].id]
+	b.h.revoked.mu.RUnlock()
+	if counter != 1 {
+		t.Errorf("sign out everywhere of a 200-byte name lost on restart: counter %d", counter)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // hostPrefix makes browsers accept the cookie only when it is Secure,
@@ -19,6 +21,10 @@ type session struct {
 	User string
 	// ID identifies the session for revocation; random per login.
 	ID [16]byte
+	// Account tags the account the session was issued for: a session of
+	// another site's account of the same name, or of a password hash
+	// since changed, is refused.
+	Account accountTag
 	// Counter is the user's sign-out counter at login: signing out
 	// everywhere raises the counter, ending every session below it.
 	Counter uint32
@@ -36,10 +42,26 @@ type session struct {
 // cookieName is the session cookie's name for this request: with the
 // __Host- prefix over HTTPS.
 func (h *Handler) cookieName(r *http.Request) string {
-	if r.TLS != nil {
+	if secure(r) {
 		return h.hostCookie
 	}
 	return h.CookieName
+}
+
+// secure reports whether the client reached the site over HTTPS: the
+// connection is TLS, or it comes from one of Caddy's trusted_proxies
+// that says so in X-Forwarded-Proto. The header of any other client is
+// ignored.
+func secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	if !trusted {
+		return false
+	}
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // cookieHost is the host a cookie is bound to, besides its name: the
@@ -86,12 +108,15 @@ func (h *Handler) sessionOf(r *http.Request) *session {
 		return nil
 	}
 	now := h.clock.now()
-	if !now.Before(s.Expires) || now.Sub(s.LastSeen) > time.Duration(h.IdleTimeout) {
+	// the lifetime and idle timeout configured now apply to sessions
+	// issued under an earlier config too
+	if !now.Before(s.Expires) || now.Sub(s.Issued) >= time.Duration(h.SessionLifetime) ||
+		now.Sub(s.LastSeen) > time.Duration(h.IdleTimeout) {
 		metrics.rejections.WithLabelValues("expired").Inc()
 		return nil
 	}
 	acct, known := h.users[s.User]
-	if !known || h.revoked.has(s) {
+	if !known || s.Account != acct.id.tag() || h.revoked.has(acct.id, s) {
 		metrics.rejections.WithLabelValues("revoked").Inc()
 		return nil
 	}
@@ -116,12 +141,13 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *session) {
 
 // newSession starts a session for user with a fresh random ID, so a
 // session ID planted before login is never carried over.
-func (h *Handler) newSession(ctx context.Context, user string) *session {
+func (h *Handler) newSession(ctx context.Context, acct *account) *session {
 	now := h.clock.now().Truncate(time.Second)
 	return &session{
-		User:     user,
+		User:     acct.Name,
 		ID:       [16]byte(randomBytes(16)),
-		Counter:  h.revoked.counter(ctx, user),
+		Account:  acct.id.tag(),
+		Counter:  h.revoked.counter(ctx, acct.id),
 		Issued:   now,
 		Expires:  now.Add(time.Duration(h.SessionLifetime)),
 		LastSeen: now,
@@ -137,7 +163,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *session) 
 		Value:    h.keys.seal(s, name, cookieHost(r)),
 		Path:     "/",
 		MaxAge:   int(s.Expires.Sub(h.clock.now()).Seconds()),
-		Secure:   r.TLS != nil,
+		Secure:   secure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
@@ -151,7 +177,7 @@ func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request) {
 		Value:    "",
 		Path:     "/",
 		MaxAge:   -1,
-		Secure:   r.TLS != nil,
+		Secure:   secure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})

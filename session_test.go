@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
 
@@ -233,4 +235,66 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Errorf("only %d rounds in all", rounds.Load())
 	}
 	t.Logf("%d login-profile-logout rounds", rounds.Load())
+}
+
+// TestSessionBoundToAccount refuses a session once its user's password
+// hash changes (a config reload), and keeps the other users' sessions.
+func TestSessionBoundToAccount(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
+	ada, grace := a.login("ada", adaPassword, false), a.login("grace", gracePassword, false)
+	b := newApp(t, dir, func(h *Handler) {
+		h.Accounts = []caddyauth.Account{{Username: "ada", Password: mustBcrypt("new-password")}, {Username: "grace", Password: graceHash}}
+	})
+	if w := b.do(request{target: "/profile", cookie: ada}); w.Code != 401 {
+		t.Errorf("session of the old password hash accepted: %d", w.Code)
+	}
+	if w := b.do(request{target: "/profile", cookie: grace}); w.Code != 200 {
+		t.Errorf("another user's session refused: %d", w.Code)
+	}
+}
+
+// TestLifetimeLowered applies a lower session_lifetime or idle_timeout
+// to sessions issued before the change, whatever their cookie says.
+func TestLifetimeLowered(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, func(h *Handler) { h.IdleTimeout = caddy.Duration(24 * time.Hour) })
+	c := a.login("ada", adaPassword, false)
+	a.advance(2 * time.Hour)
+	shorter := newApp(t, dir, func(h *Handler) {
+		h.SessionLifetime, h.IdleTimeout = caddy.Duration(time.Hour), caddy.Duration(24*time.Hour)
+		h.clock = a.h.clock
+	})
+	if w := shorter.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("session older than the new lifetime accepted: %d", w.Code)
+	}
+	idle := newApp(t, dir, func(h *Handler) { h.IdleTimeout = caddy.Duration(time.Hour); h.clock = a.h.clock })
+	if w := idle.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("session idle longer than the new idle timeout accepted: %d", w.Code)
+	}
+	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
+		t.Errorf("session within the old limits refused: %d", w.Code)
+	}
+}
+
+// TestSecureBehindTrustedProxy names the cookie __Host- and makes it
+// Secure when one of Caddy's trusted proxies says the client used HTTPS,
+// and ignores the header from any other client.
+func TestSecureBehindTrustedProxy(t *testing.T) {
+	a := newApp(t, "", nil)
+	for _, trusted := range []bool{true, false} {
+		r := httptest.NewRequest("POST", "/login", strings.NewReader("username=ada&password="+adaPassword))
+		r.Header.Set("Content-Type", form)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		r = withClientIP(withCaddyContext(r, false), nextIP())
+		caddyhttp.SetVar(r.Context(), caddyhttp.TrustedProxyVarKey, trusted)
+		w := httptest.NewRecorder()
+		if err := a.h.ServeHTTP(w, r, nextHandler); err != nil || w.Code != 303 {
+			t.Fatalf("login: %d %v", w.Code, err)
+		}
+		c := sessionCookie(t, w)
+		if secureName := c.Name == "__Host-miniapp_session" && c.Secure; secureName != trusted {
+			t.Errorf("trusted proxy %v: cookie %s Secure %v", trusted, c.Name, c.Secure)
+		}
+	}
 }

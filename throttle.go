@@ -15,7 +15,7 @@ import (
 const maxThrottleClients = 65536
 
 // throttlePool keeps the counts across config reloads that keep the same
-// limit.
+// realm and limit.
 var throttlePool = caddy.NewUsagePool()
 
 // throttle counts failed logins per client and refuses a client that
@@ -36,10 +36,10 @@ type attempts struct {
 	failures int
 }
 
-// openThrottle returns the throttle for this limit, shared with the
-// handlers of earlier configs that had the same one.
-func openThrottle(limit int, window time.Duration) (*throttle, error) {
-	key := fmt.Sprintf("%d/%s", limit, window)
+// openThrottle returns the realm's throttle for this limit, shared with
+// the handlers of earlier configs that had the same ones.
+func openThrottle(realm string, limit int, window time.Duration) (*throttle, error) {
+	key := fmt.Sprintf("%s\x00%d\x00%s", realm, limit, window)
 	val, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		t := newThrottle(limit, window, maxThrottleClients)
 		t.poolKey = key

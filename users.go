@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,10 @@ import (
 // the Caddy comparer for the hash's algorithm.
 type account struct {
 	// Name is the account's username.
-	Name     string
+	Name string
+	// id is what sessions, revocations and sign-out counters are bound
+	// to: the account as configured, in its realm.
+	id       accountID
 	hash     []byte
 	comparer caddyauth.Comparer
 	// placeholder and jsonName are Name made once for every request: as
@@ -25,6 +29,29 @@ type account struct {
 	placeholder any
 	jsonName    []byte
 }
+
+// accountID names an account by its realm, its name and its configured
+// password hash. The hash is salted, so two sites that each configure a
+// user of the same name never share an ID by accident, and a changed
+// password hash is a new account whose old sessions are refused. Being
+// a digest, it gives storage keys of one length whatever the name.
+type accountID [16]byte
+
+// accountTagLen is how much of the account ID a session cookie carries.
+const accountTagLen = 8
+
+// accountTag is the part of the account ID a session cookie carries, to
+// tell whether the account it was issued for is still the configured one.
+type accountTag [accountTagLen]byte
+
+// newAccountID derives the ID of an account.
+func newAccountID(realm, name, hash string) accountID {
+	sum := sha256.Sum256([]byte("miniapp account v1\x00" + realm + "\x00" + name + "\x00" + hash))
+	return accountID(sum[:16])
+}
+
+// tag is the part of the ID that session cookies carry.
+func (id accountID) tag() accountTag { return accountTag(id[:accountTagLen]) }
 
 // bcryptEncoding is bcrypt's own base64 alphabet, used to make fake hashes.
 var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
@@ -34,7 +61,7 @@ var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 // share, so that checking an unknown name costs as much as a wrong
 // password, and whether the accounts' parameters differ (then only those
 // accounts' timing is matched).
-func loadAccounts(accounts []caddyauth.Account, repl *caddy.Replacer) (map[string]*account, *account, bool, error) {
+func loadAccounts(accounts []caddyauth.Account, realm string, repl *caddy.Replacer) (map[string]*account, *account, bool, error) {
 	if len(accounts) == 0 {
 		return nil, nil, false, errors.New("at least one user is required")
 	}
@@ -61,7 +88,7 @@ func loadAccounts(accounts []caddyauth.Account, repl *caddy.Replacer) (map[strin
 		if err != nil {
 			return nil, nil, false, err
 		}
-		user := &account{Name: name, hash: []byte(hash), comparer: cmp, placeholder: name, jsonName: jsonName}
+		user := &account{Name: name, id: newAccountID(realm, name, hash), hash: []byte(hash), comparer: cmp, placeholder: name, jsonName: jsonName}
 		users[name] = user
 		shares[hashParams(hash)]++
 		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {

@@ -40,14 +40,14 @@ func TestUnknownUserComparesFakeHash(t *testing.T) {
 func TestFakeHashFollowsMostUsers(t *testing.T) {
 	repl := caddy.NewReplacer()
 	accounts := []caddyauth.Account{{Username: "a", Password: adaHash}, {Username: "b", Password: graceHash}, {Username: "c", Password: argon2idHash("x")}}
-	_, fake, mixed, err := loadAccounts(accounts, repl)
+	_, fake, mixed, err := loadAccounts(accounts, defaultRealm, repl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !mixed || hashParams(string(fake.hash)) != hashParams(graceHash) {
 		t.Errorf("fake %q, mixed %v: want argon2id parameters of most users", fake.hash, mixed)
 	}
-	_, fake, mixed, err = loadAccounts(accounts[:1], repl)
+	_, fake, mixed, err = loadAccounts(accounts[:1], defaultRealm, repl)
 	if err != nil || mixed || hashParams(string(fake.hash)) != hashParams(adaHash) {
 		t.Errorf("single user: fake %q, mixed %v, %v", fake.hash, mixed, err)
 	}
