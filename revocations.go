@@ -55,17 +55,17 @@ func openRevocations(ctx caddy.Context, storage certmagic.Storage, realm string,
 	key := fmt.Sprintf("%s\x00%s\x00%s", storageID(storage), realm, every)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		rv := &revocations{
-			storage:  storage,
-			clock:    clk,
-			logger:   logger,
-			poolKey:  key,
+			storage:       storage,
+			clock:         clk,
+			logger:        logger,
+			poolKey:       key,
 			revokedPrefix: realmPath(realm) + "/" + revokedFolder,
 			counterPrefix: realmPath(realm) + "/" + counterFolder,
-			sessions: make(map[[16]byte]time.Time),
-			users:    make(map[accountID]uint32),
-			pending:  make(map[string][]byte),
-			stop:     make(chan struct{}),
-			done:     make(chan struct{}),
+			sessions:      make(map[[16]byte]time.Time),
+			users:         make(map[accountID]uint32),
+			pending:       make(map[string][]byte),
+			stop:          make(chan struct{}),
+			done:          make(chan struct{}),
 		}
 		ctx, cancel := context.WithTimeout(ctx, every)
 		defer cancel()
