@@ -134,7 +134,7 @@ func loginOn(t *testing.T, n *node) *http.Cookie {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 303 || len(resp.Cookies()) != 1 {
+	if resp.StatusCode != 303 || len(resp.Cookies()) != 2 || resp.Cookies()[0].Name != "miniapp_session" {
 		t.Fatalf("login on :%d: %d", n.port, resp.StatusCode)
 	}
 	return resp.Cookies()[0]

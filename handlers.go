@@ -171,12 +171,18 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *ses
 	}
 
 	ip := clientIP(r)
-	attempt, wait := h.throttle.reserve(ip, h.clock.now())
-	if attempt == nil {
-		return h.tooMany(w, name, ip, wait, "login throttled", "too many failed logins; try again later")
+	device := h.knownDevice(r, name)
+	key := clientKey(ip)
+	if device != nil {
+		key = deviceKey(device)
 	}
-	acct, reason, err := h.authenticate(r.Context(), name, password)
-	attempt.done(reason != "")
+	attempt, wait, err := h.throttle.reserve(key, h.clock.now())
+	if err != nil {
+		return h.tooMany(w, name, ip, wait, "login throttled", err.Error())
+	}
+	acct, reason, err := h.authenticate(r.Context(), name, password, device != nil)
+	// a refusal for want of a slot counts against the client too
+	attempt.done(reason != "" || errors.Is(err, errNoSlot))
 	if errors.Is(err, errNoSlot) {
 		return h.tooMany(w, name, ip, time.Second, "login refused: too many password checks in progress", "too many logins in progress; try again shortly")
 	}
@@ -198,6 +204,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *ses
 	}
 
 	h.setCookie(w, r, h.newSession(r.Context(), acct))
+	h.setDeviceCookie(w, r, acct, device)
 	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", ip))
 	w.Header().Set("Cache-Control", "no-store")

@@ -205,8 +205,10 @@ func TestConcurrentSessions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			user := fmt.Sprintf("user%d", g%8)
+			// a client of its own: one login of a client runs at a time
+			ip := nextIP()
 			for time.Now().Before(deadline) {
-				w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=" + user + "&password=" + adaPassword, https: g%2 == 0})
+				w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=" + user + "&password=" + adaPassword, https: g%2 == 0, ip: ip})
 				if w.Code != 303 {
 					t.Errorf("%s login: %d", user, w.Code)
 					return

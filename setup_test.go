@@ -112,7 +112,9 @@ type request struct {
 	method, target, body, contentType, accept string
 	cookie                                    *http.Cookie
 	https                                     bool
-	header                                    map[string]string
+	// ip is the client address; the app's own when empty
+	ip     string
+	header map[string]string
 }
 
 // do sends the request through ServeHTTP the way Caddy would, with a
@@ -142,7 +144,11 @@ func (a *testApp) do(req request) *httptest.ResponseRecorder {
 	if req.cookie != nil {
 		r.AddCookie(req.cookie)
 	}
-	r = withClientIP(withCaddyContext(r, false), a.ip)
+	ip := a.ip
+	if req.ip != "" {
+		ip = req.ip
+	}
+	r = withClientIP(withCaddyContext(r, false), ip)
 	w := httptest.NewRecorder()
 	if err := a.h.ServeHTTP(w, r, nextHandler); err != nil {
 		a.t.Fatalf("%s %s: handler returned error %v without handle_errors routes", req.method, req.target, err)
@@ -182,14 +188,20 @@ func (a *testApp) login(user, password string, https bool) *http.Cookie {
 	return sessionCookie(a.t, w)
 }
 
-// sessionCookie is the one cookie a response sets.
+// sessionCookie is the one session cookie a response sets (a login sets
+// a device cookie beside it).
 func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) *http.Cookie {
 	t.Helper()
-	cookies := w.Result().Cookies()
-	if len(cookies) != 1 {
-		t.Fatalf("want one Set-Cookie, got %d: %v", len(cookies), w.Header().Values("Set-Cookie"))
+	var sessions []*http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if !strings.HasSuffix(c.Name, "_device") {
+			sessions = append(sessions, c)
+		}
 	}
-	return cookies[0]
+	if len(sessions) != 1 {
+		t.Fatalf("want one session Set-Cookie, got %d: %v", len(sessions), w.Header().Values("Set-Cookie"))
+	}
+	return sessions[0]
 }
 
 // advance moves the handler's clock forward.

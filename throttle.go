@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -27,13 +28,15 @@ type throttle struct {
 	poolKey    string
 
 	mu      sync.Mutex
-	clients map[netip.Prefix]*attempts
+	clients map[string]*attempts
 }
 
-// attempts is one client's failures in the window that began at start.
+// attempts is one client's failures in the window that began at start,
+// and whether it has an attempt in progress.
 type attempts struct {
 	start    time.Time
 	failures int
+	inFlight bool
 }
 
 // openThrottle returns the realm's throttle for this limit, shared with
@@ -53,7 +56,7 @@ func openThrottle(realm string, limit int, window time.Duration) (*throttle, err
 
 // newThrottle makes a throttle that remembers at most maxClients.
 func newThrottle(limit int, window time.Duration, maxClients int) *throttle {
-	return &throttle{limit: limit, window: window, maxClients: maxClients, clients: make(map[netip.Prefix]*attempts)}
+	return &throttle{limit: limit, window: window, maxClients: maxClients, clients: make(map[string]*attempts)}
 }
 
 // release gives back this handler's use of the throttle.
@@ -66,32 +69,44 @@ func (t *throttle) release() error {
 func (t *throttle) Destruct() error { return nil }
 
 // clientKey groups an address with its neighbours that one party
-// usually holds: an IPv6 client by its /64, an IPv4 client alone.
-func clientKey(ip string) netip.Prefix {
+// usually holds: an IPv6 client by its /64, an IPv4 client alone. An
+// address that does not parse (a Unix socket) is the empty key, shared.
+func clientKey(ip string) string {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
-		return netip.Prefix{}
+		return ""
 	}
 	addr = addr.Unmap().WithZone("")
 	if addr.Is6() {
 		p, _ := addr.Prefix(64)
-		return p
+		return p.String()
 	}
-	return netip.PrefixFrom(addr, 32)
+	return addr.String()
 }
 
-// reserve reserves a login attempt for the client. When the client has
-// used up its failures in the window it returns nil and how long to
-// wait. Otherwise the attempt counts as a failure until it is settled,
-// so concurrent attempts cannot all pass before the first fails.
-func (t *throttle) reserve(ip string, now time.Time) (*attempt, time.Duration) {
-	key := clientKey(ip)
+// Why reserve refuses an attempt.
+var (
+	// errLimited: the client has used up its failures in the window.
+	errLimited = errors.New("too many failed logins; try again later")
+	// errInFlight: the client has an attempt in progress already; the
+	// refused one counts as a failure.
+	errInFlight = errors.New("a login from this client is in progress; try again shortly")
+)
+
+// reserve reserves a login attempt for a client (its clientKey, or a
+// device's key). It is refused with errLimited and how long to wait when
+// the client has used up its failures in the window, and with
+// errInFlight when the client has an attempt in progress: one password
+// check per client at a time, so no client holds more than one place in
+// the queue for the check slots. A reserved attempt counts as a failure
+// until it is settled, so concurrent attempts cannot all pass before the
+// first fails.
+func (t *throttle) reserve(key string, now time.Time) (*attempt, time.Duration, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.clients[key]
 	if a != nil && !now.Before(a.start.Add(t.window)) {
-		delete(t.clients, key)
-		a = nil
+		a.start, a.failures = now, 0
 	}
 	if a == nil {
 		if len(t.clients) >= t.maxClients {
@@ -101,29 +116,30 @@ func (t *throttle) reserve(ip string, now time.Time) (*attempt, time.Duration) {
 		t.clients[key] = a
 	}
 	if a.failures >= t.limit {
-		return nil, a.start.Add(t.window).Sub(now)
+		return nil, a.start.Add(t.window).Sub(now), errLimited
 	}
 	a.failures++
-	return &attempt{throttle: t, key: key}, 0
+	if a.inFlight {
+		return nil, time.Second, errInFlight
+	}
+	a.inFlight = true
+	return &attempt{throttle: t, counts: a}, 0, nil
 }
 
 // attempt is one reserved login attempt of a client.
 type attempt struct {
 	throttle *throttle
-	key      netip.Prefix
+	counts   *attempts
 }
 
 // done settles the attempt: a failure stays counted; anything else is
 // taken back, without resetting the client's earlier failures.
 func (at *attempt) done(failed bool) {
-	if failed {
-		return
-	}
-	t := at.throttle
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if a := t.clients[at.key]; a != nil && a.failures > 0 {
-		a.failures--
+	at.throttle.mu.Lock()
+	defer at.throttle.mu.Unlock()
+	at.counts.inFlight = false
+	if !failed && at.counts.failures > 0 {
+		at.counts.failures--
 	}
 }
 
@@ -132,9 +148,9 @@ func (at *attempt) done(failed bool) {
 // push a throttled client out while any other entry is left. Map order
 // is random, so the choice is too.
 func (t *throttle) evict(now time.Time) {
-	var throttled netip.Prefix
+	var throttled string
 	for key, a := range t.clients {
-		if !now.Before(a.start.Add(t.window)) || a.failures < t.limit {
+		if !a.inFlight && (!now.Before(a.start.Add(t.window)) || a.failures < t.limit) {
 			delete(t.clients, key)
 			return
 		}

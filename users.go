@@ -165,16 +165,17 @@ func checkName(name string) error {
 }
 
 // authenticate checks a password in one of the process's password check
-// slots (errNoSlot when none is free in time). An unknown user costs the
+// slots (errNoSlot when none is free in time), ahead of anonymous logins
+// when the browser is a known device of the account. An unknown user costs the
 // same as a wrong password: the password is compared with a fake hash of
 // the same algorithm and parameters. A nil account comes with the reason
 // of the failure.
-func (h *Handler) authenticate(ctx context.Context, name, password string) (*account, string, error) {
+func (h *Handler) authenticate(ctx context.Context, name, password string, knownDevice bool) (*account, string, error) {
 	acct, known := h.users[name]
 	if !known {
 		acct = h.fakeAccount
 	}
-	if err := h.checks.acquire(ctx); err != nil {
+	if err := h.checks.acquire(ctx, knownDevice); err != nil {
 		return nil, "", err
 	}
 	ok, err := acct.comparer.Compare(acct.hash, []byte(password))
