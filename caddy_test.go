@@ -932,3 +932,110 @@ func TestCaddySecretsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// plainSite loads a Caddy with one plain-HTTP site on port: the miniapp
+// block given, protecting /private/*, then the signed-in user. Requests
+// from loopback are trusted proxies when trusted is set.
+func plainSite(t *testing.T, storage string, port int, trusted bool, block string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs a real Caddy")
+	}
+	proxies := ""
+	if trusted {
+		proxies = "trusted_proxies static 127.0.0.1/8\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For"
+	}
+	caddytest.NewTester(t).InitServer(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port %d
+	https_port %d
+	skip_install_trust
+	storage file_system %s
+	servers {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	miniapp {
+		protect /private/*
+		%s
+	}
+	respond "user={http.miniapp.user}"
+}
+`, httpPort, httpsPort, storage, proxies, port, block), "caddyfile")
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// TestCaddyConfigChanges reloads Caddy with changed accounts and limits:
+// a changed password hash ends that user's sessions and no other's, a
+// lowered session_lifetime ends sessions issued before it, and a
+// 200-byte user's sign out everywhere is read back from storage.
+func TestCaddyConfigChanges(t *testing.T) {
+	storage, port := t.TempDir(), freePort(t)
+	long := strings.Repeat("é", 100)
+	users := func(adaHash string) string {
+		return fmt.Sprintf("user ada %s\n\t\tuser grace %s\n\t\tuser %s %s", adaHash, graceHash, long, graceHash)
+	}
+	base := plainSite(t, storage, port, false, users(adaHash))
+	c := (&site{t: t}).client()
+	cookies := map[string]string{}
+	for user, password := range map[string]string{"ada": adaPassword, "grace": gracePassword, long: gracePassword} {
+		resp, _ := call(t, c, "POST", base+"/login", "username="+url.QueryEscape(user)+"&password="+password)
+		if resp.StatusCode != 303 {
+			t.Fatalf("login %.10s: %d", user, resp.StatusCode)
+		}
+		cookies[user] = "miniapp_session=" + resp.Cookies()[0].Value
+	}
+	whoami := func(user string) string {
+		_, body := call(t, c, "GET", base+"/", "", "Cookie", cookies[user])
+		return body
+	}
+	if resp, _ := call(t, c, "POST", base+"/logout", "all=1", "Cookie", cookies[long]); resp.StatusCode != 303 {
+		t.Fatalf("sign out everywhere: %d", resp.StatusCode)
+	}
+
+	// a changed revocation_sync starts a new revocation list from storage
+	plainSite(t, storage, port, false, users(mustBcrypt(adaPassword))+"\n\t\trevocation_sync 3s")
+	if got := whoami("ada"); got != "user=" {
+		t.Errorf("ada's session after her password hash changed: %q", got)
+	}
+	if got := whoami("grace"); got != "user=grace" {
+		t.Errorf("grace's session after ada's hash changed: %q", got)
+	}
+	if got := whoami(long); got != "user=" {
+		t.Errorf("a 200-byte user's sign out everywhere did not outlive the reload: %q", got)
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	plainSite(t, storage, port, false, users(adaHash)+"\n\t\tsession_lifetime 1s")
+	if got := whoami("grace"); got != "user=" {
+		t.Errorf("a session older than the lowered session_lifetime: %q", got)
+	}
+}
+
+// TestCaddyProxyAndNext: behind a trusted proxy that terminated HTTPS,
+// the cookie is __Host- and Secure; from an untrusted client the header
+// is ignored. A next with dot segments comes back resolved, and a
+// renewed cookie on protected content comes with no-store.
+func TestCaddyProxyAndNext(t *testing.T) {
+	port := freePort(t)
+	for _, trusted := range []bool{true, false} {
+		base := plainSite(t, t.TempDir(), port, trusted, "user ada "+adaHash+"\n\t\tidle_timeout 2s")
+		c := (&site{t: t}).client()
+		resp, _ := call(t, c, "POST", base+"/login?next=%2F..%2F%2Fevil.example%2Fx", "username=ada&password="+adaPassword, "X-Forwarded-Proto", "https")
+		if resp.StatusCode != 303 || resp.Header.Get("Location") != "/evil.example/x" {
+			t.Errorf("next with dot segments: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		ck := resp.Cookies()[0]
+		if secure := ck.Name == "__Host-miniapp_session" && ck.Secure; secure != trusted {
+			t.Errorf("trusted proxy %v: cookie %s Secure %v", trusted, ck.Name, ck.Secure)
+		}
+		if !trusted {
+			time.Sleep(1100 * time.Millisecond) // past half of idle_timeout
+			resp, _ := call(t, c, "GET", base+"/private/x", "", "Cookie", ck.Name+"="+ck.Value)
+			if len(resp.Cookies()) != 1 || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("renewed cookie on protected content: Cache-Control %q", resp.Header.Get("Cache-Control"))
+			}
+		}
+	}
+}
