@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -32,6 +33,7 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    protect <path patterns...>
 //	    revocation_sync <duration>
 //	    realm <name>
+//	    store storage | store redis { ... }
 //	}
 //
 // `user`, `secret_key` and `protect` may be repeated; every other
@@ -77,6 +79,16 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		if !d.Args(&h.Realm) || d.NextArg() {
 			return d.ArgErr()
 		}
+	case "store":
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		name := d.Val()
+		mod, uerr := caddyfile.UnmarshalModule(d, "http.handlers.miniapp.stores."+name)
+		if uerr != nil {
+			return uerr
+		}
+		h.StoreRaw = caddyconfig.JSONModuleObject(mod, "backend", name, nil)
 	case "session_lifetime":
 		h.SessionLifetime, err = durationArg(d)
 	case "idle_timeout":

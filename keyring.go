@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -11,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -106,88 +106,49 @@ type storedKeys struct {
 	Keys []string `json:"keys"`
 }
 
-// storedKeysCache keeps the key set last read from each storage and
-// realm, so a config reload while the storage is down keeps its sessions.
+// storedKeysCache keeps the key set last read from each store and
+// realm, so a config reload while the store is down keeps its sessions.
 var storedKeysCache sync.Map
 
 // keysKey is where the realm's generated key set is stored.
 func keysKey(realm string) string { return realmPath(realm) + "/keys.json" }
 
-// loadOrCreateKeyring loads the key set from storage, creating it under
-// the storage lock when absent, so that instances sharing the storage
-// agree on one key. When the storage fails, the key set this process
-// read before is used; without one, there is no safe key to use.
-func loadOrCreateKeyring(ctx caddy.Context, storage certmagic.Storage, realm string, logger *zap.Logger) (*keyring, error) {
-	keysStorage := keysKey(realm)
-	cacheKey := storageID(storage) + "\x00" + realm
-	data, err := storage.Load(ctx, keysStorage)
-	if errors.Is(err, fs.ErrNotExist) {
-		data, err = createKeys(ctx, storage, keysStorage)
-	}
+// loadOrCreateKeyring loads the realm's key set from its store, which
+// makes it once when absent, so that instances sharing the store agree
+// on one key. When the store fails, the key set this process read before
+// is used; without one, there is no safe key to use.
+func loadOrCreateKeyring(ctx context.Context, store backend, cacheKey, realm string, logger *zap.Logger) (*keyring, error) {
+	data, err := store.keySet(ctx, newKeySet)
 	if err != nil {
 		cached, ok := storedKeysCache.Load(cacheKey)
 		if !ok {
 			return nil, err
 		}
-		logger.Warn("reading the key set from storage failed; using the one read before", zap.Error(err))
+		logger.Warn("reading the key set from the store failed; using the one read before", zap.Error(err))
 		data = cached.([]byte)
 	}
 	storedKeysCache.Store(cacheKey, data)
 	var stored storedKeys
 	if err := json.Unmarshal(data, &stored); err != nil {
-		return nil, fmt.Errorf("%s: %v", keysStorage, err)
+		return nil, fmt.Errorf("key set: %v", err)
 	}
 	if len(stored.Keys) == 0 {
-		return nil, fmt.Errorf("%s holds no keys", keysStorage)
+		return nil, errors.New("the key set holds no keys")
 	}
 	secrets := make([][]byte, 0, len(stored.Keys))
 	for _, k := range stored.Keys {
 		secret, err := decodeSecret(k)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", keysStorage, err)
+			return nil, fmt.Errorf("key set: %v", err)
 		}
 		secrets = append(secrets, secret)
 	}
 	return newKeyring(secrets, realm)
 }
 
-// createKeys makes the key set under the storage lock. A lock that fails
-// (the file storage can misread a lock file another instance is writing)
-// is tried again a few times, reading first whether the other instance
-// has made the key set meanwhile.
-func createKeys(ctx caddy.Context, storage certmagic.Storage, keysStorage string) ([]byte, error) {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-			data, loadErr := storage.Load(ctx, keysStorage)
-			if !errors.Is(loadErr, fs.ErrNotExist) {
-				return data, loadErr
-			}
-		}
-		if err = storage.Lock(ctx, keysStorage); err == nil {
-			defer func() { _ = storage.Unlock(ctx, keysStorage) }()
-			return createKeysLocked(ctx, storage, keysStorage)
-		}
-	}
-	return nil, fmt.Errorf("locking %s: %v", keysStorage, err)
-}
-
-// createKeysLocked stores a new key set unless another instance did
-// while this one waited for the lock.
-func createKeysLocked(ctx caddy.Context, storage certmagic.Storage, keysStorage string) ([]byte, error) {
-	data, err := storage.Load(ctx, keysStorage)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return data, err
-	}
-	data, err = json.Marshal(storedKeys{Keys: []string{base64.RawURLEncoding.EncodeToString(randomBytes(32))}})
-	if err != nil {
-		return nil, err
-	}
-	if err := storage.Store(ctx, keysStorage, data); err != nil {
-		return nil, fmt.Errorf("storing %s: %v", keysStorage, err)
-	}
-	return data, nil
+// newKeySet makes a key set of one random key.
+func newKeySet() ([]byte, error) {
+	return json.Marshal(storedKeys{Keys: []string{base64.RawURLEncoding.EncodeToString(randomBytes(32))}})
 }
 
 // storageID names a storage by its type and configuration, so that

@@ -1,18 +1,12 @@
 package miniapp
 
 import (
-	"context"
 	"encoding/base64"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
 )
 
 func TestKeyRotation(t *testing.T) {
@@ -100,50 +94,4 @@ func TestDecodeSecret(t *testing.T) {
 			t.Errorf("error repeats the key: %v", err)
 		}
 	}
-}
-
-// lockingStorage is a file storage whose Lock fails the first failures
-// times, as the file storage does when it reads a lock file that another
-// instance is still writing.
-type lockingStorage struct {
-	*certmagic.FileStorage
-	failures int
-	onFail   func()
-}
-
-func TestCreateKeysRetriesLock(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	flaky := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 2}
-	if _, err := loadOrCreateKeyring(ctx, flaky, defaultRealm, zap.NewNop()); err != nil || flaky.failures != 0 {
-		t.Fatalf("key set not made after two failed locks: %v", err)
-	}
-
-	// the other instance makes the key set while this one's lock fails
-	other := &certmagic.FileStorage{Path: t.TempDir()}
-	theirs, err := loadOrCreateKeyring(ctx, other, defaultRealm, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := other.Load(ctx, keysKey(defaultRealm))
-	_ = other.Delete(ctx, keysKey(defaultRealm))
-	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysKey(defaultRealm), data) }}
-	ours, err := loadOrCreateKeyring(ctx, racing, defaultRealm, zap.NewNop())
-	if err != nil || ours.keys[0].id != theirs.keys[0].id {
-		t.Fatalf("did not take the other instance's key set: %v", err)
-	}
-	if _, err := loadOrCreateKeyring(ctx, &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}, defaultRealm, zap.NewNop()); err == nil {
-		t.Error("no error when the lock never succeeds")
-	}
-}
-
-func (s *lockingStorage) Lock(ctx context.Context, name string) error {
-	if s.failures > 0 {
-		s.failures--
-		if s.onFail != nil {
-			s.onFail()
-		}
-		return errors.New("decoding lockfile contents: unexpected EOF")
-	}
-	return s.FileStorage.Lock(ctx, name)
 }

@@ -4,6 +4,7 @@
 package miniapp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,7 +27,7 @@ const (
 	defaultMaxBodySize     = 64 << 10
 	defaultSessionLifetime = 12 * time.Hour
 	defaultCookieName      = "miniapp_session"
-	defaultRevocationSync  = 10 * time.Second
+	defaultRevocationSync  = time.Second
 	defaultIdleTimeout     = time.Hour
 	defaultLoginFailures   = 5
 	defaultLoginWindow     = time.Minute
@@ -106,11 +107,20 @@ type Handler struct {
 	// to the next handler. The module's own routes are not affected.
 	Protect []string `json:"protect,omitempty"`
 
-	// How often the list of revoked sessions is reread from Caddy's
-	// storage. A logout on one instance is in force on every other
-	// instance that shares the storage within this interval; until then
-	// the old cookie may still be accepted there. Default: 10s.
+	// How often a store that is polled (`storage`) is read for changes:
+	// a logout on one instance is in force on every other instance that
+	// shares the store within this interval; until then the old cookie
+	// may still be accepted there. A sync reads only what changed since
+	// the last one. The `redis` store pushes changes and ignores it.
+	// Default: 1s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
+
+	// Where the realm's shared state lives (the generated key set,
+	// revocations and sign-out counters), as a module of the namespace
+	// http.handlers.miniapp.stores named by `backend`: `storage` (the
+	// default) is Caddy's configured storage; `redis` is a Redis or
+	// Valkey server, whose changes reach every instance at once.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.miniapp.stores inline_key=backend"`
 
 	// The realm namespaces everything the handler keeps: the key set it
 	// generates, revocations, sign-out counters and login throttle
@@ -125,6 +135,7 @@ type Handler struct {
 	fakeAccount *account
 	hostCookie  string
 	keys        *keyring
+	store       storeModule
 	revoked     *revocations
 	throttle    *throttle
 	checks      *hashLimit
@@ -150,16 +161,27 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision fills in defaults, loads the accounts and the keys, and
-// attaches the revocation list kept in Caddy's storage.
+// Provision fills in defaults, loads the accounts, the store and the
+// keys, and attaches the realm's revocation list.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	if h.StoreRaw != nil {
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("loading store: %v", err)
+		}
+		h.store = mod.(storeModule)
+	}
 	return h.provision(ctx, ctx.Storage(), ctx.Logger())
 }
 
 // provision is Provision with the storage and logger given, as tests
-// give their own (and may set the clock and the hash limit first).
+// give their own (and may set the clock, the hash limit or the store
+// first).
 func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	h.logger = logger
+	if h.store == nil {
+		h.store = &StorageStore{storage: storage}
+	}
 	h.setDefaults()
 	h.hostCookie = hostPrefix + h.CookieName
 	h.csrf = http.NewCrossOriginProtection()
@@ -180,10 +202,20 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	}
 	h.users, h.fakeAccount = users, fake
 
+	h.revoked, err = openRevocations(ctx, h.store, storeOptions{
+		realm:    h.Realm,
+		every:    time.Duration(h.RevocationSync),
+		remember: time.Duration(h.SessionLifetime),
+		clock:    h.clock,
+		logger:   h.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the store: %v", err)
+	}
 	if len(h.SecretKeys) > 0 {
 		h.keys, err = parseKeyring(h.SecretKeys, h.Realm, repl)
 	} else {
-		h.keys, err = loadOrCreateKeyring(ctx, storage, h.Realm, h.logger)
+		h.keys, err = loadOrCreateKeyring(ctx, h.revoked.store, h.store.place()+"\x00"+h.Realm, h.Realm, h.logger)
 	}
 	if err != nil {
 		return fmt.Errorf("loading key set: %v", err)
@@ -199,10 +231,6 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	h.throttle, err = openThrottle(h.Realm, h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
 	if err != nil {
 		return err
-	}
-	h.revoked, err = openRevocations(ctx, storage, h.Realm, time.Duration(h.RevocationSync), h.clock, h.logger)
-	if err != nil {
-		return fmt.Errorf("loading revocations: %v", err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package miniapp
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"path"
@@ -19,62 +18,57 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-func TestRevocationsPrune(t *testing.T) {
-	a := newApp(t, "", func(h *Handler) { h.SessionLifetime = 0 })
+// TestRevocationsExpire keeps a revocation in memory until its session
+// would have expired, then drops its whole hour.
+func TestRevocationsExpire(t *testing.T) {
+	a := newApp(t, "", nil)
 	c := a.login("ada", adaPassword, false)
 	s, _ := a.open(c.Value)
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 	ctx := context.Background()
-	keys, err := a.storage.List(ctx, a.h.revoked.revokedPrefix, false)
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("revocation not stored: %v %v", keys, err)
-	}
 	if err := a.h.revoked.sync(ctx); err != nil || !a.h.revoked.has(a.h.users["ada"].id, s) {
 		t.Fatalf("revocation lost by sync: %v", err)
 	}
-
-	a.advance(12*time.Hour + time.Second)
+	a.advance(12*time.Hour + time.Hour)
 	if err := a.h.revoked.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.storage.Load(ctx, keys[0]); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("expired revocation still in storage: %v", err)
-	}
 	a.h.revoked.mu.RLock()
-	n := len(a.h.revoked.sessions)
+	n := len(a.h.revoked.byHour)
 	a.h.revoked.mu.RUnlock()
 	if n != 0 {
-		t.Errorf("%d expired revocations kept in memory", n)
+		t.Errorf("%d hours of expired revocations kept in memory", n)
 	}
 }
 
-// TestRevocationsFromOtherInstance checks that a logout written to the
-// shared storage by another instance is in force here after a sync.
+// TestRevocationsFromOtherInstance checks that a logout and a sign out
+// everywhere written to the shared storage by another instance are in
+// force here after a sync.
 func TestRevocationsFromOtherInstance(t *testing.T) {
-	dir := t.TempDir()
-	a := newApp(t, dir, nil)
+	a := newApp(t, "", nil)
 	c := a.login("ada", adaPassword, false)
 	s, _ := a.open(c.Value)
-
-	other := &revocations{storage: a.storage, clock: a.h.clock, logger: a.h.logger, sessions: map[[16]byte]time.Time{},
-		revokedPrefix: a.h.revoked.revokedPrefix, counterPrefix: a.h.revoked.counterPrefix,
-		users: map[accountID]uint32{}, pending: map[string][]byte{}}
-	other.revoke(context.Background(), s)
-	other.signOutEverywhere(context.Background(), a.h.users["grace"].id)
-
+	other := openStorageBackend(t, a.storage, a.h.clock)
+	ctx := context.Background()
+	if err := other.revoke(ctx, s.ID, s.Expires); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.signOut(ctx, a.h.users["grace"].id, 0); err != nil {
+		t.Fatal(err)
+	}
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before sync: %d", w.Code)
 	}
-	if err := a.h.revoked.sync(context.Background()); err != nil {
+	if err := a.h.revoked.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("after sync: %d", w.Code)
 	}
 	a.h.revoked.mu.RLock()
-	gen := a.h.revoked.users[a.h.users["grace"].id]
+	counter := a.h.revoked.users[a.h.users["grace"].id]
 	a.h.revoked.mu.RUnlock()
-	if gen != 1 {
+	if counter != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
 	}
 }
@@ -172,31 +166,12 @@ func TestStorageDown(t *testing.T) {
 	if err := h.revoked.sync(context.Background()); err != nil {
 		t.Fatalf("sync after storage is back: %v", err)
 	}
-	keys, err := storage.List(context.Background(), h.revoked.revokedPrefix, false)
-	if err != nil || len(keys) != 1 {
-		t.Fatalf("pending revocation not written once storage is back: %v %v", keys, err)
-	}
-}
-
-// TestSyncSkipsBadCounter: a sign-out counter that does not parse is
-// passed over, and the others are still read.
-func TestSyncSkipsBadCounter(t *testing.T) {
-	a := newApp(t, "", nil)
-	ctx := context.Background()
-	if err := a.storage.Store(ctx, a.h.revoked.counterKey(a.h.users["ada"].id), []byte("garbage")); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.storage.Store(ctx, a.h.revoked.counterKey(a.h.users["grace"].id), []byte("2")); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.h.revoked.sync(ctx); err != nil {
-		t.Fatalf("sync: %v", err)
-	}
-	a.h.revoked.mu.RLock()
-	ada, grace := a.h.revoked.users[a.h.users["ada"].id], a.h.revoked.users[a.h.users["grace"].id]
-	a.h.revoked.mu.RUnlock()
-	if ada != 0 || grace != 2 {
-		t.Errorf("counters ada %d, grace %d; want 0 and 2", ada, grace)
+	// another instance, started now, reads the logout made meanwhile
+	later := openStorageBackend(t, storage.FileStorage, h.clock)
+	changes, err := later.changes(context.Background())
+	s, _ := a.open(before.Value)
+	if err != nil || len(changes) != 1 || !changes[0].revoked || changes[0].id != s.ID {
+		t.Fatalf("pending revocation not written once storage is back: %+v %v", changes, err)
 	}
 }
 
@@ -251,7 +226,7 @@ func TestLongNameSignOutDurable(t *testing.T) {
 	if err := a.h.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := a.storage.List(context.Background(), a.h.revoked.counterPrefix, false)
+	keys, err := a.storage.List(context.Background(), realmPath(defaultRealm)+"/signout-counter", false)
 	if err != nil || len(keys) != 1 || len(path.Base(keys[0])) != 32 {
 		t.Fatalf("sign-out counter key: %v %v", keys, err)
 	}

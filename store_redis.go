@@ -1,0 +1,363 @@
+package miniapp
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/redis/go-redis/v9"
+)
+
+func init() {
+	caddy.RegisterModule(RedisStore{})
+}
+
+// RedisStore keeps a realm's shared state in Redis (7 or later) or
+// Valkey, used as Redis: revocations are keys that Redis expires itself,
+// sign-out counters are raised with INCR, the key set is made once with
+// SET NX, and every change goes to a stream that each instance reads as
+// it comes (XREAD BLOCK), so a logout is refused everywhere within a
+// fraction of a second. An instance cut off from Redis reads the stream
+// on from where it stopped once Redis is back. Nothing of the module's
+// state goes to Caddy's storage.
+//
+// If Redis loses its data, a generated key set is gone and everyone is
+// signed out: use `secret_key`, or Redis persistence.
+type RedisStore struct {
+	// The Redis addresses, host:port: one server, or the nodes of a
+	// cluster, or sentinels. Placeholders are replaced at load time.
+	// Default: 127.0.0.1:6379.
+	Address []string `json:"address,omitempty"`
+	// The user name for Redis ACLs, if any.
+	Username string `json:"username,omitempty"`
+	// The password, if any; give it as `{env.REDIS_PASSWORD}` or
+	// `{file.…}`, as the config is shown by the admin API.
+	Password string `json:"password,omitempty"`
+	// The database number. Default: 0.
+	DB int `json:"db,omitempty"`
+	// Connect with TLS, checking the server's certificate against the
+	// system's roots.
+	TLS bool `json:"tls,omitempty"`
+	// The prefix of every key the module writes, before the realm.
+	// Default: miniapp:
+	KeyPrefix string `json:"key_prefix,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.miniapp.stores.redis",
+		New: func() caddy.Module { return new(RedisStore) },
+	}
+}
+
+// Provision fills in defaults and replaces placeholders.
+func (s *RedisStore) Provision(caddy.Context) error {
+	repl := caddy.NewReplacer()
+	if len(s.Address) == 0 {
+		s.Address = []string{"127.0.0.1:6379"}
+	}
+	for i, a := range s.Address {
+		s.Address[i] = repl.ReplaceKnown(a, "")
+	}
+	s.Username = repl.ReplaceKnown(s.Username, "")
+	s.Password = repl.ReplaceKnown(s.Password, "")
+	if s.KeyPrefix == "" {
+		s.KeyPrefix = "miniapp:"
+	}
+	return nil
+}
+
+// Validate checks the addresses and the database number.
+func (s *RedisStore) Validate() error {
+	for _, a := range s.Address {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("redis address %q: %v", a, err)
+		}
+	}
+	if s.DB < 0 {
+		return fmt.Errorf("redis db must not be negative, got %d", s.DB)
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads the store's block. Syntax:
+//
+//	store redis {
+//	    address <host:port>   # repeatable
+//	    username <name>
+//	    password <password>
+//	    db <number>
+//	    tls
+//	    key_prefix <prefix>
+//	}
+func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the store's name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if sub != "address" && seen[sub] {
+			return d.Errf("duplicate subdirective %s", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "address":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Address = append(s.Address, d.Val())
+			s.Address = append(s.Address, d.RemainingArgs()...)
+		case "username":
+			err = oneArg(d, &s.Username)
+		case "password":
+			err = oneArg(d, &s.Password)
+		case "key_prefix":
+			err = oneArg(d, &s.KeyPrefix)
+		case "db":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				if s.DB, err = strconv.Atoi(v); err != nil || s.DB < 0 {
+					return d.Errf("db: %q is not a database number", v)
+				}
+			}
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.TLS = true
+		default:
+			return d.Errf("unknown subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *RedisStore) place() string {
+	return fmt.Sprintf("redis:%s/%d/%s/%s", strings.Join(s.Address, ","), s.DB, s.Username, s.KeyPrefix)
+}
+
+func (s *RedisStore) open(_ caddy.Context, opts storeOptions) (backend, error) {
+	o := &redis.UniversalOptions{
+		Addrs:        s.Address,
+		Username:     s.Username,
+		Password:     s.Password,
+		DB:           s.DB,
+		DialTimeout:  time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   1,
+	}
+	if s.TLS {
+		host, _, _ := net.SplitHostPort(s.Address[0])
+		o.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	base := s.KeyPrefix + opts.realm + ":"
+	return &redisBackend{client: redis.NewUniversalClient(o), base: base, stream: base + "changes", opts: opts}, nil
+}
+
+// redisBackend is one realm's keys in Redis.
+type redisBackend struct {
+	client redis.UniversalClient
+	base   string
+	stream string
+	opts   storeOptions
+	// cursor is the ID of the last stream entry read; empty before the
+	// first read. checkCursor is set after an error, to see whether
+	// Redis lost its data (the stream then starts again below the cursor).
+	cursor      string
+	checkCursor bool
+}
+
+// signOutScript raises a counter by one and to at least ARGV[1], and
+// adds the change to the stream, trimmed to the entries of the last
+// ARGV[2] milliseconds.
+var signOutScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if n < floor then
+	redis.call('SET', KEYS[1], floor)
+	n = floor
+end
+redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*', 'k', 'c', 'i', ARGV[3], 'v', n)
+return n
+`)
+
+func (b *redisBackend) pollEvery() time.Duration { return 0 }
+
+func (b *redisBackend) close() error { return b.client.Close() }
+
+// minID is the oldest stream entry that may still matter: changes older
+// than a session lifetime concern only expired sessions.
+func (b *redisBackend) minID() string {
+	return strconv.FormatInt(b.opts.clock.now().Add(-b.opts.remember).UnixMilli(), 10)
+}
+
+func (b *redisBackend) revoke(ctx context.Context, id [16]byte, expires time.Time) error {
+	ttl := expires.Sub(b.opts.clock.now())
+	if ttl <= 0 {
+		return nil
+	}
+	hexID := hex.EncodeToString(id[:])
+	_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, b.base+"revoked:"+hexID, expires.Unix(), ttl)
+		p.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, MinID: b.minID(), Approx: true,
+			Values: []any{"k", "r", "i", hexID, "v", expires.Unix()}})
+		return nil
+	})
+	return err
+}
+
+func (b *redisBackend) signOut(ctx context.Context, acct accountID, atLeast uint32) (uint32, error) {
+	hexID := hex.EncodeToString(acct[:])
+	n, err := signOutScript.Run(ctx, b.client, []string{b.base + "signout:" + hexID, b.stream}, atLeast, b.minID(), hexID).Int64()
+	return uint32(n), err
+}
+
+func (b *redisBackend) counter(ctx context.Context, acct accountID) (uint32, error) {
+	n, err := b.client.Get(ctx, b.base+"signout:"+hex.EncodeToString(acct[:])).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return uint32(n), err
+}
+
+func (b *redisBackend) keySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
+	key := b.base + "keys"
+	data, err := b.client.Get(ctx, key).Bytes()
+	if !errors.Is(err, redis.Nil) {
+		return data, err
+	}
+	if data, err = create(); err != nil {
+		return nil, err
+	}
+	if err := b.client.SetNX(ctx, key, data, 0).Err(); err != nil {
+		return nil, err
+	}
+	return b.client.Get(ctx, key).Bytes()
+}
+
+// changes reads the whole stream on the first call, and afterwards
+// waits up to a second for entries after the last one read.
+func (b *redisBackend) changes(ctx context.Context) ([]change, error) {
+	if b.checkCursor {
+		if err := b.resetLostCursor(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var out []change
+	if b.cursor == "" {
+		for {
+			start := "-"
+			if b.cursor != "" {
+				start = "(" + b.cursor
+			}
+			msgs, err := b.client.XRangeN(ctx, b.stream, start, "+", 10000).Result()
+			if err != nil {
+				b.checkCursor = true
+				return nil, err
+			}
+			out = b.read(msgs, out)
+			if len(msgs) < 10000 {
+				break
+			}
+		}
+		if b.cursor == "" {
+			b.cursor = "0-0"
+		}
+		return out, nil
+	}
+	streams, err := b.client.XRead(ctx, &redis.XReadArgs{Streams: []string{b.stream, b.cursor}, Count: 10000, Block: time.Second}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		b.checkCursor = true
+		return nil, err
+	}
+	for _, s := range streams {
+		out = b.read(s.Messages, out)
+	}
+	return out, nil
+}
+
+// resetLostCursor starts reading the stream from its beginning again
+// when its newest entry is older than the cursor: Redis lost its data.
+func (b *redisBackend) resetLostCursor(ctx context.Context) error {
+	last, err := b.client.XRevRangeN(ctx, b.stream, "+", "-", 1).Result()
+	if err != nil {
+		return err
+	}
+	if b.cursor != "" && (len(last) == 0 || streamIDLess(last[0].ID, b.cursor)) {
+		b.cursor = "0-0"
+	}
+	b.checkCursor = false
+	return nil
+}
+
+// streamIDLess compares two stream IDs, milliseconds then sequence.
+func streamIDLess(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ams, _ := strconv.ParseUint(am, 10, 64)
+	bms, _ := strconv.ParseUint(bm, 10, 64)
+	if ams != bms {
+		return ams < bms
+	}
+	asq, _ := strconv.ParseUint(as, 10, 64)
+	bsq, _ := strconv.ParseUint(bs, 10, 64)
+	return asq < bsq
+}
+
+// read turns stream entries into changes, moving the cursor past them.
+func (b *redisBackend) read(msgs []redis.XMessage, out []change) []change {
+	for _, m := range msgs {
+		b.cursor = m.ID
+		k, _ := m.Values["k"].(string)
+		i, _ := m.Values["i"].(string)
+		v, _ := m.Values["v"].(string)
+		id, err := hex.DecodeString(i)
+		n, err2 := strconv.ParseInt(v, 10, 64)
+		if err != nil || err2 != nil || len(id) != 16 {
+			continue
+		}
+		switch k {
+		case "r":
+			out = append(out, change{revoked: true, id: [16]byte(id), expires: time.Unix(n, 0)})
+		case "c":
+			out = append(out, change{acct: accountID(id), counter: uint32(n)})
+		}
+	}
+	return out
+}
+
+// oneArg reads the one argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.Args(dst) || d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*RedisStore)(nil)
+	_ caddy.Validator       = (*RedisStore)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
+	_ storeModule           = (*RedisStore)(nil)
+	_ backend               = (*redisBackend)(nil)
+)
