@@ -100,7 +100,7 @@ type storageBackend struct {
 	headWrote time.Time
 
 	// what has been read of the other nodes' journals, by node
-	peers  map[string]*journalPeer
+	peers map[string]*journalPeer
 }
 
 // journalPeer is how far this node has read another node's journal.
@@ -118,8 +118,8 @@ type journalHead struct {
 	written     int64
 }
 
-func (b *storageBackend) journalDir() string          { return b.prefix + "/journal" }
-func (b *storageBackend) headKey(node string) string  { return b.journalDir() + "/" + node + "/head" }
+func (b *storageBackend) journalDir() string         { return b.prefix + "/journal" }
+func (b *storageBackend) headKey(node string) string { return b.journalDir() + "/" + node + "/head" }
 func (b *storageBackend) counterKey(a accountID) string {
 	return b.prefix + "/signout-counter/" + hex.EncodeToString(a[:])
 }
