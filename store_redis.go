@@ -177,10 +177,10 @@ type redisBackend struct {
 	stream string
 	opts   storeOptions
 	// cursor is the ID of the last stream entry read; empty before the
-	// first read. checkCursor is set after an error, to see whether
-	// Redis lost its data (the stream then starts again below the cursor).
-	cursor      string
-	checkCursor bool
+	// first read. Stream IDs begin with the time in milliseconds, so the
+	// entries of a Redis that lost its data and started again still come
+	// after it.
+	cursor string
 }
 
 // signOutScript raises a counter by one and to at least ARGV[1], and
@@ -254,11 +254,6 @@ func (b *redisBackend) keySet(ctx context.Context, create func() ([]byte, error)
 // changes reads the whole stream on the first call, and afterwards
 // waits up to a second for entries after the last one read.
 func (b *redisBackend) changes(ctx context.Context) ([]change, error) {
-	if b.checkCursor {
-		if err := b.resetLostCursor(ctx); err != nil {
-			return nil, err
-		}
-	}
 	var out []change
 	if b.cursor == "" {
 		for {
@@ -268,7 +263,6 @@ func (b *redisBackend) changes(ctx context.Context) ([]change, error) {
 			}
 			msgs, err := b.client.XRangeN(ctx, b.stream, start, "+", 10000).Result()
 			if err != nil {
-				b.checkCursor = true
 				return nil, err
 			}
 			out = b.read(msgs, out)
@@ -286,41 +280,12 @@ func (b *redisBackend) changes(ctx context.Context) ([]change, error) {
 		return nil, nil
 	}
 	if err != nil {
-		b.checkCursor = true
 		return nil, err
 	}
 	for _, s := range streams {
 		out = b.read(s.Messages, out)
 	}
 	return out, nil
-}
-
-// resetLostCursor starts reading the stream from its beginning again
-// when its newest entry is older than the cursor: Redis lost its data.
-func (b *redisBackend) resetLostCursor(ctx context.Context) error {
-	last, err := b.client.XRevRangeN(ctx, b.stream, "+", "-", 1).Result()
-	if err != nil {
-		return err
-	}
-	if b.cursor != "" && (len(last) == 0 || streamIDLess(last[0].ID, b.cursor)) {
-		b.cursor = "0-0"
-	}
-	b.checkCursor = false
-	return nil
-}
-
-// streamIDLess compares two stream IDs, milliseconds then sequence.
-func streamIDLess(a, b string) bool {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	ams, _ := strconv.ParseUint(am, 10, 64)
-	bms, _ := strconv.ParseUint(bm, 10, 64)
-	if ams != bms {
-		return ams < bms
-	}
-	asq, _ := strconv.ParseUint(as, 10, 64)
-	bsq, _ := strconv.ParseUint(bs, 10, 64)
-	return asq < bsq
 }
 
 // read turns stream entries into changes, moving the cursor past them.
