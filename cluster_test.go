@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,13 +29,16 @@ type node struct {
 	process   *caddyProcess
 	configDir string
 	storage   string
+	// store is the miniapp block's store subdirective; empty for the
+	// default, the shared file_system storage
+	store string
 }
 
 // nodeConfig is the Caddyfile of a node; body is what its site responds
 // besides the module's routes. It serves plain HTTP with no local CA, as
 // Caddy's own CA creation races when two instances start at once on an
 // empty storage.
-func nodeConfig(port, admin int, storage, body string) string {
+func nodeConfig(port, admin int, storage, store, body string) string {
 	return fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
@@ -47,10 +52,11 @@ http://localhost:%d {
 	miniapp {
 		user ada %s
 		revocation_sync 1s
+		%s
 	}
 	respond %q
 }
-`, admin, port, storage, port, adaHash, body)
+`, admin, port, storage, port, adaHash, store, body)
 }
 
 // newNode writes the node's Caddyfile, on free ports; start runs it.
@@ -62,7 +68,7 @@ func newNode(t *testing.T, storage string) *node {
 
 func (n *node) writeConfig(body string) {
 	n.config = filepath.Join(n.configDir, "Caddyfile")
-	if err := os.WriteFile(n.config, []byte(nodeConfig(n.port, n.admin, n.storage, body)), 0o600); err != nil {
+	if err := os.WriteFile(n.config, []byte(nodeConfig(n.port, n.admin, n.storage, n.store, body)), 0o600); err != nil {
 		n.t.Fatal(err)
 	}
 }
@@ -164,60 +170,6 @@ func logoutOn(t *testing.T, n *node, c *http.Cookie) {
 	resp.Body.Close()
 	if resp.StatusCode != 303 {
 		t.Fatalf("logout on :%d: %d", n.port, resp.StatusCode)
-	}
-}
-
-// TestClusterSharedStorage runs two Caddy processes on one file_system
-// storage, started at the same moment on an empty storage.
-func TestClusterSharedStorage(t *testing.T) {
-	buildCaddy(t)
-	storage := t.TempDir()
-	a, b := newNode(t, storage), newNode(t, storage)
-	var wg sync.WaitGroup
-	for _, n := range []*node{a, b} {
-		wg.Add(1)
-		go func() { defer wg.Done(); n.start() }()
-	}
-	wg.Wait()
-	a.ready()
-	b.ready()
-
-	data, err := os.ReadFile(filepath.Join(storage, keysKey(defaultRealm)))
-	var stored storedKeys
-	if err != nil || json.Unmarshal(data, &stored) != nil || len(stored.Keys) != 1 {
-		t.Fatalf("key set after a simultaneous start: %s %v", data, err)
-	}
-
-	c := loginOn(t, a)
-	if got := profileStatus(t, b, c); got != 200 {
-		t.Fatalf("session of A refused on B: %d", got)
-	}
-	logoutOn(t, b, c)
-	deadline := time.Now().Add(3 * time.Second) // revocation_sync 1s, and margin
-	for profileStatus(t, a, c) != 401 {
-		if time.Now().After(deadline) {
-			t.Fatal("logout on B not in force on A within the sync window")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// TestClusterKillRestart kills a Caddy between login and profile and
-// starts it again: sessions stay, and a logout just before the kill stays.
-func TestClusterKillRestart(t *testing.T) {
-	n := newNode(t, t.TempDir())
-	n.start()
-	n.ready()
-	kept, ended := loginOn(t, n), loginOn(t, n)
-	logoutOn(t, n, ended)
-	n.kill()
-	n.start()
-	n.ready()
-	if got := profileStatus(t, n, kept); got != 200 {
-		t.Errorf("session lost by kill -9: %d", got)
-	}
-	if got := profileStatus(t, n, ended); got != 401 {
-		t.Errorf("logout lost by kill -9: %d", got)
 	}
 }
 
@@ -324,4 +276,131 @@ func (n *node) reload(body string) {
 	if err != nil {
 		n.t.Fatalf("caddy reload: %v\n%s", err, out)
 	}
+}
+
+// TestClusterThreeNodes runs three Caddy processes on one store, Redis
+// or a shared file_system storage: a login on one is a session on the
+// others, a logout or a sign out everywhere on one is refused by the
+// others within the store's window (measured over many logouts), a node
+// killed with kill -9 keeps every logout when it starts again, and (on
+// Redis) an outage of the store signs nobody out and loses no logout.
+func TestClusterThreeNodes(t *testing.T) {
+	buildCaddy(t)
+	for _, backend := range []string{"redis", "storage"} {
+		t.Run(backend, func(t *testing.T) {
+			var redisServer *redisServer
+			storage, store, window, rounds := t.TempDir(), "", 2*time.Second, 10
+			if backend == "redis" {
+				redisServer = startRedis(t)
+				store, window, rounds = "store redis {\n\t\t\taddress "+redisServer.addr+"\n\t\t}", 500*time.Millisecond, 100
+			}
+			nodes := make([]*node, 3)
+			var wg sync.WaitGroup
+			for i := range nodes {
+				dir := storage
+				if backend == "redis" {
+					dir = t.TempDir() // nothing shared through Caddy's storage
+				}
+				nodes[i] = newNode(t, dir)
+				nodes[i].store = store
+				nodes[i].writeConfig("ok")
+				wg.Add(1)
+				go func() { defer wg.Done(); nodes[i].start() }()
+			}
+			wg.Wait()
+			for _, n := range nodes {
+				n.ready()
+			}
+			a, b, c := nodes[0], nodes[1], nodes[2]
+			if redisServer == nil {
+				// three nodes started at once on an empty storage made one key set
+				data, err := os.ReadFile(filepath.Join(storage, keysKey(defaultRealm)))
+				var stored storedKeys
+				if err != nil || json.Unmarshal(data, &stored) != nil || len(stored.Keys) != 1 {
+					t.Fatalf("key set after a simultaneous start: %s %v", data, err)
+				}
+			}
+
+			cookie := loginOn(t, a)
+			for _, n := range []*node{b, c} {
+				if got := profileStatus(t, n, cookie); got != 200 {
+					t.Fatalf("session of A refused on :%d: %d", n.port, got)
+				}
+			}
+			var latencies []time.Duration
+			for range rounds {
+				cookie := loginOn(t, a)
+				logoutOn(t, b, cookie)
+				latencies = append(latencies, refusedWithin(t, window, cookie, a, c))
+			}
+			slices.Sort(latencies)
+			t.Logf("%s: a logout on B refused on A and C after p50 %v, p99 %v, max %v over %d logouts",
+				backend, latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1], len(latencies))
+
+			phone, laptop := loginOn(t, a), loginOn(t, c)
+			req, _ := http.NewRequest("POST", b.url("/logout"), strings.NewReader("all=1"))
+			req.Header.Set("Content-Type", form)
+			req.AddCookie(loginOn(t, b))
+			if resp, err := clusterClient.Do(req); err != nil || resp.StatusCode != 303 {
+				t.Fatalf("sign out everywhere on B: %v", err)
+			}
+			refusedWithin(t, window, phone, a, c)
+			refusedWithin(t, window, laptop, a, c)
+
+			kept, ended := loginOn(t, b), loginOn(t, b)
+			logoutOn(t, a, ended)
+			refusedWithin(t, window, ended, b)
+			b.kill()
+			b.start()
+			b.ready()
+			if got := profileStatus(t, b, kept); got != 200 {
+				t.Errorf("session lost by kill -9 of B: %d", got)
+			}
+			if got := profileStatus(t, b, ended); got != 401 {
+				t.Errorf("logout lost by kill -9 of B: %d", got)
+			}
+
+			if redisServer == nil {
+				return
+			}
+			for _, n := range nodes {
+				if _, err := os.Stat(filepath.Join(n.storage, "miniapp")); err == nil {
+					t.Errorf("node :%d wrote the module's state to Caddy's storage with store redis", n.port)
+				}
+			}
+			during := loginOn(t, a)
+			redisServer.stop()
+			for _, n := range nodes {
+				if got := profileStatus(t, n, kept); got != 200 {
+					t.Errorf("profile on :%d while Redis is down: %d", n.port, got)
+				}
+				loginOn(t, n)
+			}
+			logoutOn(t, a, during)
+			if got := profileStatus(t, a, during); got != 401 {
+				t.Errorf("logout while Redis is down not in force on its node: %d", got)
+			}
+			redisServer.start()
+			// the node retries its write after a second, and the others
+			// read it as it comes
+			refusedWithin(t, window+3*time.Second, during, b, c)
+		})
+	}
+}
+
+// refusedWithin waits until every node refuses the cookie, polling, and
+// fails the test when that takes longer than window; it returns how long
+// it took.
+func refusedWithin(t *testing.T, window time.Duration, cookie *http.Cookie, nodes ...*node) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for _, n := range nodes {
+		for profileStatus(t, n, cookie) != 401 {
+			if time.Since(start) > window {
+				t.Fatalf("logout not refused on :%d within %v", n.port, window)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
 }
