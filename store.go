@@ -2,7 +2,6 @@ package miniapp
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -72,6 +71,3 @@ type change struct {
 	acct    accountID
 	counter uint32
 }
-
-// errStoreClosed is what a backend answers once closed.
-var errStoreClosed = errors.New("store closed")

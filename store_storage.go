@@ -57,7 +57,6 @@ func (s *StorageStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (s *StorageStore) place() string { return "storage:" + storageID(s.storage) }
-
 func (s *StorageStore) open(_ caddy.Context, opts storeOptions) (backend, error) {
 	return &storageBackend{
 		storage: s.storage,
@@ -128,8 +127,7 @@ func (b *storageBackend) segmentKey(node string, seq uint64) string {
 }
 
 func (b *storageBackend) pollEvery() time.Duration { return b.opts.every }
-
-func (b *storageBackend) close() error { return nil }
+func (b *storageBackend) close() error             { return nil }
 
 func (b *storageBackend) revoke(ctx context.Context, id [16]byte, expires time.Time) error {
 	return b.appendLine(ctx, "r "+hex.EncodeToString(id[:])+" "+strconv.FormatInt(expires.Unix(), 10), expires.Unix())

@@ -1,0 +1,210 @@
+//go:build scale
+
+package miniapp
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// Sizes of the scale measurement.
+const (
+	scaleRevocations = 100_000
+	scaleSignOuts    = 10_000
+)
+
+// TestScale fills a store through the handler with 100,000 logouts and
+// 10,000 sign-outs everywhere, then measures, for each backend: how long
+// a Caddy process on the full store takes to be ready against one on an
+// empty store, their CPU while idle (revocation_sync 2s), and the memory
+// a node holds per live revocation. Run it with
+//
+//	go test -tags scale -run TestScale -v -timeout 30m .
+func TestScale(t *testing.T) {
+	buildCaddy(t)
+	r := startRedis(t)
+	for _, backend := range []string{"storage", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			full, empty := t.TempDir(), t.TempDir()
+			store := func(prefix string) string { return "" }
+			var st storeModule
+			if backend == "redis" {
+				store = func(prefix string) string {
+					return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", r.addr, prefix)
+				}
+				rs := &RedisStore{Address: []string{r.addr}, KeyPrefix: "full:"}
+				if err := rs.Provision(caddy.Context{}); err != nil {
+					t.Fatal(err)
+				}
+				st = rs
+			}
+			start := time.Now()
+			fill(t, full, st)
+			t.Logf("%s: %d logouts and %d sign-outs everywhere through the handler in %v", backend, scaleRevocations, scaleSignOuts, time.Since(start).Round(time.Second))
+
+			nodes := map[string]*scaleNode{
+				"full":  startScaleNode(t, full, store("full:")),
+				"empty": startScaleNode(t, empty, store("empty:")),
+			}
+			for name, n := range nodes {
+				t.Logf("%s: a node on the %s store is ready in %v", backend, name, n.ready.Round(time.Millisecond))
+			}
+			before := map[string]time.Duration{}
+			for name, n := range nodes {
+				before[name] = n.cpu(t)
+			}
+			time.Sleep(20 * time.Second)
+			used := map[string]time.Duration{}
+			for name, n := range nodes {
+				used[name] = n.cpu(t) - before[name]
+			}
+			t.Logf("%s: CPU over 20s idle: full store %v, empty store %v, ratio %.2f", backend,
+				used["full"].Round(time.Microsecond), used["empty"].Round(time.Microsecond), float64(used["full"])/float64(used["empty"]))
+			perRevocation := memoryPerRevocation(t, full, st)
+			t.Logf("%s: %.1f bytes of memory per live revocation", backend, perRevocation)
+			if perRevocation > 64 {
+				t.Errorf("%.1f bytes per live revocation, want at most 64", perRevocation)
+			}
+		})
+	}
+}
+
+// fill makes the revocations and sign-outs through the handler: each a
+// POST /logout with the cookie of a session of one of 10,000 accounts.
+func fill(t *testing.T, dir string, st storeModule) {
+	accounts := make([]caddyauth.Account, scaleSignOuts)
+	for i := range accounts {
+		accounts[i] = caddyauth.Account{Username: "user" + strconv.Itoa(i), Password: adaHash}
+	}
+	a := newApp(t, dir, func(h *Handler) {
+		h.Accounts = accounts
+		if st != nil {
+			h.store = st
+		}
+	})
+	for i := range scaleRevocations {
+		all := ""
+		if i < scaleSignOuts {
+			all = "all=1"
+		}
+		s := a.h.newSession(context.Background(), a.h.users["user"+strconv.Itoa(i%scaleSignOuts)])
+		cookie := &http.Cookie{Name: "miniapp_session", Value: a.h.keys.seal(s, "miniapp_session", "example.com")}
+		if w := a.do(request{method: "POST", target: "/logout", cookie: cookie, contentType: form, body: all}); w.Code != 303 {
+			t.Fatalf("logout %d: %d", i, w.Code)
+		}
+	}
+	a.h.revoked.mu.RLock()
+	pending := len(a.h.revoked.pending)
+	a.h.revoked.mu.RUnlock()
+	if pending != 0 {
+		t.Fatalf("%d writes still pending", pending)
+	}
+}
+
+// scaleNode is a Caddy process on a store, with how long it took to be
+// ready.
+type scaleNode struct {
+	p     *caddyProcess
+	ready time.Duration
+}
+
+// startScaleNode runs a Caddy on the storage folder (and the store, when
+// given) and waits until it answers.
+func startScaleNode(t *testing.T, storage, store string) *scaleNode {
+	port, admin := freePort(t), freePort(t)
+	config := filepath.Join(t.TempDir(), "Caddyfile")
+	body := fmt.Sprintf(`{
+	admin localhost:%d
+	storage file_system %s
+	auto_https off
+}
+http://localhost:%d {
+	miniapp {
+		user ada %s
+		revocation_sync 2s
+		%s
+	}
+}
+`, admin, storage, port, adaHash, store)
+	if err := os.WriteFile(config, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p := runCaddy(t, ".", t.TempDir(), "--config", config, "--adapter", "caddyfile")
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get(fmt.Sprintf("http://localhost:%d/hello", port))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return &scaleNode{p: p, ready: time.Since(start)}
+			}
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("node not ready: %v\n%s", err, p.out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// cpu is the CPU time the process has used so far, summed over its
+// threads from the scheduler's nanosecond counts.
+func (n *scaleNode) cpu(t *testing.T) time.Duration {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", n.p.cmd.Process.Pid))
+	if err != nil || len(stats) == 0 {
+		t.Fatalf("no scheduler statistics: %v", err)
+	}
+	var total time.Duration
+	for _, file := range stats {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue // a thread that ended
+		}
+		ns, _ := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+		total += time.Duration(ns)
+	}
+	return total
+}
+
+// memoryPerRevocation opens the full store as a new node in this
+// process and measures the heap its revocations take.
+func memoryPerRevocation(t *testing.T, dir string, st storeModule) float64 {
+	if st == nil {
+		st = &StorageStore{storage: &certmagic.FileStorage{Path: dir}}
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rv, err := openRevocations(ctx, st, storeOptions{realm: defaultRealm, every: 3 * time.Second, remember: 12 * time.Hour, clock: new(clock), logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rv.release()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	rv.mu.RLock()
+	n := 0
+	for _, ids := range rv.byHour {
+		n += len(ids)
+	}
+	rv.mu.RUnlock()
+	if n != scaleRevocations {
+		t.Errorf("the new node read %d revocations, want %d", n, scaleRevocations)
+	}
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
