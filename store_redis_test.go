@@ -148,3 +148,52 @@ func TestRedisLostData(t *testing.T) {
 		t.Errorf("after Redis lost its data: %+v; want the new revocation", changes)
 	}
 }
+
+// TestRedisDown: while Redis is down nobody is signed out, logins and
+// logouts work, a reload keeps the logout made meanwhile, and it reaches
+// Redis once Redis is back.
+func TestRedisDown(t *testing.T) {
+	r := startRedis(t)
+	withRedis := func(h *Handler) {
+		st := &RedisStore{Address: []string{r.addr}}
+		if err := st.Provision(caddy.Context{}); err != nil {
+			t.Fatal(err)
+		}
+		h.store = st
+	}
+	a := newApp(t, "", withRedis)
+	before := a.login("ada", adaPassword, false)
+
+	r.stop()
+	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 200 {
+		t.Fatalf("profile while Redis is down: %d", w.Code)
+	}
+	during := a.login("grace", gracePassword, false)
+	if w := a.do(request{method: "POST", target: "/logout", cookie: before}); w.Code != 303 {
+		t.Fatalf("logout while Redis is down: %d", w.Code)
+	}
+	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 401 {
+		t.Fatalf("logout not in force while Redis is down: %d", w.Code)
+	}
+
+	reloaded := newApp(t, "", withRedis)
+	if w := reloaded.do(request{target: "/profile", cookie: during}); w.Code != 200 {
+		t.Errorf("session lost by a reload while Redis is down: %d", w.Code)
+	}
+	if w := reloaded.do(request{target: "/profile", cookie: before}); w.Code != 401 {
+		t.Errorf("logout lost by a reload while Redis is down: %d", w.Code)
+	}
+
+	r.start()
+	if err := a.h.revoked.sync(context.Background()); err != nil {
+		// the first command may meet a connection to the old server
+		if err = a.h.revoked.sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := a.open(before.Value)
+	changes, err := openRedisBackend(t, r.addr, a.h.clock).changes(context.Background())
+	if err != nil || len(changes) != 1 || changes[0].id != s.ID {
+		t.Errorf("the logout made while Redis was down did not reach it: %+v %v", changes, err)
+	}
+}
