@@ -117,13 +117,17 @@ type journalHead struct {
 	written     int64
 }
 
+// Where a realm's journal, a node's head and segments, and an account's
+// sign-out counter are stored. The heads are files of one folder, so a
+// sync lists the nodes without reading any folder of segments.
 func (b *storageBackend) journalDir() string         { return b.prefix + "/journal" }
-func (b *storageBackend) headKey(node string) string { return b.journalDir() + "/" + node + "/head" }
-func (b *storageBackend) counterKey(a accountID) string {
-	return b.prefix + "/signout-counter/" + hex.EncodeToString(a[:])
-}
+func (b *storageBackend) headsDir() string           { return b.journalDir() + "/heads" }
+func (b *storageBackend) headKey(node string) string { return b.headsDir() + "/" + node }
 func (b *storageBackend) segmentKey(node string, seq uint64) string {
 	return fmt.Sprintf("%s/%s/%012d", b.journalDir(), node, seq)
+}
+func (b *storageBackend) counterKey(a accountID) string {
+	return b.prefix + "/signout-counter/" + hex.EncodeToString(a[:])
 }
 
 func (b *storageBackend) pollEvery() time.Duration { return b.opts.every }
@@ -205,9 +209,9 @@ func (b *storageBackend) changes(ctx context.Context) ([]change, error) {
 	if err := b.tend(ctx); err != nil {
 		return nil, err
 	}
-	nodes, err := b.storage.List(ctx, b.journalDir(), false)
+	nodes, err := b.storage.List(ctx, b.headsDir(), false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("listing %s: %v", b.journalDir(), err)
+		return nil, fmt.Errorf("listing %s: %v", b.headsDir(), err)
 	}
 	var out []change
 	for _, dir := range nodes {
@@ -333,17 +337,12 @@ func (b *storageBackend) tend(ctx context.Context) error {
 // removeJournal deletes the journal of a node that has stopped, once all
 // its entries have expired.
 func (b *storageBackend) removeJournal(ctx context.Context, node string) {
-	keys, err := b.storage.List(ctx, b.journalDir()+"/"+node, false)
-	if err != nil {
-		return
-	}
+	keys, _ := b.storage.List(ctx, b.journalDir()+"/"+node, false) // none on error
 	for _, key := range keys {
-		if path.Base(key) != "head" {
-			_ = b.storage.Delete(ctx, key)
-		}
+		_ = b.storage.Delete(ctx, key)
 	}
-	_ = b.storage.Delete(ctx, b.headKey(node))
 	_ = b.storage.Delete(ctx, b.journalDir()+"/"+node)
+	_ = b.storage.Delete(ctx, b.headKey(node))
 	delete(b.peers, node)
 }
 

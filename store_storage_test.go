@@ -135,7 +135,7 @@ func TestJournalPrunes(t *testing.T) {
 	if _, err := reader.changes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := storage.List(ctx, reader.journalDir(), false); len(keys) != 0 {
+	if keys, _ := storage.List(ctx, reader.journalDir(), true); len(keys) != 1 || keys[0] != reader.headsDir() {
 		t.Errorf("orphan journal kept: %v", keys)
 	}
 }
