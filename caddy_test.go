@@ -713,12 +713,14 @@ func isTimeout(err error) bool {
 // TestCaddySitesApart runs two sites, each with its own miniapp block
 // and its own user ada, and a catch-all site with a third: a session of
 // one is no session on another (by port or by a forged Host), and ada's
-// sign out everywhere on one leaves the others' ada signed in.
+// sign out everywhere on one leaves the others' ada signed in. A site
+// with the first one's account in another realm refuses its sessions;
+// one with the same account and realm shares them.
 func TestCaddySitesApart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: runs a real Caddy")
 	}
-	one, two, catchAll := freePort(t), freePort(t), freePort(t)
+	one, two, catchAll, staff, mirror := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 	config := fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %d
@@ -744,7 +746,20 @@ http://:%d {
 	}
 	respond "any {http.miniapp.user}"
 }
-`, httpPort, httpsPort, t.TempDir(), one, adaHash, two, mustBcrypt(adaPassword), catchAll, mustBcrypt(adaPassword))
+http://127.0.0.1:%d {
+	miniapp {
+		user ada %s
+		realm staff
+	}
+	respond "staff {http.miniapp.user}"
+}
+http://127.0.0.1:%d {
+	miniapp {
+		user ada %s
+	}
+	respond "mirror {http.miniapp.user}"
+}
+`, httpPort, httpsPort, t.TempDir(), one, adaHash, two, mustBcrypt(adaPassword), catchAll, mustBcrypt(adaPassword), staff, adaHash, mirror, adaHash)
 	caddytest.NewTester(t).InitServer(config, "caddyfile")
 	c := (&site{t: t}).client()
 	base := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
@@ -763,6 +778,14 @@ http://:%d {
 	}
 	if _, body := call(t, c, "GET", base(catchAll)+"/", "", "Cookie", cookies[one], "Host", "127.0.0.1"); body != "any " {
 		t.Errorf("site one's cookie on the catch-all with site one's host: %q", body)
+	}
+	// site one's account, as configured on a site of another realm and on
+	// one of the same realm: only the second shares its sessions
+	if _, body := call(t, c, "GET", base(staff)+"/", "", "Cookie", cookies[one]); body != "staff " {
+		t.Errorf("site one's cookie on a site of another realm with the same account: %q", body)
+	}
+	if _, body := call(t, c, "GET", base(mirror)+"/", "", "Cookie", cookies[one]); body != "mirror ada" {
+		t.Errorf("site one's cookie on a site of the same realm and account: %q", body)
 	}
 	if resp, _ := call(t, c, "POST", base(one)+"/logout", "all=1", "Cookie", cookies[one]); resp.StatusCode != 303 {
 		t.Fatalf("sign out everywhere on one: %d", resp.StatusCode)
@@ -888,14 +911,19 @@ http://127.0.0.1:%d {
 	}
 }
 
-// TestCaddySecretsFromEnv configures the key as {env.*}: it seals the
-// cookies, and neither it nor the password reaches a log at debug level
-// or the admin API's config.
+// TestCaddySecretsFromEnv configures the key and a password hash as
+// {env.*}: the key seals the cookies, and neither it, the hash nor the
+// password reaches a log at debug level or the admin API's config.
 func TestCaddySecretsFromEnv(t *testing.T) {
 	key := base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	t.Setenv("MINIAPP_TEST_KEY", key)
-	s := startCaddy(t, t.TempDir(), "secret_key {env.MINIAPP_TEST_KEY}")
+	hash := mustBcrypt("a password of hopper's")
+	t.Setenv("MINIAPP_TEST_HASH", hash)
+	s := startCaddy(t, t.TempDir(), "secret_key {env.MINIAPP_TEST_KEY}\n\t\tuser hopper {env.MINIAPP_TEST_HASH}")
 	c := s.client()
+	if resp, _ := call(t, s.client(), "POST", httpsBase+"/login", "username=hopper&password=wrong"); resp.StatusCode != 401 {
+		t.Fatalf("wrong password of a user whose hash comes from the environment: %d", resp.StatusCode)
+	}
 	resp, _ := call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword)
 	if resp.StatusCode != 303 {
 		t.Fatalf("login: %d", resp.StatusCode)
@@ -914,7 +942,7 @@ func TestCaddySecretsFromEnv(t *testing.T) {
 		t.Fatalf("the session cookie is not sealed with the key from the environment: %v", err)
 	}
 	_, config := call(t, c, "GET", "http://localhost:2999/config/", "")
-	if !strings.Contains(config, "{env.MINIAPP_TEST_KEY}") || strings.Contains(config, key) {
+	if !strings.Contains(config, "{env.MINIAPP_TEST_KEY}") || strings.Contains(config, key) || strings.Contains(config, hash) {
 		t.Errorf("the admin API's config does not show the placeholder in place of the key")
 	}
 	for _, file := range []string{s.logFile, s.debugLog} {
@@ -925,7 +953,7 @@ func TestCaddySecretsFromEnv(t *testing.T) {
 		if len(data) == 0 {
 			t.Fatalf("%s is empty", file)
 		}
-		for name, secret := range map[string]string{"key": key, "password": adaPassword, "cookie": sealed} {
+		for name, secret := range map[string]string{"key": key, "password": adaPassword, "cookie": sealed, "password hash": hash} {
 			if strings.Contains(string(data), secret) {
 				t.Errorf("%s holds the %s", file, name)
 			}
@@ -968,8 +996,9 @@ http://127.0.0.1:%d {
 
 // TestCaddyConfigChanges reloads Caddy with changed accounts and limits:
 // a changed password hash ends that user's sessions and no other's, a
-// lowered session_lifetime ends sessions issued before it, and a
-// 200-byte user's sign out everywhere is read back from storage.
+// lowered idle_timeout or session_lifetime ends sessions issued before
+// it, and a 200-byte user's sign out everywhere is read back from
+// storage.
 func TestCaddyConfigChanges(t *testing.T) {
 	storage, port := t.TempDir(), freePort(t)
 	long := strings.Repeat("é", 100)
@@ -1006,7 +1035,11 @@ func TestCaddyConfigChanges(t *testing.T) {
 		t.Errorf("a 200-byte user's sign out everywhere did not outlive the reload: %q", got)
 	}
 
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
+	plainSite(t, storage, port, false, users(adaHash)+"\n\t\tidle_timeout 2s")
+	if got := whoami("grace"); got != "user=" {
+		t.Errorf("a session unused for longer than the lowered idle_timeout: %q", got)
+	}
 	plainSite(t, storage, port, false, users(adaHash)+"\n\t\tsession_lifetime 1s")
 	if got := whoami("grace"); got != "user=" {
 		t.Errorf("a session older than the lowered session_lifetime: %q", got)

@@ -347,17 +347,20 @@ func TestClusterThreeNodes(t *testing.T) {
 			refusedWithin(t, window, phone, a, c)
 			refusedWithin(t, window, laptop, a, c)
 
-			kept, ended := loginOn(t, b), loginOn(t, b)
+			kept, ended, endedHere := loginOn(t, b), loginOn(t, b), loginOn(t, b)
 			logoutOn(t, a, ended)
 			refusedWithin(t, window, ended, b)
+			logoutOn(t, b, endedHere) // written before B answers
 			b.kill()
 			b.start()
 			b.ready()
 			if got := profileStatus(t, b, kept); got != 200 {
 				t.Errorf("session lost by kill -9 of B: %d", got)
 			}
-			if got := profileStatus(t, b, ended); got != 401 {
-				t.Errorf("logout lost by kill -9 of B: %d", got)
+			for name, c := range map[string]*http.Cookie{"made on A": ended, "made on B": endedHere} {
+				if got := profileStatus(t, b, c); got != 401 {
+					t.Errorf("logout %s lost by kill -9 of B: %d", name, got)
+				}
 			}
 
 			if redisServer == nil {

@@ -6,16 +6,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the module's Prometheus counters. They are created once
+// metricSet is the module's Prometheus counters. They are created once
 // per process and registered into each config's registry, so the counts
 // go on across reloads.
-type Metrics struct {
+type metricSet struct {
 	logins     *prometheus.CounterVec
 	logouts    prometheus.Counter
 	rejections *prometheus.CounterVec
 }
 
-var metrics = Metrics{
+var metrics = metricSet{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "caddy_miniapp_logins_total",
 		Help: "Login attempts by result: success, failure (wrong or unknown credentials) or throttled.",
@@ -32,7 +32,7 @@ var metrics = Metrics{
 
 // register adds the counters to a config's registry; a second handler
 // in the same config finds them there already.
-func (m *Metrics) register(reg prometheus.Registerer) error {
+func (m *metricSet) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.logins, m.logouts, m.rejections} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {

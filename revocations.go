@@ -19,6 +19,14 @@ var revocationPool = caddy.NewUsagePool()
 // made; what it could not read comes with the next changes.
 const joinTimeout = 10 * time.Second
 
+// leftWrites holds, by store and realm, the writes a list still had
+// pending when it was destroyed (a reload changed its pool key during an
+// outage), for the list that replaces it to send.
+var leftWrites = struct {
+	sync.Mutex
+	byPlace map[string][]storeWrite
+}{byPlace: make(map[string][]storeWrite)}
+
 // revocations holds a realm's revoked sessions (until the session would
 // have expired) and each account's sign-out counter. Memory answers
 // every request; the store keeps them across restarts and shares them
@@ -28,6 +36,10 @@ type revocations struct {
 	clock   *clock
 	logger  *zap.Logger
 	poolKey string
+	// place names the store and realm, for leftWrites
+	place string
+	// syncMu makes one sync at a time: the loop's, or a test's
+	syncMu sync.Mutex
 
 	mu sync.RWMutex
 	// byHour holds the revoked session IDs by the hour their session
@@ -54,7 +66,8 @@ type storeWrite struct {
 // openRevocations returns the realm's shared list in the store, reading
 // it and starting its loop on first use.
 func openRevocations(ctx caddy.Context, st storeModule, opts storeOptions) (*revocations, error) {
-	key := fmt.Sprintf("%s\x00%s\x00%s", st.place(), opts.realm, opts.every)
+	place := st.place() + "\x00" + opts.realm
+	key := fmt.Sprintf("%s\x00%s\x00%s", place, opts.every, opts.remember)
 	val, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		store, err := st.open(ctx, opts)
 		if err != nil {
@@ -66,6 +79,7 @@ func openRevocations(ctx caddy.Context, st storeModule, opts storeOptions) (*rev
 			clock:   opts.clock,
 			logger:  opts.logger,
 			poolKey: key,
+			place:   place,
 			byHour:  make(map[int64]map[[16]byte]struct{}),
 			users:   make(map[accountID]uint32),
 			cancel:  cancel,
@@ -93,10 +107,18 @@ func (rv *revocations) release() error {
 }
 
 // Destruct stops the loop and closes the store once no handler uses
-// the list.
+// the list; writes still pending are left for the list that follows.
 func (rv *revocations) Destruct() error {
 	rv.cancel()
 	<-rv.done
+	rv.mu.Lock()
+	pending := rv.pending
+	rv.mu.Unlock()
+	if len(pending) > 0 {
+		leftWrites.Lock()
+		leftWrites.byPlace[rv.place] = append(leftWrites.byPlace[rv.place], pending...)
+		leftWrites.Unlock()
+	}
 	return rv.store.close()
 }
 
@@ -132,6 +154,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // sync retries the pending writes, applies what changed in the store and
 // drops the revocations whose hour has passed.
 func (rv *revocations) sync(ctx context.Context) error {
+	rv.syncMu.Lock()
+	defer rv.syncMu.Unlock()
+	leftWrites.Lock()
+	left := leftWrites.byPlace[rv.place]
+	delete(leftWrites.byPlace, rv.place)
+	leftWrites.Unlock()
+	rv.mu.Lock()
+	rv.pending = append(rv.pending, left...)
+	for _, w := range left {
+		if !w.signOut {
+			rv.addLocked(w.id, w.expires)
+		}
+	}
+	rv.mu.Unlock()
 	rv.retryPending(ctx)
 	changes, err := rv.store.changes(ctx)
 	rv.mu.Lock()

@@ -111,9 +111,12 @@ func (f *flakyStorage) Lock(ctx context.Context, name string) error {
 
 // provisionOn provisions a handler with the test accounts and a key
 // generated in storage.
-func provisionOn(t *testing.T, storage certmagic.Storage) (*Handler, *observer.ObservedLogs) {
+func provisionOn(t *testing.T, storage certmagic.Storage, change func(*Handler)) (*Handler, *observer.ObservedLogs) {
 	t.Helper()
 	h := &Handler{Accounts: testAccounts()}
+	if change != nil {
+		change(h)
+	}
 	core, logs := observer.New(zap.DebugLevel)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -129,7 +132,7 @@ func provisionOn(t *testing.T, storage certmagic.Storage) (*Handler, *observer.O
 // reach the storage once it is back.
 func TestStorageDown(t *testing.T) {
 	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
-	h, logs := provisionOn(t, storage)
+	h, logs := provisionOn(t, storage, nil)
 	a := &testApp{t: t, h: h, logs: logs, storage: storage, ip: nextIP()}
 	before := a.login("ada", adaPassword, false)
 
@@ -153,7 +156,7 @@ func TestStorageDown(t *testing.T) {
 	}
 
 	// a reload while the storage is down keeps the key and the sessions
-	reloaded, _ := provisionOn(t, storage)
+	reloaded, _ := provisionOn(t, storage, nil)
 	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage, ip: nextIP()}
 	if w := b.do(request{target: "/profile", cookie: during}); w.Code != 200 {
 		t.Errorf("session lost by a reload while storage is down: %d", w.Code)
@@ -236,5 +239,39 @@ func TestLongNameSignOutDurable(t *testing.T) {
 	b.h.revoked.mu.RUnlock()
 	if counter != 1 {
 		t.Errorf("sign out everywhere of a 200-byte name lost on restart: counter %d", counter)
+	}
+}
+
+// TestPendingOutlivesItsList: a logout made while the storage is down
+// and still pending when a reload replaces the list (a changed
+// revocation_sync) is in force in the new list and written by it once
+// the storage is back.
+func TestPendingOutlivesItsList(t *testing.T) {
+	storage := &flakyStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
+	old, logs := provisionOn(t, storage, nil)
+	a := &testApp{t: t, h: old, logs: logs, storage: storage, ip: nextIP()}
+	c := a.login("ada", adaPassword, false)
+	storage.down.Store(true)
+	a.do(request{method: "POST", target: "/logout", cookie: c})
+
+	reloaded, _ := provisionOn(t, storage, func(h *Handler) { h.RevocationSync = caddy.Duration(5 * time.Second) })
+	if reloaded.revoked == old.revoked {
+		t.Fatal("the reload kept the list; it should have made a new one")
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	storage.down.Store(false)
+	if err := reloaded.revoked.sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage, ip: nextIP()}
+	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+		t.Errorf("logout lost when its list was replaced: %d", w.Code)
+	}
+	s, _ := a.open(c.Value)
+	changes, err := openStorageBackend(t, storage.FileStorage, a.h.clock).changes(context.Background())
+	if err != nil || len(changes) != 1 || changes[0].id != s.ID {
+		t.Errorf("the logout was not written by the new list: %+v %v", changes, err)
 	}
 }

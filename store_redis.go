@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -20,22 +21,27 @@ func init() {
 	caddy.RegisterModule(RedisStore{})
 }
 
-// RedisStore keeps a realm's shared state in Redis (7 or later) or
-// Valkey, used as Redis: revocations are keys that Redis expires itself,
-// sign-out counters are raised with INCR, the key set is made once with
-// SET NX, and every change goes to a stream that each instance reads as
-// it comes (XREAD BLOCK), so a logout is refused everywhere within a
-// fraction of a second. An instance cut off from Redis reads the stream
-// on from where it stopped once Redis is back. Nothing of the module's
-// state goes to Caddy's storage.
+// RedisStore keeps a realm's shared state in Redis (7 or later; Valkey
+// implements the same commands), used as Redis: every change goes to a
+// stream that each instance reads as it comes (XREAD BLOCK), so a logout
+// is refused everywhere within milliseconds, and an instance cut off from
+// Redis reads on from where it stopped once Redis is back. Redis trims
+// the stream to a session lifetime itself; each revocation is also a key
+// that Redis expires with its session, the record of it by ID. Sign-out
+// counters are raised with INCR, and the key set is made once with SET
+// NX. A realm's keys carry the realm in braces, so they share one cluster
+// slot. Nothing of the module's state goes to Caddy's storage.
 //
 // If Redis loses its data, a generated key set is gone and everyone is
 // signed out: use `secret_key`, or Redis persistence.
 type RedisStore struct {
 	// The Redis addresses, host:port: one server, or the nodes of a
-	// cluster, or sentinels. Placeholders are replaced at load time.
-	// Default: 127.0.0.1:6379.
+	// cluster, or sentinels (with `master_name`). Placeholders are
+	// replaced at load time. Default: 127.0.0.1:6379.
 	Address []string `json:"address,omitempty"`
+	// The name of the master that sentinels at `address` watch; empty
+	// unless the addresses are sentinels.
+	MasterName string `json:"master_name,omitempty"`
 	// The user name for Redis ACLs, if any.
 	Username string `json:"username,omitempty"`
 	// The password, if any; give it as `{env.REDIS_PASSWORD}` or
@@ -46,7 +52,8 @@ type RedisStore struct {
 	// Connect with TLS, checking the server's certificate against the
 	// system's roots.
 	TLS bool `json:"tls,omitempty"`
-	// The prefix of every key the module writes, before the realm.
+	// The prefix of every key the module writes, before the realm (in
+	// braces, so that a realm's keys share one cluster slot).
 	// Default: miniapp:
 	KeyPrefix string `json:"key_prefix,omitempty"`
 }
@@ -93,6 +100,7 @@ func (s *RedisStore) Validate() error {
 //
 //	store redis {
 //	    address <host:port>   # repeatable
+//	    master_name <name>    # with sentinel addresses
 //	    username <name>
 //	    password <password>
 //	    db <number>
@@ -121,6 +129,8 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.Address = append(s.Address, d.RemainingArgs()...)
 		case "username":
 			err = oneArg(d, &s.Username)
+		case "master_name":
+			err = oneArg(d, &s.MasterName)
 		case "password":
 			err = oneArg(d, &s.Password)
 		case "key_prefix":
@@ -147,13 +157,18 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// place names the server and everything of the connection, so that a
+// reload with another password or TLS setting connects anew; the
+// password enters only as a digest.
 func (s *RedisStore) place() string {
-	return fmt.Sprintf("redis:%s/%d/%s/%s", strings.Join(s.Address, ","), s.DB, s.Username, s.KeyPrefix)
+	secret := sha256.Sum256([]byte(s.Password))
+	return fmt.Sprintf("redis:%s/%s/%d/%s/%s/%t/%x", strings.Join(s.Address, ","), s.MasterName, s.DB, s.Username, s.KeyPrefix, s.TLS, secret[:8])
 }
 
 func (s *RedisStore) open(_ caddy.Context, opts storeOptions) (backend, error) {
 	o := &redis.UniversalOptions{
 		Addrs:        s.Address,
+		MasterName:   s.MasterName,
 		Username:     s.Username,
 		Password:     s.Password,
 		DB:           s.DB,
@@ -163,10 +178,10 @@ func (s *RedisStore) open(_ caddy.Context, opts storeOptions) (backend, error) {
 		MaxRetries:   1,
 	}
 	if s.TLS {
-		host, _, _ := net.SplitHostPort(s.Address[0])
-		o.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		// each node's name is checked against its own address
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	base := s.KeyPrefix + opts.realm + ":"
+	base := s.KeyPrefix + "{" + opts.realm + "}:"
 	return &redisBackend{client: redis.NewUniversalClient(o), base: base, stream: base + "changes", opts: opts}, nil
 }
 
@@ -263,7 +278,8 @@ func (b *redisBackend) changes(ctx context.Context) ([]change, error) {
 			}
 			msgs, err := b.client.XRangeN(ctx, b.stream, start, "+", 10000).Result()
 			if err != nil {
-				return nil, err
+				// the pages read are kept; XREAD goes on from the cursor
+				return out, err
 			}
 			out = b.read(msgs, out)
 			if len(msgs) < 10000 {

@@ -102,7 +102,7 @@ func TestRedisKeys(t *testing.T) {
 	if err := b.revoke(ctx, id, clk.now().Add(90*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	ttl, err := b.client.TTL(ctx, fmt.Sprintf("miniapp:miniapp:revoked:%x", id)).Result()
+	ttl, err := b.client.TTL(ctx, fmt.Sprintf("miniapp:{miniapp}:revoked:%x", id)).Result()
 	if err != nil || ttl <= 80*time.Second || ttl > 90*time.Second {
 		t.Errorf("revocation key TTL %v, %v; want about 90s", ttl, err)
 	}

@@ -97,6 +97,7 @@ type storageBackend struct {
 	lines     []string
 	maxExp    map[uint64]int64
 	headWrote time.Time
+	unsent    []unsentLine
 
 	// what has been read of the other nodes' journals, by node
 	peers map[string]*journalPeer
@@ -154,7 +155,38 @@ func (b *storageBackend) signOut(ctx context.Context, acct accountID, atLeast ui
 		return 0, fmt.Errorf("storing %s: %v", key, err)
 	}
 	until := b.opts.clock.now().Add(b.opts.remember).Unix()
-	return n, b.appendLine(ctx, fmt.Sprintf("c %s %d %d", hex.EncodeToString(acct[:]), n, until), until)
+	line := fmt.Sprintf("c %s %d %d", hex.EncodeToString(acct[:]), n, until)
+	if err := b.appendLine(ctx, line, until); err != nil {
+		// the counter is raised: telling the others is retried apart,
+		// so a retry never raises it twice
+		b.mu.Lock()
+		b.unsent = append(b.unsent, unsentLine{line, until})
+		b.mu.Unlock()
+	}
+	return n, nil
+}
+
+// unsentLine is a journal entry whose write failed, to be tried again.
+type unsentLine struct {
+	line string
+	exp  int64
+}
+
+// sendUnsent retries the journal entries whose write failed.
+func (b *storageBackend) sendUnsent(ctx context.Context) error {
+	b.mu.Lock()
+	unsent := b.unsent
+	b.unsent = nil
+	b.mu.Unlock()
+	for i, u := range unsent {
+		if err := b.appendLine(ctx, u.line, u.exp); err != nil {
+			b.mu.Lock()
+			b.unsent = append(unsent[i:len(unsent):len(unsent)], b.unsent...)
+			b.mu.Unlock()
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *storageBackend) counter(ctx context.Context, acct accountID) (uint32, error) {
@@ -173,8 +205,8 @@ func (b *storageBackend) counter(ctx context.Context, acct accountID) (uint32, e
 }
 
 // appendLine adds an entry to this node's current segment and stores the
-// segment, then the head that makes it visible. Nothing is kept when a
-// write fails: the caller retries the whole entry.
+// segment, then the head that makes it visible. When a write fails the
+// caller retries the whole entry; an entry read twice is harmless.
 func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -206,34 +238,34 @@ func (b *storageBackend) writeHead(ctx context.Context) error {
 // before (everything on the first call), and tends this node's journal:
 // expired segments go, the head is kept fresh, orphans are removed.
 func (b *storageBackend) changes(ctx context.Context) ([]change, error) {
-	if err := b.tend(ctx); err != nil {
-		return nil, err
-	}
+	errs := []error{b.sendUnsent(ctx), b.tend(ctx)}
 	nodes, err := b.storage.List(ctx, b.headsDir(), false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("listing %s: %v", b.headsDir(), err)
 	}
 	var out []change
-	for _, dir := range nodes {
-		node := path.Base(dir)
-		if node == b.node {
+	for _, key := range nodes {
+		// a node is 16 hex digits; anything else is a file being written
+		node := path.Base(key)
+		if id, err := hex.DecodeString(node); err != nil || len(id) != 8 || node == b.node {
 			continue
 		}
-		if out, err = b.readPeer(ctx, node, out); err != nil {
-			return nil, err
-		}
+		// what was read of a node before an error is kept and returned
+		out, err = b.readPeer(ctx, node, out)
+		errs = append(errs, err)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
-// readPeer appends the unread entries of one node's journal to out.
+// readPeer appends the unread entries of one node's journal to out, and
+// returns out with what it read before any error.
 func (b *storageBackend) readPeer(ctx context.Context, node string, out []change) ([]change, error) {
 	head, err := b.loadHead(ctx, node)
 	if errors.Is(err, fs.ErrNotExist) {
 		return out, nil // being made, or being removed
 	}
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	p := b.peers[node]
 	if p == nil {
@@ -246,7 +278,7 @@ func (b *storageBackend) readPeer(ctx context.Context, node string, out []change
 	for p.seq <= head.last && !(p.seq == head.last && p.lines >= head.lines) {
 		data, err := b.storage.Load(ctx, b.segmentKey(node, p.seq))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+			return out, err
 		}
 		entries := strings.SplitAfter(string(data), "\n")
 		if n := len(entries); n > 0 && !strings.HasSuffix(entries[n-1], "\n") {
@@ -344,49 +376,6 @@ func (b *storageBackend) removeJournal(ctx context.Context, node string) {
 	_ = b.storage.Delete(ctx, b.journalDir()+"/"+node)
 	_ = b.storage.Delete(ctx, b.headKey(node))
 	delete(b.peers, node)
-}
-
-// keySet loads the key set, or makes it under the storage lock so that
-// instances starting together agree on one. A lock that fails (the file
-// storage can misread a lock file another instance is writing) is tried
-// again a few times, reading first whether another instance has made
-// the key set meanwhile.
-func (b *storageBackend) keySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
-	key := keysKey(b.opts.realm)
-	data, err := b.storage.Load(ctx, key)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return data, err
-	}
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-			data, err := b.storage.Load(ctx, key)
-			if !errors.Is(err, fs.ErrNotExist) {
-				return data, err
-			}
-		}
-		if err = b.storage.Lock(ctx, key); err == nil {
-			defer func() { _ = b.storage.Unlock(context.WithoutCancel(ctx), key) }()
-			return b.createKeySet(ctx, key, create)
-		}
-	}
-	return nil, fmt.Errorf("locking %s: %v", key, err)
-}
-
-// createKeySet stores a new key set unless another instance did while
-// this one waited for the lock.
-func (b *storageBackend) createKeySet(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
-	data, err := b.storage.Load(ctx, key)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return data, err
-	}
-	if data, err = create(); err != nil {
-		return nil, err
-	}
-	if err := b.storage.Store(ctx, key, data); err != nil {
-		return nil, fmt.Errorf("storing %s: %v", key, err)
-	}
-	return data, nil
 }
 
 // Interface guards

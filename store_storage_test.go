@@ -1,10 +1,9 @@
 package miniapp
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,50 +25,6 @@ func openStorageBackend(t testing.TB, storage certmagic.Storage, clk *clock) *st
 		t.Fatal(err)
 	}
 	return b.(*storageBackend)
-}
-
-// lockingStorage is a file storage whose Lock fails the first failures
-// times, as the file storage does when it reads a lock file that another
-// instance is still writing.
-type lockingStorage struct {
-	*certmagic.FileStorage
-	failures int
-	onFail   func()
-}
-
-func (s *lockingStorage) Lock(ctx context.Context, name string) error {
-	if s.failures > 0 {
-		s.failures--
-		if s.onFail != nil {
-			s.onFail()
-		}
-		return errors.New("decoding lockfile contents: unexpected EOF")
-	}
-	return s.FileStorage.Lock(ctx, name)
-}
-
-// TestStorageKeySetRetriesLock makes the key set after failed locks,
-// takes the one another instance made meanwhile, and gives up when the
-// lock never succeeds.
-func TestStorageKeySetRetriesLock(t *testing.T) {
-	ctx := context.Background()
-	create := func() ([]byte, error) { return newKeySet() }
-	flaky := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 2}
-	if _, err := openStorageBackend(t, flaky, new(clock)).keySet(ctx, create); err != nil || flaky.failures != 0 {
-		t.Fatalf("key set not made after two failed locks: %v", err)
-	}
-
-	other := &certmagic.FileStorage{Path: t.TempDir()}
-	theirs, _ := newKeySet()
-	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, keysKey(defaultRealm), theirs) }}
-	ours, err := openStorageBackend(t, racing, new(clock)).keySet(ctx, create)
-	if err != nil || !bytes.Equal(ours, theirs) {
-		t.Fatalf("did not take the other instance's key set: %v", err)
-	}
-	never := &lockingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, failures: 100}
-	if _, err := openStorageBackend(t, never, new(clock)).keySet(ctx, create); err == nil {
-		t.Error("no error when the lock never succeeds")
-	}
 }
 
 // TestJournalReadsOnlyChanges: a node reads each entry of another node's
@@ -140,8 +95,8 @@ func TestJournalPrunes(t *testing.T) {
 	}
 }
 
-// TestJournalSkipsBadLines passes over lines that do not parse and a line
-// still being written, and reads the rest.
+// TestJournalSkipsBadLines passes over lines that do not parse, a line
+// still being written and a head file being written, and reads the rest.
 func TestJournalSkipsBadLines(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	clk := new(clock)
@@ -150,11 +105,15 @@ func TestJournalSkipsBadLines(t *testing.T) {
 	id := randomBytes(16)
 	good := fmt.Sprintf("r %x %d", id, clk.now().Add(time.Hour).Unix())
 	lines := "garbage\nr nothex 1\nc " + fmt.Sprintf("%x", id) + " x 1\n" + good + "\nr half"
-	if err := storage.Store(ctx, reader.segmentKey("peer", 0), []byte(lines)); err != nil {
+	if err := storage.Store(ctx, reader.segmentKey("00000000000000aa", 0), []byte(lines)); err != nil {
 		t.Fatal(err)
 	}
 	head := fmt.Sprintf("0 0 5 %d", clk.now().Unix())
-	if err := storage.Store(ctx, reader.headKey("peer"), []byte(head)); err != nil {
+	if err := storage.Store(ctx, reader.headKey("00000000000000aa"), []byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	// a file being written among the heads is no node
+	if err := storage.Store(ctx, reader.headsDir()+"/00000000000000aa.tmp-123", []byte("0 0")); err != nil {
 		t.Fatal(err)
 	}
 	changes, err := reader.changes(ctx)
@@ -172,4 +131,75 @@ type countingStorage struct {
 func (s *countingStorage) Load(ctx context.Context, key string) ([]byte, error) {
 	s.loads++
 	return s.FileStorage.Load(ctx, key)
+}
+
+// failingStorage is a file storage whose loads and stores of keys that
+// contain fail return an error.
+type failingStorage struct {
+	*certmagic.FileStorage
+	fail string
+}
+
+func (s *failingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if s.fail != "" && strings.Contains(key, s.fail) {
+		return nil, errStorageDown
+	}
+	return s.FileStorage.Load(ctx, key)
+}
+
+func (s *failingStorage) Store(ctx context.Context, key string, value []byte) error {
+	if s.fail != "" && strings.Contains(key, s.fail) {
+		return errStorageDown
+	}
+	return s.FileStorage.Store(ctx, key, value)
+}
+
+// TestJournalKeepsWhatItRead: when one node's journal fails to load, the
+// entries read from the others are returned with the error, and the
+// failed ones come at the next read.
+func TestJournalKeepsWhatItRead(t *testing.T) {
+	files := &certmagic.FileStorage{Path: t.TempDir()}
+	clk := new(clock)
+	first, second := openStorageBackend(t, files, clk), openStorageBackend(t, files, clk)
+	ctx := context.Background()
+	for _, writer := range []*storageBackend{first, second} {
+		if err := writer.revoke(ctx, [16]byte(randomBytes(16)), clk.now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := &failingStorage{FileStorage: files, fail: second.node + "/"}
+	reader := openStorageBackend(t, failing, clk)
+	changes, err := reader.changes(ctx)
+	if err == nil || len(changes) != 1 {
+		t.Fatalf("with one journal failing: %d changes, %v; want the other's one and the error", len(changes), err)
+	}
+	failing.fail = ""
+	if changes, err = reader.changes(ctx); err != nil || len(changes) != 1 {
+		t.Errorf("after the failure: %d changes, %v; want the one missed", len(changes), err)
+	}
+}
+
+// TestSignOutAnnouncedOnce: when the journal write of a sign-out fails,
+// the counter stays raised once and the entry is written at the next
+// read of changes.
+func TestSignOutAnnouncedOnce(t *testing.T) {
+	failing := &failingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, fail: "/journal/"}
+	clk := new(clock)
+	writer, reader := openStorageBackend(t, failing, clk), openStorageBackend(t, failing.FileStorage, clk)
+	ctx := context.Background()
+	acct := accountID(randomBytes(16))
+	if n, err := writer.signOut(ctx, acct, 0); err != nil || n != 1 {
+		t.Fatalf("sign-out with the journal failing: %d %v", n, err)
+	}
+	failing.fail = ""
+	if _, err := writer.changes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := reader.changes(ctx)
+	if err != nil || len(changes) != 1 || changes[0].counter != 1 {
+		t.Errorf("the sign-out reached the others as %+v, %v; want counter 1", changes, err)
+	}
+	if n, _ := reader.counter(ctx, acct); n != 1 {
+		t.Errorf("counter %d after one sign-out, want 1", n)
+	}
 }
