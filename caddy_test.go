@@ -821,27 +821,7 @@ func TestCaddyLoginFlood(t *testing.T) {
 			hash = h
 		}
 	}
-	port := freePort(t)
-	config := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port %d
-	skip_install_trust
-	storage file_system %s
-	servers {
-		trusted_proxies static 127.0.0.1/8
-		trusted_proxies_strict
-		client_ip_headers X-Forwarded-For
-	}
-}
-http://127.0.0.1:%d {
-	miniapp {
-		user ada %s
-	}
-}
-`, httpPort, httpsPort, t.TempDir(), port, hash)
-	caddytest.NewTester(t).InitServer(config, "caddyfile")
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	base := plainSite(t, t.TempDir(), freePort(t), true, "user ada "+string(hash))
 	login := base + "/login"
 	right := "username=ada&password=" + adaPassword
 	browser := (&site{t: t}).client()

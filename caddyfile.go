@@ -70,15 +70,11 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		}
 		h.Accounts = append(h.Accounts, caddyauth.Account{Username: name, Password: hash})
 	case "secret_key":
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		h.SecretKeys = append(h.SecretKeys, d.Val())
-		h.SecretKeys = append(h.SecretKeys, d.RemainingArgs()...)
+		keys, aerr := oneOrMore(d)
+		h.SecretKeys = append(h.SecretKeys, keys...)
+		err = aerr
 	case "realm":
-		if !d.Args(&h.Realm) || d.NextArg() {
-			return d.ArgErr()
-		}
+		err = oneArg(d, &h.Realm)
 	case "store":
 		if !d.NextArg() {
 			return d.ArgErr()
@@ -98,15 +94,11 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 	case "login_limit":
 		h.LoginLimit, err = loginLimitArgs(d)
 	case "protect":
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		h.Protect = append(h.Protect, d.Val())
-		h.Protect = append(h.Protect, d.RemainingArgs()...)
+		patterns, aerr := oneOrMore(d)
+		h.Protect = append(h.Protect, patterns...)
+		err = aerr
 	case "cookie_name":
-		if !d.Args(&h.CookieName) || d.NextArg() {
-			return d.ArgErr()
-		}
+		err = oneArg(d, &h.CookieName)
 	case "max_body_size":
 		var val string
 		if !d.Args(&val) || d.NextArg() {
@@ -138,6 +130,23 @@ func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
 		return 0, d.Errf("%s must be positive, got %s", sub, val)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// oneArg reads the one argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.Args(dst) || d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// oneOrMore reads the arguments of the current subdirective, at least one.
+func oneOrMore(d *caddyfile.Dispenser) ([]string, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	return args, nil
 }
 
 // loginLimitArgs reads `login_limit <failures> <window>`.

@@ -122,11 +122,9 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "address":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			s.Address = append(s.Address, d.Val())
-			s.Address = append(s.Address, d.RemainingArgs()...)
+			var addrs []string
+			addrs, err = oneOrMore(d)
+			s.Address = append(s.Address, addrs...)
 		case "username":
 			err = oneArg(d, &s.Username)
 		case "master_name":
@@ -324,14 +322,6 @@ func (b *redisBackend) read(msgs []redis.XMessage, out []change) []change {
 		}
 	}
 	return out
-}
-
-// oneArg reads the one argument of the current subdirective.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.Args(dst) || d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
 }
 
 // Interface guards
