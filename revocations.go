@@ -125,15 +125,13 @@ func (rv *revocations) Destruct() error {
 // loop keeps memory up to date with the store until Destruct.
 func (rv *revocations) loop(ctx context.Context) {
 	defer close(rv.done)
-	for {
+	// the join has just synced
+	for sleep(ctx, rv.store.pollEvery()) {
 		if err := rv.sync(ctx); err != nil && ctx.Err() == nil {
 			rv.logger.Error("syncing revocations with the store", zap.Error(err))
 			if !sleep(ctx, time.Second) {
 				return
 			}
-		}
-		if !sleep(ctx, rv.store.pollEvery()) {
-			return
 		}
 	}
 }

@@ -21,7 +21,9 @@ func (b *storageBackend) keySet(ctx context.Context, create func() ([]byte, erro
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			if !sleep(ctx, time.Duration(attempt)*200*time.Millisecond) {
+				return nil, ctx.Err()
+			}
 			data, err := b.storage.Load(ctx, key)
 			if !errors.Is(err, fs.ErrNotExist) {
 				return data, err
