@@ -277,18 +277,26 @@ func (rv *revocations) send(ctx context.Context, w storeWrite) error {
 // retryPending sends the pending writes in order, keeping those that
 // fail again.
 func (rv *revocations) retryPending(ctx context.Context) {
-	rv.mu.Lock()
-	pending := rv.pending
-	rv.pending = nil
-	rv.mu.Unlock()
-	for i, w := range pending {
-		if err := rv.send(ctx, w); err != nil {
-			rv.mu.Lock()
-			rv.pending = append(pending[i:len(pending):len(pending)], rv.pending...)
-			rv.mu.Unlock()
-			return
+	_ = retryInOrder(&rv.mu, &rv.pending, func(w storeWrite) error { return rv.send(ctx, w) })
+}
+
+// retryInOrder takes the queue under mu and sends its items in order;
+// at the first that fails it puts that one and the rest back in front
+// of what was queued meanwhile, and returns the error.
+func retryInOrder[T any](mu sync.Locker, queue *[]T, send func(T) error) error {
+	mu.Lock()
+	items := *queue
+	*queue = nil
+	mu.Unlock()
+	for i, item := range items {
+		if err := send(item); err != nil {
+			mu.Lock()
+			*queue = append(items[i:len(items):len(items)], *queue...)
+			mu.Unlock()
+			return err
 		}
 	}
+	return nil
 }
 
 // Interface guard

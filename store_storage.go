@@ -174,19 +174,7 @@ type unsentLine struct {
 
 // sendUnsent retries the journal entries whose write failed.
 func (b *storageBackend) sendUnsent(ctx context.Context) error {
-	b.mu.Lock()
-	unsent := b.unsent
-	b.unsent = nil
-	b.mu.Unlock()
-	for i, u := range unsent {
-		if err := b.appendLine(ctx, u.line, u.exp); err != nil {
-			b.mu.Lock()
-			b.unsent = append(unsent[i:len(unsent):len(unsent)], b.unsent...)
-			b.mu.Unlock()
-			return err
-		}
-	}
-	return nil
+	return retryInOrder(&b.mu, &b.unsent, func(u unsentLine) error { return b.appendLine(ctx, u.line, u.exp) })
 }
 
 func (b *storageBackend) counter(ctx context.Context, acct accountID) (uint32, error) {
