@@ -1,6 +1,8 @@
 package miniapp
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -203,7 +205,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *ses
 		return reject(http.StatusUnauthorized, msg)
 	}
 
-	h.setCookie(w, r, h.newSession(r.Context(), acct))
+	sess := h.newSession(r.Context(), acct)
+	h.revoked.login(r.Context(), sess.entry(ip, deviceName(r.UserAgent())))
+	h.setCookie(w, r, sess)
 	h.setDeviceCookie(w, r, acct, device)
 	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", ip))
@@ -226,7 +230,8 @@ func (h *Handler) tooMany(w http.ResponseWriter, name, ip string, wait time.Dura
 	return reject(http.StatusTooManyRequests, reason)
 }
 
-// profile shows the signed-in user and the session's times.
+// profile shows the signed-in user, the session's times and the
+// account's sessions.
 func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess *session) error {
 	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
@@ -235,21 +240,28 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 		return h.signInFirst(w, r, f, nil)
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	sessions, others := h.sessionsOf(r, sess)
 	if f == formatJSON {
+		list, err := json.Marshal(profileSessions(sessions, sess.ID))
+		if err != nil {
+			return h.internal(w, r, err)
+		}
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time
-		body := make([]byte, 0, 96+len(sess.acct.jsonName))
+		body := make([]byte, 0, 128+len(sess.acct.jsonName)+len(list))
 		body = append(append(append(body, `{"username":`...), sess.acct.jsonName...), `,"issued":"`...)
 		body = sess.Issued.UTC().AppendFormat(body, isoTime)
 		body = append(body, `","expires":"`...)
 		body = sess.Expires.UTC().AppendFormat(body, isoTime)
-		body = append(body, `"}`...)
+		body = append(append(append(body, `","sessions":`...), list...), `,"other_sessions":`...)
+		body = append(strconv.AppendInt(body, int64(others), 10), '}')
 		write(w, r, http.StatusOK, appJSON, body)
 		return nil
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
 	write(w, r, http.StatusOK, textHTML, profilePage.fill(sess.User,
-		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime)))
+		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime),
+		sessionRows(sessions, sess.ID, others)))
 	return nil
 }
 
@@ -272,17 +284,21 @@ func (h *Handler) challenge(r *http.Request) string {
 }
 
 // logout ends the session (or, with all=1, every session of the user)
-// and clears the cookie.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ format, sess *session) error {
+// and clears the cookie; with session=<id> it ends that other session of
+// the user instead, and goes back to the profile.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess *session) error {
 	if err := allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "all")
+	in, err := readFields(w, r, h.MaxBodySize, "all", "session")
 	if err != nil {
 		return err
+	}
+	if other := in["session"]; other != "" && (sess == nil || other != hex.EncodeToString(sess.ID[:])) {
+		return h.endOther(w, r, f, sess, other)
 	}
 	everywhere := in["all"] == "1"
 	if sess != nil {

@@ -232,6 +232,7 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if err != nil {
 		return err
 	}
+	h.register()
 	return nil
 }
 
@@ -292,9 +293,11 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared throttle and revocation list; it copes with
-// a handler whose Provision failed half way.
+// Cleanup releases the shared throttle and revocation list and leaves
+// the admin API; it copes with a handler whose Provision failed half
+// way.
 func (h *Handler) Cleanup() error {
+	h.unregister()
 	var errs []error
 	if h.throttle != nil {
 		errs = append(errs, h.throttle.release())

@@ -59,6 +59,12 @@ type pageData struct {
 	// the session's times, as datetime attributes and as text
 	IssuedISO, IssuedText   string
 	ExpiresISO, ExpiresText string
+	// Sessions is the profile's list of the account's sessions, made of
+	// the session rows.
+	Sessions template.HTML
+	// a session row: the device name, the address, the session ID, and
+	// how many sessions are not listed
+	Device, Address, SessionID, Others string
 }
 
 // StylePath is the stylesheet's path, for the layout template.
@@ -87,6 +93,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 type page struct {
 	parts  []string
 	fields []int // fields[i] is the value that follows parts[i]
+	// raw is the field that is HTML already (made of other pages), or -1
+	raw int
 }
 
 // pageMarker names field i of a pre-rendered page; it passes through
@@ -94,8 +102,8 @@ type page struct {
 func pageMarker(i int) string { return "miniappfield" + strconv.Itoa(i) + "x" }
 
 // newPage renders the template with marker values, given in the order
-// that fill takes the real ones.
-func newPage(name string, data func(markers []string) pageData, fields int) *page {
+// that fill takes the real ones; field raw (or none, when -1) is HTML.
+func newPage(name string, data func(markers []string) pageData, fields, raw int) *page {
 	markers := make([]string, fields)
 	for i := range markers {
 		markers[i] = pageMarker(i)
@@ -104,7 +112,7 @@ func newPage(name string, data func(markers []string) pageData, fields int) *pag
 	if err := pages.ExecuteTemplate(&buf, name, data(markers)); err != nil {
 		panic(err)
 	}
-	p, rest := new(page), buf.String()
+	p, rest := &page{raw: raw}, buf.String()
 	for {
 		at, field := -1, 0
 		for i, m := range markers {
@@ -131,14 +139,31 @@ func (p *page) fill(values ...string) []byte {
 	body := make([]byte, 0, n+128)
 	for i, part := range p.parts {
 		body = append(body, part...)
-		if i < len(p.fields) {
+		switch {
+		case i == len(p.fields):
+		case p.fields[i] == p.raw:
+			body = append(body, values[p.raw]...)
+		default:
 			body = append(body, template.HTMLEscapeString(values[p.fields[i]])...)
 		}
 	}
 	return body
 }
 
-// profilePage is the profile page, its fields the user and the times.
-var profilePage = newPage("profile.html", func(m []string) pageData {
-	return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4]}
-}, 5)
+// The profile page, its fields the user, the times and the list of
+// sessions, and the rows of that list: this session, another session
+// with its sign-out form, and the count of sessions not listed.
+var (
+	profilePage = newPage("profile.html", func(m []string) pageData {
+		return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4], Sessions: template.HTML(m[5])}
+	}, 6, 5)
+	thisSessionRow = newPage("this-session", func(m []string) pageData {
+		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3]}
+	}, 4, -1)
+	otherSessionRow = newPage("other-session", func(m []string) pageData {
+		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3], SessionID: m[4]}
+	}, 5, -1)
+	otherSessionsRow = newPage("other-sessions", func(m []string) pageData {
+		return pageData{Others: m[0]}
+	}, 1, -1)
+)

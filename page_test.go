@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"html/template"
 	"net/http"
 	"regexp"
 	"strings"
@@ -78,19 +79,32 @@ func TestPageHeaders(t *testing.T) {
 	}
 }
 
-// TestProfilePage checks the pre-rendered profile page against the
-// template itself, with names that need escaping.
+// TestProfilePage checks the pre-rendered profile page and its session
+// rows against the templates themselves, with values that need escaping.
 func TestProfilePage(t *testing.T) {
 	for _, user := range []string{"ada", `<b>"o'neil"</b> & co`, "élodie", "miniappfield1x"} {
-		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC"}
+		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n"}
 		var want bytes.Buffer
 		err := pages.ExecuteTemplate(&want, "profile.html", pageData{Title: "Profile",
-			User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4]})
+			User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5])})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := profilePage.fill(values...); !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("user %q: pre-rendered page differs from the template:\n%s\n---\n%s", user, got, want.Bytes())
+		}
+	}
+	for _, device := range []string{"Firefox on Linux", `<b>"x'</b> & y`, "miniappfield4x"} {
+		values := []string{device, "203.0.113.7", "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "00112233445566778899aabbccddeeff"}
+		data := pageData{Device: values[0], Address: values[1], IssuedISO: values[2], IssuedText: values[3], SessionID: values[4]}
+		for name, row := range map[string]*page{"this-session": thisSessionRow, "other-session": otherSessionRow} {
+			var want bytes.Buffer
+			if err := pages.ExecuteTemplate(&want, name, data); err != nil {
+				t.Fatal(err)
+			}
+			if got := row.fill(values...); !bytes.Equal(got, want.Bytes()) {
+				t.Errorf("%s of %q: pre-rendered row differs from the template:\n%s\n---\n%s", name, device, got, want.Bytes())
+			}
 		}
 	}
 }

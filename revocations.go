@@ -47,6 +47,8 @@ type revocations struct {
 	// dropped whole, without a scan of the others.
 	byHour map[int64]map[[16]byte]struct{}
 	users  map[accountID]uint32
+	// sessions is each account's index of sessions.
+	sessions *sessionIndex
 	// pending holds the store writes that failed, retried in order.
 	pending []storeWrite
 
@@ -54,8 +56,10 @@ type revocations struct {
 	done   chan struct{}
 }
 
-// storeWrite is a revocation or a sign-out waiting for the store.
+// storeWrite is a login, a revocation or a sign-out waiting for the
+// store.
 type storeWrite struct {
+	login   *sessionEntry
 	signOut bool
 	id      [16]byte
 	expires time.Time
@@ -74,17 +78,8 @@ func openRevocations(ctx caddy.Context, st storeModule, opts storeOptions) (*rev
 			return nil, err
 		}
 		loopCtx, cancel := context.WithCancel(context.Background())
-		rv := &revocations{
-			store:   store,
-			clock:   opts.clock,
-			logger:  opts.logger,
-			poolKey: key,
-			place:   place,
-			byHour:  make(map[int64]map[[16]byte]struct{}),
-			users:   make(map[accountID]uint32),
-			cancel:  cancel,
-			done:    make(chan struct{}),
-		}
+		rv := newRevocations(store, opts)
+		rv.poolKey, rv.place, rv.cancel = key, place, cancel
 		joinCtx, stop := context.WithTimeout(ctx, joinTimeout)
 		defer stop()
 		if err := rv.sync(joinCtx); err != nil {
@@ -98,6 +93,19 @@ func openRevocations(ctx caddy.Context, st storeModule, opts storeOptions) (*rev
 		return nil, err
 	}
 	return val.(*revocations), nil
+}
+
+// newRevocations makes an empty list on the store.
+func newRevocations(store backend, opts storeOptions) *revocations {
+	return &revocations{
+		store:    store,
+		clock:    opts.clock,
+		logger:   opts.logger,
+		byHour:   make(map[int64]map[[16]byte]struct{}),
+		users:    make(map[accountID]uint32),
+		sessions: newSessionIndex(),
+		done:     make(chan struct{}),
+	}
 }
 
 // release gives back this handler's use of the shared list.
@@ -161,9 +169,7 @@ func (rv *revocations) sync(ctx context.Context) error {
 	rv.mu.Lock()
 	rv.pending = append(rv.pending, left...)
 	for _, w := range left {
-		if !w.signOut {
-			rv.addLocked(w.id, w.expires)
-		}
+		rv.applyLocked(change{login: w.login, revoked: w.login == nil && !w.signOut, id: w.id, expires: w.expires})
 	}
 	rv.mu.Unlock()
 	rv.retryPending(ctx)
@@ -171,30 +177,40 @@ func (rv *revocations) sync(ctx context.Context) error {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	for _, c := range changes {
-		if c.revoked {
-			rv.addLocked(c.id, c.expires)
-		} else if c.counter > rv.users[c.acct] {
-			rv.users[c.acct] = c.counter
-		}
+		rv.applyLocked(c)
 	}
-	now := rv.clock.now().Unix() / 3600
+	now := rv.clock.now()
 	for hour := range rv.byHour {
-		if hour < now {
+		if hour < now.Unix()/3600 {
 			delete(rv.byHour, hour)
 		}
 	}
+	rv.sessions.expire(now)
 	return err
 }
 
-// addLocked records a revoked session; rv.mu is held.
-func (rv *revocations) addLocked(id [16]byte, expires time.Time) {
-	hour := expires.Unix() / 3600
-	ids := rv.byHour[hour]
-	if ids == nil {
-		ids = make(map[[16]byte]struct{})
-		rv.byHour[hour] = ids
+// applyLocked takes in one change, from the store or made here; rv.mu
+// is held.
+func (rv *revocations) applyLocked(c change) {
+	switch {
+	case c.login != nil:
+		// a login read after its logout or sign-out is not indexed
+		if _, revoked := rv.byHour[c.login.expires.Unix()/3600][c.login.id]; !revoked && c.login.counter >= rv.users[c.login.acct] {
+			rv.sessions.add(*c.login)
+		}
+	case c.revoked:
+		hour := c.expires.Unix() / 3600
+		ids := rv.byHour[hour]
+		if ids == nil {
+			ids = make(map[[16]byte]struct{})
+			rv.byHour[hour] = ids
+		}
+		ids[c.id] = struct{}{}
+		rv.sessions.remove(c.id)
+	case c.counter > rv.users[c.acct]:
+		rv.users[c.acct] = c.counter
+		rv.sessions.signedOut(c.acct, c.counter)
 	}
-	ids[id] = struct{}{}
 }
 
 // has reports whether s was logged out, here or on another instance
@@ -225,19 +241,56 @@ func (rv *revocations) counter(ctx context.Context, acct accountID) uint32 {
 func (rv *revocations) raise(acct accountID, counter uint32) uint32 {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	if counter > rv.users[acct] {
-		rv.users[acct] = counter
-	}
+	rv.applyLocked(change{acct: acct, counter: counter})
 	return rv.users[acct]
 }
 
 // revoke ends the session s. It takes effect here at once; the store
 // write is retried until it succeeds.
 func (rv *revocations) revoke(ctx context.Context, s *session) {
+	rv.end(ctx, s.ID, s.Expires)
+}
+
+// end revokes the session id, which expires then.
+func (rv *revocations) end(ctx context.Context, id [16]byte, expires time.Time) {
 	rv.mu.Lock()
-	rv.addLocked(s.ID, s.Expires)
+	rv.applyLocked(change{revoked: true, id: id, expires: expires})
 	rv.mu.Unlock()
-	rv.write(ctx, storeWrite{id: s.ID, expires: s.Expires})
+	rv.write(ctx, storeWrite{id: id, expires: expires})
+}
+
+// login records a new session in its account's index: here at once, in
+// the store with one write.
+func (rv *revocations) login(ctx context.Context, e sessionEntry) {
+	rv.mu.Lock()
+	rv.applyLocked(change{login: &e})
+	rv.mu.Unlock()
+	rv.write(ctx, storeWrite{login: &e})
+}
+
+// listSessions returns the account's live sessions, newest first, and
+// how many older ones it has.
+func (rv *revocations) listSessions(acct accountID) ([]sessionEntry, int) {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	return rv.sessions.list(acct, rv.clock.now())
+}
+
+// endSession ends the indexed session id, if acct is nil or owns it, as a
+// logout would, and returns it.
+func (rv *revocations) endSession(ctx context.Context, acct *accountID, id [16]byte) (sessionEntry, bool) {
+	rv.mu.Lock()
+	owner, known := rv.sessions.owner[id]
+	var e sessionEntry
+	if known && (acct == nil || *acct == owner) {
+		e, _ = rv.sessions.remove(id)
+	}
+	rv.mu.Unlock()
+	if !known || (acct != nil && *acct != owner) {
+		return sessionEntry{}, false
+	}
+	rv.end(ctx, id, e.expires)
+	return e, true
 }
 
 // signOutEverywhere ends every session of the account issued so far, on
@@ -245,8 +298,8 @@ func (rv *revocations) revoke(ctx context.Context, s *session) {
 // here, and in the store to at least the same value.
 func (rv *revocations) signOutEverywhere(ctx context.Context, acct accountID) {
 	rv.mu.Lock()
-	rv.users[acct]++
-	atLeast := rv.users[acct]
+	atLeast := rv.users[acct] + 1
+	rv.applyLocked(change{acct: acct, counter: atLeast})
 	rv.mu.Unlock()
 	rv.write(ctx, storeWrite{signOut: true, acct: acct, atLeast: atLeast})
 }
@@ -264,7 +317,10 @@ func (rv *revocations) write(ctx context.Context, w storeWrite) {
 
 // send makes one write.
 func (rv *revocations) send(ctx context.Context, w storeWrite) error {
-	if !w.signOut {
+	switch {
+	case w.login != nil:
+		return rv.store.login(ctx, *w.login)
+	case !w.signOut:
 		return rv.store.revoke(ctx, w.id, w.expires)
 	}
 	n, err := rv.store.signOut(ctx, w.acct, w.atLeast)

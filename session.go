@@ -151,6 +151,7 @@ func (h *Handler) newSession(ctx context.Context, acct *account) *session {
 		Issued:   now,
 		Expires:  now.Add(time.Duration(h.SessionLifetime)),
 		LastSeen: now,
+		acct:     acct,
 	}
 }
 

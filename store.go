@@ -43,6 +43,9 @@ type backend interface {
 	// keySet returns the realm's generated key set, storing the one made
 	// by create when there is none; every node gets the same one.
 	keySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error)
+	// login records a new session in its account's index until the
+	// session expires: one write.
+	login(ctx context.Context, e sessionEntry) error
 	// revoke records a revoked session until the session expires.
 	revoke(ctx context.Context, id [16]byte, expires time.Time) error
 	// signOut raises the account's sign-out counter atomically to at
@@ -62,9 +65,10 @@ type backend interface {
 	close() error
 }
 
-// change is one entry of a store's change feed: a revoked session until
-// it expires, or an account's sign-out counter.
+// change is one entry of a store's change feed: a new session (login),
+// a revoked session until it expires, or an account's sign-out counter.
 type change struct {
+	login   *sessionEntry
 	revoked bool
 	id      [16]byte
 	expires time.Time

@@ -220,6 +220,11 @@ func (b *redisBackend) minID() string {
 	return strconv.FormatInt(b.opts.clock.now().Add(-b.opts.remember).UnixMilli(), 10)
 }
 
+func (b *redisBackend) login(ctx context.Context, e sessionEntry) error {
+	return b.client.XAdd(ctx, &redis.XAddArgs{Stream: b.stream, MinID: b.minID(), Approx: true,
+		Values: []any{"k", "s", "v", e.String()}}).Err()
+}
+
 func (b *redisBackend) revoke(ctx context.Context, id [16]byte, expires time.Time) error {
 	ttl := expires.Sub(b.opts.clock.now())
 	if ttl <= 0 {
@@ -309,6 +314,12 @@ func (b *redisBackend) read(msgs []redis.XMessage, out []change) []change {
 		k, _ := m.Values["k"].(string)
 		i, _ := m.Values["i"].(string)
 		v, _ := m.Values["v"].(string)
+		if k == "s" {
+			if e, ok := parseSessionEntry(v); ok {
+				out = append(out, change{login: &e})
+			}
+			continue
+		}
 		id, err := hex.DecodeString(i)
 		n, err2 := strconv.ParseInt(v, 10, 64)
 		if err != nil || err2 != nil || len(id) != 16 {

@@ -109,6 +109,10 @@ func (b *storageBackend) counterKey(a accountID) string {
 func (b *storageBackend) pollEvery() time.Duration { return b.opts.every }
 func (b *storageBackend) close() error             { return nil }
 
+func (b *storageBackend) login(ctx context.Context, e sessionEntry) error {
+	return b.appendLine(ctx, "s "+e.String(), e.expires.Unix())
+}
+
 func (b *storageBackend) revoke(ctx context.Context, id [16]byte, expires time.Time) error {
 	return b.appendLine(ctx, "r "+hex.EncodeToString(id[:])+" "+strconv.FormatInt(expires.Unix(), 10), expires.Unix())
 }

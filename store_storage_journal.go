@@ -186,9 +186,14 @@ func (b *storageBackend) loadHead(ctx context.Context, node string) (journalHead
 	return h, nil
 }
 
-// parseJournalLine reads "r <id> <expires>" or "c <account> <counter>
-// <until>", with the time until which the entry matters.
+// parseJournalLine reads "s <session entry>", "r <id> <expires>" or
+// "c <account> <counter> <until>", with the time until which the entry
+// matters.
 func parseJournalLine(line string) (change, int64, bool) {
+	if entry, ok := strings.CutPrefix(line, "s "); ok {
+		e, ok := parseSessionEntry(entry)
+		return change{login: &e}, e.expires.Unix(), ok
+	}
 	f := strings.Fields(line)
 	if len(f) < 3 {
 		return change{}, 0, false

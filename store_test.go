@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // storeContract is one behaviour every backend must have, given two
@@ -33,6 +34,7 @@ func TestStoreContract(t *testing.T) {
 		"counters are atomic":         contractCounters,
 		"changes are read once":       contractChangesOnce,
 		"a joining node reads it all": contractJoin,
+		"the session index":           contractSessionIndex,
 	}
 	for name, open := range backends {
 		for what, contract := range contracts {
@@ -141,6 +143,65 @@ func contractJoin(t *testing.T, a, b backend, clk *clock) {
 	}
 	if got, err := b.changes(ctx); err != nil || len(got) != 300 {
 		t.Errorf("first read of a joining node: %d changes, %v", len(got), err)
+	}
+}
+
+// contractSessionIndex: one node's logins, logouts and sign-outs
+// everywhere reach the session index of another: the newest 50 listed
+// newest first and the rest counted, a logout and a sign out everywhere
+// removed, an expired session gone.
+func contractSessionIndex(t *testing.T, a, b backend, clk *clock) {
+	opts := storeOptions{clock: clk, logger: zap.NewNop()}
+	writer, reader := newRevocations(a, opts), newRevocations(b, opts)
+	ctx := context.Background()
+	acct, brief := accountID(randomBytes(16)), accountID(randomBytes(16))
+	now := clk.now().Truncate(time.Second)
+	var entries []sessionEntry
+	for i := range listedSessions + 2 {
+		e := indexEntry(acct, now.Add(time.Duration(i)*time.Second))
+		e.counter = 0
+		writer.login(ctx, e)
+		entries = append(entries, e)
+	}
+	short := indexEntry(brief, now)
+	short.expires = now.Add(time.Minute)
+	writer.login(ctx, short)
+	newest := len(entries) - 1
+	syncUntil(t, reader, func() bool {
+		listed, others := reader.listSessions(acct)
+		return len(listed) == listedSessions && others == 2 && listed[0] == entries[newest]
+	})
+	if listed, _ := reader.listSessions(brief); len(listed) != 1 || listed[0] != short {
+		t.Errorf("the other account's session: %+v, want %+v", listed, short)
+	}
+
+	writer.end(ctx, entries[newest].id, entries[newest].expires)
+	syncUntil(t, reader, func() bool {
+		listed, others := reader.listSessions(acct)
+		return len(listed)+others == listedSessions+1 && listed[0] == entries[newest-1]
+	})
+	clk.offset.Add(int64(2 * time.Minute))
+	if listed, others := reader.listSessions(brief); len(listed) != 0 || others != 0 {
+		t.Errorf("an expired session listed: %+v", listed)
+	}
+	writer.signOutEverywhere(ctx, acct)
+	syncUntil(t, reader, func() bool {
+		listed, others := reader.listSessions(acct)
+		return len(listed) == 0 && others == 0
+	})
+}
+
+// syncUntil syncs the list with its store until done, for up to five
+// seconds.
+func syncUntil(t *testing.T, rv *revocations, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !done(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the change did not come within 5s")
+		}
+		if err := rv.sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

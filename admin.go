@@ -1,0 +1,222 @@
+package miniapp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI is the module admin.api.miniapp: endpoints of Caddy's admin
+// API, under its access rules, that list and end the sessions of the
+// running config's users.
+//
+//	GET    /miniapp/sessions?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/sessions/<id>[?realm=<realm>]
+//	POST   /miniapp/signout?user=<name>[&realm=<realm>]
+//
+// The realm is "miniapp" when not given. A realm that no handler of the
+// running config has, or a user it does not have, is a 404.
+type AdminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.miniapp",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Routes returns the admin endpoints.
+func (a *AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/miniapp/sessions", Handler: caddy.AdminHandlerFunc(a.sessions)},
+		{Pattern: "/miniapp/sessions/", Handler: caddy.AdminHandlerFunc(a.endSession)},
+		{Pattern: "/miniapp/signout", Handler: caddy.AdminHandlerFunc(a.signOut)},
+	}
+}
+
+// live holds the provisioned handlers by realm, for the admin API.
+var live = struct {
+	sync.Mutex
+	byRealm map[string][]*Handler
+}{byRealm: make(map[string][]*Handler)}
+
+// register makes a provisioned handler known to the admin API.
+func (h *Handler) register() {
+	live.Lock()
+	defer live.Unlock()
+	live.byRealm[h.Realm] = append(live.byRealm[h.Realm], h)
+}
+
+// unregister forgets a handler that is cleaned up.
+func (h *Handler) unregister() {
+	live.Lock()
+	defer live.Unlock()
+	live.byRealm[h.Realm] = slices.DeleteFunc(live.byRealm[h.Realm], func(o *Handler) bool { return o == h })
+	if len(live.byRealm[h.Realm]) == 0 {
+		delete(live.byRealm, h.Realm)
+	}
+}
+
+// userSessions is one account of a user, in the list of revocations that
+// holds its sessions, with the handler that has it.
+type userSessions struct {
+	h    *Handler
+	acct *account
+}
+
+// realmHandlers returns the live handlers of the request's realm, one
+// per list of revocations (handlers of successive configs share one), or
+// a 404.
+func realmHandlers(r *http.Request) (string, []*Handler, error) {
+	realm := r.URL.Query().Get("realm")
+	if realm == "" {
+		realm = defaultRealm
+	}
+	live.Lock()
+	defer live.Unlock()
+	var out []*Handler
+	for _, h := range live.byRealm[realm] {
+		if !slices.ContainsFunc(out, func(o *Handler) bool { return o.revoked == h.revoked }) {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		return "", nil, apiError(http.StatusNotFound, fmt.Errorf("no realm %q in the running config", realm))
+	}
+	return realm, out, nil
+}
+
+// accountsOf returns the accounts named by the request's user in its
+// realm, or a 400 or 404.
+func accountsOf(r *http.Request) (string, []userSessions, error) {
+	name := r.URL.Query().Get("user")
+	if name == "" {
+		return "", nil, apiError(http.StatusBadRequest, errors.New("user is required"))
+	}
+	realm, handlers, err := realmHandlers(r)
+	if err != nil {
+		return "", nil, err
+	}
+	var out []userSessions
+	for _, h := range handlers {
+		if acct, ok := h.users[name]; ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.id == acct.id }) {
+			out = append(out, userSessions{h, acct})
+		}
+	}
+	if len(out) == 0 {
+		return "", nil, apiError(http.StatusNotFound, fmt.Errorf("no user %q in realm %q", name, realm))
+	}
+	return name, out, nil
+}
+
+// sessions lists a user's sessions, newest first.
+func (a *AdminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+	}
+	_, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	var all []sessionEntry
+	for _, u := range accounts {
+		listed, _ := u.h.revoked.listSessions(u.acct.id)
+		all = append(all, listed...)
+	}
+	slices.SortFunc(all, newerFirst)
+	out := make([]sessionJSON, len(all))
+	for i, e := range all {
+		out[i] = e.view()
+	}
+	return writeAdminJSON(w, out)
+}
+
+// endSession ends one session by its ID, as a logout would.
+func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodDelete {
+		return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+	}
+	id, err := parseSessionID(strings.TrimPrefix(r.URL.Path, "/miniapp/sessions/"))
+	if err != nil {
+		return apiError(http.StatusBadRequest, errors.New("the path must end in a session ID of 32 hex digits"))
+	}
+	realm, handlers, err := realmHandlers(r)
+	if err != nil {
+		return err
+	}
+	for _, h := range handlers {
+		if e, ok := h.revoked.endSession(r.Context(), nil, id); ok {
+			metrics.logouts.Inc()
+			h.logger.Info("session ended", zap.String("user", h.userName(e.acct)), zap.String("session", e.view().ID),
+				zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+			return writeAdminJSON(w, e.view())
+		}
+	}
+	return apiError(http.StatusNotFound, fmt.Errorf("no session %x in realm %q", id, realm))
+}
+
+// signOut ends every session of a user, as a sign out everywhere would.
+func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+	}
+	name, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	ended := 0
+	for _, u := range accounts {
+		listed, others := u.h.revoked.listSessions(u.acct.id)
+		ended += len(listed) + others
+		u.h.revoked.signOutEverywhere(r.Context(), u.acct.id)
+		metrics.logouts.Inc()
+		u.h.logger.Info("signed out everywhere", zap.String("user", name), zap.Int("sessions", len(listed)+others),
+			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+	}
+	return writeAdminJSON(w, signOutJSON{User: name, Ended: ended})
+}
+
+// signOutJSON is the answer of POST /miniapp/signout.
+type signOutJSON struct {
+	// User is the user signed out everywhere.
+	User string `json:"user"`
+	// Ended is how many live sessions the user had.
+	Ended int `json:"ended"`
+}
+
+// userName is the name of the handler's account with the ID.
+func (h *Handler) userName(id accountID) string {
+	for name, acct := range h.users {
+		if acct.id == id {
+			return name
+		}
+	}
+	return ""
+}
+
+// apiError is an admin API error with its status; Caddy sends it as
+// {"error": "..."}.
+func apiError(status int, err error) error {
+	return caddy.APIError{HTTPStatus: status, Err: err}
+}
+
+// writeAdminJSON sends an admin API answer.
+func writeAdminJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Interface guard
+var _ caddy.AdminRouter = (*AdminAPI)(nil)

@@ -1,0 +1,145 @@
+package miniapp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "miniapp",
+		Usage: "sessions <user> | revoke <session-id> | signout <user> [--address <admin>] [--realm <realm>]",
+		Short: "Lists and ends miniapp sessions through the admin API",
+		Long: `
+Lists and ends the sessions of miniapp users on a running Caddy, through
+its admin API (the module admin.api.miniapp), as caddy reload does:
+
+  caddy miniapp sessions <user>        a table of the user's sessions
+  caddy miniapp revoke <session-id>    ends one session
+  caddy miniapp signout <user>         ends every session of the user
+
+--address is the admin API's address (default localhost:2019, or the one
+in --config); --realm the handler's realm (default miniapp). The exit
+status is 0 on success, and 1 with a one-line reason otherwise.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.PersistentFlags().String("address", "", "The address of Caddy's admin API")
+			cmd.PersistentFlags().StringP("config", "c", "", "Configuration file, to find the admin API's address")
+			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of config adapter to apply")
+			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
+			cmd.AddCommand(
+				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
+				miniappCommand("revoke <session-id>", "Ends one session", revokeCommand),
+				miniappCommand("signout <user>", "Ends every session of a user", signOutCommand),
+			)
+		},
+	})
+}
+
+// miniappCommand is a subcommand of `caddy miniapp` that takes one
+// argument and prints to the command's output.
+func miniappCommand(use, short string, run func(admin adminClient, arg string, out io.Writer) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			admin, err := newAdminClient(cmd)
+			if err != nil {
+				return err
+			}
+			return run(admin, args[0], cmd.OutOrStdout())
+		},
+	}
+}
+
+// adminClient sends requests to the admin API's miniapp endpoints.
+type adminClient struct {
+	address string
+	realm   string
+}
+
+// newAdminClient reads the flags that name the admin API and the realm.
+func newAdminClient(cmd *cobra.Command) (adminClient, error) {
+	flags := cmd.Flags()
+	address, _ := flags.GetString("address")
+	config, _ := flags.GetString("config")
+	adapter, _ := flags.GetString("adapter")
+	realm, _ := flags.GetString("realm")
+	address, err := caddycmd.DetermineAdminAPIAddress(address, nil, config, adapter)
+	return adminClient{address: address, realm: realm}, err
+}
+
+// do sends a request to path with the query (plus the realm), and decodes
+// the JSON answer into v. An error answer becomes its one-line message.
+func (c adminClient) do(method, path string, query url.Values, v any) error {
+	if c.realm != "" {
+		query.Set("realm", c.realm)
+	}
+	uri := path
+	if len(query) > 0 {
+		uri += "?" + query.Encode()
+	}
+	resp, err := caddycmd.AdminAPIRequest(c.address, method, uri, nil, nil)
+	if err != nil {
+		// the admin API's error is JSON on the message's last line
+		msg := strings.TrimSpace(err.Error())
+		if _, body, ok := strings.Cut(msg, ": {"); ok {
+			var apiErr struct {
+				Error string `json:"error"`
+			}
+			if json.Unmarshal([]byte("{"+body), &apiErr) == nil && apiErr.Error != "" {
+				return errors.New(apiErr.Error)
+			}
+		}
+		return errors.New(msg)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("reading the admin API's answer: %v", err)
+	}
+	return nil
+}
+
+// listSessionsCommand prints a table of the user's sessions.
+func listSessionsCommand(admin adminClient, user string, out io.Writer) error {
+	var sessions []sessionJSON
+	if err := admin.do(http.MethodGet, "/miniapp/sessions", url.Values{"user": {user}}, &sessions); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDEVICE\tADDRESS\tSTARTED\tEXPIRES")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.Address, s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// revokeCommand ends one session.
+func revokeCommand(admin adminClient, id string, out io.Writer) error {
+	var ended sessionJSON
+	if err := admin.do(http.MethodDelete, "/miniapp/sessions/"+url.PathEscape(id), url.Values{}, &ended); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out, "ended session %s (%s, %s)\n", ended.ID, ended.Device, ended.Address)
+	return err
+}
+
+// signOutCommand ends every session of the user.
+func signOutCommand(admin adminClient, user string, out io.Writer) error {
+	var result signOutJSON
+	if err := admin.do(http.MethodPost, "/miniapp/signout", url.Values{"user": {user}}, &result); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out, "signed %s out everywhere: %d sessions ended\n", result.User, result.Ended)
+	return err
+}

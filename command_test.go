@@ -1,0 +1,109 @@
+package miniapp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCommand runs `caddy miniapp` of the built binary against a running
+// Caddy: it lists a user's sessions as a table, revokes one, signs a user
+// out everywhere, and exits 1 with a one-line reason for a wrong user, a
+// malformed ID, an unknown realm or no Caddy at all.
+func TestCommand(t *testing.T) {
+	port, admin := freePort(t), freePort(t)
+	config := filepath.Join(t.TempDir(), "Caddyfile")
+	body := fmt.Sprintf(`{
+	admin localhost:%d
+	storage file_system %s
+	auto_https off
+}
+http://localhost:%d {
+	miniapp {
+		user ada %s
+	}
+}
+`, admin, t.TempDir(), port, adaHash)
+	if err := os.WriteFile(config, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := runCaddy(t, ".", t.TempDir(), "--config", config, "--adapter", "caddyfile")
+	base := fmt.Sprintf("http://localhost:%d", port)
+	waitFor(t, &http.Client{Timeout: time.Second}, base+"/hello", p)
+	signIn := func(ua string) *http.Client {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if resp, _ := call(t, c, "POST", base+"/login", "username=ada&password="+adaPassword, "User-Agent", ua); resp.StatusCode != 303 {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+		return c
+	}
+	firefox := signIn(firefoxUA)
+	time.Sleep(time.Second) // session times are whole seconds: the iPhone's is the newer
+	iphone := signIn(iphoneUA)
+
+	miniapp := func(args ...string) (string, string, int) {
+		cmd := exec.Command(buildCaddy(t), append([]string{"miniapp"}, args...)...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	}
+	address := fmt.Sprintf("localhost:%d", admin)
+
+	out, errOut, code := miniapp("sessions", "ada", "--address", address)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID DEVICE ADDRESS STARTED EXPIRES" {
+		t.Fatalf("sessions ada: exit %d\n%s%s", code, out, errOut)
+	}
+	newest := strings.Fields(lines[1])
+	if len(newest[0]) != 32 || !strings.Contains(lines[1], "Safari on iPhone") || !strings.Contains(lines[2], "Firefox on Linux") {
+		t.Errorf("sessions table, want the iPhone first:\n%s", out)
+	}
+
+	out, errOut, code = miniapp("revoke", newest[0], "--address", address)
+	if code != 0 || !strings.Contains(out, "ended session "+newest[0]) {
+		t.Errorf("revoke: exit %d %q %q", code, out, errOut)
+	}
+	if resp, _ := call(t, iphone, "GET", base+"/profile", ""); resp.StatusCode != 401 {
+		t.Errorf("the revoked session: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := call(t, firefox, "GET", base+"/profile", ""); resp.StatusCode != 200 {
+		t.Errorf("the other session after revoke: %d, want 200", resp.StatusCode)
+	}
+	out, errOut, code = miniapp("signout", "ada", "--address", address)
+	if code != 0 || out != "signed ada out everywhere: 1 sessions ended\n" {
+		t.Errorf("signout: exit %d %q %q", code, out, errOut)
+	}
+	if resp, _ := call(t, firefox, "GET", base+"/profile", ""); resp.StatusCode != 401 {
+		t.Errorf("a session after signout: %d, want 401", resp.StatusCode)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sessions", "nobody", "--address", address}, `no user "nobody" in realm "miniapp"`},
+		{[]string{"signout", "nobody", "--address", address}, `no user "nobody"`},
+		{[]string{"revoke", "zz", "--address", address}, "32 hex digits"},
+		{[]string{"revoke", newest[0], "--address", address}, "no session"},
+		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, `no realm "elsewhere"`},
+		{[]string{"sessions", "ada", "--address", fmt.Sprintf("localhost:%d", freePort(t))}, "connection refused"},
+	} {
+		out, errOut, code := miniapp(c.args...)
+		if code != 1 || out != "" || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and one line with %q", c.args, code, out, errOut, c.want)
+		}
+	}
+}

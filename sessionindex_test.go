@@ -1,0 +1,119 @@
+package miniapp
+
+import (
+	"testing"
+	"time"
+)
+
+// indexEntry is a session of acct that started at start and lasts an hour.
+func indexEntry(acct accountID, start time.Time) sessionEntry {
+	return sessionEntry{id: [16]byte(randomBytes(16)), acct: acct, counter: 1, started: start, expires: start.Add(time.Hour),
+		address: "203.0.113.7", device: "Firefox on Linux"}
+}
+
+// TestSessionIndexBound lists the newest 50 sessions of an account,
+// newest first, and counts the rest without their details.
+func TestSessionIndexBound(t *testing.T) {
+	x := newSessionIndex()
+	acct := accountID(randomBytes(16))
+	now := time.Now().Truncate(time.Second)
+	var entries []sessionEntry
+	for i := range listedSessions + 5 {
+		// logins arrive out of order, as they do from several nodes
+		e := indexEntry(acct, now.Add(-time.Duration((i*7)%(listedSessions+5))*time.Second))
+		entries = append(entries, e)
+		x.add(e)
+	}
+	x.add(entries[0]) // read twice
+	listed, others := x.list(acct, now)
+	if len(listed) != listedSessions || others != 5 {
+		t.Fatalf("%d listed, %d others; want %d and 5", len(listed), others, listedSessions)
+	}
+	for i := 1; i < len(listed); i++ {
+		if !listed[i].started.Before(listed[i-1].started) {
+			t.Fatalf("session %d started %v, after the one before it (%v)", i, listed[i].started, listed[i-1].started)
+		}
+	}
+	if listed[0].started != now || listed[0].device != "Firefox on Linux" {
+		t.Errorf("newest listed: %+v", listed[0])
+	}
+	for _, a := range x.accounts[acct].others {
+		if a.address != "" || a.device != "" {
+			t.Errorf("an unlisted session keeps its details: %+v", a)
+		}
+	}
+	if listed, others := x.list(accountID(randomBytes(16)), now); len(listed) != 0 || others != 0 {
+		t.Errorf("an account without sessions: %d listed, %d others", len(listed), others)
+	}
+}
+
+// TestSessionIndexRemoval drops a session at its logout, an account's
+// older sessions at a sign out everywhere, and every session once its
+// hour of expiry has passed, with nothing left in memory.
+func TestSessionIndexRemoval(t *testing.T) {
+	x := newSessionIndex()
+	acct := accountID(randomBytes(16))
+	now := time.Now().Truncate(time.Second)
+	first, second, third := indexEntry(acct, now.Add(-2*time.Second)), indexEntry(acct, now.Add(-time.Second)), indexEntry(acct, now)
+	third.counter = 2
+	for _, e := range []sessionEntry{first, second, third} {
+		x.add(e)
+	}
+	if e, ok := x.remove(second.id); !ok || e.id != second.id {
+		t.Fatalf("logout of an indexed session: %v", ok)
+	}
+	if _, ok := x.remove(second.id); ok {
+		t.Errorf("a session removed twice")
+	}
+	if listed, _ := x.list(acct, now); len(listed) != 2 {
+		t.Fatalf("after a logout: %d listed, want 2", len(listed))
+	}
+	x.signedOut(acct, 2)
+	if listed, _ := x.list(acct, now); len(listed) != 1 || listed[0].id != third.id {
+		t.Fatalf("after a sign out everywhere above the first: %+v, want the third alone", listed)
+	}
+	if listed, _ := x.list(acct, third.expires); len(listed) != 0 {
+		t.Errorf("an expired session listed")
+	}
+	x.expire(third.expires.Add(time.Hour))
+	if len(x.accounts) != 0 || len(x.owner) != 0 || len(x.byHour) != 0 {
+		t.Errorf("after expiry: %d accounts, %d sessions, %d hours kept", len(x.accounts), len(x.owner), len(x.byHour))
+	}
+}
+
+// TestSessionEntryText writes an entry as a store keeps it and reads it
+// back; a forged device name or address does not come through.
+func TestSessionEntryText(t *testing.T) {
+	e := indexEntry(accountID(randomBytes(16)), time.Unix(1_800_000_000, 0))
+	e.device = "Safari on iPhone"
+	got, ok := parseSessionEntry(e.String())
+	if !ok || got != e {
+		t.Fatalf("read back %+v (%v), want %+v", got, ok, e)
+	}
+	e.address, e.device = "<b>x</b>", "<script>alert(1)</script> on Linux"
+	got, ok = parseSessionEntry(e.String())
+	if !ok || got.address != "" || got.device != "Browser on Linux" {
+		t.Errorf("forged entry read as address %q, device %q", got.address, got.device)
+	}
+	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:]} {
+		if _, ok := parseSessionEntry(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestDeviceName names the browser and system from known names only.
+func TestDeviceName(t *testing.T) {
+	for header, want := range map[string]string{
+		"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0":                                                                 "Firefox on Linux",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1": "Safari on iPhone",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36":                         "Chrome on Windows",
+		"curl/8.5.0":                      unknownDevice,
+		"":                                unknownDevice,
+		"<img src=x onerror=alert(1)>/1.0": unknownDevice,
+	} {
+		if got := deviceName(header); got != want {
+			t.Errorf("deviceName(%q) = %q, want %q", header, got, want)
+		}
+	}
+}
