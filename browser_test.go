@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/device"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -118,8 +119,31 @@ func TestBrowser(t *testing.T) {
 	if loc, user := location(), text("#user"); loc != "/profile" || user != "ada" {
 		t.Fatalf("after login: %s shows %q", loc, user)
 	}
+	// a second browser, an iPhone's, signs in as ada too: the first
+	// lists both sessions, then ends the iPhone's from its page
+	phone, cancelPhone := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	defer cancelPhone()
+	if err := chromedp.Do(phone, chromedp.Emulate(device.IPhone13), chromedp.Navigate(httpsBase+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), adaPassword),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user"))); err != nil {
+		t.Fatalf("the second browser's login: %v", err)
+	}
+	run(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`.sessions form button`)))
+	if rows := text(".sessions"); !strings.Contains(rows, "Safari on iPhone") || strings.Count(rows, "this device") != 1 {
+		t.Fatalf("the profile's sessions: %q", rows)
+	}
 	screenshot("profile")
 	checkAccessibility(t, ctx, axe, "profile page")
+	run(chromedp.Click(chromedp.CSS(`.sessions form button`)), chromedp.WaitNotPresent(chromedp.CSS(`.sessions form`)))
+	if rows := text(".sessions"); location() != "/profile" || strings.Contains(rows, "iPhone") || !strings.Contains(rows, "this device") {
+		t.Fatalf("after ending the iPhone's session: %s lists %q", location(), rows)
+	}
+	if err := chromedp.Do(phone, chromedp.Navigate(httpsBase+"/profile"), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
+		t.Fatalf("the ended session's profile: %v", err)
+	}
+	if loc, err := chromedp.Run(phone, chromedp.Location()); err != nil || loc != httpsBase+"/login?next=%2Fprofile" {
+		t.Fatalf("the ended session's profile led to %s (%v)", loc, err)
+	}
 
 	run(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("user")))
 	if user := text("#user"); user != "ada" {
