@@ -2,7 +2,6 @@ package miniapp
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -242,19 +241,15 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 	w.Header().Set("Cache-Control", "no-store")
 	sessions, others := h.sessionsOf(r, sess)
 	if f == formatJSON {
-		list, err := json.Marshal(profileSessions(sessions, sess.ID))
-		if err != nil {
-			return h.internal(w, r, err)
-		}
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time
-		body := make([]byte, 0, 128+len(sess.acct.jsonName)+len(list))
+		body := make([]byte, 0, 160+len(sess.acct.jsonName)+200*len(sessions))
 		body = append(append(append(body, `{"username":`...), sess.acct.jsonName...), `,"issued":"`...)
 		body = sess.Issued.UTC().AppendFormat(body, isoTime)
 		body = append(body, `","expires":"`...)
 		body = sess.Expires.UTC().AppendFormat(body, isoTime)
-		body = append(append(append(body, `","sessions":`...), list...), `,"other_sessions":`...)
-		body = append(strconv.AppendInt(body, int64(others), 10), '}')
+		body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
+		body = append(strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10), '}')
 		write(w, r, http.StatusOK, appJSON, body)
 		return nil
 	}

@@ -132,11 +132,18 @@ func newPage(name string, data func(markers []string) pageData, fields, raw int)
 
 // fill joins the page's parts with the values, HTML-escaped.
 func (p *page) fill(values ...string) []byte {
-	n := 0
+	n := 128
 	for _, part := range p.parts {
 		n += len(part)
 	}
-	body := make([]byte, 0, n+128)
+	if p.raw >= 0 {
+		n += len(values[p.raw])
+	}
+	return p.appendFill(make([]byte, 0, n), values...)
+}
+
+// appendFill appends the filled page to body.
+func (p *page) appendFill(body []byte, values ...string) []byte {
 	for i, part := range p.parts {
 		body = append(body, part...)
 		switch {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -26,25 +27,51 @@ type sessionJSON struct {
 	Expires time.Time `json:"expires"`
 }
 
-// profileSession is a session in the profile's JSON: current is true for
-// the session of the request.
-type profileSession struct {
-	sessionJSON
-	Current bool `json:"current"`
-}
-
-// view is the entry as the admin API and the profile show it.
+// view is the entry as the admin API shows it.
 func (e sessionEntry) view() sessionJSON {
 	return sessionJSON{ID: hex.EncodeToString(e.id[:]), Device: e.device, Address: e.address, Started: e.started.UTC(), Expires: e.expires.UTC()}
 }
 
-// profileSessions is the profile's sessions array.
-func profileSessions(sessions []sessionEntry, current [16]byte) []profileSession {
-	out := make([]profileSession, len(sessions))
+// appendProfileSessions appends the profile's sessions array: each
+// session as the admin API shows it, plus "current", true for the
+// request's session. Built by hand like the rest of the profile's JSON:
+// json.Marshal took GET /profile as JSON from 7 to 15 allocations and
+// more than doubled its time (BenchmarkRoutes/profile_json).
+func appendProfileSessions(b []byte, sessions []sessionEntry, current [16]byte) []byte {
+	b = append(b, '[')
 	for i, e := range sessions {
-		out[i] = profileSession{e.view(), e.id == current}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"`...)
+		b = hex.AppendEncode(b, e.id[:])
+		b = appendJSONString(append(b, `","device":`...), e.device)
+		b = appendJSONString(append(b, `,"address":`...), e.address)
+		b = e.started.UTC().AppendFormat(append(b, `,"started":"`...), isoTime)
+		b = e.expires.UTC().AppendFormat(append(b, `","expires":"`...), isoTime)
+		b = strconv.AppendBool(append(b, `","current":`...), e.id == current)
+		b = append(b, '}')
 	}
-	return out
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML characters and the JavaScript line separators too);
+// invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const digits = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', digits[r>>12&0xf], digits[r>>8&0xf], digits[r>>4&0xf], digits[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
 
 // entry is the index entry of a session that begins now.
@@ -73,17 +100,17 @@ func (h *Handler) sessionsOf(r *http.Request, sess *session) ([]sessionEntry, in
 // sessionRows is the profile page's list of sessions, with a sign-out
 // form for each other session, and a line for those not listed.
 func sessionRows(sessions []sessionEntry, current [16]byte, others int) string {
-	var rows []byte
+	rows := make([]byte, 0, 640*len(sessions))
 	for _, e := range sessions {
 		started := e.started.UTC()
 		if e.id == current {
-			rows = append(rows, thisSessionRow.fill(e.device, e.address, started.Format(isoTime), started.Format(textTime))...)
+			rows = thisSessionRow.appendFill(rows, e.device, e.address, started.Format(isoTime), started.Format(textTime))
 		} else {
-			rows = append(rows, otherSessionRow.fill(e.device, e.address, started.Format(isoTime), started.Format(textTime), hex.EncodeToString(e.id[:]))...)
+			rows = otherSessionRow.appendFill(rows, e.device, e.address, started.Format(isoTime), started.Format(textTime), hex.EncodeToString(e.id[:]))
 		}
 	}
 	if others > 0 {
-		rows = append(rows, otherSessionsRow.fill(strconv.Itoa(others))...)
+		rows = otherSessionsRow.appendFill(rows, strconv.Itoa(others))
 	}
 	return string(rows)
 }

@@ -1,11 +1,14 @@
 package miniapp
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // User-Agent headers of two browsers.
@@ -29,6 +32,46 @@ func (a *testApp) loginWith(user, ua string) (*http.Cookie, *session) {
 		a.t.Fatal(err)
 	}
 	return c, s
+}
+
+// profileSession is a session in the profile's JSON.
+type profileSession struct {
+	sessionJSON
+	Current bool `json:"current"`
+}
+
+// TestProfileSessionsJSON: the hand-built sessions array decodes to what
+// encoding/json makes of the same sessions, with strings that need
+// escaping and invalid UTF-8.
+func TestProfileSessionsJSON(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var sessions []sessionEntry
+	var want []profileSession
+	for _, text := range []string{"Firefox on Linux", `"quoted" \ back`, "<b>&amp;</b>\n\t\x00", "é\u2028\xff", ""} {
+		e := indexEntry(accountID(randomBytes(16)), now)
+		e.device, e.address = text, text
+		sessions = append(sessions, e)
+		want = append(want, profileSession{e.view(), len(sessions) == 2})
+	}
+	body := appendProfileSessions(nil, sessions, sessions[1].id)
+	var got []profileSession
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	// what encoding/json writes, read back the same way
+	wantJSON, _ := json.Marshal(want)
+	if err := json.Unmarshal(wantJSON, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("hand-built sessions decode to\n%+v\nwant\n%+v", got, want)
+	}
+	if bytes.ContainsAny(body, "<>&\n") {
+		t.Errorf("unescaped HTML or control characters: %s", body)
+	}
+	if string(appendProfileSessions(nil, nil, [16]byte{})) != "[]" {
+		t.Errorf("no sessions is not []")
+	}
 }
 
 // profileJSON is GET /profile as JSON.
