@@ -347,6 +347,12 @@ func TestClusterThreeNodes(t *testing.T) {
 			refusedWithin(t, window, phone, a, c)
 			refusedWithin(t, window, laptop, a, c)
 
+			// a session of A ended by ID through B's admin API, once B
+			// has read the login, is refused on A and C within the window
+			viaAdmin := loginOn(t, a)
+			endOn(t, b, window, currentSessionID(t, a, viaAdmin))
+			refusedWithin(t, window, viaAdmin, a, c)
+
 			kept, ended, endedHere := loginOn(t, b), loginOn(t, b), loginOn(t, b)
 			logoutOn(t, a, ended)
 			refusedWithin(t, window, ended, b)
@@ -406,4 +412,51 @@ func refusedWithin(t *testing.T, window time.Duration, cookie *http.Cookie, node
 		}
 	}
 	return time.Since(start)
+}
+
+// currentSessionID is the ID of the cookie's session, from the node's
+// profile.
+func currentSessionID(t *testing.T, n *node, c *http.Cookie) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.url("/profile"), nil)
+	req.Header.Set("Accept", "application/json")
+	req.AddCookie(c)
+	resp, err := clusterClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p profileJSON
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Sessions {
+		if s.Current {
+			return s.ID
+		}
+	}
+	t.Fatalf("no current session on :%d: %+v", n.port, p)
+	return ""
+}
+
+// endOn ends the session through the node's admin API, trying again
+// while the node has not yet read the login (404), for up to window.
+func endOn(t *testing.T, n *node, window time.Duration, id string) {
+	t.Helper()
+	start := time.Now()
+	for {
+		req, _ := http.NewRequest("DELETE", fmt.Sprintf("http://localhost:%d/miniapp/sessions/%s", n.admin, id), nil)
+		resp, err := clusterClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			return
+		}
+		if resp.StatusCode != 404 || time.Since(start) > window {
+			t.Fatalf("DELETE session on :%d: %d after %v", n.port, resp.StatusCode, time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
