@@ -140,6 +140,6 @@ func signOutCommand(admin adminClient, user string, out io.Writer) error {
 	if err := admin.do(http.MethodPost, "/miniapp/signout", url.Values{"user": {user}}, &result); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(out, "signed %s out everywhere: %d sessions ended\n", result.User, result.Ended)
+	_, err := fmt.Fprintf(out, "signed %s out everywhere (sessions ended: %d)\n", result.User, result.Ended)
 	return err
 }

@@ -83,7 +83,7 @@ http://localhost:%d {
 		t.Errorf("the other session after revoke: %d, want 200", resp.StatusCode)
 	}
 	out, errOut, code = miniapp("signout", "ada", "--address", address)
-	if code != 0 || out != "signed ada out everywhere: 1 sessions ended\n" {
+	if code != 0 || out != "signed ada out everywhere (sessions ended: 1)\n" {
 		t.Errorf("signout: exit %d %q %q", code, out, errOut)
 	}
 	if resp, _ := call(t, firefox, "GET", base+"/profile", ""); resp.StatusCode != 401 {
