@@ -69,16 +69,16 @@ func (h *Handler) unregister() {
 	}
 }
 
-// userSessions is one account of a user, in the list of revocations that
-// holds its sessions, with the handler that has it.
+// userSessions is one account of a user, with the handler that has it
+// (and so the list of revocations that holds its sessions).
 type userSessions struct {
 	h    *Handler
 	acct *account
 }
 
-// realmHandlers returns the live handlers of the request's realm, one
-// per list of revocations (handlers of successive configs share one), or
-// a 404.
+// realmHandlers returns every live handler of the request's realm (the
+// site blocks of the running config, and during a reload those of the
+// config before it), or a 404.
 func realmHandlers(r *http.Request) (string, []*Handler, error) {
 	realm := r.URL.Query().Get("realm")
 	if realm == "" {
@@ -86,20 +86,15 @@ func realmHandlers(r *http.Request) (string, []*Handler, error) {
 	}
 	live.Lock()
 	defer live.Unlock()
-	var out []*Handler
-	for _, h := range live.byRealm[realm] {
-		if !slices.ContainsFunc(out, func(o *Handler) bool { return o.revoked == h.revoked }) {
-			out = append(out, h)
-		}
-	}
-	if len(out) == 0 {
+	handlers := slices.Clone(live.byRealm[realm])
+	if len(handlers) == 0 {
 		return "", nil, apiError(http.StatusNotFound, fmt.Errorf("no realm %q in the running config", realm))
 	}
-	return realm, out, nil
+	return realm, handlers, nil
 }
 
 // accountsOf returns the accounts named by the request's user in its
-// realm, or a 400 or 404.
+// realm, once per account and list of revocations, or a 400 or 404.
 func accountsOf(r *http.Request) (string, []userSessions, error) {
 	name := r.URL.Query().Get("user")
 	if name == "" {
@@ -111,7 +106,8 @@ func accountsOf(r *http.Request) (string, []userSessions, error) {
 	}
 	var out []userSessions
 	for _, h := range handlers {
-		if acct, ok := h.users[name]; ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.id == acct.id }) {
+		acct, ok := h.users[name]
+		if ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.id == acct.id && u.h.revoked == h.revoked }) {
 			out = append(out, userSessions{h, acct})
 		}
 	}
@@ -123,8 +119,8 @@ func accountsOf(r *http.Request) (string, []userSessions, error) {
 
 // sessions lists a user's sessions, newest first.
 func (a *AdminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+	if err := allowAdmin(w, r, http.MethodGet); err != nil {
+		return err
 	}
 	_, accounts, err := accountsOf(r)
 	if err != nil {
@@ -132,7 +128,7 @@ func (a *AdminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
 	}
 	var all []sessionEntry
 	for _, u := range accounts {
-		listed, _ := u.h.revoked.listSessions(u.acct.id)
+		listed, _ := u.h.revoked.listSessions(u.acct.id, [16]byte{})
 		all = append(all, listed...)
 	}
 	slices.SortFunc(all, newerFirst)
@@ -145,8 +141,8 @@ func (a *AdminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
 
 // endSession ends one session by its ID, as a logout would.
 func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodDelete {
-		return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+	if err := allowAdmin(w, r, http.MethodDelete); err != nil {
+		return err
 	}
 	id, err := parseSessionID(strings.TrimPrefix(r.URL.Path, "/miniapp/sessions/"))
 	if err != nil {
@@ -159,7 +155,7 @@ func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
 	for _, h := range handlers {
 		if e, ok := h.revoked.endSession(r.Context(), nil, id); ok {
 			metrics.logouts.Inc()
-			h.logger.Info("session ended", zap.String("user", h.userName(e.acct)), zap.String("session", e.view().ID),
+			h.logger.Info("session ended", zap.String("user", userName(handlers, e.acct)), zap.String("session", e.view().ID),
 				zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 			return writeAdminJSON(w, e.view())
 		}
@@ -169,8 +165,8 @@ func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
 
 // signOut ends every session of a user, as a sign out everywhere would.
 func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+	if err := allowAdmin(w, r, http.MethodPost); err != nil {
+		return err
 	}
 	name, accounts, err := accountsOf(r)
 	if err != nil {
@@ -178,7 +174,7 @@ func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
 	}
 	ended := 0
 	for _, u := range accounts {
-		listed, others := u.h.revoked.listSessions(u.acct.id)
+		listed, others := u.h.revoked.listSessions(u.acct.id, [16]byte{})
 		ended += len(listed) + others
 		u.h.revoked.signOutEverywhere(r.Context(), u.acct.id)
 		metrics.logouts.Inc()
@@ -196,14 +192,25 @@ type signOutJSON struct {
 	Ended int `json:"ended"`
 }
 
-// userName is the name of the handler's account with the ID.
-func (h *Handler) userName(id accountID) string {
-	for name, acct := range h.users {
-		if acct.id == id {
-			return name
+// userName is the name of the handlers' account with the ID.
+func userName(handlers []*Handler, id accountID) string {
+	for _, h := range handlers {
+		for name, acct := range h.users {
+			if acct.id == id {
+				return name
+			}
 		}
 	}
 	return ""
+}
+
+// allowAdmin refuses any method but the endpoint's with 405 and Allow.
+func allowAdmin(w http.ResponseWriter, r *http.Request, method string) error {
+	if r.Method == method {
+		return nil
+	}
+	w.Header().Set("Allow", method)
+	return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
 }
 
 // apiError is an admin API error with its status; Caddy sends it as

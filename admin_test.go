@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"testing"
 )
@@ -22,5 +23,25 @@ func TestAdminKnowsLiveHandlers(t *testing.T) {
 	}
 	if _, _, err := realmHandlers(httptest.NewRequest("GET", "/miniapp/sessions?user=ada&realm=admin-test", nil)); err == nil {
 		t.Errorf("a handler cleaned up is still found")
+	}
+}
+
+// TestAdminFindsUsersOfEveryHandler: two handlers of one realm with
+// different users (two site blocks, or the configs before and after a
+// reload) each have their users found, and their sessions listed.
+func TestAdminFindsUsersOfEveryHandler(t *testing.T) {
+	storage := t.TempDir()
+	one := newApp(t, storage, func(h *Handler) { h.Realm = "admin-two"; h.Accounts = testAccounts()[:1] })
+	two := newApp(t, storage, func(h *Handler) { h.Realm = "admin-two"; h.Accounts = testAccounts()[1:] })
+	one.loginWith(one.h.Accounts[0].Username, firefoxUA)
+	two.loginWith(two.h.Accounts[0].Username, iphoneUA)
+	for _, a := range []*testApp{one, two} {
+		name := a.h.Accounts[0].Username
+		w := httptest.NewRecorder()
+		err := (&AdminAPI{}).sessions(w, httptest.NewRequest("GET", "/miniapp/sessions?realm=admin-two&user="+name, nil))
+		var listed []sessionJSON
+		if err != nil || json.Unmarshal(w.Body.Bytes(), &listed) != nil || len(listed) != 1 {
+			t.Errorf("sessions of %s: %v %s", name, err, w.Body)
+		}
 	}
 }

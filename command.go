@@ -36,6 +36,12 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 			cmd.PersistentFlags().StringP("config", "c", "", "Configuration file, to find the admin API's address")
 			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of config adapter to apply")
 			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
+			cmd.RunE = func(_ *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return errors.New("a command is required: sessions, revoke or signout")
+				}
+				return fmt.Errorf("unknown command %q: want sessions, revoke or signout", args[0])
+			}
 			cmd.AddCommand(
 				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
 				miniappCommand("revoke <session-id>", "Ends one session", revokeCommand),

@@ -100,6 +100,8 @@ http://localhost:%d {
 		{[]string{"revoke", newest[0], "--address", address}, "no session"},
 		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, `no realm "elsewhere"`},
 		{[]string{"sessions", "ada", "--address", fmt.Sprintf("localhost:%d", freePort(t))}, "connection refused"},
+		{[]string{"bogus", "--address", address}, `unknown command "bogus"`},
+		{nil, "a command is required"},
 	} {
 		out, errOut, code := miniapp(c.args...)
 		if code != 1 || out != "" || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

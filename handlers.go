@@ -1,7 +1,6 @@
 package miniapp
 
 import (
-	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -292,8 +291,14 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess 
 	if err != nil {
 		return err
 	}
-	if other := in["session"]; other != "" && (sess == nil || other != hex.EncodeToString(sess.ID[:])) {
-		return h.endOther(w, r, f, sess, other)
+	if in["session"] != "" {
+		id, err := parseSessionID(in["session"])
+		if err != nil {
+			return err
+		}
+		if sess == nil || id != sess.ID {
+			return h.endOther(w, r, f, sess, id)
+		}
 	}
 	everywhere := in["all"] == "1"
 	if sess != nil {

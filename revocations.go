@@ -269,11 +269,12 @@ func (rv *revocations) login(ctx context.Context, e sessionEntry) {
 }
 
 // listSessions returns the account's live sessions, newest first, and
-// how many older ones it has.
-func (rv *revocations) listSessions(acct accountID) ([]sessionEntry, int) {
+// how many older ones it has besides the session shown (which may be
+// the zero ID).
+func (rv *revocations) listSessions(acct accountID, shown [16]byte) ([]sessionEntry, int) {
 	rv.mu.RLock()
 	defer rv.mu.RUnlock()
-	return rv.sessions.list(acct, rv.clock.now())
+	return rv.sessions.list(acct, shown, rv.clock.now())
 }
 
 // endSession ends the indexed session id, if acct is nil or owns it, as a

@@ -283,3 +283,24 @@ func TestPendingOutlivesItsList(t *testing.T) {
 func revokedOnly(changes []change) []change {
 	return slices.DeleteFunc(changes, func(c change) bool { return !c.revoked })
 }
+
+// TestLoginReadAfterItsEnd: a login that the store's feed brings after
+// its logout, or after a sign out everywhere above it (journals of
+// several nodes are read in any order), is not listed.
+func TestLoginReadAfterItsEnd(t *testing.T) {
+	rv := newRevocations(nil, storeOptions{clock: new(clock), logger: zap.NewNop()})
+	acct := accountID(randomBytes(16))
+	now := time.Now().Truncate(time.Second)
+	loggedOut, signedOut, later := indexEntry(acct, now), indexEntry(acct, now), indexEntry(acct, now)
+	later.counter = 2
+	rv.mu.Lock()
+	rv.applyLocked(change{revoked: true, id: loggedOut.id, expires: loggedOut.expires})
+	rv.applyLocked(change{login: &loggedOut})
+	rv.applyLocked(change{acct: acct, counter: 2})
+	rv.applyLocked(change{login: &signedOut})
+	rv.applyLocked(change{login: &later})
+	rv.mu.Unlock()
+	if listed, others := rv.listSessions(acct, [16]byte{}); len(listed) != 1 || listed[0] != later || others != 0 {
+		t.Errorf("listed %+v and %d others; want the login after the sign-out alone", listed, others)
+	}
+}

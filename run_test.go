@@ -194,10 +194,17 @@ func TestExampleCaddyfile(t *testing.T) {
 	}
 }
 
-// TestCaddyCommands checks that the built Caddy lists the module.
+// TestCaddyCommands checks that the built Caddy lists the modules and
+// has the miniapp command.
 func TestCaddyCommands(t *testing.T) {
 	out, err := exec.Command(buildCaddy(t), "list-modules").Output()
-	if err != nil || !strings.Contains(string(out), "http.handlers.miniapp\n") {
-		t.Errorf("list-modules: %v", err)
+	for _, module := range []string{"http.handlers.miniapp", "admin.api.miniapp", "http.handlers.miniapp.stores.storage", "http.handlers.miniapp.stores.redis"} {
+		if err != nil || !strings.Contains(string(out), module+"\n") {
+			t.Errorf("list-modules lacks %s: %v", module, err)
+		}
+	}
+	out, err = exec.Command(buildCaddy(t), "help", "miniapp").Output()
+	if err != nil || !strings.Contains(string(out), "caddy miniapp [command]") {
+		t.Errorf("caddy help miniapp: %v\n%s", err, out)
 	}
 }

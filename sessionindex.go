@@ -140,8 +140,8 @@ func (x *sessionIndex) expire(now time.Time) {
 }
 
 // list returns the account's live sessions with their details, newest
-// first, and how many others it has.
-func (x *sessionIndex) list(acct accountID, now time.Time) ([]sessionEntry, int) {
+// first, and how many others it has besides the session shown.
+func (x *sessionIndex) list(acct accountID, shown [16]byte, now time.Time) ([]sessionEntry, int) {
 	a := x.accounts[acct]
 	if a == nil {
 		return nil, 0
@@ -154,7 +154,7 @@ func (x *sessionIndex) list(acct accountID, now time.Time) ([]sessionEntry, int)
 	}
 	others := 0
 	for _, e := range a.others {
-		if now.Before(e.expires) {
+		if now.Before(e.expires) && e.id != shown {
 			others++
 		}
 	}
@@ -182,7 +182,8 @@ func parseSessionEntry(s string) (sessionEntry, bool) {
 	counter, err3 := strconv.ParseUint(f[2], 10, 32)
 	started, err4 := strconv.ParseInt(f[3], 10, 64)
 	expires, err5 := strconv.ParseInt(f[4], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || len(id) != 16 || len(acct) != 16 {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || len(id) != 16 || len(acct) != 16 ||
+		started < 0 || expires < started || expires > lastTime {
 		return sessionEntry{}, false
 	}
 	if _, err := netip.ParseAddr(f[5]); err != nil {
@@ -194,6 +195,10 @@ func parseSessionEntry(s string) (sessionEntry, bool) {
 		address: f[5], device: deviceLabel(f[6]),
 	}, true
 }
+
+// lastTime is the last second that JSON can show (9999-12-31T23:59:59Z):
+// a store entry past it is not a session.
+const lastTime = 253402300799
 
 // Names the device name is made of: only these reach a page, never a
 // part of the User-Agent header itself.

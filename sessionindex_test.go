@@ -25,7 +25,7 @@ func TestSessionIndexBound(t *testing.T) {
 		x.add(e)
 	}
 	x.add(entries[0]) // read twice
-	listed, others := x.list(acct, now)
+	listed, others := x.list(acct, [16]byte{}, now)
 	if len(listed) != listedSessions || others != 5 {
 		t.Fatalf("%d listed, %d others; want %d and 5", len(listed), others, listedSessions)
 	}
@@ -37,12 +37,19 @@ func TestSessionIndexBound(t *testing.T) {
 	if listed[0].started != now || listed[0].device != "Firefox on Linux" {
 		t.Errorf("newest listed: %+v", listed[0])
 	}
+	// a profile shown by an unlisted session lists it apart, not twice
+	for id := range x.accounts[acct].others {
+		if _, others := x.list(acct, id, now); others != 4 {
+			t.Errorf("others besides an unlisted session shown: %d, want 4", others)
+		}
+		break
+	}
 	for _, a := range x.accounts[acct].others {
 		if a.address != "" || a.device != "" {
 			t.Errorf("an unlisted session keeps its details: %+v", a)
 		}
 	}
-	if listed, others := x.list(accountID(randomBytes(16)), now); len(listed) != 0 || others != 0 {
+	if listed, others := x.list(accountID(randomBytes(16)), [16]byte{}, now); len(listed) != 0 || others != 0 {
 		t.Errorf("an account without sessions: %d listed, %d others", len(listed), others)
 	}
 }
@@ -65,14 +72,14 @@ func TestSessionIndexRemoval(t *testing.T) {
 	if _, ok := x.remove(second.id); ok {
 		t.Errorf("a session removed twice")
 	}
-	if listed, _ := x.list(acct, now); len(listed) != 2 {
+	if listed, _ := x.list(acct, [16]byte{}, now); len(listed) != 2 {
 		t.Fatalf("after a logout: %d listed, want 2", len(listed))
 	}
 	x.signedOut(acct, 2)
-	if listed, _ := x.list(acct, now); len(listed) != 1 || listed[0].id != third.id {
+	if listed, _ := x.list(acct, [16]byte{}, now); len(listed) != 1 || listed[0].id != third.id {
 		t.Fatalf("after a sign out everywhere above the first: %+v, want the third alone", listed)
 	}
-	if listed, _ := x.list(acct, third.expires); len(listed) != 0 {
+	if listed, _ := x.list(acct, [16]byte{}, third.expires); len(listed) != 0 {
 		t.Errorf("an expired session listed")
 	}
 	x.expire(third.expires.Add(time.Hour))
@@ -95,7 +102,11 @@ func TestSessionEntryText(t *testing.T) {
 	if !ok || got.address != "" || got.device != "Browser on Linux" {
 		t.Errorf("forged entry read as address %q, device %q", got.address, got.device)
 	}
-	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:]} {
+	late := e
+	late.expires = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	backwards := e
+	backwards.expires = e.started.Add(-time.Second)
+	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String()} {
 		if _, ok := parseSessionEntry(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}

@@ -80,10 +80,11 @@ func (s *session) entry(address, device string) sessionEntry {
 }
 
 // sessionsOf returns the account's sessions for its profile, newest
-// first, and how many others it has. A session not in the index (its
-// login not yet written to the store) is shown from its cookie.
+// first, and how many others it has. This session is always listed: when
+// the index does not list it (its login not yet read from the store, or
+// older than the newest 50), it is shown from its cookie.
 func (h *Handler) sessionsOf(r *http.Request, sess *session) ([]sessionEntry, int) {
-	sessions, others := h.revoked.listSessions(sess.acct.id)
+	sessions, others := h.revoked.listSessions(sess.acct.id, sess.ID)
 	for _, e := range sessions {
 		if e.id == sess.ID {
 			return sessions, others
@@ -127,19 +128,15 @@ func parseSessionID(s string) ([16]byte, error) {
 
 // endOther ends another session of the signed-in user, chosen on the
 // profile page, and goes back to the profile.
-func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f format, sess *session, other string) error {
+func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f format, sess *session, id [16]byte) error {
 	if sess == nil {
 		return h.signInFirst(w, r, f, nil)
-	}
-	id, err := parseSessionID(other)
-	if err != nil {
-		return err
 	}
 	if _, ok := h.revoked.endSession(r.Context(), &sess.acct.id, id); !ok {
 		return reject(http.StatusNotFound, "no such session of this user")
 	}
 	metrics.logouts.Inc()
-	h.logger.Info("session ended", zap.String("user", sess.User), zap.String("session", other),
+	h.logger.Info("session ended", zap.String("user", sess.User), zap.String("session", hex.EncodeToString(id[:])),
 		zap.String("by", "profile page"), zap.String("client_ip", clientIP(r)))
 	redirect(w, r, "/profile")
 	return nil

@@ -152,8 +152,14 @@ func TestEndOtherSession(t *testing.T) {
 			t.Fatalf("a session ended by a refused request: %d", w.Code)
 		}
 	}
+	// its own ID, in capitals, is a plain logout that clears the cookie
+	own, ownSession := a.loginWith("ada", firefoxUA)
+	w := a.do(request{method: "POST", target: "/logout", cookie: own, contentType: form, body: "session=" + strings.ToUpper(hex.EncodeToString(ownSession.ID[:]))})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login" || !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
+		t.Errorf("ending the own session by ID: %d to %q, Set-Cookie %q", w.Code, w.Header().Get("Location"), w.Header().Get("Set-Cookie"))
+	}
 
-	w := a.do(request{method: "POST", target: "/logout", cookie: first, contentType: form,
+	w = a.do(request{method: "POST", target: "/logout", cookie: first, contentType: form,
 		body: "session=" + hex.EncodeToString(s2.ID[:]), header: map[string]string{"Origin": "http://example.com"}})
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/profile" {
 		t.Fatalf("ending the other session: %d to %q", w.Code, w.Header().Get("Location"))
