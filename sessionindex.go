@@ -12,10 +12,14 @@ import (
 	"github.com/mileusna/useragent"
 )
 
-// listedSessions is how many sessions of one account the index lists
-// with their details, newest first; older ones still work and are
-// counted as other sessions.
-const listedSessions = 50
+// Bounds of one account's index: the newest listedSessions sessions are
+// listed with their details; older ones still work and up to
+// otherSessions of them are counted (with their ID, expiry and counter
+// alone); beyond that they are left out of the index.
+const (
+	listedSessions = 50
+	otherSessions  = 1000
+)
 
 // sessionEntry is one session in its account's index: what the profile
 // page, the admin API and the `caddy miniapp` command show of it.
@@ -67,7 +71,7 @@ func (x *sessionIndex) add(e sessionEntry) {
 	}
 	a := x.accounts[e.acct]
 	if a == nil {
-		a = &accountSessions{others: make(map[[16]byte]sessionEntry)}
+		a = new(accountSessions)
 		x.accounts[e.acct] = a
 	}
 	x.owner[e.id] = e.acct
@@ -77,9 +81,16 @@ func (x *sessionIndex) add(e sessionEntry) {
 	a.listed = slices.Insert(a.listed, at, e)
 	if len(a.listed) > listedSessions {
 		oldest := a.listed[listedSessions]
-		oldest.address, oldest.device = "", ""
-		a.others[oldest.id] = oldest
 		a.listed = a.listed[:listedSessions]
+		if a.others == nil {
+			a.others = make(map[[16]byte]sessionEntry)
+		}
+		if len(a.others) < otherSessions {
+			oldest.address, oldest.device = "", ""
+			a.others[oldest.id] = oldest
+		} else {
+			delete(x.owner, oldest.id)
+		}
 	}
 }
 

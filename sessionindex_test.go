@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -51,6 +52,13 @@ func TestSessionIndexBound(t *testing.T) {
 	}
 	if listed, others := x.list(accountID(randomBytes(16)), [16]byte{}, now); len(listed) != 0 || others != 0 {
 		t.Errorf("an account without sessions: %d listed, %d others", len(listed), others)
+	}
+	// past the count of others, the oldest leave the index
+	for i := range otherSessions {
+		x.add(indexEntry(acct, now.Add(time.Duration(i+1)*time.Second)))
+	}
+	if listed, others := x.list(acct, [16]byte{}, now); len(listed) != listedSessions || others != otherSessions || len(x.owner) != listedSessions+otherSessions {
+		t.Errorf("after %d more logins: %d listed, %d others, %d indexed", otherSessions, len(listed), others, len(x.owner))
 	}
 }
 
@@ -127,4 +135,32 @@ func TestDeviceName(t *testing.T) {
 			t.Errorf("deviceName(%q) = %q, want %q", header, got, want)
 		}
 	}
+}
+
+// BenchmarkSessionIndexAdd measures a login's entry in the index, for
+// accounts of 10 sessions each: its time, and as B/session the heap the
+// index keeps per session (its strings are shared here, as device names
+// mostly are).
+func BenchmarkSessionIndexAdd(b *testing.B) {
+	now := time.Now()
+	entries := make([]sessionEntry, b.N)
+	for i := range entries {
+		entries[i] = indexEntry(accountID(randomBytes(16)), now.Add(time.Duration(i)*time.Millisecond))
+		if i%10 != 0 {
+			entries[i].acct = entries[i-i%10].acct
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	x := newSessionIndex()
+	for i := range b.N {
+		x.add(entries[i])
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "B/session")
+	runtime.KeepAlive(x)
 }
