@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,25 +16,10 @@ import (
 // out everywhere, and exits 1 with a one-line reason for a wrong user, a
 // malformed ID, an unknown realm or no Caddy at all.
 func TestCommand(t *testing.T) {
-	port, admin := freePort(t), freePort(t)
-	config := filepath.Join(t.TempDir(), "Caddyfile")
-	body := fmt.Sprintf(`{
-	admin localhost:%d
-	storage file_system %s
-	auto_https off
-}
-http://localhost:%d {
-	miniapp {
-		user ada %s
-	}
-}
-`, admin, t.TempDir(), port, adaHash)
-	if err := os.WriteFile(config, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := runCaddy(t, ".", t.TempDir(), "--config", config, "--adapter", "caddyfile")
-	base := fmt.Sprintf("http://localhost:%d", port)
-	waitFor(t, &http.Client{Timeout: time.Second}, base+"/hello", p)
+	n := newNode(t, t.TempDir())
+	n.start()
+	n.ready()
+	base, admin := n.url(""), n.admin
 	signIn := func(ua string) *http.Client {
 		jar, _ := cookiejar.New(nil)
 		c := &http.Client{Jar: jar, Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
