@@ -280,14 +280,10 @@ func (rv *revocations) listSessions(acct accountID, shown [16]byte) ([]sessionEn
 // endSession ends the indexed session id, if acct is nil or owns it, as a
 // logout would, and returns it.
 func (rv *revocations) endSession(ctx context.Context, acct *accountID, id [16]byte) (sessionEntry, bool) {
-	rv.mu.Lock()
-	owner, known := rv.sessions.owner[id]
-	var e sessionEntry
-	if known && (acct == nil || *acct == owner) {
-		e, _ = rv.sessions.remove(id)
-	}
-	rv.mu.Unlock()
-	if !known || (acct != nil && *acct != owner) {
+	rv.mu.RLock()
+	e, known := rv.sessions.find(id)
+	rv.mu.RUnlock()
+	if !known || (acct != nil && *acct != e.acct) {
 		return sessionEntry{}, false
 	}
 	rv.end(ctx, id, e.expires)

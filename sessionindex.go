@@ -102,25 +102,35 @@ func newerFirst(a, b sessionEntry) int {
 	return slices.Compare(a.id[:], b.id[:])
 }
 
-// remove drops a session that ended, and returns it when it was indexed.
-func (x *sessionIndex) remove(id [16]byte) (sessionEntry, bool) {
+// find returns an indexed session.
+func (x *sessionIndex) find(id [16]byte) (sessionEntry, bool) {
 	acct, known := x.owner[id]
 	if !known {
 		return sessionEntry{}, false
 	}
-	delete(x.owner, id)
 	a := x.accounts[acct]
-	e, other := a.others[id]
-	if other {
-		delete(a.others, id)
-	} else if i := slices.IndexFunc(a.listed, func(e sessionEntry) bool { return e.id == id }); i >= 0 {
-		e = a.listed[i]
-		a.listed = slices.Delete(a.listed, i, i+1)
+	if e, other := a.others[id]; other {
+		return e, true
 	}
+	if i := slices.IndexFunc(a.listed, func(e sessionEntry) bool { return e.id == id }); i >= 0 {
+		return a.listed[i], true
+	}
+	return sessionEntry{}, false
+}
+
+// remove drops a session that ended.
+func (x *sessionIndex) remove(id [16]byte) {
+	e, known := x.find(id)
+	if !known {
+		return
+	}
+	delete(x.owner, id)
+	a := x.accounts[e.acct]
+	delete(a.others, id)
+	a.listed = slices.DeleteFunc(a.listed, func(e sessionEntry) bool { return e.id == id })
 	if len(a.listed) == 0 && len(a.others) == 0 {
-		delete(x.accounts, acct)
+		delete(x.accounts, e.acct)
 	}
-	return e, true
 }
 
 // signedOut drops the account's sessions that began below counter.
