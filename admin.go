@@ -128,7 +128,7 @@ func (a *AdminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
 	}
 	var all []sessionEntry
 	for _, u := range accounts {
-		listed, _ := u.h.revoked.listSessions(u.acct.id, [16]byte{})
+		listed, _ := u.h.revoked.listSessions(nil, u.acct.id, [16]byte{})
 		all = append(all, listed...)
 	}
 	slices.SortFunc(all, newerFirst)
@@ -174,7 +174,7 @@ func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
 	}
 	ended := 0
 	for _, u := range accounts {
-		listed, others := u.h.revoked.listSessions(u.acct.id, [16]byte{})
+		listed, others := u.h.revoked.listSessions(nil, u.acct.id, [16]byte{})
 		ended += len(listed) + others
 		u.h.revoked.signOutEverywhere(r.Context(), u.acct.id)
 		metrics.logouts.Inc()

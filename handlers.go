@@ -238,7 +238,9 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 		return h.signInFirst(w, r, f, nil)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	sessions, others := h.sessionsOf(r, sess)
+	// most accounts have a few sessions: their copy stays on the stack
+	var few [4]sessionEntry
+	sessions, others := h.sessionsOf(few[:0], r, sess)
 	if f == formatJSON {
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time

@@ -268,13 +268,13 @@ func (rv *revocations) login(ctx context.Context, e sessionEntry) {
 	rv.write(ctx, storeWrite{login: &e})
 }
 
-// listSessions returns the account's live sessions, newest first, and
-// how many older ones it has besides the session shown (which may be
-// the zero ID).
-func (rv *revocations) listSessions(acct accountID, shown [16]byte) ([]sessionEntry, int) {
+// listSessions appends the account's live sessions to dst, newest
+// first, and returns how many older ones it has besides the session
+// shown (which may be the zero ID).
+func (rv *revocations) listSessions(dst []sessionEntry, acct accountID, shown [16]byte) ([]sessionEntry, int) {
 	rv.mu.RLock()
 	defer rv.mu.RUnlock()
-	return rv.sessions.list(acct, shown, rv.clock.now())
+	return rv.sessions.list(dst, acct, shown, rv.clock.now())
 }
 
 // endSession ends the indexed session id, if acct is nil or owns it, as a

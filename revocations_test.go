@@ -300,7 +300,7 @@ func TestLoginReadAfterItsEnd(t *testing.T) {
 	rv.applyLocked(change{login: &signedOut})
 	rv.applyLocked(change{login: &later})
 	rv.mu.Unlock()
-	if listed, others := rv.listSessions(acct, [16]byte{}); len(listed) != 1 || listed[0] != later || others != 0 {
+	if listed, others := rv.listSessions(nil, acct, [16]byte{}); len(listed) != 1 || listed[0] != later || others != 0 {
 		t.Errorf("listed %+v and %d others; want the login after the sign-out alone", listed, others)
 	}
 }

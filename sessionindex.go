@@ -160,14 +160,15 @@ func (x *sessionIndex) expire(now time.Time) {
 	}
 }
 
-// list returns the account's live sessions with their details, newest
-// first, and how many others it has besides the session shown.
-func (x *sessionIndex) list(acct accountID, shown [16]byte, now time.Time) ([]sessionEntry, int) {
+// list appends the account's live sessions with their details to dst,
+// newest first, and returns how many others it has besides the session
+// shown.
+func (x *sessionIndex) list(dst []sessionEntry, acct accountID, shown [16]byte, now time.Time) ([]sessionEntry, int) {
 	a := x.accounts[acct]
 	if a == nil {
-		return nil, 0
+		return dst, 0
 	}
-	var listed []sessionEntry
+	listed := dst
 	for _, e := range a.listed {
 		if now.Before(e.expires) {
 			listed = append(listed, e)

@@ -26,7 +26,7 @@ func TestSessionIndexBound(t *testing.T) {
 		x.add(e)
 	}
 	x.add(entries[0]) // read twice
-	listed, others := x.list(acct, [16]byte{}, now)
+	listed, others := x.list(nil, acct, [16]byte{}, now)
 	if len(listed) != listedSessions || others != 5 {
 		t.Fatalf("%d listed, %d others; want %d and 5", len(listed), others, listedSessions)
 	}
@@ -40,7 +40,7 @@ func TestSessionIndexBound(t *testing.T) {
 	}
 	// a profile shown by an unlisted session lists it apart, not twice
 	for id := range x.accounts[acct].others {
-		if _, others := x.list(acct, id, now); others != 4 {
+		if _, others := x.list(nil, acct, id, now); others != 4 {
 			t.Errorf("others besides an unlisted session shown: %d, want 4", others)
 		}
 		break
@@ -50,14 +50,14 @@ func TestSessionIndexBound(t *testing.T) {
 			t.Errorf("an unlisted session keeps its details: %+v", a)
 		}
 	}
-	if listed, others := x.list(accountID(randomBytes(16)), [16]byte{}, now); len(listed) != 0 || others != 0 {
+	if listed, others := x.list(nil, accountID(randomBytes(16)), [16]byte{}, now); len(listed) != 0 || others != 0 {
 		t.Errorf("an account without sessions: %d listed, %d others", len(listed), others)
 	}
 	// past the count of others, the oldest leave the index
 	for i := range otherSessions {
 		x.add(indexEntry(acct, now.Add(time.Duration(i+1)*time.Second)))
 	}
-	if listed, others := x.list(acct, [16]byte{}, now); len(listed) != listedSessions || others != otherSessions || len(x.owner) != listedSessions+otherSessions {
+	if listed, others := x.list(nil, acct, [16]byte{}, now); len(listed) != listedSessions || others != otherSessions || len(x.owner) != listedSessions+otherSessions {
 		t.Errorf("after %d more logins: %d listed, %d others, %d indexed", otherSessions, len(listed), others, len(x.owner))
 	}
 }
@@ -82,14 +82,14 @@ func TestSessionIndexRemoval(t *testing.T) {
 	if _, ok := x.find(second.id); ok {
 		t.Errorf("a session found after its logout")
 	}
-	if listed, _ := x.list(acct, [16]byte{}, now); len(listed) != 2 {
+	if listed, _ := x.list(nil, acct, [16]byte{}, now); len(listed) != 2 {
 		t.Fatalf("after a logout: %d listed, want 2", len(listed))
 	}
 	x.signedOut(acct, 2)
-	if listed, _ := x.list(acct, [16]byte{}, now); len(listed) != 1 || listed[0].id != third.id {
+	if listed, _ := x.list(nil, acct, [16]byte{}, now); len(listed) != 1 || listed[0].id != third.id {
 		t.Fatalf("after a sign out everywhere above the first: %+v, want the third alone", listed)
 	}
-	if listed, _ := x.list(acct, [16]byte{}, third.expires); len(listed) != 0 {
+	if listed, _ := x.list(nil, acct, [16]byte{}, third.expires); len(listed) != 0 {
 		t.Errorf("an expired session listed")
 	}
 	x.expire(third.expires.Add(time.Hour))

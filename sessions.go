@@ -79,12 +79,13 @@ func (s *session) entry(address, device string) sessionEntry {
 	return sessionEntry{id: s.ID, acct: s.acct.id, counter: s.Counter, started: s.Issued, expires: s.Expires, address: address, device: device}
 }
 
-// sessionsOf returns the account's sessions for its profile, newest
-// first, and how many others it has. This session is always listed: when
-// the index does not list it (its login not yet read from the store, or
-// older than the newest 50), it is shown from its cookie.
-func (h *Handler) sessionsOf(r *http.Request, sess *session) ([]sessionEntry, int) {
-	sessions, others := h.revoked.listSessions(sess.acct.id, sess.ID)
+// sessionsOf appends the account's sessions for its profile to dst,
+// newest first, and returns how many others it has. This session is
+// always listed: when the index does not list it (its login not yet read
+// from the store, or older than the newest 50), it is shown from its
+// cookie.
+func (h *Handler) sessionsOf(dst []sessionEntry, r *http.Request, sess *session) ([]sessionEntry, int) {
+	sessions, others := h.revoked.listSessions(dst, sess.acct.id, sess.ID)
 	for _, e := range sessions {
 		if e.id == sess.ID {
 			return sessions, others

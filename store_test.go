@@ -168,25 +168,25 @@ func contractSessionIndex(t *testing.T, a, b backend, clk *clock) {
 	writer.login(ctx, short)
 	newest := len(entries) - 1
 	syncUntil(t, reader, func() bool {
-		listed, others := reader.listSessions(acct, [16]byte{})
+		listed, others := reader.listSessions(nil, acct, [16]byte{})
 		return len(listed) == listedSessions && others == 2 && listed[0] == entries[newest]
 	})
-	if listed, _ := reader.listSessions(brief, [16]byte{}); len(listed) != 1 || listed[0] != short {
+	if listed, _ := reader.listSessions(nil, brief, [16]byte{}); len(listed) != 1 || listed[0] != short {
 		t.Errorf("the other account's session: %+v, want %+v", listed, short)
 	}
 
 	writer.end(ctx, entries[newest].id, entries[newest].expires)
 	syncUntil(t, reader, func() bool {
-		listed, others := reader.listSessions(acct, [16]byte{})
+		listed, others := reader.listSessions(nil, acct, [16]byte{})
 		return len(listed)+others == listedSessions+1 && listed[0] == entries[newest-1]
 	})
 	clk.offset.Add(int64(2 * time.Minute))
-	if listed, others := reader.listSessions(brief, [16]byte{}); len(listed) != 0 || others != 0 {
+	if listed, others := reader.listSessions(nil, brief, [16]byte{}); len(listed) != 0 || others != 0 {
 		t.Errorf("an expired session listed: %+v", listed)
 	}
 	writer.signOutEverywhere(ctx, acct)
 	syncUntil(t, reader, func() bool {
-		listed, others := reader.listSessions(acct, [16]byte{})
+		listed, others := reader.listSessions(nil, acct, [16]byte{})
 		return len(listed) == 0 && others == 0
 	})
 }
