@@ -3,6 +3,7 @@ package miniapp
 import (
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -86,17 +87,13 @@ func (s *session) entry(address, device string) sessionEntry {
 // cookie.
 func (h *Handler) sessionsOf(dst []sessionEntry, r *http.Request, sess *session) ([]sessionEntry, int) {
 	sessions, others := h.revoked.listSessions(dst, sess.acct.id, sess.ID)
-	for _, e := range sessions {
-		if e.id == sess.ID {
-			return sessions, others
-		}
+	if slices.ContainsFunc(sessions, func(e sessionEntry) bool { return e.id == sess.ID }) {
+		return sessions, others
 	}
+	// placed as the index places a login
 	current := sess.entry(clientIP(r), deviceName(r.UserAgent()))
-	at := 0
-	for at < len(sessions) && newerFirst(sessions[at], current) < 0 {
-		at++
-	}
-	return append(sessions[:at:at], append([]sessionEntry{current}, sessions[at:]...)...), others
+	at, _ := slices.BinarySearchFunc(sessions, current, newerFirst)
+	return slices.Insert(sessions, at, current), others
 }
 
 // sessionRows is the profile page's list of sessions, with a sign-out

@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -176,5 +177,29 @@ func TestEndOtherSession(t *testing.T) {
 	if len(logs) != 1 || logs[0].ContextMap()["by"] != "profile page" || logs[0].ContextMap()["user"] != "ada" ||
 		strings.Contains(logs[0].Message+logs[0].ContextMap()["session"].(string), second.Value) {
 		t.Errorf("log of the ending: %+v", logs)
+	}
+}
+
+// TestProfileShowsUnindexedSession: a session whose login the index has
+// not seen (not yet read from the store) is listed from its cookie, in
+// its place among the others.
+func TestProfileShowsUnindexedSession(t *testing.T) {
+	a := newApp(t, "", nil)
+	_, older := a.loginWith("ada", firefoxUA)
+	a.advance(2 * time.Second)
+	s := a.h.newSession(context.Background(), a.h.users["ada"])
+	a.advance(2 * time.Second)
+	_, newer := a.loginWith("ada", iphoneUA)
+	cookie := &http.Cookie{Name: "miniapp_session", Value: a.h.keys.seal(s, "miniapp_session", "example.com")}
+	var p profileJSON
+	w := a.do(request{target: "/profile", cookie: cookie, accept: "application/json", header: map[string]string{"User-Agent": firefoxUA}})
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || len(p.Sessions) != 3 {
+		t.Fatalf("profile of an unindexed session: %d %s %v", w.Code, w.Body, err)
+	}
+	ids := []string{hex.EncodeToString(newer.ID[:]), hex.EncodeToString(s.ID[:]), hex.EncodeToString(older.ID[:])}
+	for i, e := range p.Sessions {
+		if e.ID != ids[i] || e.Current != (i == 1) {
+			t.Errorf("session %d: %+v, want ID %s, current %v", i, e, ids[i], i == 1)
+		}
 	}
 }
