@@ -1,0 +1,260 @@
+// Package account owns the accounts that may sign in: their names, IDs
+// and password hashes, the check of a password with Caddy's hash
+// comparers, and the fake hash that makes an unknown name cost as much
+// as a wrong password. It knows nothing of HTTP, sessions or stores:
+// it takes a name and a password and answers with an account or a
+// reason.
+package account
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// MaxNameLen bounds a user name, in bytes.
+const MaxNameLen = 1024
+
+// Account is a user who may sign in: the name, the password hash and
+// the Caddy comparer for the hash's algorithm.
+type Account struct {
+	// Name is the account's username.
+	Name string
+	// ID is what sessions, revocations and sign-out counters are bound
+	// to: the account as configured, in its realm.
+	ID ID
+	// Comparer is Caddy's comparer for the hash's algorithm.
+	Comparer caddyauth.Comparer
+	// Placeholder and JSONName are Name made once for every request: as
+	// a placeholder value and as a JSON string.
+	Placeholder any
+	JSONName    []byte
+
+	hash []byte
+}
+
+// ID names an account by its realm, its name and its configured
+// password hash. The hash is salted, so two sites that each configure a
+// user of the same name never share an ID by accident, and a changed
+// password hash is a new account whose old sessions are refused. Being
+// a digest, it gives storage keys of one length whatever the name.
+type ID [16]byte
+
+// TagLen is how much of the account ID a session cookie carries.
+const TagLen = 8
+
+// Tag is the part of the account ID a session cookie carries, to tell
+// whether the account it was issued for is still the configured one.
+type Tag [TagLen]byte
+
+// NewID derives the ID of an account.
+func NewID(realm, name, hash string) ID {
+	sum := sha256.Sum256([]byte("miniapp account v1\x00" + realm + "\x00" + name + "\x00" + hash))
+	return ID(sum[:16])
+}
+
+// Tag is the part of the ID that session cookies carry.
+func (id ID) Tag() Tag { return Tag(id[:TagLen]) }
+
+// Set is a realm's configured accounts by name, with the fake account
+// an unknown name is checked against.
+type Set struct {
+	users map[string]*Account
+	fake  *Account
+	// Mixed reports whether the accounts' hashes differ in algorithm or
+	// cost: an unknown name then takes as long as a wrong password only
+	// for the users whose hashes are like most users'.
+	Mixed bool
+}
+
+// bcryptEncoding is bcrypt's own base64 alphabet, used to make fake hashes.
+var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
+
+// Load builds the accounts from the config, replacing placeholders in
+// names and hashes. The fake account's hash has the algorithm and
+// parameters that most accounts share, so that checking an unknown name
+// costs as much as a wrong password.
+func Load(accounts []caddyauth.Account, realm string, repl *caddy.Replacer) (*Set, error) {
+	if len(accounts) == 0 {
+		return nil, errors.New("at least one user is required")
+	}
+	set := &Set{users: make(map[string]*Account, len(accounts))}
+	shares := map[string]int{}
+	var common *Account
+	for i, acct := range accounts {
+		name := repl.ReplaceKnown(acct.Username, "")
+		hash := repl.ReplaceKnown(acct.Password, "")
+		if name == "" || hash == "" {
+			return nil, fmt.Errorf("user %d: name and password hash are required", i+1)
+		}
+		if err := CheckName(name); err != nil {
+			return nil, fmt.Errorf("user %q: %v", name, err)
+		}
+		if _, dup := set.users[name]; dup {
+			return nil, fmt.Errorf("duplicate user %q", name)
+		}
+		cmp, err := comparerFor(hash)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: %v", name, err)
+		}
+		jsonName, err := json.Marshal(name)
+		if err != nil {
+			return nil, err
+		}
+		user := &Account{Name: name, ID: NewID(realm, name, hash), hash: []byte(hash), Comparer: cmp, Placeholder: name, JSONName: jsonName}
+		set.users[name] = user
+		shares[hashParams(hash)]++
+		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
+			common = user
+		}
+	}
+	fake, err := fakeHashLike(string(common.hash))
+	if err != nil {
+		return nil, fmt.Errorf("making the fake hash: %v", err)
+	}
+	set.fake = &Account{hash: fake, Comparer: common.Comparer}
+	set.Mixed = len(shares) > 1
+	return set, nil
+}
+
+// Lookup returns the configured account of the name.
+func (s *Set) Lookup(name string) (*Account, bool) {
+	acct, ok := s.users[name]
+	return acct, ok
+}
+
+// ByID returns the account with the ID.
+func (s *Set) ByID(id ID) (*Account, bool) {
+	for _, acct := range s.users {
+		if acct.ID == id {
+			return acct, true
+		}
+	}
+	return nil, false
+}
+
+// Reasons a password check fails.
+const (
+	ReasonUnknownUser   = "unknown user"
+	ReasonWrongPassword = "wrong password"
+)
+
+// Check checks a password. An unknown user costs the same as a wrong
+// password: the password is compared with the fake hash. A nil account
+// comes with the reason of the failure; an error is the comparer's own
+// failure, no fault of the client's.
+func (s *Set) Check(name, password string) (*Account, string, error) {
+	acct, known := s.users[name]
+	if !known {
+		acct = s.fake
+	}
+	ok, err := acct.Comparer.Compare(acct.hash, []byte(password))
+	switch {
+	case err != nil:
+		return nil, "", err
+	case !known:
+		return nil, ReasonUnknownUser, nil
+	case !ok:
+		return nil, ReasonWrongPassword, nil
+	}
+	return acct, "", nil
+}
+
+// hashParams is the part of a hash that names its algorithm and cost:
+// "$2a$14$" for bcrypt, "$argon2id$v=19$m=47104,t=1,p=1" for argon2id.
+func hashParams(hash string) string {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		return strings.Join(strings.SplitN(hash, "$", 5)[:4], "$")
+	}
+	return hash[:7]
+}
+
+// comparerFor checks that hash parses and returns Caddy's comparer for
+// the algorithm the hash names.
+func comparerFor(hash string) (caddyauth.Comparer, error) {
+	var algorithm string
+	switch {
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("password hash is not valid bcrypt: %v", err)
+		}
+		algorithm = "bcrypt"
+	case strings.HasPrefix(hash, "$argon2id$"):
+		if _, _, err := caddyauth.DecodeHash([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("password hash is not valid argon2id: %v", err)
+		}
+		algorithm = "argon2id"
+	default:
+		return nil, errors.New("password hash must be bcrypt ($2a$...) or argon2id ($argon2id$...), as printed by caddy hash-password")
+	}
+	info, err := caddy.GetModule("http.authentication.hashes." + algorithm)
+	if err != nil {
+		return nil, err
+	}
+	return info.New().(caddyauth.Comparer), nil
+}
+
+// fakeHashLike returns a hash with the same algorithm and parameters as
+// hash but a random salt and digest, so that no password matches it.
+func fakeHashLike(hash string) ([]byte, error) {
+	if strings.HasPrefix(hash, "$argon2id$") {
+		parts := strings.Split(hash, "$")
+		for _, i := range []int{4, 5} {
+			raw, err := base64.RawStdEncoding.DecodeString(parts[i])
+			if err != nil {
+				return nil, err
+			}
+			parts[i] = base64.RawStdEncoding.EncodeToString(randomBytes(len(raw)))
+		}
+		return []byte(strings.Join(parts, "$")), nil
+	}
+	// bcrypt: the parameters, then 22 characters of salt and 31 of digest
+	salt := bcryptEncoding.EncodeToString(randomBytes(16))
+	digest := bcryptEncoding.EncodeToString(randomBytes(23))
+	return []byte(hashParams(hash) + salt + digest), nil
+}
+
+// randomBytes returns n bytes from the system's secure random source.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails; crashes the program if the source does
+	return b
+}
+
+// CheckName rejects user names that cannot be shown or logged safely.
+func CheckName(name string) error {
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("longer than %d bytes", MaxNameLen)
+	}
+	return CheckText(name)
+}
+
+// Why CheckText refuses text.
+var (
+	ErrNotUTF8  = errors.New("text is not valid UTF-8")
+	ErrControls = errors.New("text contains control characters")
+)
+
+// CheckText rejects text that is not valid UTF-8 or holds control
+// characters, which would corrupt a page, a header or a log line.
+func CheckText(s string) error {
+	if !utf8.ValidString(s) {
+		return ErrNotUTF8
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ErrControls
+		}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package account
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+var (
+	adaHash   = testhash.Bcrypt("lovelace-1815")
+	graceHash = testhash.Argon2id("hopper-1906")
+)
+
+func load(t *testing.T, accounts ...caddyauth.Account) *Set {
+	t.Helper()
+	set, err := Load(accounts, "miniapp", caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// recordingComparer stands in for a Caddy hash comparer: it records the
+// hashes it was asked to compare with, and answers with err.
+type recordingComparer struct {
+	hashes []string
+	err    error
+}
+
+func (c *recordingComparer) Compare(hashed, _ []byte) (bool, error) {
+	c.hashes = append(c.hashes, string(hashed))
+	return false, c.err
+}
+
+func TestCheck(t *testing.T) {
+	set := load(t, caddyauth.Account{Username: "ada", Password: adaHash}, caddyauth.Account{Username: "grace", Password: graceHash})
+	if acct, reason, err := set.Check("ada", "lovelace-1815"); err != nil || reason != "" || acct == nil || acct.Name != "ada" {
+		t.Fatalf("right password: %v %q %v", acct, reason, err)
+	}
+	if acct, reason, err := set.Check("grace", "hopper-1906"); err != nil || acct == nil {
+		t.Fatalf("argon2id: %v %q %v", acct, reason, err)
+	}
+	if acct, reason, err := set.Check("ada", "x"); acct != nil || reason != ReasonWrongPassword || err != nil {
+		t.Errorf("wrong password: %v %q %v", acct, reason, err)
+	}
+	if acct, reason, err := set.Check("mallory", "lovelace-1815"); acct != nil || reason != ReasonUnknownUser || err != nil {
+		t.Errorf("unknown user: %v %q %v", acct, reason, err)
+	}
+	ada, _ := set.Lookup("ada")
+	ada.Comparer = &recordingComparer{err: errors.New("hash engine exploded")}
+	if acct, _, err := set.Check("ada", "lovelace-1815"); acct != nil || err == nil {
+		t.Errorf("a failing comparer: %v %v", acct, err)
+	}
+}
+
+func TestUnknownUserComparesFakeHash(t *testing.T) {
+	set := load(t, caddyauth.Account{Username: "ada", Password: adaHash})
+	stub := &recordingComparer{}
+	set.fake.Comparer = stub
+	if _, reason, _ := set.Check("mallory", "x"); reason != ReasonUnknownUser || len(stub.hashes) != 1 || stub.hashes[0] != string(set.fake.hash) {
+		t.Fatalf("unknown user: %q, compared %v", reason, stub.hashes)
+	}
+	// a known user is compared with its own hash, never the fake one
+	set.Check("ada", "x")
+	if len(stub.hashes) != 1 {
+		t.Errorf("known user compared with the fake hash")
+	}
+}
+
+func TestFakeHashFollowsMostUsers(t *testing.T) {
+	accounts := []caddyauth.Account{{Username: "a", Password: adaHash}, {Username: "b", Password: graceHash}, {Username: "c", Password: testhash.Argon2id("x")}}
+	set := load(t, accounts...)
+	if !set.Mixed || hashParams(string(set.fake.hash)) != hashParams(graceHash) {
+		t.Errorf("fake %q, mixed %v: want argon2id parameters of most users", set.fake.hash, set.Mixed)
+	}
+	set = load(t, accounts[0])
+	if set.Mixed || hashParams(string(set.fake.hash)) != hashParams(adaHash) {
+		t.Errorf("single user: fake %q, mixed %v", set.fake.hash, set.Mixed)
+	}
+}
+
+func TestFakeHashLike(t *testing.T) {
+	for _, hash := range []string{adaHash, graceHash} {
+		fake, err := fakeHashLike(hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmp, err := comparerFor(string(fake))
+		if err != nil {
+			t.Fatalf("fake %q does not parse: %v", fake, err)
+		}
+		if ok, err := cmp.Compare(fake, []byte("lovelace-1815")); ok || err != nil {
+			t.Errorf("fake hash matched or failed: %v %v", ok, err)
+		}
+		prefix := strings.Join(strings.Split(hash, "$")[:4], "$")
+		if strings.HasPrefix(hash, "$2") {
+			prefix = hash[:7]
+		}
+		if !strings.HasPrefix(string(fake), prefix) || len(fake) != len(hash) || string(fake) == hash {
+			t.Errorf("fake %q does not keep the parameters of %q", fake, hash)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		accounts []caddyauth.Account
+		want     string
+	}{
+		{nil, "at least one user"},
+		{[]caddyauth.Account{{Username: "ada"}}, "name and password hash are required"},
+		{[]caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}, `duplicate user "ada"`},
+		{[]caddyauth.Account{{Username: "ada", Password: "plain"}}, "must be bcrypt"},
+		{[]caddyauth.Account{{Username: "a\x1bb", Password: adaHash}}, "control characters"},
+		{[]caddyauth.Account{{Username: strings.Repeat("a", MaxNameLen+1), Password: adaHash}}, "longer than"},
+	} {
+		if _, err := Load(tc.accounts, "miniapp", caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.accounts, err, tc.want)
+		}
+	}
+}
+
+func TestIDs(t *testing.T) {
+	a, b := NewID("miniapp", "ada", adaHash), NewID("staff", "ada", adaHash)
+	c := NewID("miniapp", "ada", testhash.Bcrypt("lovelace-1815"))
+	if a == b || a == c || a != NewID("miniapp", "ada", adaHash) {
+		t.Error("IDs do not follow the realm, name and hash")
+	}
+	if a.Tag() != Tag(a[:TagLen]) {
+		t.Error("the tag is not the ID's first bytes")
+	}
+	set := load(t, caddyauth.Account{Username: "ada", Password: adaHash})
+	if acct, ok := set.ByID(a); !ok || acct.Name != "ada" {
+		t.Errorf("ByID: %v %v", acct, ok)
+	}
+}

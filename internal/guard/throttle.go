@@ -1,0 +1,163 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// MaxClients bounds the clients a throttle remembers, so a
+// flood from many addresses cannot grow memory without limit (about
+// 100 bytes each).
+const MaxClients = 65536
+
+// throttlePool keeps the counts across config reloads that keep the same
+// realm and limit.
+var throttlePool = caddy.NewUsagePool()
+
+// Throttle counts failed logins per client and refuses a client that
+// reached the limit until its window has passed.
+type Throttle struct {
+	limit      int
+	window     time.Duration
+	maxClients int
+	poolKey    string
+
+	mu      sync.Mutex
+	clients map[string]*attempts
+}
+
+// attempts is one client's failures in the window that began at start,
+// and whether it has an attempt in progress.
+type attempts struct {
+	start    time.Time
+	failures int
+	inFlight bool
+}
+
+// OpenThrottle returns the realm's throttle for this limit, shared with
+// the handlers of earlier configs that had the same ones.
+func OpenThrottle(realm string, limit int, window time.Duration) (*Throttle, error) {
+	key := fmt.Sprintf("%s\x00%d\x00%s", realm, limit, window)
+	val, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		t := NewThrottle(limit, window, MaxClients)
+		t.poolKey = key
+		return t, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*Throttle), nil
+}
+
+// NewThrottle makes a throttle that remembers at most maxClients.
+func NewThrottle(limit int, window time.Duration, maxClients int) *Throttle {
+	return &Throttle{limit: limit, window: window, maxClients: maxClients, clients: make(map[string]*attempts)}
+}
+
+// Release gives back this handler's use of the throttle.
+func (t *Throttle) Release() error {
+	_, err := throttlePool.Delete(t.poolKey)
+	return err
+}
+
+// Destruct implements caddy.Destructor; the throttle holds only memory.
+func (t *Throttle) Destruct() error { return nil }
+
+// ClientKey groups an address with its neighbours that one party
+// usually holds: an IPv6 client by its /64, an IPv4 client alone. An
+// address that does not parse (a Unix socket) is the empty key, shared.
+func ClientKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}
+
+// Why reserve refuses an attempt.
+var (
+	// ErrLimited: the client has used up its failures in the window.
+	ErrLimited = errors.New("too many failed logins; try again later")
+	// ErrInFlight: the client has an attempt in progress already; the
+	// refused one counts as a failure.
+	ErrInFlight = errors.New("a login from this client is in progress; try again shortly")
+)
+
+// Reserve reserves a login attempt for a client (its clientKey, or a
+// device's key). It is refused with ErrLimited and how long to wait when
+// the client has used up its failures in the window, and with
+// ErrInFlight when the client has an attempt in progress: one password
+// check per client at a time, so no client holds more than one place in
+// the queue for the check slots. A reserved attempt counts as a failure
+// until it is settled, so concurrent attempts cannot all pass before the
+// first fails.
+func (t *Throttle) Reserve(key string, now time.Time) (*Attempt, time.Duration, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.clients[key]
+	if a != nil && !now.Before(a.start.Add(t.window)) {
+		a.start, a.failures = now, 0
+	}
+	if a == nil {
+		if len(t.clients) >= t.maxClients {
+			t.evict(now)
+		}
+		a = &attempts{start: now}
+		t.clients[key] = a
+	}
+	if a.failures >= t.limit {
+		return nil, a.start.Add(t.window).Sub(now), ErrLimited
+	}
+	a.failures++
+	if a.inFlight {
+		return nil, time.Second, ErrInFlight
+	}
+	a.inFlight = true
+	return &Attempt{throttle: t, counts: a}, 0, nil
+}
+
+// Attempt is one reserved login attempt of a client.
+type Attempt struct {
+	throttle *Throttle
+	counts   *attempts
+}
+
+// Done settles the attempt: a failure stays counted; anything else is
+// taken back, without resetting the client's earlier failures.
+func (at *Attempt) Done(failed bool) {
+	at.throttle.mu.Lock()
+	defer at.throttle.mu.Unlock()
+	at.counts.inFlight = false
+	if !failed && at.counts.failures > 0 {
+		at.counts.failures--
+	}
+}
+
+// evict makes room for one client: it drops the first entry it meets
+// that is expired or not throttled, so a flood of new addresses cannot
+// push a throttled client out while any other entry is left. Map order
+// is random, so the choice is too.
+func (t *Throttle) evict(now time.Time) {
+	var throttled string
+	for key, a := range t.clients {
+		if !a.inFlight && (!now.Before(a.start.Add(t.window)) || a.failures < t.limit) {
+			delete(t.clients, key)
+			return
+		}
+		throttled = key
+	}
+	delete(t.clients, throttled)
+}
+
+// Interface guard
+var _ caddy.Destructor = (*Throttle)(nil)

@@ -1,0 +1,89 @@
+package session
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+)
+
+func testSession() *Session {
+	return &Session{User: "ada é", ID: [16]byte(Random(16)), Counter: 7, Account: account.Tag(Random(account.TagLen)),
+		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
+}
+
+func TestSealOpen(t *testing.T) {
+	kr, err := NewKeyring([][]byte{Random(32)}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSession()
+	v := kr.Seal(s, "c", "h")
+	got, err := kr.Open(v, "c", "h")
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Account != s.Account ||
+		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if _, err := kr.Open(v, "c", "other.example"); err == nil {
+		t.Error("a cookie opened for another host")
+	}
+	if _, err := kr.Open(v, "d", "h"); err == nil {
+		t.Error("a cookie opened under another cookie name")
+	}
+	if v2 := kr.Seal(s, "c", "h"); v2 == v {
+		t.Error("two seals of one session are equal: the nonce is not random")
+	}
+	if _, err := kr.Open(strings.Repeat("A", maxCookieLen+1), "c", "h"); err != ErrMalformed {
+		t.Errorf("an oversized value: %v", err)
+	}
+}
+
+// TestRotation: a ring with a new key first opens cookies of the old
+// one and seals with the new; a ring without the old key refuses them;
+// a ring of another realm opens nothing of this one.
+func TestRotation(t *testing.T) {
+	oldKey, newKey := Random(32), Random(48)
+	old, _ := NewKeyring([][]byte{oldKey}, "miniapp")
+	rotated, _ := NewKeyring([][]byte{newKey, oldKey}, "miniapp")
+	dropped, _ := NewKeyring([][]byte{newKey}, "miniapp")
+	otherRealm, _ := NewKeyring([][]byte{oldKey}, "staff")
+	s := testSession()
+	v := old.Seal(s, "c", "h")
+	if _, err := rotated.Open(v, "c", "h"); err != nil {
+		t.Errorf("old-key cookie after rotation: %v", err)
+	}
+	if _, err := old.Open(rotated.Seal(s, "c", "h"), "c", "h"); err == nil {
+		t.Error("a ring without the new key opened its cookie")
+	}
+	if _, err := dropped.Open(v, "c", "h"); err == nil {
+		t.Error("cookie of a removed key opened")
+	}
+	if _, err := otherRealm.Open(v, "c", "h"); err == nil {
+		t.Error("cookie of another realm opened")
+	}
+}
+
+func TestDecodeSecret(t *testing.T) {
+	key := Random(32)
+	for _, ok := range []string{
+		base64.StdEncoding.EncodeToString(key), base64.RawStdEncoding.EncodeToString(key),
+		base64.URLEncoding.EncodeToString(key), base64.RawURLEncoding.EncodeToString(key),
+	} {
+		if got, err := DecodeSecret(ok); err != nil || string(got) != string(key) {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "short", base64.StdEncoding.EncodeToString(key[:31]), "!!!!" + base64.StdEncoding.EncodeToString(key)} {
+		_, err := DecodeSecret(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if bad != "" && strings.Contains(err.Error(), bad) {
+			t.Errorf("error repeats the key: %v", err)
+		}
+	}
+	if s, err := DecodeSecret(NewSecret()); err != nil || len(s) != 32 {
+		t.Errorf("a new secret: %d bytes, %v", len(s), err)
+	}
+}

@@ -1,0 +1,95 @@
+// Package session owns what a session is and how its cookie is sealed
+// and opened: the session value, the key ring (seal, open, rotation) and
+// the session's times, checked at the cookie's resolution of whole
+// seconds. It takes keys, times and account tags as values; it knows
+// nothing of Caddy's handler, of requests or of stores (loading or
+// generating a realm's key set is the caller's job).
+package session
+
+import (
+	"crypto/rand"
+	"math"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+)
+
+// Session is what the cookie carries: who signed in, which session it
+// is, and its times (whole seconds).
+type Session struct {
+	// User is the name of the signed-in account.
+	User string
+	// ID identifies the session for revocation; random per login.
+	ID [16]byte
+	// Account tags the account the session was issued for: a session of
+	// another site's account of the same name, or of a password hash
+	// since changed, is refused.
+	Account account.Tag
+	// Counter is the user's sign-out counter at login: signing out
+	// everywhere raises the counter, ending every session below it.
+	Counter uint32
+	// Issued is when the user signed in.
+	Issued time.Time
+	// Expires is the absolute end of the session.
+	Expires time.Time
+	// LastSeen is when the cookie was last issued, for idle expiry.
+	LastSeen time.Time
+}
+
+// New starts a session of the account at now with a fresh random ID, so
+// a session ID planted before login is never carried over.
+func New(user string, tag account.Tag, counter uint32, now time.Time, lifetime time.Duration) *Session {
+	now = now.Truncate(time.Second)
+	return &Session{
+		User:     user,
+		ID:       [16]byte(Random(16)),
+		Account:  tag,
+		Counter:  counter,
+		Issued:   now,
+		Expires:  now.Add(lifetime),
+		LastSeen: now,
+	}
+}
+
+// Live reports whether the session is within its absolute expiry, the
+// lifetime and the idle window at now. The cookie keeps whole seconds,
+// so now is compared at that resolution: a session lives at least its
+// full lifetime and idle window, never a fraction of a second less. The
+// lifetime and idle window given apply to sessions issued under an
+// earlier config too.
+func (s *Session) Live(now time.Time, lifetime, idle time.Duration) bool {
+	now = now.Truncate(time.Second)
+	return !now.After(s.Expires) && now.Sub(s.Issued) <= lifetime && now.Sub(s.LastSeen) <= idle
+}
+
+// Renewed returns the session with now as its time of last use once
+// less than half of the idle window is left, so an active session does
+// not lapse, and nil before then. The absolute expiry stays.
+func (s *Session) Renewed(now time.Time, idle time.Duration) *Session {
+	now = now.Truncate(time.Second)
+	if now.Sub(s.LastSeen) < idle/2 {
+		return nil
+	}
+	renewed := *s
+	renewed.LastSeen = now
+	return &renewed
+}
+
+// MaxAge is the cookie's Max-Age at now, in seconds: until the last
+// second in which Live accepts the session.
+func (s *Session) MaxAge(now time.Time) int {
+	return MaxAge(s.Expires.Add(time.Second), now)
+}
+
+// MaxAge is a cookie's Max-Age at now for a value that is good until
+// end, rounded up so the browser never drops it early.
+func MaxAge(end, now time.Time) int {
+	return int(math.Ceil(end.Sub(now).Seconds()))
+}
+
+// Random returns n bytes from the system's secure random source.
+func Random(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails; crashes the program if the source does
+	return b
+}

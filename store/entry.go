@@ -1,0 +1,122 @@
+package store
+
+import (
+	"encoding/hex"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mileusna/useragent"
+)
+
+// Entry is one session in its account's index: what the profile
+// page, the admin API and the `caddy miniapp` command show of it.
+type Entry struct {
+	// ID is the session's ID.
+	ID [16]byte
+	// Account is the account the session belongs to.
+	Account AccountID
+	// Counter is the account's sign-out counter at login: a sign out
+	// everywhere above it ends the session.
+	Counter uint32
+	// Started is when the user signed in; Expires when the session ends
+	// at the latest.
+	Started, Expires time.Time
+	// Address is the client address at login.
+	Address string
+	// Device is a short name of the browser and system, made of known
+	// names only.
+	Device string
+}
+
+// String encodes the entry as one line of text for a store: the ID, the
+// account, the counter, the times, the address and the device name,
+// which comes last as it holds spaces.
+func (e Entry) String() string {
+	return strings.Join([]string{
+		hex.EncodeToString(e.ID[:]), hex.EncodeToString(e.Account[:]), strconv.FormatUint(uint64(e.Counter), 10),
+		strconv.FormatInt(e.Started.Unix(), 10), strconv.FormatInt(e.Expires.Unix(), 10), e.Address, e.Device,
+	}, " ")
+}
+
+// ParseEntry reads an entry written by String.
+func ParseEntry(s string) (Entry, bool) {
+	f := strings.SplitN(s, " ", 7)
+	if len(f) != 7 {
+		return Entry{}, false
+	}
+	id, err1 := hex.DecodeString(f[0])
+	acct, err2 := hex.DecodeString(f[1])
+	counter, err3 := strconv.ParseUint(f[2], 10, 32)
+	started, err4 := strconv.ParseInt(f[3], 10, 64)
+	expires, err5 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || len(id) != 16 || len(acct) != 16 ||
+		started < 0 || expires < started || expires > lastTime {
+		return Entry{}, false
+	}
+	if _, err := netip.ParseAddr(f[5]); err != nil {
+		f[5] = "" // no address, or not one
+	}
+	return Entry{
+		ID: [16]byte(id), Account: AccountID(acct), Counter: uint32(counter),
+		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0),
+		Address: f[5], Device: deviceLabel(f[6]),
+	}, true
+}
+
+// lastTime is the last second that JSON can show (9999-12-31T23:59:59Z):
+// a store entry past it is not a session.
+const lastTime = 253402300799
+
+// Names the device name is made of: only these reach a page, never a
+// part of the User-Agent header itself.
+var (
+	knownBrowsers = []string{
+		useragent.Chrome, useragent.Firefox, useragent.Safari, useragent.Edge, useragent.Opera,
+		useragent.OperaMini, useragent.OperaTouch, useragent.Vivaldi, useragent.SamsungBrowser,
+		useragent.InternetExplorer, useragent.HeadlessChrome, useragent.FacebookApp,
+		useragent.InstagramApp, useragent.TiktokApp,
+	}
+	knownSystems = []string{
+		useragent.Windows, useragent.Android, useragent.MacOS, useragent.IOS, useragent.Linux,
+		useragent.FreeBSD, useragent.ChromeOS, useragent.WindowsPhone, useragent.BlackBerry,
+		useragent.Harmony, "iPhone", "iPad",
+	}
+)
+
+// unknownDevice names a client whose browser and system are not known.
+const unknownDevice = "Unknown device"
+
+// DeviceName makes a short device name from a User-Agent header, such as
+// "Firefox on Linux" or "Safari on iPhone".
+func DeviceName(header string) string {
+	ua := useragent.Parse(header)
+	browser := ua.Name
+	if browser == useragent.MobileSafari {
+		browser = useragent.Safari
+	}
+	system := ua.OS
+	if ua.Device == "iPhone" || ua.Device == "iPad" {
+		system = ua.Device
+	}
+	return deviceLabel(browser + " on " + system)
+}
+
+// deviceLabel keeps a device name made of known names, and turns any
+// other text (a header's product token, a forged store entry) into
+// unknownDevice.
+func deviceLabel(name string) string {
+	browser, system, _ := strings.Cut(name, " on ")
+	knownBrowser, knownSystem := slices.Contains(knownBrowsers, browser), slices.Contains(knownSystems, system)
+	switch {
+	case knownBrowser && knownSystem:
+		return browser + " on " + system
+	case knownBrowser:
+		return browser
+	case knownSystem:
+		return "Browser on " + system
+	}
+	return unknownDevice
+}

@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// realmPool shares one Realm per store, realm and sync
+// interval across config reloads, so a reload neither rereads the store
+// nor drops a pending write.
+var realmPool = caddy.NewUsagePool()
+
+// joinTimeout bounds the first read of a store when a realm's list is
+// made; what it could not read comes with the next changes.
+const joinTimeout = 10 * time.Second
+
+// leftWrites holds, by store and realm, the writes a list still had
+// pending when it was destroyed (a reload changed its pool key during an
+// outage), for the list that replaces it to send.
+var leftWrites = struct {
+	sync.Mutex
+	byPlace map[string][]pendingWrite
+}{byPlace: make(map[string][]pendingWrite)}
+
+// Realm holds a realm's revoked sessions (until the session would have
+// expired), each account's sign-out counter and its session index.
+// Memory answers every request; the store keeps them across restarts and
+// shares them with the other instances, whose changes a loop reads as
+// they come.
+type Realm struct {
+	store   Backend
+	now     func() time.Time
+	logger  *zap.Logger
+	poolKey string
+	// place names the store and realm, for leftWrites
+	place string
+	// syncMu makes one sync at a time: the loop's, or a test's
+	syncMu sync.Mutex
+
+	mu sync.RWMutex
+	// byHour holds the revoked session IDs by the hour their session
+	// expires: a check looks in one map, and an hour that has passed is
+	// dropped whole, without a scan of the others.
+	byHour map[int64]map[[16]byte]struct{}
+	users  map[AccountID]uint32
+	// sessions is each account's index of sessions.
+	sessions *sessionIndex
+	// pending holds the store writes that failed, retried in order.
+	pending []pendingWrite
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// pendingWrite is a login, a revocation or a sign-out waiting for the
+// store.
+type pendingWrite struct {
+	login   *Entry
+	signOut bool
+	id      [16]byte
+	expires time.Time
+	acct    AccountID
+	atLeast uint32
+}
+
+// Join returns the realm's shared state in the store, reading it and
+// starting its loop on first use; the handlers of successive configs
+// with the same store, realm and options share it. Release it when done.
+func Join(ctx caddy.Context, mod Module, opts Options) (*Realm, error) {
+	place := mod.Place() + "\x00" + opts.Realm
+	key := fmt.Sprintf("%s\x00%s\x00%s", place, opts.Every, opts.Remember)
+	val, _, err := realmPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		store, err := mod.Open(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		loopCtx, cancel := context.WithCancel(context.Background())
+		rv := NewRealm(store, opts)
+		rv.poolKey, rv.place, rv.cancel = key, place, cancel
+		joinCtx, stop := context.WithTimeout(ctx, joinTimeout)
+		defer stop()
+		if err := rv.Sync(joinCtx); err != nil {
+			// what the store holds is read again by the loop
+			rv.logger.Error("reading revocations from the store", zap.Error(err))
+		}
+		go rv.loop(loopCtx)
+		return rv, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return val.(*Realm), nil
+}
+
+// NewRealm makes an empty state on a backend, outside the process's
+// pool and without a loop: Join is what handlers use.
+func NewRealm(store Backend, opts Options) *Realm {
+	return &Realm{
+		store:    store,
+		now:      opts.Now,
+		logger:   opts.Logger,
+		byHour:   make(map[int64]map[[16]byte]struct{}),
+		users:    make(map[AccountID]uint32),
+		sessions: newSessionIndex(),
+		done:     make(chan struct{}),
+	}
+}
+
+// Release gives back this handler's use of the shared state.
+func (rv *Realm) Release() error {
+	_, err := realmPool.Delete(rv.poolKey)
+	return err
+}
+
+// Destruct stops the loop and closes the store once no handler uses
+// the state; writes still pending are left for the list that follows.
+func (rv *Realm) Destruct() error {
+	rv.cancel()
+	<-rv.done
+	rv.mu.Lock()
+	pending := rv.pending
+	rv.mu.Unlock()
+	if len(pending) > 0 {
+		leftWrites.Lock()
+		leftWrites.byPlace[rv.place] = append(leftWrites.byPlace[rv.place], pending...)
+		leftWrites.Unlock()
+	}
+	return rv.store.Close()
+}
+
+// loop keeps memory up to date with the store until Destruct.
+func (rv *Realm) loop(ctx context.Context) {
+	defer close(rv.done)
+	// the join has just synced
+	for Sleep(ctx, rv.store.PollEvery()) {
+		if err := rv.Sync(ctx); err != nil && ctx.Err() == nil {
+			rv.logger.Error("syncing revocations with the store", zap.Error(err))
+			if !Sleep(ctx, time.Second) {
+				return
+			}
+		}
+	}
+}
+
+// Sync retries the pending writes, applies what changed in the store and
+// drops what has expired. The loop calls it; a test may too.
+func (rv *Realm) Sync(ctx context.Context) error {
+	rv.syncMu.Lock()
+	defer rv.syncMu.Unlock()
+	leftWrites.Lock()
+	left := leftWrites.byPlace[rv.place]
+	delete(leftWrites.byPlace, rv.place)
+	leftWrites.Unlock()
+	rv.mu.Lock()
+	rv.pending = append(rv.pending, left...)
+	for _, w := range left {
+		rv.applyLocked(Change{Login: w.login, Revoked: w.login == nil && !w.signOut, ID: w.id, Expires: w.expires})
+	}
+	rv.mu.Unlock()
+	rv.retryPending(ctx)
+	changes, err := rv.store.Changes(ctx)
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	for _, c := range changes {
+		rv.applyLocked(c)
+	}
+	rv.expireLocked(rv.now())
+	return err
+}
+
+// expireLocked drops the revocations and sessions whose hour of expiry
+// has passed; rv.mu is held.
+func (rv *Realm) expireLocked(now time.Time) {
+	for hour := range rv.byHour {
+		if hour < now.Unix()/3600 {
+			delete(rv.byHour, hour)
+		}
+	}
+	rv.sessions.expire(now)
+}
+
+// applyLocked takes in one change, from the store or made here; rv.mu
+// is held.
+func (rv *Realm) applyLocked(c Change) {
+	switch {
+	case c.Login != nil:
+		// a login read after its logout or sign-out is not indexed
+		if _, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]; !revoked && c.Login.Counter >= rv.users[c.Login.Account] {
+			rv.sessions.add(*c.Login)
+		}
+	case c.Revoked:
+		hour := c.Expires.Unix() / 3600
+		ids := rv.byHour[hour]
+		if ids == nil {
+			ids = make(map[[16]byte]struct{})
+			rv.byHour[hour] = ids
+		}
+		ids[c.ID] = struct{}{}
+		rv.sessions.remove(c.ID)
+	case c.Counter > rv.users[c.Account]:
+		rv.users[c.Account] = c.Counter
+		rv.sessions.signedOut(c.Account, c.Counter)
+	}
+}
+
+// Revoked reports whether the session id of the account, which expires
+// then and began under the sign-out counter, was logged out here or on
+// another instance (within the store's window), or belongs to an account
+// that signed out everywhere since it began.
+func (rv *Realm) Revoked(acct AccountID, id [16]byte, expires time.Time, counter uint32) bool {
+	rv.mu.RLock()
+	_, revoked := rv.byHour[expires.Unix()/3600][id]
+	current := rv.users[acct]
+	rv.mu.RUnlock()
+	return revoked || counter < current
+}
+
+// Counter returns the account's current sign-out counter for a new
+// session, read from the store so that a sign-out on another instance
+// that this one has not seen yet does not end the new session when it is
+// seen. When the store fails, memory answers.
+func (rv *Realm) Counter(ctx context.Context, acct AccountID) uint32 {
+	stored, err := rv.store.Counter(ctx, acct)
+	if err != nil {
+		rv.logger.Warn("reading sign-out counter; using the one in memory", zap.Error(err))
+	}
+	return rv.raise(acct, stored)
+}
+
+// raise lifts the account's sign-out counter to counter when that is
+// higher, and returns the account's counter.
+func (rv *Realm) raise(acct AccountID, counter uint32) uint32 {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	rv.applyLocked(Change{Account: acct, Counter: counter})
+	return rv.users[acct]
+}
+
+// Revoke ends the session id, which expires then. It takes effect here
+// at once; the store write is retried until it succeeds.
+func (rv *Realm) Revoke(ctx context.Context, id [16]byte, expires time.Time) {
+	rv.mu.Lock()
+	rv.applyLocked(Change{Revoked: true, ID: id, Expires: expires})
+	rv.mu.Unlock()
+	rv.write(ctx, pendingWrite{id: id, expires: expires})
+}
+
+// Login records a new session in its account's index: here at once, in
+// the store with one write.
+func (rv *Realm) Login(ctx context.Context, e Entry) {
+	rv.mu.Lock()
+	rv.applyLocked(Change{Login: &e})
+	rv.mu.Unlock()
+	rv.write(ctx, pendingWrite{login: &e})
+}
+
+// Sessions appends the account's live sessions to dst, newest first,
+// and returns how many older ones it has besides the session shown
+// (which may be the zero ID).
+func (rv *Realm) Sessions(dst []Entry, acct AccountID, shown [16]byte) ([]Entry, int) {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	return rv.sessions.list(dst, acct, shown, rv.now())
+}
+
+// EndSession ends the indexed session id, if acct is nil or owns it, as
+// a logout would, and returns it.
+func (rv *Realm) EndSession(ctx context.Context, acct *AccountID, id [16]byte) (Entry, bool) {
+	rv.mu.RLock()
+	e, known := rv.sessions.find(id)
+	rv.mu.RUnlock()
+	if !known || (acct != nil && *acct != e.Account) {
+		return Entry{}, false
+	}
+	rv.Revoke(ctx, id, e.Expires)
+	return e, true
+}
+
+// SignOutEverywhere ends every session of the account issued so far, on
+// every instance, by raising its sign-out counter above theirs: at once
+// here, and in the store to at least the same value.
+func (rv *Realm) SignOutEverywhere(ctx context.Context, acct AccountID) {
+	rv.mu.Lock()
+	atLeast := rv.users[acct] + 1
+	rv.applyLocked(Change{Account: acct, Counter: atLeast})
+	rv.mu.Unlock()
+	rv.write(ctx, pendingWrite{signOut: true, acct: acct, atLeast: atLeast})
+}
+
+// KeySet returns the realm's generated key set from the store, made by
+// create when there is none.
+func (rv *Realm) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
+	return rv.store.KeySet(ctx, create)
+}
+
+// write sends one write to the store, or keeps it pending when the
+// store fails: a logout is never lost to a store error.
+func (rv *Realm) write(ctx context.Context, w pendingWrite) {
+	if err := rv.send(ctx, w); err != nil {
+		rv.logger.Error("writing to the store; will retry", zap.Error(err))
+		rv.mu.Lock()
+		rv.pending = append(rv.pending, w)
+		rv.mu.Unlock()
+	}
+}
+
+// send makes one write.
+func (rv *Realm) send(ctx context.Context, w pendingWrite) error {
+	switch {
+	case w.login != nil:
+		return rv.store.Login(ctx, *w.login)
+	case !w.signOut:
+		return rv.store.Revoke(ctx, w.id, w.expires)
+	}
+	n, err := rv.store.SignOut(ctx, w.acct, w.atLeast)
+	if err == nil {
+		rv.raise(w.acct, n)
+	}
+	return err
+}
+
+// retryPending sends the pending writes in order, keeping those that
+// fail again.
+func (rv *Realm) retryPending(ctx context.Context) {
+	_ = RetryInOrder(&rv.mu, &rv.pending, func(w pendingWrite) error { return rv.send(ctx, w) })
+}
+
+// Interface guard
+var _ caddy.Destructor = (*Realm)(nil)

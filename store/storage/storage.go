@@ -1,0 +1,204 @@
+// Package storage is the store backend `storage`: a realm's shared state
+// in Caddy's configured storage, as a journal of small segments per
+// instance. It registers the guest module
+// http.handlers.miniapp.stores.storage; it knows the store package's
+// interface and Caddy's storage, nothing of the handler.
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
+)
+
+func init() {
+	caddy.RegisterModule(Store{})
+}
+
+// Store keeps a realm's shared state in Caddy's configured
+// storage (file_system by default, or any storage module), so instances
+// that share the storage share sessions. Each instance appends its
+// changes to a journal of small segments of its own; the others read
+// only the segments and lines they have not seen, so a sync costs what
+// changed since the last one, not the whole history. Segments are
+// deleted once every entry in them has expired. Changes reach the other
+// instances within the handler's revocation_sync.
+type Store struct {
+	storage certmagic.Storage
+}
+
+// CaddyModule returns the Caddy module information.
+func (Store) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.miniapp.stores.storage",
+		New: func() caddy.Module { return new(Store) },
+	}
+}
+
+// Provision takes Caddy's configured storage.
+func (s *Store) Provision(ctx caddy.Context) error {
+	s.storage = ctx.Storage()
+	return nil
+}
+
+// UnmarshalCaddyfile reads `store storage`, which takes no options.
+func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the store's name
+	if d.NextArg() || d.NextBlock(0) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// New returns the store on a storage, as Provision makes it.
+func New(storage certmagic.Storage) *Store { return &Store{storage: storage} }
+
+// Place names the storage by its type and configuration, so that
+// handlers of successive configs find the state kept for it.
+func (s *Store) Place() string { return fmt.Sprintf("storage:%T:%v", s.storage, s.storage) }
+
+// Open makes the realm's journal on the storage.
+func (s *Store) Open(_ caddy.Context, opts store.Options) (store.Backend, error) {
+	return &storageBackend{
+		storage: s.storage,
+		prefix:  RealmPath(opts.Realm),
+		node:    hex.EncodeToString(random(8)),
+		opts:    opts,
+		maxExp:  make(map[uint64]int64),
+		peers:   make(map[string]*journalPeer),
+	}, nil
+}
+
+// storageBackend is one realm's journal in Caddy's storage.
+type storageBackend struct {
+	storage certmagic.Storage
+	prefix  string
+	node    string
+	opts    store.Options
+
+	// this node's journal: segments first to seq, the lines of seq, the
+	// latest expiry in each segment, and when the head was last written
+	mu        sync.Mutex
+	first     uint64
+	seq       uint64
+	lines     []string
+	maxExp    map[uint64]int64
+	headWrote time.Time
+	unsent    []unsentLine
+
+	// what has been read of the other nodes' journals, by node; the
+	// latest change seen when they were last all read, and when
+	peers   map[string]*journalPeer
+	latest  string
+	readAll time.Time
+}
+
+// Where a realm's journal, a node's head and segments, and an account's
+// sign-out counter are stored. The heads are files of one folder, so a
+// sync lists the nodes without reading any folder of segments. The
+// latest file names the last entry any node appended, so an idle sync
+// reads one small file and nothing else.
+func (b *storageBackend) journalDir() string         { return b.prefix + "/journal" }
+func (b *storageBackend) latestKey() string          { return b.journalDir() + "/latest" }
+func (b *storageBackend) headsDir() string           { return b.journalDir() + "/heads" }
+func (b *storageBackend) headKey(node string) string { return b.headsDir() + "/" + node }
+func (b *storageBackend) segmentKey(node string, seq uint64) string {
+	return fmt.Sprintf("%s/%s/%012d", b.journalDir(), node, seq)
+}
+func (b *storageBackend) counterKey(a store.AccountID) string {
+	return b.prefix + "/signout-counter/" + hex.EncodeToString(a[:])
+}
+
+func (b *storageBackend) PollEvery() time.Duration { return b.opts.Every }
+func (b *storageBackend) Close() error             { return nil }
+
+func (b *storageBackend) Login(ctx context.Context, e store.Entry) error {
+	return b.appendLine(ctx, "s "+e.String(), e.Expires.Unix())
+}
+
+func (b *storageBackend) Revoke(ctx context.Context, id [16]byte, expires time.Time) error {
+	return b.appendLine(ctx, "r "+hex.EncodeToString(id[:])+" "+strconv.FormatInt(expires.Unix(), 10), expires.Unix())
+}
+
+// SignOut raises the counter under the storage lock (sign-outs are rare),
+// then tells the other nodes through the journal.
+func (b *storageBackend) SignOut(ctx context.Context, acct store.AccountID, atLeast uint32) (uint32, error) {
+	key := b.counterKey(acct)
+	if err := b.storage.Lock(ctx, key); err != nil {
+		return 0, fmt.Errorf("locking %s: %v", key, err)
+	}
+	defer func() { _ = b.storage.Unlock(context.WithoutCancel(ctx), key) }()
+	stored, err := b.Counter(ctx, acct)
+	if err != nil {
+		return 0, err
+	}
+	n := max(stored+1, atLeast)
+	if err := b.storage.Store(ctx, key, []byte(strconv.FormatUint(uint64(n), 10))); err != nil {
+		return 0, fmt.Errorf("storing %s: %v", key, err)
+	}
+	until := b.opts.Now().Add(b.opts.Remember).Unix()
+	line := fmt.Sprintf("c %s %d %d", hex.EncodeToString(acct[:]), n, until)
+	if err := b.appendLine(ctx, line, until); err != nil {
+		// the counter is raised: telling the others is retried apart,
+		// so a retry never raises it twice
+		b.mu.Lock()
+		b.unsent = append(b.unsent, unsentLine{line, until})
+		b.mu.Unlock()
+	}
+	return n, nil
+}
+
+// unsentLine is a journal entry whose write failed, to be tried again.
+type unsentLine struct {
+	line string
+	exp  int64
+}
+
+// sendUnsent retries the journal entries whose write failed.
+func (b *storageBackend) sendUnsent(ctx context.Context) error {
+	return store.RetryInOrder(&b.mu, &b.unsent, func(u unsentLine) error { return b.appendLine(ctx, u.line, u.exp) })
+}
+
+func (b *storageBackend) Counter(ctx context.Context, acct store.AccountID) (uint32, error) {
+	value, err := b.storage.Load(ctx, b.counterKey(acct))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(value), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%s: sign-out counter is not a number", b.counterKey(acct))
+	}
+	return uint32(n), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*Store)(nil)
+	_ caddyfile.Unmarshaler = (*Store)(nil)
+	_ store.Module          = (*Store)(nil)
+	_ store.Backend         = (*storageBackend)(nil)
+)
+
+// RealmPath is the storage folder of a realm.
+func RealmPath(realm string) string { return "miniapp/" + realm }
+
+// random returns n bytes from the system's secure random source.
+func random(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails; crashes the program if the source does
+	return b
+}

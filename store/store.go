@@ -1,0 +1,129 @@
+// Package store owns a realm's shared state: the interface of the
+// backends that keep it (guest modules of the namespace
+// http.handlers.miniapp.stores, such as the storage and redis packages
+// below this one), and what every node keeps in memory from a backend's
+// change feed: revoked sessions, sign-out counters and each account's
+// session index. Requests are answered from memory; a backend is
+// written at login, logout and sign out everywhere, and read by a loop.
+//
+// The package is public so that others can write a backend as a Caddy
+// module: its interface uses its own and plain types only. It knows
+// nothing of Caddy's handler, cookies or password hashes.
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// Module is a guest module of the namespace
+// http.handlers.miniapp.stores: a configured place where a realm's
+// shared state lives (the generated key set, revocations, sign-out
+// counters and the session index), chosen in the handler's `store`.
+type Module interface {
+	caddy.Module
+	// Place names where the state lives, so that the handlers of
+	// successive configs that name the same place and realm share one
+	// connection and one copy in memory.
+	Place() string
+	// Open connects to the place for a realm.
+	Open(ctx caddy.Context, opts Options) (Backend, error)
+}
+
+// Options are what a backend needs to know of the handler.
+type Options struct {
+	// Realm names the state's namespace.
+	Realm string
+	// Every is how often a backend that is polled looks for changes.
+	Every time.Duration
+	// Remember is how long a change must stay readable for other nodes:
+	// the session lifetime, after which every session it concerns has
+	// expired.
+	Remember time.Duration
+	// Now is the source of time.
+	Now func() time.Time
+	// Logger receives the store's errors.
+	Logger *zap.Logger
+}
+
+// AccountID names an account in a realm: sessions and sign-out counters
+// are kept by it.
+type AccountID [16]byte
+
+// Backend is one realm's connection to its store.
+type Backend interface {
+	// KeySet returns the realm's generated key set, storing the one made
+	// by create when there is none; every node gets the same one.
+	KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error)
+	// Login records a new session in its account's index until the
+	// session expires: one write.
+	Login(ctx context.Context, e Entry) error
+	// Revoke records a revoked session until the session expires.
+	Revoke(ctx context.Context, id [16]byte, expires time.Time) error
+	// SignOut raises the account's sign-out counter atomically to at
+	// least atLeast and by at least one, and returns it.
+	SignOut(ctx context.Context, acct AccountID, atLeast uint32) (uint32, error)
+	// Counter reads the account's sign-out counter; 0 when none.
+	Counter(ctx context.Context, acct AccountID) (uint32, error)
+	// Changes returns what changed since the last call: on the first
+	// call everything still in force. A backend may wait for changes (up
+	// to a second) or pace itself; it returns when ctx ends. What it read
+	// before an error is returned with the error.
+	Changes(ctx context.Context) ([]Change, error)
+	// PollEvery is how long to wait between calls to Changes: the sync
+	// interval for a store that is polled, 0 for one whose Changes call
+	// waits for news itself.
+	PollEvery() time.Duration
+	// Close releases the connection.
+	Close() error
+}
+
+// Change is one entry of a store's change feed: a new session (Login),
+// a revoked session until it expires, or an account's sign-out counter.
+type Change struct {
+	// Login is a new session, or nil.
+	Login *Entry
+	// Revoked marks the revocation of session ID until Expires.
+	Revoked bool
+	ID      [16]byte
+	Expires time.Time
+	// Account's sign-out counter is now Counter.
+	Account AccountID
+	Counter uint32
+}
+
+// Sleep waits for d or the end of ctx, and reports whether ctx lives.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// RetryInOrder takes the queue under mu and sends its items in order;
+// at the first that fails it puts that one and the rest back in front
+// of what was queued meanwhile, and returns the error.
+func RetryInOrder[T any](mu sync.Locker, queue *[]T, send func(T) error) error {
+	mu.Lock()
+	items := *queue
+	*queue = nil
+	mu.Unlock()
+	for i, item := range items {
+		if err := send(item); err != nil {
+			mu.Lock()
+			*queue = append(items[i:len(items):len(items)], *queue...)
+			mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
