@@ -1,0 +1,363 @@
+// Package redis is the store backend `redis`: a realm's shared state in
+// Redis (or Valkey), used as Redis: TTL keys, INCR, SET NX and a stream
+// that every node reads as it comes. It registers the guest module
+// http.handlers.miniapp.stores.redis; it knows the store package's
+// interface and Redis, nothing of the handler.
+package redis
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func init() {
+	caddy.RegisterModule(Store{})
+}
+
+// Store keeps a realm's shared state in Redis (7 or later; Valkey
+// implements the same commands), used as Redis: every change goes to a
+// stream that each instance reads as it comes (XREAD BLOCK), so a logout
+// is refused everywhere within milliseconds, and an instance cut off from
+// Redis reads on from where it stopped once Redis is back. Redis trims
+// the stream to a session lifetime itself; each revocation is also a key
+// that Redis expires with its session, the record of it by ID. Sign-out
+// counters are raised with INCR, and the key set is made once with SET
+// NX. A realm's keys carry the realm in braces, so they share one cluster
+// slot. Nothing of the module's state goes to Caddy's storage.
+//
+// If Redis loses its data, a generated key set is gone and everyone is
+// signed out: use `secret_key`, or Redis persistence.
+type Store struct {
+	// The Redis addresses, host:port: one server, or the nodes of a
+	// cluster, or sentinels (with `master_name`). Placeholders are
+	// replaced at load time. Default: 127.0.0.1:6379.
+	Address []string `json:"address,omitempty"`
+	// The name of the master that sentinels at `address` watch; empty
+	// unless the addresses are sentinels.
+	MasterName string `json:"master_name,omitempty"`
+	// The user name for Redis ACLs, if any.
+	Username string `json:"username,omitempty"`
+	// The password, if any; give it as `{env.REDIS_PASSWORD}` or
+	// `{file.…}`, as the config is shown by the admin API.
+	Password string `json:"password,omitempty"`
+	// The database number. Default: 0.
+	DB int `json:"db,omitempty"`
+	// Connect with TLS, checking the server's certificate against the
+	// system's roots.
+	TLS bool `json:"tls,omitempty"`
+	// The prefix of every key the module writes, before the realm (in
+	// braces, so that a realm's keys share one cluster slot).
+	// Default: miniapp:
+	KeyPrefix string `json:"key_prefix,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Store) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.miniapp.stores.redis",
+		New: func() caddy.Module { return new(Store) },
+	}
+}
+
+// Provision fills in defaults and replaces placeholders.
+func (s *Store) Provision(caddy.Context) error {
+	repl := caddy.NewReplacer()
+	if len(s.Address) == 0 {
+		s.Address = []string{"127.0.0.1:6379"}
+	}
+	for i, a := range s.Address {
+		s.Address[i] = repl.ReplaceKnown(a, "")
+	}
+	s.Username = repl.ReplaceKnown(s.Username, "")
+	s.Password = repl.ReplaceKnown(s.Password, "")
+	if s.KeyPrefix == "" {
+		s.KeyPrefix = "miniapp:"
+	}
+	return nil
+}
+
+// Validate checks the addresses and the database number.
+func (s *Store) Validate() error {
+	for _, a := range s.Address {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("redis address %q: %v", a, err)
+		}
+	}
+	if s.DB < 0 {
+		return fmt.Errorf("redis db must not be negative, got %d", s.DB)
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads the store's block. Syntax:
+//
+//	store redis {
+//	    address <host:port>   # repeatable
+//	    master_name <name>    # with sentinel addresses
+//	    username <name>
+//	    password <password>
+//	    db <number>
+//	    tls
+//	    key_prefix <prefix>
+//	}
+func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the store's name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if sub != "address" && seen[sub] {
+			return d.Errf("duplicate subdirective %s", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "address":
+			var addrs []string
+			addrs = d.RemainingArgs()
+			if len(addrs) == 0 {
+				return d.ArgErr()
+			}
+			s.Address = append(s.Address, addrs...)
+		case "username":
+			err = oneArg(d, &s.Username)
+		case "master_name":
+			err = oneArg(d, &s.MasterName)
+		case "password":
+			err = oneArg(d, &s.Password)
+		case "key_prefix":
+			err = oneArg(d, &s.KeyPrefix)
+		case "db":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				if s.DB, err = strconv.Atoi(v); err != nil || s.DB < 0 {
+					return d.Errf("db: %q is not a database number", v)
+				}
+			}
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.TLS = true
+		default:
+			return d.Errf("unknown subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Place names the server and everything of the connection, so that a
+// reload with another password or TLS setting connects anew; the
+// password enters only as a digest.
+func (s *Store) Place() string {
+	secret := sha256.Sum256([]byte(s.Password))
+	return fmt.Sprintf("redis:%s/%s/%d/%s/%s/%t/%x", strings.Join(s.Address, ","), s.MasterName, s.DB, s.Username, s.KeyPrefix, s.TLS, secret[:8])
+}
+
+// Open connects to Redis for a realm.
+func (s *Store) Open(_ caddy.Context, opts store.Options) (store.Backend, error) {
+	o := &goredis.UniversalOptions{
+		Addrs:        s.Address,
+		MasterName:   s.MasterName,
+		Username:     s.Username,
+		Password:     s.Password,
+		DB:           s.DB,
+		DialTimeout:  time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   1,
+	}
+	if s.TLS {
+		// each node's name is checked against its own address
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	base := s.KeyPrefix + "{" + opts.Realm + "}:"
+	return &redisBackend{client: goredis.NewUniversalClient(o), base: base, stream: base + "changes", opts: opts}, nil
+}
+
+// redisBackend is one realm's keys in Redis.
+type redisBackend struct {
+	client goredis.UniversalClient
+	base   string
+	stream string
+	opts   store.Options
+	// cursor is the ID of the last stream entry read; empty before the
+	// first read. Stream IDs begin with the time in milliseconds, so the
+	// entries of a Redis that lost its data and started again still come
+	// after it.
+	cursor string
+}
+
+// signOutScript raises a counter by one and to at least ARGV[1], and
+// adds the change to the stream, trimmed to the entries of the last
+// ARGV[2] milliseconds.
+var signOutScript = goredis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if n < floor then
+	redis.call('SET', KEYS[1], floor)
+	n = floor
+end
+redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*', 'k', 'c', 'i', ARGV[3], 'v', n)
+return n
+`)
+
+func (b *redisBackend) PollEvery() time.Duration { return 0 }
+
+func (b *redisBackend) Close() error { return b.client.Close() }
+
+// minID is the oldest stream entry that may still matter: changes older
+// than a session lifetime concern only expired sessions.
+func (b *redisBackend) minID() string {
+	return strconv.FormatInt(b.opts.Now().Add(-b.opts.Remember).UnixMilli(), 10)
+}
+
+func (b *redisBackend) Login(ctx context.Context, e store.Entry) error {
+	return b.client.XAdd(ctx, &goredis.XAddArgs{Stream: b.stream, MinID: b.minID(), Approx: true,
+		Values: []any{"k", "s", "v", e.String()}}).Err()
+}
+
+func (b *redisBackend) Revoke(ctx context.Context, id [16]byte, expires time.Time) error {
+	ttl := expires.Sub(b.opts.Now())
+	if ttl <= 0 {
+		return nil
+	}
+	hexID := hex.EncodeToString(id[:])
+	_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, b.base+"revoked:"+hexID, expires.Unix(), ttl)
+		p.XAdd(ctx, &goredis.XAddArgs{Stream: b.stream, MinID: b.minID(), Approx: true,
+			Values: []any{"k", "r", "i", hexID, "v", expires.Unix()}})
+		return nil
+	})
+	return err
+}
+
+func (b *redisBackend) SignOut(ctx context.Context, acct store.AccountID, atLeast uint32) (uint32, error) {
+	hexID := hex.EncodeToString(acct[:])
+	n, err := signOutScript.Run(ctx, b.client, []string{b.base + "signout:" + hexID, b.stream}, atLeast, b.minID(), hexID).Int64()
+	return uint32(n), err
+}
+
+func (b *redisBackend) Counter(ctx context.Context, acct store.AccountID) (uint32, error) {
+	n, err := b.client.Get(ctx, b.base+"signout:"+hex.EncodeToString(acct[:])).Uint64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	return uint32(n), err
+}
+
+func (b *redisBackend) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
+	key := b.base + "keys"
+	data, err := b.client.Get(ctx, key).Bytes()
+	if !errors.Is(err, goredis.Nil) {
+		return data, err
+	}
+	if data, err = create(); err != nil {
+		return nil, err
+	}
+	if err := b.client.SetNX(ctx, key, data, 0).Err(); err != nil {
+		return nil, err
+	}
+	return b.client.Get(ctx, key).Bytes()
+}
+
+// Changes reads the whole stream on the first call, and afterwards
+// waits up to a second for entries after the last one read.
+func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
+	var out []store.Change
+	if b.cursor == "" {
+		for {
+			start := "-"
+			if b.cursor != "" {
+				start = "(" + b.cursor
+			}
+			msgs, err := b.client.XRangeN(ctx, b.stream, start, "+", 10000).Result()
+			if err != nil {
+				// the pages read are kept; XREAD goes on from the cursor
+				return out, err
+			}
+			out = b.read(msgs, out)
+			if len(msgs) < 10000 {
+				break
+			}
+		}
+		if b.cursor == "" {
+			b.cursor = "0-0"
+		}
+		return out, nil
+	}
+	streams, err := b.client.XRead(ctx, &goredis.XReadArgs{Streams: []string{b.stream, b.cursor}, Count: 10000, Block: time.Second}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range streams {
+		out = b.read(s.Messages, out)
+	}
+	return out, nil
+}
+
+// read turns stream entries into changes, moving the cursor past them.
+func (b *redisBackend) read(msgs []goredis.XMessage, out []store.Change) []store.Change {
+	for _, m := range msgs {
+		b.cursor = m.ID
+		k, _ := m.Values["k"].(string)
+		i, _ := m.Values["i"].(string)
+		v, _ := m.Values["v"].(string)
+		if k == "s" {
+			if e, ok := store.ParseEntry(v); ok {
+				out = append(out, store.Change{Login: &e})
+			}
+			continue
+		}
+		id, err := hex.DecodeString(i)
+		n, err2 := strconv.ParseInt(v, 10, 64)
+		if err != nil || err2 != nil || len(id) != 16 {
+			continue
+		}
+		switch k {
+		case "r":
+			out = append(out, store.Change{Revoked: true, ID: [16]byte(id), Expires: time.Unix(n, 0)})
+		case "c":
+			out = append(out, store.Change{Account: store.AccountID(id), Counter: uint32(n)})
+		}
+	}
+	return out
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*Store)(nil)
+	_ caddy.Validator       = (*Store)(nil)
+	_ caddyfile.Unmarshaler = (*Store)(nil)
+	_ store.Module          = (*Store)(nil)
+	_ store.Backend         = (*redisBackend)(nil)
+)
+
+// oneArg reads the one argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}

@@ -1,0 +1,262 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testredis"
+	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/caddy-miniapp/miniapp/store/redis"
+	"github.com/caddy-miniapp/miniapp/store/storage"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// storeContract is one behaviour every backend must have, given two
+// nodes on one place and their clock.
+type storeContract func(t *testing.T, a, b store.Backend, clk *session.Clock)
+
+// openNode opens the default realm of the store as a node of its own.
+func openNode(t *testing.T, mod store.Module, clk *session.Clock) store.Backend {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	b, err := mod.Open(ctx, store.Options{Realm: "miniapp", Every: time.Second, Remember: 12 * time.Hour, Now: clk.Now, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// TestStoreContract runs the same behaviours on both backends.
+func TestStoreContract(t *testing.T) {
+	backends := map[string]func(t *testing.T) store.Module{
+		"storage": func(t *testing.T) store.Module {
+			return storage.New(&certmagic.FileStorage{Path: t.TempDir()})
+		},
+		"redis": func(t *testing.T) store.Module {
+			mod := &redis.Store{Address: []string{testredis.Start(t).Addr}}
+			if err := mod.Provision(caddy.Context{}); err != nil {
+				t.Fatal(err)
+			}
+			return mod
+		},
+	}
+	contracts := map[string]storeContract{
+		"one key set":                 contractKeySet,
+		"revocations reach others":    contractRevocations,
+		"counters are atomic":         contractCounters,
+		"changes are read once":       contractChangesOnce,
+		"a joining node reads it all": contractJoin,
+		"the session index":           contractSessionIndex,
+	}
+	for name, open := range backends {
+		for what, contract := range contracts {
+			t.Run(name+"/"+what, func(t *testing.T) {
+				clk := new(session.Clock)
+				mod := open(t)
+				contract(t, openNode(t, mod, clk), openNode(t, mod, clk), clk)
+			})
+		}
+	}
+}
+
+// contractKeySet: two nodes making the key set at once get the same.
+func contractKeySet(t *testing.T, a, b store.Backend, _ *session.Clock) {
+	var wg sync.WaitGroup
+	sets := make([][]byte, 2)
+	for i, node := range []store.Backend{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sets[i], _ = node.KeySet(context.Background(), newKeySet)
+		}()
+	}
+	wg.Wait()
+	if len(sets[0]) == 0 || !bytes.Equal(sets[0], sets[1]) {
+		t.Errorf("key sets differ: %q and %q", sets[0], sets[1])
+	}
+}
+
+// contractRevocations: a revocation and a sign-out of one node come to
+// the other with their expiry and value.
+func contractRevocations(t *testing.T, a, b store.Backend, clk *session.Clock) {
+	ctx := context.Background()
+	if _, err := b.Changes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, expires := [16]byte(session.Random(16)), clk.Now().Add(time.Hour).Truncate(time.Second)
+	acct := store.AccountID(session.Random(16))
+	if err := a.Revoke(ctx, id, expires); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SignOut(ctx, acct, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := readUntil(t, b, 2)
+	want := []store.Change{{Revoked: true, ID: id, Expires: expires}, {Account: acct, Counter: 1}}
+	if !slices.EqualFunc(got, want, sameChange) {
+		t.Errorf("changes %+v, want %+v", got, want)
+	}
+}
+
+// contractCounters: sign-outs from two nodes at once each raise the
+// counter by one, never below the floor asked for.
+func contractCounters(t *testing.T, a, b store.Backend, _ *session.Clock) {
+	ctx := context.Background()
+	acct := store.AccountID(session.Random(16))
+	var wg sync.WaitGroup
+	results := make(chan uint32, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := []store.Backend{a, b}[i%2].SignOut(ctx, acct, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- n
+		}()
+	}
+	wg.Wait()
+	close(results)
+	seen := map[uint32]bool{}
+	for n := range results {
+		seen[n] = true
+	}
+	if n, err := b.Counter(ctx, acct); err != nil || n != 4 || len(seen) != 4 {
+		t.Errorf("after 4 sign-outs: counter %d (%v), %d distinct values", n, err, len(seen))
+	}
+	if n, err := a.SignOut(ctx, acct, 40); err != nil || n != 40 {
+		t.Errorf("sign-out with a floor of 40: %d %v", n, err)
+	}
+	if n, err := a.Counter(ctx, store.AccountID(session.Random(16))); err != nil || n != 0 {
+		t.Errorf("counter of an account that never signed out: %d %v", n, err)
+	}
+}
+
+// contractChangesOnce: each change is read once; a read without news
+// returns none.
+func contractChangesOnce(t *testing.T, a, b store.Backend, clk *session.Clock) {
+	ctx := context.Background()
+	_ = a.Revoke(ctx, [16]byte(session.Random(16)), clk.Now().Add(time.Hour))
+	readUntil(t, b, 1)
+	if got, err := b.Changes(ctx); err != nil || len(got) != 0 {
+		t.Errorf("second read: %+v %v", got, err)
+	}
+}
+
+// contractJoin: a node that comes after the writes reads every one that
+// is still in force on its first read.
+func contractJoin(t *testing.T, a, b store.Backend, clk *session.Clock) {
+	ctx := context.Background()
+	for range 300 {
+		if err := a.Revoke(ctx, [16]byte(session.Random(16)), clk.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := b.Changes(ctx); err != nil || len(got) != 300 {
+		t.Errorf("first read of a joining node: %d changes, %v", len(got), err)
+	}
+}
+
+// contractSessionIndex: one node's logins, logouts and sign-outs
+// everywhere reach the session index of another: the newest 50 listed
+// newest first and the rest counted, a logout and a sign out everywhere
+// removed, an expired session gone.
+func contractSessionIndex(t *testing.T, a, b store.Backend, clk *session.Clock) {
+	opts := store.Options{Now: clk.Now, Logger: zap.NewNop()}
+	writer, reader := store.NewRealm(a, opts), store.NewRealm(b, opts)
+	ctx := context.Background()
+	acct, brief := store.AccountID(session.Random(16)), store.AccountID(session.Random(16))
+	now := clk.Now().Truncate(time.Second)
+	var entries []store.Entry
+	for i := range listedSessions + 2 {
+		e := entryOf(acct, now.Add(time.Duration(i)*time.Second))
+		e.Counter = 0
+		writer.Login(ctx, e)
+		entries = append(entries, e)
+	}
+	short := entryOf(brief, now)
+	short.Expires = now.Add(time.Minute)
+	writer.Login(ctx, short)
+	newest := len(entries) - 1
+	syncUntil(t, reader, func() bool {
+		listed, others := reader.Sessions(nil, acct, [16]byte{})
+		return len(listed) == listedSessions && others == 2 && listed[0] == entries[newest]
+	})
+	if listed, _ := reader.Sessions(nil, brief, [16]byte{}); len(listed) != 1 || listed[0] != short {
+		t.Errorf("the other account's session: %+v, want %+v", listed, short)
+	}
+
+	writer.Revoke(ctx, entries[newest].ID, entries[newest].Expires)
+	syncUntil(t, reader, func() bool {
+		listed, others := reader.Sessions(nil, acct, [16]byte{})
+		return len(listed)+others == listedSessions+1 && listed[0] == entries[newest-1]
+	})
+	clk.Advance(2 * time.Minute)
+	if listed, others := reader.Sessions(nil, brief, [16]byte{}); len(listed) != 0 || others != 0 {
+		t.Errorf("an expired session listed: %+v", listed)
+	}
+	writer.SignOutEverywhere(ctx, acct)
+	syncUntil(t, reader, func() bool {
+		listed, others := reader.Sessions(nil, acct, [16]byte{})
+		return len(listed) == 0 && others == 0
+	})
+}
+
+// syncUntil syncs the list with its store until done, for up to five
+// seconds.
+func syncUntil(t *testing.T, rv *store.Realm, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !done(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the change did not come within 5s")
+		}
+		if err := rv.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readUntil reads changes until n have come, for up to five seconds.
+func readUntil(t *testing.T, b store.Backend, n int) []store.Change {
+	t.Helper()
+	var got []store.Change
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		more, err := b.Changes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, more...)
+	}
+	return got
+}
+
+// sameChange compares changes, times by the instant.
+func sameChange(x, y store.Change) bool {
+	return x.Revoked == y.Revoked && x.ID == y.ID && x.Expires.Equal(y.Expires) && x.Account == y.Account && x.Counter == y.Counter
+}
+
+// listed is how many sessions of an account the index lists with their
+// details.
+const listedSessions = 50
+
+// entryOf is a session of acct that started at start and lasts an hour.
+func entryOf(acct store.AccountID, start time.Time) store.Entry {
+	return store.Entry{ID: [16]byte(session.Random(16)), Account: acct, Counter: 1, Started: start, Expires: start.Add(time.Hour),
+		Address: "203.0.113.7", Device: "Firefox on Linux"}
+}
+
+// newKeySet makes a key set of one random key.
+func newKeySet() ([]byte, error) {
+	return []byte(`{"keys":["` + session.NewSecret() + `"]}`), nil
+}
