@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -73,7 +75,7 @@ func (h *Handler) unregister() {
 // (and so the list of revocations that holds its sessions).
 type userSessions struct {
 	h    *Handler
-	acct *account
+	acct *account.Account
 }
 
 // realmHandlers returns every live handler of the request's realm (the
@@ -106,8 +108,8 @@ func accountsOf(r *http.Request) (string, []userSessions, error) {
 	}
 	var out []userSessions
 	for _, h := range handlers {
-		acct, ok := h.users[name]
-		if ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.id == acct.id && u.h.revoked == h.revoked }) {
+		acct, ok := h.accounts.Lookup(name)
+		if ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.ID == acct.ID && u.h.shared == h.shared }) {
 			out = append(out, userSessions{h, acct})
 		}
 	}
@@ -126,15 +128,15 @@ func (a *AdminAPI) sessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var all []sessionEntry
+	var all []store.Entry
 	for _, u := range accounts {
-		listed, _ := u.h.revoked.listSessions(nil, u.acct.id, [16]byte{})
+		listed, _ := u.h.shared.Sessions(nil, store.AccountID(u.acct.ID), [16]byte{})
 		all = append(all, listed...)
 	}
-	slices.SortFunc(all, newerFirst)
+	slices.SortFunc(all, store.NewerFirst)
 	out := make([]sessionJSON, len(all))
 	for i, e := range all {
-		out[i] = e.view()
+		out[i] = viewOf(e)
 	}
 	return writeAdminJSON(w, out)
 }
@@ -153,11 +155,11 @@ func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for _, h := range handlers {
-		if e, ok := h.revoked.endSession(r.Context(), nil, id); ok {
+		if e, ok := h.shared.EndSession(r.Context(), nil, id); ok {
 			metrics.logouts.Inc()
-			h.logger.Info("session ended", zap.String("user", userName(handlers, e.acct)), zap.String("session", e.view().ID),
+			h.logger.Info("session ended", zap.String("user", userName(handlers, e.Account)), zap.String("session", viewOf(e).ID),
 				zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
-			return writeAdminJSON(w, e.view())
+			return writeAdminJSON(w, viewOf(e))
 		}
 	}
 	return apiError(http.StatusNotFound, fmt.Errorf("no session %x in realm %q", id, realm))
@@ -174,9 +176,10 @@ func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
 	}
 	ended := 0
 	for _, u := range accounts {
-		listed, others := u.h.revoked.listSessions(nil, u.acct.id, [16]byte{})
+		acct := store.AccountID(u.acct.ID)
+		listed, others := u.h.shared.Sessions(nil, acct, [16]byte{})
 		ended += len(listed) + others
-		u.h.revoked.signOutEverywhere(r.Context(), u.acct.id)
+		u.h.shared.SignOutEverywhere(r.Context(), acct)
 		metrics.logouts.Inc()
 		u.h.logger.Info("signed out everywhere", zap.String("user", name), zap.Int("sessions", len(listed)+others),
 			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
@@ -193,12 +196,10 @@ type signOutJSON struct {
 }
 
 // userName is the name of the handlers' account with the ID.
-func userName(handlers []*Handler, id accountID) string {
+func userName(handlers []*Handler, id store.AccountID) string {
 	for _, h := range handlers {
-		for name, acct := range h.users {
-			if acct.id == id {
-				return name
-			}
+		if acct, ok := h.accounts.ByID(account.ID(id)); ok {
+			return acct.Name
 		}
 	}
 	return ""

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"golang.org/x/crypto/bcrypt"
@@ -645,7 +647,7 @@ func TestCaddyHostileInput(t *testing.T) {
 
 	// nothing that was sent as a secret or an attack, nor the key, reached
 	// the logs
-	keys, err := os.ReadFile(filepath.Join(s.storage, keysKey(defaultRealm)))
+	keys, err := os.ReadFile(filepath.Join(s.storage, "miniapp", "miniapp", "keys.json"))
 	var stored storedKeys
 	if err != nil || json.Unmarshal(keys, &stored) != nil || len(stored.Keys) != 1 {
 		t.Fatalf("key set: %v", err)
@@ -759,7 +761,7 @@ http://127.0.0.1:%d {
 	}
 	respond "mirror {http.miniapp.user}"
 }
-`, httpPort, httpsPort, t.TempDir(), one, adaHash, two, mustBcrypt(adaPassword), catchAll, mustBcrypt(adaPassword), staff, adaHash, mirror, adaHash)
+`, httpPort, httpsPort, t.TempDir(), one, adaHash, two, testhash.Bcrypt(adaPassword), catchAll, testhash.Bcrypt(adaPassword), staff, adaHash, mirror, adaHash)
 	caddytest.NewTester(t).InitServer(config, "caddyfile")
 	c := (&site{t: t}).client()
 	base := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port) }
@@ -895,9 +897,9 @@ func TestCaddyLoginFlood(t *testing.T) {
 // {env.*}: the key seals the cookies, and neither it, the hash nor the
 // password reaches a log at debug level or the admin API's config.
 func TestCaddySecretsFromEnv(t *testing.T) {
-	key := base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	key := base64.RawURLEncoding.EncodeToString(session.Random(32))
 	t.Setenv("MINIAPP_TEST_KEY", key)
-	hash := mustBcrypt("a password of hopper's")
+	hash := testhash.Bcrypt("a password of hopper's")
 	t.Setenv("MINIAPP_TEST_HASH", hash)
 	s := startCaddy(t, t.TempDir(), "secret_key {env.MINIAPP_TEST_KEY}\n\t\tuser hopper {env.MINIAPP_TEST_HASH}")
 	c := s.client()
@@ -918,7 +920,7 @@ func TestCaddySecretsFromEnv(t *testing.T) {
 			sealed = ck.Value
 		}
 	}
-	if _, err := kr.open(sealed, "__Host-miniapp_session", "localhost"); err != nil {
+	if _, err := kr.Open(sealed, "__Host-miniapp_session", "localhost"); err != nil {
 		t.Fatalf("the session cookie is not sealed with the key from the environment: %v", err)
 	}
 	_, config := call(t, c, "GET", "http://localhost:2999/config/", "")
@@ -1004,7 +1006,7 @@ func TestCaddyConfigChanges(t *testing.T) {
 	}
 
 	// a changed revocation_sync starts a new revocation list from storage
-	plainSite(t, storage, port, false, users(mustBcrypt(adaPassword))+"\n\t\trevocation_sync 3s")
+	plainSite(t, storage, port, false, users(testhash.Bcrypt(adaPassword))+"\n\t\trevocation_sync 3s")
 	if got := whoami("ada"); got != "user=" {
 		t.Errorf("ada's session after her password hash changed: %q", got)
 	}
@@ -1015,7 +1017,8 @@ func TestCaddyConfigChanges(t *testing.T) {
 		t.Errorf("a 200-byte user's sign out everywhere did not outlive the reload: %q", got)
 	}
 
-	time.Sleep(2100 * time.Millisecond)
+	// the cookie keeps whole seconds: past the idle window by more than one
+	time.Sleep(3100 * time.Millisecond)
 	plainSite(t, storage, port, false, users(adaHash)+"\n\t\tidle_timeout 2s")
 	if got := whoami("grace"); got != "user=" {
 		t.Errorf("a session unused for longer than the lowered idle_timeout: %q", got)

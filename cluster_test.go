@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/testredis"
 )
 
 // node is one Caddy process of a cluster test: its site on an HTTP port
@@ -288,11 +290,11 @@ func TestClusterThreeNodes(t *testing.T) {
 	buildCaddy(t)
 	for _, backend := range []string{"redis", "storage"} {
 		t.Run(backend, func(t *testing.T) {
-			var redisServer *redisServer
+			var redisServer *testredis.Server
 			storage, store, window, rounds := t.TempDir(), "", 2*time.Second, 10
 			if backend == "redis" {
-				redisServer = startRedis(t)
-				store, window, rounds = "store redis {\n\t\t\taddress "+redisServer.addr+"\n\t\t}", 500*time.Millisecond, 100
+				redisServer = testredis.Start(t)
+				store, window, rounds = "store redis {\n\t\t\taddress "+redisServer.Addr+"\n\t\t}", 500*time.Millisecond, 100
 			}
 			nodes := make([]*node, 3)
 			var wg sync.WaitGroup
@@ -314,7 +316,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			a, b, c := nodes[0], nodes[1], nodes[2]
 			if redisServer == nil {
 				// three nodes started at once on an empty storage made one key set
-				data, err := os.ReadFile(filepath.Join(storage, keysKey(defaultRealm)))
+				data, err := os.ReadFile(filepath.Join(storage, "miniapp", "miniapp", "keys.json"))
 				var stored storedKeys
 				if err != nil || json.Unmarshal(data, &stored) != nil || len(stored.Keys) != 1 {
 					t.Fatalf("key set after a simultaneous start: %s %v", data, err)
@@ -378,7 +380,7 @@ func TestClusterThreeNodes(t *testing.T) {
 				}
 			}
 			during := loginOn(t, a)
-			redisServer.stop()
+			redisServer.Stop()
 			for _, n := range nodes {
 				if got := profileStatus(t, n, kept); got != 200 {
 					t.Errorf("profile on :%d while Redis is down: %d", n.port, got)
@@ -389,7 +391,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			if got := profileStatus(t, a, during); got != 401 {
 				t.Errorf("logout while Redis is down not in force on its node: %d", got)
 			}
-			redisServer.start()
+			redisServer.Start()
 			// the node retries its write after a second, and the others
 			// read it as it comes
 			refusedWithin(t, window+3*time.Second, during, b, c)

@@ -61,32 +61,6 @@ type readCloser struct{ *strings.Reader }
 
 func (readCloser) Close() error { return nil }
 
-// FuzzCookie opens arbitrary cookie values: no panic, and nothing but a
-// cookie the keyring sealed is ever accepted.
-func FuzzCookie(f *testing.F) {
-	kr, err := newKeyring([][]byte{randomBytes(32)}, defaultRealm)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s := &session{User: "ada", ID: [16]byte(randomBytes(16))}
-	good := kr.seal(s, "c", "h")
-	f.Add(good)
-	f.Add(good[:len(good)-1])
-	f.Add("")
-	f.Add("AAAA")
-	f.Add(strings.Repeat("_", 300))
-	f.Fuzz(func(t *testing.T, value string) {
-		got, err := kr.open(value, "c", "h")
-		if err == nil && value != good {
-			// a value other than the sealed one may only open if it
-			// decodes to the same bytes (base64 padding bits aside)
-			if got.ID != s.ID || got.User != s.User {
-				t.Fatalf("forged cookie %q accepted as %+v", value, got)
-			}
-		}
-	})
-}
-
 // FuzzNext checks the redirect target validator: whatever it accepts is
 // a path on this site when a browser resolves it.
 func FuzzNext(f *testing.F) {

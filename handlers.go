@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -15,7 +18,7 @@ import (
 
 // route answers one of the module's paths, given the format negotiated
 // for the request and its session (nil when there is none).
-type route func(h *Handler, w http.ResponseWriter, r *http.Request, f format, sess *session) error
+type route func(h *Handler, w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error
 
 // routes are the module's own paths, matched exactly.
 var routes = map[string]route{
@@ -62,7 +65,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // setPlaceholders sets {http.miniapp.user}, empty when nobody is signed
 // in, and {http.auth.user.id}, which Caddy's access log shows as user_id,
 // only when someone is, so an identity set by an earlier handler stays.
-func setPlaceholders(r *http.Request, sess *session) {
+func setPlaceholders(r *http.Request, sess *signedIn) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
@@ -71,8 +74,8 @@ func setPlaceholders(r *http.Request, sess *session) {
 		repl.Set("http.miniapp.user", "")
 		return
 	}
-	repl.Set("http.miniapp.user", sess.acct.placeholder)
-	repl.Set("http.auth.user.id", sess.acct.placeholder)
+	repl.Set("http.miniapp.user", sess.acct.Placeholder)
+	repl.Set("http.auth.user.id", sess.acct.Placeholder)
 }
 
 // allow refuses a method the route does not take with 405 and Allow.
@@ -95,7 +98,7 @@ func (h *Handler) sameOrigin(r *http.Request) error {
 }
 
 // hello greets name, from the query or else from a form or JSON body.
-func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *session) error {
+func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
 	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
@@ -136,134 +139,76 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *ses
 }
 
 // login shows the form (GET) or checks a password and starts a session
-// (POST).
-func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *session) error {
+// (POST). A POST reads top to bottom: the input once, a place from the
+// guard, the password from the accounts, a new session, the answer.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
 	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
-	next, err := formValue(r.URL.RawQuery, "next")
-	if err != nil {
-		return err
-	}
 	if r.Method != http.MethodPost {
+		next, err := formValue(r.URL.RawQuery, "next")
+		if err != nil {
+			return err
+		}
 		return h.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Next: safeNext(next)})
 	}
-	if err := h.sameOrigin(r); err != nil {
-		return err
-	}
-	in, err := readFields(w, r, h.MaxBodySize, "username", "password", "next")
+	in, err := h.readLogin(w, r)
 	if err != nil {
 		return err
 	}
-	if next == "" {
-		next = in["next"]
+	place, wait, err := h.guard.Enter(r.Context(), in.throttleKey(), in.device != nil, h.clock.Now())
+	switch {
+	case errors.Is(err, guard.ErrNoSlot):
+		return h.tooMany(w, in, wait, "login refused: too many password checks in progress", "too many logins in progress; try again shortly")
+	case err != nil:
+		return h.tooMany(w, in, wait, "login throttled", err.Error())
 	}
-	next = safeNext(next)
-	name, password := in["username"], in["password"]
-	if name == "" || password == "" {
-		return reject(http.StatusBadRequest, "username and password are required")
-	}
-	if len(name) > maxFieldLen || len(password) > maxFieldLen {
-		return reject(http.StatusBadRequest, "username or password is too long")
-	}
-	if err := checkText(name); err != nil {
-		return err
-	}
-
-	ip := clientIP(r)
-	device := h.knownDevice(r, name)
-	key := clientKey(ip)
-	if device != nil {
-		key = deviceKey(device)
-	}
-	attempt, wait, err := h.throttle.reserve(key, h.clock.now())
-	if err != nil {
-		return h.tooMany(w, name, ip, wait, "login throttled", err.Error())
-	}
-	acct, reason, err := h.authenticate(r.Context(), name, password, device != nil)
-	// a refusal for want of a slot counts against the client too
-	attempt.done(reason != "" || errors.Is(err, errNoSlot))
-	if errors.Is(err, errNoSlot) {
-		return h.tooMany(w, name, ip, time.Second, "login refused: too many password checks in progress", "too many logins in progress; try again shortly")
-	}
+	acct, reason, err := h.accounts.Check(in.name, in.password)
+	place.Leave(reason != "")
 	if err != nil {
 		return err
 	}
 	if acct == nil {
-		metrics.logins.WithLabelValues("failure").Inc()
-		h.logger.Warn("login failed", zap.String("user", name), zap.String("client_ip", ip), zap.String("reason", reason))
-		const msg = "invalid username or password"
-		w.Header().Set("WWW-Authenticate", h.challenge(r))
-		switch f {
-		case formatJSON:
-			return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
-		case formatHTML:
-			return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: next, User: name})
-		}
-		return reject(http.StatusUnauthorized, msg)
+		return h.loginFailed(w, r, f, in, reason)
 	}
-
-	sess := h.newSession(r.Context(), acct)
-	h.revoked.login(r.Context(), sess.entry(ip, deviceName(r.UserAgent())))
-	h.setCookie(w, r, sess)
-	h.setDeviceCookie(w, r, acct, device)
+	h.startSession(r.Context(), w, r, acct, in)
 	metrics.logins.WithLabelValues("success").Inc()
-	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", ip))
+	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip))
 	w.Header().Set("Cache-Control", "no-store")
 	if f == formatJSON {
 		return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
 	}
-	if next == "" {
-		next = "/profile"
-	}
-	redirect(w, r, next)
+	redirect(w, r, cmp.Or(in.next, "/profile"))
 	return nil
 }
 
+// loginFailed answers a wrong password or an unknown name alike, counted
+// and logged with the reason.
+func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f format, in loginInput, reason string) error {
+	metrics.logins.WithLabelValues("failure").Inc()
+	h.logger.Warn("login failed", zap.String("user", in.name), zap.String("client_ip", in.ip), zap.String("reason", reason))
+	const msg = "invalid username or password"
+	w.Header().Set("WWW-Authenticate", h.challenge(r))
+	switch f {
+	case formatJSON:
+		return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
+	case formatHTML:
+		return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: in.next, User: in.name})
+	}
+	return reject(http.StatusUnauthorized, msg)
+}
+
 // tooMany refuses a login with 429 and Retry-After, counted and logged.
-func (h *Handler) tooMany(w http.ResponseWriter, name, ip string, wait time.Duration, event, reason string) error {
+func (h *Handler) tooMany(w http.ResponseWriter, in loginInput, wait time.Duration, event, reason string) error {
 	metrics.logins.WithLabelValues("throttled").Inc()
-	h.logger.Warn(event, zap.String("user", name), zap.String("client_ip", ip))
+	h.logger.Warn(event, zap.String("user", in.name), zap.String("client_ip", in.ip))
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	return reject(http.StatusTooManyRequests, reason)
 }
 
-// profile shows the signed-in user, the session's times and the
-// account's sessions.
-func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess *session) error {
-	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
-		return err
-	}
-	if sess == nil {
-		return h.signInFirst(w, r, f, nil)
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	// most accounts have a few sessions: their copy stays on the stack
-	var few [4]sessionEntry
-	sessions, others := h.sessionsOf(few[:0], r, sess)
-	if f == formatJSON {
-		// built by hand: this is the hot JSON path, and the name is
-		// JSON-encoded once at load time
-		body := make([]byte, 0, 160+len(sess.acct.jsonName)+200*len(sessions))
-		body = append(append(append(body, `{"username":`...), sess.acct.jsonName...), `,"issued":"`...)
-		body = sess.Issued.UTC().AppendFormat(body, isoTime)
-		body = append(body, `","expires":"`...)
-		body = sess.Expires.UTC().AppendFormat(body, isoTime)
-		body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
-		body = append(strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10), '}')
-		write(w, r, http.StatusOK, appJSON, body)
-		return nil
-	}
-	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
-	write(w, r, http.StatusOK, textHTML, profilePage.fill(sess.User,
-		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime),
-		sessionRows(sessions, sess.ID, others)))
-	return nil
-}
-
 // signInFirst answers a request that needs a session: browsers go to the
 // login page and come back afterwards, other clients get 401.
-func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f format, _ *session) error {
+func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
 	if f == formatHTML {
 		redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()))
 		return nil
@@ -282,7 +227,7 @@ func (h *Handler) challenge(r *http.Request) string {
 // logout ends the session (or, with all=1, every session of the user)
 // and clears the cookie; with session=<id> it ends that other session of
 // the user instead, and goes back to the profile.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess *session) error {
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
 	if err := allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
@@ -304,9 +249,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess 
 	}
 	everywhere := in["all"] == "1"
 	if sess != nil {
-		h.revoked.revoke(r.Context(), sess)
+		h.shared.Revoke(r.Context(), sess.ID, sess.Expires)
 		if everywhere {
-			h.revoked.signOutEverywhere(r.Context(), sess.acct.id)
+			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.acct.ID))
 		}
 		metrics.logouts.Inc()
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", everywhere))

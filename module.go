@@ -1,6 +1,13 @@
 // Package miniapp is a Caddy HTTP handler that serves a small web app:
 // a greeting at /hello and a cookie-session login gate at /login,
 // /profile and /logout, in front of whatever the site serves next.
+//
+// This package is the Caddy module and only it: the config, the routes,
+// the cookies, the admin API and the command. What a session is lives in
+// internal/session, accounts and passwords in internal/account, fair
+// logins in internal/guard, and the shared state in store with one
+// package per backend (store/storage, store/redis). Each route reads its
+// input once, asks those packages in turn and answers once.
 package miniapp
 
 import (
@@ -11,6 +18,14 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/caddy-miniapp/miniapp/store/storage"
+	// the redis backend registers its guest module; a build with this
+	// module has both stores
+	_ "github.com/caddy-miniapp/miniapp/store/redis"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
@@ -131,18 +146,16 @@ type Handler struct {
 	// Letters, digits, '.', '_' and '-', at most 64. Default: miniapp.
 	Realm string `json:"realm,omitempty"`
 
-	users       map[string]*account
-	fakeAccount *account
-	hostCookie  string
-	keys        *keyring
-	store       storeModule
-	revoked     *revocations
-	throttle    *throttle
-	checks      *hashLimit
-	clock       *clock
-	protected   caddyhttp.MatchPath
-	csrf        *http.CrossOriginProtection
-	logger      *zap.Logger
+	accounts   *account.Set
+	hostCookie string
+	keys       *session.Keyring
+	store      store.Module
+	shared     *store.Realm
+	guard      guard.Guard
+	clock      *session.Clock
+	protected  caddyhttp.MatchPath
+	csrf       *http.CrossOriginProtection
+	logger     *zap.Logger
 }
 
 // LoginLimit is how many failed logins a client may make in a window.
@@ -169,45 +182,45 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("loading store: %v", err)
 		}
-		h.store = mod.(storeModule)
+		h.store = mod.(store.Module)
 	}
 	return h.provision(ctx, ctx.Storage(), ctx.Logger())
 }
 
 // provision is Provision with the storage and logger given, as tests
-// give their own (and may set the clock, the hash limit or the store
-// first).
-func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger) error {
+// give their own (and may set the clock, the password check slots or the
+// store first).
+func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap.Logger) error {
 	h.logger = logger
 	if h.store == nil {
-		h.store = &StorageStore{storage: storage}
+		h.store = storage.New(st)
 	}
 	h.setDefaults()
 	h.hostCookie = hostPrefix + h.CookieName
 	h.csrf = http.NewCrossOriginProtection()
 	if h.clock == nil {
-		h.clock = new(clock)
+		h.clock = new(session.Clock)
 	}
-	if h.checks == nil {
-		h.checks = processHashLimit
+	if h.guard.Slots == nil {
+		h.guard.Slots = guard.ProcessSlots
 	}
 
 	repl := caddy.NewReplacer()
-	users, fake, mixed, err := loadAccounts(h.Accounts, h.Realm, repl)
+	var err error
+	h.accounts, err = account.Load(h.Accounts, h.Realm, repl)
 	if err != nil {
 		return err
 	}
-	if mixed {
+	if h.accounts.Mixed {
 		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
 	}
-	h.users, h.fakeAccount = users, fake
 
-	h.revoked, err = openRevocations(ctx, h.store, storeOptions{
-		realm:    h.Realm,
-		every:    time.Duration(h.RevocationSync),
-		remember: time.Duration(h.SessionLifetime),
-		clock:    h.clock,
-		logger:   h.logger,
+	h.shared, err = store.Join(ctx, h.store, store.Options{
+		Realm:    h.Realm,
+		Every:    time.Duration(h.RevocationSync),
+		Remember: time.Duration(h.SessionLifetime),
+		Now:      h.clock.Now,
+		Logger:   h.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("opening the store: %v", err)
@@ -215,7 +228,7 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if len(h.SecretKeys) > 0 {
 		h.keys, err = parseKeyring(h.SecretKeys, h.Realm, repl)
 	} else {
-		h.keys, err = loadOrCreateKeyring(ctx, h.revoked.store, h.store.place()+"\x00"+h.Realm, h.Realm, h.logger)
+		h.keys, err = loadOrCreateKeyring(ctx, h.shared, h.store.Place()+"\x00"+h.Realm, h.Realm, h.logger)
 	}
 	if err != nil {
 		return fmt.Errorf("loading key set: %v", err)
@@ -228,7 +241,7 @@ func (h *Handler) provision(ctx caddy.Context, storage certmagic.Storage, logger
 	if err := metrics.register(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	h.throttle, err = openThrottle(h.Realm, h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
+	h.guard.Throttle, err = guard.OpenThrottle(h.Realm, h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
 	if err != nil {
 		return err
 	}
@@ -299,17 +312,14 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	h.unregister()
 	var errs []error
-	if h.throttle != nil {
-		errs = append(errs, h.throttle.release())
+	if h.guard.Throttle != nil {
+		errs = append(errs, h.guard.Throttle.Release())
 	}
-	if h.revoked != nil {
-		errs = append(errs, h.revoked.release())
+	if h.shared != nil {
+		errs = append(errs, h.shared.Release())
 	}
 	return errors.Join(errs...)
 }
-
-// realmPath is the storage folder of a realm.
-func realmPath(realm string) string { return "miniapp/" + realm }
 
 // validCookieName reports whether name is a valid cookie name.
 func validCookieName(name string) bool {

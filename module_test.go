@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
@@ -26,7 +27,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"broken argon2id", Handler{Accounts: []caddyauth.Account{{Username: "ada", Password: "$argon2id$v=19$m=x"}}}, `user "ada": password hash is not valid argon2id`},
 		{"empty hash", Handler{Accounts: []caddyauth.Account{{Username: "ada"}}}, "user 1: name and password hash are required"},
 		{"control in name", Handler{Accounts: []caddyauth.Account{{Username: "a\nb", Password: adaHash}}}, "control characters"},
-		{"short key", Handler{Accounts: testAccounts(), SecretKeys: []string{base64.StdEncoding.EncodeToString(randomBytes(16))}}, "secret_key 1: key is 16 bytes, at least 32 are required"},
+		{"short key", Handler{Accounts: testAccounts(), SecretKeys: []string{base64.StdEncoding.EncodeToString(session.Random(16))}}, "secret_key 1: key is 16 bytes, at least 32 are required"},
 		{"not base64", Handler{Accounts: testAccounts(), SecretKeys: []string{"not base64 at all!"}}, "secret_key 1: key is not base64"},
 		{"missing env key", Handler{Accounts: testAccounts(), SecretKeys: []string{"{env.MINIAPP_TEST_UNSET}"}}, "secret_key 1: key is empty"},
 	}

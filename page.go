@@ -40,7 +40,7 @@ func contentHash(b []byte) string {
 }
 
 // style serves the stylesheet, cacheable by anyone for a year.
-func (h *Handler) style(w http.ResponseWriter, r *http.Request, _ format, _ *session) error {
+func (h *Handler) style(w http.ResponseWriter, r *http.Request, _ format, _ *signedIn) error {
 	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,8 +10,10 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 )
 
 // Limits on what the routes read.
@@ -18,7 +21,7 @@ const (
 	// maxNameLen bounds the name of /hello.
 	maxNameLen = 256
 	// maxFieldLen bounds the username, password and next fields of /login.
-	maxFieldLen = 1024
+	maxFieldLen = account.MaxNameLen
 	// maxParams is Go's own limit on the parameters of a query or form.
 	maxParams = 10000
 )
@@ -78,13 +81,8 @@ func unescape(s string) (string, error) {
 // checkText rejects text that is not valid UTF-8 or holds control
 // characters, which would corrupt a page, a header or a log line.
 func checkText(s string) error {
-	if !utf8.ValidString(s) {
-		return reject(http.StatusBadRequest, "text is not valid UTF-8")
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return reject(http.StatusBadRequest, "text contains control characters")
-		}
+	if err := account.CheckText(s); err != nil {
+		return reject(http.StatusBadRequest, err.Error())
 	}
 	return nil
 }
@@ -268,4 +266,53 @@ func safeNext(next string) string {
 		return ""
 	}
 	return (&url.URL{Path: resolved, RawQuery: u.RawQuery, Fragment: u.Fragment}).String()
+}
+
+// loginInput is what a POST /login gives, read once: the fields, the
+// client's address and the browser's device cookie for the named user.
+type loginInput struct {
+	name, password, next string
+	// ip is Caddy's client IP, which honours trusted_proxies.
+	ip string
+	// device is the browser's device cookie for the user, or nil.
+	device *session.Session
+}
+
+// readLogin checks that a POST /login is same-origin, reads its fields
+// (next from the query or the body) and finds its client and device.
+func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput, error) {
+	var in loginInput
+	if err := h.sameOrigin(r); err != nil {
+		return in, err
+	}
+	next, err := formValue(r.URL.RawQuery, "next")
+	if err != nil {
+		return in, err
+	}
+	body, err := readFields(w, r, h.MaxBodySize, "username", "password", "next")
+	if err != nil {
+		return in, err
+	}
+	in.name, in.password, in.next = body["username"], body["password"], safeNext(cmp.Or(next, body["next"]))
+	if in.name == "" || in.password == "" {
+		return in, reject(http.StatusBadRequest, "username and password are required")
+	}
+	if len(in.name) > maxFieldLen || len(in.password) > maxFieldLen {
+		return in, reject(http.StatusBadRequest, "username or password is too long")
+	}
+	if err := checkText(in.name); err != nil {
+		return in, err
+	}
+	in.ip = clientIP(r)
+	in.device = h.knownDevice(r, in.name)
+	return in, nil
+}
+
+// throttleKey is what the login's attempts are counted by: its known
+// device, else its client address.
+func (in loginInput) throttleKey() string {
+	if in.device != nil {
+		return guard.DeviceKey(in.device.ID)
+	}
+	return guard.ClientKey(in.ip)
 }

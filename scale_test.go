@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testredis"
+	"github.com/caddy-miniapp/miniapp/store"
+	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
+	"github.com/caddy-miniapp/miniapp/store/storage"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
@@ -40,17 +44,17 @@ const (
 //	go test -tags scale -run TestScale -v -timeout 30m .
 func TestScale(t *testing.T) {
 	buildCaddy(t)
-	r := startRedis(t)
+	r := testredis.Start(t)
 	for _, backend := range []string{"storage", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			full, empty := t.TempDir(), t.TempDir()
-			store := func(prefix string) string { return "" }
-			var st storeModule
+			storeConfig := func(prefix string) string { return "" }
+			var st store.Module
 			if backend == "redis" {
-				store = func(prefix string) string {
-					return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", r.addr, prefix)
+				storeConfig = func(prefix string) string {
+					return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", r.Addr, prefix)
 				}
-				rs := &RedisStore{Address: []string{r.addr}, KeyPrefix: "full:"}
+				rs := &redisstore.Store{Address: []string{r.Addr}, KeyPrefix: "full:"}
 				if err := rs.Provision(caddy.Context{}); err != nil {
 					t.Fatal(err)
 				}
@@ -61,8 +65,8 @@ func TestScale(t *testing.T) {
 			t.Logf("%s: %d logouts and %d sign-outs everywhere through the handler in %v", backend, scaleRevocations, scaleSignOuts, time.Since(start).Round(time.Second))
 
 			nodes := map[string]*scaleNode{
-				"full":  startScaleNode(t, full, store("full:")),
-				"empty": startScaleNode(t, empty, store("empty:")),
+				"full":  startScaleNode(t, full, storeConfig("full:")),
+				"empty": startScaleNode(t, empty, storeConfig("empty:")),
 			}
 			for name, n := range nodes {
 				t.Logf("%s: a node on the %s store is ready in %v", backend, name, n.ready.Round(time.Millisecond))
@@ -100,7 +104,7 @@ func TestScale(t *testing.T) {
 
 // fill makes the revocations and sign-outs through the handler: each a
 // POST /logout with the cookie of a session of one of 10,000 accounts.
-func fill(t *testing.T, dir string, st storeModule) {
+func fill(t *testing.T, dir string, st store.Module) {
 	accounts := make([]caddyauth.Account, scaleSignOuts)
 	for i := range accounts {
 		accounts[i] = caddyauth.Account{Username: "user" + strconv.Itoa(i), Password: adaHash}
@@ -116,16 +120,13 @@ func fill(t *testing.T, dir string, st storeModule) {
 		if i < scaleSignOuts {
 			all = "all=1"
 		}
-		s := a.h.newSession(context.Background(), a.h.users["user"+strconv.Itoa(i%scaleSignOuts)])
-		cookie := &http.Cookie{Name: "miniapp_session", Value: a.h.keys.seal(s, "miniapp_session", "example.com")}
+		s := a.newSession("user" + strconv.Itoa(i%scaleSignOuts))
+		cookie := a.seal(s)
 		if w := a.do(request{method: "POST", target: "/logout", cookie: cookie, contentType: form, body: all}); w.Code != 303 {
 			t.Fatalf("logout %d: %d", i, w.Code)
 		}
 	}
-	a.h.revoked.mu.RLock()
-	pending := len(a.h.revoked.pending)
-	a.h.revoked.mu.RUnlock()
-	if pending != 0 {
+	if pending := a.h.shared.Pending(); pending != 0 {
 		t.Fatalf("%d writes still pending", pending)
 	}
 }
@@ -197,28 +198,23 @@ func (n *scaleNode) cpu(t *testing.T) time.Duration {
 
 // memoryPerRevocation opens the full store as a new node in this
 // process and measures the heap its revocations take.
-func memoryPerRevocation(t *testing.T, dir string, st storeModule) float64 {
+func memoryPerRevocation(t *testing.T, dir string, st store.Module) float64 {
 	if st == nil {
-		st = &StorageStore{storage: &certmagic.FileStorage{Path: dir}}
+		st = storage.New(&certmagic.FileStorage{Path: dir})
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	rv, err := openRevocations(ctx, st, storeOptions{realm: defaultRealm, every: 3 * time.Second, remember: 12 * time.Hour, clock: new(clock), logger: zap.NewNop()})
+	rv, err := store.Join(ctx, st, store.Options{Realm: defaultRealm, Every: 3 * time.Second, Remember: 12 * time.Hour, Now: time.Now, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rv.release()
+	defer rv.Release()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	rv.mu.RLock()
-	n := 0
-	for _, ids := range rv.byHour {
-		n += len(ids)
-	}
-	rv.mu.RUnlock()
+	n := rv.Revocations()
 	if n != scaleRevocations {
 		t.Errorf("the new node read %d revocations, want %d", n, scaleRevocations)
 	}

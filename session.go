@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -14,29 +17,10 @@ import (
 // has Path=/ and no Domain, so no subdomain can set or overwrite it.
 const hostPrefix = "__Host-"
 
-// session is what the cookie carries: who signed in, which session it
-// is, and its times (whole seconds).
-type session struct {
-	// User is the name of the signed-in account.
-	User string
-	// ID identifies the session for revocation; random per login.
-	ID [16]byte
-	// Account tags the account the session was issued for: a session of
-	// another site's account of the same name, or of a password hash
-	// since changed, is refused.
-	Account accountTag
-	// Counter is the user's sign-out counter at login: signing out
-	// everywhere raises the counter, ending every session below it.
-	Counter uint32
-	// Issued is when the user signed in.
-	Issued time.Time
-	// Expires is the absolute end of the session.
-	Expires time.Time
-	// LastSeen is when the cookie was last issued, for idle expiry.
-	LastSeen time.Time
-
-	// acct is the account, once the handler has found it.
-	acct *account
+// signedIn is the request's valid session with its account.
+type signedIn struct {
+	*session.Session
+	acct *account.Account
 }
 
 // cookieName is the session cookie's name for this request: with the
@@ -96,74 +80,69 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 // sessionOf returns the request's valid session, or nil: a cookie that
 // is missing, forged, altered, expired (absolutely or idle), revoked or
 // of a removed user is no session at all. Each refused cookie is counted.
-func (h *Handler) sessionOf(r *http.Request) *session {
+func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	name := h.cookieName(r)
 	value, ok := cookieValue(r, name)
 	if !ok {
 		return nil
 	}
-	s, err := h.keys.open(value, name, cookieHost(r))
+	s, err := h.keys.Open(value, name, cookieHost(r))
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
 	}
-	now := h.clock.now()
-	// the lifetime and idle timeout configured now apply to sessions
-	// issued under an earlier config too
-	if !now.Before(s.Expires) || now.Sub(s.Issued) >= time.Duration(h.SessionLifetime) ||
-		now.Sub(s.LastSeen) > time.Duration(h.IdleTimeout) {
+	if !s.Live(h.clock.Now(), time.Duration(h.SessionLifetime), time.Duration(h.IdleTimeout)) {
 		metrics.rejections.WithLabelValues("expired").Inc()
 		return nil
 	}
-	acct, known := h.users[s.User]
-	if !known || s.Account != acct.id.tag() || h.revoked.has(acct.id, s) {
+	acct, known := h.accounts.Lookup(s.User)
+	if !known || s.Account != acct.ID.Tag() || h.shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter) {
 		metrics.rejections.WithLabelValues("revoked").Inc()
 		return nil
 	}
-	s.acct = acct
-	return s
+	return &signedIn{Session: s, acct: acct}
 }
 
 // renew sends the cookie again with a new time of last use once less
 // than half of the idle window is left, so an active session does not
 // lapse; its absolute expiry stays.
-func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *session) {
-	now := h.clock.now().Truncate(time.Second)
-	if now.Sub(s.LastSeen) < time.Duration(h.IdleTimeout)/2 {
+func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *signedIn) {
+	renewed := s.Renewed(h.clock.Now(), time.Duration(h.IdleTimeout))
+	if renewed == nil {
 		return
 	}
-	renewed := *s
-	renewed.LastSeen = now
-	h.setCookie(w, r, &renewed)
+	h.setCookie(w, r, renewed)
 	// no shared cache may keep a response that carries a session cookie
 	w.Header().Set("Cache-Control", "no-store")
 }
 
-// newSession starts a session for user with a fresh random ID, so a
-// session ID planted before login is never carried over.
-func (h *Handler) newSession(ctx context.Context, acct *account) *session {
-	now := h.clock.now().Truncate(time.Second)
-	return &session{
-		User:     acct.Name,
-		ID:       [16]byte(randomBytes(16)),
-		Account:  acct.id.tag(),
-		Counter:  h.revoked.counter(ctx, acct.id),
-		Issued:   now,
-		Expires:  now.Add(time.Duration(h.SessionLifetime)),
-		LastSeen: now,
-		acct:     acct,
-	}
+// startSession starts a session of the account for the request's
+// client: recorded in the store's index, sent as the cookie, and the
+// browser remembered as a device of the account.
+func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput) *signedIn {
+	counter := h.shared.Counter(ctx, store.AccountID(acct.ID))
+	s := session.New(acct.Name, acct.ID.Tag(), counter, h.clock.Now(), time.Duration(h.SessionLifetime))
+	sess := &signedIn{Session: s, acct: acct}
+	h.shared.Login(ctx, sess.entry(in.ip, store.DeviceName(r.UserAgent())))
+	h.setCookie(w, r, s)
+	h.setDeviceCookie(w, r, acct, in.device)
+	return sess
+}
+
+// entry is the index entry of a session that begins now.
+func (s *signedIn) entry(address, device string) store.Entry {
+	return store.Entry{ID: s.ID, Account: store.AccountID(s.acct.ID), Counter: s.Counter, Started: s.Issued, Expires: s.Expires, Address: address, Device: device}
 }
 
 // setCookie sends the sealed session, kept by the browser until the
 // session expires.
-func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *session) {
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	name := h.cookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.seal(s, name, cookieHost(r)),
+		Value:    h.keys.Seal(s, name, cookieHost(r)),
 		Path:     "/",
-		MaxAge:   int(s.Expires.Sub(h.clock.now()).Seconds()),
+		MaxAge:   s.MaxAge(h.clock.Now()),
 		Secure:   secure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
@@ -181,5 +160,62 @@ func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request) {
 		Secure:   secure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// deviceLifetime is how long a browser stays known after its last
+// successful login.
+const deviceLifetime = 90 * 24 * time.Hour
+
+// A device cookie (OWASP's "device cookie" against brute force) marks a
+// browser where an account has signed in before. Its login for that
+// account goes ahead of anonymous ones in the queue for a password check
+// and is counted under the device's own failure limit instead of the
+// client address's, so a flood of guesses from other clients does not
+// lock a returning user out. It is sealed like the session cookie, under
+// its own name (the associated data), so neither can stand for the other.
+
+// deviceCookieName is the device cookie's name for this request: the
+// session cookie's name with _device, __Host- over HTTPS.
+func (h *Handler) deviceCookieName(r *http.Request) string {
+	return h.cookieName(r) + "_device"
+}
+
+// knownDevice returns the request's device cookie when it was issued to
+// this browser at a successful login of the named account as it is
+// configured now, and nil otherwise.
+func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
+	cookie := h.deviceCookieName(r)
+	value, ok := cookieValue(r, cookie)
+	if !ok {
+		return nil
+	}
+	d, err := h.keys.Open(value, cookie, cookieHost(r))
+	if err != nil || d.User != name || !h.clock.Now().Before(d.Expires) {
+		return nil
+	}
+	if acct, known := h.accounts.Lookup(name); !known || d.Account != acct.ID.Tag() {
+		return nil
+	}
+	return d
+}
+
+// setDeviceCookie remembers the browser after a successful login of
+// acct, keeping the device's ID (and so its failure count) when it was
+// known already.
+func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *account.Account, known *session.Session) {
+	d := session.New(acct.Name, acct.ID.Tag(), 0, h.clock.Now(), deviceLifetime)
+	if known != nil {
+		d.ID = known.ID
+	}
+	name := h.deviceCookieName(r)
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    h.keys.Seal(d, name, cookieHost(r)),
+		Path:     "/",
+		MaxAge:   int(deviceLifetime.Seconds()),
+		Secure:   secure(r),
+		HttpOnly: true,
+		SameSite: http.SameSiteStrictMode,
 	})
 }

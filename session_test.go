@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
@@ -26,7 +29,7 @@ func TestBadCookies(t *testing.T) {
 		b[i] ^= 1
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	other := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{base64.StdEncoding.EncodeToString(randomBytes(32))} })
+	other := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{base64.StdEncoding.EncodeToString(session.Random(32))} })
 	otherCookie := other.login("ada", adaPassword, false)
 	for name, value := range map[string]string{
 		"empty":        "",
@@ -194,7 +197,7 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 	a := newApp(t, "", func(h *Handler) {
 		h.Accounts = accounts
-		h.checks = newHashLimit(1, time.Minute)
+		h.guard.Slots = guard.NewSlots(1, time.Minute)
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
 	})
 	deadline := time.Now().Add(3 * time.Second)
@@ -246,7 +249,7 @@ func TestSessionBoundToAccount(t *testing.T) {
 	a := newApp(t, dir, nil)
 	ada, grace := a.login("ada", adaPassword, false), a.login("grace", gracePassword, false)
 	b := newApp(t, dir, func(h *Handler) {
-		h.Accounts = []caddyauth.Account{{Username: "ada", Password: mustBcrypt("new-password")}, {Username: "grace", Password: graceHash}}
+		h.Accounts = []caddyauth.Account{{Username: "ada", Password: testhash.Bcrypt("new-password")}, {Username: "grace", Password: graceHash}}
 	})
 	if w := b.do(request{target: "/profile", cookie: ada}); w.Code != 401 {
 		t.Errorf("session of the old password hash accepted: %d", w.Code)

@@ -2,7 +2,6 @@ package miniapp
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -13,14 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Test accounts: ada has a bcrypt hash, grace an argon2id one, both with
@@ -31,26 +31,10 @@ const (
 )
 
 var (
-	adaHash   = mustBcrypt(adaPassword)
-	graceHash = argon2idHash(gracePassword)
-	testKey   = base64.StdEncoding.EncodeToString(randomBytes(32))
+	adaHash   = testhash.Bcrypt(adaPassword)
+	graceHash = testhash.Argon2id(gracePassword)
+	testKey   = base64.StdEncoding.EncodeToString(session.Random(32))
 )
-
-func mustBcrypt(password string) string {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		panic(err)
-	}
-	return string(h)
-}
-
-func argon2idHash(password string) string {
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	key := argon2.IDKey([]byte(password), salt, 1, 1024, 1, 32)
-	return fmt.Sprintf("$argon2id$v=%d$m=1024,t=1,p=1$%s$%s", argon2.Version,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
-}
 
 func testAccounts() []caddyauth.Account {
 	return []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: graceHash}}
@@ -206,13 +190,22 @@ func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) *http.Cookie {
 
 // advance moves the handler's clock forward.
 func (a *testApp) advance(d time.Duration) {
-	a.h.clock.offset.Add(int64(d))
+	a.h.clock.Advance(d)
+}
+
+// id is the store's ID of the app's account of the name.
+func (a *testApp) id(name string) store.AccountID {
+	acct, ok := a.h.accounts.Lookup(name)
+	if !ok {
+		a.t.Fatalf("no user %q", name)
+	}
+	return store.AccountID(acct.ID)
 }
 
 // open opens a cookie value issued by the app over plain HTTP for the
 // test requests' host.
-func (a *testApp) open(value string) (*session, error) {
-	return a.h.keys.open(value, "miniapp_session", "example.com")
+func (a *testApp) open(value string) (*session.Session, error) {
+	return a.h.keys.Open(value, "miniapp_session", "example.com")
 }
 
 // freePort is a loopback TCP port that no one listens on now. A nil t
@@ -227,4 +220,27 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// entryOf is a session of acct that started at start and lasts an hour.
+func entryOf(acct store.AccountID, start time.Time) store.Entry {
+	return store.Entry{ID: [16]byte(session.Random(16)), Account: acct, Counter: 1, Started: start, Expires: start.Add(time.Hour),
+		Address: "203.0.113.7", Device: "Firefox on Linux"}
+}
+
+// newSession is a session of the named account that begins now, as a
+// login would start it, without the login's store write.
+func (a *testApp) newSession(name string) *session.Session {
+	acct, ok := a.h.accounts.Lookup(name)
+	if !ok {
+		a.t.Fatalf("no user %q", name)
+	}
+	counter := a.h.shared.Counter(context.Background(), store.AccountID(acct.ID))
+	return session.New(name, acct.ID.Tag(), counter, a.h.clock.Now(), time.Duration(a.h.SessionLifetime))
+}
+
+// seal seals a session as a cookie over plain HTTP for the test
+// requests' host.
+func (a *testApp) seal(s *session.Session) *http.Cookie {
+	return &http.Cookie{Name: "miniapp_session", Value: a.h.keys.Seal(s, "miniapp_session", "example.com")}
 }

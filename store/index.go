@@ -57,7 +57,7 @@ func (x *sessionIndex) add(e Entry) {
 	x.owner[e.ID] = e.Account
 	hour := e.Expires.Unix() / 3600
 	x.byHour[hour] = append(x.byHour[hour], e.ID)
-	at, _ := slices.BinarySearchFunc(a.listed, e, newerFirst)
+	at, _ := slices.BinarySearchFunc(a.listed, e, NewerFirst)
 	a.listed = slices.Insert(a.listed, at, e)
 	if len(a.listed) > listedSessions {
 		oldest := a.listed[listedSessions]
@@ -74,8 +74,8 @@ func (x *sessionIndex) add(e Entry) {
 	}
 }
 
-// newerFirst orders sessions by start, newest first, then by ID.
-func newerFirst(a, b Entry) int {
+// NewerFirst orders sessions by start, newest first, then by ID.
+func NewerFirst(a, b Entry) int {
 	if c := b.Started.Compare(a.Started); c != 0 {
 		return c
 	}

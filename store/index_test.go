@@ -215,6 +215,9 @@ func TestRealmExpire(t *testing.T) {
 	if !rv.Revoked(acct, ended.ID, ended.Expires, 1) || rv.Revoked(acct, live.ID, live.Expires, 1) {
 		t.Fatal("the revocation is not in force, or another session is refused")
 	}
+	if n := rv.Revocations(); n != 1 {
+		t.Fatalf("%d revocations held, want 1", n)
+	}
 	other := AccountID(random(16))
 	if rv.raise(other, 2) != 2 || !rv.Revoked(other, live.ID, live.Expires, 1) || rv.Revoked(other, live.ID, live.Expires, 2) {
 		t.Fatal("a session below the account's sign-out counter is not refused, or one at it is")
@@ -223,7 +226,7 @@ func TestRealmExpire(t *testing.T) {
 	rv.expireLocked(now.Add(2 * time.Hour))
 	hours, indexed := len(rv.byHour), len(rv.sessions.owner)
 	rv.mu.Unlock()
-	if hours != 0 || indexed != 0 {
+	if hours != 0 || indexed != 0 || rv.Revocations() != 0 {
 		t.Errorf("%d hours of expired revocations and %d expired sessions kept in memory", hours, indexed)
 	}
 }

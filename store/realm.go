@@ -298,6 +298,24 @@ func (rv *Realm) KeySet(ctx context.Context, create func() ([]byte, error)) ([]b
 	return rv.store.KeySet(ctx, create)
 }
 
+// Revocations is how many revoked sessions the realm holds in memory.
+func (rv *Realm) Revocations() int {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	n := 0
+	for _, ids := range rv.byHour {
+		n += len(ids)
+	}
+	return n
+}
+
+// Pending is how many writes wait for the store to take them.
+func (rv *Realm) Pending() int {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	return len(rv.pending)
+}
+
 // write sends one write to the store, or keeps it pending when the
 // store fails: a logout is never lost to a store error.
 func (rv *Realm) write(ctx context.Context, w pendingWrite) {

@@ -75,16 +75,11 @@ func (s *Session) Renewed(now time.Time, idle time.Duration) *Session {
 	return &renewed
 }
 
-// MaxAge is the cookie's Max-Age at now, in seconds: until the last
-// second in which Live accepts the session.
+// MaxAge is the cookie's Max-Age at now, in seconds: until the session's
+// expiry, rounded up, so the browser keeps the cookie for the whole
+// lifetime (and never past the second in which Live refuses it).
 func (s *Session) MaxAge(now time.Time) int {
-	return MaxAge(s.Expires.Add(time.Second), now)
-}
-
-// MaxAge is a cookie's Max-Age at now for a value that is good until
-// end, rounded up so the browser never drops it early.
-func MaxAge(end, now time.Time) int {
-	return int(math.Ceil(end.Sub(now).Seconds()))
+	return int(math.Ceil(s.Expires.Sub(now).Seconds()))
 }
 
 // Random returns n bytes from the system's secure random source.

@@ -57,9 +57,12 @@ func TestRenewed(t *testing.T) {
 func TestMaxAge(t *testing.T) {
 	login := time.Unix(1000, 900_000_000)
 	s := New("ada", [8]byte{}, 0, login, time.Hour)
-	// the session lives until the end of the second after Expires
-	if got := s.MaxAge(login); got != 3601 {
-		t.Errorf("Max-Age %d, want 3601", got)
+	// 0.9 s into a second, the browser keeps the cookie a whole hour
+	if got := s.MaxAge(login); got != 3600 {
+		t.Errorf("Max-Age %d, want 3600", got)
+	}
+	if got := s.MaxAge(s.Expires.Add(-1500 * time.Millisecond)); got != 2 {
+		t.Errorf("Max-Age %d 1.5 s before expiry, want 2", got)
 	}
 	if New("ada", [8]byte{}, 0, login, time.Hour).ID == s.ID {
 		t.Error("two sessions share an ID")

@@ -8,8 +8,42 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddy-miniapp/miniapp/store"
 	"go.uber.org/zap"
 )
+
+// profile shows the signed-in user, the session's times and the
+// account's sessions.
+func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
+	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
+	}
+	if sess == nil {
+		return h.signInFirst(w, r, f, nil)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	// most accounts have a few sessions: their copy stays on the stack
+	var few [4]store.Entry
+	sessions, others := h.sessionsOf(few[:0], r, sess)
+	if f == formatJSON {
+		// built by hand: this is the hot JSON path, and the name is
+		// JSON-encoded once at load time
+		body := make([]byte, 0, 160+len(sess.acct.JSONName)+200*len(sessions))
+		body = append(append(append(body, `{"username":`...), sess.acct.JSONName...), `,"issued":"`...)
+		body = sess.Issued.UTC().AppendFormat(body, isoTime)
+		body = append(body, `","expires":"`...)
+		body = sess.Expires.UTC().AppendFormat(body, isoTime)
+		body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
+		body = append(strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10), '}')
+		write(w, r, http.StatusOK, appJSON, body)
+		return nil
+	}
+	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
+	write(w, r, http.StatusOK, textHTML, profilePage.fill(sess.User,
+		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime),
+		sessionRows(sessions, sess.ID, others)))
+	return nil
+}
 
 // sessionJSON is a session as the admin API and the profile's JSON show
 // it.
@@ -28,9 +62,9 @@ type sessionJSON struct {
 	Expires time.Time `json:"expires"`
 }
 
-// view is the entry as the admin API shows it.
-func (e sessionEntry) view() sessionJSON {
-	return sessionJSON{ID: hex.EncodeToString(e.id[:]), Device: e.device, Address: e.address, Started: e.started.UTC(), Expires: e.expires.UTC()}
+// viewOf is the entry as the admin API shows it.
+func viewOf(e store.Entry) sessionJSON {
+	return sessionJSON{ID: hex.EncodeToString(e.ID[:]), Device: e.Device, Address: e.Address, Started: e.Started.UTC(), Expires: e.Expires.UTC()}
 }
 
 // appendProfileSessions appends the profile's sessions array: each
@@ -38,19 +72,19 @@ func (e sessionEntry) view() sessionJSON {
 // request's session. Built by hand like the rest of the profile's JSON:
 // json.Marshal took GET /profile as JSON from 7 to 15 allocations and
 // more than doubled its time (BenchmarkRoutes/profile_json).
-func appendProfileSessions(b []byte, sessions []sessionEntry, current [16]byte) []byte {
+func appendProfileSessions(b []byte, sessions []store.Entry, current [16]byte) []byte {
 	b = append(b, '[')
 	for i, e := range sessions {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":"`...)
-		b = hex.AppendEncode(b, e.id[:])
-		b = appendJSONString(append(b, `","device":`...), e.device)
-		b = appendJSONString(append(b, `,"address":`...), e.address)
-		b = e.started.UTC().AppendFormat(append(b, `,"started":"`...), isoTime)
-		b = e.expires.UTC().AppendFormat(append(b, `","expires":"`...), isoTime)
-		b = strconv.AppendBool(append(b, `","current":`...), e.id == current)
+		b = hex.AppendEncode(b, e.ID[:])
+		b = appendJSONString(append(b, `","device":`...), e.Device)
+		b = appendJSONString(append(b, `,"address":`...), e.Address)
+		b = e.Started.UTC().AppendFormat(append(b, `,"started":"`...), isoTime)
+		b = e.Expires.UTC().AppendFormat(append(b, `","expires":"`...), isoTime)
+		b = strconv.AppendBool(append(b, `","current":`...), e.ID == current)
 		b = append(b, '}')
 	}
 	return append(b, ']')
@@ -75,37 +109,32 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// entry is the index entry of a session that begins now.
-func (s *session) entry(address, device string) sessionEntry {
-	return sessionEntry{id: s.ID, acct: s.acct.id, counter: s.Counter, started: s.Issued, expires: s.Expires, address: address, device: device}
-}
-
 // sessionsOf appends the account's sessions for its profile to dst,
 // newest first, and returns how many others it has. This session is
 // always listed: when the index does not list it (its login not yet read
 // from the store, or older than the newest 50), it is shown from its
 // cookie.
-func (h *Handler) sessionsOf(dst []sessionEntry, r *http.Request, sess *session) ([]sessionEntry, int) {
-	sessions, others := h.revoked.listSessions(dst, sess.acct.id, sess.ID)
-	if slices.ContainsFunc(sessions, func(e sessionEntry) bool { return e.id == sess.ID }) {
+func (h *Handler) sessionsOf(dst []store.Entry, r *http.Request, sess *signedIn) ([]store.Entry, int) {
+	sessions, others := h.shared.Sessions(dst, store.AccountID(sess.acct.ID), sess.ID)
+	if slices.ContainsFunc(sessions, func(e store.Entry) bool { return e.ID == sess.ID }) {
 		return sessions, others
 	}
 	// placed as the index places a login
-	current := sess.entry(clientIP(r), deviceName(r.UserAgent()))
-	at, _ := slices.BinarySearchFunc(sessions, current, newerFirst)
+	current := sess.entry(clientIP(r), store.DeviceName(r.UserAgent()))
+	at, _ := slices.BinarySearchFunc(sessions, current, store.NewerFirst)
 	return slices.Insert(sessions, at, current), others
 }
 
 // sessionRows is the profile page's list of sessions, with a sign-out
 // form for each other session, and a line for those not listed.
-func sessionRows(sessions []sessionEntry, current [16]byte, others int) string {
+func sessionRows(sessions []store.Entry, current [16]byte, others int) string {
 	rows := make([]byte, 0, 640*len(sessions))
 	for _, e := range sessions {
-		started := e.started.UTC()
-		if e.id == current {
-			rows = thisSessionRow.appendFill(rows, e.device, e.address, started.Format(isoTime), started.Format(textTime))
+		started := e.Started.UTC()
+		if e.ID == current {
+			rows = thisSessionRow.appendFill(rows, e.Device, e.Address, started.Format(isoTime), started.Format(textTime))
 		} else {
-			rows = otherSessionRow.appendFill(rows, e.device, e.address, started.Format(isoTime), started.Format(textTime), hex.EncodeToString(e.id[:]))
+			rows = otherSessionRow.appendFill(rows, e.Device, e.Address, started.Format(isoTime), started.Format(textTime), hex.EncodeToString(e.ID[:]))
 		}
 	}
 	if others > 0 {
@@ -126,11 +155,12 @@ func parseSessionID(s string) ([16]byte, error) {
 
 // endOther ends another session of the signed-in user, chosen on the
 // profile page, and goes back to the profile.
-func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f format, sess *session, id [16]byte) error {
+func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, id [16]byte) error {
 	if sess == nil {
 		return h.signInFirst(w, r, f, nil)
 	}
-	if _, ok := h.revoked.endSession(r.Context(), &sess.acct.id, id); !ok {
+	acct := store.AccountID(sess.acct.ID)
+	if _, ok := h.shared.EndSession(r.Context(), &acct, id); !ok {
 		return reject(http.StatusNotFound, "no such session of this user")
 	}
 	metrics.logouts.Inc()

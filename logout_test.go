@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testredis"
+	"github.com/caddy-miniapp/miniapp/store"
+	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
+	"github.com/caddy-miniapp/miniapp/store/storage"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
@@ -19,26 +24,16 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// TestRevocationsExpire keeps a revocation in memory until its session
-// would have expired, then drops its whole hour.
+// TestRevocationsExpire keeps a revocation through a sync of the store
+// (store's TestRealmExpire drops it once its session would have expired).
 func TestRevocationsExpire(t *testing.T) {
 	a := newApp(t, "", nil)
 	c := a.login("ada", adaPassword, false)
 	s, _ := a.open(c.Value)
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 	ctx := context.Background()
-	if err := a.h.revoked.sync(ctx); err != nil || !a.h.revoked.has(a.h.users["ada"].id, s) {
+	if err := a.h.shared.Sync(ctx); err != nil || !a.h.shared.Revoked(a.id("ada"), s.ID, s.Expires, s.Counter) {
 		t.Fatalf("revocation lost by sync: %v", err)
-	}
-	a.advance(12*time.Hour + time.Hour)
-	if err := a.h.revoked.sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a.h.revoked.mu.RLock()
-	n := len(a.h.revoked.byHour)
-	a.h.revoked.mu.RUnlock()
-	if n != 0 {
-		t.Errorf("%d hours of expired revocations kept in memory", n)
 	}
 }
 
@@ -49,27 +44,24 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	a := newApp(t, "", nil)
 	c := a.login("ada", adaPassword, false)
 	s, _ := a.open(c.Value)
-	other := openStorageBackend(t, a.storage, a.h.clock)
+	other := openNode(t, a.storage, a.h.clock)
 	ctx := context.Background()
-	if err := other.revoke(ctx, s.ID, s.Expires); err != nil {
+	if err := other.Revoke(ctx, s.ID, s.Expires); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.signOut(ctx, a.h.users["grace"].id, 0); err != nil {
+	if _, err := other.SignOut(ctx, a.id("grace"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before sync: %d", w.Code)
 	}
-	if err := a.h.revoked.sync(ctx); err != nil {
+	if err := a.h.shared.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("after sync: %d", w.Code)
 	}
-	a.h.revoked.mu.RLock()
-	counter := a.h.revoked.users[a.h.users["grace"].id]
-	a.h.revoked.mu.RUnlock()
-	if counter != 1 {
+	if counter := a.h.shared.Counter(ctx, a.id("grace")); counter != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
 	}
 }
@@ -149,7 +141,7 @@ func TestStorageDown(t *testing.T) {
 	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 401 {
 		t.Fatalf("logout not in force while storage is down: %d", w.Code)
 	}
-	if err := h.revoked.sync(context.Background()); err == nil {
+	if err := h.shared.Sync(context.Background()); err == nil {
 		t.Fatal("sync reported no error while storage is down")
 	}
 	if logs.FilterMessageSnippet("will retry").Len() == 0 {
@@ -167,15 +159,15 @@ func TestStorageDown(t *testing.T) {
 	}
 
 	storage.down.Store(false)
-	if err := h.revoked.sync(context.Background()); err != nil {
+	if err := h.shared.Sync(context.Background()); err != nil {
 		t.Fatalf("sync after storage is back: %v", err)
 	}
 	// another instance, started now, reads the logout made meanwhile
-	later := openStorageBackend(t, storage.FileStorage, h.clock)
-	changes, err := later.changes(context.Background())
+	later := openNode(t, storage.FileStorage, h.clock)
+	changes, err := later.Changes(context.Background())
 	changes = revokedOnly(changes)
 	s, _ := a.open(before.Value)
-	if err != nil || len(changes) != 1 || !changes[0].revoked || changes[0].id != s.ID {
+	if err != nil || len(changes) != 1 || !changes[0].Revoked || changes[0].ID != s.ID {
 		t.Fatalf("pending revocation not written once storage is back: %+v %v", changes, err)
 	}
 }
@@ -231,15 +223,12 @@ func TestLongNameSignOutDurable(t *testing.T) {
 	if err := a.h.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := a.storage.List(context.Background(), realmPath(defaultRealm)+"/signout-counter", false)
+	keys, err := a.storage.List(context.Background(), "miniapp/miniapp/signout-counter", false)
 	if err != nil || len(keys) != 1 || len(path.Base(keys[0])) != 32 {
 		t.Fatalf("sign-out counter key: %v %v", keys, err)
 	}
 	b := newApp(t, dir, accounts)
-	b.h.revoked.mu.RLock()
-	counter := b.h.revoked.users[b.h.users[long].id]
-	b.h.revoked.mu.RUnlock()
-	if counter != 1 {
+	if counter := b.h.shared.Counter(context.Background(), b.id(long)); counter != 1 {
 		t.Errorf("sign out everywhere of a 200-byte name lost on restart: counter %d", counter)
 	}
 }
@@ -257,14 +246,14 @@ func TestPendingOutlivesItsList(t *testing.T) {
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 
 	reloaded, _ := provisionOn(t, storage, func(h *Handler) { h.RevocationSync = caddy.Duration(5 * time.Second) })
-	if reloaded.revoked == old.revoked {
+	if reloaded.shared == old.shared {
 		t.Fatal("the reload kept the list; it should have made a new one")
 	}
 	if err := old.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
 	storage.down.Store(false)
-	if err := reloaded.revoked.sync(context.Background()); err != nil {
+	if err := reloaded.shared.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage, ip: nextIP()}
@@ -272,35 +261,96 @@ func TestPendingOutlivesItsList(t *testing.T) {
 		t.Errorf("logout lost when its list was replaced: %d", w.Code)
 	}
 	s, _ := a.open(c.Value)
-	changes, err := openStorageBackend(t, storage.FileStorage, a.h.clock).changes(context.Background())
-	if changes = revokedOnly(changes); err != nil || len(changes) != 1 || changes[0].id != s.ID {
+	changes, err := openNode(t, storage.FileStorage, a.h.clock).Changes(context.Background())
+	if changes = revokedOnly(changes); err != nil || len(changes) != 1 || changes[0].ID != s.ID {
 		t.Errorf("the logout was not written by the new list: %+v %v", changes, err)
 	}
 }
 
 // revokedOnly keeps the revocations of a store's changes, leaving out
 // the logins.
-func revokedOnly(changes []change) []change {
-	return slices.DeleteFunc(changes, func(c change) bool { return !c.revoked })
+func revokedOnly(changes []store.Change) []store.Change {
+	return slices.DeleteFunc(changes, func(c store.Change) bool { return !c.Revoked })
 }
 
-// TestLoginReadAfterItsEnd: a login that the store's feed brings after
-// its logout, or after a sign out everywhere above it (journals of
-// several nodes are read in any order), is not listed.
-func TestLoginReadAfterItsEnd(t *testing.T) {
-	rv := newRevocations(nil, storeOptions{clock: new(clock), logger: zap.NewNop()})
-	acct := accountID(randomBytes(16))
-	now := time.Now().Truncate(time.Second)
-	loggedOut, signedOut, later := indexEntry(acct, now), indexEntry(acct, now), indexEntry(acct, now)
-	later.counter = 2
-	rv.mu.Lock()
-	rv.applyLocked(change{revoked: true, id: loggedOut.id, expires: loggedOut.expires})
-	rv.applyLocked(change{login: &loggedOut})
-	rv.applyLocked(change{acct: acct, counter: 2})
-	rv.applyLocked(change{login: &signedOut})
-	rv.applyLocked(change{login: &later})
-	rv.mu.Unlock()
-	if listed, others := rv.listSessions(nil, acct, [16]byte{}); len(listed) != 1 || listed[0] != later || others != 0 {
-		t.Errorf("listed %+v and %d others; want the login after the sign-out alone", listed, others)
+// openNode opens the default realm's journal on storage as a node of
+// its own.
+func openNode(t testing.TB, st certmagic.Storage, clk *session.Clock) store.Backend {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	b, err := storage.New(st).Open(ctx, store.Options{
+		Realm: defaultRealm, Every: time.Second, Remember: 12 * time.Hour, Now: clk.Now, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return b
+}
+
+// TestRedisDown: while Redis is down nobody is signed out, logins and
+// logouts work, a reload keeps the logout made meanwhile, and it reaches
+// Redis once Redis is back.
+func TestRedisDown(t *testing.T) {
+	r := testredis.Start(t)
+	withRedis := func(h *Handler) {
+		st := &redisstore.Store{Address: []string{r.Addr}}
+		if err := st.Provision(caddy.Context{}); err != nil {
+			t.Fatal(err)
+		}
+		h.store = st
+	}
+	a := newApp(t, "", withRedis)
+	before := a.login("ada", adaPassword, false)
+
+	r.Stop()
+	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 200 {
+		t.Fatalf("profile while Redis is down: %d", w.Code)
+	}
+	during := a.login("grace", gracePassword, false)
+	if w := a.do(request{method: "POST", target: "/logout", cookie: before}); w.Code != 303 {
+		t.Fatalf("logout while Redis is down: %d", w.Code)
+	}
+	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 401 {
+		t.Fatalf("logout not in force while Redis is down: %d", w.Code)
+	}
+
+	reloaded := newApp(t, "", withRedis)
+	if w := reloaded.do(request{target: "/profile", cookie: during}); w.Code != 200 {
+		t.Errorf("session lost by a reload while Redis is down: %d", w.Code)
+	}
+	if w := reloaded.do(request{target: "/profile", cookie: before}); w.Code != 401 {
+		t.Errorf("logout lost by a reload while Redis is down: %d", w.Code)
+	}
+
+	r.Start()
+	if err := a.h.shared.Sync(context.Background()); err != nil {
+		// the first command may meet a connection to the old server
+		if err = a.h.shared.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := a.open(before.Value)
+	changes, err := openRedisNode(t, r.Addr, a.h.clock).Changes(context.Background())
+	if changes = revokedOnly(changes); err != nil || len(changes) != 1 || changes[0].ID != s.ID {
+		t.Errorf("the logout made while Redis was down did not reach it: %+v %v", changes, err)
+	}
+}
+
+// openRedisNode opens the default realm in the test's Redis as a node
+// of its own.
+func openRedisNode(t testing.TB, addr string, clk *session.Clock) store.Backend {
+	t.Helper()
+	st := &redisstore.Store{Address: []string{addr}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := st.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Open(ctx, store.Options{Realm: defaultRealm, Every: time.Second, Remember: 12 * time.Hour, Now: clk.Now, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }

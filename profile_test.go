@@ -2,7 +2,6 @@ package miniapp
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -10,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
 )
 
 // User-Agent headers of two browsers.
@@ -20,7 +22,7 @@ const (
 
 // loginWith signs user in from a browser with the User-Agent header ua,
 // and returns the session cookie and its session.
-func (a *testApp) loginWith(user, ua string) (*http.Cookie, *session) {
+func (a *testApp) loginWith(user, ua string) (*http.Cookie, *session.Session) {
 	a.t.Helper()
 	w := a.do(request{method: "POST", target: "/login", contentType: form,
 		body: "username=" + user + "&password=" + map[string]string{"ada": adaPassword, "grace": gracePassword}[user], header: map[string]string{"User-Agent": ua}})
@@ -46,15 +48,15 @@ type profileSession struct {
 // escaping and invalid UTF-8.
 func TestProfileSessionsJSON(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	var sessions []sessionEntry
+	var sessions []store.Entry
 	var want []profileSession
 	for _, text := range []string{"Firefox on Linux", `"quoted" \ back`, "<b>&amp;</b>\n\t\x00", "é\u2028\xff", ""} {
-		e := indexEntry(accountID(randomBytes(16)), now)
-		e.device, e.address = text, text
+		e := entryOf(store.AccountID(session.Random(16)), now)
+		e.Device, e.Address = text, text
 		sessions = append(sessions, e)
-		want = append(want, profileSession{e.view(), len(sessions) == 2})
+		want = append(want, profileSession{viewOf(e), len(sessions) == 2})
 	}
-	body := appendProfileSessions(nil, sessions, sessions[1].id)
+	body := appendProfileSessions(nil, sessions, sessions[1].ID)
 	var got []profileSession
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatalf("%s: %v", body, err)
@@ -140,7 +142,7 @@ func TestEndOtherSession(t *testing.T) {
 	}{
 		{"cross-site", first, hex.EncodeToString(s2.ID[:]), map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
 		{"another user's session", first, hex.EncodeToString(sg.ID[:]), nil, 404},
-		{"unknown", first, hex.EncodeToString(randomBytes(16)), nil, 404},
+		{"unknown", first, hex.EncodeToString(session.Random(16)), nil, 404},
 		{"malformed", first, "zz", nil, 400},
 		{"signed out", nil, hex.EncodeToString(s2.ID[:]), map[string]string{"Accept": "application/json"}, 401},
 	} {
@@ -187,10 +189,10 @@ func TestProfileShowsUnindexedSession(t *testing.T) {
 	a := newApp(t, "", nil)
 	_, older := a.loginWith("ada", firefoxUA)
 	a.advance(2 * time.Second)
-	s := a.h.newSession(context.Background(), a.h.users["ada"])
+	s := a.newSession("ada")
 	a.advance(2 * time.Second)
 	_, newer := a.loginWith("ada", iphoneUA)
-	cookie := &http.Cookie{Name: "miniapp_session", Value: a.h.keys.seal(s, "miniapp_session", "example.com")}
+	cookie := a.seal(s)
 	var p profileJSON
 	w := a.do(request{target: "/profile", cookie: cookie, accept: "application/json", header: map[string]string{"User-Agent": firefoxUA}})
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || len(p.Sessions) != 3 {

@@ -1,0 +1,288 @@
+package miniapp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+)
+
+// TestThrottleConcurrent sends many wrong passwords at once: no more
+// than the limit may reach the password check.
+func TestThrottleConcurrent(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 3, Window: caddy.Duration(time.Minute)} })
+	codes := make(chan int, 20)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"}).Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	// one check in flight per client: the others are refused and
+	// charged, so between one and the limit reach the password check
+	if count[401] < 1 || count[401] > 3 || count[401]+count[429] != 20 {
+		t.Errorf("statuses %v, want 1 to 3 × 401 and the rest 429", count)
+	}
+}
+
+func TestLoginThrottled(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 3, Window: caddy.Duration(time.Minute)} })
+	for i := 0; i < 2; i++ {
+		if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"}); w.Code != 401 {
+			t.Fatalf("failure %d: %d", i+1, w.Code)
+		}
+	}
+	a.login("ada", adaPassword, false) // not counted, not reset
+	a.login("ada", adaPassword, false)
+	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
+	if w.Code != 401 {
+		t.Fatalf("third failure: %d", w.Code)
+	}
+	w = a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
+	retry, _ := strconv.Atoi(w.Header().Get("Retry-After"))
+	if w.Code != http.StatusTooManyRequests || retry < 59 || retry > 60 || len(w.Result().Cookies()) != 0 {
+		t.Fatalf("right password while throttled: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	if w.Body.String() != "too many failed logins; try again later\n" {
+		t.Errorf("body %q", w.Body.String())
+	}
+	checkCommonHeaders(t, w)
+	last := a.logs.All()[a.logs.Len()-1]
+	if last.Message != "login throttled" || last.Level.String() != "warn" || last.ContextMap()["user"] != "ada" || last.ContextMap()["client_ip"] != a.ip {
+		t.Errorf("throttled attempt logged as %s %q %v", last.Level, last.Message, last.ContextMap())
+	}
+	assertNoSecrets(t, a, adaPassword)
+
+	a.advance(time.Minute)
+	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}); w.Code != 303 {
+		t.Fatalf("after the window: %d", w.Code)
+	}
+}
+
+// TestHashSlots: while every password-check slot is taken, a login waits
+// for one, then is refused with 429 and charged to the client; a freed
+// slot lets the next login through.
+func TestHashSlots(t *testing.T) {
+	checks := guard.NewSlots(2, 300*time.Millisecond)
+	a := newApp(t, "", func(h *Handler) {
+		h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)}
+		h.guard.Slots = checks
+	})
+	for range 2 {
+		if err := checks.Acquire(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}
+	w := a.do(login)
+	if w.Code != 429 || w.Header().Get("Retry-After") != "1" || len(w.Result().Cookies()) != 0 {
+		t.Errorf("with every slot taken: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		checks.Release()
+	}()
+	if w := a.do(login); w.Code != 303 {
+		t.Errorf("after a slot was freed: %d", w.Code)
+	}
+	checks.Release()
+
+	// the refusal was charged: with a limit of one, it throttles
+	strict := newApp(t, "", func(h *Handler) {
+		h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)}
+		h.guard.Slots = guard.NewSlots(1, 50*time.Millisecond)
+	})
+	_ = strict.h.guard.Slots.Acquire(context.Background(), false)
+	strict.do(login)
+	strict.h.guard.Slots.Release()
+	if w := strict.do(login); w.Code != 429 || w.Body.String() != "too many failed logins; try again later\n" {
+		t.Errorf("after a refusal for want of a slot: %d %q", w.Code, w.Body.String())
+	}
+}
+
+func TestMixedHashesWarn(t *testing.T) {
+	mixed := newApp(t, "", nil)
+	alike := newApp(t, "", func(h *Handler) { h.Accounts = h.Accounts[:1] })
+	if mixed.logs.FilterMessageSnippet("hashes differ").Len() != 1 || alike.logs.FilterMessageSnippet("hashes differ").Len() != 0 {
+		t.Error("no warning for mixed hash parameters, or one for alike ones")
+	}
+}
+
+// TestComparerFailure: a hash that fails to compare is an internal error:
+// logged with its cause, a bare 500 for the client, and no session.
+func TestComparerFailure(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)} })
+	ada, _ := a.h.accounts.Lookup("ada")
+	ada.Comparer = failingComparer{}
+	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
+	if w.Code != 500 || w.Body.String() != "internal server error\n" || len(w.Result().Cookies()) != 0 {
+		t.Fatalf("comparer failure: %d %q", w.Code, w.Body.String())
+	}
+	logged := a.logs.FilterMessage("internal error").All()
+	if len(logged) != 1 || !strings.Contains(logged[0].ContextMap()["error"].(string), "hash engine exploded") {
+		t.Errorf("cause not logged: %v", logged)
+	}
+	// the failure was not the client's, so the throttle does not count it
+	a.do(request{method: "POST", target: "/login", contentType: form, body: "username=grace&password=wrong"})
+	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=grace&password=" + gracePassword}); w.Code != 303 {
+		t.Errorf("an internal error counted as a failed login: %d", w.Code)
+	}
+}
+
+// BenchmarkLogin compares the two failing paths of a login: a wrong
+// password for a known user and any password for an unknown one. Their
+// ns/op must match (the unknown name is checked against a fake hash of
+// the same algorithm and cost), or the timing tells which names exist.
+func BenchmarkLogin(b *testing.B) {
+	for _, bc := range []struct{ name, hash, user string }{
+		{"bcrypt/wrong_password", adaHash, "ada"},
+		{"bcrypt/unknown_user", adaHash, "mallory"},
+		{"argon2id/wrong_password", graceHash, "grace"},
+		{"argon2id/unknown_user", graceHash, "mallory"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newApp(b, "", func(h *Handler) {
+				h.Accounts = []caddyauth.Account{{Username: bc.user, Password: bc.hash}}
+				if bc.user == "mallory" {
+					h.Accounts[0].Username = "someone"
+				}
+				h.LoginLimit = &LoginLimit{Failures: 1 << 30, Window: caddy.Duration(time.Minute)}
+			})
+			body := "username=" + bc.user + "&password=wrong"
+			b.ResetTimer()
+			for b.Loop() {
+				if w := a.do(request{method: "POST", target: "/login", contentType: form, body: body}); w.Code != 401 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	}
+}
+
+// deviceCookie is the device cookie a login response sets.
+func deviceCookie(t *testing.T, w *httptest.ResponseRecorder) *http.Cookie {
+	t.Helper()
+	for _, c := range w.Result().Cookies() {
+		if strings.HasSuffix(c.Name, "_device") {
+			return c
+		}
+	}
+	t.Fatalf("no device cookie in %q", w.Header().Values("Set-Cookie"))
+	return nil
+}
+
+// TestDeviceCookieSet: a successful login remembers the browser for 90
+// days in a cookie of its own, HttpOnly and SameSite=Strict, __Host-
+// and Secure over HTTPS; a failed login sets none.
+func TestDeviceCookieSet(t *testing.T) {
+	a := newApp(t, "", nil)
+	for _, https := range []bool{false, true} {
+		w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, https: https})
+		d := deviceCookie(t, w)
+		want := "miniapp_session_device"
+		if https {
+			want = "__Host-" + want
+		}
+		if d.Name != want || d.Secure != https || !d.HttpOnly || d.SameSite != http.SameSiteStrictMode || d.MaxAge != 90*24*3600 || d.Path != "/" {
+			t.Errorf("https %v: device cookie %+v", https, d)
+		}
+	}
+	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"})
+	if len(w.Result().Cookies()) != 0 {
+		t.Errorf("failed login set %q", w.Header().Values("Set-Cookie"))
+	}
+}
+
+// TestKnownDevice: a browser that signed in before keeps signing in
+// while its address is throttled, under a failure limit of its own; a
+// device cookie of another user, or of a changed password hash, or a
+// session cookie in its place, counts for nothing.
+func TestKnownDevice(t *testing.T) {
+	dir := t.TempDir()
+	limit := &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)}
+	a := newApp(t, dir, func(h *Handler) { h.LoginLimit = limit })
+	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
+	device, session := deviceCookie(t, w), sessionCookie(t, w)
+	graceDevice := deviceCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=grace&password=" + gracePassword}))
+
+	wrong := request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong"}
+	right := request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}
+	for range 2 {
+		a.do(wrong)
+	}
+	if w := a.do(right); w.Code != 429 {
+		t.Fatalf("address not throttled: %d", w.Code)
+	}
+	for name, c := range map[string]*http.Cookie{"another user's device": graceDevice, "a session cookie": {Name: device.Name, Value: session.Value}} {
+		r := right
+		r.cookie = c
+		if w := a.do(r); w.Code != 429 {
+			t.Errorf("%s let a throttled address sign in: %d", name, w.Code)
+		}
+	}
+	r := right
+	r.cookie = device
+	w = a.do(r)
+	if w.Code != 303 {
+		t.Fatalf("known device refused while its address is throttled: %d %q", w.Code, w.Body.String())
+	}
+	if again := deviceCookie(t, w); again.Value == device.Value {
+		t.Error("device cookie not renewed at login")
+	}
+
+	// the device's own limit
+	bad := wrong
+	bad.cookie = device
+	for range 2 {
+		if w := a.do(bad); w.Code != 401 {
+			t.Fatalf("wrong password from a known device: %d", w.Code)
+		}
+	}
+	if w := a.do(r); w.Code != 429 {
+		t.Errorf("known device past its own failure limit: %d", w.Code)
+	}
+
+	changed := newApp(t, dir, func(h *Handler) {
+		h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)}
+		h.Accounts = []caddyauth.Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
+	})
+	changed.ip = a.ip
+	if d := changed.h.knownDevice(withCaddyContext(deviceRequest(device), false), "ada"); d != nil {
+		t.Error("device cookie of the old password hash still known")
+	}
+	if d := a.h.knownDevice(withCaddyContext(deviceRequest(device), false), "ada"); d == nil {
+		t.Error("device cookie not known to the handler that issued it")
+	}
+}
+
+// deviceRequest is a login request that carries the device cookie.
+func deviceRequest(c *http.Cookie) *http.Request {
+	r := httptest.NewRequest("POST", "/login", nil)
+	r.AddCookie(c)
+	return r
+}
+
+// failingComparer is a Caddy hash comparer whose hash engine fails.
+type failingComparer struct{}
+
+func (failingComparer) Compare([]byte, []byte) (bool, error) {
+	return false, errors.New("hash engine exploded")
+}
