@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
 )
@@ -50,9 +51,14 @@ func TestBrowser(t *testing.T) {
 	}
 	axe := axeSource(t)
 	storage := t.TempDir()
-	startCaddy(t, storage, "")
+	// a name of this run alone: the process's certificate cache may hold
+	// a certificate for localhost from another test's local CA, which this
+	// test's storage does not know
+	host := fmt.Sprintf("browser-%x.localhost", session.Random(4))
+	startCaddyFor(t, storage, "", host)
+	base := fmt.Sprintf("https://%s:%d", host, httpsPort)
 
-	ctx := browser(t, trustedKeys(t, storage))
+	ctx := browser(t, trustedKeys(t, storage, host))
 	run := func(steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -73,7 +79,7 @@ func TestBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.TrimPrefix(loc, httpsBase)
+		return strings.TrimPrefix(loc, base)
 	}
 	shots := map[string][]byte{}
 	screenshot := func(name string) {
@@ -96,7 +102,7 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	run(chromedp.Navigate(httpsBase+"/"), chromedp.Click(chromedp.CSS(`a[href="/login"]`)), chromedp.WaitVisible(chromedp.ID("username")))
+	run(chromedp.Navigate(base+"/"), chromedp.Click(chromedp.CSS(`a[href="/login"]`)), chromedp.WaitVisible(chromedp.ID("username")))
 	if loc := location(); loc != "/login" {
 		t.Fatalf("the home page link led to %s", loc)
 	}
@@ -106,7 +112,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("wrong password shows %q", msg)
 	}
 	checkAccessibility(t, ctx, axe, "login page with an error")
-	run(chromedp.Navigate(httpsBase+"/login"), chromedp.WaitVisible(chromedp.ID("username")))
+	run(chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("username")))
 	// the stylesheet is its own file: the CSP must let it apply
 	radius, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("main")).borderTopLeftRadius`))
 	if err != nil || radius != "12px" {
@@ -123,7 +129,7 @@ func TestBrowser(t *testing.T) {
 	// lists both sessions, then ends the iPhone's from its page
 	phone, cancelPhone := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
 	defer cancelPhone()
-	if err := chromedp.Do(phone, chromedp.Emulate(device.IPhone13), chromedp.Navigate(httpsBase+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
+	if err := chromedp.Do(phone, chromedp.Emulate(device.IPhone13), chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), adaPassword),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user"))); err != nil {
 		t.Fatalf("the second browser's login: %v", err)
@@ -138,10 +144,10 @@ func TestBrowser(t *testing.T) {
 	if rows := text(".sessions"); location() != "/profile" || strings.Contains(rows, "iPhone") || !strings.Contains(rows, "this device") {
 		t.Fatalf("after ending the iPhone's session: %s lists %q", location(), rows)
 	}
-	if err := chromedp.Do(phone, chromedp.Navigate(httpsBase+"/profile"), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
+	if err := chromedp.Do(phone, chromedp.Navigate(base+"/profile"), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
 		t.Fatalf("the ended session's profile: %v", err)
 	}
-	if loc, err := chromedp.Run(phone, chromedp.Location()); err != nil || loc != httpsBase+"/login?next=%2Fprofile" {
+	if loc, err := chromedp.Run(phone, chromedp.Location()); err != nil || loc != base+"/login?next=%2Fprofile" {
 		t.Fatalf("the ended session's profile led to %s (%v)", loc, err)
 	}
 
@@ -154,12 +160,12 @@ func TestBrowser(t *testing.T) {
 	if loc := location(); loc != "/login" {
 		t.Fatalf("logout led to %s", loc)
 	}
-	run(chromedp.Navigate(httpsBase+"/profile"), chromedp.WaitVisible(chromedp.ID("username")))
+	run(chromedp.Navigate(base+"/profile"), chromedp.WaitVisible(chromedp.ID("username")))
 	if loc := location(); loc != "/login?next=%2Fprofile" {
 		t.Fatalf("profile after logout led to %s", loc)
 	}
 
-	run(chromedp.Navigate(httpsBase+"/hello?name=%zz"), chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
+	run(chromedp.Navigate(base+"/hello?name=%zz"), chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
 	checkAccessibility(t, ctx, axe, "error page")
 
 	dir := t.TempDir()
@@ -180,7 +186,7 @@ func TestBrowser(t *testing.T) {
 // trustedKeys returns the SPKI hashes of the certificate chain the test
 // Caddy serves, verified against the root of its internal CA: the test's
 // own trust, handed to Chromium by flag.
-func trustedKeys(t *testing.T, storage string) string {
+func trustedKeys(t *testing.T, storage, host string) string {
 	t.Helper()
 	rootPEM, err := os.ReadFile(filepath.Join(storage, "pki", "authorities", "local", "root.crt"))
 	if err != nil {
@@ -188,9 +194,16 @@ func trustedKeys(t *testing.T, storage string) string {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(rootPEM)
-	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort), &tls.Config{ServerName: "localhost", RootCAs: roots})
-	if err != nil {
-		t.Fatalf("the site's chain does not verify against the local CA: %v", err)
+	// the first handshakes for a new name may come before its certificate
+	var conn *tls.Conn
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		conn, err = tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort), &tls.Config{ServerName: host, RootCAs: roots})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the site's chain does not verify against the local CA: %v", err)
+		}
 	}
 	defer conn.Close()
 	var hashes []string
