@@ -5,8 +5,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // indexEntry is a session of acct that started at start and lasts an hour.
@@ -101,47 +99,6 @@ func TestSessionIndexRemoval(t *testing.T) {
 	}
 }
 
-// TestSessionEntryText writes an entry as a store keeps it and reads it
-// back; a forged device name or address does not come through.
-func TestSessionEntryText(t *testing.T) {
-	e := indexEntry(AccountID(random(16)), time.Unix(1_800_000_000, 0))
-	e.Device = "Safari on iPhone"
-	got, ok := ParseEntry(e.String())
-	if !ok || got != e {
-		t.Fatalf("read back %+v (%v), want %+v", got, ok, e)
-	}
-	e.Address, e.Device = "<b>x</b>", "<script>alert(1)</script> on Linux"
-	got, ok = ParseEntry(e.String())
-	if !ok || got.Address != "" || got.Device != "Browser on Linux" {
-		t.Errorf("forged entry read as address %q, device %q", got.Address, got.Device)
-	}
-	late := e
-	late.Expires = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	backwards := e
-	backwards.Expires = e.Started.Add(-time.Second)
-	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String()} {
-		if _, ok := ParseEntry(bad); ok {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
-// TestDeviceName names the browser and system from known names only.
-func TestDeviceName(t *testing.T) {
-	for header, want := range map[string]string{
-		"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0":                                                                  "Firefox on Linux",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1": "Safari on iPhone",
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36":                         "Chrome on Windows",
-		"curl/8.5.0":                       unknownDevice,
-		"":                                 unknownDevice,
-		"<img src=x onerror=alert(1)>/1.0": unknownDevice,
-	} {
-		if got := DeviceName(header); got != want {
-			t.Errorf("DeviceName(%q) = %q, want %q", header, got, want)
-		}
-	}
-}
-
 // BenchmarkSessionIndexAdd measures a login's entry in the index, for
 // accounts of 10 sessions each: its time, and as B/session the heap the
 // index keeps per session (its strings are shared here, as device names
@@ -175,58 +132,4 @@ func random(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return b
-}
-
-// TestLoginReadAfterItsEnd: a login that the store's feed brings after
-// its logout, or after a sign out everywhere above it (journals of
-// several nodes are read in any order), is not listed.
-func TestLoginReadAfterItsEnd(t *testing.T) {
-	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.NewNop()})
-	acct := AccountID(random(16))
-	now := time.Now().Truncate(time.Second)
-	loggedOut, signedOut, later := indexEntry(acct, now), indexEntry(acct, now), indexEntry(acct, now)
-	later.Counter = 2
-	rv.mu.Lock()
-	rv.applyLocked(Change{Revoked: true, ID: loggedOut.ID, Expires: loggedOut.Expires})
-	rv.applyLocked(Change{Login: &loggedOut})
-	rv.applyLocked(Change{Account: acct, Counter: 2})
-	rv.applyLocked(Change{Login: &signedOut})
-	rv.applyLocked(Change{Login: &later})
-	rv.mu.Unlock()
-	if listed, others := rv.Sessions(nil, acct, [16]byte{}); len(listed) != 1 || listed[0] != later || others != 0 {
-		t.Errorf("listed %+v and %d others; want the login after the sign-out alone", listed, others)
-	}
-}
-
-// TestRealmExpire keeps a revocation in memory until its session would
-// have expired, then drops its whole hour, and with it the session's
-// entry in the index.
-func TestRealmExpire(t *testing.T) {
-	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.NewNop()})
-	acct := AccountID(random(16))
-	now := time.Now().Truncate(time.Second)
-	ended, live := indexEntry(acct, now), indexEntry(acct, now)
-	rv.mu.Lock()
-	rv.applyLocked(Change{Login: &ended})
-	rv.applyLocked(Change{Login: &live})
-	rv.applyLocked(Change{Revoked: true, ID: ended.ID, Expires: ended.Expires})
-	rv.expireLocked(now)
-	rv.mu.Unlock()
-	if !rv.Revoked(acct, ended.ID, ended.Expires, 1) || rv.Revoked(acct, live.ID, live.Expires, 1) {
-		t.Fatal("the revocation is not in force, or another session is refused")
-	}
-	if n := rv.Revocations(); n != 1 {
-		t.Fatalf("%d revocations held, want 1", n)
-	}
-	other := AccountID(random(16))
-	if rv.raise(other, 2) != 2 || !rv.Revoked(other, live.ID, live.Expires, 1) || rv.Revoked(other, live.ID, live.Expires, 2) {
-		t.Fatal("a session below the account's sign-out counter is not refused, or one at it is")
-	}
-	rv.mu.Lock()
-	rv.expireLocked(now.Add(2 * time.Hour))
-	hours, indexed := len(rv.byHour), len(rv.sessions.owner)
-	rv.mu.Unlock()
-	if hours != 0 || indexed != 0 || rv.Revocations() != 0 {
-		t.Errorf("%d hours of expired revocations and %d expired sessions kept in memory", hours, indexed)
-	}
 }

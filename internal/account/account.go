@@ -241,19 +241,19 @@ func CheckName(name string) error {
 
 // Why CheckText refuses text.
 var (
-	ErrNotUTF8  = errors.New("text is not valid UTF-8")
-	ErrControls = errors.New("text contains control characters")
+	errNotUTF8  = errors.New("text is not valid UTF-8")
+	errControls = errors.New("text contains control characters")
 )
 
 // CheckText rejects text that is not valid UTF-8 or holds control
 // characters, which would corrupt a page, a header or a log line.
 func CheckText(s string) error {
 	if !utf8.ValidString(s) {
-		return ErrNotUTF8
+		return errNotUTF8
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return ErrControls
+			return errControls
 		}
 	}
 	return nil

@@ -10,10 +10,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-// MaxClients bounds the clients a throttle remembers, so a
+// throttleClients bounds the clients a throttle remembers, so a
 // flood from many addresses cannot grow memory without limit (about
 // 100 bytes each).
-const MaxClients = 65536
+const throttleClients = 65536
 
 // throttlePool keeps the counts across config reloads that keep the same
 // realm and limit.
@@ -44,7 +44,7 @@ type attempts struct {
 func OpenThrottle(realm string, limit int, window time.Duration) (*Throttle, error) {
 	key := fmt.Sprintf("%s\x00%d\x00%s", realm, limit, window)
 	val, _, err := throttlePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		t := NewThrottle(limit, window, MaxClients)
+		t := newThrottle(limit, window, throttleClients)
 		t.poolKey = key
 		return t, nil
 	})
@@ -54,8 +54,8 @@ func OpenThrottle(realm string, limit int, window time.Duration) (*Throttle, err
 	return val.(*Throttle), nil
 }
 
-// NewThrottle makes a throttle that remembers at most maxClients.
-func NewThrottle(limit int, window time.Duration, maxClients int) *Throttle {
+// newThrottle makes a throttle that remembers at most maxClients.
+func newThrottle(limit int, window time.Duration, maxClients int) *Throttle {
 	return &Throttle{limit: limit, window: window, maxClients: maxClients, clients: make(map[string]*attempts)}
 }
 

@@ -30,7 +30,7 @@ func (t *Throttle) size() int {
 }
 
 func TestThrottleWindow(t *testing.T) {
-	th := NewThrottle(3, time.Minute, MaxClients)
+	th := newThrottle(3, time.Minute, throttleClients)
 	now := time.Unix(1000, 0)
 	for i := 0; i < 3; i++ {
 		if w := th.try("198.51.100.1", now.Add(time.Duration(i)*time.Second)); w != 0 {
@@ -49,7 +49,7 @@ func TestThrottleWindow(t *testing.T) {
 }
 
 func TestThrottleSettled(t *testing.T) {
-	th := NewThrottle(2, time.Minute, MaxClients)
+	th := newThrottle(2, time.Minute, throttleClients)
 	now := time.Unix(1000, 0)
 	th.fail("198.51.100.1", now, 1)
 	for i := 0; i < 5; i++ { // successes neither count nor reset
@@ -66,7 +66,7 @@ func TestThrottleSettled(t *testing.T) {
 }
 
 func TestThrottleIPv6(t *testing.T) {
-	th := NewThrottle(2, time.Minute, MaxClients)
+	th := newThrottle(2, time.Minute, throttleClients)
 	now := time.Unix(1000, 0)
 	th.fail("2001:db8:0:1::1", now, 1)
 	th.fail("2001:db8:0:1:ffff::2", now, 1)
@@ -84,7 +84,7 @@ func TestThrottleIPv6(t *testing.T) {
 }
 
 func TestThrottleBounded(t *testing.T) {
-	th := NewThrottle(5, time.Minute, 100)
+	th := newThrottle(5, time.Minute, 100)
 	now := time.Unix(1000, 0)
 	th.fail("203.0.113.9", now, 5)
 	for i := 0; i < 20000; i++ {
@@ -101,7 +101,7 @@ func TestThrottleBounded(t *testing.T) {
 // TestThrottleOneInFlight allows one attempt of a client at a time; the
 // one refused meanwhile counts as a failure, and other clients go on.
 func TestThrottleOneInFlight(t *testing.T) {
-	th := NewThrottle(2, time.Minute, MaxClients)
+	th := newThrottle(2, time.Minute, throttleClients)
 	now := time.Unix(1000, 0)
 	first, _, err := th.Reserve("198.51.100.1", now)
 	if err != nil {

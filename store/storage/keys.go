@@ -16,7 +16,7 @@ import (
 // again a few times, reading first whether another instance has made
 // the key set meanwhile.
 func (b *storageBackend) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
-	key := RealmPath(b.opts.Realm) + "/keys.json"
+	key := realmPath(b.opts.Realm) + "/keys.json"
 	data, err := b.storage.Load(ctx, key)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err

@@ -43,7 +43,7 @@ func TestStorageKeySetRetriesLock(t *testing.T) {
 
 	other := &certmagic.FileStorage{Path: t.TempDir()}
 	theirs, _ := create()
-	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, RealmPath("miniapp")+"/keys.json", theirs) }}
+	racing := &lockingStorage{FileStorage: other, failures: 100, onFail: func() { _ = other.Store(ctx, realmPath("miniapp")+"/keys.json", theirs) }}
 	ours, err := openStorageBackend(t, racing, new(session.Clock)).KeySet(ctx, create)
 	if err != nil || !bytes.Equal(ours, theirs) {
 		t.Fatalf("did not take the other instance's key set: %v", err)

@@ -72,7 +72,7 @@ func (s *Store) Place() string { return fmt.Sprintf("storage:%T:%v", s.storage, 
 func (s *Store) Open(_ caddy.Context, opts store.Options) (store.Backend, error) {
 	return &storageBackend{
 		storage: s.storage,
-		prefix:  RealmPath(opts.Realm),
+		prefix:  realmPath(opts.Realm),
 		node:    hex.EncodeToString(random(8)),
 		opts:    opts,
 		maxExp:  make(map[uint64]int64),
@@ -193,8 +193,8 @@ var (
 	_ store.Backend         = (*storageBackend)(nil)
 )
 
-// RealmPath is the storage folder of a realm.
-func RealmPath(realm string) string { return "miniapp/" + realm }
+// realmPath is the storage folder of a realm.
+func realmPath(realm string) string { return "miniapp/" + realm }
 
 // random returns n bytes from the system's secure random source.
 func random(n int) []byte {

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSessionEntryText writes an entry as a store keeps it and reads it
+// back; a forged device name or address does not come through.
+func TestSessionEntryText(t *testing.T) {
+	e := indexEntry(AccountID(random(16)), time.Unix(1_800_000_000, 0))
+	e.Device = "Safari on iPhone"
+	got, ok := ParseEntry(e.String())
+	if !ok || got != e {
+		t.Fatalf("read back %+v (%v), want %+v", got, ok, e)
+	}
+	e.Address, e.Device = "<b>x</b>", "<script>alert(1)</script> on Linux"
+	got, ok = ParseEntry(e.String())
+	if !ok || got.Address != "" || got.Device != "Browser on Linux" {
+		t.Errorf("forged entry read as address %q, device %q", got.Address, got.Device)
+	}
+	late := e
+	late.Expires = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	backwards := e
+	backwards.Expires = e.Started.Add(-time.Second)
+	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String()} {
+		if _, ok := ParseEntry(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestDeviceName names the browser and system from known names only.
+func TestDeviceName(t *testing.T) {
+	for header, want := range map[string]string{
+		"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0":                                                                  "Firefox on Linux",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1": "Safari on iPhone",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36":                         "Chrome on Windows",
+		"curl/8.5.0":                       unknownDevice,
+		"":                                 unknownDevice,
+		"<img src=x onerror=alert(1)>/1.0": unknownDevice,
+	} {
+		if got := DeviceName(header); got != want {
+			t.Errorf("DeviceName(%q) = %q, want %q", header, got, want)
+		}
+	}
+}
