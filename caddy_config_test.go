@@ -202,7 +202,7 @@ func TestCaddySecretsFromEnv(t *testing.T) {
 			sealed = ck.Value
 		}
 	}
-	if _, err := kr.Open(sealed, "__Host-miniapp_session", "localhost"); err != nil {
+	if _, err := kr.Open(session.PurposeSession, sealed, "__Host-miniapp_session", "localhost"); err != nil {
 		t.Fatalf("the session cookie is not sealed with the key from the environment: %v", err)
 	}
 	_, config := call(t, c, "GET", "http://localhost:2999/config/", "")

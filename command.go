@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -125,7 +127,7 @@ func listSessionsCommand(admin adminClient, user string, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDEVICE\tADDRESS\tSTARTED\tEXPIRES")
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.Address, s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(s.ID), printable(s.Device), printable(s.Address), s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -136,7 +138,7 @@ func revokeCommand(admin adminClient, id string, out io.Writer) error {
 	if err := admin.do(http.MethodDelete, "/miniapp/sessions/"+url.PathEscape(id), url.Values{}, &ended); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(out, "ended session %s (%s, %s)\n", ended.ID, ended.Device, ended.Address)
+	_, err := fmt.Fprintf(out, "ended session %s (%s, %s)\n", printable(ended.ID), printable(ended.Device), printable(ended.Address))
 	return err
 }
 
@@ -146,6 +148,16 @@ func signOutCommand(admin adminClient, user string, out io.Writer) error {
 	if err := admin.do(http.MethodPost, "/miniapp/signout", url.Values{"user": {user}}, &result); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(out, "signed %s out everywhere (sessions ended: %d)\n", result.User, result.Ended)
+	_, err := fmt.Fprintf(out, "signed %s out everywhere (sessions ended: %d)\n", printable(result.User), result.Ended)
 	return err
+}
+
+// printable is s as a terminal may show it: quoted and escaped when it
+// holds anything but graphic characters, so what an admin API answers
+// can never move the cursor, clear the screen or hide a line.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) || r == '\t' }) < 0 {
+		return s
+	}
+	return strconv.QuoteToASCII(s)
 }

@@ -92,3 +92,21 @@ func TestCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintable: what the command prints of an admin API answer cannot
+// drive the terminal: control characters come out escaped.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"Firefox on Linux":    "Firefox on Linux",
+		"203.0.113.7":         "203.0.113.7",
+		"é on iPhone":         "é on iPhone",
+		"\x1b[2Jgone":         `"\x1b[2Jgone"`,
+		"a\rb":                `"a\rb"`,
+		"tab\there":           `"tab\there"`,
+		"line\u2028separator": `"line\u2028separator"`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

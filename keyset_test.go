@@ -11,9 +11,11 @@ import (
 
 func TestKeyRotation(t *testing.T) {
 	oldKey, newKey := testKey, base64.URLEncoding.EncodeToString(session.Random(48))
-	a := newApp(t, "", nil)
+	// one store, as sessions are bound to the store's generation
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
 	c := a.login("ada", adaPassword, false)
-	b := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{newKey, oldKey} })
+	b := newApp(t, dir, func(h *Handler) { h.SecretKeys = []string{newKey, oldKey} })
 	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("old-key cookie after rotation: %d", w.Code)
 	}
@@ -21,7 +23,7 @@ func TestKeyRotation(t *testing.T) {
 	if w := a.do(request{target: "/profile", cookie: fresh}); w.Code != 401 {
 		t.Errorf("a handler without the new key accepted its cookie: %d", w.Code)
 	}
-	dropped := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{newKey} })
+	dropped := newApp(t, dir, func(h *Handler) { h.SecretKeys = []string{newKey} })
 	if w := dropped.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("cookie of a removed key accepted: %d", w.Code)
 	}

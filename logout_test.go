@@ -3,9 +3,12 @@ package miniapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +23,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -32,7 +36,7 @@ func TestRevocationsExpire(t *testing.T) {
 	s, _ := a.open(c.Value)
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 	ctx := context.Background()
-	if err := a.h.shared.Sync(ctx); err != nil || !a.h.shared.Revoked(a.id("ada"), s.ID, s.Expires, s.Counter) {
+	if err := a.h.shared.Sync(ctx); err != nil || !a.h.shared.Revoked(a.id("ada"), s.ID, s.Expires, s.Counter, s.Generation) {
 		t.Fatalf("revocation lost by sync: %v", err)
 	}
 }
@@ -353,4 +357,79 @@ func openRedisNode(t testing.TB, addr string, clk *session.Clock) store.Backend 
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
+}
+
+// TestStoreLostData: a store that loses its data (a Redis FLUSHALL, a
+// storage folder emptied) revives no logged-out session, whether the
+// loss comes while the node runs or while it is down: every session
+// issued before is refused, with one error logged, and new logins work.
+func TestStoreLostData(t *testing.T) {
+	type place struct {
+		use  func(*Handler)
+		wipe func()
+	}
+	places := map[string]func(t *testing.T, dir string) place{
+		"storage": func(t *testing.T, dir string) place {
+			return place{func(*Handler) {}, func() {
+				if err := os.RemoveAll(filepath.Join(dir, "miniapp")); err != nil {
+					t.Fatal(err)
+				}
+			}}
+		},
+		"redis": func(t *testing.T, dir string) place {
+			r := testredis.Start(t)
+			return place{func(h *Handler) {
+				st := &redisstore.Store{Address: []string{r.Addr}}
+				if err := st.Provision(caddy.Context{}); err != nil {
+					t.Fatal(err)
+				}
+				h.store = st
+			}, func() {
+				c := goredis.NewClient(&goredis.Options{Addr: r.Addr})
+				defer c.Close()
+				if err := c.FlushAll(context.Background()).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}}
+		},
+	}
+	for name, open := range places {
+		for _, down := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/down=%v", name, down), func(t *testing.T) {
+				dir := t.TempDir()
+				p := open(t, dir)
+				a := newApp(t, dir, p.use)
+				out, kept := a.login("ada", adaPassword, false), a.login("grace", gracePassword, false)
+				a.do(request{method: "POST", target: "/logout", cookie: out})
+				if w := a.do(request{target: "/profile", cookie: out}); w.Code != 401 {
+					t.Fatalf("logged out: %d", w.Code)
+				}
+				node := a
+				if down {
+					if err := a.h.Cleanup(); err != nil {
+						t.Fatal(err)
+					}
+					p.wipe()
+					node = newApp(t, dir, p.use)
+				} else {
+					p.wipe()
+					if err := a.h.shared.Sync(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+					if a.logs.FilterMessageSnippet("lost the realm's data").Len() != 1 {
+						t.Errorf("the loss was not logged once: %v", a.logs.All())
+					}
+				}
+				for what, c := range map[string]*http.Cookie{"the logged-out session": out, "a live session": kept} {
+					if w := node.do(request{target: "/profile", cookie: c}); w.Code != 401 {
+						t.Errorf("%s after the store lost its data: %d", what, w.Code)
+					}
+				}
+				fresh := node.login("ada", adaPassword, false)
+				if w := node.do(request{target: "/profile", cookie: fresh}); w.Code != 200 {
+					t.Errorf("a login after the loss: %d", w.Code)
+				}
+			})
+		}
+	}
 }

@@ -47,9 +47,10 @@ func TestProvisionErrors(t *testing.T) {
 
 func TestEnvKey(t *testing.T) {
 	t.Setenv("MINIAPP_TEST_KEY", testKey)
-	a := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{"{env.MINIAPP_TEST_KEY}"} })
+	dir := t.TempDir()
+	a := newApp(t, dir, func(h *Handler) { h.SecretKeys = []string{"{env.MINIAPP_TEST_KEY}"} })
 	c := a.login("ada", adaPassword, false)
-	b := newApp(t, "", nil) // configured with testKey literally
+	b := newApp(t, dir, nil) // configured with testKey literally
 	if w := b.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("key from {env.*} differs from the literal key: %d", w.Code)
 	}

@@ -86,7 +86,7 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	if !ok {
 		return nil
 	}
-	s, err := h.keys.Open(value, name, cookieHost(r))
+	s, err := h.keys.Open(session.PurposeSession, value, name, cookieHost(r))
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
@@ -96,7 +96,7 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 		return nil
 	}
 	acct, known := h.accounts.Lookup(s.User)
-	if !known || s.Account != acct.ID.Tag() || h.shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter) {
+	if !known || s.Account != acct.ID.Tag() || h.shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter, s.Generation) {
 		metrics.rejections.WithLabelValues("revoked").Inc()
 		return nil
 	}
@@ -122,10 +122,11 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *signedIn) {
 func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput) *signedIn {
 	counter := h.shared.Counter(ctx, store.AccountID(acct.ID))
 	s := session.New(acct.Name, acct.ID.Tag(), counter, h.clock.Now(), time.Duration(h.SessionLifetime))
+	s.Generation = h.shared.Generation()
 	sess := &signedIn{Session: s, acct: acct}
 	h.shared.Login(ctx, sess.entry(in.ip, store.DeviceName(r.UserAgent())))
 	h.setCookie(w, r, s)
-	h.setDeviceCookie(w, r, acct, in.device)
+	h.setDeviceCookie(w, r, acct, counter, in.device)
 	return sess
 }
 
@@ -140,7 +141,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *session.S
 	name := h.cookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(s, name, cookieHost(r)),
+		Value:    h.keys.Seal(session.PurposeSession, s, name, cookieHost(r)),
 		Path:     "/",
 		MaxAge:   s.MaxAge(h.clock.Now()),
 		Secure:   secure(r),
@@ -172,8 +173,9 @@ const deviceLifetime = 90 * 24 * time.Hour
 // account goes ahead of anonymous ones in the queue for a password check
 // and is counted under the device's own failure limit instead of the
 // client address's, so a flood of guesses from other clients does not
-// lock a returning user out. It is sealed like the session cookie, under
-// its own name (the associated data), so neither can stand for the other.
+// lock a returning user out. It is sealed for its own purpose, so neither
+// cookie can stand for the other, and carries the account's sign-out
+// counter: a sign out everywhere forgets the account's devices too.
 
 // deviceCookieName is the device cookie's name for this request: the
 // session cookie's name with _device, __Host- over HTTPS.
@@ -183,35 +185,36 @@ func (h *Handler) deviceCookieName(r *http.Request) string {
 
 // knownDevice returns the request's device cookie when it was issued to
 // this browser at a successful login of the named account as it is
-// configured now, and nil otherwise.
+// configured now, since its last sign out everywhere, and nil otherwise.
 func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 	cookie := h.deviceCookieName(r)
 	value, ok := cookieValue(r, cookie)
 	if !ok {
 		return nil
 	}
-	d, err := h.keys.Open(value, cookie, cookieHost(r))
+	d, err := h.keys.Open(session.PurposeDevice, value, cookie, cookieHost(r))
 	if err != nil || d.User != name || !h.clock.Now().Before(d.Expires) {
 		return nil
 	}
-	if acct, known := h.accounts.Lookup(name); !known || d.Account != acct.ID.Tag() {
+	acct, known := h.accounts.Lookup(name)
+	if !known || d.Account != acct.ID.Tag() || d.Counter < h.shared.SignOuts(store.AccountID(acct.ID)) {
 		return nil
 	}
 	return d
 }
 
 // setDeviceCookie remembers the browser after a successful login of
-// acct, keeping the device's ID (and so its failure count) when it was
-// known already.
-func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *account.Account, known *session.Session) {
-	d := session.New(acct.Name, acct.ID.Tag(), 0, h.clock.Now(), deviceLifetime)
+// acct, under the account's sign-out counter, keeping the device's ID
+// (and so its failure count) when it was known already.
+func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *account.Account, counter uint32, known *session.Session) {
+	d := session.New(acct.Name, acct.ID.Tag(), counter, h.clock.Now(), deviceLifetime)
 	if known != nil {
 		d.ID = known.ID
 	}
 	name := h.deviceCookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(d, name, cookieHost(r)),
+		Value:    h.keys.Seal(session.PurposeDevice, d, name, cookieHost(r)),
 		Path:     "/",
 		MaxAge:   int(deviceLifetime.Seconds()),
 		Secure:   secure(r),

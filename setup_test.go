@@ -205,7 +205,7 @@ func (a *testApp) id(name string) store.AccountID {
 // open opens a cookie value issued by the app over plain HTTP for the
 // test requests' host.
 func (a *testApp) open(value string) (*session.Session, error) {
-	return a.h.keys.Open(value, "miniapp_session", "example.com")
+	return a.h.keys.Open(session.PurposeSession, value, "miniapp_session", "example.com")
 }
 
 // freePort is a loopback TCP port that no one listens on now. A nil t
@@ -242,5 +242,5 @@ func (a *testApp) newSession(name string) *session.Session {
 // seal seals a session as a cookie over plain HTTP for the test
 // requests' host.
 func (a *testApp) seal(s *session.Session) *http.Cookie {
-	return &http.Cookie{Name: "miniapp_session", Value: a.h.keys.Seal(s, "miniapp_session", "example.com")}
+	return &http.Cookie{Name: "miniapp_session", Value: a.h.keys.Seal(session.PurposeSession, s, "miniapp_session", "example.com")}
 }

@@ -49,18 +49,20 @@ func ParseEntry(s string) (Entry, bool) {
 	}
 	id, err1 := hex.DecodeString(f[0])
 	acct, err2 := hex.DecodeString(f[1])
-	counter, err3 := strconv.ParseUint(f[2], 10, 32)
+	counter, ok := ParseCounter(f[2])
 	started, err4 := strconv.ParseInt(f[3], 10, 64)
-	expires, err5 := strconv.ParseInt(f[4], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil || len(id) != 16 || len(acct) != 16 ||
-		started < 0 || expires < started || expires > lastTime {
+	expires, ok5 := ParseTime(f[4])
+	if err1 != nil || err2 != nil || !ok || err4 != nil || !ok5 || len(id) != 16 || len(acct) != 16 ||
+		started < 0 || expires < started {
 		return Entry{}, false
 	}
-	if _, err := netip.ParseAddr(f[5]); err != nil {
-		f[5] = "" // no address, or not one
+	// an address in its own canonical form, without a zone: any other
+	// text would reach a page or a terminal
+	if addr, err := netip.ParseAddr(f[5]); err != nil || addr.Zone() != "" || addr.String() != f[5] {
+		f[5] = ""
 	}
 	return Entry{
-		ID: [16]byte(id), Account: AccountID(acct), Counter: uint32(counter),
+		ID: [16]byte(id), Account: AccountID(acct), Counter: counter,
 		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0),
 		Address: f[5], Device: deviceLabel(f[6]),
 	}, true
@@ -69,6 +71,24 @@ func ParseEntry(s string) (Entry, bool) {
 // lastTime is the last second that JSON can show (9999-12-31T23:59:59Z):
 // a store entry past it is not a session.
 const lastTime = 253402300799
+
+// MaxCounter is the highest sign-out counter: a billion sign-outs of one
+// account. A store entry with a higher one is refused like a forged
+// cookie, so a counter can never wrap around.
+const MaxCounter = 1 << 30
+
+// ParseCounter reads a sign-out counter, refusing an impossible one.
+func ParseCounter(s string) (uint32, bool) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err == nil && n <= MaxCounter
+}
+
+// ParseTime reads a time in Unix seconds, refusing one before 1970 or
+// past the last second JSON can show.
+func ParseTime(s string) (int64, bool) {
+	t, err := strconv.ParseInt(s, 10, 64)
+	return t, err == nil && t >= 0 && t <= lastTime
+}
 
 // Names the device name is made of: only these reach a page, never a
 // part of the User-Agent header itself.

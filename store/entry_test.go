@@ -19,11 +19,25 @@ func TestSessionEntryText(t *testing.T) {
 	if !ok || got.Address != "" || got.Device != "Browser on Linux" {
 		t.Errorf("forged entry read as address %q, device %q", got.Address, got.Device)
 	}
+	for _, address := range []string{"fe80::1%eth0", "fe80::1%\x1b[31m", "10.0.0.1\x1b[2J", "::FFFF:10.0.0.1", "010.000.000.001"} {
+		e.Address = address
+		if got, ok := ParseEntry(e.String()); !ok || got.Address != "" {
+			t.Errorf("address %q read as %q (%v); want none", address, got.Address, ok)
+		}
+	}
+	for _, address := range []string{"10.0.0.1", "2001:db8::1"} {
+		e.Address = address
+		if got, ok := ParseEntry(e.String()); !ok || got.Address != address {
+			t.Errorf("address %q read as %q (%v)", address, got.Address, ok)
+		}
+	}
+	top := e
+	top.Counter = MaxCounter + 1
 	late := e
 	late.Expires = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	backwards := e
 	backwards.Expires = e.Started.Add(-time.Second)
-	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String()} {
+	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String(), top.String()} {
 		if _, ok := ParseEntry(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
@@ -42,6 +56,19 @@ func TestDeviceName(t *testing.T) {
 	} {
 		if got := DeviceName(header); got != want {
 			t.Errorf("DeviceName(%q) = %q, want %q", header, got, want)
+		}
+	}
+}
+
+func TestParseCounterAndTime(t *testing.T) {
+	for s, ok := range map[string]bool{"0": true, "1073741824": true, "1073741825": false, "4294967295": false, "-1": false, "x": false} {
+		if _, got := ParseCounter(s); got != ok {
+			t.Errorf("counter %q: %v, want %v", s, got, ok)
+		}
+	}
+	for s, ok := range map[string]bool{"0": true, "253402300799": true, "253402300800": false, "-1": false, "1e3": false} {
+		if _, got := ParseTime(s); got != ok {
+			t.Errorf("time %q: %v, want %v", s, got, ok)
 		}
 	}
 }

@@ -48,6 +48,8 @@ type Realm struct {
 	// dropped whole, without a scan of the others.
 	byHour map[int64]map[[16]byte]struct{}
 	users  map[AccountID]uint32
+	// generation is the store's generation, 0 until it is known.
+	generation uint64
 	// sessions is each account's index of sessions.
 	sessions *sessionIndex
 	// pending holds the store writes that failed, retried in order.
@@ -188,6 +190,16 @@ func (rv *Realm) expireLocked(now time.Time) {
 // is held.
 func (rv *Realm) applyLocked(c Change) {
 	switch {
+	case c.Generation != 0:
+		if rv.generation != 0 && c.Generation != rv.generation {
+			// the revocations and sessions held belong to the old
+			// generation, whose sessions are all refused now
+			rv.logger.Error("the store lost the realm's data: every session issued before is refused, and users sign in again",
+				zap.Int("sessions", len(rv.sessions.owner)))
+			rv.byHour = make(map[int64]map[[16]byte]struct{})
+			rv.sessions = newSessionIndex()
+		}
+		rv.generation = c.Generation
 	case c.Login != nil:
 		// a login read after its logout or sign-out is not indexed
 		if _, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]; !revoked && c.Login.Counter >= rv.users[c.Login.Account] {
@@ -202,22 +214,41 @@ func (rv *Realm) applyLocked(c Change) {
 		}
 		ids[c.ID] = struct{}{}
 		rv.sessions.remove(c.ID)
-	case c.Counter > rv.users[c.Account]:
+	case c.Counter > rv.users[c.Account] && c.Counter <= MaxCounter:
 		rv.users[c.Account] = c.Counter
 		rv.sessions.signedOut(c.Account, c.Counter)
 	}
 }
 
 // Revoked reports whether the session id of the account, which expires
-// then and began under the sign-out counter, was logged out here or on
-// another instance (within the store's window), or belongs to an account
-// that signed out everywhere since it began.
-func (rv *Realm) Revoked(acct AccountID, id [16]byte, expires time.Time, counter uint32) bool {
+// then and began under the sign-out counter and the store's generation,
+// was logged out here or on another instance (within the store's
+// window), belongs to an account that signed out everywhere since it
+// began, or to a generation the store has lost. A session of generation
+// 0 was issued while the store was out of reach since its node started.
+func (rv *Realm) Revoked(acct AccountID, id [16]byte, expires time.Time, counter uint32, generation uint64) bool {
 	rv.mu.RLock()
 	_, revoked := rv.byHour[expires.Unix()/3600][id]
-	current := rv.users[acct]
+	current, now := rv.users[acct], rv.generation
 	rv.mu.RUnlock()
-	return revoked || counter < current
+	return revoked || counter < current || (generation != 0 && now != 0 && generation != now)
+}
+
+// Generation is the store's generation for a new session: 0 while it
+// is not known.
+func (rv *Realm) Generation() uint64 {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	return rv.generation
+}
+
+// SignOuts is the account's sign-out counter as this node knows it,
+// without asking the store: a value sealed under a lower one was
+// issued before a sign out everywhere.
+func (rv *Realm) SignOuts(acct AccountID) uint32 {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	return rv.users[acct]
 }
 
 // Counter returns the account's current sign-out counter for a new
@@ -286,7 +317,7 @@ func (rv *Realm) EndSession(ctx context.Context, acct *AccountID, id [16]byte) (
 // here, and in the store to at least the same value.
 func (rv *Realm) SignOutEverywhere(ctx context.Context, acct AccountID) {
 	rv.mu.Lock()
-	atLeast := rv.users[acct] + 1
+	atLeast := min(rv.users[acct]+1, MaxCounter)
 	rv.applyLocked(Change{Account: acct, Counter: atLeast})
 	rv.mu.Unlock()
 	rv.write(ctx, pendingWrite{signOut: true, acct: acct, atLeast: atLeast})

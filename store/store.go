@@ -13,6 +13,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -83,7 +85,8 @@ type Backend interface {
 }
 
 // Change is one entry of a store's change feed: a new session (Login),
-// a revoked session until it expires, or an account's sign-out counter.
+// a revoked session until it expires, an account's sign-out counter, or
+// the realm's generation.
 type Change struct {
 	// Login is a new session, or nil.
 	Login *Entry
@@ -94,6 +97,23 @@ type Change struct {
 	// Account's sign-out counter is now Counter.
 	Account AccountID
 	Counter uint32
+	// Generation, when not 0, is the realm's generation in the store: a
+	// record made once (SET NX, or under the storage lock) that a store
+	// which lost its data no longer holds, so that a new one is made.
+	// Every backend reports it on the first call of Changes and whenever
+	// it finds it changed or gone (then making the new one).
+	Generation uint64
+}
+
+// NewGeneration makes a realm generation: random, never 0.
+func NewGeneration() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if g := binary.BigEndian.Uint64(b[:]); g != 0 {
+			return g
+		}
+	}
 }
 
 // Sleep waits for d or the end of ctx, and reports whether ctx lives.

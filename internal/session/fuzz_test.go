@@ -13,14 +13,14 @@ func FuzzCookie(f *testing.F) {
 		f.Fatal(err)
 	}
 	s := &Session{User: "ada", ID: [16]byte(Random(16))}
-	good := kr.Seal(s, "c", "h")
+	good := kr.Seal(PurposeSession, s, "c", "h")
 	f.Add(good)
 	f.Add(good[:len(good)-1])
 	f.Add("")
 	f.Add("AAAA")
 	f.Add(strings.Repeat("_", 300))
 	f.Fuzz(func(t *testing.T, value string) {
-		got, err := kr.Open(value, "c", "h")
+		got, err := kr.Open(PurposeSession, value, "c", "h")
 		if err == nil && value != good {
 			// a value other than the sealed one may only open if it
 			// decodes to the same bytes (base64 padding bits aside)

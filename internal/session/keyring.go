@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 )
 
 const (
-	sessionVersion   = 2
-	sessionHeaderLen = 1 + 3*8 + 4 + 16 + account.TagLen
+	sessionVersion   = 3
+	sessionHeaderLen = 1 + 3*8 + 4 + 8 + 16 + account.TagLen
 	keyIDLen         = 4
 	minKeyLen        = 32
 	// maxCookieLen bounds the cookie we try to open; a real one is far
@@ -25,10 +26,36 @@ const (
 	maxCookieLen = 2048
 )
 
-// Keyring holds the AEAD keys of a realm's cookies: the first seals,
-// all open.
+// Purpose is what a sealed value is for. Each purpose has keys of its
+// own, derived from the realm's secrets, and is part of what the seal
+// authenticates: a value sealed for one purpose never opens as another.
+type Purpose byte
+
+// The purposes of the values a realm seals.
+const (
+	// PurposeSession seals the session cookie.
+	PurposeSession Purpose = iota + 1
+	// PurposeDevice seals the device cookie of a browser that signed in
+	// before.
+	PurposeDevice
+	purposes = iota
+)
+
+// String names the purpose, as its key derivation does.
+func (p Purpose) String() string {
+	switch p {
+	case PurposeSession:
+		return "session"
+	case PurposeDevice:
+		return "device"
+	}
+	return "purpose " + strconv.Itoa(int(p))
+}
+
+// Keyring holds a realm's AEAD keys, per purpose: the first secret's
+// seal, all secrets' open.
 type Keyring struct {
-	keys []sealKey
+	keys [purposes + 1][]sealKey
 }
 
 type sealKey struct {
@@ -36,33 +63,36 @@ type sealKey struct {
 	aead cipher.AEAD
 }
 
-// NewKeyring derives one AES-256-GCM key per secret and realm, so that
-// handlers of two realms never open each other's cookies, even with the
-// same secret. Each cookie names its key by an ID derived likewise, so
-// opening tries one key.
+// NewKeyring derives one AES-256-GCM key per secret, purpose and realm,
+// so that handlers of two realms never open each other's values, even
+// with the same secret, and no purpose opens another's. Each value names
+// its key by an ID derived likewise, so opening tries one key.
 func NewKeyring(secrets [][]byte, realm string) (*Keyring, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("no keys")
 	}
 	kr := new(Keyring)
-	for _, secret := range secrets {
-		key, err := hkdf.Key(sha256.New, secret, nil, "miniapp session cookie v2\x00"+realm, 32)
-		if err != nil {
-			return nil, err
+	for p := PurposeSession; p <= purposes; p++ {
+		for _, secret := range secrets {
+			info := "miniapp " + p.String() + " v3\x00" + realm
+			key, err := hkdf.Key(sha256.New, secret, nil, info, 32)
+			if err != nil {
+				return nil, err
+			}
+			id, err := hkdf.Key(sha256.New, secret, nil, info+"\x00key id", keyIDLen)
+			if err != nil {
+				return nil, err
+			}
+			block, err := aes.NewCipher(key)
+			if err != nil {
+				return nil, err
+			}
+			aead, err := cipher.NewGCMWithRandomNonce(block)
+			if err != nil {
+				return nil, err
+			}
+			kr.keys[p] = append(kr.keys[p], sealKey{id: [keyIDLen]byte(id), aead: aead})
 		}
-		id, err := hkdf.Key(sha256.New, secret, nil, "miniapp session key id v2\x00"+realm, keyIDLen)
-		if err != nil {
-			return nil, err
-		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := cipher.NewGCMWithRandomNonce(block)
-		if err != nil {
-			return nil, err
-		}
-		kr.keys = append(kr.keys, sealKey{id: [keyIDLen]byte(id), aead: aead})
 	}
 	return kr, nil
 }
@@ -90,50 +120,54 @@ func NewSecret() string {
 	return base64.RawURLEncoding.EncodeToString(Random(32))
 }
 
-// Seal encodes s into a cookie value with the first key. The associated
-// data binds it to the cookie's full name and host, so a cookie issued
-// under one name (plain HTTP) does not open under another (__Host- over
-// HTTPS), nor on another site.
-func (kr *Keyring) Seal(s *Session, name, host string) string {
+// Seal encodes s into a value for the purpose with the first key. The
+// associated data binds it to the purpose, the cookie's full name and
+// host, so a cookie issued under one name (plain HTTP) does not open
+// under another (__Host- over HTTPS), nor on another site.
+func (kr *Keyring) Seal(p Purpose, s *Session, name, host string) string {
 	plain := make([]byte, sessionHeaderLen, sessionHeaderLen+len(s.User))
 	plain[0] = sessionVersion
 	binary.BigEndian.PutUint64(plain[1:], uint64(s.Issued.Unix()))
 	binary.BigEndian.PutUint64(plain[9:], uint64(s.Expires.Unix()))
 	binary.BigEndian.PutUint64(plain[17:], uint64(s.LastSeen.Unix()))
 	binary.BigEndian.PutUint32(plain[25:], s.Counter)
-	copy(plain[29:], s.ID[:])
-	copy(plain[45:], s.Account[:])
+	binary.BigEndian.PutUint64(plain[29:], s.Generation)
+	copy(plain[37:], s.ID[:])
+	copy(plain[53:], s.Account[:])
 	plain = append(plain, s.User...)
 
-	k := kr.keys[0]
-	sealed := k.aead.Seal(k.id[:], nil, plain, []byte(name+"\x00"+host))
+	ad := make([]byte, 0, 2+len(name)+len(host))
+	ad = append(append(append(append(ad, byte(p)), name...), 0), host...)
+	k := kr.keys[p][0]
+	sealed := k.aead.Seal(k.id[:], nil, plain, ad)
 	return base64.RawURLEncoding.EncodeToString(sealed)
 }
 
-// ErrMalformed is the error of a cookie value that does not open.
+// ErrMalformed is the error of a value that does not open.
 var ErrMalformed = errors.New("malformed session cookie")
 
-// Open decodes a cookie value. Any value that was not sealed by one of
-// the keys for the same name and host, or is malformed, is ErrMalformed;
-// expiry is the caller's to check. One buffer holds the encoded, decoded
-// and decrypted bytes.
-func (kr *Keyring) Open(value, name, host string) (*Session, error) {
-	if len(value) > maxCookieLen {
+// Open decodes a value sealed for the purpose. Any value that was not
+// sealed by one of the keys for the same purpose, name and host, or is
+// malformed, is ErrMalformed; expiry is the caller's to check. One buffer
+// holds the encoded, decoded and decrypted bytes and the associated data.
+func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
+	if len(value) > maxCookieLen || p < PurposeSession || p > purposes {
 		return nil, ErrMalformed
 	}
 	decoded := base64.RawURLEncoding.DecodedLen(len(value))
-	buf := make([]byte, len(value)+2*decoded+len(name)+1+len(host))
+	buf := make([]byte, len(value)+2*decoded+1+len(name)+1+len(host))
 	src := buf[:copy(buf, value)]
 	raw := buf[len(value) : len(value)+decoded]
 	out := buf[len(value)+decoded : len(value)+2*decoded]
 	adBytes := buf[len(value)+2*decoded:]
-	copy(adBytes[copy(adBytes, name)+1:], host)
+	adBytes[0] = byte(p)
+	copy(adBytes[1+copy(adBytes[1:], name)+1:], host)
 	n, err := base64.RawURLEncoding.Decode(raw, src)
 	if err != nil || n < keyIDLen {
 		return nil, ErrMalformed
 	}
 	raw = raw[:n]
-	for _, k := range kr.keys {
+	for _, k := range kr.keys[p] {
 		if [keyIDLen]byte(raw[:keyIDLen]) != k.id {
 			continue
 		}
@@ -142,13 +176,14 @@ func (kr *Keyring) Open(value, name, host string) (*Session, error) {
 			return nil, ErrMalformed
 		}
 		return &Session{
-			Issued:   time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
-			Expires:  time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
-			LastSeen: time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
-			Counter:  binary.BigEndian.Uint32(plain[25:]),
-			ID:       [16]byte(plain[29:45]),
-			Account:  account.Tag(plain[45:sessionHeaderLen]),
-			User:     string(plain[sessionHeaderLen:]),
+			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
+			Expires:    time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
+			LastSeen:   time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
+			Counter:    binary.BigEndian.Uint32(plain[25:]),
+			Generation: binary.BigEndian.Uint64(plain[29:]),
+			ID:         [16]byte(plain[37:53]),
+			Account:    account.Tag(plain[53:sessionHeaderLen]),
+			User:       string(plain[sessionHeaderLen:]),
 		}, nil
 	}
 	return nil, ErrMalformed

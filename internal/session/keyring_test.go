@@ -10,7 +10,7 @@ import (
 )
 
 func testSession() *Session {
-	return &Session{User: "ada é", ID: [16]byte(Random(16)), Counter: 7, Account: account.Tag(Random(account.TagLen)),
+	return &Session{User: "ada é", ID: [16]byte(Random(16)), Counter: 7, Generation: 1<<40 + 3, Account: account.Tag(Random(account.TagLen)),
 		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
 }
 
@@ -20,22 +20,22 @@ func TestSealOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := testSession()
-	v := kr.Seal(s, "c", "h")
-	got, err := kr.Open(v, "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Account != s.Account ||
+	v := kr.Seal(PurposeSession, s, "c", "h")
+	got, err := kr.Open(PurposeSession, v, "c", "h")
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Generation != s.Generation || got.Account != s.Account ||
 		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	if _, err := kr.Open(v, "c", "other.example"); err == nil {
+	if _, err := kr.Open(PurposeSession, v, "c", "other.example"); err == nil {
 		t.Error("a cookie opened for another host")
 	}
-	if _, err := kr.Open(v, "d", "h"); err == nil {
+	if _, err := kr.Open(PurposeSession, v, "d", "h"); err == nil {
 		t.Error("a cookie opened under another cookie name")
 	}
-	if v2 := kr.Seal(s, "c", "h"); v2 == v {
+	if v2 := kr.Seal(PurposeSession, s, "c", "h"); v2 == v {
 		t.Error("two seals of one session are equal: the nonce is not random")
 	}
-	if _, err := kr.Open(strings.Repeat("A", maxCookieLen+1), "c", "h"); err != ErrMalformed {
+	if _, err := kr.Open(PurposeSession, strings.Repeat("A", maxCookieLen+1), "c", "h"); err != ErrMalformed {
 		t.Errorf("an oversized value: %v", err)
 	}
 }
@@ -50,17 +50,17 @@ func TestRotation(t *testing.T) {
 	dropped, _ := NewKeyring([][]byte{newKey}, "miniapp")
 	otherRealm, _ := NewKeyring([][]byte{oldKey}, "staff")
 	s := testSession()
-	v := old.Seal(s, "c", "h")
-	if _, err := rotated.Open(v, "c", "h"); err != nil {
+	v := old.Seal(PurposeSession, s, "c", "h")
+	if _, err := rotated.Open(PurposeSession, v, "c", "h"); err != nil {
 		t.Errorf("old-key cookie after rotation: %v", err)
 	}
-	if _, err := old.Open(rotated.Seal(s, "c", "h"), "c", "h"); err == nil {
+	if _, err := old.Open(PurposeSession, rotated.Seal(PurposeSession, s, "c", "h"), "c", "h"); err == nil {
 		t.Error("a ring without the new key opened its cookie")
 	}
-	if _, err := dropped.Open(v, "c", "h"); err == nil {
+	if _, err := dropped.Open(PurposeSession, v, "c", "h"); err == nil {
 		t.Error("cookie of a removed key opened")
 	}
-	if _, err := otherRealm.Open(v, "c", "h"); err == nil {
+	if _, err := otherRealm.Open(PurposeSession, v, "c", "h"); err == nil {
 		t.Error("cookie of another realm opened")
 	}
 }
@@ -85,5 +85,31 @@ func TestDecodeSecret(t *testing.T) {
 	}
 	if s, err := DecodeSecret(NewSecret()); err != nil || len(s) != 32 {
 		t.Errorf("a new secret: %d bytes, %v", len(s), err)
+	}
+}
+
+// TestPurposes: a value sealed for one purpose opens for that purpose
+// alone, for every pair of purposes, even under the same cookie name and
+// host and with the same secrets.
+func TestPurposes(t *testing.T) {
+	kr, err := NewKeyring([][]byte{Random(32), Random(32)}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSession()
+	for sealed := PurposeSession; sealed <= purposes; sealed++ {
+		v := kr.Seal(sealed, s, "c", "h")
+		for opened := PurposeSession; opened <= purposes; opened++ {
+			_, err := kr.Open(opened, v, "c", "h")
+			if (err == nil) != (sealed == opened) {
+				t.Errorf("sealed for %v, opened for %v: %v", sealed, opened, err)
+			}
+		}
+	}
+	if _, err := kr.Open(0, kr.Seal(PurposeSession, s, "c", "h"), "c", "h"); err == nil {
+		t.Error("a value opened for no purpose")
+	}
+	if _, err := kr.Open(purposes+1, kr.Seal(PurposeSession, s, "c", "h"), "c", "h"); err == nil {
+		t.Error("a value opened for an unknown purpose")
 	}
 }

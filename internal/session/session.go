@@ -28,6 +28,9 @@ type Session struct {
 	// Counter is the user's sign-out counter at login: signing out
 	// everywhere raises the counter, ending every session below it.
 	Counter uint32
+	// Generation is the realm store's generation at login: a store that
+	// lost its data starts a new one, ending every session of the old.
+	Generation uint64
 	// Issued is when the user signed in.
 	Issued time.Time
 	// Expires is the absolute end of the session.

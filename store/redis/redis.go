@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -32,14 +33,16 @@ func init() {
 // stream that each instance reads as it comes (XREAD BLOCK), so a logout
 // is refused everywhere within milliseconds, and an instance cut off from
 // Redis reads on from where it stopped once Redis is back. Redis trims
-// the stream to a session lifetime itself; each revocation is also a key
-// that Redis expires with its session, the record of it by ID. Sign-out
-// counters are raised with INCR, and the key set is made once with SET
-// NX. A realm's keys carry the realm in braces, so they share one cluster
-// slot. Nothing of the module's state goes to Caddy's storage.
+// the stream to the longest session lifetime any site of the realm
+// announces (kept in the realm's remember key), so no site's changes are
+// trimmed before its sessions end. Sign-out counters are raised by a
+// script, and the key set and the realm's generation are made once with
+// SET NX. A realm's keys carry the realm in braces, so they share one
+// cluster slot. Nothing of the module's state goes to Caddy's storage.
 //
-// If Redis loses its data, a generated key set is gone and everyone is
-// signed out: use `secret_key`, or Redis persistence.
+// If Redis loses its data, the realm's generation is gone: every node
+// refuses the sessions issued before, so no logged-out session comes
+// back, and everyone signs in again. Run Redis with persistence.
 type Store struct {
 	// The Redis addresses, host:port: one server, or the nodes of a
 	// cluster, or sentinels (with `master_name`). Placeholders are
@@ -204,19 +207,46 @@ type redisBackend struct {
 	// entries of a Redis that lost its data and started again still come
 	// after it.
 	cursor string
+	// generation is the realm's generation reported last.
+	generation uint64
 }
 
-// signOutScript raises a counter by one and to at least ARGV[1], and
-// adds the change to the stream, trimmed to the entries of the last
-// ARGV[2] milliseconds.
-var signOutScript = goredis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[1])
-if n < floor then
-	redis.call('SET', KEYS[1], floor)
-	n = floor
+// trimLua keeps the realm's longest announced session lifetime in the
+// key KEYS[rk] (ARGV[2] is this node's, in milliseconds; the key lives as
+// long as the lifetime it names, renewed by the writes of the nodes that
+// announce it), and sets minid to the oldest stream entry that may still
+// matter at ARGV[1] (now, in milliseconds): a site with a short lifetime
+// never trims away the changes of another site of the realm.
+const trimLua = `
+local mine = tonumber(ARGV[2])
+local longest = tonumber(redis.call('GET', KEYS[rk])) or 0
+if mine >= longest then
+	redis.call('SET', KEYS[rk], mine, 'PX', mine)
+	longest = mine
 end
-redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*', 'k', 'c', 'i', ARGV[3], 'v', n)
+local minid = string.format('%d', tonumber(ARGV[1]) - longest)
+`
+
+// appendScript adds an entry (the field-value pairs from ARGV[3]) to the
+// stream KEYS[1], trimmed by the realm's longest lifetime (KEYS[2]).
+var appendScript = goredis.NewScript(`local rk = 2` + trimLua + `
+redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*', unpack(ARGV, 3))
+return 1
+`)
+
+// signOutScript raises the counter KEYS[1] by one and to at least
+// ARGV[3], and adds the change to the stream KEYS[2], trimmed by the
+// realm's longest lifetime (KEYS[3]). A stored counter that cannot be
+// true (above ARGV[5]) is refused like a forged cookie: the raise starts
+// from 0.
+var signOutScript = goredis.NewScript(`local rk = 3` + trimLua + `
+local n = tonumber(redis.call('GET', KEYS[1])) or 0
+if n > tonumber(ARGV[5]) then
+	n = 0
+end
+n = math.max(n + 1, tonumber(ARGV[3]))
+redis.call('SET', KEYS[1], n)
+redis.call('XADD', KEYS[2], 'MINID', '~', minid, '*', 'k', 'c', 'i', ARGV[4], 'v', n)
 return n
 `)
 
@@ -224,48 +254,61 @@ func (b *redisBackend) PollEvery() time.Duration { return 0 }
 
 func (b *redisBackend) Close() error { return b.client.Close() }
 
-// minID is the oldest stream entry that may still matter: changes older
-// than a session lifetime concern only expired sessions.
-func (b *redisBackend) minID() string {
-	return strconv.FormatInt(b.opts.Now().Add(-b.opts.Remember).UnixMilli(), 10)
+// append adds one entry to the realm's stream.
+func (b *redisBackend) append(ctx context.Context, fields ...any) error {
+	args := append([]any{b.opts.Now().UnixMilli(), b.opts.Remember.Milliseconds()}, fields...)
+	return appendScript.Run(ctx, b.client, []string{b.stream, b.base + "remember"}, args...).Err()
 }
 
 func (b *redisBackend) Login(ctx context.Context, e store.Entry) error {
-	return b.client.XAdd(ctx, &goredis.XAddArgs{Stream: b.stream, MinID: b.minID(), Approx: true,
-		Values: []any{"k", "s", "v", e.String()}}).Err()
+	return b.append(ctx, "k", "s", "v", e.String())
 }
 
+// Revoke adds the revocation to the stream, which every node reads; a
+// session that has expired needs none.
 func (b *redisBackend) Revoke(ctx context.Context, id [16]byte, expires time.Time) error {
-	ttl := expires.Sub(b.opts.Now())
-	if ttl <= 0 {
+	if !expires.After(b.opts.Now()) {
 		return nil
 	}
-	hexID := hex.EncodeToString(id[:])
-	_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Set(ctx, b.base+"revoked:"+hexID, expires.Unix(), ttl)
-		p.XAdd(ctx, &goredis.XAddArgs{Stream: b.stream, MinID: b.minID(), Approx: true,
-			Values: []any{"k", "r", "i", hexID, "v", expires.Unix()}})
-		return nil
-	})
-	return err
+	return b.append(ctx, "k", "r", "i", hex.EncodeToString(id[:]), "v", expires.Unix())
 }
 
 func (b *redisBackend) SignOut(ctx context.Context, acct store.AccountID, atLeast uint32) (uint32, error) {
 	hexID := hex.EncodeToString(acct[:])
-	n, err := signOutScript.Run(ctx, b.client, []string{b.base + "signout:" + hexID, b.stream}, atLeast, b.minID(), hexID).Int64()
-	return uint32(n), err
-}
-
-func (b *redisBackend) Counter(ctx context.Context, acct store.AccountID) (uint32, error) {
-	n, err := b.client.Get(ctx, b.base+"signout:"+hex.EncodeToString(acct[:])).Uint64()
-	if errors.Is(err, goredis.Nil) {
-		return 0, nil
+	keys := []string{b.base + "signout:" + hexID, b.stream, b.base + "remember"}
+	n, err := signOutScript.Run(ctx, b.client, keys, b.opts.Now().UnixMilli(), b.opts.Remember.Milliseconds(), atLeast, hexID, store.MaxCounter).Int64()
+	if err == nil && (n < 0 || n > store.MaxCounter) {
+		err = fmt.Errorf("sign-out counter %d cannot be true", n)
 	}
 	return uint32(n), err
 }
 
+func (b *redisBackend) Counter(ctx context.Context, acct store.AccountID) (uint32, error) {
+	key := b.base + "signout:" + hex.EncodeToString(acct[:])
+	value, err := b.client.Get(ctx, key).Result()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, ok := store.ParseCounter(value)
+	if !ok {
+		// refused like a forged cookie: as if the account never signed out
+		b.opts.Logger.Warn("a sign-out counter that cannot be true; it is ignored", zap.String("key", key))
+		return 0, nil
+	}
+	return n, nil
+}
+
+// KeySet returns the realm's key set, made once with SET NX.
 func (b *redisBackend) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
-	key := b.base + "keys"
+	return b.once(ctx, b.base+"keys", create)
+}
+
+// once returns the record at key, making it with SET NX when there is
+// none, so that every node gets the same.
+func (b *redisBackend) once(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
 	data, err := b.client.Get(ctx, key).Bytes()
 	if !errors.Is(err, goredis.Nil) {
 		return data, err
@@ -279,10 +322,34 @@ func (b *redisBackend) KeySet(ctx context.Context, create func() ([]byte, error)
 	return b.client.Get(ctx, key).Bytes()
 }
 
+// checkGeneration reads the realm's generation, making it when it is
+// gone (a new Redis, or one that lost its data), and returns it as a
+// change when it is not the one reported before.
+func (b *redisBackend) checkGeneration(ctx context.Context) ([]store.Change, error) {
+	data, err := b.once(ctx, b.base+"generation", func() ([]byte, error) {
+		return []byte(strconv.FormatUint(store.NewGeneration(), 10)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	g, err := strconv.ParseUint(string(data), 10, 64)
+	if err != nil || g == 0 {
+		return nil, fmt.Errorf("%sgeneration: not a generation", b.base)
+	}
+	if g == b.generation {
+		return nil, nil
+	}
+	b.generation = g
+	return []store.Change{{Generation: g}}, nil
+}
+
 // Changes reads the whole stream on the first call, and afterwards
 // waits up to a second for entries after the last one read.
 func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
-	var out []store.Change
+	out, err := b.checkGeneration(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if b.cursor == "" {
 		for {
 			start := "-"
@@ -306,10 +373,10 @@ func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
 	}
 	streams, err := b.client.XRead(ctx, &goredis.XReadArgs{Streams: []string{b.stream, b.cursor}, Count: 10000, Block: time.Second}).Result()
 	if errors.Is(err, goredis.Nil) {
-		return nil, nil
+		return out, nil
 	}
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	for _, s := range streams {
 		out = b.read(s.Messages, out)
@@ -331,15 +398,19 @@ func (b *redisBackend) read(msgs []goredis.XMessage, out []store.Change) []store
 			continue
 		}
 		id, err := hex.DecodeString(i)
-		n, err2 := strconv.ParseInt(v, 10, 64)
-		if err != nil || err2 != nil || len(id) != 16 {
+		if err != nil || len(id) != 16 {
 			continue
 		}
+		// impossible values are refused like a forged cookie
 		switch k {
 		case "r":
-			out = append(out, store.Change{Revoked: true, ID: [16]byte(id), Expires: time.Unix(n, 0)})
+			if exp, ok := store.ParseTime(v); ok {
+				out = append(out, store.Change{Revoked: true, ID: [16]byte(id), Expires: time.Unix(exp, 0)})
+			}
 		case "c":
-			out = append(out, store.Change{Account: store.AccountID(id), Counter: uint32(n)})
+			if n, ok := store.ParseCounter(v); ok {
+				out = append(out, store.Change{Account: store.AccountID(id), Counter: n})
+			}
 		}
 	}
 	return out

@@ -5,18 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/store"
 )
 
-// KeySet loads the key set, or makes it under the storage lock so that
-// instances starting together agree on one. A lock that fails (the file
-// storage can misread a lock file another instance is writing) is tried
-// again a few times, reading first whether another instance has made
-// the key set meanwhile.
+// KeySet loads the key set, or makes it once.
 func (b *storageBackend) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
-	key := realmPath(b.opts.Realm) + "/keys.json"
+	return b.once(ctx, b.prefix+"/keys.json", create)
+}
+
+// once loads the record at key, or makes it under the storage lock so
+// that instances starting together agree on one. A lock that fails (the
+// file storage can misread a lock file another instance is writing) is
+// tried again a few times, reading first whether another instance has
+// made the record meanwhile.
+func (b *storageBackend) once(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
 	data, err := b.storage.Load(ctx, key)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
@@ -33,15 +38,15 @@ func (b *storageBackend) KeySet(ctx context.Context, create func() ([]byte, erro
 		}
 		if err = b.storage.Lock(ctx, key); err == nil {
 			defer func() { _ = b.storage.Unlock(context.WithoutCancel(ctx), key) }()
-			return b.createKeySet(ctx, key, create)
+			return b.create(ctx, key, create)
 		}
 	}
 	return nil, fmt.Errorf("locking %s: %v", key, err)
 }
 
-// createKeySet stores a new key set unless another instance did while
-// this one waited for the lock.
-func (b *storageBackend) createKeySet(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
+// create stores a new record unless another instance did while this
+// one waited for the lock.
+func (b *storageBackend) create(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
 	data, err := b.storage.Load(ctx, key)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
@@ -53,4 +58,25 @@ func (b *storageBackend) createKeySet(ctx context.Context, key string, create fu
 		return nil, fmt.Errorf("storing %s: %v", key, err)
 	}
 	return data, nil
+}
+
+// checkGeneration reads the realm's generation, making it when it is
+// gone (a new store, or one that lost its data), and returns it as a
+// change when it is not the one reported before.
+func (b *storageBackend) checkGeneration(ctx context.Context, out []store.Change) ([]store.Change, error) {
+	data, err := b.once(ctx, b.prefix+"/generation", func() ([]byte, error) {
+		return []byte(strconv.FormatUint(store.NewGeneration(), 10)), nil
+	})
+	if err != nil {
+		return out, err
+	}
+	g, err := strconv.ParseUint(string(data), 10, 64)
+	if err != nil || g == 0 {
+		return out, fmt.Errorf("%s/generation: not a generation", b.prefix)
+	}
+	if g != b.generation {
+		b.generation = g
+		out = append(out, store.Change{Generation: g})
+	}
+	return out, nil
 }

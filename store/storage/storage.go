@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -71,12 +72,14 @@ func (s *Store) Place() string { return fmt.Sprintf("storage:%T:%v", s.storage, 
 // Open makes the realm's journal on the storage.
 func (s *Store) Open(_ caddy.Context, opts store.Options) (store.Backend, error) {
 	return &storageBackend{
-		storage: s.storage,
-		prefix:  realmPath(opts.Realm),
-		node:    hex.EncodeToString(random(8)),
-		opts:    opts,
-		maxExp:  make(map[uint64]int64),
-		peers:   make(map[string]*journalPeer),
+		storage:  s.storage,
+		prefix:   realmPath(opts.Realm),
+		node:     hex.EncodeToString(random(8)),
+		opts:     opts,
+		maxExp:   make(map[uint64]int64),
+		peers:    make(map[string]*journalPeer),
+		warned:   make(map[string]bool),
+		remember: opts.Remember,
 	}, nil
 }
 
@@ -96,12 +99,22 @@ type storageBackend struct {
 	maxExp    map[uint64]int64
 	headWrote time.Time
 	unsent    []unsentLine
+	// wrote is set by an append since the last read of changes
+	wrote bool
 
 	// what has been read of the other nodes' journals, by node; the
 	// latest change seen when they were last all read, and when
 	peers   map[string]*journalPeer
 	latest  string
 	readAll time.Time
+	// generation is the realm's generation reported last
+	generation uint64
+	// warned holds the faults of other nodes' journals logged once
+	warned map[string]bool
+	// remember is how long a sign-out must stay in the journal: the
+	// longest session lifetime this node and the others announce in
+	// their heads; b.mu guards it
+	remember time.Duration
 }
 
 // Where a realm's journal, a node's head and segments, and an account's
@@ -147,7 +160,9 @@ func (b *storageBackend) SignOut(ctx context.Context, acct store.AccountID, atLe
 	if err := b.storage.Store(ctx, key, []byte(strconv.FormatUint(uint64(n), 10))); err != nil {
 		return 0, fmt.Errorf("storing %s: %v", key, err)
 	}
-	until := b.opts.Now().Add(b.opts.Remember).Unix()
+	b.mu.Lock()
+	until := b.opts.Now().Add(b.remember).Unix()
+	b.mu.Unlock()
 	line := fmt.Sprintf("c %s %d %d", hex.EncodeToString(acct[:]), n, until)
 	if err := b.appendLine(ctx, line, until); err != nil {
 		// the counter is raised: telling the others is retried apart,
@@ -178,11 +193,13 @@ func (b *storageBackend) Counter(ctx context.Context, acct store.AccountID) (uin
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.ParseUint(string(value), 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("%s: sign-out counter is not a number", b.counterKey(acct))
+	n, ok := store.ParseCounter(string(value))
+	if !ok {
+		// refused like a forged cookie: as if the account never signed out
+		b.opts.Logger.Warn("a sign-out counter that cannot be true; it is ignored", zap.String("key", b.counterKey(acct)))
+		return 0, nil
 	}
-	return uint32(n), nil
+	return n, nil
 }
 
 // Interface guards
