@@ -156,10 +156,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	if err != nil {
 		return err
 	}
-	place, wait, err := h.guard.Enter(r.Context(), in.throttleKey(), in.device != nil, h.clock.Now())
+	place, wait, err := h.guard.Enter(r.Context(), in.guardLogin(), h.clock.Now())
 	switch {
 	case errors.Is(err, guard.ErrNoSlot):
 		return h.tooMany(w, in, wait, "login refused: too many password checks in progress", "too many logins in progress; try again shortly")
+	case errors.Is(err, guard.ErrBusy):
+		return h.tooMany(w, in, wait, "login refused: too many logins from this client in progress", "too many logins from this client in progress; try again shortly")
 	case err != nil:
 		return h.tooMany(w, in, wait, "login throttled", err.Error())
 	}

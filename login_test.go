@@ -3,6 +3,7 @@ package miniapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,12 +14,14 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestThrottleConcurrent sends many wrong passwords at once: no more
-// than the limit may reach the password check.
+// than the limit reach the password check.
 func TestThrottleConcurrent(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 3, Window: caddy.Duration(time.Minute)} })
 	codes := make(chan int, 20)
@@ -36,10 +39,10 @@ func TestThrottleConcurrent(t *testing.T) {
 	for c := range codes {
 		count[c]++
 	}
-	// one check in flight per client: the others are refused and
-	// charged, so between one and the limit reach the password check
-	if count[401] < 1 || count[401] > 3 || count[401]+count[429] != 20 {
-		t.Errorf("statuses %v, want 1 to 3 × 401 and the rest 429", count)
+	// one check at a time per client: exactly the limit reaches the
+	// password check, and the rest are throttled
+	if count[401] != 3 || count[429] != 17 {
+		t.Errorf("statuses %v, want 3 × 401 and 17 × 429", count)
 	}
 }
 
@@ -78,16 +81,16 @@ func TestLoginThrottled(t *testing.T) {
 }
 
 // TestHashSlots: while every password-check slot is taken, a login waits
-// for one, then is refused with 429 and charged to the client; a freed
+// for one, then is refused with 429, not charged to the client; a freed
 // slot lets the next login through.
 func TestHashSlots(t *testing.T) {
 	checks := guard.NewSlots(2, 300*time.Millisecond)
 	a := newApp(t, "", func(h *Handler) {
-		h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)}
+		h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)}
 		h.guard.Slots = checks
 	})
-	for range 2 {
-		if err := checks.Acquire(context.Background(), false); err != nil {
+	for _, holder := range []string{"one", "two"} {
+		if err := checks.Acquire(context.Background(), holder, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,24 +101,54 @@ func TestHashSlots(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		checks.Release()
+		checks.Release("one", false)
 	}()
+	// with a limit of one failure, a charged refusal would throttle it
 	if w := a.do(login); w.Code != 303 {
-		t.Errorf("after a slot was freed: %d", w.Code)
+		t.Errorf("after a slot was freed: %d %q", w.Code, w.Body.String())
 	}
-	checks.Release()
+	checks.Release("two", false)
+}
 
-	// the refusal was charged: with a limit of one, it throttles
-	strict := newApp(t, "", func(h *Handler) {
-		h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)}
-		h.guard.Slots = guard.NewSlots(1, 50*time.Millisecond)
-	})
-	_ = strict.h.guard.Slots.Acquire(context.Background(), false)
-	strict.do(login)
-	strict.h.guard.Slots.Release()
-	if w := strict.do(login); w.Code != 429 || w.Body.String() != "too many failed logins; try again later\n" {
-		t.Errorf("after a refusal for want of a slot: %d %q", w.Code, w.Body.String())
+// TestOneAddressManyUsers: ten users behind one address (an office's
+// NAT) who sign in at once, at bcrypt cost 10, all get in: the address's
+// logins wait behind each other instead of being refused, and a typo
+// right after them does not lock the address out.
+func TestOneAddressManyUsers(t *testing.T) {
+	hash := string(must(bcrypt.GenerateFromPassword([]byte(adaPassword), 10)))
+	var accounts []caddyauth.Account
+	for i := range 10 {
+		accounts = append(accounts, caddyauth.Account{Username: fmt.Sprintf("user%d", i), Password: hash})
 	}
+	a := newApp(t, "", func(h *Handler) { h.Accounts = accounts })
+	codes := make(chan int, 10)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			codes <- a.do(request{method: "POST", target: "/login", contentType: form, body: fmt.Sprintf("username=user%d&password=%s", i, adaPassword)}).Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 303 {
+			t.Errorf("a colleague's login: %d", code)
+		}
+	}
+	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=user1&password=typo"}); w.Code != 401 {
+		t.Errorf("a typo: %d", w.Code)
+	}
+	if w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=user1&password=" + adaPassword}); w.Code != 303 {
+		t.Errorf("the right password after a typo: %d", w.Code)
+	}
+}
+
+// must returns v, panicking on an error.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestMixedHashesWarn(t *testing.T) {
@@ -285,4 +318,83 @@ type failingComparer struct{}
 
 func (failingComparer) Compare([]byte, []byte) (bool, error) {
 	return false, errors.New("hash engine exploded")
+}
+
+// TestDevicesForgotten: a sign out everywhere forgets the account's
+// device cookies, and only the newest 20 of an account's browsers count
+// as known devices.
+func TestDevicesForgotten(t *testing.T) {
+	a := newApp(t, "", nil)
+	login := func(c *http.Cookie) *httptest.ResponseRecorder {
+		return a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, cookie: c})
+	}
+	known := func(c *http.Cookie) bool {
+		return a.h.knownDevice(withCaddyContext(deviceRequest(c), false), "ada") != nil
+	}
+	w := login(nil)
+	first, session := deviceCookie(t, w), sessionCookie(t, w)
+	var newest *http.Cookie
+	for range store.MaxDevices {
+		newest = deviceCookie(t, login(nil))
+	}
+	if known(first) || !known(newest) {
+		t.Errorf("after %d more browsers: the first known %v, the newest %v", store.MaxDevices, known(first), known(newest))
+	}
+	a.do(request{method: "POST", target: "/logout", cookie: session, contentType: form, body: "all=1"})
+	if known(newest) {
+		t.Error("a device cookie still known after sign out everywhere")
+	}
+	if again := deviceCookie(t, login(newest)); !known(again) {
+		t.Error("the browser is not known again after its next login")
+	}
+}
+
+// TestDeviceFloodFair: one account's many device cookies, flooding the
+// password checks, hold one place in the queue: five first-time users
+// who sign in during the flood all get in.
+func TestDeviceFloodFair(t *testing.T) {
+	slow := string(must(bcrypt.GenerateFromPassword([]byte(gracePassword), 10)))
+	a := newApp(t, "", func(h *Handler) {
+		h.Accounts = []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: slow}}
+		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
+		h.guard.Slots = guard.NewSlots(1, 2*time.Second)
+	})
+	flood := func(c *http.Cookie) request {
+		return request{method: "POST", target: "/login", contentType: form, body: "username=grace&password=" + gracePassword, cookie: c}
+	}
+	var devices []*http.Cookie
+	for range 25 {
+		devices = append(devices, deviceCookie(t, a.do(flood(nil))))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, c := range devices {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					a.do(flood(c))
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	codes := make(chan int, 5)
+	var users sync.WaitGroup
+	for i := range 5 {
+		users.Go(func() {
+			codes <- a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, ip: fmt.Sprintf("203.0.113.%d", i+1)}).Code
+		})
+	}
+	users.Wait()
+	close(stop)
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != 303 {
+			t.Errorf("a first-time user during the flood: %d", code)
+		}
+	}
 }

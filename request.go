@@ -308,11 +308,12 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput,
 	return in, nil
 }
 
-// throttleKey is what the login's attempts are counted by: its known
-// device, else its client address.
-func (in loginInput) throttleKey() string {
+// guardLogin names the login for the guard: its client, and its known
+// device and account when it has one.
+func (in loginInput) guardLogin() guard.Login {
+	login := guard.Login{Client: guard.ClientKey(in.ip)}
 	if in.device != nil {
-		return guard.DeviceKey(in.device.ID)
+		login.Device, login.Account = guard.DeviceKey(in.device.ID), in.name
 	}
-	return guard.ClientKey(in.ip)
+	return login
 }

@@ -126,7 +126,8 @@ func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 	sess := &signedIn{Session: s, acct: acct}
 	h.shared.Login(ctx, sess.entry(in.ip, store.DeviceName(r.UserAgent())))
 	h.setCookie(w, r, s)
-	h.setDeviceCookie(w, r, acct, counter, in.device)
+	device := h.setDeviceCookie(w, r, acct, counter, in.device)
+	h.shared.AddDevice(ctx, store.AccountID(acct.ID), device.ID, device.Expires)
 	return sess
 }
 
@@ -185,7 +186,8 @@ func (h *Handler) deviceCookieName(r *http.Request) string {
 
 // knownDevice returns the request's device cookie when it was issued to
 // this browser at a successful login of the named account as it is
-// configured now, since its last sign out everywhere, and nil otherwise.
+// configured now, since its last sign out everywhere, and is among the
+// account's newest devices in the store; nil otherwise.
 func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 	cookie := h.deviceCookieName(r)
 	value, ok := cookieValue(r, cookie)
@@ -197,7 +199,8 @@ func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 		return nil
 	}
 	acct, known := h.accounts.Lookup(name)
-	if !known || d.Account != acct.ID.Tag() || d.Counter < h.shared.SignOuts(store.AccountID(acct.ID)) {
+	if !known || d.Account != acct.ID.Tag() || d.Counter < h.shared.SignOuts(store.AccountID(acct.ID)) ||
+		!h.shared.KnownDevice(r.Context(), store.AccountID(acct.ID), d.ID) {
 		return nil
 	}
 	return d
@@ -205,8 +208,8 @@ func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 
 // setDeviceCookie remembers the browser after a successful login of
 // acct, under the account's sign-out counter, keeping the device's ID
-// (and so its failure count) when it was known already.
-func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *account.Account, counter uint32, known *session.Session) {
+// (and so its failure count) when it was known already, and returns it.
+func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *account.Account, counter uint32, known *session.Session) *session.Session {
 	d := session.New(acct.Name, acct.ID.Tag(), counter, h.clock.Now(), deviceLifetime)
 	if known != nil {
 		d.ID = known.ID
@@ -221,4 +224,5 @@ func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *
 		HttpOnly: true,
 		SameSite: http.SameSiteStrictMode,
 	})
+	return d
 }

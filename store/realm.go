@@ -323,6 +323,28 @@ func (rv *Realm) SignOutEverywhere(ctx context.Context, acct AccountID) {
 	rv.write(ctx, pendingWrite{signOut: true, acct: acct, atLeast: atLeast})
 }
 
+// AddDevice records a browser that signed in to the account as one of
+// its known devices until then; a store error is logged, and the browser
+// is then not known on other nodes.
+func (rv *Realm) AddDevice(ctx context.Context, acct AccountID, id [16]byte, until time.Time) {
+	if err := rv.store.AddDevice(ctx, acct, id, until); err != nil {
+		rv.logger.Warn("recording a known device", zap.Error(err))
+	}
+}
+
+// KnownDevice reports whether the browser is among the account's newest
+// known devices. When the store fails it is taken as known: its cookie
+// is sealed and bound to the account, and an outage must not put
+// returning users behind a flood.
+func (rv *Realm) KnownDevice(ctx context.Context, acct AccountID, id [16]byte) bool {
+	known, err := rv.store.HasDevice(ctx, acct, id)
+	if err != nil {
+		rv.logger.Warn("reading known devices; taking the device cookie as known", zap.Error(err))
+		return true
+	}
+	return known
+}
+
 // KeySet returns the realm's generated key set from the store, made by
 // create when there is none.
 func (rv *Realm) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {

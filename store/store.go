@@ -52,6 +52,10 @@ type Options struct {
 	Logger *zap.Logger
 }
 
+// MaxDevices is how many of an account's browsers count as its known
+// devices: the newest, across every node.
+const MaxDevices = 20
+
 // AccountID names an account in a realm: sessions and sign-out counters
 // are kept by it.
 type AccountID [16]byte
@@ -71,6 +75,12 @@ type Backend interface {
 	SignOut(ctx context.Context, acct AccountID, atLeast uint32) (uint32, error)
 	// Counter reads the account's sign-out counter; 0 when none.
 	Counter(ctx context.Context, acct AccountID) (uint32, error)
+	// AddDevice records a browser that signed in to the account, known
+	// until then, keeping the account's newest MaxDevices.
+	AddDevice(ctx context.Context, acct AccountID, id [16]byte, until time.Time) error
+	// HasDevice reports whether the browser is among the account's
+	// newest MaxDevices and still known.
+	HasDevice(ctx context.Context, acct AccountID, id [16]byte) (bool, error)
 	// Changes returns what changed since the last call: on the first
 	// call everything still in force. A backend may wait for changes (up
 	// to a second) or pace itself; it returns when ctx ends. What it read

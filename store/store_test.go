@@ -57,6 +57,7 @@ func TestStoreContract(t *testing.T) {
 		"a joining node reads it all": contractJoin,
 		"the session index":           contractSessionIndex,
 		"one generation":              contractGeneration,
+		"known devices":               contractDevices,
 	}
 	for name, open := range backends {
 		for what, contract := range contracts {
@@ -294,5 +295,45 @@ func contractGeneration(t *testing.T, a, b store.Backend, clk *session.Clock) {
 	_ = a.Revoke(ctx, [16]byte(session.Random(16)), clk.Now().Add(time.Hour))
 	if g := generation(b); g != 0 {
 		t.Errorf("generation %d reported again", g)
+	}
+}
+
+// contractDevices: the newest MaxDevices devices of an account are
+// known on every node, older and expired ones are not, and an account's
+// devices are its own.
+func contractDevices(t *testing.T, a, b store.Backend, clk *session.Clock) {
+	ctx := context.Background()
+	acct, other := store.AccountID(session.Random(16)), store.AccountID(session.Random(16))
+	var ids [][16]byte
+	for i := range store.MaxDevices + 5 {
+		id := [16]byte(session.Random(16))
+		ids = append(ids, id)
+		if err := []store.Backend{a, b}[i%2].AddDevice(ctx, acct, id, clk.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
+	for i, id := range ids {
+		known, err := b.HasDevice(ctx, acct, id)
+		if err != nil || known != (i >= 5) {
+			t.Errorf("device %d of %d: known %v (%v)", i+1, len(ids), known, err)
+		}
+	}
+	// one known again moves to the newest
+	if err := a.AddDevice(ctx, acct, ids[5], clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddDevice(ctx, acct, [16]byte(session.Random(16)), clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if known, _ := b.HasDevice(ctx, acct, ids[5]); !known {
+		t.Error("a device signed in with again was dropped as the oldest")
+	}
+	if known, _ := b.HasDevice(ctx, other, ids[24]); known {
+		t.Error("another account's device known")
+	}
+	clk.Advance(2 * time.Hour)
+	if known, _ := a.HasDevice(ctx, acct, ids[24]); known {
+		t.Error("an expired device known")
 	}
 }

@@ -20,33 +20,72 @@ type Guard struct {
 	Slots *Slots
 }
 
+// Login names whose login it is, for the guard: the key its failures
+// are counted by and the lane it waits in.
+type Login struct {
+	// Client is the client's key (ClientKey of its address).
+	Client string
+	// Device is the key of its known device (DeviceKey), or empty.
+	Device string
+	// Account is the account a known device signs in to; its devices
+	// share one lane.
+	Account string
+}
+
+// throttleKey is what the login's failures are counted by: its known
+// device, else its client.
+func (in Login) throttleKey() string {
+	if in.Device != "" {
+		return in.Device
+	}
+	return in.Client
+}
+
+// lane is the lane the login waits in: its account's for a known
+// device, else its client's.
+func (in Login) lane() (string, bool) {
+	if in.Device != "" {
+		return in.Account, true
+	}
+	return in.Client, false
+}
+
 // Place is a login's place: its reserved attempt and a password check
 // slot, held until Leave.
 type Place struct {
 	attempt *Attempt
 	slots   *Slots
+	lane    string
+	known   bool
 }
 
-// Enter reserves an attempt for the client key and waits for a password
-// check slot, in the known devices' queue when known. A refusal is
-// ErrLimited or ErrInFlight with how long to wait, or ErrNoSlot, which
-// counts against the client like a failure.
-func (g Guard) Enter(ctx context.Context, key string, known bool, now time.Time) (*Place, time.Duration, error) {
-	attempt, wait, err := g.Throttle.Reserve(key, now)
-	if err != nil {
-		return nil, wait, err
+// Enter gives a login its place: a client that used up its failures is
+// refused at once with ErrLimited and how long to wait; otherwise the
+// login waits in its lane for a password check slot (refused with
+// ErrNoSlot or ErrBusy, neither counted as a failure), then reserves its
+// attempt.
+func (g Guard) Enter(ctx context.Context, in Login, now time.Time) (*Place, time.Duration, error) {
+	key := in.throttleKey()
+	if wait, limited := g.Throttle.Limited(key, now); limited {
+		return nil, wait, ErrLimited
 	}
-	if err := g.Slots.Acquire(ctx, known); err != nil {
-		attempt.Done(true)
+	lane, known := in.lane()
+	if err := g.Slots.Acquire(ctx, lane, known); err != nil {
 		return nil, time.Second, err
 	}
-	return &Place{attempt: attempt, slots: g.Slots}, 0, nil
+	// the lane's check before this one may have used up the limit
+	attempt, wait, err := g.Throttle.Reserve(key, now)
+	if err != nil {
+		g.Slots.Release(lane, known)
+		return nil, wait, err
+	}
+	return &Place{attempt: attempt, slots: g.Slots, lane: lane, known: known}, 0, nil
 }
 
 // Leave frees the slot and settles the attempt: a failure stays
 // counted against the client.
 func (p *Place) Leave(failed bool) {
-	p.slots.Release()
+	p.slots.Release(p.lane, p.known)
 	p.attempt.Done(failed)
 }
 

@@ -9,50 +9,91 @@ import (
 	"time"
 )
 
-// Slots bounds the password checks that run at once, so that a
-// flood of logins from many addresses, each within its own limit, takes
-// at most a share of the CPUs from the rest of the server. Checks wait
-// for a free slot in two first-come, first-served queues: logins from a
-// known device (a device cookie for the user) go ahead of anonymous ones.
+// maxWaiting bounds the checks one lane may have waiting; a client past
+// it is told to come back shortly, with no failure counted.
+const maxWaiting = 32
+
+// Slots bounds the password checks that run at once, so that a flood of
+// logins from many addresses, each within its own limit, takes at most a
+// share of the CPUs from the rest of the server.
+//
+// Checks wait in lanes: one per client address for anonymous logins, one
+// per account for logins from its known devices. A lane runs one check at
+// a time and holds one place in its queue, however many checks wait in
+// it: a client's further attempts wait behind its own, and one account's
+// devices cannot crowd out anyone else. A freed slot goes to the first
+// lane of the known devices' queue, except that the anonymous queue gets
+// at least every other slot while it waits, so neither queue starves the
+// other.
 type Slots struct {
 	// wait is how long a check waits for a slot before it is refused.
 	wait time.Duration
 
 	mu   sync.Mutex
 	free int
-	// known and anonymous are the waiting checks, oldest first; a slot
-	// freed is handed to the first of known, else of anonymous.
-	known, anonymous []chan struct{}
+	// lanes holds the lanes with a check waiting or running, by key.
+	lanes map[string]*lane
+	// known and anonymous are the lanes ready for a slot (a check
+	// waiting, none running), in the order they became ready.
+	known, anonymous []*lane
+	// lastKnown is whether the last slot went to a known lane.
+	lastKnown bool
 }
 
-// ProcessSlots is the limit every handler of the process shares:
-// half of the CPUs, and a login that waits 2s without a slot is refused.
+// lane is one client's or account's waiting checks, oldest first.
+type lane struct {
+	key     string
+	known   bool
+	waiting []chan struct{}
+	// running is whether a check of the lane holds a slot.
+	running bool
+}
+
+// ProcessSlots is the limit every handler of the process shares: half of
+// the CPUs, and a login that waits 2s without a slot is refused.
 var ProcessSlots = NewSlots(max(1, runtime.GOMAXPROCS(0)/2), 2*time.Second)
 
 // NewSlots allows slots checks at once, each waiting up to wait.
 func NewSlots(slots int, wait time.Duration) *Slots {
-	return &Slots{free: slots, wait: wait}
+	return &Slots{free: slots, wait: wait, lanes: make(map[string]*lane)}
 }
 
-// ErrNoSlot is the refusal of a check that found no free slot in time.
-var ErrNoSlot = errors.New("no password check slot free")
+// Why Acquire refuses a check; neither is the client's failure.
+var (
+	// ErrNoSlot: no slot came free within the wait.
+	ErrNoSlot = errors.New("no password check slot free")
+	// ErrBusy: the lane has as many checks waiting as it may.
+	ErrBusy = errors.New("too many logins from this client in progress")
+)
 
-// Acquire waits for a slot, in the known devices' queue or the anonymous
-// one, up to the limit's wait or the end of the request; release it
-// with Release.
-func (l *Slots) Acquire(ctx context.Context, known bool) error {
+// laneKey names the lane of a key in its queue.
+func laneKey(key string, known bool) string {
+	if known {
+		return "known\x00" + key
+	}
+	return "anonymous\x00" + key
+}
+
+// Acquire waits for a slot in the lane of key (an account's for its
+// known devices, a client's otherwise) up to the limit's wait or the end
+// of the request; give it back with Release.
+func (l *Slots) Acquire(ctx context.Context, key string, known bool) error {
 	l.mu.Lock()
-	if l.free > 0 && (known || len(l.known) == 0) {
-		l.free--
+	ln := l.lanes[laneKey(key, known)]
+	if ln == nil {
+		ln = &lane{key: key, known: known}
+		l.lanes[laneKey(key, known)] = ln
+	}
+	if len(ln.waiting) >= maxWaiting {
 		l.mu.Unlock()
-		return nil
+		return ErrBusy
 	}
 	handed := make(chan struct{}, 1)
-	queue := &l.anonymous
-	if known {
-		queue = &l.known
+	ln.waiting = append(ln.waiting, handed)
+	if len(ln.waiting) == 1 && !ln.running {
+		l.ready(ln)
 	}
-	*queue = append(*queue, handed)
+	l.dispatch()
 	l.mu.Unlock()
 
 	timer := time.NewTimer(l.wait)
@@ -65,31 +106,76 @@ func (l *Slots) Acquire(ctx context.Context, known bool) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if i := slices.Index(*queue, handed); i >= 0 {
-		*queue = slices.Delete(*queue, i, i+1)
+	if i := slices.Index(ln.waiting, handed); i >= 0 {
+		ln.waiting = slices.Delete(ln.waiting, i, i+1)
+		if len(ln.waiting) == 0 && !ln.running {
+			l.unready(ln)
+			delete(l.lanes, laneKey(key, known))
+		}
 		return ErrNoSlot
 	}
 	// the slot was handed over as the wait ended: pass it on
-	l.handOn()
+	l.done(ln)
 	return ErrNoSlot
 }
 
-// Release frees the slot taken by Acquire.
-func (l *Slots) Release() {
+// Release gives back the slot taken by Acquire in the lane of key.
+func (l *Slots) Release(key string, known bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.handOn()
+	l.done(l.lanes[laneKey(key, known)])
 }
 
-// handOn gives a freed slot to the first waiting check, or keeps it.
-func (l *Slots) handOn() {
-	for _, queue := range []*[]chan struct{}{&l.known, &l.anonymous} {
-		if len(*queue) > 0 {
-			next := (*queue)[0]
-			*queue = slices.Delete(*queue, 0, 1)
-			next <- struct{}{}
+// done ends the lane's running check: the slot goes to the next lane,
+// and the lane waits its turn again for its next check; l.mu is held.
+func (l *Slots) done(ln *lane) {
+	ln.running = false
+	l.free++
+	if len(ln.waiting) > 0 {
+		l.ready(ln)
+	} else {
+		delete(l.lanes, laneKey(ln.key, ln.known))
+	}
+	l.dispatch()
+}
+
+// ready puts a lane at the back of its queue; l.mu is held.
+func (l *Slots) ready(ln *lane) {
+	if ln.known {
+		l.known = append(l.known, ln)
+	} else {
+		l.anonymous = append(l.anonymous, ln)
+	}
+}
+
+// unready takes a lane out of its queue; l.mu is held.
+func (l *Slots) unready(ln *lane) {
+	queue := &l.anonymous
+	if ln.known {
+		queue = &l.known
+	}
+	*queue = slices.DeleteFunc(*queue, func(o *lane) bool { return o == ln })
+}
+
+// dispatch hands the free slots to the first lanes of the queues, known
+// devices first but anonymous at least every other time; l.mu is held.
+func (l *Slots) dispatch() {
+	for l.free > 0 {
+		anonymous := len(l.anonymous) > 0 && (len(l.known) == 0 || l.lastKnown)
+		queue := &l.known
+		if anonymous {
+			queue = &l.anonymous
+		}
+		if len(*queue) == 0 {
 			return
 		}
+		ln := (*queue)[0]
+		*queue = slices.Delete(*queue, 0, 1)
+		next := ln.waiting[0]
+		ln.waiting = slices.Delete(ln.waiting, 0, 1)
+		ln.running = true
+		l.free--
+		l.lastKnown = !anonymous
+		next <- struct{}{}
 	}
-	l.free++
 }

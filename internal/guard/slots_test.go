@@ -2,48 +2,101 @@ package guard
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
 
-// TestSlotsKnownFirst hands a freed slot to a known device's check
-// before anonymous checks that queued earlier, and each queue in order.
-func TestSlotsKnownFirst(t *testing.T) {
+// waiting counts the checks waiting in every lane.
+func (l *Slots) waiting() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, ln := range l.lanes {
+		n += len(ln.waiting)
+	}
+	return n
+}
+
+// queued starts a check in the lane of key and waits until it waits
+// there; the check reports its name when it gets a slot.
+func queued(t *testing.T, l *Slots, order chan<- string, name, key string, known bool) {
+	t.Helper()
+	before := l.waiting()
+	go func() {
+		if err := l.Acquire(context.Background(), key, known); err != nil {
+			order <- name + " refused"
+			return
+		}
+		order <- name
+	}()
+	for l.waiting() != before+1 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// handOut releases the slot held in the lane of holder, and then each
+// check's own as it gets one, and returns the names in the order they
+// got the slot.
+func handOut(l *Slots, order chan string, n int, holder string, known bool, lanes map[string]string) []string {
+	var got []string
+	l.Release(holder, known)
+	for range n {
+		name := <-order
+		got = append(got, name)
+		key := lanes[name]
+		l.Release(key, key[0] == 'k')
+	}
+	return got
+}
+
+// TestSlotsAlternate: a freed slot goes to a known device's lane first,
+// but the anonymous queue gets every other slot while it waits.
+func TestSlotsAlternate(t *testing.T) {
 	l := NewSlots(1, 10*time.Second)
-	if err := l.Acquire(context.Background(), false); err != nil {
+	if err := l.Acquire(context.Background(), "holder", false); err != nil {
 		t.Fatal(err)
 	}
-	order := make(chan string, 3)
-	queue := func(name string, known bool, ahead int) {
-		go func() {
-			if err := l.Acquire(context.Background(), known); err != nil {
-				order <- name + " refused"
-				return
-			}
-			order <- name
-		}()
-		for {
-			l.mu.Lock()
-			n := len(l.known) + len(l.anonymous)
-			l.mu.Unlock()
-			if n == ahead+1 {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
+	order := make(chan string, 8)
+	lanes := map[string]string{}
+	for _, c := range []struct {
+		name, key string
+		known     bool
+	}{{"anonymous 1", "a1", false}, {"known 1", "k1", true}, {"anonymous 2", "a2", false}, {"known 2", "k2", true}, {"known 3", "k3", true}} {
+		queued(t, l, order, c.name, c.key, c.known)
+		lanes[c.name] = c.key
 	}
-	queue("anonymous 1", false, 0)
-	queue("anonymous 2", false, 1)
-	queue("known", true, 2)
-	for _, want := range []string{"known", "anonymous 1", "anonymous 2"} {
-		l.Release()
-		if got := <-order; got != want {
-			t.Fatalf("slot went to %s, want %s", got, want)
-		}
+	got := handOut(l, order, 5, "holder", false, lanes)
+	want := []string{"known 1", "anonymous 1", "known 2", "anonymous 2", "known 3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("slots went to %v, want %v", got, want)
 	}
-	l.Release()
-	if l.free != 1 {
-		t.Errorf("%d slots free after every check, want 1", l.free)
+	if l.free != 1 || len(l.lanes) != 0 {
+		t.Errorf("%d slots free and %d lanes after every check, want 1 and 0", l.free, len(l.lanes))
+	}
+}
+
+// TestSlotsLanes: a lane holds one place in its queue however many
+// checks wait in it, so one account's devices, or one address's many
+// users, take turns with the others instead of going ahead of them.
+func TestSlotsLanes(t *testing.T) {
+	l := NewSlots(1, 10*time.Second)
+	if err := l.Acquire(context.Background(), "holder", false); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 8)
+	lanes := map[string]string{}
+	for _, c := range []struct {
+		name, key string
+		known     bool
+	}{{"flood 1", "kx", true}, {"flood 2", "kx", true}, {"flood 3", "kx", true}, {"office 1", "a1", false}, {"office 2", "a1", false}, {"home", "a2", false}} {
+		queued(t, l, order, c.name, c.key, c.known)
+		lanes[c.name] = c.key
+	}
+	got := handOut(l, order, 6, "holder", false, lanes)
+	want := []string{"flood 1", "office 1", "flood 2", "home", "flood 3", "office 2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("slots went to %v, want %v", got, want)
 	}
 }
 
@@ -51,17 +104,33 @@ func TestSlotsKnownFirst(t *testing.T) {
 // freed as the wait ends is not lost.
 func TestSlotsTimeout(t *testing.T) {
 	l := NewSlots(1, 20*time.Millisecond)
-	_ = l.Acquire(context.Background(), false)
-	if err := l.Acquire(context.Background(), true); err != ErrNoSlot {
+	_ = l.Acquire(context.Background(), "a", false)
+	if err := l.Acquire(context.Background(), "k", true); err != ErrNoSlot {
 		t.Fatalf("waited past the limit: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := l.Acquire(ctx, false); err != ErrNoSlot {
+	if err := l.Acquire(ctx, "b", false); err != ErrNoSlot {
 		t.Fatalf("request ended: %v", err)
 	}
-	l.Release()
-	if l.free != 1 || len(l.known)+len(l.anonymous) != 0 {
-		t.Errorf("free %d, waiting %d", l.free, len(l.known)+len(l.anonymous))
+	l.Release("a", false)
+	if l.free != 1 || l.waiting() != 0 || len(l.lanes) != 0 || len(l.known)+len(l.anonymous) != 0 {
+		t.Errorf("free %d, waiting %d, %d lanes", l.free, l.waiting(), len(l.lanes))
+	}
+}
+
+// TestSlotsBusy refuses a check past the lane's bound at once.
+func TestSlotsBusy(t *testing.T) {
+	l := NewSlots(1, 10*time.Second)
+	_ = l.Acquire(context.Background(), "a", false)
+	order := make(chan string, maxWaiting+1)
+	for i := range maxWaiting {
+		queued(t, l, order, fmt.Sprint(i), "a", false)
+	}
+	if err := l.Acquire(context.Background(), "a", false); err != ErrBusy {
+		t.Errorf("check %d of one lane: %v, want ErrBusy", maxWaiting+1, err)
+	}
+	if l.waiting() != maxWaiting {
+		t.Errorf("%d checks waiting, want %d", l.waiting(), maxWaiting)
 	}
 }

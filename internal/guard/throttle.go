@@ -32,11 +32,11 @@ type Throttle struct {
 }
 
 // attempts is one client's failures in the window that began at start,
-// and whether it has an attempt in progress.
+// and how many of its attempts are in progress.
 type attempts struct {
 	start    time.Time
 	failures int
-	inFlight bool
+	inFlight int
 }
 
 // OpenThrottle returns the realm's throttle for this limit, shared with
@@ -84,23 +84,28 @@ func ClientKey(ip string) string {
 	return addr.String()
 }
 
-// Why reserve refuses an attempt.
-var (
-	// ErrLimited: the client has used up its failures in the window.
-	ErrLimited = errors.New("too many failed logins; try again later")
-	// ErrInFlight: the client has an attempt in progress already; the
-	// refused one counts as a failure.
-	ErrInFlight = errors.New("a login from this client is in progress; try again shortly")
-)
+// ErrLimited is the refusal of a client that has used up its failures
+// in the window.
+var ErrLimited = errors.New("too many failed logins; try again later")
 
-// Reserve reserves a login attempt for a client (its clientKey, or a
+// Limited reports how long the client must wait when it has used up its
+// failures in the window, without reserving anything.
+func (t *Throttle) Limited(key string, now time.Time) (time.Duration, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.clients[key]
+	if a == nil || !now.Before(a.start.Add(t.window)) || a.failures < t.limit {
+		return 0, false
+	}
+	return a.start.Add(t.window).Sub(now), true
+}
+
+// Reserve reserves a login attempt for a client (its ClientKey, or a
 // device's key). It is refused with ErrLimited and how long to wait when
-// the client has used up its failures in the window, and with
-// ErrInFlight when the client has an attempt in progress: one password
-// check per client at a time, so no client holds more than one place in
-// the queue for the check slots. A reserved attempt counts as a failure
-// until it is settled, so concurrent attempts cannot all pass before the
-// first fails.
+// the client has used up its failures in the window. A reserved attempt
+// counts as a failure until it is settled, so concurrent attempts cannot
+// all pass before the first fails (the slots' lanes run one check per
+// client at a time besides).
 func (t *Throttle) Reserve(key string, now time.Time) (*Attempt, time.Duration, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -119,10 +124,7 @@ func (t *Throttle) Reserve(key string, now time.Time) (*Attempt, time.Duration, 
 		return nil, a.start.Add(t.window).Sub(now), ErrLimited
 	}
 	a.failures++
-	if a.inFlight {
-		return nil, time.Second, ErrInFlight
-	}
-	a.inFlight = true
+	a.inFlight++
 	return &Attempt{throttle: t, counts: a}, 0, nil
 }
 
@@ -137,7 +139,7 @@ type Attempt struct {
 func (at *Attempt) Done(failed bool) {
 	at.throttle.mu.Lock()
 	defer at.throttle.mu.Unlock()
-	at.counts.inFlight = false
+	at.counts.inFlight--
 	if !failed && at.counts.failures > 0 {
 		at.counts.failures--
 	}
@@ -150,7 +152,7 @@ func (at *Attempt) Done(failed bool) {
 func (t *Throttle) evict(now time.Time) {
 	var throttled string
 	for key, a := range t.clients {
-		if !a.inFlight && (!now.Before(a.start.Add(t.window)) || a.failures < t.limit) {
+		if a.inFlight == 0 && (!now.Before(a.start.Add(t.window)) || a.failures < t.limit) {
 			delete(t.clients, key)
 			return
 		}

@@ -98,29 +98,19 @@ func TestThrottleBounded(t *testing.T) {
 	}
 }
 
-// TestThrottleOneInFlight allows one attempt of a client at a time; the
-// one refused meanwhile counts as a failure, and other clients go on.
-func TestThrottleOneInFlight(t *testing.T) {
+// TestThrottleLimited tells a client that used up its failures how long
+// to wait, without reserving an attempt.
+func TestThrottleLimited(t *testing.T) {
 	th := newThrottle(2, time.Minute, throttleClients)
 	now := time.Unix(1000, 0)
-	first, _, err := th.Reserve("198.51.100.1", now)
-	if err != nil {
-		t.Fatal(err)
+	if _, limited := th.Limited("198.51.100.1", now); limited {
+		t.Fatal("a new client limited")
 	}
-	if at, wait, err := th.Reserve("198.51.100.1", now); at != nil || err != ErrInFlight || wait != time.Second {
-		t.Fatalf("second attempt while one is in flight: %v %v %v", at, wait, err)
+	th.fail("198.51.100.1", now, 2)
+	if wait, limited := th.Limited(ClientKey("198.51.100.1"), now.Add(10*time.Second)); !limited || wait != 50*time.Second {
+		t.Errorf("after 2 failures: %v %v, want 50s", wait, limited)
 	}
-	if at, _, err := th.Reserve("198.51.100.2", now); at == nil || err != nil {
-		t.Fatalf("another client refused: %v", err)
-	}
-	first.Done(false)
-	// the refused attempt was charged: one more failure reaches the limit
-	if at, _, err := th.Reserve("198.51.100.1", now); at == nil || err != nil {
-		t.Fatalf("attempt after the first settled: %v", err)
-	} else {
-		at.Done(true)
-	}
-	if _, _, err := th.Reserve("198.51.100.1", now); err != ErrLimited {
-		t.Errorf("after one charged refusal and one failure: %v, want the limit", err)
+	if _, limited := th.Limited(ClientKey("198.51.100.1"), now.Add(time.Minute)); limited {
+		t.Error("limited after the window")
 	}
 }

@@ -301,6 +301,29 @@ func (b *redisBackend) Counter(ctx context.Context, acct store.AccountID) (uint3
 	return n, nil
 }
 
+// AddDevice adds the device to the account's sorted set, scored by the
+// time it is known until, and keeps the newest store.MaxDevices.
+func (b *redisBackend) AddDevice(ctx context.Context, acct store.AccountID, id [16]byte, until time.Time) error {
+	key := b.base + "devices:" + hex.EncodeToString(acct[:])
+	_, err := b.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.ZAdd(ctx, key, goredis.Z{Score: float64(until.Unix()), Member: hex.EncodeToString(id[:])})
+		p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(b.opts.Now().Unix(), 10))
+		p.ZRemRangeByRank(ctx, key, 0, -store.MaxDevices-1)
+		p.ExpireAt(ctx, key, until)
+		return nil
+	})
+	return err
+}
+
+// HasDevice looks the device up in the account's sorted set.
+func (b *redisBackend) HasDevice(ctx context.Context, acct store.AccountID, id [16]byte) (bool, error) {
+	until, err := b.client.ZScore(ctx, b.base+"devices:"+hex.EncodeToString(acct[:]), hex.EncodeToString(id[:])).Result()
+	if errors.Is(err, goredis.Nil) {
+		return false, nil
+	}
+	return err == nil && int64(until) > b.opts.Now().Unix(), err
+}
+
 // KeySet returns the realm's key set, made once with SET NX.
 func (b *redisBackend) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
 	return b.once(ctx, b.base+"keys", create)

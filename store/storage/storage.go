@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,6 +202,67 @@ func (b *storageBackend) Counter(ctx context.Context, acct store.AccountID) (uin
 		return 0, nil
 	}
 	return n, nil
+}
+
+// devicesKey is where an account's known devices are kept.
+func (b *storageBackend) devicesKey(a store.AccountID) string {
+	return b.prefix + "/devices/" + hex.EncodeToString(a[:])
+}
+
+// AddDevice rewrites the account's list of known devices with this one
+// newest. Two nodes writing at once may lose one's device, which is
+// then not known: a login of it waits with the anonymous ones.
+func (b *storageBackend) AddDevice(ctx context.Context, acct store.AccountID, id [16]byte, until time.Time) error {
+	devices, err := b.devices(ctx, acct)
+	if err != nil {
+		return err
+	}
+	devices = slices.DeleteFunc(devices, func(d knownDevice) bool { return d.id == id })
+	devices = append(devices, knownDevice{id, until.Unix()})
+	devices = devices[max(0, len(devices)-store.MaxDevices):]
+	var text strings.Builder
+	for _, d := range devices {
+		fmt.Fprintf(&text, "%x %d\n", d.id, d.until)
+	}
+	return b.storage.Store(ctx, b.devicesKey(acct), []byte(text.String()))
+}
+
+// HasDevice looks the device up in the account's list.
+func (b *storageBackend) HasDevice(ctx context.Context, acct store.AccountID, id [16]byte) (bool, error) {
+	devices, err := b.devices(ctx, acct)
+	return slices.ContainsFunc(devices, func(d knownDevice) bool { return d.id == id }), err
+}
+
+// knownDevice is a device in an account's list, known until a time.
+type knownDevice struct {
+	id    [16]byte
+	until int64
+}
+
+// devices reads the account's known devices, oldest first, leaving out
+// the expired ones and any line that cannot be true.
+func (b *storageBackend) devices(ctx context.Context, acct store.AccountID) ([]knownDevice, error) {
+	data, err := b.storage.Load(ctx, b.devicesKey(acct))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil || len(data) > 4096 {
+		return nil, err
+	}
+	now := b.opts.Now().Unix()
+	var out []knownDevice
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		id, err := hex.DecodeString(f[0])
+		until, ok := store.ParseTime(f[1])
+		if err == nil && len(id) == 16 && ok && until > now {
+			out = append(out, knownDevice{[16]byte(id), until})
+		}
+	}
+	return out[max(0, len(out)-store.MaxDevices):], nil
 }
 
 // Interface guards
