@@ -433,3 +433,24 @@ func TestStoreLostData(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisConfigRefused: a Redis that answers but refuses the
+// configured password refuses the handler's config, with a message that
+// names the cause and not the password.
+func TestRedisConfigRefused(t *testing.T) {
+	const password = "correct-Horse-9"
+	r := testredis.Start(t, "--requirepass", password)
+	st := &redisstore.Store{Address: []string{r.Addr}, Password: "{env.MINIAPP_TEST_REDIS_PASSWORD}"}
+	t.Setenv("MINIAPP_TEST_REDIS_PASSWORD", "wrong-"+password)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := st.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := &Handler{Accounts: testAccounts(), SecretKeys: []string{testKey}, store: st}
+	defer h.Cleanup()
+	err := h.provision(ctx, &certmagic.FileStorage{Path: t.TempDir()}, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "refused the credentials: WRONGPASS") || strings.Contains(err.Error(), password) {
+		t.Errorf("provision with a wrong Redis password: %v", err)
+	}
+}

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -55,8 +57,38 @@ type Realm struct {
 	// pending holds the store writes that failed, retried in order.
 	pending []pendingWrite
 
+	// down is set when a request's store call failed, and cleared by
+	// the next sync that succeeds: meanwhile requests answer from
+	// memory at once instead of each waiting for the store
+	down atomic.Bool
+
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// Timeout bounds each call to the store, its connection included: a
+// request whose store call fails or times out answers from memory (a
+// write is kept and retried), and so do the requests after it until the
+// store answers again.
+const Timeout = 2 * time.Second
+
+// errDown is the refusal of a request's store call while the store is
+// down.
+var errDown = errors.New("the store is down; answering from memory until it is back")
+
+// call makes one store call of a request within Timeout, unless the
+// store has failed since the last sync that succeeded.
+func (rv *Realm) call(ctx context.Context, f func(ctx context.Context) error) error {
+	if rv.down.Load() {
+		return errDown
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	err := f(ctx)
+	if err != nil {
+		rv.down.Store(true)
+	}
+	return err
 }
 
 // pendingWrite is a login, a revocation or a sign-out waiting for the
@@ -140,7 +172,7 @@ func (rv *Realm) loop(ctx context.Context) {
 	defer close(rv.done)
 	// the join has just synced
 	for Sleep(ctx, rv.store.PollEvery()) {
-		if err := rv.Sync(ctx); err != nil && ctx.Err() == nil {
+		if err := rv.syncWithin(ctx, joinTimeout); err != nil && ctx.Err() == nil {
 			rv.logger.Error("syncing revocations with the store", zap.Error(err))
 			if !Sleep(ctx, time.Second) {
 				return
@@ -149,8 +181,16 @@ func (rv *Realm) loop(ctx context.Context) {
 	}
 }
 
+// syncWithin is one Sync of the loop, which no store may hold longer.
+func (rv *Realm) syncWithin(ctx context.Context, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return rv.Sync(ctx)
+}
+
 // Sync retries the pending writes, applies what changed in the store and
-// drops what has expired. The loop calls it; a test may too.
+// drops what has expired; once it succeeds, requests use the store again
+// after a failure. The loop calls it; a test may too.
 func (rv *Realm) Sync(ctx context.Context) error {
 	rv.syncMu.Lock()
 	defer rv.syncMu.Unlock()
@@ -164,8 +204,12 @@ func (rv *Realm) Sync(ctx context.Context) error {
 		rv.applyLocked(Change{Login: w.login, Revoked: w.login == nil && !w.signOut, ID: w.id, Expires: w.expires})
 	}
 	rv.mu.Unlock()
-	rv.retryPending(ctx)
-	changes, err := rv.store.Changes(ctx)
+	err := rv.retryPending(ctx)
+	changes, cerr := rv.store.Changes(ctx)
+	if err == nil && cerr == nil {
+		rv.down.Store(false)
+	}
+	err = errors.Join(err, cerr)
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	for _, c := range changes {
@@ -256,7 +300,11 @@ func (rv *Realm) SignOuts(acct AccountID) uint32 {
 // that this one has not seen yet does not end the new session when it is
 // seen. When the store fails, memory answers.
 func (rv *Realm) Counter(ctx context.Context, acct AccountID) uint32 {
-	stored, err := rv.store.Counter(ctx, acct)
+	var stored uint32
+	err := rv.call(ctx, func(ctx context.Context) (err error) {
+		stored, err = rv.store.Counter(ctx, acct)
+		return err
+	})
 	if err != nil {
 		rv.logger.Warn("reading sign-out counter; using the one in memory", zap.Error(err))
 	}
@@ -327,7 +375,7 @@ func (rv *Realm) SignOutEverywhere(ctx context.Context, acct AccountID) {
 // its known devices until then; a store error is logged, and the browser
 // is then not known on other nodes.
 func (rv *Realm) AddDevice(ctx context.Context, acct AccountID, id [16]byte, until time.Time) {
-	if err := rv.store.AddDevice(ctx, acct, id, until); err != nil {
+	if err := rv.call(ctx, func(ctx context.Context) error { return rv.store.AddDevice(ctx, acct, id, until) }); err != nil {
 		rv.logger.Warn("recording a known device", zap.Error(err))
 	}
 }
@@ -337,7 +385,11 @@ func (rv *Realm) AddDevice(ctx context.Context, acct AccountID, id [16]byte, unt
 // is sealed and bound to the account, and an outage must not put
 // returning users behind a flood.
 func (rv *Realm) KnownDevice(ctx context.Context, acct AccountID, id [16]byte) bool {
-	known, err := rv.store.HasDevice(ctx, acct, id)
+	var known bool
+	err := rv.call(ctx, func(ctx context.Context) (err error) {
+		known, err = rv.store.HasDevice(ctx, acct, id)
+		return err
+	})
 	if err != nil {
 		rv.logger.Warn("reading known devices; taking the device cookie as known", zap.Error(err))
 		return true
@@ -372,7 +424,7 @@ func (rv *Realm) Pending() int {
 // write sends one write to the store, or keeps it pending when the
 // store fails: a logout is never lost to a store error.
 func (rv *Realm) write(ctx context.Context, w pendingWrite) {
-	if err := rv.send(ctx, w); err != nil {
+	if err := rv.call(ctx, func(ctx context.Context) error { return rv.send(ctx, w) }); err != nil {
 		rv.logger.Error("writing to the store; will retry", zap.Error(err))
 		rv.mu.Lock()
 		rv.pending = append(rv.pending, w)
@@ -397,8 +449,8 @@ func (rv *Realm) send(ctx context.Context, w pendingWrite) error {
 
 // retryPending sends the pending writes in order, keeping those that
 // fail again.
-func (rv *Realm) retryPending(ctx context.Context) {
-	_ = RetryInOrder(&rv.mu, &rv.pending, func(w pendingWrite) error { return rv.send(ctx, w) })
+func (rv *Realm) retryPending(ctx context.Context) error {
+	return RetryInOrder(&rv.mu, &rv.pending, func(w pendingWrite) error { return rv.send(ctx, w) })
 }
 
 // Interface guard

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,13 +25,15 @@ type Server struct {
 	// Dir is the server's data folder.
 	Dir string
 
-	t   testing.TB
-	cmd *exec.Cmd
+	t    testing.TB
+	args []string
+	cmd  *exec.Cmd
 }
 
-// Start starts a redis-server for the test and stops it at the end.
+// Start starts a redis-server for the test and stops it at the end, with
+// the extra arguments given (such as "--requirepass", "secret").
 // Without redis-server it skips, except in CI; -short skips it too.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: runs redis-server")
@@ -46,7 +50,7 @@ func Start(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	r := &Server{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: t.TempDir()}
+	r := &Server{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: t.TempDir(), args: args}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -56,15 +60,17 @@ func Start(t testing.TB) *Server {
 func (r *Server) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r.Dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes")
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", r.Dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes"}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
 	client := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for client.Ping(context.Background()).Err() != nil {
+	// a server that asks for a password answers NOAUTH once it is up
+	for err := client.Ping(context.Background()).Err(); err != nil && !strings.HasPrefix(err.Error(), "NOAUTH"); err = client.Ping(context.Background()).Err() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("redis-server on %s did not start", r.Addr)
 		}
@@ -78,5 +84,20 @@ func (r *Server) Stop() {
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
 		r.cmd = nil
+	}
+}
+
+// Pause stops the server's process (SIGSTOP): it holds its connections
+// and answers nothing, as a frozen server does, until Resume.
+func (r *Server) Pause() {
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (r *Server) Resume() {
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		r.t.Fatal(err)
 	}
 }

@@ -176,24 +176,110 @@ func (s *Store) Place() string {
 }
 
 // Open connects to Redis for a realm.
-func (s *Store) Open(_ caddy.Context, opts store.Options) (store.Backend, error) {
+//
+// A Redis that answers but refuses the configuration (a wrong password
+// or user, a TLS handshake with a server that speaks plain Redis) is a
+// configuration error, and the config is refused; a Redis that does not
+// answer is an outage, and the handler starts all the same.
+func (s *Store) Open(ctx caddy.Context, opts store.Options) (store.Backend, error) {
 	o := &goredis.UniversalOptions{
-		Addrs:        s.Address,
-		MasterName:   s.MasterName,
-		Username:     s.Username,
-		Password:     s.Password,
-		DB:           s.DB,
-		DialTimeout:  time.Second,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		MaxRetries:   1,
+		Addrs:      s.Address,
+		MasterName: s.MasterName,
+		Username:   s.Username,
+		Password:   s.Password,
+		DB:         s.DB,
+		// every call ends at its context's deadline (store.Timeout for a
+		// request's), the connection and TLS handshake included
+		ContextTimeoutEnabled: true,
+		DialTimeout:           store.Timeout,
+		ReadTimeout:           store.Timeout,
+		WriteTimeout:          store.Timeout,
+		PoolTimeout:           store.Timeout,
+		MaxRetries:            1,
 	}
 	if s.TLS {
 		// each node's name is checked against its own address
 		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	client := goredis.NewUniversalClient(o)
+	if err := s.checkConfig(ctx, client); err != nil {
+		_ = client.Close()
+		return nil, err
+	}
 	base := s.KeyPrefix + "{" + opts.Realm + "}:"
-	return &redisBackend{client: goredis.NewUniversalClient(o), base: base, stream: base + "changes", opts: opts}, nil
+	return &redisBackend{client: client, base: base, stream: base + "changes", opts: opts}, nil
+}
+
+// checkConfig asks Redis once whether it takes the connection as
+// configured: an answer that refuses it is an error naming the cause
+// (never the password); no answer at all is not.
+func (s *Store) checkConfig(ctx context.Context, client goredis.UniversalClient) error {
+	ping, cancel := context.WithTimeout(ctx, store.Timeout)
+	defer cancel()
+	err := client.Ping(ping).Err()
+	where := strings.Join(s.Address, ", ")
+	var redisErr goredis.Error
+	var tlsErr tls.RecordHeaderError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &redisErr) && isAuthError(redisErr.Error()):
+		return fmt.Errorf("redis at %s refused the credentials: %s (check username and password)", where, firstWord(redisErr.Error()))
+	case errors.As(err, &tlsErr), s.TLS && speaksPlain(ctx, s.Address[0]):
+		return fmt.Errorf("redis at %s does not speak TLS (remove tls, or point address at its TLS port)", where)
+	case !s.TLS && speaksTLS(ctx, s.Address[0]):
+		return fmt.Errorf("redis at %s speaks TLS (add tls)", where)
+	}
+	return nil
+}
+
+// speaksPlain reports whether the server at addr answers a plain PING,
+// as a Redis without TLS does (it waits silently for the rest of a TLS
+// client's hello, so the handshake only times out).
+func speaksPlain(ctx context.Context, addr string) bool {
+	conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	reply := make([]byte, 1)
+	_, err = conn.Read(reply)
+	return err == nil && (reply[0] == '+' || reply[0] == '-')
+}
+
+// speaksTLS reports whether the server at addr completes a TLS
+// handshake, as a Redis that expects TLS does (it drops a plain client).
+func speaksTLS(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	// only whether it speaks TLS at all: the real connection checks the
+	// certificate
+	conn, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+// isAuthError reports whether a Redis error reply refuses the
+// connection's credentials.
+func isAuthError(reply string) bool {
+	switch firstWord(reply) {
+	case "WRONGPASS", "NOAUTH", "NOPERM":
+		return true
+	}
+	return false
+}
+
+// firstWord is the error code of a Redis error reply.
+func firstWord(reply string) string {
+	code, _, _ := strings.Cut(reply, " ")
+	return code
 }
 
 // redisBackend is one realm's keys in Redis.

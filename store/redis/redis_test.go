@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +161,84 @@ func TestRedisLostData(t *testing.T) {
 // withoutGeneration leaves out the generation a first read reports.
 func withoutGeneration(changes []store.Change) []store.Change {
 	return slices.DeleteFunc(changes, func(c store.Change) bool { return c.Generation != 0 })
+}
+
+// TestRedisConfigErrors: a Redis that answers but refuses the
+// configuration is a configuration error naming the cause and never the
+// password; a Redis that does not answer is an outage, and opens.
+func TestRedisConfigErrors(t *testing.T) {
+	const password = "s3cret-Pa55"
+	locked := testredis.Start(t, "--requirepass", password)
+	plain := testredis.Start(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	_ = l.Close()
+	for _, tc := range []struct {
+		name  string
+		store Store
+		want  string
+	}{
+		{"wrong password", Store{Address: []string{locked.Addr}, Password: "wrong-" + password}, "refused the credentials: WRONGPASS"},
+		{"no password", Store{Address: []string{locked.Addr}}, "refused the credentials: NOAUTH"},
+		{"tls to plain redis", Store{Address: []string{plain.Addr}, TLS: true}, "does not speak TLS"},
+		{"right password", Store{Address: []string{locked.Addr}, Password: password}, ""},
+		{"nobody there", Store{Address: []string{closed}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if err := tc.store.Provision(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b, err := tc.store.Open(ctx, store.Options{Realm: "miniapp", Remember: time.Hour, Now: time.Now, Logger: zap.NewNop()})
+			if b != nil {
+				defer b.Close()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), password):
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestRedisFrozen: with Redis frozen (SIGSTOP), a logout's write ends
+// within the store's timeout and is kept for later; the requests after it
+// answer from memory at once; once Redis is back a sync sends the write.
+func TestRedisFrozen(t *testing.T) {
+	r := testredis.Start(t)
+	clk := new(session.Clock)
+	rv := store.NewRealm(openBackend(t, r.Addr, clk), store.Options{Now: clk.Now, Logger: zap.NewNop()})
+	ctx := context.Background()
+	if err := rv.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Pause()
+	start := time.Now()
+	rv.Revoke(ctx, [16]byte(random(16)), clk.Now().Add(time.Hour))
+	first := time.Since(start)
+	start = time.Now()
+	rv.Revoke(ctx, [16]byte(random(16)), clk.Now().Add(time.Hour))
+	rv.Counter(ctx, store.AccountID(random(16)))
+	next := time.Since(start)
+	r.Resume()
+	if first > store.Timeout+time.Second || next > store.Timeout/4 {
+		t.Errorf("with Redis frozen a logout took %v (the timeout is %v) and the next requests %v", first, store.Timeout, next)
+	}
+	if rv.Pending() != 2 {
+		t.Errorf("%d writes pending, want the 2 logouts", rv.Pending())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rv.Sync(ctx) != nil && time.Now().Before(deadline) {
+	}
+	if rv.Pending() != 0 {
+		t.Errorf("%d writes pending after Redis came back", rv.Pending())
+	}
 }
