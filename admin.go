@@ -86,11 +86,14 @@ func realmHandlers(r *http.Request) (string, []*Handler, error) {
 	if realm == "" {
 		realm = defaultRealm
 	}
+	if !realmName.MatchString(realm) {
+		return "", nil, apiError(http.StatusBadRequest, errors.New("realm must be 1 to 64 letters, digits, '.', '_' or '-'"))
+	}
 	live.Lock()
 	defer live.Unlock()
 	handlers := slices.Clone(live.byRealm[realm])
 	if len(handlers) == 0 {
-		return "", nil, apiError(http.StatusNotFound, fmt.Errorf("no realm %q in the running config", realm))
+		return "", nil, apiError(http.StatusNotFound, errors.New("no such realm in the running config"))
 	}
 	return realm, handlers, nil
 }
@@ -102,7 +105,10 @@ func accountsOf(r *http.Request) (string, []userSessions, error) {
 	if name == "" {
 		return "", nil, apiError(http.StatusBadRequest, errors.New("user is required"))
 	}
-	realm, handlers, err := realmHandlers(r)
+	if account.CheckName(name) != nil {
+		return "", nil, apiError(http.StatusBadRequest, fmt.Errorf("user must be at most %d bytes of text without control characters", account.MaxNameLen))
+	}
+	_, handlers, err := realmHandlers(r)
 	if err != nil {
 		return "", nil, err
 	}
@@ -114,7 +120,7 @@ func accountsOf(r *http.Request) (string, []userSessions, error) {
 		}
 	}
 	if len(out) == 0 {
-		return "", nil, apiError(http.StatusNotFound, fmt.Errorf("no user %q in realm %q", name, realm))
+		return "", nil, apiError(http.StatusNotFound, errors.New("no such user in the realm"))
 	}
 	return name, out, nil
 }
@@ -150,7 +156,7 @@ func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiError(http.StatusBadRequest, errors.New("the path must end in a session ID of 32 hex digits"))
 	}
-	realm, handlers, err := realmHandlers(r)
+	_, handlers, err := realmHandlers(r)
 	if err != nil {
 		return err
 	}
@@ -162,7 +168,7 @@ func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
 			return writeAdminJSON(w, viewOf(e))
 		}
 	}
-	return apiError(http.StatusNotFound, fmt.Errorf("no session %x in realm %q", id, realm))
+	return apiError(http.StatusNotFound, errors.New("no such session in the realm"))
 }
 
 // signOut ends every session of a user, as a sign out everywhere would.
@@ -184,7 +190,7 @@ func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
 		u.h.logger.Info("signed out everywhere", zap.String("user", name), zap.Int("sessions", len(listed)+others),
 			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 	}
-	return writeAdminJSON(w, signOutJSON{User: name, Ended: ended})
+	return writeAdminJSON(w, signOutJSON{User: name, Ended: ended, Accounts: len(accounts)})
 }
 
 // signOutJSON is the answer of POST /miniapp/signout.
@@ -193,6 +199,9 @@ type signOutJSON struct {
 	User string `json:"user"`
 	// Ended is how many live sessions the user had.
 	Ended int `json:"ended"`
+	// Accounts is how many accounts of that name the realm has (sites
+	// of one realm may each configure a user of the name).
+	Accounts int `json:"accounts"`
 }
 
 // userName is the name of the handlers' account with the ID.

@@ -2,8 +2,17 @@ package miniapp
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
 
 // TestAdminKnowsLiveHandlers: the admin API finds a provisioned handler
@@ -43,5 +52,73 @@ func TestAdminFindsUsersOfEveryHandler(t *testing.T) {
 		if err != nil || json.Unmarshal(w.Body.Bytes(), &listed) != nil || len(listed) != 1 {
 			t.Errorf("sessions of %s: %v %s", name, err, w.Body)
 		}
+	}
+}
+
+// TestAdminSameNameOnTwoSites: two sites of one realm that each have a
+// user "ada" with their own password hash are two accounts: the list
+// tags each session with its account, and a sign-out reaches both and
+// says so.
+func TestAdminSameNameOnTwoSites(t *testing.T) {
+	storage := t.TempDir()
+	one := newApp(t, storage, func(h *Handler) { h.Realm = "admin-same" })
+	two := newApp(t, storage, func(h *Handler) {
+		h.Realm = "admin-same"
+		h.Accounts = []caddyauth.Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
+	})
+	one.loginWith("ada", firefoxUA)
+	one.loginWith("ada", firefoxUA)
+	two.loginWith("ada", iphoneUA)
+	w := httptest.NewRecorder()
+	if err := (&AdminAPI{}).sessions(w, httptest.NewRequest("GET", "/miniapp/sessions?realm=admin-same&user=ada", nil)); err != nil {
+		t.Fatal(err)
+	}
+	var listed []sessionJSON
+	if err := json.Unmarshal(w.Body.Bytes(), &listed); err != nil || len(listed) != 3 {
+		t.Fatalf("sessions: %v %s", err, w.Body)
+	}
+	tags := map[string]int{}
+	for _, s := range listed {
+		if len(s.Account) == 8 {
+			tags[s.Account]++
+		}
+	}
+	if counts := slices.Sorted(maps.Values(tags)); fmt.Sprint(counts) != "[1 2]" {
+		t.Errorf("account tags %v, want one for the iPhone's account and one shared by the other two", tags)
+	}
+	w = httptest.NewRecorder()
+	if err := (&AdminAPI{}).signOut(w, httptest.NewRequest("POST", "/miniapp/signout?realm=admin-same&user=ada", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Body.String(); got != `{"user":"ada","ended":3,"accounts":2}`+"\n" {
+		t.Errorf("signout answered %s", got)
+	}
+}
+
+// TestAdminRefusesWithoutEcho: a user name past the longest a user may
+// have, or with control characters, and a malformed realm are 400; no
+// refusal repeats what was sent.
+func TestAdminRefusesWithoutEcho(t *testing.T) {
+	newApp(t, "", func(h *Handler) { h.Realm = "admin-echo" })
+	long := strings.Repeat("x", 2000)
+	for _, c := range []struct {
+		query  string
+		status int
+		sent   string
+	}{
+		{"user=" + long + "&realm=admin-echo", 400, long},
+		{"user=%1b%5b2Jada&realm=admin-echo", 400, "\x1b"},
+		{"user=mallory-was-here&realm=admin-echo", 404, "mallory-was-here"},
+		{"user=ada&realm=%3Cscript%3E", 400, "<script>"},
+		{"user=ada&realm=no-such-realm-here", 404, "no-such-realm-here"},
+	} {
+		_, _, err := accountsOf(httptest.NewRequest("GET", "/miniapp/sessions?"+c.query, nil))
+		apiErr, ok := errors.AsType[caddy.APIError](err)
+		if !ok || apiErr.HTTPStatus != c.status || strings.Contains(apiErr.Err.Error(), c.sent) {
+			t.Errorf("%.40s: %v, want %d without the input", c.query, err, c.status)
+		}
+	}
+	if err := (&AdminAPI{}).endSession(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/miniapp/sessions/0123456789abcdef0123456789abcdef?realm=admin-echo", nil)); err == nil || strings.Contains(err.Error(), "0123456789abcdef") {
+		t.Errorf("an unknown session ID: %v", err)
 	}
 }

@@ -62,7 +62,7 @@ func TestCaddySessions(t *testing.T) {
 	if resp, _ := call(t, grace, "GET", httpsBase+"/profile", ""); resp.StatusCode != 401 {
 		t.Errorf("grace's session after DELETE: %d, want 401", resp.StatusCode)
 	}
-	if resp, body := call(t, admin, "POST", adminBase+"/miniapp/signout?user=ada&realm=miniapp", ""); resp.StatusCode != 200 || body != `{"user":"ada","ended":1}`+"\n" {
+	if resp, body := call(t, admin, "POST", adminBase+"/miniapp/signout?user=ada&realm=miniapp", ""); resp.StatusCode != 200 || body != `{"user":"ada","ended":1,"accounts":1}`+"\n" {
 		t.Errorf("POST signout of ada: %d %s", resp.StatusCode, body)
 	}
 	if resp, _ := call(t, first, "GET", httpsBase+"/profile", ""); resp.StatusCode != 401 {
@@ -74,10 +74,10 @@ func TestCaddySessions(t *testing.T) {
 		status       int
 		message      string
 	}{
-		{"GET", "/miniapp/sessions?user=nobody", 404, `no user \"nobody\" in realm \"miniapp\"`},
-		{"GET", "/miniapp/sessions?user=ada&realm=elsewhere", 404, `no realm \"elsewhere\" in the running config`},
-		{"POST", "/miniapp/signout?user=nobody", 404, `no user \"nobody\"`},
-		{"DELETE", "/miniapp/sessions/" + graceID, 404, "no session"},
+		{"GET", "/miniapp/sessions?user=nobody", 404, "no such user in the realm"},
+		{"GET", "/miniapp/sessions?user=ada&realm=elsewhere", 404, "no such realm in the running config"},
+		{"POST", "/miniapp/signout?user=nobody", 404, "no such user in the realm"},
+		{"DELETE", "/miniapp/sessions/" + graceID, 404, "no such session"},
 		{"DELETE", "/miniapp/sessions/zz", 400, "32 hex digits"},
 		{"GET", "/miniapp/sessions", 400, "user is required"},
 		{"PUT", "/miniapp/sessions?user=ada", 405, "method not allowed"},

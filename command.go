@@ -125,9 +125,10 @@ func listSessionsCommand(admin adminClient, user string, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tDEVICE\tADDRESS\tSTARTED\tEXPIRES")
+	fmt.Fprintln(tw, "ID\tACCOUNT\tDEVICE\tADDRESS\tSTARTED\tEXPIRES")
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(s.ID), printable(s.Device), printable(s.Address), s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(s.ID), printable(s.Account), printable(s.Device), printable(s.Address),
+			s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -148,7 +149,7 @@ func signOutCommand(admin adminClient, user string, out io.Writer) error {
 	if err := admin.do(http.MethodPost, "/miniapp/signout", url.Values{"user": {user}}, &result); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(out, "signed %s out everywhere (sessions ended: %d)\n", printable(result.User), result.Ended)
+	_, err := fmt.Fprintf(out, "signed %s out everywhere (sessions ended: %d, accounts: %d)\n", printable(result.User), result.Ended, result.Accounts)
 	return err
 }
 

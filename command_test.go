@@ -47,7 +47,7 @@ func TestCommand(t *testing.T) {
 
 	out, errOut, code := miniapp("sessions", "ada", "--address", address)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID DEVICE ADDRESS STARTED EXPIRES" {
+	if code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID ACCOUNT DEVICE ADDRESS STARTED EXPIRES" {
 		t.Fatalf("sessions ada: exit %d\n%s%s", code, out, errOut)
 	}
 	newest := strings.Fields(lines[1])
@@ -66,7 +66,7 @@ func TestCommand(t *testing.T) {
 		t.Errorf("the other session after revoke: %d, want 200", resp.StatusCode)
 	}
 	out, errOut, code = miniapp("signout", "ada", "--address", address)
-	if code != 0 || out != "signed ada out everywhere (sessions ended: 1)\n" {
+	if code != 0 || out != "signed ada out everywhere (sessions ended: 1, accounts: 1)\n" {
 		t.Errorf("signout: exit %d %q %q", code, out, errOut)
 	}
 	if resp, _ := call(t, firefox, "GET", base+"/profile", ""); resp.StatusCode != 401 {
@@ -77,11 +77,11 @@ func TestCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sessions", "nobody", "--address", address}, `no user "nobody" in realm "miniapp"`},
-		{[]string{"signout", "nobody", "--address", address}, `no user "nobody"`},
+		{[]string{"sessions", "nobody", "--address", address}, "no such user in the realm"},
+		{[]string{"signout", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"revoke", "zz", "--address", address}, "32 hex digits"},
-		{[]string{"revoke", newest[0], "--address", address}, "no session"},
-		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, `no realm "elsewhere"`},
+		{[]string{"revoke", newest[0], "--address", address}, "no such session"},
+		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, "no such realm in the running config"},
 		{[]string{"sessions", "ada", "--address", fmt.Sprintf("localhost:%d", freePort(t))}, "connection refused"},
 		{[]string{"bogus", "--address", address}, `unknown command "bogus"`},
 		{nil, "a command is required"},

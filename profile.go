@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"slices"
@@ -51,6 +52,9 @@ type sessionJSON struct {
 	// ID is the session ID that the admin API and `caddy miniapp revoke`
 	// take.
 	ID string `json:"id"`
+	// Account tags the account the session belongs to (the admin API's
+	// list only): sites of one realm may each have a user of one name.
+	Account string `json:"account,omitempty"`
 	// Device is a short name of the browser and system, such as "Firefox
 	// on Linux".
 	Device string `json:"device"`
@@ -64,7 +68,17 @@ type sessionJSON struct {
 
 // viewOf is the entry as the admin API shows it.
 func viewOf(e store.Entry) sessionJSON {
-	return sessionJSON{ID: hex.EncodeToString(e.ID[:]), Device: e.Device, Address: e.Address, Started: e.Started.UTC(), Expires: e.Expires.UTC()}
+	return sessionJSON{ID: hex.EncodeToString(e.ID[:]), Account: accountLabel(e.Account), Device: e.Device, Address: e.Address,
+		Started: e.Started.UTC(), Expires: e.Expires.UTC()}
+}
+
+// accountLabel is a short tag of an account for the admin API: the same
+// for every session of one account, different for two accounts of one
+// name on two sites of a realm, and telling nothing of the account's
+// ID or password hash.
+func accountLabel(id store.AccountID) string {
+	sum := sha256.Sum256(append([]byte("miniapp admin account label\x00"), id[:]...))
+	return hex.EncodeToString(sum[:4])
 }
 
 // appendProfileSessions appends the profile's sessions array: each

@@ -54,7 +54,9 @@ func TestProfileSessionsJSON(t *testing.T) {
 		e := entryOf(store.AccountID(session.Random(16)), now)
 		e.Device, e.Address = text, text
 		sessions = append(sessions, e)
-		want = append(want, profileSession{viewOf(e), len(sessions) == 2})
+		view := viewOf(e)
+		view.Account = "" // the admin API's alone
+		want = append(want, profileSession{view, len(sessions) == 2})
 	}
 	body := appendProfileSessions(nil, sessions, sessions[1].ID)
 	var got []profileSession
