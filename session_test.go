@@ -303,3 +303,17 @@ func TestSecureBehindTrustedProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceCookieIsNoSession: a sibling site of the same host and realm
+// whose cookie_name is <name>_device does not take the first site's
+// device cookie for a session: the device cookie is sealed for its own
+// purpose.
+func TestDeviceCookieIsNoSession(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
+	device := deviceCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword}))
+	sibling := newApp(t, dir, func(h *Handler) { h.CookieName = "miniapp_session_device" })
+	if w := sibling.do(request{target: "/profile", cookie: device}); w.Code != 401 {
+		t.Errorf("a device cookie opened as a session on a sibling site: %d", w.Code)
+	}
+}
