@@ -12,7 +12,6 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
 
 // TestAdminKnowsLiveHandlers: the admin API finds a provisioned handler
@@ -64,7 +63,7 @@ func TestAdminSameNameOnTwoSites(t *testing.T) {
 	one := newApp(t, storage, func(h *Handler) { h.Realm = "admin-same" })
 	two := newApp(t, storage, func(h *Handler) {
 		h.Realm = "admin-same"
-		h.Accounts = []caddyauth.Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
+		h.Accounts = []Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
 	})
 	one.loginWith("ada", firefoxUA)
 	one.loginWith("ada", firefoxUA)

@@ -8,7 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/dustin/go-humanize"
 )
 
@@ -23,7 +22,13 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	miniapp {
-//	    user <name> <hash>
+//	    user <name> <hash> [{
+//	        groups <group...>
+//	        email <address>
+//	        name <display name>
+//	    }]
+//	    cookie_domain <domain>
+//	    login_url <url>
 //	    secret_key <base64 key> [<older keys>...]
 //	    session_lifetime <duration>
 //	    cookie_name <name>
@@ -64,11 +69,15 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 	var err error
 	switch sub {
 	case "user":
-		var name, hash string
-		if !d.Args(&name, &hash) || d.NextArg() {
-			return d.ArgErr()
+		acct, uerr := userBlock(d)
+		if uerr != nil {
+			return uerr
 		}
-		h.Accounts = append(h.Accounts, caddyauth.Account{Username: name, Password: hash})
+		h.Accounts = append(h.Accounts, acct)
+	case "cookie_domain":
+		err = oneArg(d, &h.CookieDomain)
+	case "login_url":
+		err = oneArg(d, &h.LoginURL)
 	case "secret_key":
 		keys, aerr := oneOrMore(d)
 		h.SecretKeys = append(h.SecretKeys, keys...)
@@ -113,6 +122,38 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		return d.Errf("unknown subdirective %q", sub)
 	}
 	return err
+}
+
+// userBlock reads `user <name> <hash>` and its optional block of
+// `groups`, `email` and `name`.
+func userBlock(d *caddyfile.Dispenser) (Account, error) {
+	var acct Account
+	if !d.Args(&acct.Username, &acct.Password) || d.NextArg() {
+		return acct, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return acct, d.Errf("duplicate subdirective %s", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "groups":
+			acct.Groups, err = oneOrMore(d)
+		case "email":
+			err = oneArg(d, &acct.Email)
+		case "name":
+			err = oneArg(d, &acct.Name)
+		default:
+			return acct, d.Errf("unknown subdirective of user %q", sub)
+		}
+		if err != nil {
+			return acct, err
+		}
+	}
+	return acct, nil
 }
 
 // durationArg reads the one duration argument of the current subdirective.

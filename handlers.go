@@ -5,10 +5,10 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
@@ -26,6 +26,7 @@ var routes = map[string]route{
 	"/login":   (*Handler).login,
 	"/profile": (*Handler).profile,
 	"/logout":  (*Handler).logout,
+	authPath:   (*Handler).auth,
 	stylePath:  (*Handler).style,
 }
 
@@ -34,8 +35,9 @@ var routes = map[string]route{
 // every other request on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	sess := h.sessionOf(r)
-	// login and logout set a cookie of their own
-	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" {
+	// login and logout set a cookie of their own; the headers of the
+	// auth endpoint's answer never reach the browser
+	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
 		h.renew(w, r, sess)
 	}
 	setPlaceholders(r, sess)
@@ -62,21 +64,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// setPlaceholders sets {http.miniapp.user}, empty when nobody is signed
-// in, and {http.auth.user.id}, which Caddy's access log shows as user_id,
-// only when someone is, so an identity set by an earlier handler stays.
+// setPlaceholders sets {http.miniapp.user}, {http.miniapp.groups}
+// (comma-separated), {http.miniapp.email} and {http.miniapp.name}, empty
+// when nobody is signed in, and {http.auth.user.id}, which Caddy's access
+// log shows as user_id, only when someone is, so an identity set by an
+// earlier handler stays.
 func setPlaceholders(r *http.Request, sess *signedIn) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	if sess == nil {
-		repl.Set("http.miniapp.user", "")
-		return
+	p := noPlaceholders
+	if sess != nil {
+		p = sess.acct.Placeholders
+		repl.Set("http.auth.user.id", p.User)
 	}
-	repl.Set("http.miniapp.user", sess.acct.Placeholder)
-	repl.Set("http.auth.user.id", sess.acct.Placeholder)
+	repl.Set("http.miniapp.user", p.User)
+	repl.Set("http.miniapp.groups", p.Groups)
+	repl.Set("http.miniapp.email", p.Email)
+	repl.Set("http.miniapp.name", p.Name)
 }
+
+// noPlaceholders are the placeholder values of an anonymous request.
+var noPlaceholders = account.Placeholders{User: "", Groups: "", Email: "", Name: ""}
 
 // allow refuses a method the route does not take with 405 and Allow.
 func allow(w http.ResponseWriter, r *http.Request, allowed string, methods ...string) error {
@@ -150,7 +160,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 		if err != nil {
 			return err
 		}
-		return h.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Next: safeNext(next)})
+		return h.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Next: h.safeNext(r, next)})
 	}
 	in, err := h.readLogin(w, r)
 	if err != nil {
@@ -212,7 +222,12 @@ func (h *Handler) tooMany(w http.ResponseWriter, in loginInput, wait time.Durati
 // login page and come back afterwards, other clients get 401.
 func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
 	if f == formatHTML {
-		redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()))
+		next := r.URL.RequestURI()
+		if h.domain.name != "" {
+			// the login site is another host: come back to this one
+			next = requestURL(r)
+		}
+		redirect(w, r, h.signInURL(next))
 		return nil
 	}
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
@@ -226,17 +241,38 @@ func (h *Handler) challenge(r *http.Request) string {
 	return `Cookie realm="` + h.Realm + `", form-action="/login", cookie-name="` + h.cookieName(r) + `"`
 }
 
-// logout ends the session (or, with all=1, every session of the user)
-// and clears the cookie; with session=<id> it ends that other session of
-// the user instead, and goes back to the profile.
+// logout ends the session (or, with all=1, every session of the user),
+// clears the cookie and goes on to next or the login page; with
+// session=<id> it ends that other session of the user instead, and goes
+// back to the profile. With cookie_domain, GET shows a page whose form
+// does the same.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
-	if err := allow(w, r, "POST", http.MethodPost); err != nil {
+	if h.domain.name == "" {
+		if err := allow(w, r, "POST", http.MethodPost); err != nil {
+			return err
+		}
+	} else if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
+	}
+	if r.Method != http.MethodPost {
+		// with cookie_domain, a sign-out link of another site of the
+		// domain: a confirmation whose same-origin form signs out, then
+		// goes on to next
+		next, err := formValue(r.URL.RawQuery, "next")
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		data := pageData{Title: "Sign out", Next: h.safeNext(r, next)}
+		if sess != nil {
+			data.User = sess.User
+		}
+		return h.render(w, r, http.StatusOK, "logout.html", data)
 	}
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "all", "session")
+	in, err := readFields(w, r, h.MaxBodySize, "all", "session", "next")
 	if err != nil {
 		return err
 	}
@@ -259,7 +295,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess 
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", everywhere))
 	}
 	h.clearCookie(w, r)
-	redirect(w, r, "/login")
+	redirect(w, r, cmp.Or(h.safeNext(r, in["next"]), "/login"))
 	return nil
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -116,9 +115,9 @@ func TestHashSlots(t *testing.T) {
 // right after them does not lock the address out.
 func TestOneAddressManyUsers(t *testing.T) {
 	hash := string(must(bcrypt.GenerateFromPassword([]byte(adaPassword), 10)))
-	var accounts []caddyauth.Account
+	var accounts []Account
 	for i := range 10 {
-		accounts = append(accounts, caddyauth.Account{Username: fmt.Sprintf("user%d", i), Password: hash})
+		accounts = append(accounts, Account{Username: fmt.Sprintf("user%d", i), Password: hash})
 	}
 	a := newApp(t, "", func(h *Handler) { h.Accounts = accounts })
 	codes := make(chan int, 10)
@@ -193,7 +192,7 @@ func BenchmarkLogin(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a := newApp(b, "", func(h *Handler) {
-				h.Accounts = []caddyauth.Account{{Username: bc.user, Password: bc.hash}}
+				h.Accounts = []Account{{Username: bc.user, Password: bc.hash}}
 				if bc.user == "mallory" {
 					h.Accounts[0].Username = "someone"
 				}
@@ -295,7 +294,7 @@ func TestKnownDevice(t *testing.T) {
 
 	changed := newApp(t, dir, func(h *Handler) {
 		h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)}
-		h.Accounts = []caddyauth.Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
+		h.Accounts = []Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
 	})
 	changed.ip = a.ip
 	if d := changed.h.knownDevice(withCaddyContext(deviceRequest(device), false), "ada"); d != nil {
@@ -355,7 +354,7 @@ func TestDevicesForgotten(t *testing.T) {
 func TestDeviceFloodFair(t *testing.T) {
 	slow := string(must(bcrypt.GenerateFromPassword([]byte(gracePassword), 10)))
 	a := newApp(t, "", func(h *Handler) {
-		h.Accounts = []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: slow}}
+		h.Accounts = []Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: slow}}
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
 		h.guard.Slots = guard.NewSlots(1, 2*time.Second)
 	})

@@ -21,7 +21,6 @@ import (
 	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
 	"github.com/caddy-miniapp/miniapp/store/storage"
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -220,7 +219,7 @@ func TestSignOutEverywhere(t *testing.T) {
 func TestLongNameSignOutDurable(t *testing.T) {
 	dir := t.TempDir()
 	long := strings.Repeat("é", 100)
-	accounts := func(h *Handler) { h.Accounts = []caddyauth.Account{{Username: long, Password: adaHash}} }
+	accounts := func(h *Handler) { h.Accounts = []Account{{Username: long, Password: adaHash}} }
 	a := newApp(t, dir, accounts)
 	c := a.login(url.QueryEscape(long), adaPassword, false)
 	a.do(request{method: "POST", target: "/logout", cookie: c, contentType: form, body: "all=1"})

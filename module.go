@@ -23,12 +23,12 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
+
 	// the redis backend registers its guest module; a build with this
 	// module has both stores
 	_ "github.com/caddy-miniapp/miniapp/store/redis"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -73,12 +73,25 @@ var realmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // reason); otherwise the module answers with that reason itself, as text,
 // JSON or an HTML page, following the request's Accept header.
 type Handler struct {
-	// The accounts that may sign in, each a username and a password hash
-	// in Modular Crypt Format as printed by `caddy hash-password`
-	// (bcrypt `$2a$...` or argon2id `$argon2id$...`; both kinds may be
-	// mixed). `{env.*}` and `{file.*}` placeholders are replaced at load
-	// time. At least one account is required.
-	Accounts []caddyauth.Account `json:"accounts,omitempty"`
+	// The accounts that may sign in. At least one account is required.
+	Accounts []Account `json:"accounts,omitempty"`
+
+	// The domain the session cookie is sent to, with every subdomain:
+	// a session made on one site of the domain (the login site) opens
+	// every other, in this Caddy or another server through `forward_auth`
+	// and `/miniapp/auth`. Any host under the domain receives the cookie,
+	// so only use a domain whose subdomains you all control. A public
+	// suffix (`com`, `co.uk`, `github.io`), an IP address or `localhost`
+	// is refused. Requires `login_url`. Default: none, a host-only
+	// `__Host-` cookie.
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// Where browsers without a session are sent to sign in, with
+	// `next`: an absolute `http` or `https` URL, or a path of this site.
+	// Required with `cookie_domain`, and then on a host of that domain;
+	// its scheme fixes the cookie's name for the whole domain (`https`:
+	// `__Secure-<cookie_name>`, Secure). Default: this site's `/login`.
+	LoginURL string `json:"login_url,omitempty"`
 
 	// Keys that encrypt and authenticate the session cookie, each the
 	// standard or URL-safe base64 encoding of at least 32 random bytes.
@@ -148,6 +161,7 @@ type Handler struct {
 
 	accounts   *account.Set
 	hostCookie string
+	domain     cookieDomain
 	keys       *session.Keyring
 	store      store.Module
 	shared     *store.Realm
@@ -156,6 +170,27 @@ type Handler struct {
 	protected  caddyhttp.MatchPath
 	csrf       *http.CrossOriginProtection
 	logger     *zap.Logger
+}
+
+// Account is a user who may sign in.
+type Account struct {
+	// The user's name.
+	Username string `json:"username"`
+	// The password hash in Modular Crypt Format as printed by `caddy
+	// hash-password` (bcrypt `$2a$...` or argon2id `$argon2id$...`; both
+	// kinds may be mixed). `{env.*}` and `{file.*}` placeholders in the
+	// name and the hash are replaced at load time.
+	Password string `json:"password"`
+	// The groups the user is in: `{http.miniapp.groups}` and the
+	// `Remote-Groups` header of `/miniapp/auth` (comma-separated), and
+	// its `group=` rules. Each 1 to 64 characters, without commas or
+	// spaces.
+	Groups []string `json:"groups,omitempty"`
+	// The user's email address: `{http.miniapp.email}` and
+	// `Remote-Email`.
+	Email string `json:"email,omitempty"`
+	// The user's display name: `{http.miniapp.name}` and `Remote-Name`.
+	Name string `json:"name,omitempty"`
 }
 
 // LoginLimit is how many failed logins a client may make in a window.
@@ -197,6 +232,9 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	}
 	h.setDefaults()
 	h.hostCookie = hostPrefix + h.CookieName
+	if err := h.setDomain(); err != nil {
+		return err
+	}
 	h.csrf = http.NewCrossOriginProtection()
 	if h.clock == nil {
 		h.clock = new(session.Clock)
@@ -207,7 +245,11 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 
 	repl := caddy.NewReplacer()
 	var err error
-	h.accounts, err = account.Load(h.Accounts, h.Realm, repl)
+	configs := make([]account.Config, len(h.Accounts))
+	for i, a := range h.Accounts {
+		configs[i] = account.Config{Username: a.Username, Password: a.Password, Groups: a.Groups, Email: a.Email, Name: a.Name}
+	}
+	h.accounts, err = account.Load(configs, h.Realm, repl)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -21,12 +20,12 @@ func TestProvisionErrors(t *testing.T) {
 		want string
 	}{
 		{"no users", Handler{SecretKeys: []string{testKey}}, "at least one user is required"},
-		{"duplicate", Handler{Accounts: []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}}, `duplicate user "ada"`},
-		{"bad hash", Handler{Accounts: []caddyauth.Account{{Username: "ada", Password: "plaintext"}}}, `user "ada": password hash must be bcrypt`},
-		{"broken bcrypt", Handler{Accounts: []caddyauth.Account{{Username: "ada", Password: "$2a$10$short"}}}, `user "ada": password hash is not valid bcrypt`},
-		{"broken argon2id", Handler{Accounts: []caddyauth.Account{{Username: "ada", Password: "$argon2id$v=19$m=x"}}}, `user "ada": password hash is not valid argon2id`},
-		{"empty hash", Handler{Accounts: []caddyauth.Account{{Username: "ada"}}}, "user 1: name and password hash are required"},
-		{"control in name", Handler{Accounts: []caddyauth.Account{{Username: "a\nb", Password: adaHash}}}, "control characters"},
+		{"duplicate", Handler{Accounts: []Account{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}}, `duplicate user "ada"`},
+		{"bad hash", Handler{Accounts: []Account{{Username: "ada", Password: "plaintext"}}}, `user "ada": password hash must be bcrypt`},
+		{"broken bcrypt", Handler{Accounts: []Account{{Username: "ada", Password: "$2a$10$short"}}}, `user "ada": password hash is not valid bcrypt`},
+		{"broken argon2id", Handler{Accounts: []Account{{Username: "ada", Password: "$argon2id$v=19$m=x"}}}, `user "ada": password hash is not valid argon2id`},
+		{"empty hash", Handler{Accounts: []Account{{Username: "ada"}}}, "user 1: name and password hash are required"},
+		{"control in name", Handler{Accounts: []Account{{Username: "a\nb", Password: adaHash}}}, "control characters"},
 		{"short key", Handler{Accounts: testAccounts(), SecretKeys: []string{base64.StdEncoding.EncodeToString(session.Random(16))}}, "secret_key 1: key is 16 bytes, at least 32 are required"},
 		{"not base64", Handler{Accounts: testAccounts(), SecretKeys: []string{"not base64 at all!"}}, "secret_key 1: key is not base64"},
 		{"missing env key", Handler{Accounts: testAccounts(), SecretKeys: []string{"{env.MINIAPP_TEST_UNSET}"}}, "secret_key 1: key is empty"},

@@ -82,6 +82,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return h.internal(w, r, err)
 	}
+	if h.domain.csp != "" {
+		w.Header().Set("Content-Security-Policy", h.domain.csp)
+	}
 	write(w, r, status, textHTML, buf.Bytes())
 	return nil
 }

@@ -293,7 +293,7 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput,
 	if err != nil {
 		return in, err
 	}
-	in.name, in.password, in.next = body["username"], body["password"], safeNext(cmp.Or(next, body["next"]))
+	in.name, in.password, in.next = body["username"], body["password"], h.safeNext(r, cmp.Or(next, body["next"]))
 	if in.name == "" || in.password == "" {
 		return in, reject(http.StatusBadRequest, "username and password are required")
 	}
@@ -316,4 +316,14 @@ func (in loginInput) guardLogin() guard.Login {
 		login.Device, login.Account = guard.DeviceKey(in.device.ID), in.name
 	}
 	return login
+}
+
+// requestURL is the absolute URL the client asked for, by its scheme as
+// secure tells it and its Host.
+func requestURL(r *http.Request) string {
+	scheme := "http://"
+	if secure(r) {
+		scheme = "https://"
+	}
+	return scheme + r.Host + r.URL.RequestURI()
 }

@@ -34,7 +34,10 @@ func write(w http.ResponseWriter, r *http.Request, status int, contentType strin
 		h["Vary"] = append(h["Vary"], "Accept")
 	}
 	if contentType == textHTML {
-		h["Content-Security-Policy"] = v[4:5:5]
+		// a page may have set its own (render, with cookie_domain)
+		if len(h["Content-Security-Policy"]) == 0 {
+			h["Content-Security-Policy"] = v[4:5:5]
+		}
 		h["Referrer-Policy"] = v[5:6:6]
 		h["X-Frame-Options"] = v[6:7:7]
 	}

@@ -20,7 +20,6 @@ import (
 	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
 	"github.com/caddy-miniapp/miniapp/store/storage"
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -105,9 +104,9 @@ func TestScale(t *testing.T) {
 // fill makes the revocations and sign-outs through the handler: each a
 // POST /logout with the cookie of a session of one of 10,000 accounts.
 func fill(t *testing.T, dir string, st store.Module) {
-	accounts := make([]caddyauth.Account, scaleSignOuts)
+	accounts := make([]Account, scaleSignOuts)
 	for i := range accounts {
-		accounts[i] = caddyauth.Account{Username: "user" + strconv.Itoa(i), Password: adaHash}
+		accounts[i] = Account{Username: "user" + strconv.Itoa(i), Password: adaHash}
 	}
 	a := newApp(t, dir, func(h *Handler) {
 		h.Accounts = accounts

@@ -24,12 +24,34 @@ type signedIn struct {
 }
 
 // cookieName is the session cookie's name for this request: with the
-// __Host- prefix over HTTPS.
+// __Host- prefix over HTTPS; with cookie_domain, the one name of the
+// whole domain, which login_url's scheme fixes.
 func (h *Handler) cookieName(r *http.Request) string {
-	if secure(r) {
+	switch {
+	case h.domain.name != "":
+		return h.domain.cookie
+	case secure(r):
 		return h.hostCookie
 	}
 	return h.CookieName
+}
+
+// cookieSecure is whether the session cookie is Secure: over HTTPS, or
+// with cookie_domain when login_url is https.
+func (h *Handler) cookieSecure(r *http.Request) bool {
+	if h.domain.name != "" {
+		return h.domain.secure
+	}
+	return secure(r)
+}
+
+// sessionHost is what the session cookie is bound to besides its name:
+// the cookie domain, or else the request's host.
+func (h *Handler) sessionHost(r *http.Request) string {
+	if h.domain.name != "" {
+		return h.domain.name
+	}
+	return requestHost(r)
 }
 
 // secure reports whether the client reached the site over HTTPS: the
@@ -48,10 +70,11 @@ func secure(r *http.Request) bool {
 	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
-// cookieHost is the host a cookie is bound to, besides its name: the
-// request's host without port, as browsers keep cookies, so a cookie of
-// one site is no session on another site that shares the key set.
-func cookieHost(r *http.Request) string {
+// requestHost is the host a host-only cookie is bound to, besides its
+// name: the request's host without port, as browsers keep cookies, so a
+// cookie of one site is no session on another site that shares the key
+// set.
+func requestHost(r *http.Request) string {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -86,13 +109,25 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	if !ok {
 		return nil
 	}
-	s, err := h.keys.Open(session.PurposeSession, value, name, cookieHost(r))
+	s, err := h.keys.Open(session.PurposeSession, value, name, h.sessionHost(r))
 	if err != nil {
 		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
 	}
-	if !s.Live(h.clock.Now(), time.Duration(h.SessionLifetime), time.Duration(h.IdleTimeout)) {
-		metrics.rejections.WithLabelValues("expired").Inc()
+	now, lifetime, idle := h.clock.Now(), time.Duration(h.SessionLifetime), time.Duration(h.IdleTimeout)
+	if !s.Live(now, lifetime, idle) {
+		// /miniapp/auth may have kept the idle window open server-side
+		used := *s
+		used.LastSeen = usedSince(h.shared, s)
+		if !used.LastSeen.After(s.LastSeen) || !used.Live(now, lifetime, idle) {
+			metrics.rejections.WithLabelValues("expired").Inc()
+			return nil
+		}
+	}
+	// a domain cookie belongs to the domain's hosts alone (the auth
+	// endpoint checks the host of the request it was forwarded)
+	if h.domain.name != "" && r.URL.Path != authPath && !h.covers(r, requestHost(r)) {
+		metrics.rejections.WithLabelValues("malformed").Inc()
 		return nil
 	}
 	acct, known := h.accounts.Lookup(s.User)
@@ -142,10 +177,11 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, s *session.S
 	name := h.cookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(session.PurposeSession, s, name, cookieHost(r)),
+		Value:    h.keys.Seal(session.PurposeSession, s, name, h.sessionHost(r)),
 		Path:     "/",
+		Domain:   h.domain.name,
 		MaxAge:   s.MaxAge(h.clock.Now()),
-		Secure:   secure(r),
+		Secure:   h.cookieSecure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
@@ -158,8 +194,9 @@ func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request) {
 		Name:     h.cookieName(r),
 		Value:    "",
 		Path:     "/",
+		Domain:   h.domain.name,
 		MaxAge:   -1,
-		Secure:   secure(r),
+		Secure:   h.cookieSecure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
@@ -178,10 +215,14 @@ const deviceLifetime = 90 * 24 * time.Hour
 // cookie can stand for the other, and carries the account's sign-out
 // counter: a sign out everywhere forgets the account's devices too.
 
-// deviceCookieName is the device cookie's name for this request: the
-// session cookie's name with _device, __Host- over HTTPS.
+// deviceCookieName is the device cookie's name for this request:
+// cookie_name with _device, __Host- over HTTPS. It stays host-only on the
+// login site whatever cookie_domain says.
 func (h *Handler) deviceCookieName(r *http.Request) string {
-	return h.cookieName(r) + "_device"
+	if secure(r) {
+		return h.hostCookie + "_device"
+	}
+	return h.CookieName + "_device"
 }
 
 // knownDevice returns the request's device cookie when it was issued to
@@ -194,7 +235,7 @@ func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 	if !ok {
 		return nil
 	}
-	d, err := h.keys.Open(session.PurposeDevice, value, cookie, cookieHost(r))
+	d, err := h.keys.Open(session.PurposeDevice, value, cookie, requestHost(r))
 	if err != nil || d.User != name || !h.clock.Now().Before(d.Expires) {
 		return nil
 	}
@@ -217,7 +258,7 @@ func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *
 	name := h.deviceCookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(session.PurposeDevice, d, name, cookieHost(r)),
+		Value:    h.keys.Seal(session.PurposeDevice, d, name, requestHost(r)),
 		Path:     "/",
 		MaxAge:   int(deviceLifetime.Seconds()),
 		Secure:   secure(r),

@@ -17,7 +17,6 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
 
 func TestBadCookies(t *testing.T) {
@@ -191,9 +190,9 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 	// logins queue for the password-check slots; under -race on two
 	// cores the queue may be long, and this test is not about it
-	var accounts []caddyauth.Account
+	var accounts []Account
 	for i := range 8 {
-		accounts = append(accounts, caddyauth.Account{Username: fmt.Sprintf("user%d", i), Password: adaHash})
+		accounts = append(accounts, Account{Username: fmt.Sprintf("user%d", i), Password: adaHash})
 	}
 	a := newApp(t, "", func(h *Handler) {
 		h.Accounts = accounts
@@ -249,7 +248,7 @@ func TestSessionBoundToAccount(t *testing.T) {
 	a := newApp(t, dir, nil)
 	ada, grace := a.login("ada", adaPassword, false), a.login("grace", gracePassword, false)
 	b := newApp(t, dir, func(h *Handler) {
-		h.Accounts = []caddyauth.Account{{Username: "ada", Password: testhash.Bcrypt("new-password")}, {Username: "grace", Password: graceHash}}
+		h.Accounts = []Account{{Username: "ada", Password: testhash.Bcrypt("new-password")}, {Username: "grace", Password: graceHash}}
 	})
 	if w := b.do(request{target: "/profile", cookie: ada}); w.Code != 401 {
 		t.Errorf("session of the old password hash accepted: %d", w.Code)

@@ -17,7 +17,6 @@ import (
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -36,8 +35,8 @@ var (
 	testKey   = base64.StdEncoding.EncodeToString(session.Random(32))
 )
 
-func testAccounts() []caddyauth.Account {
-	return []caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: graceHash}}
+func testAccounts() []Account {
+	return []Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: graceHash}}
 }
 
 // testApp is a provisioned handler on its own storage, with its log and

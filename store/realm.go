@@ -50,6 +50,9 @@ type Realm struct {
 	// dropped whole, without a scan of the others.
 	byHour map[int64]map[[16]byte]struct{}
 	users  map[AccountID]uint32
+	// used holds the sessions' last use without a renewed cookie, by the
+	// hour they expire, like byHour
+	used map[int64]map[[16]byte]int64
 	// generation is the store's generation, 0 until it is known.
 	generation uint64
 	// sessions is each account's index of sessions.
@@ -95,6 +98,7 @@ func (rv *Realm) call(ctx context.Context, f func(ctx context.Context) error) er
 // store.
 type pendingWrite struct {
 	login   *Entry
+	used    time.Time
 	signOut bool
 	id      [16]byte
 	expires time.Time
@@ -139,6 +143,7 @@ func NewRealm(store Backend, opts Options) *Realm {
 		now:      opts.Now,
 		logger:   opts.Logger,
 		byHour:   make(map[int64]map[[16]byte]struct{}),
+		used:     make(map[int64]map[[16]byte]int64),
 		users:    make(map[AccountID]uint32),
 		sessions: newSessionIndex(),
 		done:     make(chan struct{}),
@@ -201,7 +206,7 @@ func (rv *Realm) Sync(ctx context.Context) error {
 	rv.mu.Lock()
 	rv.pending = append(rv.pending, left...)
 	for _, w := range left {
-		rv.applyLocked(Change{Login: w.login, Revoked: w.login == nil && !w.signOut, ID: w.id, Expires: w.expires})
+		rv.applyLocked(Change{Login: w.login, Revoked: w.login == nil && !w.signOut && w.used.IsZero(), ID: w.id, Expires: w.expires, Used: w.used})
 	}
 	rv.mu.Unlock()
 	err := rv.retryPending(ctx)
@@ -227,6 +232,11 @@ func (rv *Realm) expireLocked(now time.Time) {
 			delete(rv.byHour, hour)
 		}
 	}
+	for hour := range rv.used {
+		if hour < now.Unix()/3600 {
+			delete(rv.used, hour)
+		}
+	}
 	rv.sessions.expire(now)
 }
 
@@ -241,9 +251,18 @@ func (rv *Realm) applyLocked(c Change) {
 			rv.logger.Error("the store lost the realm's data: every session issued before is refused, and users sign in again",
 				zap.Int("sessions", len(rv.sessions.owner)))
 			rv.byHour = make(map[int64]map[[16]byte]struct{})
+			rv.used = make(map[int64]map[[16]byte]int64)
 			rv.sessions = newSessionIndex()
 		}
 		rv.generation = c.Generation
+	case !c.Used.IsZero():
+		hour := c.Expires.Unix() / 3600
+		ids := rv.used[hour]
+		if ids == nil {
+			ids = make(map[[16]byte]int64)
+			rv.used[hour] = ids
+		}
+		ids[c.ID] = max(ids[c.ID], c.Used.Unix())
 	case c.Login != nil:
 		// a login read after its logout or sign-out is not indexed
 		if _, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]; !revoked && c.Login.Counter >= rv.users[c.Login.Account] {
@@ -276,6 +295,28 @@ func (rv *Realm) Revoked(acct AccountID, id [16]byte, expires time.Time, counter
 	current, now := rv.users[acct], rv.generation
 	rv.mu.RUnlock()
 	return revoked || counter < current || (generation != 0 && now != 0 && generation != now)
+}
+
+// LastUse is when the session id, which expires then, was last used
+// without its cookie being renewed, here or on another instance; zero
+// when never.
+func (rv *Realm) LastUse(id [16]byte, expires time.Time) time.Time {
+	rv.mu.RLock()
+	used, ok := rv.used[expires.Unix()/3600][id]
+	rv.mu.RUnlock()
+	if !ok {
+		return time.Time{}
+	}
+	return time.Unix(used, 0)
+}
+
+// Use records the session's use at a time when its cookie could not be
+// renewed: here at once, in the store with one write.
+func (rv *Realm) Use(ctx context.Context, id [16]byte, expires, at time.Time) {
+	rv.mu.Lock()
+	rv.applyLocked(Change{ID: id, Expires: expires, Used: at})
+	rv.mu.Unlock()
+	rv.write(ctx, pendingWrite{id: id, expires: expires, used: at})
 }
 
 // Generation is the store's generation for a new session: 0 while it
@@ -437,6 +478,8 @@ func (rv *Realm) send(ctx context.Context, w pendingWrite) error {
 	switch {
 	case w.login != nil:
 		return rv.store.Login(ctx, *w.login)
+	case !w.used.IsZero():
+		return rv.store.Use(ctx, w.id, w.expires, w.used)
 	case !w.signOut:
 		return rv.store.Revoke(ctx, w.id, w.expires)
 	}

@@ -70,6 +70,10 @@ type Backend interface {
 	Login(ctx context.Context, e Entry) error
 	// Revoke records a revoked session until the session expires.
 	Revoke(ctx context.Context, id [16]byte, expires time.Time) error
+	// Use records that the session id, which expires then, was used at a
+	// time where its cookie could not be renewed (a forward_auth check),
+	// until the session expires.
+	Use(ctx context.Context, id [16]byte, expires, at time.Time) error
 	// SignOut raises the account's sign-out counter atomically to at
 	// least atLeast and by at least one, and returns it.
 	SignOut(ctx context.Context, acct AccountID, atLeast uint32) (uint32, error)
@@ -104,6 +108,9 @@ type Change struct {
 	Revoked bool
 	ID      [16]byte
 	Expires time.Time
+	// Used, when not zero, is when session ID (until Expires) was last
+	// used without its cookie being renewed.
+	Used time.Time
 	// Account's sign-out counter is now Counter.
 	Account AccountID
 	Counter uint32

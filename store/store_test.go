@@ -58,6 +58,7 @@ func TestStoreContract(t *testing.T) {
 		"the session index":           contractSessionIndex,
 		"one generation":              contractGeneration,
 		"known devices":               contractDevices,
+		"last use reaches others":     contractUse,
 	}
 	for name, open := range backends {
 		for what, contract := range contracts {
@@ -335,5 +336,20 @@ func contractDevices(t *testing.T, a, b store.Backend, clk *session.Clock) {
 	clk.Advance(2 * time.Hour)
 	if known, _ := a.HasDevice(ctx, acct, ids[24]); known {
 		t.Error("an expired device known")
+	}
+}
+
+// contractUse: a session's last use recorded on one node reaches the
+// other's realm, which answers it from memory.
+func contractUse(t *testing.T, a, b store.Backend, clk *session.Clock) {
+	ctx := context.Background()
+	reader := store.NewRealm(b, store.Options{Now: clk.Now, Logger: zap.NewNop()})
+	id, expires, at := [16]byte(session.Random(16)), clk.Now().Add(time.Hour).Truncate(time.Second), clk.Now().Truncate(time.Second)
+	if err := a.Use(ctx, id, expires, at); err != nil {
+		t.Fatal(err)
+	}
+	syncUntil(t, reader, func() bool { return reader.LastUse(id, expires).Equal(at) })
+	if !reader.LastUse([16]byte(session.Random(16)), expires).IsZero() {
+		t.Error("a last use of a session never used")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -35,12 +36,39 @@ type Account struct {
 	ID ID
 	// Comparer is Caddy's comparer for the hash's algorithm.
 	Comparer caddyauth.Comparer
-	// Placeholder and JSONName are Name made once for every request: as
-	// a placeholder value and as a JSON string.
-	Placeholder any
-	JSONName    []byte
+	// Placeholders are the account's fields made once as placeholder
+	// values, for every request; JSONName is Name as a JSON string.
+	Placeholders Placeholders
+	JSONName     []byte
+	// Groups, Email and FullName describe the user to other sites; Groups
+	// is also joined with commas once, as headers and placeholders take
+	// it.
+	Groups    []string
+	Email     string
+	FullName  string
+	GroupList string
 
 	hash []byte
+}
+
+// Placeholders are an account's fields as placeholder values.
+type Placeholders struct {
+	// User is the name, Groups the groups joined with commas, Email the
+	// email address and Name the display name.
+	User, Groups, Email, Name any
+}
+
+// Config is an account as configured: the name, the password hash (both
+// with placeholders replaced at load) and what describes the user.
+type Config struct {
+	Username, Password string
+	Groups             []string
+	Email, Name        string
+}
+
+// HasGroup reports whether the account is in the group.
+func (a *Account) HasGroup(group string) bool {
+	return slices.Contains(a.Groups, group)
 }
 
 // ID names an account by its realm, its name and its configured
@@ -84,7 +112,7 @@ var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 // names and hashes. The fake account's hash has the algorithm and
 // parameters that most accounts share, so that checking an unknown name
 // costs as much as a wrong password.
-func Load(accounts []caddyauth.Account, realm string, repl *caddy.Replacer) (*Set, error) {
+func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 	if len(accounts) == 0 {
 		return nil, errors.New("at least one user is required")
 	}
@@ -107,11 +135,16 @@ func Load(accounts []caddyauth.Account, realm string, repl *caddy.Replacer) (*Se
 		if err != nil {
 			return nil, fmt.Errorf("user %q: %v", name, err)
 		}
+		if err := checkProfile(acct); err != nil {
+			return nil, fmt.Errorf("user %q: %v", name, err)
+		}
 		jsonName, err := json.Marshal(name)
 		if err != nil {
 			return nil, err
 		}
-		user := &Account{Name: name, ID: NewID(realm, name, hash), hash: []byte(hash), Comparer: cmp, Placeholder: name, JSONName: jsonName}
+		user := &Account{Name: name, ID: NewID(realm, name, hash), hash: []byte(hash), Comparer: cmp, JSONName: jsonName,
+			Groups: acct.Groups, Email: acct.Email, FullName: acct.Name, GroupList: strings.Join(acct.Groups, ",")}
+		user.Placeholders = Placeholders{User: name, Groups: user.GroupList, Email: acct.Email, Name: acct.Name}
 		set.users[name] = user
 		shares[hashParams(hash)]++
 		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
@@ -229,6 +262,38 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails; crashes the program if the source does
 	return b
+}
+
+// Bounds of what describes a user.
+const (
+	maxGroupLen = 64
+	maxEmailLen = 254
+	maxFullName = 256
+)
+
+// checkProfile checks the groups, email and display name of an account:
+// text that headers, placeholders and pages can carry as it is. Groups
+// travel comma-separated, so a group holds no comma or space.
+func checkProfile(acct Config) error {
+	for i, g := range acct.Groups {
+		if g == "" || len(g) > maxGroupLen || strings.ContainsAny(g, ", ") || CheckText(g) != nil {
+			return fmt.Errorf("group %q must be 1 to %d characters without commas, spaces or control characters", g, maxGroupLen)
+		}
+		if slices.Contains(acct.Groups[:i], g) {
+			return fmt.Errorf("duplicate group %q", g)
+		}
+	}
+	if acct.Email != "" {
+		local, domain, ok := strings.Cut(acct.Email, "@")
+		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || len(acct.Email) > maxEmailLen ||
+			strings.ContainsAny(acct.Email, ", ") || CheckText(acct.Email) != nil {
+			return fmt.Errorf("email %q is not an email address", acct.Email)
+		}
+	}
+	if len(acct.Name) > maxFullName || CheckText(acct.Name) != nil {
+		return fmt.Errorf("name must be at most %d characters without control characters", maxFullName)
+	}
+	return nil
 }
 
 // CheckName rejects user names that cannot be shown or logged safely.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
 
 var (
@@ -15,7 +14,7 @@ var (
 	graceHash = testhash.Argon2id("hopper-1906")
 )
 
-func load(t *testing.T, accounts ...caddyauth.Account) *Set {
+func load(t *testing.T, accounts ...Config) *Set {
 	t.Helper()
 	set, err := Load(accounts, "miniapp", caddy.NewReplacer())
 	if err != nil {
@@ -37,7 +36,7 @@ func (c *recordingComparer) Compare(hashed, _ []byte) (bool, error) {
 }
 
 func TestCheck(t *testing.T) {
-	set := load(t, caddyauth.Account{Username: "ada", Password: adaHash}, caddyauth.Account{Username: "grace", Password: graceHash})
+	set := load(t, Config{Username: "ada", Password: adaHash}, Config{Username: "grace", Password: graceHash})
 	if acct, reason, err := set.Check("ada", "lovelace-1815"); err != nil || reason != "" || acct == nil || acct.Name != "ada" {
 		t.Fatalf("right password: %v %q %v", acct, reason, err)
 	}
@@ -58,7 +57,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestUnknownUserComparesFakeHash(t *testing.T) {
-	set := load(t, caddyauth.Account{Username: "ada", Password: adaHash})
+	set := load(t, Config{Username: "ada", Password: adaHash})
 	stub := &recordingComparer{}
 	set.fake.Comparer = stub
 	if _, reason, _ := set.Check("mallory", "x"); reason != ReasonUnknownUser || len(stub.hashes) != 1 || stub.hashes[0] != string(set.fake.hash) {
@@ -72,7 +71,7 @@ func TestUnknownUserComparesFakeHash(t *testing.T) {
 }
 
 func TestFakeHashFollowsMostUsers(t *testing.T) {
-	accounts := []caddyauth.Account{{Username: "a", Password: adaHash}, {Username: "b", Password: graceHash}, {Username: "c", Password: testhash.Argon2id("x")}}
+	accounts := []Config{{Username: "a", Password: adaHash}, {Username: "b", Password: graceHash}, {Username: "c", Password: testhash.Argon2id("x")}}
 	set := load(t, accounts...)
 	if !set.Mixed || hashParams(string(set.fake.hash)) != hashParams(graceHash) {
 		t.Errorf("fake %q, mixed %v: want argon2id parameters of most users", set.fake.hash, set.Mixed)
@@ -108,15 +107,15 @@ func TestFakeHashLike(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct {
-		accounts []caddyauth.Account
+		accounts []Config
 		want     string
 	}{
 		{nil, "at least one user"},
-		{[]caddyauth.Account{{Username: "ada"}}, "name and password hash are required"},
-		{[]caddyauth.Account{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}, `duplicate user "ada"`},
-		{[]caddyauth.Account{{Username: "ada", Password: "plain"}}, "must be bcrypt"},
-		{[]caddyauth.Account{{Username: "a\x1bb", Password: adaHash}}, "control characters"},
-		{[]caddyauth.Account{{Username: strings.Repeat("a", MaxNameLen+1), Password: adaHash}}, "longer than"},
+		{[]Config{{Username: "ada"}}, "name and password hash are required"},
+		{[]Config{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}, `duplicate user "ada"`},
+		{[]Config{{Username: "ada", Password: "plain"}}, "must be bcrypt"},
+		{[]Config{{Username: "a\x1bb", Password: adaHash}}, "control characters"},
+		{[]Config{{Username: strings.Repeat("a", MaxNameLen+1), Password: adaHash}}, "longer than"},
 	} {
 		if _, err := Load(tc.accounts, "miniapp", caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.accounts, err, tc.want)
@@ -133,8 +132,29 @@ func TestIDs(t *testing.T) {
 	if a.Tag() != Tag(a[:TagLen]) {
 		t.Error("the tag is not the ID's first bytes")
 	}
-	set := load(t, caddyauth.Account{Username: "ada", Password: adaHash})
+	set := load(t, Config{Username: "ada", Password: adaHash})
 	if acct, ok := set.ByID(a); !ok || acct.Name != "ada" {
 		t.Errorf("ByID: %v %v", acct, ok)
+	}
+}
+
+// TestProfile: groups, email and display name load as configured, and
+// what headers and pages could not carry as it is is refused.
+func TestProfile(t *testing.T) {
+	set := load(t, Config{Username: "ada", Password: adaHash, Groups: []string{"admins", "staff"}, Email: "ada@example.com", Name: "Ada Lovelace"})
+	ada, _ := set.Lookup("ada")
+	if ada.GroupList != "admins,staff" || !ada.HasGroup("staff") || ada.HasGroup("staf") || ada.Email != "ada@example.com" || ada.FullName != "Ada Lovelace" {
+		t.Errorf("profile %+v", ada)
+	}
+	for _, bad := range []Config{
+		{Groups: []string{"a,b"}}, {Groups: []string{"a b"}}, {Groups: []string{""}}, {Groups: []string{"x", "x"}},
+		{Groups: []string{strings.Repeat("g", 65)}}, {Groups: []string{"a\x00"}},
+		{Email: "nobody"}, {Email: "a@b@c"}, {Email: "@example.com"}, {Email: "a@example.com\r\nX: y"}, {Email: "a b@example.com"},
+		{Name: "Ada\nLovelace"}, {Name: strings.Repeat("n", 257)},
+	} {
+		bad.Username, bad.Password = "ada", adaHash
+		if _, err := Load([]Config{bad}, "miniapp", caddy.NewReplacer()); err == nil {
+			t.Errorf("%+v loaded", bad)
+		}
 	}
 }

@@ -359,6 +359,14 @@ func (b *redisBackend) Revoke(ctx context.Context, id [16]byte, expires time.Tim
 	return b.append(ctx, "k", "r", "i", hex.EncodeToString(id[:]), "v", expires.Unix())
 }
 
+// Use adds the session's last use to the stream.
+func (b *redisBackend) Use(ctx context.Context, id [16]byte, expires, at time.Time) error {
+	if !expires.After(b.opts.Now()) {
+		return nil
+	}
+	return b.append(ctx, "k", "u", "i", hex.EncodeToString(id[:]), "v", expires.Unix(), "t", at.Unix())
+}
+
 func (b *redisBackend) SignOut(ctx context.Context, acct store.AccountID, atLeast uint32) (uint32, error) {
 	hexID := hex.EncodeToString(acct[:])
 	keys := []string{b.base + "signout:" + hexID, b.stream, b.base + "remember"}
@@ -519,6 +527,13 @@ func (b *redisBackend) read(msgs []goredis.XMessage, out []store.Change) []store
 		case "c":
 			if n, ok := store.ParseCounter(v); ok {
 				out = append(out, store.Change{Account: store.AccountID(id), Counter: n})
+			}
+		case "u":
+			at, _ := m.Values["t"].(string)
+			exp, ok1 := store.ParseTime(v)
+			used, ok2 := store.ParseTime(at)
+			if ok1 && ok2 && used > 0 {
+				out = append(out, store.Change{ID: [16]byte(id), Expires: time.Unix(exp, 0), Used: time.Unix(used, 0)})
 			}
 		}
 	}

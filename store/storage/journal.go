@@ -338,9 +338,9 @@ func parseHead(s string) (journalHead, error) {
 	return journalHead{first: n[0], last: n[1], lines: int(n[2]), written: int64(n[3]), remember: time.Duration(n[4]) * time.Second}, nil
 }
 
-// parseJournalLine reads "s <session entry>", "r <id> <expires>" or
-// "c <account> <counter> <until>", with the time until which the entry
-// matters.
+// parseJournalLine reads "s <session entry>", "r <id> <expires>",
+// "u <id> <expires> <used>" or "c <account> <counter> <until>", with the
+// time until which the entry matters.
 func parseJournalLine(line string) (store.Change, int64, bool) {
 	if entry, ok := strings.CutPrefix(line, "s "); ok {
 		e, ok := store.ParseEntry(entry)
@@ -358,6 +358,10 @@ func parseJournalLine(line string) (store.Change, int64, bool) {
 	case f[0] == "r" && len(f) == 3:
 		exp, ok := store.ParseTime(f[2])
 		return store.Change{Revoked: true, ID: [16]byte(key), Expires: time.Unix(exp, 0)}, exp, ok
+	case f[0] == "u" && len(f) == 4:
+		exp, ok1 := store.ParseTime(f[2])
+		used, ok2 := store.ParseTime(f[3])
+		return store.Change{ID: [16]byte(key), Expires: time.Unix(exp, 0), Used: time.Unix(used, 0)}, exp, ok1 && ok2 && used > 0
 	case f[0] == "c" && len(f) == 4:
 		n, ok1 := store.ParseCounter(f[2])
 		until, ok2 := store.ParseTime(f[3])

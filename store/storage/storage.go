@@ -146,6 +146,11 @@ func (b *storageBackend) Revoke(ctx context.Context, id [16]byte, expires time.T
 	return b.appendLine(ctx, "r "+hex.EncodeToString(id[:])+" "+strconv.FormatInt(expires.Unix(), 10), expires.Unix())
 }
 
+// Use appends the session's last use to the journal.
+func (b *storageBackend) Use(ctx context.Context, id [16]byte, expires, at time.Time) error {
+	return b.appendLine(ctx, fmt.Sprintf("u %x %d %d", id, expires.Unix(), at.Unix()), expires.Unix())
+}
+
 // SignOut raises the counter under the storage lock (sign-outs are rare),
 // then tells the other nodes through the journal.
 func (b *storageBackend) SignOut(ctx context.Context, acct store.AccountID, atLeast uint32) (uint32, error) {

@@ -1,0 +1,191 @@
+package miniapp
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
+)
+
+// authPath is the endpoint that other sites, in this Caddy or another
+// server, ask through forward_auth (or nginx's auth_request) whether a
+// request's session is valid.
+const authPath = "/miniapp/auth"
+
+// auth answers whether the request that forward_auth or auth_request
+// forwards carries a valid session for the site it was sent to: 200
+// with Remote-* headers, 403 when a rule of the query refuses the user,
+// and without a session a redirect to the login page for a browser or
+// 401 for any other client (401 with the login page in Location for
+// nginx, which takes no redirect from it).
+func (h *Handler) auth(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
+	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
+	}
+	rules, err := parseRules(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	original, nginx := originalURL(r)
+	w.Header().Set("Cache-Control", "no-store")
+	if sess == nil || !h.covers(r, original.Hostname()) {
+		return h.authSignIn(w, r, f, original, nginx)
+	}
+	if !rules.allow(sess.acct) {
+		return reject(http.StatusForbidden, "this user may not use this site")
+	}
+	h.keepAlive(r, sess)
+	header := w.Header()
+	setRemote(header, "Remote-User", sess.acct.Name)
+	setRemote(header, "Remote-Groups", sess.acct.GroupList)
+	setRemote(header, "Remote-Email", sess.acct.Email)
+	setRemote(header, "Remote-Name", sess.acct.FullName)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// setRemote sets a Remote-* header, or leaves it out when empty.
+func setRemote(header http.Header, name, value string) {
+	if value != "" {
+		header[name] = []string{value}
+	}
+}
+
+// authSignIn answers a forwarded request without a valid session.
+func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, f format, original *url.URL, nginx bool) error {
+	next := "/profile"
+	if h.covers(r, original.Hostname()) {
+		next = original.String()
+	}
+	location := h.signInURL(next)
+	switch {
+	case nginx:
+		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
+		// auth_request_set can send the browser to Location
+		w.Header().Set("Location", location)
+	case f == formatHTML:
+		w.Header().Set("Location", location)
+		write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
+		return nil
+	}
+	w.Header().Set("WWW-Authenticate", h.challenge(r))
+	return reject(http.StatusUnauthorized, "sign in required")
+}
+
+// keepAlive records the session's use when its idle window is half
+// gone: a 2xx answer's headers never reach the browser through
+// forward_auth or auth_request, so the cookie cannot be renewed, and
+// every session check honours the last use instead. It is at most one
+// store write per session per half idle window.
+func (h *Handler) keepAlive(r *http.Request, sess *signedIn) {
+	now := h.clock.Now().Truncate(time.Second)
+	if now.Sub(usedSince(h.shared, sess.Session)) >= time.Duration(h.IdleTimeout)/2 {
+		h.shared.Use(r.Context(), sess.ID, sess.Expires, now)
+	}
+}
+
+// originalURL is the URL of the request that was forwarded for a check:
+// from X-Forwarded-Proto, -Host and -Uri (Caddy's forward_auth,
+// Traefik), or X-Original-URL (nginx, which then reports true), else the
+// request itself. Headers that do not make a URL are left out.
+func originalURL(r *http.Request) (*url.URL, bool) {
+	if raw := r.Header.Get("X-Original-URL"); raw != "" {
+		if u, err := url.Parse(raw); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
+			return u, true
+		}
+	}
+	u := &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
+	if secure(r) {
+		u.Scheme = "https"
+	}
+	if proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); proto == "http" || proto == "https" {
+		u.Scheme = proto
+	}
+	if host, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); validHost(host) {
+		u.Host = host
+	}
+	if uri := r.Header.Get("X-Forwarded-Uri"); strings.HasPrefix(uri, "/") && !strings.HasPrefix(uri, "//") {
+		if ref, err := url.ParseRequestURI(uri); err == nil {
+			u.Path, u.RawPath, u.RawQuery = ref.Path, ref.RawPath, ref.RawQuery
+		}
+	}
+	return u, false
+}
+
+// validHost reports whether s is a host, with an optional port, and
+// nothing else.
+func validHost(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	u, err := url.Parse("http://" + s)
+	return err == nil && u.Host == s && u.User == nil && u.Path == "" && u.RawQuery == ""
+}
+
+// rules are the conditions of one site's check, from the query: every
+// group= parameter names groups of which the user must be in at least
+// one, and every user= parameter users of which the user must be one.
+type rules struct {
+	groups, users [][]string
+}
+
+// parseRules reads group=a,b and user=ada,bob, each repeatable.
+func parseRules(query string) (rules, error) {
+	var out rules
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		v, err := unescape(v)
+		if err != nil {
+			return out, err
+		}
+		names := strings.Split(v, ",")
+		for _, n := range names {
+			if n == "" || account.CheckName(n) != nil {
+				return out, reject(http.StatusBadRequest, "a rule names an empty or invalid group or user")
+			}
+		}
+		switch k {
+		case "group":
+			out.groups = append(out.groups, names)
+		case "user":
+			out.users = append(out.users, names)
+		default:
+			return out, reject(http.StatusBadRequest, "unknown rule: the query takes group= and user=")
+		}
+	}
+	return out, nil
+}
+
+// allow reports whether the account meets every rule.
+func (rs rules) allow(a *account.Account) bool {
+	for _, oneOf := range rs.groups {
+		if !slices.ContainsFunc(oneOf, a.HasGroup) {
+			return false
+		}
+	}
+	for _, oneOf := range rs.users {
+		if !slices.Contains(oneOf, a.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// usedSince is the session's time of last use: its cookie's, or a later
+// one recorded by the endpoint.
+func usedSince(shared *store.Realm, s *session.Session) time.Time {
+	if used := shared.LastUse(s.ID, s.Expires); used.After(s.LastSeen) {
+		return used
+	}
+	return s.LastSeen
+}

@@ -1,0 +1,190 @@
+package miniapp
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+)
+
+// forwarded is a check of /miniapp/auth as Caddy's forward_auth sends
+// it for a request to uri on host.
+func forwarded(c *http.Cookie, host, uri, accept string) request {
+	return request{target: authPath, cookie: c, accept: accept, https: true, header: map[string]string{
+		"Host": "auth.example.test", "X-Forwarded-Proto": "https", "X-Forwarded-Host": host, "X-Forwarded-Uri": uri}}
+}
+
+func TestAuthEndpoint(t *testing.T) {
+	a := domainApp(t, "", "https://auth.example.test/login")
+	login := func(user, password string) *http.Cookie {
+		return sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=" + user + "&password=" + password,
+			https: true, header: map[string]string{"Host": "auth.example.test"}}))
+	}
+	ada, grace := login("ada", adaPassword), login("grace", gracePassword)
+
+	w := a.do(forwarded(ada, "app.example.test", "/page?x=1", "text/html"))
+	if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Remote-User") != "ada" || w.Header().Get("Remote-Groups") != "admins,staff" ||
+		w.Header().Get("Remote-Email") != "ada@example.test" || w.Header().Get("Remote-Name") != "Ada Lovelace" || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("a valid session: %d %v %q", w.Code, w.Header(), w.Body)
+	}
+	if len(w.Result().Cookies()) != 0 {
+		t.Error("the endpoint set a cookie, which forward_auth would never pass on")
+	}
+	w = a.do(forwarded(grace, "app.example.test", "/", ""))
+	if _, has := w.Header()["Remote-Email"]; w.Code != 200 || has || w.Header().Get("Remote-Groups") != "" {
+		t.Errorf("a user without email or groups: %d %v", w.Code, w.Header())
+	}
+
+	// without a session: browsers to the login site with next, others 401
+	w = a.do(forwarded(nil, "app.example.test", "/page?x=1", "text/html,application/xhtml+xml"))
+	if loc := w.Header().Get("Location"); w.Code != 302 || loc != "https://auth.example.test/login?next="+url.QueryEscape("https://app.example.test/page?x=1") {
+		t.Errorf("a browser without a session: %d to %q", w.Code, loc)
+	}
+	for _, accept := range []string{"", "application/json", "*/*"} {
+		if w := a.do(forwarded(nil, "app.example.test", "/", accept)); w.Code != 401 || w.Header().Get("Location") != "" {
+			t.Errorf("Accept %q without a session: %d %q", accept, w.Code, w.Header().Get("Location"))
+		}
+	}
+	// by Accept alone, never by User-Agent
+	r := forwarded(nil, "app.example.test", "/", "application/json")
+	r.header["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+	if w := a.do(r); w.Code != 401 {
+		t.Errorf("a browser's User-Agent asking for JSON: %d", w.Code)
+	}
+	// a host outside the cookie domain: no session there, and next is /profile
+	w = a.do(forwarded(ada, "evil.example.net", "/steal", "text/html"))
+	if loc := w.Header().Get("Location"); w.Code != 302 || loc != "https://auth.example.test/login?next=%2Fprofile" {
+		t.Errorf("a host outside the domain: %d to %q", w.Code, loc)
+	}
+
+	// nginx: 401 with the login page in Location, from X-Original-URL
+	nginx := request{target: authPath, cookie: nil, accept: "text/html", header: map[string]string{
+		"Host": "127.0.0.1:9000", "X-Original-URL": "https://app.example.test/doc?id=7"}}
+	w = a.do(nginx)
+	if loc := w.Header().Get("Location"); w.Code != 401 || loc != "https://auth.example.test/login?next="+url.QueryEscape("https://app.example.test/doc?id=7") {
+		t.Errorf("nginx without a session: %d to %q", w.Code, loc)
+	}
+	nginx.cookie = ada
+	if w := a.do(nginx); w.Code != 200 || w.Header().Get("Remote-User") != "ada" {
+		t.Errorf("nginx with a session: %d", w.Code)
+	}
+
+	// rules
+	for query, want := range map[string][2]int{
+		"group=admins":                      {200, 403},
+		"group=admins,staff":                {200, 403},
+		"group=staff&group=admins":          {200, 403},
+		"group=staff&group=nobody":          {403, 403},
+		"user=grace,bob":                    {403, 200},
+		"user=ada&group=admins":             {200, 403},
+		"group=":                            {400, 400},
+		"factor=3":                          {400, 400},
+		"group=%zz":                         {400, 400},
+		"user=" + strings.Repeat("x", 2000): {400, 400},
+	} {
+		for i, c := range []*http.Cookie{ada, grace} {
+			r := forwarded(c, "app.example.test", "/", "text/html")
+			r.target = authPath + "?" + query
+			if w := a.do(r); w.Code != want[i] {
+				t.Errorf("%s for %s: %d, want %d", query, []string{"ada", "grace"}[i], w.Code, want[i])
+			}
+		}
+	}
+	if w := a.do(request{method: "POST", target: authPath}); w.Code != 405 {
+		t.Errorf("POST: %d", w.Code)
+	}
+
+	// logout ends access on every site at once
+	a.do(request{method: "POST", target: "/logout", cookie: ada, https: true, header: map[string]string{"Host": "auth.example.test"}})
+	if w := a.do(forwarded(ada, "app.example.test", "/", "")); w.Code != 401 {
+		t.Errorf("after logout: %d", w.Code)
+	}
+}
+
+// TestOriginalURL rebuilds the forwarded request's URL from each header
+// style, and ignores headers that do not make one.
+func TestOriginalURL(t *testing.T) {
+	for _, tc := range []struct {
+		header map[string]string
+		want   string
+		nginx  bool
+	}{
+		{map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.example.test", "X-Forwarded-Uri": "/a/b?c=d"}, "https://app.example.test/a/b?c=d", false},
+		{map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.example.test:8080", "X-Forwarded-Uri": "/"}, "http://app.example.test:8080/", false},
+		{map[string]string{"X-Original-URL": "https://app.example.test/x?y=1"}, "https://app.example.test/x?y=1", true},
+		{map[string]string{"X-Original-URL": "javascript:alert(1)"}, "http://auth.example.test/", false},
+		{map[string]string{"X-Forwarded-Proto": "gopher", "X-Forwarded-Host": "a.test/evil", "X-Forwarded-Uri": "//evil.net/x"}, "http://auth.example.test/", false},
+		{map[string]string{"X-Forwarded-Host": "user@evil.net"}, "http://auth.example.test/", false},
+		{nil, "http://auth.example.test/", false},
+	} {
+		r := httptest.NewRequest("GET", "http://auth.example.test"+authPath, nil)
+		for k, v := range tc.header {
+			r.Header.Set(k, v)
+		}
+		u, nginx := originalURL(withCaddyContext(r, false))
+		if u.String() != tc.want || nginx != tc.nginx {
+			t.Errorf("%v: %s %v, want %s %v", tc.header, u, nginx, tc.want, tc.nginx)
+		}
+	}
+}
+
+// TestAuthKeepsSessionsAlive: a user who only uses apps behind the
+// endpoint is not cut off at idle_timeout: the endpoint records the
+// session's use, at most once per half idle window, and every session
+// check honours it.
+func TestAuthKeepsSessionsAlive(t *testing.T) {
+	a := domainApp(t, "", "https://auth.example.test/login")
+	a.h.IdleTimeout = caddy.Duration(10 * time.Minute)
+	c := sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword,
+		https: true, header: map[string]string{"Host": "auth.example.test"}}))
+	for range 6 {
+		a.advance(4 * time.Minute)
+		if w := a.do(forwarded(c, "app.example.test", "/", "")); w.Code != 200 {
+			t.Fatalf("an app used every 4 minutes: %d", w.Code)
+		}
+	}
+	// one write per half idle window: at 8, 16 and 24 minutes
+	if n := journalLines(t, a, "u "); n != 3 {
+		t.Errorf("%d writes of the last use in 24 minutes, want 3", n)
+	}
+	// 24 minutes after the cookie was last renewed, with a 10-minute idle window
+	if w := a.do(request{target: "/profile", cookie: c, https: true, header: map[string]string{"Host": "auth.example.test"}}); w.Code != 200 {
+		t.Errorf("the login site after the apps kept the session alive: %d", w.Code)
+	}
+	a.advance(11 * time.Minute)
+	if w := a.do(forwarded(c, "app.example.test", "/", "")); w.Code != 401 {
+		t.Errorf("idle for longer than idle_timeout: %d", w.Code)
+	}
+}
+
+// journalLines counts the lines of the app's storage journal that begin
+// with prefix.
+func journalLines(t *testing.T, a *testApp, prefix string) int {
+	t.Helper()
+	n := 0
+	root := filepath.Join(a.storage.(*certmagic.FileStorage).Path, "miniapp")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(path, "/journal/") {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		for line := range strings.Lines(string(data)) {
+			if strings.HasPrefix(line, prefix) {
+				n++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,130 @@
+package miniapp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// cookieDomain is the handler's side of one login for many sites: the
+// domain its session cookie is sent to, and where browsers sign in.
+type cookieDomain struct {
+	// name is the cookie domain, lowercase; empty without cookie_domain.
+	name string
+	// cookie is the session cookie's one name on the domain, and secure
+	// whether it is Secure: both fixed by login_url's scheme.
+	cookie string
+	secure bool
+	// loginURL is where a browser without a session signs in: login_url,
+	// or this site's /login.
+	loginURL string
+	// csp is the pages' Content-Security-Policy, whose form-action lets a
+	// form's redirect go on to the domain's sites.
+	csp string
+}
+
+// setDomain reads cookie_domain and login_url.
+func (h *Handler) setDomain() error {
+	h.domain = cookieDomain{loginURL: "/login"}
+	if h.LoginURL != "" {
+		u, err := url.Parse(h.LoginURL)
+		absolute := err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
+		path := err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(h.LoginURL, "/") && !strings.HasPrefix(h.LoginURL, "//")
+		if !absolute && !path || strings.ContainsAny(h.LoginURL, "?#") {
+			return fmt.Errorf("login_url %q must be an http or https URL, or a path, without query or fragment", h.LoginURL)
+		}
+		h.domain.loginURL = h.LoginURL
+		h.domain.secure = u.Scheme == "https"
+	}
+	if h.CookieDomain == "" {
+		return nil
+	}
+	name := strings.TrimPrefix(strings.ToLower(h.CookieDomain), ".")
+	if err := checkCookieDomain(name); err != nil {
+		return fmt.Errorf("cookie_domain %q: %v", h.CookieDomain, err)
+	}
+	u, _ := url.Parse(h.domain.loginURL)
+	if u.Host == "" {
+		return errors.New("cookie_domain needs login_url: the absolute URL of the login site, a host of the domain")
+	}
+	if !underDomain(u.Hostname(), name) {
+		return fmt.Errorf("login_url %q must be on cookie_domain %q", h.LoginURL, name)
+	}
+	h.domain.name = name
+	h.domain.cookie = h.CookieName
+	schemes := "http://" + name + " http://*." + name + " https://" + name + " https://*." + name
+	if h.domain.secure {
+		// __Host- forbids a Domain: __Secure- keeps Secure required
+		h.domain.cookie = "__Secure-" + h.CookieName
+		schemes = "https://" + name + " https://*." + name
+	}
+	h.domain.csp = strings.Replace(pageCSP, "form-action 'self'", "form-action 'self' "+schemes, 1)
+	return nil
+}
+
+// checkCookieDomain refuses a domain that other parties' sites share:
+// a public suffix, an IP address, localhost.
+func checkCookieDomain(name string) error {
+	if net.ParseIP(name) != nil {
+		return errors.New("an IP address cannot have subdomains")
+	}
+	if name == "localhost" {
+		return errors.New("localhost is every machine's own name; give a domain of your own")
+	}
+	if suffix, _ := publicsuffix.PublicSuffix(name); suffix == name {
+		return errors.New("a public suffix: sites of other owners under it would receive the cookie")
+	}
+	return nil
+}
+
+// underDomain reports whether host is the domain or a subdomain of it.
+func underDomain(host, domain string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	return host == domain || strings.HasSuffix(host, "."+domain)
+}
+
+// covers reports whether the session cookie of this handler belongs to
+// host: a host of the cookie domain, or without one, the request's own.
+func (h *Handler) covers(r *http.Request, host string) bool {
+	if h.domain.name != "" {
+		return underDomain(host, h.domain.name)
+	}
+	return strings.EqualFold(host, requestHost(r))
+}
+
+// safeNext returns next when it is safe to send the browser to after
+// signing in: a path on this site (resolved), or with cookie_domain an
+// absolute http(s) URL of a host of the domain, https only when this
+// page is served over HTTPS. Anything else is "".
+func (h *Handler) safeNext(r *http.Request, next string) string {
+	if strings.HasPrefix(next, "/") || h.domain.name == "" {
+		return safeNext(next)
+	}
+	if len(next) > maxFieldLen {
+		return ""
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= 0x20 || c == 0x7f || c == '\\' || c >= 0x80 {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.User != nil || u.Opaque != "" || !underDomain(u.Hostname(), h.domain.name) ||
+		!(u.Scheme == "https" || u.Scheme == "http" && !secure(r)) {
+		return ""
+	}
+	return u.String()
+}
+
+// signInURL is the login page with next, for a browser sent to sign in.
+func (h *Handler) signInURL(next string) string {
+	if next == "" {
+		return h.domain.loginURL
+	}
+	return h.domain.loginURL + "?next=" + url.QueryEscape(next)
+}
