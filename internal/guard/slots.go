@@ -75,8 +75,9 @@ func laneKey(key string, known bool) string {
 }
 
 // Acquire waits for a slot in the lane of key (an account's for its
-// known devices, a client's otherwise) up to the limit's wait or the end
-// of the request; give it back with Release.
+// known devices, a client's otherwise) up to the limit's wait for itself
+// and for each check ahead of it in its lane, or the end of the request;
+// give it back with Release.
 func (l *Slots) Acquire(ctx context.Context, key string, known bool) error {
 	l.mu.Lock()
 	ln := l.lanes[laneKey(key, known)]
@@ -90,13 +91,19 @@ func (l *Slots) Acquire(ctx context.Context, key string, known bool) error {
 	}
 	handed := make(chan struct{}, 1)
 	ln.waiting = append(ln.waiting, handed)
+	// a check behind others of its own lane waits for them too: the
+	// wait runs once for each check ahead of it in the lane
+	ahead := len(ln.waiting) - 1
+	if ln.running {
+		ahead++
+	}
 	if len(ln.waiting) == 1 && !ln.running {
 		l.ready(ln)
 	}
 	l.dispatch()
 	l.mu.Unlock()
 
-	timer := time.NewTimer(l.wait)
+	timer := time.NewTimer(l.wait * time.Duration(ahead+1))
 	defer timer.Stop()
 	select {
 	case <-handed:

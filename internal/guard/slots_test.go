@@ -134,3 +134,26 @@ func TestSlotsBusy(t *testing.T) {
 		t.Errorf("%d checks waiting, want %d", l.waiting(), maxWaiting)
 	}
 }
+
+// TestSlotsWaitBehindOwnLane: a check behind others of its own lane
+// waits for each of them too, so ten logins from one address that take
+// longer than one wait together all get their turn.
+func TestSlotsWaitBehindOwnLane(t *testing.T) {
+	l := NewSlots(1, 50*time.Millisecond)
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() {
+			err := l.Acquire(context.Background(), "office", false)
+			if err == nil {
+				time.Sleep(30 * time.Millisecond) // a check: five take 150 ms, three waits
+				l.Release("office", false)
+			}
+			errs <- err
+		}()
+	}
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Errorf("a login behind its own address's: %v", err)
+		}
+	}
+}
