@@ -354,7 +354,10 @@ func TestDevicesForgotten(t *testing.T) {
 // flood all get in (with known devices always first, they waited out
 // their 2 s).
 func TestDeviceFloodFair(t *testing.T) {
+	// checks slow enough that the flood always has one waiting
+	slow := string(must(bcrypt.GenerateFromPassword([]byte(gracePassword), 8)))
 	a := newApp(t, "", func(h *Handler) {
+		h.Accounts = []Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: slow}}
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
 		h.guard.Slots = guard.NewSlots(1, 2*time.Second)
 	})
