@@ -168,7 +168,7 @@ func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 
 // entry is the index entry of a session that begins now.
 func (s *signedIn) entry(address, device string) store.Entry {
-	return store.Entry{ID: s.ID, Account: store.AccountID(s.acct.ID), Counter: s.Counter, Started: s.Issued, Expires: s.Expires, Address: address, Device: device}
+	return store.Entry{ID: s.ID, Account: store.AccountID(s.acct.ID), Counter: s.Counter, Started: s.Issued, Expires: s.Expires, Generation: s.Generation, Address: address, Device: device}
 }
 
 // setCookie sends the sealed session, kept by the browser until the

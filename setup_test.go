@@ -235,7 +235,9 @@ func (a *testApp) newSession(name string) *session.Session {
 		a.t.Fatalf("no user %q", name)
 	}
 	counter := a.h.shared.Counter(context.Background(), store.AccountID(acct.ID))
-	return session.New(name, acct.ID.Tag(), counter, a.h.clock.Now(), time.Duration(a.h.SessionLifetime))
+	s := session.New(name, acct.ID.Tag(), counter, a.h.clock.Now(), time.Duration(a.h.SessionLifetime))
+	s.Generation = a.h.shared.Generation()
+	return s
 }
 
 // seal seals a session as a cookie over plain HTTP for the test

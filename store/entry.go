@@ -24,6 +24,8 @@ type Entry struct {
 	// Started is when the user signed in; Expires when the session ends
 	// at the latest.
 	Started, Expires time.Time
+	// Generation is the store's generation the session was issued under.
+	Generation uint64
 	// Address is the client address at login.
 	Address string
 	// Device is a short name of the browser and system, made of known
@@ -32,21 +34,27 @@ type Entry struct {
 }
 
 // String encodes the entry as one line of text for a store: the ID, the
-// account, the counter, the times, the address and the device name,
-// which comes last as it holds spaces.
+// account, the counter, the times, the generation, the address and the
+// device name, which comes last as it holds spaces.
 func (e Entry) String() string {
 	return strings.Join([]string{
 		hex.EncodeToString(e.ID[:]), hex.EncodeToString(e.Account[:]), strconv.FormatUint(uint64(e.Counter), 10),
-		strconv.FormatInt(e.Started.Unix(), 10), strconv.FormatInt(e.Expires.Unix(), 10), e.Address, e.Device,
+		strconv.FormatInt(e.Started.Unix(), 10), strconv.FormatInt(e.Expires.Unix(), 10),
+		strconv.FormatUint(e.Generation, 10), e.Address, e.Device,
 	}, " ")
 }
 
 // ParseEntry reads an entry written by String.
 func ParseEntry(s string) (Entry, bool) {
-	f := strings.SplitN(s, " ", 7)
-	if len(f) != 7 {
+	f := strings.SplitN(s, " ", 8)
+	if len(f) != 8 {
 		return Entry{}, false
 	}
+	generation, err := strconv.ParseUint(f[5], 10, 64)
+	if err != nil {
+		return Entry{}, false
+	}
+	f = slices.Delete(f, 5, 6)
 	id, err1 := hex.DecodeString(f[0])
 	acct, err2 := hex.DecodeString(f[1])
 	counter, ok := ParseCounter(f[2])
@@ -63,7 +71,7 @@ func ParseEntry(s string) (Entry, bool) {
 	}
 	return Entry{
 		ID: [16]byte(id), Account: AccountID(acct), Counter: counter,
-		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0),
+		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0), Generation: generation,
 		Address: f[5], Device: deviceLabel(f[6]),
 	}, true
 }

@@ -126,6 +126,15 @@ func (x *sessionIndex) signedOut(acct AccountID, counter uint32) {
 	}
 }
 
+// keep drops the sessions of every generation but this one.
+func (x *sessionIndex) keep(generation uint64) {
+	for id := range x.owner {
+		if e, ok := x.find(id); ok && e.Generation != generation {
+			x.remove(id)
+		}
+	}
+}
+
 // expire drops the sessions whose hour of expiry has passed.
 func (x *sessionIndex) expire(now time.Time) {
 	current := now.Unix() / 3600

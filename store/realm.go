@@ -246,13 +246,15 @@ func (rv *Realm) applyLocked(c Change) {
 	switch {
 	case c.Generation != 0:
 		if rv.generation != 0 && c.Generation != rv.generation {
-			// the revocations and sessions held belong to the old
-			// generation, whose sessions are all refused now
+			// every session of the old generation is refused now; the
+			// sign-out counters start again from the store's, which lost
+			// them too, and the index keeps the new generation's alone
+			// (backends report a new generation before what they read
+			// with it). Revocations stay: they harm nothing.
 			rv.logger.Error("the store lost the realm's data: every session issued before is refused, and users sign in again",
 				zap.Int("sessions", len(rv.sessions.owner)))
-			rv.byHour = make(map[int64]map[[16]byte]struct{})
-			rv.used = make(map[int64]map[[16]byte]int64)
-			rv.sessions = newSessionIndex()
+			rv.users = make(map[AccountID]uint32)
+			rv.sessions.keep(c.Generation)
 		}
 		rv.generation = c.Generation
 	case !c.Used.IsZero():
@@ -264,8 +266,10 @@ func (rv *Realm) applyLocked(c Change) {
 		}
 		ids[c.ID] = max(ids[c.ID], c.Used.Unix())
 	case c.Login != nil:
-		// a login read after its logout or sign-out is not indexed
-		if _, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]; !revoked && c.Login.Counter >= rv.users[c.Login.Account] {
+		// a login read after its logout or sign-out, or of another
+		// generation, is not indexed
+		_, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]
+		if !revoked && c.Login.Counter >= rv.users[c.Login.Account] && (rv.generation == 0 || c.Login.Generation == rv.generation) {
 			rv.sessions.add(*c.Login)
 		}
 	case c.Revoked:
@@ -287,14 +291,16 @@ func (rv *Realm) applyLocked(c Change) {
 // then and began under the sign-out counter and the store's generation,
 // was logged out here or on another instance (within the store's
 // window), belongs to an account that signed out everywhere since it
-// began, or to a generation the store has lost. A session of generation
-// 0 was issued while the store was out of reach since its node started.
+// began, or to another generation than the store's. A session of
+// generation 0 was issued while the store was out of reach since its node
+// started: nothing tells whether the store lost its data since, so it is
+// refused too once the generation is known.
 func (rv *Realm) Revoked(acct AccountID, id [16]byte, expires time.Time, counter uint32, generation uint64) bool {
 	rv.mu.RLock()
 	_, revoked := rv.byHour[expires.Unix()/3600][id]
 	current, now := rv.users[acct], rv.generation
 	rv.mu.RUnlock()
-	return revoked || counter < current || (generation != 0 && now != 0 && generation != now)
+	return revoked || counter < current || (now != 0 && generation != now)
 }
 
 // LastUse is when the session id, which expires then, was last used

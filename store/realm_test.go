@@ -63,34 +63,47 @@ func TestRealmExpire(t *testing.T) {
 }
 
 // TestRealmGeneration: once the store reports a new generation, the
-// sessions of the old one are refused and what was held of them goes;
-// sessions of generation 0 (issued while the store was out of reach) and
-// of the new one are not refused for it.
+// sessions of the old one (and of none) are refused, the index keeps the
+// new generation's sessions alone, the sign-out counters start again from
+// the store's, and revocations stay, so that a logout read in the same
+// batch as the change is never lost.
 func TestRealmGeneration(t *testing.T) {
 	core, logs := observer.New(zap.DebugLevel)
 	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.New(core)})
 	acct := AccountID(random(16))
 	old := indexEntry(acct, time.Now().Truncate(time.Second))
+	old.Generation = 7
+	if rv.Revoked(acct, old.ID, old.Expires, 1, 0) {
+		t.Fatal("a session refused while the generation is not known")
+	}
 	rv.mu.Lock()
 	rv.applyLocked(Change{Generation: 7})
 	rv.applyLocked(Change{Login: &old})
-	rv.applyLocked(Change{Revoked: true, ID: [16]byte{1}, Expires: old.Expires})
+	rv.applyLocked(Change{Account: acct, Counter: 5})
 	rv.mu.Unlock()
-	if rv.Generation() != 7 || rv.Revoked(acct, old.ID, old.Expires, 1, 7) || logs.Len() != 0 {
+	if rv.Generation() != 7 || rv.Revoked(acct, old.ID, old.Expires, 5, 7) || logs.Len() != 0 {
 		t.Fatalf("the first generation reported: %d, or a session of it refused, or %d lines logged", rv.Generation(), logs.Len())
 	}
+	fresh := indexEntry(acct, time.Now().Truncate(time.Second))
+	fresh.Generation, fresh.Counter = 9, 0
+	loggedOut := [16]byte{1}
 	rv.mu.Lock()
-	rv.applyLocked(Change{Generation: 7})
 	rv.applyLocked(Change{Generation: 9})
+	rv.applyLocked(Change{Revoked: true, ID: loggedOut, Expires: old.Expires})
+	rv.applyLocked(Change{Login: &fresh})
+	rv.applyLocked(Change{Login: &old}) // the old generation's, read late
 	rv.mu.Unlock()
-	if !rv.Revoked(acct, old.ID, old.Expires, 1, 7) {
-		t.Error("a session of the lost generation accepted")
+	if !rv.Revoked(acct, old.ID, old.Expires, 5, 7) || !rv.Revoked(acct, old.ID, old.Expires, 5, 0) {
+		t.Error("a session of the lost generation, or of none, accepted")
 	}
-	if rv.Revoked(acct, old.ID, old.Expires, 1, 9) || rv.Revoked(acct, old.ID, old.Expires, 1, 0) {
-		t.Error("a session of the new generation, or of none, refused")
+	if rv.Revoked(acct, fresh.ID, fresh.Expires, 0, 9) {
+		t.Error("a session of the new generation under the store's new counter refused")
 	}
-	if listed, _ := rv.Sessions(nil, acct, [16]byte{}); len(listed) != 0 || rv.Revocations() != 0 {
-		t.Errorf("the lost generation's sessions (%d) or revocations (%d) kept", len(listed), rv.Revocations())
+	if !rv.Revoked(acct, loggedOut, old.Expires, 0, 9) {
+		t.Error("a logout read with the new generation lost")
+	}
+	if listed, _ := rv.Sessions(nil, acct, [16]byte{}); len(listed) != 1 || listed[0].ID != fresh.ID {
+		t.Errorf("listed %+v, want the new generation's session alone", listed)
 	}
 	if logs.FilterMessageSnippet("lost the realm's data").Len() != 1 {
 		t.Errorf("%d lines logged for the loss, want 1", logs.Len())

@@ -180,15 +180,17 @@ func contractSessionIndex(t *testing.T, a, b store.Backend, clk *session.Clock) 
 	ctx := context.Background()
 	acct, brief := store.AccountID(session.Random(16)), store.AccountID(session.Random(16))
 	now := clk.Now().Truncate(time.Second)
+	// sessions of the store's generation, as a login makes them
+	syncUntil(t, writer, func() bool { return writer.Generation() != 0 })
 	var entries []store.Entry
 	for i := range listedSessions + 2 {
 		e := entryOf(acct, now.Add(time.Duration(i)*time.Second))
-		e.Counter = 0
+		e.Counter, e.Generation = 0, writer.Generation()
 		writer.Login(ctx, e)
 		entries = append(entries, e)
 	}
 	short := entryOf(brief, now)
-	short.Expires = now.Add(time.Minute)
+	short.Expires, short.Generation = now.Add(time.Minute), writer.Generation()
 	writer.Login(ctx, short)
 	newest := len(entries) - 1
 	syncUntil(t, reader, func() bool {

@@ -444,6 +444,7 @@ func (b *redisBackend) once(ctx context.Context, key string, create func() ([]by
 // change when it is not the one reported before.
 func (b *redisBackend) checkGeneration(ctx context.Context) ([]store.Change, error) {
 	data, err := b.once(ctx, b.base+"generation", func() ([]byte, error) {
+		b.opts.Logger.Info("the realm has no generation in Redis (a new Redis, or one that lost its data): making one; sessions issued under another are refused")
 		return []byte(strconv.FormatUint(store.NewGeneration(), 10)), nil
 	})
 	if err != nil {
@@ -460,13 +461,19 @@ func (b *redisBackend) checkGeneration(ctx context.Context) ([]store.Change, err
 	return []store.Change{{Generation: g}}, nil
 }
 
-// Changes reads the whole stream on the first call, and afterwards
-// waits up to a second for entries after the last one read.
+// Changes reads the stream's new entries and the realm's generation.
 func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
-	out, err := b.checkGeneration(ctx)
-	if err != nil {
-		return nil, err
-	}
+	out, err := b.read(ctx)
+	// checked after the entries, and reported before them: whatever
+	// generation they were written under, they apply after its change
+	generation, gerr := b.checkGeneration(ctx)
+	return append(generation, out...), errors.Join(err, gerr)
+}
+
+// read reads the whole stream on the first call, and afterwards waits up
+// to a second for entries after the last one read.
+func (b *redisBackend) read(ctx context.Context) ([]store.Change, error) {
+	var out []store.Change
 	if b.cursor == "" {
 		for {
 			start := "-"
@@ -478,7 +485,7 @@ func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
 				// the pages read are kept; XREAD goes on from the cursor
 				return out, err
 			}
-			out = b.read(msgs, out)
+			out = b.parse(msgs, out)
 			if len(msgs) < 10000 {
 				break
 			}
@@ -496,13 +503,13 @@ func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
 		return out, err
 	}
 	for _, s := range streams {
-		out = b.read(s.Messages, out)
+		out = b.parse(s.Messages, out)
 	}
 	return out, nil
 }
 
-// read turns stream entries into changes, moving the cursor past them.
-func (b *redisBackend) read(msgs []goredis.XMessage, out []store.Change) []store.Change {
+// parse turns stream entries into changes, moving the cursor past them.
+func (b *redisBackend) parse(msgs []goredis.XMessage, out []store.Change) []store.Change {
 	for _, m := range msgs {
 		b.cursor = m.ID
 		k, _ := m.Values["k"].(string)

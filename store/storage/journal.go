@@ -126,7 +126,10 @@ func (b *storageBackend) Changes(ctx context.Context) ([]store.Change, error) {
 		return nil, errors.Join(errs...)
 	}
 	out, err := b.readPeers(ctx)
-	out, gerr := b.checkGeneration(ctx, out)
+	// checked after the entries, and reported before them: whatever
+	// generation they were written under, they apply after its change
+	generation, gerr := b.checkGeneration(ctx)
+	out = append(generation, out...)
 	if err == nil && gerr == nil {
 		b.latest, b.readAll = string(latest), now
 	}
