@@ -185,7 +185,9 @@ func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
 		acct := store.AccountID(u.acct.ID)
 		listed, others := u.h.shared.Sessions(nil, acct, [16]byte{})
 		ended += len(listed) + others
-		u.h.shared.SignOutEverywhere(r.Context(), acct)
+		if !u.h.shared.SignOutEverywhere(r.Context(), acct) {
+			return apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
+		}
 		metrics.logouts.Inc()
 		u.h.logger.Info("signed out everywhere", zap.String("user", name), zap.Int("sessions", len(listed)+others),
 			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))

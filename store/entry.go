@@ -82,7 +82,8 @@ const lastTime = 253402300799
 
 // MaxCounter is the highest sign-out counter: a billion sign-outs of one
 // account. A store entry with a higher one is refused like a forged
-// cookie, so a counter can never wrap around.
+// cookie, so a counter can never wrap around; a stored counter at it
+// cannot be raised, and a backend's sign-out starts again from 0 there.
 const MaxCounter = 1 << 30
 
 // ParseCounter reads a sign-out counter, refusing an impossible one.

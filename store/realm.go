@@ -409,13 +409,21 @@ func (rv *Realm) EndSession(ctx context.Context, acct *AccountID, id [16]byte) (
 
 // SignOutEverywhere ends every session of the account issued so far, on
 // every instance, by raising its sign-out counter above theirs: at once
-// here, and in the store to at least the same value.
-func (rv *Realm) SignOutEverywhere(ctx context.Context, acct AccountID) {
+// here, and in the store to at least the same value. It reports false,
+// and logs why, when the counter is at MaxCounter and cannot be raised
+// (a value only a forged store entry gives).
+func (rv *Realm) SignOutEverywhere(ctx context.Context, acct AccountID) bool {
 	rv.mu.Lock()
-	atLeast := min(rv.users[acct]+1, MaxCounter)
+	if rv.users[acct] >= MaxCounter {
+		rv.mu.Unlock()
+		rv.logger.Error("the account's sign-out counter is at its limit and cannot be raised: its sessions were not ended (the store holds a forged counter)")
+		return false
+	}
+	atLeast := rv.users[acct] + 1
 	rv.applyLocked(Change{Account: acct, Counter: atLeast})
 	rv.mu.Unlock()
 	rv.write(ctx, pendingWrite{signOut: true, acct: acct, atLeast: atLeast})
+	return true
 }
 
 // AddDevice records a browser that signed in to the account as one of

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -107,5 +108,27 @@ func TestRealmGeneration(t *testing.T) {
 	}
 	if logs.FilterMessageSnippet("lost the realm's data").Len() != 1 {
 		t.Errorf("%d lines logged for the loss, want 1", logs.Len())
+	}
+}
+
+// TestSignOutAtLimit: an account whose counter is at MaxCounter (a
+// forged store value) is not silently left signed in: the sign-out
+// reports false and logs why; below it, the counter rises by one.
+func TestSignOutAtLimit(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.New(core)})
+	acct := AccountID(random(16))
+	rv.mu.Lock()
+	rv.applyLocked(Change{Account: acct, Counter: MaxCounter})
+	rv.applyLocked(Change{Account: AccountID{1}, Counter: MaxCounter + 1})
+	rv.mu.Unlock()
+	if rv.SignOuts(AccountID{1}) != 0 {
+		t.Error("a counter above MaxCounter taken in")
+	}
+	if rv.SignOutEverywhere(context.Background(), acct) || logs.FilterMessageSnippet("at its limit").Len() != 1 {
+		t.Errorf("a sign-out at the limit reported done, or logged %d lines", logs.Len())
+	}
+	if rv.SignOuts(acct) != MaxCounter {
+		t.Errorf("the counter moved to %d", rv.SignOuts(acct))
 	}
 }

@@ -323,11 +323,11 @@ return 1
 // signOutScript raises the counter KEYS[1] by one and to at least
 // ARGV[3], and adds the change to the stream KEYS[2], trimmed by the
 // realm's longest lifetime (KEYS[3]). A stored counter that cannot be
-// true (above ARGV[5]) is refused like a forged cookie: the raise starts
-// from 0.
+// true or cannot be raised (ARGV[5] or above) is refused like a forged
+// cookie: the raise starts from 0.
 var signOutScript = goredis.NewScript(`local rk = 3` + trimLua + `
 local n = tonumber(redis.call('GET', KEYS[1])) or 0
-if n > tonumber(ARGV[5]) then
+if n >= tonumber(ARGV[5]) then
 	n = 0
 end
 n = math.max(n + 1, tonumber(ARGV[3]))

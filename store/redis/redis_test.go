@@ -110,6 +110,13 @@ func TestRedisImpossibleValues(t *testing.T) {
 	if n, err := b.SignOut(ctx, acct, 1); err != nil || n != 1 {
 		t.Errorf("sign-out over an impossible counter: %d, %v; want 1", n, err)
 	}
+	// one at the limit cannot be raised: refused likewise
+	if err := b.client.Set(ctx, key, store.MaxCounter, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.SignOut(ctx, acct, 3); err != nil || n != 3 {
+		t.Errorf("sign-out over a counter at the limit: %d, %v; want 3", n, err)
+	}
 	_, _ = reader.Changes(ctx)
 	if err := b.client.XAdd(ctx, &goredis.XAddArgs{Stream: b.stream, Values: []any{"k", "c", "i", fmt.Sprintf("%x", acct), "v", "4294967295"}}).Err(); err != nil {
 		t.Fatal(err)

@@ -286,6 +286,12 @@ func TestJournalImpossibleValues(t *testing.T) {
 	if n, err := reader.SignOut(ctx, store.AccountID(acct), 1); err != nil || n != 1 {
 		t.Errorf("sign-out over an impossible counter: %d, %v; want 1", n, err)
 	}
+	if err := files.Store(ctx, reader.counterKey(store.AccountID(acct)), []byte(strconv.Itoa(store.MaxCounter))); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := reader.SignOut(ctx, store.AccountID(acct), 3); err != nil || n != 3 {
+		t.Errorf("sign-out over a counter at the limit: %d, %v; want 3", n, err)
+	}
 }
 
 // TestJournalRemembersLongestLifetime: a node's head announces its

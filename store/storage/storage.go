@@ -163,6 +163,9 @@ func (b *storageBackend) SignOut(ctx context.Context, acct store.AccountID, atLe
 	if err != nil {
 		return 0, err
 	}
+	if stored >= store.MaxCounter {
+		stored = 0 // cannot be raised: refused like a forged cookie
+	}
 	n := max(stored+1, atLeast)
 	if err := b.storage.Store(ctx, key, []byte(strconv.FormatUint(uint64(n), 10))); err != nil {
 		return 0, fmt.Errorf("storing %s: %v", key, err)
