@@ -115,7 +115,9 @@ func accountsOf(r *http.Request) (string, []userSessions, error) {
 	var out []userSessions
 	for _, h := range handlers {
 		acct, ok := h.accounts.Lookup(name)
-		if ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.ID == acct.ID && u.h.shared == h.shared }) {
+		// handlers of one realm and store share its state, even where
+		// their lifetimes give them two copies of it in memory
+		if ok && !slices.ContainsFunc(out, func(u userSessions) bool { return u.acct.ID == acct.ID && u.h.store.Place() == h.store.Place() }) {
 			out = append(out, userSessions{h, acct})
 		}
 	}

@@ -166,7 +166,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	if err != nil {
 		return err
 	}
-	place, wait, err := h.guard.Enter(r.Context(), in.guardLogin(), h.clock.Now())
+	place, wait, err := h.guard.Enter(r.Context(), h.guardLogin(in), h.clock.Now())
 	switch {
 	case errors.Is(err, guard.ErrNoSlot):
 		return h.tooMany(w, in, wait, "login refused: too many password checks in progress", "too many logins in progress; try again shortly")

@@ -310,10 +310,11 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput,
 
 // guardLogin names the login for the guard: its client, and its known
 // device and account when it has one.
-func (in loginInput) guardLogin() guard.Login {
+func (h *Handler) guardLogin(in loginInput) guard.Login {
 	login := guard.Login{Client: guard.ClientKey(in.ip)}
 	if in.device != nil {
-		login.Device, login.Account = guard.DeviceKey(in.device.ID), in.name
+		// the slots serve every realm of the process
+		login.Device, login.Account = guard.DeviceKey(in.device.ID), h.Realm+"\x00"+in.name
 	}
 	return login
 }

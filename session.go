@@ -240,8 +240,13 @@ func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 		return nil
 	}
 	acct, known := h.accounts.Lookup(name)
-	if !known || d.Account != acct.ID.Tag() || d.Counter < h.shared.SignOuts(store.AccountID(acct.ID)) ||
-		!h.shared.KnownDevice(r.Context(), store.AccountID(acct.ID), d.ID) {
+	if !known || d.Account != acct.ID.Tag() {
+		return nil
+	}
+	// the store's counter, as a sign out everywhere long ago may have
+	// left this node's memory since
+	id := store.AccountID(acct.ID)
+	if d.Counter < h.shared.Counter(r.Context(), id) || !h.shared.KnownDevice(r.Context(), id, d.ID) {
 		return nil
 	}
 	return d

@@ -455,6 +455,8 @@ func (rv *Realm) KnownDevice(ctx context.Context, acct AccountID, id [16]byte) b
 // KeySet returns the realm's generated key set from the store, made by
 // create when there is none.
 func (rv *Realm) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
 	return rv.store.KeySet(ctx, create)
 }
 

@@ -49,7 +49,7 @@ func New(user string, tag account.Tag, counter uint32, now time.Time, lifetime t
 		Account:  tag,
 		Counter:  counter,
 		Issued:   now,
-		Expires:  now.Add(lifetime),
+		Expires:  now.Add(wholeSeconds(lifetime)),
 		LastSeen: now,
 	}
 }
@@ -62,7 +62,13 @@ func New(user string, tag account.Tag, counter uint32, now time.Time, lifetime t
 // earlier config too.
 func (s *Session) Live(now time.Time, lifetime, idle time.Duration) bool {
 	now = now.Truncate(time.Second)
-	return !now.After(s.Expires) && now.Sub(s.Issued) <= lifetime && now.Sub(s.LastSeen) <= idle
+	return !now.After(s.Expires) && now.Sub(s.Issued) <= wholeSeconds(lifetime) && now.Sub(s.LastSeen) <= wholeSeconds(idle)
+}
+
+// wholeSeconds rounds d up to the cookie's resolution, so that a window
+// of a fraction of a second more is not cut short.
+func wholeSeconds(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
 }
 
 // Renewed returns the session with now as its time of last use once

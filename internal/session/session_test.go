@@ -68,3 +68,19 @@ func TestMaxAge(t *testing.T) {
 		t.Error("two sessions share an ID")
 	}
 }
+
+// TestLiveFractional: windows of a fraction of a second more are never
+// cut short by the cookie's whole seconds.
+func TestLiveFractional(t *testing.T) {
+	login := time.Unix(1000, 900_000_000)
+	s := New("ada", [8]byte{}, 0, login, 2500*time.Millisecond)
+	if !s.Live(login.Add(1400*time.Millisecond), time.Hour, 1500*time.Millisecond) {
+		t.Error("refused 1.4 s after login with idle_timeout 1.5s")
+	}
+	if !s.Live(login.Add(2400*time.Millisecond), 2500*time.Millisecond, time.Hour) {
+		t.Error("refused 2.4 s after login with session_lifetime 2.5s")
+	}
+	if s.Live(login.Add(4200*time.Millisecond), 2500*time.Millisecond, time.Hour) {
+		t.Error("accepted 4.2 s after login with session_lifetime 2.5s")
+	}
+}

@@ -113,7 +113,11 @@ func (b *storageBackend) Changes(ctx context.Context) ([]store.Change, error) {
 		return nil, err
 	}
 	errs := []error{b.sendUnsent(ctx), b.tend(ctx)}
-	latest, err := b.storage.Load(ctx, b.latestKey())
+	latest, err := b.load(ctx, b.latestKey(), maxRecordBytes)
+	if errors.Is(err, errTooLarge) {
+		b.warnOnce("latest", "size", "the latest journal entry's file is larger than it can be; it is taken as absent", nil)
+		latest, err = nil, nil
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, errors.Join(append(errs, fmt.Errorf("reading %s: %v", b.latestKey(), err))...)
 	}
@@ -242,20 +246,9 @@ func (b *storageBackend) readPeer(ctx context.Context, node string, out []store.
 // loadSegment reads the complete lines of one segment, refusing one
 // larger than a segment can be.
 func (b *storageBackend) loadSegment(ctx context.Context, node string, seq uint64) ([]string, error) {
-	key := b.segmentKey(node, seq)
-	info, err := b.storage.Stat(ctx, key)
+	data, err := b.load(ctx, b.segmentKey(node, seq), maxSegmentBytes)
 	if err != nil {
 		return nil, err
-	}
-	if info.Size > maxSegmentBytes {
-		return nil, errTooLarge
-	}
-	data, err := b.storage.Load(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSegmentBytes {
-		return nil, errTooLarge // grown since its size was read
 	}
 	entries := strings.SplitAfter(string(data), "\n")
 	if n := len(entries); n > 0 && !strings.HasSuffix(entries[n-1], "\n") {
@@ -263,7 +256,6 @@ func (b *storageBackend) loadSegment(ctx context.Context, node string, seq uint6
 	}
 	return entries, nil
 }
-
 // skipMissing moves past a missing segment to the next one that exists,
 // found with one listing of the node's folder; when none of the head's
 // range is left, the journal is read up to its head, with a warning.
@@ -301,15 +293,15 @@ func (b *storageBackend) warnOnce(node, kind, msg string, err error) {
 	b.opts.Logger.Warn(msg, fields...)
 }
 
-// Faults of other nodes' journals.
-var (
-	errBadHead  = errors.New("journal head cannot be true")
-	errTooLarge = errors.New("journal segment larger than a segment can be")
-)
+// errBadHead is the error of a journal head that cannot be true.
+var errBadHead = errors.New("journal head cannot be true")
 
 // loadHead reads a node's journal head.
 func (b *storageBackend) loadHead(ctx context.Context, node string) (journalHead, error) {
-	data, err := b.storage.Load(ctx, b.headKey(node))
+	data, err := b.load(ctx, b.headKey(node), maxRecordBytes)
+	if errors.Is(err, errTooLarge) {
+		return journalHead{}, errBadHead
+	}
 	if err != nil {
 		return journalHead{}, err
 	}

@@ -22,7 +22,7 @@ func (b *storageBackend) KeySet(ctx context.Context, create func() ([]byte, erro
 // tried again a few times, reading first whether another instance has
 // made the record meanwhile.
 func (b *storageBackend) once(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
-	data, err := b.storage.Load(ctx, key)
+	data, err := b.load(ctx, key, maxRecordBytes)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
 	}
@@ -31,7 +31,7 @@ func (b *storageBackend) once(ctx context.Context, key string, create func() ([]
 			if !store.Sleep(ctx, time.Duration(attempt)*200*time.Millisecond) {
 				return nil, ctx.Err()
 			}
-			data, err := b.storage.Load(ctx, key)
+			data, err := b.load(ctx, key, maxRecordBytes)
 			if !errors.Is(err, fs.ErrNotExist) {
 				return data, err
 			}
@@ -47,7 +47,7 @@ func (b *storageBackend) once(ctx context.Context, key string, create func() ([]
 // create stores a new record unless another instance did while this
 // one waited for the lock.
 func (b *storageBackend) create(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
-	data, err := b.storage.Load(ctx, key)
+	data, err := b.load(ctx, key, maxRecordBytes)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
 	}

@@ -196,7 +196,7 @@ func (b *storageBackend) sendUnsent(ctx context.Context) error {
 }
 
 func (b *storageBackend) Counter(ctx context.Context, acct store.AccountID) (uint32, error) {
-	value, err := b.storage.Load(ctx, b.counterKey(acct))
+	value, err := b.load(ctx, b.counterKey(acct), maxRecordBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -210,6 +210,31 @@ func (b *storageBackend) Counter(ctx context.Context, acct store.AccountID) (uin
 		return 0, nil
 	}
 	return n, nil
+}
+
+// maxRecordBytes bounds the small files a sync or a login reads (the
+// latest entry, heads, counters, device lists, the generation, the key
+// set): files on a shared disk are input like any other.
+const maxRecordBytes = 16 << 10
+
+// errTooLarge is the error of a file larger than it can be.
+var errTooLarge = errors.New("larger than it can be")
+
+// load reads a file of at most limit bytes: a larger one is an error,
+// and is not read whole.
+func (b *storageBackend) load(ctx context.Context, key string, limit int64) ([]byte, error) {
+	info, err := b.storage.Stat(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if info.Size > limit {
+		return nil, fmt.Errorf("%s: %w", key, errTooLarge)
+	}
+	data, err := b.storage.Load(ctx, key)
+	if err == nil && int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: %w", key, errTooLarge) // grown since
+	}
+	return data, err
 }
 
 // devicesKey is where an account's known devices are kept.
@@ -250,11 +275,11 @@ type knownDevice struct {
 // devices reads the account's known devices, oldest first, leaving out
 // the expired ones and any line that cannot be true.
 func (b *storageBackend) devices(ctx context.Context, acct store.AccountID) ([]knownDevice, error) {
-	data, err := b.storage.Load(ctx, b.devicesKey(acct))
+	data, err := b.load(ctx, b.devicesKey(acct), maxRecordBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil || len(data) > 4096 {
+	if err != nil {
 		return nil, err
 	}
 	now := b.opts.Now().Unix()
