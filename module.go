@@ -143,8 +143,9 @@ type Handler struct {
 	// Default: 1s.
 	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
 
-	// Where the realm's shared state lives (the generated key set,
-	// revocations and sign-out counters), as a module of the namespace
+	// Where the realm's shared state lives (the generated key set, the
+	// realm's generation, revocations, sign-out counters, the session
+	// index and known devices), as a module of the namespace
 	// http.handlers.miniapp.stores named by `backend`: `storage` (the
 	// default) is Caddy's configured storage; `redis` is a Redis or
 	// Valkey server, whose changes reach every instance at once.

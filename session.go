@@ -208,8 +208,9 @@ const deviceLifetime = 90 * 24 * time.Hour
 
 // A device cookie (OWASP's "device cookie" against brute force) marks a
 // browser where an account has signed in before. Its login for that
-// account goes ahead of anonymous ones in the queue for a password check
-// and is counted under the device's own failure limit instead of the
+// account waits in the account's lane of known devices, which takes turns
+// with the anonymous lanes, and is counted under the device's own
+// failure limit instead of the
 // client address's, so a flood of guesses from other clients does not
 // lock a returning user out. It is sealed for its own purpose, so neither
 // cookie can stand for the other, and carries the account's sign-out

@@ -1,8 +1,9 @@
 // Package guard owns what keeps logins fair and brute force slow: the
 // failed-login counts per client (an address or a known device), the
-// bounded queue of password checks, in which known devices go first,
-// and the keys clients are counted by. It takes client keys and times
-// as values; it knows nothing of HTTP, accounts or sessions.
+// bounded queue of password checks in lanes (one per client, one per
+// account's known devices) that take turns, and the keys clients are
+// counted by. It takes client keys and times as values; it knows nothing
+// of HTTP, accounts or sessions.
 package guard
 
 import (

@@ -256,6 +256,7 @@ func (b *storageBackend) loadSegment(ctx context.Context, node string, seq uint6
 	}
 	return entries, nil
 }
+
 // skipMissing moves past a missing segment to the next one that exists,
 // found with one listing of the node's folder; when none of the head's
 // range is left, the journal is read up to its head, with a warning.
