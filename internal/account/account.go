@@ -85,8 +85,8 @@ const TagLen = 8
 // whether the account it was issued for is still the configured one.
 type Tag [TagLen]byte
 
-// NewID derives the ID of an account.
-func NewID(realm, name, hash string) ID {
+// newID derives the ID of an account.
+func newID(realm, name, hash string) ID {
 	sum := sha256.Sum256([]byte("miniapp account v1\x00" + realm + "\x00" + name + "\x00" + hash))
 	return ID(sum[:16])
 }
@@ -142,7 +142,7 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		user := &Account{Name: name, ID: NewID(realm, name, hash), hash: []byte(hash), Comparer: cmp, JSONName: jsonName,
+		user := &Account{Name: name, ID: newID(realm, name, hash), hash: []byte(hash), Comparer: cmp, JSONName: jsonName,
 			Groups: acct.Groups, Email: acct.Email, FullName: acct.Name, GroupList: strings.Join(acct.Groups, ",")}
 		user.Placeholders = Placeholders{User: name, Groups: user.GroupList, Email: acct.Email, Name: acct.Name}
 		set.users[name] = user
@@ -178,8 +178,8 @@ func (s *Set) ByID(id ID) (*Account, bool) {
 
 // Reasons a password check fails.
 const (
-	ReasonUnknownUser   = "unknown user"
-	ReasonWrongPassword = "wrong password"
+	reasonUnknownUser   = "unknown user"
+	reasonWrongPassword = "wrong password"
 )
 
 // Check checks a password. An unknown user costs the same as a wrong
@@ -196,9 +196,9 @@ func (s *Set) Check(name, password string) (*Account, string, error) {
 	case err != nil:
 		return nil, "", err
 	case !known:
-		return nil, ReasonUnknownUser, nil
+		return nil, reasonUnknownUser, nil
 	case !ok:
-		return nil, ReasonWrongPassword, nil
+		return nil, reasonWrongPassword, nil
 	}
 	return acct, "", nil
 }

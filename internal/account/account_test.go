@@ -43,10 +43,10 @@ func TestCheck(t *testing.T) {
 	if acct, reason, err := set.Check("grace", "hopper-1906"); err != nil || acct == nil {
 		t.Fatalf("argon2id: %v %q %v", acct, reason, err)
 	}
-	if acct, reason, err := set.Check("ada", "x"); acct != nil || reason != ReasonWrongPassword || err != nil {
+	if acct, reason, err := set.Check("ada", "x"); acct != nil || reason != reasonWrongPassword || err != nil {
 		t.Errorf("wrong password: %v %q %v", acct, reason, err)
 	}
-	if acct, reason, err := set.Check("mallory", "lovelace-1815"); acct != nil || reason != ReasonUnknownUser || err != nil {
+	if acct, reason, err := set.Check("mallory", "lovelace-1815"); acct != nil || reason != reasonUnknownUser || err != nil {
 		t.Errorf("unknown user: %v %q %v", acct, reason, err)
 	}
 	ada, _ := set.Lookup("ada")
@@ -60,7 +60,7 @@ func TestUnknownUserComparesFakeHash(t *testing.T) {
 	set := load(t, Config{Username: "ada", Password: adaHash})
 	stub := &recordingComparer{}
 	set.fake.Comparer = stub
-	if _, reason, _ := set.Check("mallory", "x"); reason != ReasonUnknownUser || len(stub.hashes) != 1 || stub.hashes[0] != string(set.fake.hash) {
+	if _, reason, _ := set.Check("mallory", "x"); reason != reasonUnknownUser || len(stub.hashes) != 1 || stub.hashes[0] != string(set.fake.hash) {
 		t.Fatalf("unknown user: %q, compared %v", reason, stub.hashes)
 	}
 	// a known user is compared with its own hash, never the fake one
@@ -124,9 +124,9 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
-	a, b := NewID("miniapp", "ada", adaHash), NewID("staff", "ada", adaHash)
-	c := NewID("miniapp", "ada", testhash.Bcrypt("lovelace-1815"))
-	if a == b || a == c || a != NewID("miniapp", "ada", adaHash) {
+	a, b := newID("miniapp", "ada", adaHash), newID("staff", "ada", adaHash)
+	c := newID("miniapp", "ada", testhash.Bcrypt("lovelace-1815"))
+	if a == b || a == c || a != newID("miniapp", "ada", adaHash) {
 		t.Error("IDs do not follow the realm, name and hash")
 	}
 	if a.Tag() != Tag(a[:TagLen]) {

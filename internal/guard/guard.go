@@ -54,28 +54,28 @@ func (in Login) lane() (string, bool) {
 // Place is a login's place: its reserved attempt and a password check
 // slot, held until Leave.
 type Place struct {
-	attempt *Attempt
+	attempt *attempt
 	slots   *Slots
 	lane    string
 	known   bool
 }
 
 // Enter gives a login its place: a client that used up its failures is
-// refused at once with ErrLimited and how long to wait; otherwise the
+// refused at once with errLimited and how long to wait; otherwise the
 // login waits in its lane for a password check slot (refused with
 // ErrNoSlot or ErrBusy, neither counted as a failure), then reserves its
 // attempt.
 func (g Guard) Enter(ctx context.Context, in Login, now time.Time) (*Place, time.Duration, error) {
 	key := in.throttleKey()
-	if wait, limited := g.Throttle.Limited(key, now); limited {
-		return nil, wait, ErrLimited
+	if wait, limited := g.Throttle.limited(key, now); limited {
+		return nil, wait, errLimited
 	}
 	lane, known := in.lane()
 	if err := g.Slots.Acquire(ctx, lane, known); err != nil {
 		return nil, time.Second, err
 	}
 	// the lane's check before this one may have used up the limit
-	attempt, wait, err := g.Throttle.Reserve(key, now)
+	attempt, wait, err := g.Throttle.reserve(key, now)
 	if err != nil {
 		g.Slots.Release(lane, known)
 		return nil, wait, err
@@ -87,7 +87,7 @@ func (g Guard) Enter(ctx context.Context, in Login, now time.Time) (*Place, time
 // counted against the client.
 func (p *Place) Leave(failed bool) {
 	p.slots.Release(p.lane, p.known)
-	p.attempt.Done(failed)
+	p.attempt.done(failed)
 }
 
 // DeviceKey is the throttle key of a known device, by its ID.

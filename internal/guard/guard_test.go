@@ -26,7 +26,7 @@ func TestEnter(t *testing.T) {
 		t.Fatalf("a refusal for want of a slot was charged: %v", err)
 	}
 	p.Leave(true)
-	if _, wait, err := g.Enter(context.Background(), two, now); err != ErrLimited || wait != time.Minute {
+	if _, wait, err := g.Enter(context.Background(), two, now); err != errLimited || wait != time.Minute {
 		t.Errorf("a failure was not charged: %v %v", wait, err)
 	}
 	// a known device is counted apart from its address, in its account's lane

@@ -84,13 +84,13 @@ func ClientKey(ip string) string {
 	return addr.String()
 }
 
-// ErrLimited is the refusal of a client that has used up its failures
+// errLimited is the refusal of a client that has used up its failures
 // in the window.
-var ErrLimited = errors.New("too many failed logins; try again later")
+var errLimited = errors.New("too many failed logins; try again later")
 
-// Limited reports how long the client must wait when it has used up its
+// limited reports how long the client must wait when it has used up its
 // failures in the window, without reserving anything.
-func (t *Throttle) Limited(key string, now time.Time) (time.Duration, bool) {
+func (t *Throttle) limited(key string, now time.Time) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.clients[key]
@@ -100,13 +100,13 @@ func (t *Throttle) Limited(key string, now time.Time) (time.Duration, bool) {
 	return a.start.Add(t.window).Sub(now), true
 }
 
-// Reserve reserves a login attempt for a client (its ClientKey, or a
-// device's key). It is refused with ErrLimited and how long to wait when
+// reserve reserves a login attempt for a client (its ClientKey, or a
+// device's key). It is refused with errLimited and how long to wait when
 // the client has used up its failures in the window. A reserved attempt
 // counts as a failure until it is settled, so concurrent attempts cannot
 // all pass before the first fails (the slots' lanes run one check per
 // client at a time besides).
-func (t *Throttle) Reserve(key string, now time.Time) (*Attempt, time.Duration, error) {
+func (t *Throttle) reserve(key string, now time.Time) (*attempt, time.Duration, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a := t.clients[key]
@@ -121,22 +121,22 @@ func (t *Throttle) Reserve(key string, now time.Time) (*Attempt, time.Duration, 
 		t.clients[key] = a
 	}
 	if a.failures >= t.limit {
-		return nil, a.start.Add(t.window).Sub(now), ErrLimited
+		return nil, a.start.Add(t.window).Sub(now), errLimited
 	}
 	a.failures++
 	a.inFlight++
-	return &Attempt{throttle: t, counts: a}, 0, nil
+	return &attempt{throttle: t, counts: a}, 0, nil
 }
 
-// Attempt is one reserved login attempt of a client.
-type Attempt struct {
+// attempt is one reserved login attempt of a client.
+type attempt struct {
 	throttle *Throttle
 	counts   *attempts
 }
 
-// Done settles the attempt: a failure stays counted; anything else is
+// done settles the attempt: a failure stays counted; anything else is
 // taken back, without resetting the client's earlier failures.
-func (at *Attempt) Done(failed bool) {
+func (at *attempt) done(failed bool) {
 	at.throttle.mu.Lock()
 	defer at.throttle.mu.Unlock()
 	at.counts.inFlight--

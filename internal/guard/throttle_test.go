@@ -9,9 +9,9 @@ import (
 // try reserves an attempt that stays counted as a failure, and returns
 // how long the client must wait (0 when the attempt was allowed).
 func (t *Throttle) try(ip string, now time.Time) time.Duration {
-	at, wait, _ := t.Reserve(ClientKey(ip), now)
+	at, wait, _ := t.reserve(ClientKey(ip), now)
 	if at != nil {
-		at.Done(true)
+		at.done(true)
 	}
 	return wait
 }
@@ -53,11 +53,11 @@ func TestThrottleSettled(t *testing.T) {
 	now := time.Unix(1000, 0)
 	th.fail("198.51.100.1", now, 1)
 	for i := 0; i < 5; i++ { // successes neither count nor reset
-		at, wait, _ := th.Reserve(ClientKey("198.51.100.1"), now)
+		at, wait, _ := th.reserve(ClientKey("198.51.100.1"), now)
 		if at == nil {
 			t.Fatalf("success %d throttled for %v", i+1, wait)
 		}
-		at.Done(false)
+		at.done(false)
 	}
 	th.fail("198.51.100.1", now, 1)
 	if th.try("198.51.100.1", now) == 0 {
@@ -103,14 +103,14 @@ func TestThrottleBounded(t *testing.T) {
 func TestThrottleLimited(t *testing.T) {
 	th := newThrottle(2, time.Minute, throttleClients)
 	now := time.Unix(1000, 0)
-	if _, limited := th.Limited("198.51.100.1", now); limited {
+	if _, limited := th.limited("198.51.100.1", now); limited {
 		t.Fatal("a new client limited")
 	}
 	th.fail("198.51.100.1", now, 2)
-	if wait, limited := th.Limited(ClientKey("198.51.100.1"), now.Add(10*time.Second)); !limited || wait != 50*time.Second {
+	if wait, limited := th.limited(ClientKey("198.51.100.1"), now.Add(10*time.Second)); !limited || wait != 50*time.Second {
 		t.Errorf("after 2 failures: %v %v, want 50s", wait, limited)
 	}
-	if _, limited := th.Limited(ClientKey("198.51.100.1"), now.Add(time.Minute)); limited {
+	if _, limited := th.limited(ClientKey("198.51.100.1"), now.Add(time.Minute)); limited {
 		t.Error("limited after the window")
 	}
 }

@@ -143,16 +143,16 @@ func (kr *Keyring) Seal(p Purpose, s *Session, name, host string) string {
 	return base64.RawURLEncoding.EncodeToString(sealed)
 }
 
-// ErrMalformed is the error of a value that does not open.
-var ErrMalformed = errors.New("malformed session cookie")
+// errMalformed is the error of a value that does not open.
+var errMalformed = errors.New("malformed session cookie")
 
 // Open decodes a value sealed for the purpose. Any value that was not
 // sealed by one of the keys for the same purpose, name and host, or is
-// malformed, is ErrMalformed; expiry is the caller's to check. One buffer
+// malformed, is errMalformed; expiry is the caller's to check. One buffer
 // holds the encoded, decoded and decrypted bytes and the associated data.
 func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 	if len(value) > maxCookieLen || p < PurposeSession || p > purposes {
-		return nil, ErrMalformed
+		return nil, errMalformed
 	}
 	decoded := base64.RawURLEncoding.DecodedLen(len(value))
 	buf := make([]byte, len(value)+2*decoded+1+len(name)+1+len(host))
@@ -164,7 +164,7 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 	copy(adBytes[1+copy(adBytes[1:], name)+1:], host)
 	n, err := base64.RawURLEncoding.Decode(raw, src)
 	if err != nil || n < keyIDLen {
-		return nil, ErrMalformed
+		return nil, errMalformed
 	}
 	raw = raw[:n]
 	for _, k := range kr.keys[p] {
@@ -173,7 +173,7 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 		}
 		plain, err := k.aead.Open(out[:0], nil, raw[keyIDLen:], adBytes)
 		if err != nil || len(plain) <= sessionHeaderLen || plain[0] != sessionVersion {
-			return nil, ErrMalformed
+			return nil, errMalformed
 		}
 		return &Session{
 			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
@@ -186,5 +186,5 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 			User:       string(plain[sessionHeaderLen:]),
 		}, nil
 	}
-	return nil, ErrMalformed
+	return nil, errMalformed
 }

@@ -35,7 +35,7 @@ func TestSealOpen(t *testing.T) {
 	if v2 := kr.Seal(PurposeSession, s, "c", "h"); v2 == v {
 		t.Error("two seals of one session are equal: the nonce is not random")
 	}
-	if _, err := kr.Open(PurposeSession, strings.Repeat("A", maxCookieLen+1), "c", "h"); err != ErrMalformed {
+	if _, err := kr.Open(PurposeSession, strings.Repeat("A", maxCookieLen+1), "c", "h"); err != errMalformed {
 		t.Errorf("an oversized value: %v", err)
 	}
 }
