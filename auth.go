@@ -144,6 +144,11 @@ func parseRules(query string) (rules, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
+		if k != "group" && k != "user" {
+			// forward_auth keeps the original request's query when its uri
+			// has none: other parameters are the app's, not rules
+			continue
+		}
 		v, err := unescape(v)
 		if err != nil {
 			return out, err
@@ -154,13 +159,10 @@ func parseRules(query string) (rules, error) {
 				return out, reject(http.StatusBadRequest, "a rule names an empty or invalid group or user")
 			}
 		}
-		switch k {
-		case "group":
+		if k == "group" {
 			out.groups = append(out.groups, names)
-		case "user":
+		} else {
 			out.users = append(out.users, names)
-		default:
-			return out, reject(http.StatusBadRequest, "unknown rule: the query takes group= and user=")
 		}
 	}
 	return out, nil

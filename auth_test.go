@@ -86,7 +86,7 @@ func TestAuthEndpoint(t *testing.T) {
 		"user=grace,bob":                    {403, 200},
 		"user=ada&group=admins":             {200, 403},
 		"group=":                            {400, 400},
-		"factor=3":                          {400, 400},
+		"x=1&page=2":                        {200, 200},
 		"group=%zz":                         {400, 400},
 		"user=" + strings.Repeat("x", 2000): {400, 400},
 	} {

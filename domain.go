@@ -57,11 +57,12 @@ func (h *Handler) setDomain() error {
 	}
 	h.domain.name = name
 	h.domain.cookie = h.CookieName
-	schemes := "http://" + name + " http://*." + name + " https://" + name + " https://*." + name
+	// any port: a source without one matches the scheme's default alone
+	schemes := "http://" + name + ":* http://*." + name + ":* https://" + name + ":* https://*." + name + ":*"
 	if h.domain.secure {
 		// __Host- forbids a Domain: __Secure- keeps Secure required
 		h.domain.cookie = "__Secure-" + h.CookieName
-		schemes = "https://" + name + " https://*." + name
+		schemes = "https://" + name + ":* https://*." + name + ":*"
 	}
 	h.domain.csp = strings.Replace(pageCSP, "form-action 'self'", "form-action 'self' "+schemes, 1)
 	return nil

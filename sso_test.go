@@ -1,0 +1,254 @@
+package miniapp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// ssoSites is one Caddy process that serves an auth site and two app
+// sites of example.test on one loopback port: the apps ask the auth site
+// through forward_auth, the second for admins alone.
+type ssoSites struct {
+	port    int
+	process *caddyProcess
+}
+
+// startSSO runs the built binary with the auth site and two apps.
+func startSSO(t *testing.T) *ssoSites {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs the built Caddy")
+	}
+	s := &ssoSites{port: freePort(t)}
+	auth := fmt.Sprintf("auth.example.test:%d", s.port)
+	app := func(name, query string) string {
+		return fmt.Sprintf(`http://%s.example.test:%d {
+	forward_auth 127.0.0.1:%d {
+		uri /miniapp/auth%s
+		header_up Host %s
+		copy_headers Remote-User Remote-Groups Remote-Email Remote-Name
+	}
+	respond "%s user={http.request.header.Remote-User} groups={http.request.header.Remote-Groups} email={http.request.header.Remote-Email}"
+}
+`, name, s.port, s.port, query, auth, name)
+	}
+	config := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	auto_https off
+	storage file_system %s
+}
+http://%s {
+	miniapp {
+		cookie_domain example.test
+		login_url http://%s/login
+		user ada %s {
+			groups admins staff
+			email ada@example.test
+			name "Ada Lovelace"
+		}
+		user bob %s
+	}
+	respond "auth site"
+}
+`, freePort(t), s.port, t.TempDir(), auth, auth, adaHash, adaHash) + app("app1", "") + app("app2", "?group=admins")
+	file := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.process = runCaddy(t, ".", t.TempDir(), "--config", file, "--adapter", "caddyfile")
+	waitFor(t, s.browser(t), s.url("auth", "/hello"), s.process)
+	return s
+}
+
+// url is a URL of one of the sites.
+func (s *ssoSites) url(site, path string) string {
+	return fmt.Sprintf("http://%s.example.test:%d%s", site, s.port, path)
+}
+
+// browser is a client with a cookie jar, for which every *.example.test
+// name is this machine, that does not follow redirects.
+func (s *ssoSites) browser(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: loopback(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// loopback is a transport that dials 127.0.0.1 whatever the name.
+func loopback() *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		_, port, _ := net.SplitHostPort(addr)
+		return new(net.Dialer).DialContext(ctx, network, "127.0.0.1:"+port)
+	}}
+}
+
+// signIn follows a browser from an app page to the login site and back.
+func (s *ssoSites) signIn(t *testing.T, c *http.Client, user, page string) string {
+	t.Helper()
+	resp, _ := call(t, c, "GET", page, "", "Accept", "text/html")
+	login := resp.Header.Get("Location")
+	if resp.StatusCode != 302 || !strings.HasPrefix(login, s.url("auth", "/login?next=")) {
+		t.Fatalf("an app page without a session: %d to %q", resp.StatusCode, login)
+	}
+	next, _ := url.Parse(login)
+	if got := next.Query().Get("next"); got != page {
+		t.Fatalf("next %q, want the app page %q", got, page)
+	}
+	if resp, _ := call(t, c, "GET", login, "", "Accept", "text/html"); resp.StatusCode != 200 {
+		t.Fatalf("the login page: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, c, "POST", login, "username="+user+"&password="+adaPassword, "Origin", s.url("auth", ""))
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != page {
+		t.Fatalf("sign-in: %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	_, body := call(t, c, "GET", page, "", "Accept", "text/html")
+	return body
+}
+
+// TestSingleSignOn: a browser without a session on an app is sent to
+// the login site with next, signs in, lands back on the app, which sees
+// who it is; the second app opens without a new login, or refuses a
+// user outside its group; a spoofed Remote-* header never reaches an
+// app; logout on the login site ends access to both apps at once; an API
+// client gets 401.
+func TestSingleSignOn(t *testing.T) {
+	s := startSSO(t)
+	ada, bob := s.browser(t), s.browser(t)
+	page := s.url("app1", "/docs/page?x=1")
+	if body := s.signIn(t, ada, "ada", page); body != "app1 user=ada groups=admins,staff email=ada@example.test" {
+		t.Errorf("app1 after sign-in: %q", body)
+	}
+	if _, body := call(t, ada, "GET", s.url("app2", "/"), "", "Accept", "text/html"); body != "app2 user=ada groups=admins,staff email=ada@example.test" {
+		t.Errorf("app2 without a new login: %q", body)
+	}
+	// bob has no email: a Remote-Email he sends is dropped by copy_headers
+	if body := s.signIn(t, bob, "bob", page); body != "app1 user=bob groups= email=" {
+		t.Errorf("app1 for bob: %q", body)
+	}
+	if _, body := call(t, bob, "GET", page, "", "Remote-Email", "boss@example.com", "Remote-User", "ada", "Remote-Groups", "admins"); body != "app1 user=bob groups= email=" {
+		t.Errorf("bob with spoofed Remote-* headers: %q", body)
+	}
+	if resp, _ := call(t, bob, "GET", s.url("app2", "/"), "", "Accept", "text/html"); resp.StatusCode != 403 {
+		t.Errorf("app2 (admins) for bob: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := call(t, &http.Client{Transport: loopback(), Timeout: 10 * time.Second}, "GET", page, "", "Accept", "application/json"); resp.StatusCode != 401 {
+		t.Errorf("an API client without a session: %d", resp.StatusCode)
+	}
+	resp, _ := call(t, ada, "POST", s.url("auth", "/logout"), "next="+url.QueryEscape(s.url("app1", "/")), "Origin", s.url("auth", ""))
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != s.url("app1", "/") {
+		t.Fatalf("logout: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, app := range []string{"app1", "app2"} {
+		if resp, _ := call(t, ada, "GET", s.url(app, "/"), "", "Accept", "text/html"); resp.StatusCode != 302 {
+			t.Errorf("%s after logout: %d, want 302 to the login site", app, resp.StatusCode)
+		}
+	}
+}
+
+// TestSingleSignOnNginx: an app behind nginx's auth_request asks the
+// same endpoint: without a session the browser goes to the login site
+// (401 and error_page, as nginx takes no redirect from auth_request),
+// and with one the app sees the user.
+func TestSingleSignOnNginx(t *testing.T) {
+	s := startSSO(t)
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		missing(t, "nginx (Debian package nginx-light)")
+	}
+	dir, port := t.TempDir(), freePort(t)
+	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "www", "index.html"), []byte("nginx app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+master_process off;
+events {}
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen 127.0.0.1:%[2]d;
+		root %[1]s/www;
+		location = /auth {
+			internal;
+			proxy_pass http://127.0.0.1:%[3]d/miniapp/auth;
+			proxy_pass_request_body off;
+			proxy_set_header Content-Length "";
+			proxy_set_header Host auth.example.test:%[3]d;
+			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+		}
+		location / {
+			auth_request /auth;
+			auth_request_set $user $upstream_http_remote_user;
+			auth_request_set $login $upstream_http_location;
+			error_page 401 = @login;
+			add_header X-Remote-User $user always;
+		}
+		location @login {
+			return 302 $login;
+		}
+	}
+}
+`, dir, port, s.port)
+	file := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-c", file, "-p", dir)
+	out := new(strings.Builder)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	c := s.browser(t)
+	page := fmt.Sprintf("http://app3.example.test:%d/index.html?id=7", port)
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", page, nil)
+		req.Header.Set("Accept", "text/html")
+		if resp, err = c.Do(req); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not start: %v\n%s", err, out)
+		}
+	}
+	want := s.url("auth", "/login?next="+url.QueryEscape(page))
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != want {
+		t.Fatalf("nginx without a session: %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	if body := s.signIn(t, c, "ada", page); body != "nginx app\n" {
+		t.Errorf("the nginx app after sign-in: %q", body)
+	}
+	resp, _ = call(t, c, "GET", page, "", "Accept", "text/html")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Remote-User") != "ada" {
+		t.Errorf("the nginx app with a session: %d, user %q", resp.StatusCode, resp.Header.Get("X-Remote-User"))
+	}
+}
