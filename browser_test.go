@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,7 +217,7 @@ func trustedKeys(t *testing.T, storage, host string) string {
 
 // browser starts headless Chromium with the flags this closed network
 // needs, a fresh profile, and trust in the given keys only.
-func browser(t *testing.T, spki string) context.Context {
+func browser(t *testing.T, spki string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
@@ -227,6 +228,7 @@ func browser(t *testing.T, spki string) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("ignore-certificate-errors-spki-list", spki),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -293,4 +295,62 @@ func checkAccessibility(t *testing.T, ctx context.Context, axe, name string) {
 			t.Logf("%s: %s violation %s (%s)", name, v.Impact, v.ID, v.Help)
 		}
 	}
+}
+
+// TestBrowserSingleSignOn signs in once for two sites with real cookies
+// across hostnames (every *.example.test name is this machine): the first
+// app sends Chromium to the login site, whose form's redirect back to the
+// app the page's form-action allows; the second app opens without a
+// login; the login site's sign-out page ends both.
+func TestBrowserSingleSignOn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs Chromium and the built Caddy")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		missing(t, "Chromium ("+chromiumPath+", Debian package chromium)")
+	}
+	s := startSSO(t)
+	ctx := browser(t, "", chromedp.Flag("host-resolver-rules", "MAP *.example.test 127.0.0.1"))
+	run := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := func() (string, string) {
+		t.Helper()
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc, strings.TrimSpace(body)
+	}
+	app := s.url("app1", "/reports")
+	run(chromedp.Navigate(app), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc, _ := page(); !strings.HasPrefix(loc, s.url("auth", "/login?next=")) {
+		t.Fatalf("the app sent the browser to %s", loc)
+	}
+	run(chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), adaPassword),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("body")))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if loc, body := page(); loc == app && strings.HasPrefix(body, "app1 user=ada") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after sign-in: %s shows %q", loc, body)
+		}
+	}
+	run(chromedp.Navigate(s.url("app2", "/")), chromedp.WaitVisible(chromedp.CSS("body")))
+	if loc, body := page(); loc != s.url("app2", "/") || !strings.HasPrefix(body, "app2 user=ada") {
+		t.Fatalf("the second app: %s shows %q", loc, body)
+	}
+	run(chromedp.Navigate(s.url("auth", "/logout?next="+url.QueryEscape(app))), chromedp.WaitVisible(chromedp.CSS(`button[type="submit"]`)),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc, _ := page(); loc != s.url("auth", "/login?next="+url.QueryEscape(app)) {
+		t.Errorf("after signing out from the login site: %s", loc)
+	}
+	run(chromedp.Navigate(s.url("app2", "/")), chromedp.WaitVisible(chromedp.ID("username")))
 }
