@@ -164,6 +164,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		"realm duplicate":       "miniapp {\n realm a\n realm b\n}",
 		"store missing":         "miniapp {\n store\n}",
 		"store unknown":         "miniapp {\n store memcached\n}",
+		"user block unknown":    "miniapp {\n user ada h {\n  phone 1\n }\n}",
+		"user groups missing":   "miniapp {\n user ada h {\n  groups\n }\n}",
+		"user email extra":      "miniapp {\n user ada h {\n  email a@b c@d\n }\n}",
+		"user name duplicate":   "miniapp {\n user ada h {\n  name A\n  name B\n }\n}",
+		"cookie_domain missing": "miniapp {\n cookie_domain\n}",
+		"login_url extra":       "miniapp {\n login_url a b\n}",
 		"store storage options": "miniapp {\n store storage {\n  path x\n }\n}",
 		"redis unknown":         "miniapp {\n store redis {\n  host x\n }\n}",
 		"redis bad db":          "miniapp {\n store redis {\n  db -1\n }\n}",
@@ -193,5 +199,29 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "Testfile:") {
 			t.Errorf("%s: error %q does not name the file and line", name, err)
 		}
+	}
+}
+
+// TestUserBlock reads a user's groups, email and name from its block,
+// beside the one-line form, with cookie_domain and login_url.
+func TestUserBlock(t *testing.T) {
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`miniapp {
+		cookie_domain example.com
+		login_url https://auth.example.com/login
+		user ada ` + adaHash + ` {
+			groups admins staff
+			email ada@example.com
+			name "Ada Lovelace"
+		}
+		user bob ` + adaHash + `
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ada, bob := h.Accounts[0], h.Accounts[1]
+	if len(h.Accounts) != 2 || ada.Username != "ada" || strings.Join(ada.Groups, " ") != "admins staff" || ada.Email != "ada@example.com" ||
+		ada.Name != "Ada Lovelace" || bob.Username != "bob" || bob.Groups != nil || h.CookieDomain != "example.com" || h.LoginURL != "https://auth.example.com/login" {
+		t.Errorf("parsed %+v", h)
 	}
 }
