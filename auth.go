@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,9 +32,9 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, f format, sess *s
 	if err != nil {
 		return err
 	}
-	original, nginx := originalURL(r)
-	w.Header().Set("Cache-Control", "no-store")
-	if sess == nil || !h.covers(r, original.Hostname()) {
+	w.Header()["Cache-Control"] = noStore
+	if sess == nil || !h.covers(r, originalHost(r)) {
+		original, nginx := originalURL(r)
 		return h.authSignIn(w, r, f, original, nginx)
 	}
 	if !rules.allow(sess.acct) {
@@ -89,6 +90,29 @@ func (h *Handler) keepAlive(r *http.Request, sess *signedIn) {
 	}
 }
 
+// noStore is the Cache-Control of the endpoint's answers, shared and
+// capped so that an Add copies it.
+var noStore = []string{"no-store"}[:1:1]
+
+// originalHost is the host of the request that was forwarded for a
+// check, without its port: what originalURL would give, read without
+// building the URL (the endpoint's common path allocates nothing for it).
+func originalHost(r *http.Request) string {
+	host := r.Host
+	if raw := r.Header.Get("X-Original-URL"); raw != "" {
+		_, rest, ok := strings.Cut(raw, "://")
+		if rest, _, _ = strings.Cut(rest, "/"); ok && !strings.Contains(rest, "@") {
+			host = rest
+		}
+	} else if fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); validHost(fwd) {
+		host = fwd
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return host
+}
+
 // originalURL is the URL of the request that was forwarded for a check:
 // from X-Forwarded-Proto, -Host and -Uri (Caddy's forward_auth,
 // Traefik), or X-Original-URL (nginx, which then reports true), else the
@@ -118,13 +142,19 @@ func originalURL(r *http.Request) (*url.URL, bool) {
 }
 
 // validHost reports whether s is a host, with an optional port, and
-// nothing else.
+// nothing else: letters, digits, '.', '-', ':' and the brackets of an
+// IPv6 address.
 func validHost(s string) bool {
 	if s == "" || len(s) > 255 {
 		return false
 	}
-	u, err := url.Parse("http://" + s)
-	return err == nil && u.Host == s && u.User == nil && u.Path == "" && u.RawQuery == ""
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
 }
 
 // rules are the conditions of one site's check, from the query: every

@@ -64,6 +64,8 @@ func BenchmarkRoutes(b *testing.B) {
 		{"profile_html", request{method: "GET", target: "/profile", accept: "text/html", cookie: c, https: true}, 200},
 		{"profile_no_session", request{method: "GET", target: "/profile"}, 401},
 		{"protected_with_session", request{method: "GET", target: "/private/report.pdf", cookie: c, https: true}, 299},
+		{"auth_with_session", request{method: "GET", target: authPath, cookie: c, https: true, header: map[string]string{
+			"X-Forwarded-Proto": "https", "X-Forwarded-Host": "example.com", "X-Forwarded-Uri": "/app/page"}}, 200},
 		{"passthrough_no_cookie", request{method: "GET", target: "/index.html"}, 299},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchRoute(b, a, bc.req, bc.want) })

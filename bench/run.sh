@@ -142,6 +142,7 @@ targets=(
 	"profile_json|http://$APP/profile|respond|http://$TWIN/hello|Cookie: $cookie;Accept: application/json"
 	"protect+respond|http://$APP/private/respond|respond_cookie|http://$TWIN/private/respond|Cookie: $cookie"
 	"protect+file_server|http://$APP/private/static.txt|file_server|http://$TWIN/private/static.txt|Cookie: $cookie"
+	"miniapp_auth|http://$APP/miniapp/auth|respond_auth|http://$TWIN/hello|Cookie: $cookie;X-Forwarded-Proto: http;X-Forwarded-Host: $APP;X-Forwarded-Uri: /app"
 	"wsgi_hello|http://$WSGI/hello?name=World|respond|http://$TWIN/hello|"
 	"wsgi_profile|http://$WSGI/profile|respond|http://$TWIN/hello|Cookie: $wsgi_cookie"
 )
