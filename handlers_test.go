@@ -484,3 +484,29 @@ func TestRenewedProtectedNoStore(t *testing.T) {
 		t.Errorf("renewed cookie on protected content: Cache-Control %q, %d cookies", w.Header().Get("Cache-Control"), len(w.Result().Cookies()))
 	}
 }
+
+// TestProfilePlaceholders: the signed-in user's groups, email and name
+// are placeholders beside the user, empty for an anonymous request.
+func TestProfilePlaceholders(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) {
+		h.Accounts = []Account{{Username: "ada", Password: adaHash, Groups: []string{"admins", "staff"}, Email: "ada@example.com", Name: "Ada Lovelace"}}
+	})
+	c := a.login("ada", adaPassword, false)
+	for cookie, want := range map[*http.Cookie]string{c: "ada|admins,staff|ada@example.com|Ada Lovelace", nil: "|||"} {
+		r := withCaddyContext(httptest.NewRequest("GET", "/anything", nil), false)
+		if cookie != nil {
+			r.AddCookie(cookie)
+		}
+		var got string
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			got = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).ReplaceAll("{http.miniapp.user}|{http.miniapp.groups}|{http.miniapp.email}|{http.miniapp.name}", "?")
+			return nil
+		})
+		if err := a.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("placeholders %q, want %q", got, want)
+		}
+	}
+}
