@@ -499,7 +499,7 @@ func TestProfilePlaceholders(t *testing.T) {
 		}
 		var got string
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			got = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).ReplaceAll("{http.miniapp.user}|{http.miniapp.groups}|{http.miniapp.email}|{http.miniapp.name}", "?")
+			got = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).ReplaceAll("{http.miniapp.user}|{http.miniapp.groups}|{http.miniapp.email}|{http.miniapp.name}", "")
 			return nil
 		})
 		if err := a.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
