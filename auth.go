@@ -24,18 +24,18 @@ const authPath = "/miniapp/auth"
 // and without a session a redirect to the login page for a browser or
 // 401 for any other client (401 with the login page in Location for
 // nginx, which takes no redirect from it).
-func (h *Handler) auth(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
+func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *signedIn) error {
 	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
-	rules, err := parseRules(r.URL.RawQuery)
+	rules, err := parseRules(ruleQuery(r))
 	if err != nil {
 		return err
 	}
 	w.Header()["Cache-Control"] = noStore
 	if sess == nil || !h.covers(r, originalHost(r)) {
 		original, nginx := originalURL(r)
-		return h.authSignIn(w, r, f, original, nginx)
+		return h.authSignIn(w, r, original, nginx)
 	}
 	if !rules.allow(sess.acct) {
 		return reject(http.StatusForbidden, "this user may not use this site")
@@ -58,24 +58,47 @@ func setRemote(header http.Header, name, value string) {
 }
 
 // authSignIn answers a forwarded request without a valid session.
-func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, f format, original *url.URL, nginx bool) error {
+func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *url.URL, nginx bool) error {
 	next := "/profile"
-	if h.covers(r, original.Hostname()) {
+	if host := original.Hostname(); h.covers(r, host) {
 		next = original.String()
+		if h.domain.name == "" {
+			next = original.RequestURI() // the login page takes paths alone then
+		}
 	}
-	location := h.signInURL(next)
+	if len(next) > maxFieldLen {
+		next = "/profile"
+	}
+	browser := acceptsHTML(r)
 	switch {
-	case nginx:
+	case nginx && browser:
 		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
 		// auth_request_set can send the browser to Location
-		w.Header().Set("Location", location)
-	case f == formatHTML:
-		w.Header().Set("Location", location)
+		w.Header().Set("Location", h.signInURL(next))
+	case browser:
+		w.Header().Set("Location", h.signInURL(next))
 		write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
 		return nil
 	}
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
 	return reject(http.StatusUnauthorized, "sign in required")
+}
+
+// acceptsHTML reports whether the client takes HTML: its Accept header
+// names text/html with a quality above 0. Only Accept says so, never the
+// User-Agent.
+func acceptsHTML(r *http.Request) bool {
+	for _, accept := range r.Header.Values("Accept") {
+		for accept != "" {
+			var part string
+			part, accept, _ = strings.Cut(accept, ",")
+			mediaType, params, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mediaType), "text/html") && quality(params) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // keepAlive records the session's use when its idle window is half
@@ -84,10 +107,7 @@ func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, f format, o
 // every session check honours the last use instead. It is at most one
 // store write per session per half idle window.
 func (h *Handler) keepAlive(r *http.Request, sess *signedIn) {
-	now := h.clock.Now().Truncate(time.Second)
-	if now.Sub(usedSince(h.shared, sess.Session)) >= time.Duration(h.IdleTimeout)/2 {
-		h.shared.Use(r.Context(), sess.ID, sess.Expires, now)
-	}
+	h.shared.KeepAlive(r.Context(), sess.ID, sess.Expires, sess.LastSeen, h.clock.Now().Truncate(time.Second), time.Duration(h.IdleTimeout)/2)
 }
 
 // noStore is the Cache-Control of the endpoint's answers, shared and
@@ -95,16 +115,19 @@ func (h *Handler) keepAlive(r *http.Request, sess *signedIn) {
 var noStore = []string{"no-store"}[:1:1]
 
 // originalHost is the host of the request that was forwarded for a
-// check, without its port: what originalURL would give, read without
-// building the URL (the endpoint's common path allocates nothing for it).
+// check, without its port: originalURL's, read without building the URL
+// on forward_auth's path (X-Forwarded-Host). A request whose
+// X-Original-URL is no URL has none.
 func originalHost(r *http.Request) string {
 	host := r.Host
 	if raw := r.Header.Get("X-Original-URL"); raw != "" {
-		_, rest, ok := strings.Cut(raw, "://")
-		if rest, _, _ = strings.Cut(rest, "/"); ok && !strings.Contains(rest, "@") {
-			host = rest
+		u, ok := parseOriginal(raw)
+		if !ok {
+			return ""
 		}
-	} else if fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); validHost(fwd) {
+		return u.Hostname()
+	}
+	if fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); validHost(fwd) {
 		host = fwd
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -115,13 +138,16 @@ func originalHost(r *http.Request) string {
 
 // originalURL is the URL of the request that was forwarded for a check:
 // from X-Forwarded-Proto, -Host and -Uri (Caddy's forward_auth,
-// Traefik), or X-Original-URL (nginx, which then reports true), else the
-// request itself. Headers that do not make a URL are left out.
+// Traefik), or X-Original-URL (nginx, which then reports true whether or
+// not it is a URL), else the request itself. Headers that do not make a
+// URL are left out.
 func originalURL(r *http.Request) (*url.URL, bool) {
 	if raw := r.Header.Get("X-Original-URL"); raw != "" {
-		if u, err := url.Parse(raw); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
-			return u, true
+		u, ok := parseOriginal(raw)
+		if !ok {
+			u = &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
 		}
+		return u, true
 	}
 	u := &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
 	if secure(r) {
@@ -139,6 +165,29 @@ func originalURL(r *http.Request) (*url.URL, bool) {
 		}
 	}
 	return u, false
+}
+
+// parseOriginal reads X-Original-URL: an absolute http(s) URL with a
+// host and no user information.
+func parseOriginal(raw string) (*url.URL, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || !validHost(u.Host) {
+		return nil, false
+	}
+	return u, true
+}
+
+// ruleQuery is the query the endpoint reads its rules from: its own,
+// unless it is the app request's (forward_auth keeps that query when
+// its uri has none, and the app's parameters are no rules).
+func ruleQuery(r *http.Request) string {
+	query := r.URL.RawQuery
+	if uri := r.Header.Get("X-Forwarded-Uri"); query != "" {
+		if _, appQuery, _ := strings.Cut(uri, "?"); appQuery == query {
+			return ""
+		}
+	}
+	return query
 }
 
 // validHost reports whether s is a host, with an optional port, and

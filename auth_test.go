@@ -120,7 +120,7 @@ func TestOriginalURL(t *testing.T) {
 		{map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.example.test", "X-Forwarded-Uri": "/a/b?c=d"}, "https://app.example.test/a/b?c=d", false},
 		{map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.example.test:8080", "X-Forwarded-Uri": "/"}, "http://app.example.test:8080/", false},
 		{map[string]string{"X-Original-URL": "https://app.example.test/x?y=1"}, "https://app.example.test/x?y=1", true},
-		{map[string]string{"X-Original-URL": "javascript:alert(1)"}, "http://auth.example.test/", false},
+		{map[string]string{"X-Original-URL": "javascript:alert(1)"}, "http://auth.example.test/", true},
 		{map[string]string{"X-Forwarded-Proto": "gopher", "X-Forwarded-Host": "a.test/evil", "X-Forwarded-Uri": "//evil.net/x"}, "http://auth.example.test/", false},
 		{map[string]string{"X-Forwarded-Host": "user@evil.net"}, "http://auth.example.test/", false},
 		{nil, "http://auth.example.test/", false},
@@ -187,4 +187,44 @@ func journalLines(t *testing.T, a *testApp, prefix string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestAuthEdges: an app's own query is no rule; Accept naming HTML with
+// JSON is a browser; behind nginx only a browser gets Location; an
+// X-Original-URL that hides another host, or is no URL, has no session;
+// without cookie_domain next is a path of this site; a next too long for
+// the login page is /profile.
+func TestAuthEdges(t *testing.T) {
+	a := domainApp(t, "", "https://auth.example.test/login")
+	ada := sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword,
+		https: true, header: map[string]string{"Host": "auth.example.test"}}))
+	app := forwarded(ada, "app.example.test", "/search?user=bob&group=", "")
+	app.target = authPath + "?user=bob&group="
+	if w := a.do(app); w.Code != 200 {
+		t.Errorf("the app's own query taken for rules: %d", w.Code)
+	}
+	if w := a.do(forwarded(nil, "app.example.test", "/", "text/html, application/json")); w.Code != 302 {
+		t.Errorf("Accept with HTML and JSON alike: %d, want 302", w.Code)
+	}
+	nginx := func(c *http.Cookie, original, accept string) *httptest.ResponseRecorder {
+		return a.do(request{target: authPath, cookie: c, accept: accept, header: map[string]string{"Host": "127.0.0.1:9000", "X-Original-URL": original}})
+	}
+	if w := nginx(nil, "https://app.example.test/x", "application/json"); w.Code != 401 || w.Header().Get("Location") != "" {
+		t.Errorf("an API client behind nginx: %d %q", w.Code, w.Header().Get("Location"))
+	}
+	for _, original := range []string{"https://evil.net#.example.test/", "https://evil.net?.example.test/", "https://u@app.example.test/", "ftp://app.example.test/", "https:///x", "not a url"} {
+		if w := nginx(ada, original, "text/html"); w.Code != 401 || w.Header().Get("Remote-User") != "" {
+			t.Errorf("X-Original-URL %q: %d %v", original, w.Code, w.Header())
+		}
+	}
+	long := forwarded(nil, "app.example.test", "/"+strings.Repeat("a", 2000), "text/html")
+	if w := a.do(long); !strings.HasSuffix(w.Header().Get("Location"), "?next=%2Fprofile") {
+		t.Errorf("a next too long: %q", w.Header().Get("Location"))
+	}
+	single := newApp(t, "", nil)
+	w := single.do(request{target: authPath, accept: "text/html", header: map[string]string{
+		"Host": "site.test", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "site.test", "X-Forwarded-Uri": "/docs?page=2"}})
+	if loc := w.Header().Get("Location"); w.Code != 302 || loc != "/login?next=%2Fdocs%3Fpage%3D2" {
+		t.Errorf("without cookie_domain: %d to %q", w.Code, loc)
+	}
 }

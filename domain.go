@@ -71,8 +71,13 @@ func (h *Handler) setDomain() error {
 // checkCookieDomain refuses a domain that other parties' sites share:
 // a public suffix, an IP address, localhost.
 func checkCookieDomain(name string) error {
-	if net.ParseIP(name) != nil {
+	if net.ParseIP(strings.Trim(name, "[]")) != nil {
 		return errors.New("an IP address cannot have subdomains")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return errors.New("not a domain name: labels of letters, digits and '-', without a port or a final dot")
+		}
 	}
 	if name == "localhost" {
 		return errors.New("localhost is every machine's own name; give a domain of your own")

@@ -32,6 +32,11 @@ func TestCookieDomainConfig(t *testing.T) {
 		{"", "javascript:alert(1)", "must be an http or https URL"},
 		{"", "//evil.net/login", "must be an http or https URL"},
 		{"example.com", "https://auth.example.com/login?x=1", "without query"},
+		{"example.com.", "https://auth.example.com/login", "not a domain name"},
+		{"example.com:443", "https://auth.example.com/login", "not a domain name"},
+		{"*.example.com", "https://auth.example.com/login", "not a domain name"},
+		{"exa mple.com", "https://auth.example.com/login", "not a domain name"},
+		{"[::1]", "https://auth.example.com/login", "IP address"},
 	} {
 		h := &Handler{CookieName: "miniapp_session", CookieDomain: tc.domain, LoginURL: tc.login}
 		if err := h.setDomain(); err == nil || !strings.Contains(err.Error(), tc.want) {

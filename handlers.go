@@ -238,7 +238,7 @@ func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f format, 
 // scheme for a login form, so it follows the cookie authentication draft
 // (draft-broyer-http-cookie-auth) in naming the form and the cookie.
 func (h *Handler) challenge(r *http.Request) string {
-	return `Cookie realm="` + h.Realm + `", form-action="/login", cookie-name="` + h.cookieName(r) + `"`
+	return `Cookie realm="` + h.Realm + `", form-action="` + h.domain.loginURL + `", cookie-name="` + h.cookieName(r) + `"`
 }
 
 // logout ends the session (or, with all=1, every session of the user),
@@ -295,7 +295,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess 
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", everywhere))
 	}
 	h.clearCookie(w, r)
-	redirect(w, r, cmp.Or(h.safeNext(r, in["next"]), "/login"))
+	redirect(w, r, cmp.Or(h.safeNext(r, in["next"]), h.domain.loginURL))
 	return nil
 }
 

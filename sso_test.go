@@ -160,10 +160,12 @@ func TestSingleSignOn(t *testing.T) {
 	}
 }
 
-// TestSingleSignOnNginx: an app behind nginx's auth_request asks the
-// same endpoint: without a session the browser goes to the login site
-// (401 and error_page, as nginx takes no redirect from auth_request),
-// and with one the app sees the user.
+// TestSingleSignOnNginx: two apps behind nginx's auth_request ask the
+// same endpoint, configured as the README shows: without a session a
+// browser goes to the login site (401 and error_page, as nginx takes no
+// redirect from auth_request) and an API client gets 401; with one the
+// apps see the user and groups; the admins' app refuses bob with 403;
+// logout on the login site ends both.
 func TestSingleSignOnNginx(t *testing.T) {
 	s := startSSO(t)
 	nginx, err := exec.LookPath("nginx")
@@ -171,17 +173,40 @@ func TestSingleSignOnNginx(t *testing.T) {
 		missing(t, "nginx (Debian package nginx-light)")
 	}
 	dir, port := t.TempDir(), freePort(t)
-	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, page := range []string{"www/index.html", "www/admin/index.html"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, page)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, page), []byte("nginx "+page+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "www", "index.html"), []byte("nginx app\n"), 0o644); err != nil {
-		t.Fatal(err)
+	auth := func(name, query string) string {
+		return fmt.Sprintf(`location = /%s {
+			internal;
+			proxy_pass http://127.0.0.1:%d/miniapp/auth%s;
+			proxy_pass_request_body off;
+			proxy_set_header Content-Length "";
+			proxy_set_header Host auth.example.test:%d;
+			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+		}`, name, s.port, query, s.port)
+	}
+	app := func(path, check string) string {
+		return fmt.Sprintf(`location %s {
+			auth_request /%s;
+			auth_request_set $auth_user $upstream_http_remote_user;
+			auth_request_set $auth_groups $upstream_http_remote_groups;
+			auth_request_set $auth_login $upstream_http_location;
+			error_page 401 = @login;
+			add_header X-Remote-User $auth_user always;
+			add_header X-Remote-Groups $auth_groups always;
+		}`, path, check)
 	}
 	config := fmt.Sprintf(`worker_processes 1;
+master_process off;
 daemon off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
-master_process off;
 events {}
 http {
 	access_log off;
@@ -193,27 +218,19 @@ http {
 	server {
 		listen 127.0.0.1:%[2]d;
 		root %[1]s/www;
-		location = /auth {
-			internal;
-			proxy_pass http://127.0.0.1:%[3]d/miniapp/auth;
-			proxy_pass_request_body off;
-			proxy_set_header Content-Length "";
-			proxy_set_header Host auth.example.test:%[3]d;
-			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-		}
-		location / {
-			auth_request /auth;
-			auth_request_set $user $upstream_http_remote_user;
-			auth_request_set $login $upstream_http_location;
-			error_page 401 = @login;
-			add_header X-Remote-User $user always;
-		}
+		%[3]s
+		%[4]s
+		%[5]s
+		%[6]s
 		location @login {
-			return 302 $login;
+			if ($auth_login = "") {
+				return 401;
+			}
+			return 302 $auth_login;
 		}
 	}
 }
-`, dir, port, s.port)
+`, dir, port, auth("miniapp-auth", ""), auth("miniapp-auth-admins", "?group=admins"), app("/", "miniapp-auth"), app("/admin/", "miniapp-auth-admins"))
 	file := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -226,13 +243,14 @@ http {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
-	c := s.browser(t)
+	ada, bob := s.browser(t), s.browser(t)
 	page := fmt.Sprintf("http://app3.example.test:%d/index.html?id=7", port)
+	admin := fmt.Sprintf("http://app3.example.test:%d/admin/index.html", port)
 	var resp *http.Response
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		req, _ := http.NewRequest("GET", page, nil)
 		req.Header.Set("Accept", "text/html")
-		if resp, err = c.Do(req); err == nil {
+		if resp, err = ada.Do(req); err == nil {
 			resp.Body.Close()
 			break
 		}
@@ -244,11 +262,24 @@ http {
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != want {
 		t.Fatalf("nginx without a session: %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
-	if body := s.signIn(t, c, "ada", page); body != "nginx app\n" {
+	if resp, _ := call(t, ada, "GET", page, ""); resp.StatusCode != 401 {
+		t.Errorf("an API client behind nginx: %d, want 401", resp.StatusCode)
+	}
+	if body := s.signIn(t, ada, "ada", page); body != "nginx www/index.html\n" {
 		t.Errorf("the nginx app after sign-in: %q", body)
 	}
-	resp, _ = call(t, c, "GET", page, "", "Accept", "text/html")
-	if resp.StatusCode != 200 || resp.Header.Get("X-Remote-User") != "ada" {
-		t.Errorf("the nginx app with a session: %d, user %q", resp.StatusCode, resp.Header.Get("X-Remote-User"))
+	resp, _ = call(t, ada, "GET", admin, "", "Accept", "text/html")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Remote-User") != "ada" || resp.Header.Get("X-Remote-Groups") != "admins,staff" {
+		t.Errorf("the admins' app for ada: %d, user %q, groups %q", resp.StatusCode, resp.Header.Get("X-Remote-User"), resp.Header.Get("X-Remote-Groups"))
+	}
+	s.signIn(t, bob, "bob", page)
+	if resp, _ := call(t, bob, "GET", admin, "", "Accept", "text/html"); resp.StatusCode != 403 {
+		t.Errorf("the admins' app for bob: %d, want 403", resp.StatusCode)
+	}
+	call(t, ada, "POST", s.url("auth", "/logout"), "", "Origin", s.url("auth", ""))
+	for _, u := range []string{page, admin} {
+		if resp, _ := call(t, ada, "GET", u, "", "Accept", "text/html"); resp.StatusCode != 302 {
+			t.Errorf("%s after logout: %d, want 302", u, resp.StatusCode)
+		}
 	}
 }

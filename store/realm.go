@@ -316,13 +316,20 @@ func (rv *Realm) LastUse(id [16]byte, expires time.Time) time.Time {
 	return time.Unix(used, 0)
 }
 
-// Use records the session's use at a time when its cookie could not be
-// renewed: here at once, in the store with one write.
-func (rv *Realm) Use(ctx context.Context, id [16]byte, expires, at time.Time) {
+// KeepAlive records the session's use at now, when its cookie could not
+// be renewed, once every period since its last use (the cookie's
+// lastSeen, or a later one recorded): here at once, in the store with
+// one write. Checks of one session at once write once.
+func (rv *Realm) KeepAlive(ctx context.Context, id [16]byte, expires, lastSeen, now time.Time, period time.Duration) {
 	rv.mu.Lock()
-	rv.applyLocked(Change{ID: id, Expires: expires, Used: at})
+	last := max(lastSeen.Unix(), rv.used[expires.Unix()/3600][id])
+	if now.Unix()-last < int64(period.Seconds()) {
+		rv.mu.Unlock()
+		return
+	}
+	rv.applyLocked(Change{ID: id, Expires: expires, Used: now})
 	rv.mu.Unlock()
-	rv.write(ctx, pendingWrite{id: id, expires: expires, used: at})
+	rv.write(ctx, pendingWrite{id: id, expires: expires, used: now})
 }
 
 // Generation is the store's generation for a new session: 0 while it
