@@ -15,6 +15,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -122,13 +124,39 @@ type Change struct {
 	Generation uint64
 }
 
-// NewGeneration makes a realm generation: random, never 0.
-func NewGeneration() uint64 {
+// Generation is what a backend keeps of the realm's generation record:
+// the value it reported last.
+type Generation struct {
+	reported uint64
+}
+
+// Check reads a backend's generation record, as Once returned it, and
+// returns the change to report when the generation is not the one
+// reported before; a record that is no generation is an error.
+func (g *Generation) Check(record []byte, err error) ([]Change, error) {
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.ParseUint(string(record), 10, 64)
+	if err != nil || n == 0 {
+		return nil, errors.New("the realm's generation record is not a generation")
+	}
+	if n == g.reported {
+		return nil, nil
+	}
+	g.reported = n
+	return []Change{{Generation: n}}, nil
+}
+
+// NewGenerationRecord makes a generation record, for a backend that finds
+// none (a new store, or one that lost its data), and logs that it did.
+func NewGenerationRecord(logger *zap.Logger) ([]byte, error) {
+	logger.Info("the realm has no generation in the store (a new store, or one that lost its data): making one; sessions issued under another are refused")
 	var b [8]byte
 	for {
 		_, _ = rand.Read(b[:])
 		if g := binary.BigEndian.Uint64(b[:]); g != 0 {
-			return g
+			return []byte(strconv.FormatUint(g, 10)), nil
 		}
 	}
 }

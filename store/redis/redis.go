@@ -294,7 +294,7 @@ type redisBackend struct {
 	// after it.
 	cursor string
 	// generation is the realm's generation reported last.
-	generation uint64
+	generation store.Generation
 }
 
 // trimLua keeps the realm's longest announced session lifetime in the
@@ -440,25 +440,12 @@ func (b *redisBackend) once(ctx context.Context, key string, create func() ([]by
 }
 
 // checkGeneration reads the realm's generation, making it when it is
-// gone (a new Redis, or one that lost its data), and returns it as a
-// change when it is not the one reported before.
+// gone, and returns it as a change when it is not the one reported
+// before.
 func (b *redisBackend) checkGeneration(ctx context.Context) ([]store.Change, error) {
-	data, err := b.once(ctx, b.base+"generation", func() ([]byte, error) {
-		b.opts.Logger.Info("the realm has no generation in Redis (a new Redis, or one that lost its data): making one; sessions issued under another are refused")
-		return []byte(strconv.FormatUint(store.NewGeneration(), 10)), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	g, err := strconv.ParseUint(string(data), 10, 64)
-	if err != nil || g == 0 {
-		return nil, fmt.Errorf("%sgeneration: not a generation", b.base)
-	}
-	if g == b.generation {
-		return nil, nil
-	}
-	b.generation = g
-	return []store.Change{{Generation: g}}, nil
+	return b.generation.Check(b.once(ctx, b.base+"generation", func() ([]byte, error) {
+		return store.NewGenerationRecord(b.opts.Logger)
+	}))
 }
 
 // Changes reads the stream's new entries and the realm's generation.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strconv"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/store"
@@ -61,26 +60,10 @@ func (b *storageBackend) create(ctx context.Context, key string, create func() (
 }
 
 // checkGeneration reads the realm's generation, making it when it is
-// gone (a new store, or one that lost its data), and returns it as a
-// change when it is not the one reported before.
+// gone, and returns it as a change when it is not the one reported
+// before.
 func (b *storageBackend) checkGeneration(ctx context.Context) ([]store.Change, error) {
-	data, err := b.once(ctx, b.prefix+"/generation", func() ([]byte, error) {
-		b.opts.Logger.Info(noGeneration)
-		return []byte(strconv.FormatUint(store.NewGeneration(), 10)), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	g, err := strconv.ParseUint(string(data), 10, 64)
-	if err != nil || g == 0 {
-		return nil, fmt.Errorf("%s/generation: not a generation", b.prefix)
-	}
-	if g == b.generation {
-		return nil, nil
-	}
-	b.generation = g
-	return []store.Change{{Generation: g}}, nil
+	return b.generation.Check(b.once(ctx, b.prefix+"/generation", func() ([]byte, error) {
+		return store.NewGenerationRecord(b.opts.Logger)
+	}))
 }
-
-// noGeneration is logged by the node that makes the realm's generation.
-const noGeneration = "the realm has no generation in the store (a new store, or one that lost its data): making one; sessions issued under another are refused"

@@ -110,7 +110,7 @@ type storageBackend struct {
 	latest  string
 	readAll time.Time
 	// generation is the realm's generation reported last
-	generation uint64
+	generation store.Generation
 	// warned holds the faults of other nodes' journals logged once
 	warned map[string]bool
 	// remember is how long a sign-out must stay in the journal: the
