@@ -317,40 +317,39 @@ func TestBrowserSingleSignOn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	page := func() (string, string) {
+	// page waits until the browser shows a page at a location that
+	// starts with prefix and whose text starts with text (a navigation in
+	// progress may refuse to answer meanwhile), and returns it
+	page := func(prefix, text string) (string, string) {
 		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
+		var loc, body string
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if loc, err = chromedp.Run(ctx, chromedp.Location()); err == nil {
+				body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+			}
+			body = strings.TrimSpace(body)
+			if err == nil && strings.HasPrefix(loc, prefix) && strings.HasPrefix(body, text) {
+				return loc, body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the browser shows %s with %q (%v), want %s with %q", loc, body, err, prefix, text)
+			}
 		}
-		body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loc, strings.TrimSpace(body)
 	}
 	app := s.url("app1", "/reports")
 	run(chromedp.Navigate(app), chromedp.WaitVisible(chromedp.ID("username")))
-	if loc, _ := page(); !strings.HasPrefix(loc, s.url("auth", "/login?next=")) {
-		t.Fatalf("the app sent the browser to %s", loc)
-	}
+	page(s.url("auth", "/login?next="), "Sign in")
 	run(chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), adaPassword),
-		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("body")))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if loc, body := page(); loc == app && strings.HasPrefix(body, "app1 user=ada") {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("after sign-in: %s shows %q", loc, body)
-		}
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	if loc, _ := page(app, "app1 user=ada"); loc != app {
+		t.Errorf("after sign-in the browser is at %s, want %s", loc, app)
 	}
-	run(chromedp.Navigate(s.url("app2", "/")), chromedp.WaitVisible(chromedp.CSS("body")))
-	if loc, body := page(); loc != s.url("app2", "/") || !strings.HasPrefix(body, "app2 user=ada") {
-		t.Fatalf("the second app: %s shows %q", loc, body)
-	}
+	run(chromedp.Navigate(s.url("app2", "/")))
+	page(s.url("app2", "/"), "app2 user=ada")
 	run(chromedp.Navigate(s.url("auth", "/logout?next="+url.QueryEscape(app))), chromedp.WaitVisible(chromedp.CSS(`button[type="submit"]`)),
-		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("username")))
-	if loc, _ := page(); loc != s.url("auth", "/login?next="+url.QueryEscape(app)) {
-		t.Errorf("after signing out from the login site: %s", loc)
-	}
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	// signed out, the app sends the browser to sign in again
+	page(s.url("auth", "/login?next="+url.QueryEscape(app)), "Sign in")
 	run(chromedp.Navigate(s.url("app2", "/")), chromedp.WaitVisible(chromedp.ID("username")))
 }
