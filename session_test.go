@@ -28,6 +28,12 @@ func TestBadCookies(t *testing.T) {
 		b[i] ^= 1
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
+	// the value in the standard alphabet: when no character differs
+	// between the two (a few in a hundred values), its padding does
+	std := strings.NewReplacer("-", "+", "_", "/").Replace(good.Value)
+	if std == good.Value {
+		std += "=="
+	}
 	other := newApp(t, "", func(h *Handler) { h.SecretKeys = []string{base64.StdEncoding.EncodeToString(session.Random(32))} })
 	otherCookie := other.login("ada", adaPassword, false)
 	for name, value := range map[string]string{
@@ -42,7 +48,7 @@ func TestBadCookies(t *testing.T) {
 		"padded":       good.Value + "==",
 		"huge":         strings.Repeat("A", 5000),
 		"only key id":  good.Value[:6],
-		"standard b64": base64.StdEncoding.EncodeToString(raw),
+		"standard b64": std,
 	} {
 		w := a.do(request{target: "/profile", cookie: &http.Cookie{Name: "miniapp_session", Value: value}})
 		if w.Code != 401 {
