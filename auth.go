@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
-	"github.com/caddy-miniapp/miniapp/internal/session"
-	"github.com/caddy-miniapp/miniapp/store"
 )
 
 // authPath is the endpoint that other sites, in this Caddy or another
@@ -260,13 +258,4 @@ func (rs rules) allow(a *account.Account) bool {
 		}
 	}
 	return true
-}
-
-// usedSince is the session's time of last use: its cookie's, or a later
-// one recorded by the endpoint.
-func usedSince(shared *store.Realm, s *session.Session) time.Time {
-	if used := shared.LastUse(s.ID, s.Expires); used.After(s.LastSeen) {
-		return used
-	}
-	return s.LastSeen
 }

@@ -138,6 +138,15 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	return &signedIn{Session: s, acct: acct}
 }
 
+// usedSince is the session's time of last use: its cookie's, or a later
+// one recorded by the endpoint.
+func usedSince(shared *store.Realm, s *session.Session) time.Time {
+	if used := shared.LastUse(s.ID, s.Expires); used.After(s.LastSeen) {
+		return used
+	}
+	return s.LastSeen
+}
+
 // renew sends the cookie again with a new time of last use once less
 // than half of the idle window is left, so an active session does not
 // lapse; its absolute expiry stays.

@@ -340,15 +340,6 @@ func (rv *Realm) Generation() uint64 {
 	return rv.generation
 }
 
-// SignOuts is the account's sign-out counter as this node knows it,
-// without asking the store: a value sealed under a lower one was
-// issued before a sign out everywhere.
-func (rv *Realm) SignOuts(acct AccountID) uint32 {
-	rv.mu.RLock()
-	defer rv.mu.RUnlock()
-	return rv.users[acct]
-}
-
 // Counter returns the account's current sign-out counter for a new
 // session, read from the store so that a sign-out on another instance
 // that this one has not seen yet does not end the new session when it is
