@@ -50,22 +50,36 @@ func handOut(l *Slots, order chan string, n int, holder string, known bool, lane
 	return got
 }
 
-// TestSlotsAlternate: a freed slot goes to a known device's lane first,
-// but the anonymous queue gets every other slot while it waits.
-func TestSlotsAlternate(t *testing.T) {
+// check is a password check of a test: its name, and the key and queue
+// of its lane.
+type check struct {
+	name, key string
+	known     bool
+}
+
+// queueBehindHolder takes the one slot of new Slots for "holder" and
+// queues the checks behind it in order; it returns the slots, the
+// channel the checks report on, and each check's lane key by name.
+func queueBehindHolder(t *testing.T, checks []check) (*Slots, chan string, map[string]string) {
+	t.Helper()
 	l := NewSlots(1, 10*time.Second)
 	if err := l.Acquire(context.Background(), "holder", false); err != nil {
 		t.Fatal(err)
 	}
-	order := make(chan string, 8)
+	order := make(chan string, len(checks))
 	lanes := map[string]string{}
-	for _, c := range []struct {
-		name, key string
-		known     bool
-	}{{"anonymous 1", "a1", false}, {"known 1", "k1", true}, {"anonymous 2", "a2", false}, {"known 2", "k2", true}, {"known 3", "k3", true}} {
+	for _, c := range checks {
 		queued(t, l, order, c.name, c.key, c.known)
 		lanes[c.name] = c.key
 	}
+	return l, order, lanes
+}
+
+// TestSlotsAlternate: a freed slot goes to a known device's lane first,
+// but the anonymous queue gets every other slot while it waits.
+func TestSlotsAlternate(t *testing.T) {
+	l, order, lanes := queueBehindHolder(t, []check{{"anonymous 1", "a1", false}, {"known 1", "k1", true}, {"anonymous 2", "a2", false},
+		{"known 2", "k2", true}, {"known 3", "k3", true}})
 	got := handOut(l, order, 5, "holder", false, lanes)
 	want := []string{"known 1", "anonymous 1", "known 2", "anonymous 2", "known 3"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -80,19 +94,8 @@ func TestSlotsAlternate(t *testing.T) {
 // checks wait in it, so one account's devices, or one address's many
 // users, take turns with the others instead of going ahead of them.
 func TestSlotsLanes(t *testing.T) {
-	l := NewSlots(1, 10*time.Second)
-	if err := l.Acquire(context.Background(), "holder", false); err != nil {
-		t.Fatal(err)
-	}
-	order := make(chan string, 8)
-	lanes := map[string]string{}
-	for _, c := range []struct {
-		name, key string
-		known     bool
-	}{{"flood 1", "kx", true}, {"flood 2", "kx", true}, {"flood 3", "kx", true}, {"office 1", "a1", false}, {"office 2", "a1", false}, {"home", "a2", false}} {
-		queued(t, l, order, c.name, c.key, c.known)
-		lanes[c.name] = c.key
-	}
+	l, order, lanes := queueBehindHolder(t, []check{{"flood 1", "kx", true}, {"flood 2", "kx", true}, {"flood 3", "kx", true},
+		{"office 1", "a1", false}, {"office 2", "a1", false}, {"home", "a2", false}})
 	got := handOut(l, order, 6, "holder", false, lanes)
 	want := []string{"flood 1", "office 1", "flood 2", "home", "flood 3", "office 2"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
