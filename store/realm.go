@@ -59,6 +59,11 @@ type Realm struct {
 	sessions *sessionIndex
 	// pending holds the store writes that failed, retried in order.
 	pending []pendingWrite
+	// records holds the realm's durable records by key.
+	records map[string][]byte
+	// restore is set when the store lost its data while this node held
+	// records: the next syncs write them back until every one is.
+	restore bool
 
 	// down is set when a request's store call failed, and cleared by
 	// the next sync that succeeds: meanwhile requests answer from
@@ -146,6 +151,7 @@ func NewRealm(store Backend, opts Options) *Realm {
 		used:     make(map[int64]map[[16]byte]int64),
 		users:    make(map[AccountID]uint32),
 		sessions: newSessionIndex(),
+		records:  make(map[string][]byte),
 		done:     make(chan struct{}),
 	}
 }
@@ -216,11 +222,15 @@ func (rv *Realm) Sync(ctx context.Context) error {
 	}
 	err = errors.Join(err, cerr)
 	rv.mu.Lock()
-	defer rv.mu.Unlock()
 	for _, c := range changes {
 		rv.applyLocked(c)
 	}
 	rv.expireLocked(rv.now())
+	restore := rv.restore
+	rv.mu.Unlock()
+	if restore {
+		err = errors.Join(err, rv.restoreRecords(ctx))
+	}
 	return err
 }
 
@@ -255,8 +265,17 @@ func (rv *Realm) applyLocked(c Change) {
 				zap.Int("sessions", len(rv.sessions.owner)))
 			rv.users = make(map[AccountID]uint32)
 			rv.sessions.keep(c.Generation)
+			// a second factor must never switch itself off: the records
+			// held here are written back
+			rv.restore = len(rv.records) > 0
 		}
 		rv.generation = c.Generation
+	case c.Record != "":
+		if c.Value == nil {
+			delete(rv.records, c.Record)
+		} else {
+			rv.records[c.Record] = c.Value
+		}
 	case !c.Used.IsZero():
 		hour := c.Expires.Unix() / 3600
 		ids := rv.used[hour]

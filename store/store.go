@@ -96,13 +96,34 @@ type Backend interface {
 	// interval for a store that is polled, 0 for one whose Changes call
 	// waits for news itself.
 	PollEvery() time.Duration
+	// Record reads the durable record named key: nil when there is none.
+	Record(ctx context.Context, key string) ([]byte, error)
+	// SwapRecord replaces the record named key, when it holds old (nil:
+	// when there is none), with new (nil: removes it), tells the other
+	// nodes, and reports whether the record held old. Records never
+	// expire. Redis swaps atomically for every node; storage within this
+	// node, so two nodes that swap one record within a sync interval
+	// may both succeed.
+	SwapRecord(ctx context.Context, key string, old, new []byte) (bool, error)
+	// Strike counts one failure under key in a window that begins with
+	// the first failure and lasts window, and returns the count and the
+	// window's end. Redis counts for every node (INCR with a TTL);
+	// storage counts on this node.
+	Strike(ctx context.Context, key string, window time.Duration) (int, time.Time, error)
+	// Strikes reads the count of key's window and its end: 0 when no
+	// window is open.
+	Strikes(ctx context.Context, key string) (int, time.Time, error)
 	// Close releases the connection.
 	Close() error
 }
 
+// MaxRecord bounds a durable record's size, in bytes: a larger one read
+// from the store is refused, and no node writes one.
+const MaxRecord = 64 << 10
+
 // Change is one entry of a store's change feed: a new session (Login),
-// a revoked session until it expires, an account's sign-out counter, or
-// the realm's generation.
+// a revoked session until it expires, an account's sign-out counter, the
+// realm's generation or a durable record.
 type Change struct {
 	// Login is a new session, or nil.
 	Login *Entry
@@ -122,6 +143,11 @@ type Change struct {
 	// Every backend reports it on the first call of Changes and whenever
 	// it finds it changed or gone (then making the new one).
 	Generation uint64
+	// Record, when not empty, names a durable record that now holds
+	// Value (nil: removed). Every backend reports each record it holds
+	// on the first call of Changes.
+	Record string
+	Value  []byte
 }
 
 // Generation is what a backend keeps of the realm's generation record:

@@ -59,6 +59,8 @@ func TestStoreContract(t *testing.T) {
 		"one generation":              contractGeneration,
 		"known devices":               contractDevices,
 		"last use reaches others":     contractUse,
+		"records swap for every node": contractRecords,
+		"strikes count in a window":   contractStrikes,
 	}
 	for name, open := range backends {
 		for what, contract := range contracts {

@@ -206,6 +206,7 @@ func (s *Store) Open(ctx caddy.Context, opts store.Options) (store.Backend, erro
 		_ = client.Close()
 		return nil, err
 	}
+	warnWithoutPersistence(ctx, client, opts.Logger)
 	base := s.KeyPrefix + "{" + opts.Realm + "}:"
 	return &redisBackend{client: client, base: base, stream: base + "changes", opts: opts}, nil
 }
@@ -295,6 +296,8 @@ type redisBackend struct {
 	cursor string
 	// generation is the realm's generation reported last.
 	generation store.Generation
+	// recordsRead is set once every durable record has been read.
+	recordsRead bool
 }
 
 // trimLua keeps the realm's longest announced session lifetime in the
@@ -451,6 +454,12 @@ func (b *redisBackend) checkGeneration(ctx context.Context) ([]store.Change, err
 // Changes reads the stream's new entries and the realm's generation.
 func (b *redisBackend) Changes(ctx context.Context) ([]store.Change, error) {
 	out, err := b.read(ctx)
+	if err == nil && !b.recordsRead {
+		// after the stream's entries, which they are newer than
+		var records []store.Change
+		records, err = b.allRecords(ctx)
+		out, b.recordsRead = append(out, records...), err == nil
+	}
 	// checked after the entries, and reported before them: whatever
 	// generation they were written under, they apply after its change
 	generation, gerr := b.checkGeneration(ctx)
@@ -502,9 +511,19 @@ func (b *redisBackend) parse(msgs []goredis.XMessage, out []store.Change) []stor
 		k, _ := m.Values["k"].(string)
 		i, _ := m.Values["i"].(string)
 		v, _ := m.Values["v"].(string)
-		if k == "s" {
+		switch k {
+		case "s":
 			if e, ok := store.ParseEntry(v); ok {
 				out = append(out, store.Change{Login: &e})
+			}
+			continue
+		case "R":
+			if i != "" && len(v) <= store.MaxRecord {
+				c := store.Change{Record: i}
+				if v != "" {
+					c.Value = []byte(v)
+				}
+				out = append(out, c)
 			}
 			continue
 		}

@@ -130,6 +130,8 @@ func (b *storageBackend) Changes(ctx context.Context) ([]store.Change, error) {
 		return nil, errors.Join(errs...)
 	}
 	out, err := b.readPeers(ctx)
+	out, rerr := b.readRecords(ctx, out)
+	err = errors.Join(err, rerr)
 	// checked after the entries, and reported before them: whatever
 	// generation they were written under, they apply after its change
 	generation, gerr := b.checkGeneration(ctx)
@@ -335,7 +337,8 @@ func parseHead(s string) (journalHead, error) {
 }
 
 // parseJournalLine reads "s <session entry>", "r <id> <expires>",
-// "u <id> <expires> <used>" or "c <account> <counter> <until>", with the
+// "u <id> <expires> <used>", "c <account> <counter> <until>" or
+// "R <record key> <until>", with the
 // time until which the entry matters.
 func parseJournalLine(line string) (store.Change, int64, bool) {
 	if entry, ok := strings.CutPrefix(line, "s "); ok {
@@ -345,6 +348,12 @@ func parseJournalLine(line string) (store.Change, int64, bool) {
 	f := strings.Fields(line)
 	if len(f) < 3 {
 		return store.Change{}, 0, false
+	}
+	if f[0] == "R" && len(f) == 3 {
+		// the record's value is read from its file
+		key, err := hex.DecodeString(f[1])
+		until, ok := store.ParseTime(f[2])
+		return store.Change{Record: string(key)}, until, err == nil && len(key) > 0 && ok
 	}
 	key, err := hex.DecodeString(f[1])
 	if err != nil || len(key) != 16 {

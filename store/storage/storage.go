@@ -81,6 +81,7 @@ func (s *Store) Open(_ caddy.Context, opts store.Options) (store.Backend, error)
 		maxExp:   make(map[uint64]int64),
 		peers:    make(map[string]*journalPeer),
 		warned:   make(map[string]bool),
+		strikes:  make(map[string]strikes),
 		remember: opts.Remember,
 	}, nil
 }
@@ -117,6 +118,14 @@ type storageBackend struct {
 	// longest session lifetime this node and the others announce in
 	// their heads; b.mu guards it
 	remember time.Duration
+
+	// recordMu makes this node's record swaps one at a time
+	recordMu sync.Mutex
+	// recordsRead is set once every record has been read
+	recordsRead bool
+	// strikes are the failures counted on this node, by key
+	strikeMu sync.Mutex
+	strikes  map[string]strikes
 }
 
 // Where a realm's journal, a node's head and segments, and an account's
