@@ -17,8 +17,11 @@ import (
 )
 
 const (
-	sessionVersion   = 3
-	sessionHeaderLen = 1 + 3*8 + 4 + 8 + 16 + account.TagLen
+	// sessionVersion 4 adds the factors to version 3, which still opens
+	// (as a session of one factor)
+	sessionVersion   = 4
+	v3HeaderLen      = 1 + 3*8 + 4 + 8 + 16 + account.TagLen
+	sessionHeaderLen = v3HeaderLen + 1
 	keyIDLen         = 4
 	minKeyLen        = 32
 	// maxCookieLen bounds the cookie we try to open; a real one is far
@@ -38,6 +41,14 @@ const (
 	// PurposeDevice seals the device cookie of a browser that signed in
 	// before.
 	PurposeDevice
+	// PurposePending seals the cookie of a sign-in that waits for its
+	// second factor.
+	PurposePending
+	// PurposeEnrollment seals a second factor being set up, until its
+	// first code confirms it.
+	PurposeEnrollment
+	// PurposeRecord seals an account's durable records in the store.
+	PurposeRecord
 	purposes = iota
 )
 
@@ -48,6 +59,12 @@ func (p Purpose) String() string {
 		return "session"
 	case PurposeDevice:
 		return "device"
+	case PurposePending:
+		return "pending"
+	case PurposeEnrollment:
+		return "enrollment"
+	case PurposeRecord:
+		return "record"
 	}
 	return "purpose " + strconv.Itoa(int(p))
 }
@@ -134,13 +151,53 @@ func (kr *Keyring) Seal(p Purpose, s *Session, name, host string) string {
 	binary.BigEndian.PutUint64(plain[29:], s.Generation)
 	copy(plain[37:], s.ID[:])
 	copy(plain[53:], s.Account[:])
+	plain[v3HeaderLen] = s.Factors
 	plain = append(plain, s.User...)
+	return kr.seal(p, plain, name, host)
+}
 
+// seal encrypts plain for the purpose with the first key, bound to name
+// and host.
+func (kr *Keyring) seal(p Purpose, plain []byte, name, host string) string {
 	ad := make([]byte, 0, 2+len(name)+len(host))
 	ad = append(append(append(append(ad, byte(p)), name...), 0), host...)
 	k := kr.keys[p][0]
 	sealed := k.aead.Seal(k.id[:], nil, plain, ad)
 	return base64.RawURLEncoding.EncodeToString(sealed)
+}
+
+// SealData seals data for the purpose, bound to name: it opens with
+// OpenData for the same purpose and name only.
+func (kr *Keyring) SealData(p Purpose, data []byte, name string) string {
+	return kr.seal(p, data, name, "")
+}
+
+// maxDataLen bounds the sealed data OpenData tries to open.
+const maxDataLen = 128 << 10
+
+// OpenData opens what SealData sealed for the purpose and name, and
+// reports whether it was sealed with the first key (a value sealed with
+// another is to be sealed again before that key goes).
+func (kr *Keyring) OpenData(p Purpose, value, name string) (data []byte, current bool, err error) {
+	if len(value) > maxDataLen || p < PurposeSession || p > purposes {
+		return nil, false, errMalformed
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(raw) < keyIDLen {
+		return nil, false, errMalformed
+	}
+	ad := append(append([]byte{byte(p)}, name...), 0)
+	for i, k := range kr.keys[p] {
+		if [keyIDLen]byte(raw[:keyIDLen]) != k.id {
+			continue
+		}
+		data, err := k.aead.Open(nil, nil, raw[keyIDLen:], ad)
+		if err != nil {
+			return nil, false, errMalformed
+		}
+		return data, i == 0, nil
+	}
+	return nil, false, errMalformed
 }
 
 // errMalformed is the error of a value that does not open.
@@ -172,18 +229,26 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 			continue
 		}
 		plain, err := k.aead.Open(out[:0], nil, raw[keyIDLen:], adBytes)
-		if err != nil || len(plain) <= sessionHeaderLen || plain[0] != sessionVersion {
+		if err != nil || len(plain) <= v3HeaderLen || (plain[0] != sessionVersion && plain[0] != 3) {
 			return nil, errMalformed
 		}
+		header, factors := v3HeaderLen, byte(1)
+		if plain[0] == sessionVersion {
+			if len(plain) <= sessionHeaderLen {
+				return nil, errMalformed
+			}
+			header, factors = sessionHeaderLen, plain[v3HeaderLen]
+		}
 		return &Session{
+			Factors:    factors,
 			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
 			Expires:    time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
 			LastSeen:   time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),
 			Counter:    binary.BigEndian.Uint32(plain[25:]),
 			Generation: binary.BigEndian.Uint64(plain[29:]),
 			ID:         [16]byte(plain[37:53]),
-			Account:    account.Tag(plain[53:sessionHeaderLen]),
-			User:       string(plain[sessionHeaderLen:]),
+			Account:    account.Tag(plain[53:v3HeaderLen]),
+			User:       string(plain[header:]),
 		}, nil
 	}
 	return nil, errMalformed

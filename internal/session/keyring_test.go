@@ -11,7 +11,7 @@ import (
 
 func testSession() *Session {
 	return &Session{User: "ada é", ID: [16]byte(Random(16)), Counter: 7, Generation: 1<<40 + 3, Account: account.Tag(Random(account.TagLen)),
-		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0)}
+		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0), Factors: 2}
 }
 
 func TestSealOpen(t *testing.T) {
@@ -22,7 +22,7 @@ func TestSealOpen(t *testing.T) {
 	s := testSession()
 	v := kr.Seal(PurposeSession, s, "c", "h")
 	got, err := kr.Open(PurposeSession, v, "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Generation != s.Generation || got.Account != s.Account ||
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Generation != s.Generation || got.Account != s.Account || got.Factors != 2 ||
 		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
@@ -111,5 +111,69 @@ func TestPurposes(t *testing.T) {
 	}
 	if _, err := kr.Open(purposes+1, kr.Seal(PurposeSession, s, "c", "h"), "c", "h"); err == nil {
 		t.Error("a value opened for an unknown purpose")
+	}
+}
+
+// TestVersion3: a cookie of version 3, issued before sessions recorded
+// their factors, still opens, as a session of one factor.
+func TestVersion3(t *testing.T) {
+	kr, err := NewKeyring([][]byte{Random(32)}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSession()
+	v4 := kr.Seal(PurposeSession, s, "c", "h")
+	raw, _ := base64.RawURLEncoding.DecodeString(v4)
+	k := kr.keys[PurposeSession][0]
+	plain, err := k.aead.Open(nil, nil, raw[keyIDLen:], append([]byte{byte(PurposeSession)}, "c\x00h"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain[0] = 3
+	v3 := append(plain[:v3HeaderLen:v3HeaderLen], plain[sessionHeaderLen:]...)
+	got, err := kr.Open(PurposeSession, kr.seal(PurposeSession, v3, "c", "h"), "c", "h")
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Factors != 1 {
+		t.Fatalf("a version 3 cookie: %+v %v", got, err)
+	}
+	plain[0] = 5
+	if _, err := kr.Open(PurposeSession, kr.seal(PurposeSession, plain, "c", "h"), "c", "h"); err == nil {
+		t.Error("a cookie of an unknown version opened")
+	}
+}
+
+// TestSealData: data opens for its purpose and name only, and tells
+// whether the first key sealed it, so records can be sealed again before
+// an old key goes.
+func TestSealData(t *testing.T) {
+	oldKey, newKey := Random(32), Random(32)
+	old, err := NewKeyring([][]byte{oldKey}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := NewKeyring([][]byte{newKey, oldKey}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := old.SealData(PurposeRecord, []byte("the secret"), "totp:ada")
+	if strings.Contains(v, "the secret") {
+		t.Fatal("sealed data shows its text")
+	}
+	if data, current, err := old.OpenData(PurposeRecord, v, "totp:ada"); err != nil || !current || string(data) != "the secret" {
+		t.Fatalf("open: %q %v %v", data, current, err)
+	}
+	if data, current, err := rotated.OpenData(PurposeRecord, v, "totp:ada"); err != nil || current || string(data) != "the secret" {
+		t.Fatalf("open after rotation: %q %v %v, want the data, not current", data, current, err)
+	}
+	if _, _, err := old.OpenData(PurposeRecord, v, "totp:bob"); err == nil {
+		t.Error("data opened under another name")
+	}
+	if _, _, err := old.OpenData(PurposeEnrollment, v, "totp:ada"); err == nil {
+		t.Error("data opened for another purpose")
+	}
+	if _, _, err := old.OpenData(PurposeRecord, v[:len(v)-2]+"AA", "totp:ada"); err == nil {
+		t.Error("altered data opened")
+	}
+	if _, _, err := old.OpenData(PurposeRecord, strings.Repeat("A", maxDataLen+1), "totp:ada"); err == nil {
+		t.Error("an oversized value opened")
 	}
 }

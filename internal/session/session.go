@@ -37,6 +37,9 @@ type Session struct {
 	Expires time.Time
 	// LastSeen is when the cookie was last issued, for idle expiry.
 	LastSeen time.Time
+	// Factors is how the session began: 1 with a password alone, 2 with
+	// a second factor too.
+	Factors uint8
 }
 
 // New starts a session of the account at now with a fresh random ID, so
@@ -51,6 +54,7 @@ func New(user string, tag account.Tag, counter uint32, now time.Time, lifetime t
 		Issued:   now,
 		Expires:  now.Add(wholeSeconds(lifetime)),
 		LastSeen: now,
+		Factors:  1,
 	}
 }
 
