@@ -26,6 +26,9 @@ type Entry struct {
 	Started, Expires time.Time
 	// Generation is the store's generation the session was issued under.
 	Generation uint64
+	// Factors is how the session began: 1 with a password alone, 2 with
+	// a second factor too.
+	Factors uint8
 	// Address is the client address at login.
 	Address string
 	// Device is a short name of the browser and system, made of known
@@ -34,13 +37,15 @@ type Entry struct {
 }
 
 // String encodes the entry as one line of text for a store: the ID, the
-// account, the counter, the times, the generation, the address and the
-// device name, which comes last as it holds spaces.
+// account, the counter, the times, the generation and factors
+// ("<generation>:<factors>"; an entry written before factors were
+// recorded has the generation alone, and one factor), the address and
+// the device name, which comes last as it holds spaces.
 func (e Entry) String() string {
 	return strings.Join([]string{
 		hex.EncodeToString(e.ID[:]), hex.EncodeToString(e.Account[:]), strconv.FormatUint(uint64(e.Counter), 10),
 		strconv.FormatInt(e.Started.Unix(), 10), strconv.FormatInt(e.Expires.Unix(), 10),
-		strconv.FormatUint(e.Generation, 10), e.Address, e.Device,
+		strconv.FormatUint(e.Generation, 10) + ":" + strconv.Itoa(int(max(e.Factors, 1))), e.Address, e.Device,
 	}, " ")
 }
 
@@ -50,8 +55,9 @@ func ParseEntry(s string) (Entry, bool) {
 	if len(f) != 8 {
 		return Entry{}, false
 	}
-	generation, err := strconv.ParseUint(f[5], 10, 64)
-	if err != nil {
+	gen, factors, found := strings.Cut(f[5], ":")
+	generation, err := strconv.ParseUint(gen, 10, 64)
+	if err != nil || (found && factors != "1" && factors != "2") {
 		return Entry{}, false
 	}
 	f = slices.Delete(f, 5, 6)
@@ -72,7 +78,7 @@ func ParseEntry(s string) (Entry, bool) {
 	return Entry{
 		ID: [16]byte(id), Account: AccountID(acct), Counter: counter,
 		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0), Generation: generation,
-		Address: f[5], Device: deviceLabel(f[6]),
+		Factors: 1 + uint8(strings.Count(factors, "2")), Address: f[5], Device: deviceLabel(f[6]),
 	}, true
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,13 +32,22 @@ func TestSessionEntryText(t *testing.T) {
 			t.Errorf("address %q read as %q (%v)", address, got.Address, ok)
 		}
 	}
+	e.Factors = 2
+	if got, ok := ParseEntry(e.String()); !ok || got.Factors != 2 {
+		t.Errorf("factors read back as %d (%v)", got.Factors, ok)
+	}
+	old := strings.Replace(e.String(), ":2 ", " ", 1)
+	if got, ok := ParseEntry(old); !ok || got.Factors != 1 || got.Generation != e.Generation {
+		t.Errorf("an entry written before factors: %+v (%v)", got, ok)
+	}
+	threeFactors := strings.Replace(e.String(), ":2 ", ":3 ", 1)
 	top := e
 	top.Counter = MaxCounter + 1
 	late := e
 	late.Expires = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	backwards := e
 	backwards.Expires = e.Started.Add(-time.Second)
-	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String(), top.String()} {
+	for _, bad := range []string{"", "x y z", e.String()[1:], "0011 " + e.String()[5:], late.String(), backwards.String(), top.String(), threeFactors} {
 		if _, ok := ParseEntry(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}

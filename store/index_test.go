@@ -9,7 +9,7 @@ import (
 
 // indexEntry is a session of acct that started at start and lasts an hour.
 func indexEntry(acct AccountID, start time.Time) Entry {
-	return Entry{ID: [16]byte(random(16)), Account: acct, Counter: 1, Started: start, Expires: start.Add(time.Hour),
+	return Entry{ID: [16]byte(random(16)), Account: acct, Counter: 1, Factors: 1, Started: start, Expires: start.Add(time.Hour),
 		Address: "203.0.113.7", Device: "Firefox on Linux"}
 }
 

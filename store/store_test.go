@@ -259,7 +259,7 @@ const listedSessions = 50
 
 // entryOf is a session of acct that started at start and lasts an hour.
 func entryOf(acct store.AccountID, start time.Time) store.Entry {
-	return store.Entry{ID: [16]byte(session.Random(16)), Account: acct, Counter: 1, Started: start, Expires: start.Add(time.Hour),
+	return store.Entry{ID: [16]byte(session.Random(16)), Account: acct, Counter: 1, Factors: 1, Started: start, Expires: start.Add(time.Hour),
 		Address: "203.0.113.7", Device: "Firefox on Linux"}
 }
 
