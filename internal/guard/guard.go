@@ -83,10 +83,23 @@ func (g Guard) Enter(ctx context.Context, in Login, now time.Time) (*Place, time
 	return &Place{attempt: attempt, slots: g.Slots, lane: lane, known: known}, 0, nil
 }
 
-// Leave frees the slot and settles the attempt: a failure stays
-// counted against the client.
+// EnterCheck gives a check that needs no password check slot (a
+// second factor's code) its attempt under the same throttle as a login:
+// a client that used up its failures is refused with how long to wait.
+func (g Guard) EnterCheck(in Login, now time.Time) (*Place, time.Duration, error) {
+	attempt, wait, err := g.Throttle.reserve(in.throttleKey(), now)
+	if err != nil {
+		return nil, wait, err
+	}
+	return &Place{attempt: attempt}, 0, nil
+}
+
+// Leave frees the slot, if the place holds one, and settles the
+// attempt: a failure stays counted against the client.
 func (p *Place) Leave(failed bool) {
-	p.slots.Release(p.lane, p.known)
+	if p.slots != nil {
+		p.slots.Release(p.lane, p.known)
+	}
 	p.attempt.done(failed)
 }
 

@@ -40,3 +40,33 @@ func TestEnter(t *testing.T) {
 		t.Errorf("device key %q", DeviceKey([16]byte{1}))
 	}
 }
+
+// TestEnterCheck: a check without a password (a second factor's code)
+// takes no slot, and its failures count under the same limit as the
+// client's failed logins.
+func TestEnterCheck(t *testing.T) {
+	g := Guard{Throttle: newThrottle(2, time.Minute, throttleClients), Slots: NewSlots(1, 20*time.Millisecond)}
+	now := time.Unix(1000, 0)
+	client := Login{Client: "198.51.100.1"}
+	held, _, err := g.Enter(context.Background(), Login{Client: "198.51.100.9"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Leave(false)
+	p, _, err := g.EnterCheck(client, now)
+	if err != nil {
+		t.Fatalf("a code check waited for the one slot, held: %v", err)
+	}
+	p.Leave(true)
+	p, _, err = g.EnterCheck(client, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Leave(true)
+	if _, wait, err := g.EnterCheck(client, now); err != errLimited || wait != time.Minute {
+		t.Errorf("after two failed codes: %v %v", wait, err)
+	}
+	if _, _, err := g.Enter(context.Background(), client, now); err != errLimited {
+		t.Errorf("a login after two failed codes: %v", err)
+	}
+}
