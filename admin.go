@@ -26,6 +26,8 @@ func init() {
 //	GET    /miniapp/sessions?user=<name>[&realm=<realm>]
 //	DELETE /miniapp/sessions/<id>[?realm=<realm>]
 //	POST   /miniapp/signout?user=<name>[&realm=<realm>]
+//	GET    /miniapp/totp?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/totp?user=<name>[&realm=<realm>]
 //
 // The realm is "miniapp" when not given. A realm that no handler of the
 // running config has, or a user it does not have, is a 404.
@@ -45,6 +47,7 @@ func (a *AdminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/miniapp/sessions", Handler: caddy.AdminHandlerFunc(a.sessions)},
 		{Pattern: "/miniapp/sessions/", Handler: caddy.AdminHandlerFunc(a.endSession)},
 		{Pattern: "/miniapp/signout", Handler: caddy.AdminHandlerFunc(a.signOut)},
+		{Pattern: "/miniapp/totp", Handler: caddy.AdminHandlerFunc(a.totp)},
 	}
 }
 
@@ -206,6 +209,65 @@ type signOutJSON struct {
 	// Accounts is how many accounts of that name the realm has (sites
 	// of one realm may each configure a user of the name).
 	Accounts int `json:"accounts"`
+}
+
+// totpJSON is the answer of GET /miniapp/totp.
+type totpJSON struct {
+	// Enrolled is whether the user has one-time codes.
+	Enrolled bool `json:"enrolled"`
+	// RecoveryCodesLeft is how many unused recovery codes the user has.
+	RecoveryCodesLeft int `json:"recovery_codes_left"`
+}
+
+// totpResetJSON is the answer of DELETE /miniapp/totp.
+type totpResetJSON struct {
+	// User is the user whose factor was removed.
+	User string `json:"user"`
+	// Removed is whether the user had a factor.
+	Removed bool `json:"removed"`
+	// Ended is how many live sessions the user had.
+	Ended int `json:"ended"`
+}
+
+// totp shows (GET) or removes (DELETE: a lost phone) a user's second
+// factor; removing it ends the user's sessions too.
+func (a *AdminAPI) totp(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodDelete {
+		if err := allowAdmin(w, r, http.MethodGet); err != nil {
+			w.Header().Set("Allow", "GET, DELETE")
+			return err
+		}
+	}
+	name, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodGet {
+		status := accounts[0].h.statusOf(name)
+		return writeAdminJSON(w, totpJSON{Enrolled: status.TOTP, RecoveryCodesLeft: status.RecoveryCodesLeft})
+	}
+	out := totpResetJSON{User: name}
+	for i, u := range accounts {
+		// the factor is the realm's and the name's: one per store
+		if !slices.ContainsFunc(accounts[:i], func(o userSessions) bool { return o.h.store.Place() == u.h.store.Place() }) {
+			err := u.h.swapFactor(r.Context(), name, func(old *account.TOTP) (*account.TOTP, error) {
+				out.Removed = out.Removed || old != nil
+				return nil, nil
+			})
+			if err != nil {
+				return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+			}
+		}
+		acct := store.AccountID(u.acct.ID)
+		listed, others := u.h.shared.Sessions(nil, acct, [16]byte{})
+		out.Ended += len(listed) + others
+		if !u.h.shared.SignOutEverywhere(r.Context(), acct) {
+			return apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
+		}
+	}
+	accounts[0].h.logger.Info("second factor removed", zap.String("user", name), zap.Bool("had_factor", out.Removed),
+		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+	return writeAdminJSON(w, out)
 }
 
 // userName is the name of the handlers' account with the ID.

@@ -35,6 +35,22 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 		original, nginx := originalURL(r)
 		return h.authSignIn(w, r, original, nginx)
 	}
+	if h.mustEnrol(sess) {
+		// never back to the login page, which would loop
+		if acceptsHTML(r) {
+			w.Header().Set("Location", h.loginSite()+totpPath)
+			write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
+			return nil
+		}
+		return reject(http.StatusForbidden, "second factor enrollment required")
+	}
+	if rules.factors > sess.Factors {
+		if acceptsHTML(r) && h.hasFactor(sess.User) {
+			original, nginx := originalURL(r)
+			return h.authSignIn(w, r, original, nginx)
+		}
+		return reject(http.StatusForbidden, "this site requires a second factor")
+	}
 	if !rules.allow(sess.acct) {
 		return reject(http.StatusForbidden, "this user may not use this site")
 	}
@@ -206,12 +222,15 @@ func validHost(s string) bool {
 
 // rules are the conditions of one site's check, from the query: every
 // group= parameter names groups of which the user must be in at least
-// one, and every user= parameter users of which the user must be one.
+// one, every user= parameter users of which the user must be one, and
+// factor=2 asks for a session that began with a second factor.
 type rules struct {
 	groups, users [][]string
+	factors       uint8
 }
 
-// parseRules reads group=a,b and user=ada,bob, each repeatable.
+// parseRules reads group=a,b and user=ada,bob, each repeatable, and
+// factor=2.
 func parseRules(query string) (rules, error) {
 	var out rules
 	for query != "" {
@@ -221,6 +240,13 @@ func parseRules(query string) (rules, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
+		if k == "factor" {
+			if v != "2" {
+				return out, reject(http.StatusBadRequest, "factor must be 2")
+			}
+			out.factors = 2
+			continue
+		}
 		if k != "group" && k != "user" {
 			// forward_auth keeps the original request's query when its uri
 			// has none: other parameters are the app's, not rules

@@ -39,6 +39,8 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    revocation_sync <duration>
 //	    realm <name>
 //	    store storage | store redis { ... }
+//	    second_factor optional | required
+//	    totp_issuer <name>
 //	}
 //
 // `user`, `secret_key` and `protect` may be repeated; every other
@@ -84,6 +86,10 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		err = aerr
 	case "realm":
 		err = oneArg(d, &h.Realm)
+	case "second_factor":
+		err = oneArg(d, &h.SecondFactor)
+	case "totp_issuer":
+		err = oneArg(d, &h.TOTPIssuer)
 	case "store":
 		if !d.NextArg() {
 			return d.ArgErr()

@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "miniapp",
-		Usage: "sessions <user> | revoke <session-id> | signout <user> [--address <admin>] [--realm <realm>]",
+		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> [--address <admin>] [--realm <realm>]",
 		Short: "Lists and ends miniapp sessions through the admin API",
 		Long: `
 Lists and ends the sessions of miniapp users on a running Caddy, through
@@ -29,6 +29,9 @@ its admin API (the module admin.api.miniapp), as caddy reload does:
   caddy miniapp sessions <user>        a table of the user's sessions
   caddy miniapp revoke <session-id>    ends one session
   caddy miniapp signout <user>         ends every session of the user
+  caddy miniapp totp-reset <user>      removes the user's second factor
+                                       (a lost phone) and ends every
+                                       session of the user
 
 --address is the admin API's address (default localhost:2019, or the one
 in --config); --realm the handler's realm (default miniapp). The exit
@@ -40,14 +43,15 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
 			cmd.RunE = func(_ *cobra.Command, args []string) error {
 				if len(args) == 0 {
-					return errors.New("a command is required: sessions, revoke or signout")
+					return errors.New("a command is required: sessions, revoke, signout or totp-reset")
 				}
-				return fmt.Errorf("unknown command %q: want sessions, revoke or signout", args[0])
+				return fmt.Errorf("unknown command %q: want sessions, revoke, signout or totp-reset", args[0])
 			}
 			cmd.AddCommand(
 				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
 				miniappCommand("revoke <session-id>", "Ends one session", revokeCommand),
 				miniappCommand("signout <user>", "Ends every session of a user", signOutCommand),
+				miniappCommand("totp-reset <user>", "Removes a user's second factor and ends every session of the user", totpResetCommand),
 			)
 		},
 	})
@@ -125,10 +129,10 @@ func listSessionsCommand(admin adminClient, user string, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tACCOUNT\tDEVICE\tADDRESS\tSTARTED\tEXPIRES")
+	fmt.Fprintln(tw, "ID\tACCOUNT\tDEVICE\tADDRESS\tFACTORS\tSTARTED\tEXPIRES")
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(s.ID), printable(s.Account), printable(s.Device), printable(s.Address),
-			s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", printable(s.ID), printable(s.Account), printable(s.Device), printable(s.Address),
+			s.Factors, s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -150,6 +154,21 @@ func signOutCommand(admin adminClient, user string, out io.Writer) error {
 		return err
 	}
 	_, err := fmt.Fprintf(out, "signed %s out everywhere (sessions ended: %d, accounts: %d)\n", printable(result.User), result.Ended, result.Accounts)
+	return err
+}
+
+// totpResetCommand removes the user's second factor and ends the user's
+// sessions.
+func totpResetCommand(admin adminClient, user string, out io.Writer) error {
+	var result totpResetJSON
+	if err := admin.do(http.MethodDelete, "/miniapp/totp", url.Values{"user": {user}}, &result); err != nil {
+		return err
+	}
+	if !result.Removed {
+		_, err := fmt.Fprintf(out, "%s had no second factor; sessions ended: %d\n", printable(result.User), result.Ended)
+		return err
+	}
+	_, err := fmt.Fprintf(out, "removed the second factor of %s; sessions ended: %d\n", printable(result.User), result.Ended)
 	return err
 }
 

@@ -134,3 +134,13 @@ func (h *Handler) signInURL(next string) string {
 	}
 	return h.domain.loginURL + "?next=" + url.QueryEscape(next)
 }
+
+// loginSite is the login site's origin (scheme and host) when login_url
+// is absolute, else empty: this site's paths are the login site's.
+func (h *Handler) loginSite() string {
+	u, err := url.Parse(h.domain.loginURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

@@ -28,6 +28,7 @@ var routes = map[string]route{
 	"/logout":  (*Handler).logout,
 	authPath:   (*Handler).auth,
 	stylePath:  (*Handler).style,
+	totpPath:   (*Handler).totp,
 }
 
 // ServeHTTP reads the session once and sets the user placeholders,
@@ -39,6 +40,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// auth endpoint's answer never reach the browser
 	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
 		h.renew(w, r, sess)
+	}
+	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && r.URL.Path != stylePath {
+		return h.enrolFirst(w, r, sess, func() error { return next.ServeHTTP(w, r) })
 	}
 	setPlaceholders(r, sess)
 	answer, own := routes[r.URL.Path]
@@ -65,8 +69,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // setPlaceholders sets {http.miniapp.user}, {http.miniapp.groups}
-// (comma-separated), {http.miniapp.email} and {http.miniapp.name}, empty
-// when nobody is signed in, and {http.auth.user.id}, which Caddy's access
+// (comma-separated), {http.miniapp.email}, {http.miniapp.name} and
+// {http.miniapp.factors} (1 or 2: how the session began), empty when
+// nobody is signed in, and {http.auth.user.id}, which Caddy's access
 // log shows as user_id, only when someone is, so an identity set by an
 // earlier handler stays.
 func setPlaceholders(r *http.Request, sess *signedIn) {
@@ -74,16 +79,20 @@ func setPlaceholders(r *http.Request, sess *signedIn) {
 	if !ok {
 		return
 	}
-	p := noPlaceholders
+	p, factors := noPlaceholders, ""
 	if sess != nil {
-		p = sess.acct.Placeholders
+		p, factors = sess.acct.Placeholders, factorText[min(sess.Factors, 2)]
 		repl.Set("http.auth.user.id", p.User)
 	}
+	repl.Set("http.miniapp.factors", factors)
 	repl.Set("http.miniapp.user", p.User)
 	repl.Set("http.miniapp.groups", p.Groups)
 	repl.Set("http.miniapp.email", p.Email)
 	repl.Set("http.miniapp.name", p.Name)
 }
+
+// factorText is a session's factors as text, made once.
+var factorText = [3]string{"1", "1", "2"}
 
 // noPlaceholders are the placeholder values of an anonymous request.
 var noPlaceholders = account.Placeholders{User: "", Groups: "", Email: "", Name: ""}
@@ -148,9 +157,11 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	return nil
 }
 
-// login shows the form (GET) or checks a password and starts a session
-// (POST). A POST reads top to bottom: the input once, a place from the
-// guard, the password from the accounts, a new session, the answer.
+// login shows the form (GET; with step=code, the code form of a pending
+// sign-in) or signs in (POST). A POST reads top to bottom: the input
+// once, a place from the guard, the password from the accounts, the
+// second factor when the account has one, a new session, the answer. A
+// POST of a code alone finishes a pending sign-in.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
 	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
@@ -160,11 +171,21 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 		if err != nil {
 			return err
 		}
-		return h.render(w, r, http.StatusOK, "login.html", pageData{Title: "Sign in", Next: h.safeNext(r, next)})
+		data := pageData{Title: "Sign in", Next: h.safeNext(r, next)}
+		if step, _ := formValue(r.URL.RawQuery, "step"); step == "code" {
+			if p, _ := h.pendingOf(r); p != nil {
+				data.Title, data.CodeStep = "Enter your code", true
+				w.Header().Set("Cache-Control", "no-store")
+			}
+		}
+		return h.render(w, r, http.StatusOK, "login.html", data)
 	}
 	in, err := h.readLogin(w, r)
 	if err != nil {
 		return err
+	}
+	if in.pending != nil {
+		return h.finishCode(w, r, f, in)
 	}
 	place, wait, err := h.guard.Enter(r.Context(), h.guardLogin(in), h.clock.Now())
 	switch {
@@ -183,14 +204,41 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	if acct == nil {
 		return h.loginFailed(w, r, f, in, reason)
 	}
-	h.startSession(r.Context(), w, r, acct, in)
+	if !h.hasFactor(acct.Name) {
+		return h.signIn(w, r, f, acct, in, "")
+	}
+	if in.code == "" {
+		return h.askCode(w, r, f, acct, in)
+	}
+	kind, err := h.checkCode(r.Context(), in, acct.Name)
+	if err != nil {
+		// the password was right: the code alone may follow
+		h.setPending(w, r, acct)
+		return h.codeStepFailed(w, r, f, acct.Name, in, err)
+	}
+	return h.signIn(w, r, f, acct, in, kind)
+}
+
+// signIn starts the session of a sign-in that is complete: with two
+// factors when a code (of kind) was accepted, and answers it.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f format, acct *account.Account, in loginInput, kind account.CodeKind) error {
+	factors := uint8(1)
+	if kind != "" {
+		factors = 2
+		metrics.secondFactor.WithLabelValues("success", string(kind)).Inc()
+	}
+	sess := h.startSession(r.Context(), w, r, acct, in, factors)
 	metrics.logins.WithLabelValues("success").Inc()
-	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip))
+	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip), zap.Uint8("factors", factors))
 	w.Header().Set("Cache-Control", "no-store")
 	if f == formatJSON {
 		return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
 	}
-	redirect(w, r, cmp.Or(in.next, "/profile"))
+	next := cmp.Or(in.next, "/profile")
+	if h.mustEnrol(sess) {
+		next = totpPath
+	}
+	redirect(w, r, next)
 	return nil
 }
 

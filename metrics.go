@@ -12,7 +12,8 @@ import (
 type metricSet struct {
 	logins     *prometheus.CounterVec
 	logouts    prometheus.Counter
-	rejections *prometheus.CounterVec
+	rejections   *prometheus.CounterVec
+	secondFactor *prometheus.CounterVec
 }
 
 var metrics = metricSet{
@@ -28,12 +29,16 @@ var metrics = metricSet{
 		Name: "caddy_miniapp_session_rejections_total",
 		Help: "Session cookies refused, by reason: malformed, expired or revoked.",
 	}, []string{"reason"}),
+	secondFactor: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "caddy_miniapp_second_factor_total",
+		Help: "Second factor checks by result and reason: success (totp, recovery) or failure (wrong_code, replayed, throttled, store, unreadable, no_factor).",
+	}, []string{"result", "reason"}),
 }
 
 // register adds the counters to a config's registry; a second handler
 // in the same config finds them there already.
 func (m *metricSet) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.logins, m.logouts, m.rejections} {
+	for _, c := range []prometheus.Collector{m.logins, m.logouts, m.rejections, m.secondFactor} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
 				return err

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
@@ -159,6 +160,19 @@ type Handler struct {
 	// must stay apart even with identical accounts different realms.
 	// Letters, digits, '.', '_' and '-', at most 64. Default: miniapp.
 	Realm string `json:"realm,omitempty"`
+
+	// Whether users need a second factor: `optional` (the default) lets
+	// each user set up one-time codes (TOTP) on /profile/totp, and asks
+	// for a code at sign-in once they have; `required` gives a user
+	// without a factor who signs in with a password a session that can
+	// only set one up (the profile and protected paths send browsers to
+	// /profile/totp and refuse other clients with 403), and asks every
+	// session for two factors.
+	SecondFactor string `json:"second_factor,omitempty"`
+
+	// The issuer authenticator apps show beside the user name for this
+	// site's codes. Default: the site's host.
+	TOTPIssuer string `json:"totp_issuer,omitempty"`
 
 	accounts   *account.Set
 	hostCookie string
@@ -321,6 +335,9 @@ func (h *Handler) setDefaults() {
 	if h.Realm == "" {
 		h.Realm = defaultRealm
 	}
+	if h.SecondFactor == "" {
+		h.SecondFactor = factorOptional
+	}
 }
 
 // Validate checks the provisioned config.
@@ -342,6 +359,12 @@ func (h *Handler) Validate() error {
 	}
 	if !realmName.MatchString(h.Realm) {
 		return fmt.Errorf("realm %q must be 1 to 64 letters, digits, '.', '_' or '-'", h.Realm)
+	}
+	if h.SecondFactor != "" && h.SecondFactor != factorOptional && h.SecondFactor != factorRequired {
+		return fmt.Errorf("second_factor must be optional or required, got %q", h.SecondFactor)
+	}
+	if len(h.TOTPIssuer) > 64 || account.CheckText(h.TOTPIssuer) != nil || strings.Contains(h.TOTPIssuer, ":") {
+		return fmt.Errorf("totp_issuer must be at most 64 characters of text without ':'")
 	}
 	if !validCookieName(h.CookieName) {
 		return fmt.Errorf("cookie_name %q is not a valid cookie name", h.CookieName)

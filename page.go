@@ -63,8 +63,19 @@ type pageData struct {
 	// the session rows.
 	Sessions template.HTML
 	// a session row: the device name, the address, the session ID, and
-	// how many sessions are not listed
+	// how many sessions are not listed (on the second factor's page, how
+	// many recovery codes are left)
 	Device, Address, SessionID, Others string
+	// CodeStep is the login page's code form of a pending sign-in.
+	CodeStep bool
+	// the second factor's page: whether the user has one, a new setup,
+	// the recovery codes to show once, whether the password is needed
+	// for a change, and whether the session may only enrol
+	Enrolled      bool
+	Setup         *setup
+	RecoveryCodes []string
+	NeedPassword  bool
+	MustEnrol     bool
 }
 
 // StylePath is the stylesheet's path, for the layout template.
@@ -82,7 +93,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return h.internal(w, r, err)
 	}
-	if h.domain.csp != "" {
+	if h.domain.csp != "" && w.Header().Get("Content-Security-Policy") == "" {
 		w.Header().Set("Content-Security-Policy", h.domain.csp)
 	}
 	write(w, r, status, textHTML, buf.Bytes())
@@ -160,13 +171,13 @@ func (p *page) appendFill(body []byte, values ...string) []byte {
 	return body
 }
 
-// The profile page, its fields the user, the times and the list of
-// sessions, and the rows of that list: this session, another session
+// The profile page, its fields the user, the times, the list of sessions
+// and the second factor's state, and the rows of that list: this session, another session
 // with its sign-out form, and the count of sessions not listed.
 var (
 	profilePage = newPage("profile.html", func(m []string) pageData {
-		return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4], Sessions: template.HTML(m[5])}
-	}, 6, 5)
+		return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4], Sessions: template.HTML(m[5]), Status: m[6]}
+	}, 7, 5)
 	thisSessionRow = newPage("this-session", func(m []string) pageData {
 		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3]}
 	}, 4, -1)

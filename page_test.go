@@ -83,10 +83,10 @@ func TestPageHeaders(t *testing.T) {
 // rows against the templates themselves, with values that need escaping.
 func TestProfilePage(t *testing.T) {
 	for _, user := range []string{"ada", `<b>"o'neil"</b> & co`, "élodie", "miniappfield1x"} {
-		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n"}
+		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n", "on <b>x</b>"}
 		var want bytes.Buffer
 		err := pages.ExecuteTemplate(&want, "profile.html", pageData{Title: "Profile",
-			User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5])})
+			User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5]), Status: values[6]})
 		if err != nil {
 			t.Fatal(err)
 		}

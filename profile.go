@@ -35,15 +35,31 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 		body = append(body, `","expires":"`...)
 		body = sess.Expires.UTC().AppendFormat(body, isoTime)
 		body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
-		body = append(strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10), '}')
+		body = strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10)
+		body = append(append(append(body, `,"factors":`...), factorText[min(sess.Factors, 2)]...), `,"second_factor":`...)
+		body = append(appendFactorStatus(body, h.statusOf(sess.User)), '}')
 		write(w, r, http.StatusOK, appJSON, body)
 		return nil
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
 	write(w, r, http.StatusOK, textHTML, profilePage.fill(sess.User,
 		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime),
-		sessionRows(sessions, sess.ID, others)))
+		sessionRows(sessions, sess.ID, others), factorLine(h.statusOf(sess.User))))
 	return nil
+}
+
+// appendFactorStatus appends the second factor's state as JSON.
+func appendFactorStatus(b []byte, s factorStatus) []byte {
+	b = strconv.AppendBool(append(b, `{"totp":`...), s.TOTP)
+	return append(strconv.AppendInt(append(b, `,"recovery_codes_left":`...), int64(s.RecoveryCodesLeft), 10), '}')
+}
+
+// factorLine is the second factor's state as the profile page says it.
+func factorLine(s factorStatus) string {
+	if !s.TOTP {
+		return "Off"
+	}
+	return "On · recovery codes left: " + strconv.Itoa(s.RecoveryCodesLeft)
 }
 
 // sessionJSON is a session as the admin API and the profile's JSON show
@@ -64,12 +80,15 @@ type sessionJSON struct {
 	Started time.Time `json:"started"`
 	// Expires is when the session ends at the latest.
 	Expires time.Time `json:"expires"`
+	// Factors is how the session began: 1 with a password alone, 2 with
+	// a second factor too.
+	Factors int `json:"factors"`
 }
 
 // viewOf is the entry as the admin API shows it.
 func viewOf(e store.Entry) sessionJSON {
 	return sessionJSON{ID: hex.EncodeToString(e.ID[:]), Account: accountLabel(e.Account), Device: e.Device, Address: e.Address,
-		Started: e.Started.UTC(), Expires: e.Expires.UTC()}
+		Started: e.Started.UTC(), Expires: e.Expires.UTC(), Factors: int(max(e.Factors, 1))}
 }
 
 // accountLabel is a short tag of an account for the admin API: the same
@@ -99,7 +118,7 @@ func appendProfileSessions(b []byte, sessions []store.Entry, current [16]byte) [
 		b = e.Started.UTC().AppendFormat(append(b, `,"started":"`...), isoTime)
 		b = e.Expires.UTC().AppendFormat(append(b, `","expires":"`...), isoTime)
 		b = strconv.AppendBool(append(b, `","current":`...), e.ID == current)
-		b = append(b, '}')
+		b = append(append(append(b, `,"factors":`...), factorText[min(max(e.Factors, 1), 2)]...), '}')
 	}
 	return append(b, ']')
 }

@@ -272,14 +272,21 @@ func safeNext(next string) string {
 // client's address and the browser's device cookie for the named user.
 type loginInput struct {
 	name, password, next string
+	// code is a second factor's code or recovery code, or empty.
+	code string
 	// ip is Caddy's client IP, which honours trusted_proxies.
 	ip string
 	// device is the browser's device cookie for the user, or nil.
 	device *session.Session
+	// pending is the pending sign-in that a code alone finishes, with
+	// its account; nil for a sign-in with a password.
+	pending     *session.Session
+	pendingAcct *account.Account
 }
 
-// readLogin checks that a POST /login is same-origin, reads its fields
-// (next from the query or the body) and finds its client and device.
+// readLogin reads a login: a same-origin POST of username and password
+// (and a code, for an account with a second factor), or of a code alone
+// with a pending sign-in's cookie.
 func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput, error) {
 	var in loginInput
 	if err := h.sameOrigin(r); err != nil {
@@ -289,11 +296,23 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput,
 	if err != nil {
 		return in, err
 	}
-	body, err := readFields(w, r, h.MaxBodySize, "username", "password", "next")
+	body, err := readFields(w, r, h.MaxBodySize, "username", "password", "code", "next")
 	if err != nil {
 		return in, err
 	}
-	in.name, in.password, in.next = body["username"], body["password"], h.safeNext(r, cmp.Or(next, body["next"]))
+	in.name, in.password, in.code, in.next = body["username"], body["password"], body["code"], h.safeNext(r, cmp.Or(next, body["next"]))
+	if err := account.CheckCode(in.code); err != nil {
+		return in, reject(http.StatusBadRequest, err.Error())
+	}
+	in.ip = clientIP(r)
+	if in.name == "" && in.password == "" && in.code != "" {
+		if in.pending, in.pendingAcct = h.pendingOf(r); in.pending == nil {
+			return in, reject(http.StatusUnauthorized, "the sign-in has expired; sign in again")
+		}
+		in.name = in.pending.User
+		in.device = h.knownDevice(r, in.name)
+		return in, nil
+	}
 	if in.name == "" || in.password == "" {
 		return in, reject(http.StatusBadRequest, "username and password are required")
 	}
@@ -303,13 +322,10 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request) (loginInput,
 	if err := checkText(in.name); err != nil {
 		return in, err
 	}
-	in.ip = clientIP(r)
 	in.device = h.knownDevice(r, in.name)
 	return in, nil
 }
 
-// guardLogin names the login for the guard: its client, and its known
-// device and account when it has one.
 func (h *Handler) guardLogin(in loginInput) guard.Login {
 	login := guard.Login{Client: guard.ClientKey(in.ip)}
 	if in.device != nil {

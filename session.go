@@ -163,10 +163,10 @@ func (h *Handler) renew(w http.ResponseWriter, r *http.Request, s *signedIn) {
 // startSession starts a session of the account for the request's
 // client: recorded in the store's index, sent as the cookie, and the
 // browser remembered as a device of the account.
-func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput) *signedIn {
+func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput, factors uint8) *signedIn {
 	counter := h.shared.Counter(ctx, store.AccountID(acct.ID))
 	s := session.New(acct.Name, acct.ID.Tag(), counter, h.clock.Now(), time.Duration(h.SessionLifetime))
-	s.Generation = h.shared.Generation()
+	s.Generation, s.Factors = h.shared.Generation(), factors
 	sess := &signedIn{Session: s, acct: acct}
 	h.shared.Login(ctx, sess.entry(in.ip, store.DeviceName(r.UserAgent())))
 	h.setCookie(w, r, s)
@@ -177,7 +177,8 @@ func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 
 // entry is the index entry of a session that begins now.
 func (s *signedIn) entry(address, device string) store.Entry {
-	return store.Entry{ID: s.ID, Account: store.AccountID(s.acct.ID), Counter: s.Counter, Started: s.Issued, Expires: s.Expires, Generation: s.Generation, Address: address, Device: device}
+	return store.Entry{ID: s.ID, Account: store.AccountID(s.acct.ID), Counter: s.Counter, Started: s.Issued, Expires: s.Expires,
+		Generation: s.Generation, Factors: s.Factors, Address: address, Device: device}
 }
 
 // setCookie sends the sealed session, kept by the browser until the
