@@ -10,8 +10,8 @@ import (
 // per process and registered into each config's registry, so the counts
 // go on across reloads.
 type metricSet struct {
-	logins     *prometheus.CounterVec
-	logouts    prometheus.Counter
+	logins       *prometheus.CounterVec
+	logouts      prometheus.Counter
 	rejections   *prometheus.CounterVec
 	secondFactor *prometheus.CounterVec
 }
