@@ -172,12 +172,12 @@ func (a *testApp) login(user, password string, https bool) *http.Cookie {
 }
 
 // sessionCookie is the one session cookie a response sets (a login sets
-// a device cookie beside it).
+// a device cookie beside it, and may clear a pending sign-in's).
 func sessionCookie(t testing.TB, w *httptest.ResponseRecorder) *http.Cookie {
 	t.Helper()
 	var sessions []*http.Cookie
 	for _, c := range w.Result().Cookies() {
-		if !strings.HasSuffix(c.Name, "_device") {
+		if !strings.HasSuffix(c.Name, "_device") && !strings.HasSuffix(c.Name, "_pending") {
 			sessions = append(sessions, c)
 		}
 	}

@@ -103,6 +103,35 @@ func (h *Handler) sealFactor(user string, f *account.TOTP) []byte {
 	return []byte(h.keys.SealData(session.PurposeRecord, data, factorKey(user)))
 }
 
+// resealFactors seals again with the first key the factor records this
+// node holds that an older key sealed, so that the older key may go once
+// every node has started with the new one first. A record no key of this
+// handler opens (another site's of the realm, or an edited one) is left
+// as it is.
+func (h *Handler) resealFactors(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*store.Timeout)
+	defer cancel()
+	resealed := 0
+	for _, key := range h.shared.RecordKeys() {
+		user, ok := strings.CutPrefix(key, "totp:")
+		sealed := h.shared.Record(key)
+		if !ok || sealed == nil {
+			continue
+		}
+		data, current, err := h.keys.OpenData(session.PurposeRecord, string(sealed), key)
+		if err != nil || current {
+			continue
+		}
+		value := []byte(h.keys.SealData(session.PurposeRecord, data, factorKey(user)))
+		if ok, err := h.shared.SwapRecord(ctx, key, sealed, value); ok && err == nil {
+			resealed++
+		}
+	}
+	if resealed > 0 {
+		h.logger.Info("second factors sealed again with the first secret key", zap.Int("records", resealed))
+	}
+}
+
 // hasFactor reports whether the user has a second factor; one whose
 // record does not open counts.
 func (h *Handler) hasFactor(user string) bool {
