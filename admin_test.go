@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // TestAdminKnowsLiveHandlers: the admin API finds a provisioned handler
@@ -119,5 +120,50 @@ func TestAdminRefusesWithoutEcho(t *testing.T) {
 	}
 	if err := (&AdminAPI{}).endSession(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/miniapp/sessions/0123456789abcdef0123456789abcdef?realm=admin-echo", nil)); err == nil || strings.Contains(err.Error(), "0123456789abcdef") {
 		t.Errorf("an unknown session ID: %v", err)
+	}
+}
+
+// TestAdminTOTP: the admin API shows a user's second factor and removes
+// it (a lost phone), ending the user's sessions, logged with who did it.
+func TestAdminTOTP(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Realm = "admin-totp" })
+	e := a.enrol("ada", adaPassword)
+	get := func() string {
+		w := httptest.NewRecorder()
+		if err := (&AdminAPI{}).totp(w, httptest.NewRequest("GET", "/miniapp/totp?realm=admin-totp&user=ada", nil)); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(w.Body.String())
+	}
+	if got := get(); got != `{"enrolled":true,"recovery_codes_left":10}` {
+		t.Fatalf("GET: %s", got)
+	}
+	w := httptest.NewRecorder()
+	err := (&AdminAPI{}).totp(w, httptest.NewRequest("DELETE", "/miniapp/totp?realm=admin-totp&user=ada", nil))
+	if err != nil || strings.TrimSpace(w.Body.String()) != `{"user":"ada","removed":true,"ended":1}` {
+		t.Fatalf("DELETE: %v %s", err, w.Body)
+	}
+	if got := get(); got != `{"enrolled":false,"recovery_codes_left":0}` {
+		t.Errorf("GET after the reset: %s", got)
+	}
+	if code, _ := a.profileOf(e.session); code != 401 {
+		t.Errorf("a session after the reset: %d", code)
+	}
+	if logs := a.logs.FilterMessage("second factor removed").FilterField(zap.String("by", "admin API")); logs.Len() != 1 {
+		t.Errorf("%d log lines of the reset", logs.Len())
+	}
+	for _, tc := range []struct {
+		method, target string
+		status         int
+	}{
+		{"POST", "/miniapp/totp?realm=admin-totp&user=ada", 405},
+		{"GET", "/miniapp/totp?realm=admin-totp&user=nobody", 404},
+		{"DELETE", "/miniapp/totp?realm=admin-totp", 400},
+	} {
+		err := (&AdminAPI{}).totp(httptest.NewRecorder(), httptest.NewRequest(tc.method, tc.target, nil))
+		var apiErr caddy.APIError
+		if !errors.As(err, &apiErr) || apiErr.HTTPStatus != tc.status {
+			t.Errorf("%s %s: %v, want %d", tc.method, tc.target, err, tc.status)
+		}
 	}
 }

@@ -47,7 +47,7 @@ func TestCommand(t *testing.T) {
 
 	out, errOut, code := miniapp("sessions", "ada", "--address", address)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID ACCOUNT DEVICE ADDRESS STARTED EXPIRES" {
+	if code != 0 || len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "ID ACCOUNT DEVICE ADDRESS FACTORS STARTED EXPIRES" {
 		t.Fatalf("sessions ada: exit %d\n%s%s", code, out, errOut)
 	}
 	newest := strings.Fields(lines[1])
@@ -73,12 +73,26 @@ func TestCommand(t *testing.T) {
 		t.Errorf("a session after signout: %d, want 401", resp.StatusCode)
 	}
 
+	// a lost phone: the operator removes the factor, which ends the
+	// user's sessions, and the password alone signs in again
+	phone := signIn(firefoxUA)
+	enrolOver(t, phone, base)
+	out, errOut, code = miniapp("totp-reset", "ada", "--address", address)
+	if code != 0 || out != "removed the second factor of ada; sessions ended: 1\n" {
+		t.Errorf("totp-reset: exit %d %q %q", code, out, errOut)
+	}
+	if resp, _ := call(t, phone, "GET", base+"/profile", ""); resp.StatusCode != 401 {
+		t.Errorf("a session after totp-reset: %d, want 401", resp.StatusCode)
+	}
+	signIn(firefoxUA)
+
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"sessions", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"signout", "nobody", "--address", address}, "no such user in the realm"},
+		{[]string{"totp-reset", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"revoke", "zz", "--address", address}, "32 hex digits"},
 		{[]string{"revoke", newest[0], "--address", address}, "no such session"},
 		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, "no such realm in the running config"},

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // codeFor is the secret's code at the app's time.
@@ -179,6 +180,9 @@ func toString(v any) string {
 func TestTOTPSignIn(t *testing.T) {
 	a := newApp(t, "", nil)
 	e := a.enrol("ada", adaPassword)
+	byCode, byRecovery := metrics.secondFactor.WithLabelValues("success", "totp"), metrics.secondFactor.WithLabelValues("success", "recovery")
+	wrongCodes, replays := metrics.secondFactor.WithLabelValues("failure", "wrong_code"), metrics.secondFactor.WithLabelValues("failure", "replayed")
+	before := []float64{testutil.ToFloat64(byCode), testutil.ToFloat64(byRecovery), testutil.ToFloat64(wrongCodes), testutil.ToFloat64(replays)}
 	w := a.post("/login", "username=ada&password="+adaPassword, nil)
 	answer := decode[struct {
 		Error        string   `json:"error"`
@@ -248,6 +252,12 @@ func TestTOTPSignIn(t *testing.T) {
 	}
 	if strings.Contains(a.logText(), e.secret) || strings.Contains(a.logText(), e.recovery[0]) {
 		t.Error("a secret or code logged")
+	}
+	after := []float64{testutil.ToFloat64(byCode), testutil.ToFloat64(byRecovery), testutil.ToFloat64(wrongCodes), testutil.ToFloat64(replays)}
+	for i, want := range []float64{3, 1, 2, 2} {
+		if got := after[i] - before[i]; got != want {
+			t.Errorf("second factor metric %d: +%v, want +%v", i, got, want)
+		}
 	}
 }
 
