@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // openBackend opens the default realm in the test's Redis.
@@ -247,5 +248,53 @@ func TestRedisFrozen(t *testing.T) {
 	}
 	if rv.Pending() != 0 {
 		t.Errorf("%d writes pending after Redis came back", rv.Pending())
+	}
+}
+
+// TestRedisStrikesShared: failures counted on one node count on every
+// node, until their window ends.
+func TestRedisStrikesShared(t *testing.T) {
+	r := testredis.Start(t)
+	clk := new(session.Clock)
+	a, b := openBackend(t, r.Addr, clk), openBackend(t, r.Addr, clk)
+	ctx := context.Background()
+	for range 3 {
+		if _, _, err := a.Strike(ctx, "code:ada", 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, until, err := b.Strikes(ctx, "code:ada"); n != 3 || err != nil || !until.After(clk.Now()) {
+		t.Fatalf("another node reads %d until %v, %v; want 3", n, until, err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n, _, err := b.Strikes(ctx, "code:ada"); n != 0 || err != nil {
+		t.Errorf("after the window: %d %v", n, err)
+	}
+}
+
+// TestRedisWarnsWithoutPersistence: a Redis that keeps nothing across a
+// restart is named at start, as second factors live there; one with AOF
+// is not.
+func TestRedisWarnsWithoutPersistence(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{{nil, false}, {[]string{"--appendonly", "no"}, true}} {
+		r := testredis.Start(t, tc.args...)
+		core, logs := observer.New(zap.WarnLevel)
+		st := &Store{Address: []string{r.Addr}}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		defer cancel()
+		if err := st.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.Open(ctx, store.Options{Realm: "miniapp", Every: time.Second, Remember: time.Hour, Now: time.Now, Logger: zap.New(core)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Close()
+		if got := logs.FilterMessageSnippet("keeps no data across a restart").Len() == 1; got != tc.warn {
+			t.Errorf("%v: warned %v, want %v", tc.args, got, tc.warn)
+		}
 	}
 }
