@@ -169,6 +169,50 @@ func TestBrowser(t *testing.T) {
 	run(chromedp.Navigate(base+"/hello?name=%zz"), chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
 	checkAccessibility(t, ctx, axe, "error page")
 
+	// grace sets up two-step sign-in from her profile, with codes the
+	// test computes from the key the page shows, as an app would
+	run(chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "grace"), chromedp.SendKeys(chromedp.ID("password"), gracePassword),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("factor-status")))
+	if status := text("#factor-status"); status != "Off" {
+		t.Fatalf("the profile's second factor: %q", status)
+	}
+	run(chromedp.Click(chromedp.CSS(`a[href="/profile/totp"]`)), chromedp.WaitVisible(chromedp.ID("totp-secret")))
+	drawn, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(".steps img").naturalWidth > 0`))
+	if err != nil || !drawn {
+		t.Fatalf("the QR code is not drawn (CSP img-src data:?): %v", err)
+	}
+	secret := text("#totp-secret")
+	screenshot("totp-setup")
+	checkAccessibility(t, ctx, axe, "second factor setup page")
+	run(chromedp.SendKeys(chromedp.ID("code"), codeAt(t, secret, time.Now())),
+		chromedp.Click(chromedp.CSS(`form[action="/profile/totp"] button`)), chromedp.WaitVisible(chromedp.CSS(".codes")))
+	codes, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".codes code").length`))
+	if err != nil || codes != 10 {
+		t.Fatalf("recovery codes shown: %d (%v)", codes, err)
+	}
+	screenshot("totp-recovery-codes")
+	checkAccessibility(t, ctx, axe, "recovery codes page")
+	run(chromedp.Navigate(base+"/profile/totp"), chromedp.WaitVisible(chromedp.ID("codes-left")))
+	if left, shown := text("#codes-left"), text("main"); left != "10" || strings.Contains(shown, "shown only this once") {
+		t.Fatalf("the codes are shown again, or %q left", left)
+	}
+	run(chromedp.Navigate(base+"/profile"), chromedp.WaitVisible(chromedp.ID("user")),
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button:not(.secondary)`)), chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), "grace"), chromedp.SendKeys(chromedp.ID("password"), gracePassword),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("code")))
+	if loc := location(); loc != "/login?step=code" {
+		t.Fatalf("the password led to %s", loc)
+	}
+	screenshot("totp-code")
+	checkAccessibility(t, ctx, axe, "code step")
+	// the setup used this step's code; the next step's is within the skew
+	run(chromedp.SendKeys(chromedp.ID("code"), codeAt(t, secret, time.Now().Add(30*time.Second))),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user")))
+	if user, status := text("#user"), text("#factor-status"); user != "grace" || status != "On · recovery codes left: 10" {
+		t.Fatalf("after the code: %q, second factor %q", user, status)
+	}
+
 	dir := t.TempDir()
 	if *update {
 		dir = "docs"
