@@ -3,6 +3,7 @@ package miniapp
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,12 +15,14 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // codeFor is the secret's code at the app's time.
@@ -569,9 +572,18 @@ func TestTOTPAcrossNodes(t *testing.T) {
 			if w := b.post("/login", "username=ada&password="+adaPassword+"&code="+e.recovery[0], nil); w.Code != 401 {
 				t.Errorf("node B took the recovery code A used: %d", w.Code)
 			}
-			restarted := newApp(t, dir, func(h *Handler) { use(h); h.RevocationSync = caddy.Duration(1200 * time.Millisecond) })
-			if !restarted.h.hasFactor("ada") {
-				t.Error("a new node does not see the factor")
+			// a new node, where ada has a new password: the factor stays
+			newHash := testhash.Bcrypt("a new password")
+			restarted := newApp(t, dir, func(h *Handler) {
+				use(h)
+				h.RevocationSync = caddy.Duration(1200 * time.Millisecond)
+				h.Accounts = []Account{{Username: "ada", Password: newHash}}
+			})
+			if w := restarted.post("/login", "username=ada&password=a+new+password", nil); w.Code != 401 || cookieNamed(w, "miniapp_session_pending") == nil {
+				t.Errorf("a new node, after a password change, signs in without the factor: %d", w.Code)
+			}
+			if leaks := redisValuesWith(t, name, a, e.secret); leaks != "" {
+				t.Errorf("redis holds the secret in %s", leaks)
 			}
 			err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
 				if err == nil && !info.IsDir() {
@@ -587,6 +599,48 @@ func TestTOTPAcrossNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// redisValuesWith names the keys of the app's Redis whose value holds s;
+// none for another store.
+func redisValuesWith(t *testing.T, place string, a *testApp, s string) string {
+	st, ok := a.h.store.(*redisstore.Store)
+	if place != "redis" || !ok {
+		return ""
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: st.Address[0]})
+	defer c.Close()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("redis keys: %v %v", keys, err)
+	}
+	var found []string
+	for _, k := range keys {
+		var values []string
+		switch c.Type(ctx, k).Val() {
+		case "string":
+			values = []string{c.Get(ctx, k).Val()}
+		case "hash":
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				values = append(values, f, v)
+			}
+		case "zset":
+			values = c.ZRange(ctx, k, 0, -1).Val()
+		case "stream":
+			for _, m := range c.XRange(ctx, k, "-", "+").Val() {
+				for f, v := range m.Values {
+					values = append(values, f, fmt.Sprint(v))
+				}
+			}
+		default:
+			t.Fatalf("key %s of a type the test does not read", k)
+		}
+		if strings.Contains(strings.Join(values, "\n"), s) {
+			found = append(found, k)
+		}
+	}
+	return strings.Join(found, ", ")
 }
 
 // syncUntilFactor syncs the app until it sees ada's factor.
