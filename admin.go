@@ -28,6 +28,8 @@ func init() {
 //	POST   /miniapp/signout?user=<name>[&realm=<realm>]
 //	GET    /miniapp/totp?user=<name>[&realm=<realm>]
 //	DELETE /miniapp/totp?user=<name>[&realm=<realm>]
+//	GET    /miniapp/passkeys?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/passkeys/<id>[?realm=<realm>]
 //
 // The realm is "miniapp" when not given. A realm that no handler of the
 // running config has, or a user it does not have, is a 404.
@@ -48,6 +50,8 @@ func (a *AdminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/miniapp/sessions/", Handler: caddy.AdminHandlerFunc(a.endSession)},
 		{Pattern: "/miniapp/signout", Handler: caddy.AdminHandlerFunc(a.signOut)},
 		{Pattern: "/miniapp/totp", Handler: caddy.AdminHandlerFunc(a.totp)},
+		{Pattern: "/miniapp/passkeys", Handler: caddy.AdminHandlerFunc(a.passkeys)},
+		{Pattern: "/miniapp/passkeys/", Handler: caddy.AdminHandlerFunc(a.deletePasskey)},
 	}
 }
 
@@ -268,6 +272,64 @@ func (a *AdminAPI) totp(w http.ResponseWriter, r *http.Request) error {
 	accounts[0].h.logger.Info("second factor removed", zap.String("user", name), zap.Bool("had_factor", out.Removed),
 		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 	return writeAdminJSON(w, out)
+}
+
+// passkeys lists a user's passkeys.
+func (a *AdminAPI) passkeys(w http.ResponseWriter, r *http.Request) error {
+	if err := allowAdmin(w, r, http.MethodGet); err != nil {
+		return err
+	}
+	name, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	keys, _, err := accounts[0].h.passkeysOf(name)
+	if err != nil {
+		return apiError(http.StatusConflict, errors.New("the user's passkeys record does not open (edited in the store, or sealed with a key no longer configured)"))
+	}
+	out := make([]passkeyJSON, len(keys))
+	for i, k := range keys {
+		out[i] = viewOfPasskey(k)
+	}
+	return writeAdminJSON(w, out)
+}
+
+// deletePasskey removes a passkey by its ID, whoever's it is, and ends
+// the sessions it started.
+func (a *AdminAPI) deletePasskey(w http.ResponseWriter, r *http.Request) error {
+	if err := allowAdmin(w, r, http.MethodDelete); err != nil {
+		return err
+	}
+	id, err := parsePasskeyID(strings.TrimPrefix(r.URL.Path, "/miniapp/passkeys/"))
+	if err != nil {
+		return apiError(http.StatusBadRequest, errors.New("the path must end in a passkey ID (base64url)"))
+	}
+	_, handlers, err := realmHandlers(r)
+	if err != nil {
+		return err
+	}
+	for _, h := range handlers {
+		user := h.passkeyOwner(id)
+		if user == "" {
+			continue
+		}
+		removed, err := h.removePasskey(r, user, id)
+		if err != nil {
+			return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+		}
+		h.logger.Info("passkey removed", zap.String("user", user), zap.String("passkey", removed.Name), zap.Int("sessions", len(removed.Sessions)),
+			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+		return writeAdminJSON(w, passkeyDeletedJSON{User: user, Passkey: viewOfPasskey(removed)})
+	}
+	return apiError(http.StatusNotFound, errors.New("no such passkey in the realm"))
+}
+
+// passkeyDeletedJSON is the answer of DELETE /miniapp/passkeys/<id>.
+type passkeyDeletedJSON struct {
+	// User is the user whose passkey it was.
+	User string `json:"user"`
+	// Passkey is the passkey removed.
+	Passkey passkeyJSON `json:"passkey"`
 }
 
 // userName is the name of the handlers' account with the ID.

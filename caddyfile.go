@@ -41,6 +41,8 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    store storage | store redis { ... }
 //	    second_factor optional | required
 //	    totp_issuer <name>
+//	    passkeys on | off
+//	    passkey_rp_id <domain>
 //	}
 //
 // `user`, `secret_key` and `protect` may be repeated; every other
@@ -90,6 +92,17 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		err = oneArg(d, &h.SecondFactor)
 	case "totp_issuer":
 		err = oneArg(d, &h.TOTPIssuer)
+	case "passkeys":
+		var v string
+		if err = oneArg(d, &v); err == nil {
+			if v != "on" && v != "off" {
+				return d.Errf("passkeys must be on or off, got %q", v)
+			}
+			on := v == "on"
+			h.Passkeys = &on
+		}
+	case "passkey_rp_id":
+		err = oneArg(d, &h.PasskeyRPID)
 	case "store":
 		if !d.NextArg() {
 			return d.ArgErr()

@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "miniapp",
-		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> [--address <admin>] [--realm <realm>]",
+		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> [--address <admin>] [--realm <realm>]",
 		Short: "Lists and ends miniapp sessions through the admin API",
 		Long: `
 Lists and ends the sessions of miniapp users on a running Caddy, through
@@ -32,6 +32,9 @@ its admin API (the module admin.api.miniapp), as caddy reload does:
   caddy miniapp totp-reset <user>      removes the user's second factor
                                        (a lost phone) and ends every
                                        session of the user
+  caddy miniapp passkeys <user>        a table of the user's passkeys
+  caddy miniapp passkey-delete <id>    removes a passkey and ends the
+                                       sessions it started
 
 --address is the admin API's address (default localhost:2019, or the one
 in --config); --realm the handler's realm (default miniapp). The exit
@@ -43,15 +46,17 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
 			cmd.RunE = func(_ *cobra.Command, args []string) error {
 				if len(args) == 0 {
-					return errors.New("a command is required: sessions, revoke, signout or totp-reset")
+					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys or passkey-delete")
 				}
-				return fmt.Errorf("unknown command %q: want sessions, revoke, signout or totp-reset", args[0])
+				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys or passkey-delete", args[0])
 			}
 			cmd.AddCommand(
 				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
 				miniappCommand("revoke <session-id>", "Ends one session", revokeCommand),
 				miniappCommand("signout <user>", "Ends every session of a user", signOutCommand),
 				miniappCommand("totp-reset <user>", "Removes a user's second factor and ends every session of the user", totpResetCommand),
+				miniappCommand("passkeys <user>", "Lists a user's passkeys", listPasskeysCommand),
+				miniappCommand("passkey-delete <id>", "Removes a passkey and ends the sessions it started", deletePasskeyCommand),
 			)
 		},
 	})
@@ -169,6 +174,34 @@ func totpResetCommand(admin adminClient, user string, out io.Writer) error {
 		return err
 	}
 	_, err := fmt.Fprintf(out, "removed the second factor of %s; sessions ended: %d\n", printable(result.User), result.Ended)
+	return err
+}
+
+// listPasskeysCommand prints a table of the user's passkeys.
+func listPasskeysCommand(admin adminClient, user string, out io.Writer) error {
+	var keys []passkeyJSON
+	if err := admin.do(http.MethodGet, "/miniapp/passkeys", url.Values{"user": {user}}, &keys); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED")
+	for _, k := range keys {
+		used := "never"
+		if k.LastUsed != nil {
+			used = k.LastUsed.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(k.ID), printable(k.Name), k.Created.Format(time.RFC3339), used)
+	}
+	return tw.Flush()
+}
+
+// deletePasskeyCommand removes a passkey.
+func deletePasskeyCommand(admin adminClient, id string, out io.Writer) error {
+	var result passkeyDeletedJSON
+	if err := admin.do(http.MethodDelete, "/miniapp/passkeys/"+url.PathEscape(id), url.Values{}, &result); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out, "removed passkey %s (%s) of %s\n", printable(result.Passkey.ID), printable(result.Passkey.Name), printable(result.User))
 	return err
 }
 

@@ -28,7 +28,11 @@ var routes = map[string]route{
 	"/logout":  (*Handler).logout,
 	authPath:   (*Handler).auth,
 	stylePath:  (*Handler).style,
+	scriptPath: (*Handler).script,
 	totpPath:   (*Handler).totp,
+	// passkeys
+	passkeysPath:     (*Handler).passkeys,
+	loginPasskeyPath: (*Handler).loginPasskey,
 }
 
 // ServeHTTP reads the session once and sets the user placeholders,
@@ -41,7 +45,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
 		h.renew(w, r, sess)
 	}
-	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && r.URL.Path != stylePath {
+	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && r.URL.Path != stylePath && r.URL.Path != scriptPath {
 		return h.enrolFirst(w, r, sess, func() error { return next.ServeHTTP(w, r) })
 	}
 	setPlaceholders(r, sess)
@@ -171,7 +175,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 		if err != nil {
 			return err
 		}
-		data := pageData{Title: "Sign in", Next: h.safeNext(r, next)}
+		data := pageData{Title: "Sign in", Next: h.safeNext(r, next), Passkey: h.passkeysOn()}
 		if step, _ := formValue(r.URL.RawQuery, "step"); step == "code" {
 			if p, _ := h.pendingOf(r); p != nil {
 				data.Title, data.CodeStep = "Enter your code", true
@@ -204,7 +208,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	if acct == nil {
 		return h.loginFailed(w, r, f, in, reason)
 	}
-	if !h.hasFactor(acct.Name) {
+	if !h.hasTOTP(acct.Name) {
 		return h.signIn(w, r, f, acct, in, "")
 	}
 	if in.code == "" {
@@ -219,18 +223,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	return h.signIn(w, r, f, acct, in, kind)
 }
 
-// signIn starts the session of a sign-in that is complete: with two
-// factors when a code (of kind) was accepted, and answers it.
+// signIn starts the session of a password sign-in that is complete:
+// with two factors when a code (of kind) was accepted, and answers it.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f format, acct *account.Account, in loginInput, kind account.CodeKind) error {
 	factors := uint8(1)
 	if kind != "" {
 		factors = 2
 		metrics.secondFactor.WithLabelValues("success", string(kind)).Inc()
 	}
-	sess := h.startSession(r.Context(), w, r, acct, in, factors)
-	metrics.logins.WithLabelValues("success").Inc()
-	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip), zap.Uint8("factors", factors))
-	w.Header().Set("Cache-Control", "no-store")
+	sess := h.signInWith(w, r, acct, in, factors, "password")
 	if f == formatJSON {
 		return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
 	}
@@ -240,6 +241,16 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f format, acct 
 	}
 	redirect(w, r, next)
 	return nil
+}
+
+// signInWith starts the session of a complete sign-in (by password or
+// passkey), counted and logged.
+func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput, factors uint8, method string) *signedIn {
+	sess := h.startSession(r.Context(), w, r, acct, in, factors)
+	metrics.logins.WithLabelValues("success").Inc()
+	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip), zap.Uint8("factors", factors), zap.String("method", method))
+	w.Header().Set("Cache-Control", "no-store")
+	return sess
 }
 
 // loginFailed answers a wrong password or an unknown name alike, counted

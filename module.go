@@ -174,7 +174,20 @@ type Handler struct {
 	// site's codes. Default: the site's host.
 	TOTPIssuer string `json:"totp_issuer,omitempty"`
 
+	// Whether users may register passkeys on their profile and sign in
+	// with them, without a password or a user name. Default: true.
+	Passkeys *bool `json:"passkeys,omitempty"`
+
+	// The WebAuthn relying party ID of passkeys: a domain that every
+	// host serving the sign-in is, or is under. Passkeys work on https
+	// hosts equal to or under it (and on http://localhost), and are
+	// offered to no other host. Default: cookie_domain when set, else the
+	// request's host.
+	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
+
 	accounts   *account.Set
+	// passkeyAccounts are the accounts by their passkey user handle.
+	passkeyAccounts map[string]*account.Account
 	hostCookie string
 	domain     cookieDomain
 	keys       *session.Keyring
@@ -267,6 +280,12 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	h.accounts, err = account.Load(configs, h.Realm, repl)
 	if err != nil {
 		return err
+	}
+	h.passkeyAccounts = make(map[string]*account.Account, len(h.Accounts))
+	for _, a := range h.Accounts {
+		if acct, ok := h.accounts.Lookup(a.Username); ok {
+			h.passkeyAccounts[string(userHandle(acct))] = acct
+		}
 	}
 	if h.accounts.Mixed {
 		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
@@ -363,6 +382,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.SecondFactor != "" && h.SecondFactor != factorOptional && h.SecondFactor != factorRequired {
 		return fmt.Errorf("second_factor must be optional or required, got %q", h.SecondFactor)
+	}
+	if h.PasskeyRPID != "" && (checkCookieDomain(strings.ToLower(h.PasskeyRPID)) != nil && h.PasskeyRPID != "localhost") {
+		return fmt.Errorf("passkey_rp_id %q must be a domain name, not a public suffix or an IP address", h.PasskeyRPID)
 	}
 	if len(h.TOTPIssuer) > 64 || account.CheckText(h.TOTPIssuer) != nil || strings.Contains(h.TOTPIssuer, ":") {
 		return fmt.Errorf("totp_issuer must be at most 64 characters of text without ':'")

@@ -22,6 +22,10 @@ var (
 	// stylePath names the stylesheet by its content, so that browsers
 	// may keep it for a year: a changed stylesheet gets a new path.
 	stylePath = "/miniapp/style." + contentHash(stylesheet) + ".css"
+	// passkeyScript is the pages' one script (passkeys), served at
+	// scriptPath, named by its content likewise.
+	passkeyScript = mustRead("templates/passkey.js")
+	scriptPath    = "/miniapp/passkey." + contentHash(passkeyScript) + ".js"
 )
 
 // mustRead returns an embedded file.
@@ -49,6 +53,16 @@ func (h *Handler) style(w http.ResponseWriter, r *http.Request, _ format, _ *sig
 	return nil
 }
 
+// script serves the passkey script, cacheable by anyone for a year.
+func (h *Handler) script(w http.ResponseWriter, r *http.Request, _ format, _ *signedIn) error {
+	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	write(w, r, http.StatusOK, textJavaScript, passkeyScript)
+	return nil
+}
+
 // pageData is what the page templates show.
 type pageData struct {
 	Title  string
@@ -60,8 +74,12 @@ type pageData struct {
 	IssuedISO, IssuedText   string
 	ExpiresISO, ExpiresText string
 	// Sessions is the profile's list of the account's sessions, made of
-	// the session rows.
+	// the session rows; Passkeys its list of passkeys, made of passkey
+	// rows.
 	Sessions template.HTML
+	Passkeys template.HTML
+	// Passkey is whether the page offers passkeys.
+	Passkey bool
 	// a session row: the device name, the address, the session ID, and
 	// how many sessions are not listed (on the second factor's page, how
 	// many recovery codes are left)
@@ -80,6 +98,10 @@ type pageData struct {
 
 // StylePath is the stylesheet's path, for the layout template.
 func (pageData) StylePath() string { return stylePath }
+
+// ScriptPath is the passkey script's path, for the pages that offer
+// passkeys.
+func (pageData) ScriptPath() string { return scriptPath }
 
 // Time layouts of the profile page.
 const (
@@ -107,8 +129,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 type page struct {
 	parts  []string
 	fields []int // fields[i] is the value that follows parts[i]
-	// raw is the field that is HTML already (made of other pages), or -1
-	raw int
+	// raw holds the fields that are HTML already (made of other pages)
+	raw map[int]bool
 }
 
 // pageMarker names field i of a pre-rendered page; it passes through
@@ -116,8 +138,8 @@ type page struct {
 func pageMarker(i int) string { return "miniappfield" + strconv.Itoa(i) + "x" }
 
 // newPage renders the template with marker values, given in the order
-// that fill takes the real ones; field raw (or none, when -1) is HTML.
-func newPage(name string, data func(markers []string) pageData, fields, raw int) *page {
+// that fill takes the real ones; the raw fields are HTML.
+func newPage(name string, data func(markers []string) pageData, fields int, raw ...int) *page {
 	markers := make([]string, fields)
 	for i := range markers {
 		markers[i] = pageMarker(i)
@@ -126,7 +148,10 @@ func newPage(name string, data func(markers []string) pageData, fields, raw int)
 	if err := pages.ExecuteTemplate(&buf, name, data(markers)); err != nil {
 		panic(err)
 	}
-	p, rest := &page{raw: raw}, buf.String()
+	p, rest := &page{raw: make(map[int]bool)}, buf.String()
+	for _, f := range raw {
+		p.raw[f] = true
+	}
 	for {
 		at, field := -1, 0
 		for i, m := range markers {
@@ -150,8 +175,8 @@ func (p *page) fill(values ...string) []byte {
 	for _, part := range p.parts {
 		n += len(part)
 	}
-	if p.raw >= 0 {
-		n += len(values[p.raw])
+	for f := range p.raw {
+		n += len(values[f])
 	}
 	return p.appendFill(make([]byte, 0, n), values...)
 }
@@ -162,8 +187,8 @@ func (p *page) appendFill(body []byte, values ...string) []byte {
 		body = append(body, part...)
 		switch {
 		case i == len(p.fields):
-		case p.fields[i] == p.raw:
-			body = append(body, values[p.raw]...)
+		case p.raw[p.fields[i]]:
+			body = append(body, values[p.fields[i]]...)
 		default:
 			body = append(body, template.HTMLEscapeString(values[p.fields[i]])...)
 		}
@@ -171,20 +196,31 @@ func (p *page) appendFill(body []byte, values ...string) []byte {
 	return body
 }
 
+// newProfilePage pre-renders the profile page, with or without its
+// passkeys.
+func newProfilePage(passkeys bool) *page {
+	return newPage("profile.html", func(m []string) pageData {
+		return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4], Sessions: template.HTML(m[5]), Status: m[6],
+			Passkeys: template.HTML(m[7]), Passkey: passkeys}
+	}, 8, 5, 7)
+}
+
 // The profile page, its fields the user, the times, the list of sessions
-// and the second factor's state, and the rows of that list: this session, another session
+// the second factor's state and the passkeys, and the rows of that list: this session, another session
 // with its sign-out form, and the count of sessions not listed.
 var (
-	profilePage = newPage("profile.html", func(m []string) pageData {
-		return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4], Sessions: template.HTML(m[5]), Status: m[6]}
-	}, 7, 5)
-	thisSessionRow = newPage("this-session", func(m []string) pageData {
+	profilePage           = newProfilePage(true)
+	profilePageNoPasskeys = newProfilePage(false)
+	thisSessionRow        = newPage("this-session", func(m []string) pageData {
 		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3]}
-	}, 4, -1)
+	}, 4)
 	otherSessionRow = newPage("other-session", func(m []string) pageData {
 		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3], SessionID: m[4]}
-	}, 5, -1)
+	}, 5)
 	otherSessionsRow = newPage("other-sessions", func(m []string) pageData {
 		return pageData{Others: m[0]}
-	}, 1, -1)
+	}, 1)
+	passkeyRow = newPage("passkey", func(m []string) pageData {
+		return pageData{Device: m[0], IssuedISO: m[1], IssuedText: m[2], Address: m[3], SessionID: m[4]}
+	}, 5)
 )

@@ -3,12 +3,14 @@ package miniapp
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/store"
 	"go.uber.org/zap"
 )
@@ -37,15 +39,60 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 		body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
 		body = strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10)
 		body = append(append(append(body, `,"factors":`...), factorText[min(sess.Factors, 2)]...), `,"second_factor":`...)
-		body = append(appendFactorStatus(body, h.statusOf(sess.User)), '}')
-		write(w, r, http.StatusOK, appJSON, body)
+		body = appendFactorStatus(body, h.statusOf(sess.User))
+		if h.passkeysOn() {
+			body = appendPasskeys(append(body, `,"passkeys":`...), h.profilePasskeys(sess))
+		}
+		write(w, r, http.StatusOK, appJSON, append(body, '}'))
 		return nil
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
-	write(w, r, http.StatusOK, textHTML, profilePage.fill(sess.User,
+	page, keys := profilePageNoPasskeys, ""
+	if h.passkeysOn() {
+		page, keys = profilePage, passkeyRows(h.profilePasskeys(sess))
+	}
+	write(w, r, http.StatusOK, textHTML, page.fill(sess.User,
 		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime),
-		sessionRows(sessions, sess.ID, others), factorLine(h.statusOf(sess.User))))
+		sessionRows(sessions, sess.ID, others), factorLine(h.statusOf(sess.User)), keys))
 	return nil
+}
+
+// profilePasskeys are the passkeys the profile lists: the user's that
+// belong to the account as it is configured now.
+func (h *Handler) profilePasskeys(sess *signedIn) []account.Passkey {
+	keys, _, _ := h.passkeysOf(sess.User)
+	return slices.DeleteFunc(keys, func(k account.Passkey) bool { return k.Account != sess.acct.ID.Tag() })
+}
+
+// appendPasskeys appends the passkeys as the profile's JSON lists them.
+func appendPasskeys(b []byte, keys []account.Passkey) []byte {
+	if len(keys) == 0 {
+		return append(b, "[]"...)
+	}
+	views := make([]passkeyJSON, len(keys))
+	for i, k := range keys {
+		views[i] = viewOfPasskey(k)
+	}
+	list, _ := json.Marshal(views) // plain values: never fails
+	return append(b, list...)
+}
+
+// passkeyRows is the profile page's list of passkeys, each with its
+// rename and delete forms.
+func passkeyRows(keys []account.Passkey) string {
+	if len(keys) == 0 {
+		return `<li class="meta">No passkeys yet.</li>` + "\n"
+	}
+	var rows []byte
+	for _, k := range keys {
+		v := viewOfPasskey(k)
+		used := "never"
+		if v.LastUsed != nil {
+			used = v.LastUsed.Format(textTime)
+		}
+		rows = passkeyRow.appendFill(rows, k.Name, v.Created.Format(isoTime), v.Created.Format(textTime), used, v.ID)
+	}
+	return string(rows)
 }
 
 // appendFactorStatus appends the second factor's state as JSON.

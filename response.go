@@ -10,13 +10,14 @@ import (
 const (
 	textPlain = "text/plain; charset=utf-8"
 	textHTML  = "text/html; charset=utf-8"
-	textCSS   = "text/css; charset=utf-8"
-	appJSON   = "application/json"
+	textCSS        = "text/css; charset=utf-8"
+	textJavaScript = "text/javascript; charset=utf-8"
+	appJSON        = "application/json"
 )
 
-// pageCSP allows the pages nothing but the site's own stylesheets and
-// images and forms that post to the site: no script, no inline style.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// pageCSP allows the pages nothing but the site's own stylesheet, script
+// (passkeys), images, requests and forms: no inline script or style.
+const pageCSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // write sends a whole response with the headers every response of the
 // module carries; a HEAD request gets the headers alone. The header

@@ -132,10 +132,16 @@ func (h *Handler) resealFactors(ctx context.Context) {
 	}
 }
 
-// hasFactor reports whether the user has a second factor; one whose
-// record does not open counts.
-func (h *Handler) hasFactor(user string) bool {
+// hasTOTP reports whether the user has one-time codes; a record that
+// does not open counts.
+func (h *Handler) hasTOTP(user string) bool {
 	return h.shared.Record(factorKey(user)) != nil
+}
+
+// hasFactor reports whether the user has a second factor: one-time codes
+// or a passkey.
+func (h *Handler) hasFactor(user string) bool {
+	return h.hasTOTP(user) || h.shared.Record(passkeysKey(user)) != nil
 }
 
 // factorStatus is the second factor as the profile and the admin API
@@ -377,7 +383,7 @@ func (h *Handler) mustEnrol(sess *signedIn) bool {
 }
 
 // enrolPaths are the paths a session that must enrol may use.
-var enrolPaths = map[string]bool{totpPath: true, "/login": true, "/logout": true, "/hello": true, authPath: true}
+var enrolPaths = map[string]bool{totpPath: true, passkeysPath: true, "/login": true, loginPasskeyPath: true, "/logout": true, "/hello": true, authPath: true}
 
 // enrolFirst answers a request of a session that may only set up a
 // second factor: the profile and protected paths send browsers to the
@@ -650,7 +656,7 @@ func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f for
 // has one, else a new setup.
 func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request, sess *signedIn, errMsg string) error {
 	data := pageData{Title: "Two-step sign-in", User: sess.User, Error: errMsg,
-		NeedPassword: h.clock.Now().Sub(sess.Issued) > recentSignIn, MustEnrol: h.mustEnrol(sess)}
+		NeedPassword: h.clock.Now().Sub(sess.Issued) > recentSignIn, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn()}
 	status := h.statusOf(sess.User)
 	data.Enrolled, data.Others = status.TOTP, strconv.Itoa(status.RecoveryCodesLeft)
 	if !status.TOTP || r.URL.Query().Has("replace") || r.Method == http.MethodPost {

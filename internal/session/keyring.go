@@ -49,6 +49,9 @@ const (
 	PurposeEnrollment
 	// PurposeRecord seals an account's durable records in the store.
 	PurposeRecord
+	// PurposeCeremony seals a passkey ceremony's challenge between its
+	// beginning and its end.
+	PurposeCeremony
 	purposes = iota
 )
 
@@ -65,6 +68,8 @@ func (p Purpose) String() string {
 		return "enrollment"
 	case PurposeRecord:
 		return "record"
+	case PurposeCeremony:
+		return "ceremony"
 	}
 	return "purpose " + strconv.Itoa(int(p))
 }

@@ -1,0 +1,86 @@
+package account
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+)
+
+// Passkey is one of an account's WebAuthn credentials, as its record in
+// the store keeps it: public values only (the public key, never a
+// secret), sealed with the account's other records so that an edit in
+// the store is refused.
+type Passkey struct {
+	// ID is the credential ID the authenticator chose.
+	ID []byte `json:"id"`
+	// PublicKey is the credential's COSE public key.
+	PublicKey []byte `json:"public_key"`
+	// AttestationType is the attestation the registration carried
+	// ("none" here).
+	AttestationType string `json:"attestation_type,omitempty"`
+	// Transports are how the browser reaches the authenticator.
+	Transports []string `json:"transports,omitempty"`
+	// The authenticator's flags at registration.
+	UserVerified   bool `json:"user_verified,omitempty"`
+	BackupEligible bool `json:"backup_eligible,omitempty"`
+	BackupState    bool `json:"backup_state,omitempty"`
+	// AAGUID names the authenticator's model.
+	AAGUID []byte `json:"aaguid,omitempty"`
+	// SignCount is the signature counter last seen: one that goes back
+	// on a key that counts is a cloned key.
+	SignCount uint32 `json:"sign_count,omitempty"`
+	// Account tags the account (and so the password hash) it was
+	// registered for: after a new hash it no longer signs in.
+	Account Tag `json:"account"`
+	// Name is the user's label for it.
+	Name string `json:"name"`
+	// Created and LastUsed are Unix seconds; LastUsed is 0 before its
+	// first sign-in.
+	Created  int64 `json:"created"`
+	LastUsed int64 `json:"last_used,omitempty"`
+	// Sessions are the sessions it started that may still live, with
+	// when they expire: deleting the passkey ends them.
+	Sessions []PasskeySession `json:"sessions,omitempty"`
+}
+
+// PasskeySession is a session a passkey started.
+type PasskeySession struct {
+	ID      [16]byte `json:"id"`
+	Expires int64    `json:"expires"`
+}
+
+// Bounds of an account's passkeys.
+const (
+	// MaxPasskeys is how many passkeys an account may have.
+	MaxPasskeys = 20
+	// MaxPasskeyName bounds a passkey's name, in bytes.
+	MaxPasskeyName = 64
+	// maxPasskeySessions bounds the sessions a passkey remembers.
+	maxPasskeySessions = 50
+)
+
+// ErrNoPasskey is a passkey ID the account does not have.
+var ErrNoPasskey = errors.New("no such passkey")
+
+// FindPasskey returns the index of the passkey with the ID, or -1.
+func FindPasskey(keys []Passkey, id []byte) int {
+	return slices.IndexFunc(keys, func(k Passkey) bool { return bytes.Equal(k.ID, id) })
+}
+
+// Started records a session the passkey started, keeping the newest that
+// have not expired at now.
+func (k *Passkey) Started(id [16]byte, expires, now int64) {
+	k.Sessions = slices.DeleteFunc(k.Sessions, func(s PasskeySession) bool { return s.Expires <= now })
+	k.Sessions = append(k.Sessions, PasskeySession{ID: id, Expires: expires})
+	if n := len(k.Sessions); n > maxPasskeySessions {
+		k.Sessions = k.Sessions[n-maxPasskeySessions:]
+	}
+}
+
+// CheckPasskeyName refuses a name that is too long or not plain text.
+func CheckPasskeyName(name string) error {
+	if len(name) > MaxPasskeyName {
+		return errors.New("name is longer than 64 bytes")
+	}
+	return CheckText(name)
+}
