@@ -185,19 +185,19 @@ type Handler struct {
 	// request's host.
 	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
 
-	accounts   *account.Set
+	accounts *account.Set
 	// passkeyAccounts are the accounts by their passkey user handle.
 	passkeyAccounts map[string]*account.Account
-	hostCookie string
-	domain     cookieDomain
-	keys       *session.Keyring
-	store      store.Module
-	shared     *store.Realm
-	guard      guard.Guard
-	clock      *session.Clock
-	protected  caddyhttp.MatchPath
-	csrf       *http.CrossOriginProtection
-	logger     *zap.Logger
+	hostCookie      string
+	domain          cookieDomain
+	keys            *session.Keyring
+	store           store.Module
+	shared          *store.Realm
+	guard           guard.Guard
+	clock           *session.Clock
+	protected       caddyhttp.MatchPath
+	csrf            *http.CrossOriginProtection
+	logger          *zap.Logger
 }
 
 // Account is a user who may sign in.

@@ -8,8 +8,8 @@ import (
 
 // Content types of the module's responses.
 const (
-	textPlain = "text/plain; charset=utf-8"
-	textHTML  = "text/html; charset=utf-8"
+	textPlain      = "text/plain; charset=utf-8"
+	textHTML       = "text/html; charset=utf-8"
 	textCSS        = "text/css; charset=utf-8"
 	textJavaScript = "text/javascript; charset=utf-8"
 	appJSON        = "application/json"
