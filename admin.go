@@ -254,8 +254,8 @@ func (a *AdminAPI) totp(w http.ResponseWriter, r *http.Request) error {
 	for i, u := range accounts {
 		// the factor is the realm's and the name's: one per store
 		if !slices.ContainsFunc(accounts[:i], func(o userSessions) bool { return o.h.store.Place() == u.h.store.Place() }) {
-			err := u.h.swapFactor(r.Context(), name, func(old *account.TOTP) (*account.TOTP, error) {
-				out.Removed = out.Removed || old != nil
+			err := u.h.swapFactor(r.Context(), name, true, func(old *account.TOTP) (*account.TOTP, error) {
+				out.Removed = out.Removed || old != nil || u.h.shared.Record(factorKey(name)) != nil
 				return nil, nil
 			})
 			if err != nil {

@@ -36,13 +36,22 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 		return h.authSignIn(w, r, original, nginx)
 	}
 	if h.mustEnrol(sess) {
-		// never back to the login page, which would loop
-		if acceptsHTML(r) {
-			w.Header().Set("Location", h.loginSite()+totpPath)
-			write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
-			return nil
+		original, nginx := originalURL(r)
+		switch {
+		case h.hasFactor(sess.User):
+			// a session from before the factor: sign in again with it
+			return h.authSignIn(w, r, original, nginx)
+		case !acceptsHTML(r):
+			return reject(http.StatusForbidden, "second factor enrollment required")
 		}
-		return reject(http.StatusForbidden, "second factor enrollment required")
+		// to the setup, never back to the login page, which would loop
+		w.Header().Set("Location", h.loginSite()+totpPath)
+		if nginx {
+			// auth_request takes 2xx, 401 and 403 alone
+			return reject(http.StatusUnauthorized, "second factor enrollment required")
+		}
+		write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
+		return nil
 	}
 	if rules.factors > sess.Factors {
 		if acceptsHTML(r) && h.hasFactor(sess.User) {

@@ -208,7 +208,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 	if acct == nil {
 		return h.loginFailed(w, r, f, in, reason)
 	}
-	if !h.hasTOTP(acct.Name) {
+	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
+	if err != nil {
+		// whether the account has a second factor cannot be known
+		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, storeFailed{err})
+	}
+	if hasTOTP == nil {
 		return h.signIn(w, r, f, acct, in, "")
 	}
 	if in.code == "" {

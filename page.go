@@ -221,6 +221,6 @@ var (
 		return pageData{Others: m[0]}
 	}, 1)
 	passkeyRow = newPage("passkey", func(m []string) pageData {
-		return pageData{Device: m[0], IssuedISO: m[1], IssuedText: m[2], Address: m[3], SessionID: m[4]}
+		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3], SessionID: m[4]}
 	}, 5)
 )

@@ -54,15 +54,17 @@ func TestPageHeaders(t *testing.T) {
 				t.Errorf("%s: CSP %q lacks %s", name, csp, want)
 			}
 		}
-		if strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe") {
-			t.Errorf("%s: CSP %q allows scripts or unsafe sources", name, csp)
+		if !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe") {
+			t.Errorf("%s: CSP %q allows scripts of other origins or unsafe sources", name, csp)
 		}
 		if h.Get("Referrer-Policy") != "same-origin" || h.Get("X-Frame-Options") != "DENY" || h.Get("Content-Type") != textHTML {
 			t.Errorf("%s: Referrer-Policy %q X-Frame-Options %q Content-Type %q", name, h.Get("Referrer-Policy"), h.Get("X-Frame-Options"), h.Get("Content-Type"))
 		}
 		body := w.Body.String()
-		if strings.Contains(body, "<script") || strings.Contains(body, "<style") || !strings.Contains(body, "<title>") {
-			t.Errorf("%s: page has a script, an inline style or no title", name)
+		// the one script is the passkey script's file: no inline script
+		own := `<script src="` + scriptPath + `" defer></script>`
+		if strings.Count(body, "<script") != strings.Count(body, own) || strings.Contains(body, "<style") || !strings.Contains(body, "<title>") {
+			t.Errorf("%s: page has an inline script, an inline style or no title", name)
 		}
 		if !strings.Contains(body, `<link rel="stylesheet" href="`+stylePath+`">`) {
 			t.Errorf("%s: page does not link %s", name, stylePath)
@@ -72,7 +74,7 @@ func TestPageHeaders(t *testing.T) {
 		}
 	}
 	page := a.do(request{target: "/login", accept: "text/html"}).Body.String()
-	for _, want := range []string{`<label for="username">`, `<label for="password">`, `autocomplete="username"`, `autocomplete="current-password"`} {
+	for _, want := range []string{`<label for="username">`, `<label for="password">`, `autocomplete="username webauthn"`, `autocomplete="current-password"`, `id="passkey-signin"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("login form lacks %s", want)
 		}
@@ -83,21 +85,24 @@ func TestPageHeaders(t *testing.T) {
 // rows against the templates themselves, with values that need escaping.
 func TestProfilePage(t *testing.T) {
 	for _, user := range []string{"ada", `<b>"o'neil"</b> & co`, "élodie", "miniappfield1x"} {
-		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n", "on <b>x</b>"}
-		var want bytes.Buffer
-		err := pages.ExecuteTemplate(&want, "profile.html", pageData{Title: "Profile",
-			User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5]), Status: values[6]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := profilePage.fill(values...); !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("user %q: pre-rendered page differs from the template:\n%s\n---\n%s", user, got, want.Bytes())
+		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n", "on <b>x</b>", "<li>a key</li>\n"}
+		for passkeys, p := range map[bool]*page{true: profilePage, false: profilePageNoPasskeys} {
+			var want bytes.Buffer
+			err := pages.ExecuteTemplate(&want, "profile.html", pageData{Title: "Profile",
+				User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5]), Status: values[6],
+				Passkeys: template.HTML(values[7]), Passkey: passkeys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.fill(values...); !bytes.Equal(got, want.Bytes()) {
+				t.Errorf("user %q, passkeys %v: pre-rendered page differs from the template:\n%s\n---\n%s", user, passkeys, got, want.Bytes())
+			}
 		}
 	}
 	for _, device := range []string{"Firefox on Linux", `<b>"x'</b> & y`, "miniappfield4x"} {
 		values := []string{device, "203.0.113.7", "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "00112233445566778899aabbccddeeff"}
 		data := pageData{Device: values[0], Address: values[1], IssuedISO: values[2], IssuedText: values[3], SessionID: values[4]}
-		for name, row := range map[string]*page{"this-session": thisSessionRow, "other-session": otherSessionRow} {
+		for name, row := range map[string]*page{"this-session": thisSessionRow, "other-session": otherSessionRow, "passkey": passkeyRow} {
 			var want bytes.Buffer
 			if err := pages.ExecuteTemplate(&want, name, data); err != nil {
 				t.Fatal(err)

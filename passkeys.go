@@ -189,7 +189,7 @@ func (h *Handler) openCeremony(r *http.Request, kind, value string, sess *signed
 	if sess != nil && c.Session != hex.EncodeToString(sess.ID[:]) {
 		return nil, reject(http.StatusBadRequest, "the passkey ceremony is not this session's; start again")
 	}
-	n, _, err := h.shared.Strike(r.Context(), "ceremony:"+c.ID, ceremonyLifetime)
+	n, _, err := h.shared.Strike(r.Context(), "ceremony:"+c.ID, 1, ceremonyLifetime)
 	if err != nil {
 		return nil, reject(http.StatusServiceUnavailable, "the passkey cannot be checked now; try again shortly")
 	}
@@ -276,7 +276,7 @@ func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f format, ses
 // verification preferred, no attestation, none of the user's passkeys
 // again.
 func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess *signedIn, password string) error {
-	if err := h.recentOrPassword(r, sess, password); err != nil {
+	if err := h.changeAllowed(r, sess, password); err != nil {
 		return err
 	}
 	rp, err := h.relyingParty(r)

@@ -90,7 +90,7 @@ func passkeyRows(keys []account.Passkey) string {
 		if v.LastUsed != nil {
 			used = v.LastUsed.Format(textTime)
 		}
-		rows = passkeyRow.appendFill(rows, k.Name, v.Created.Format(isoTime), v.Created.Format(textTime), used, v.ID)
+		rows = passkeyRow.appendFill(rows, k.Name, used, v.Created.Format(isoTime), v.Created.Format(textTime), v.ID)
 	}
 	return string(rows)
 }

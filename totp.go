@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/pquerna/otp"
 	"go.uber.org/zap"
 )
 
@@ -164,13 +166,15 @@ func (h *Handler) statusOf(user string) factorStatus {
 
 // swapFactor stores the factor made by change from the user's current
 // one (nil: none) in place of that one, reading the store again when
-// another node changed it meanwhile; change's error ends it.
-func (h *Handler) swapFactor(ctx context.Context, user string, change func(*account.TOTP) (*account.TOTP, error)) error {
+// another node changed it meanwhile; change's error ends it. A record
+// that does not open is errFactorUnreadable, unless force (an operator's
+// reset) replaces it all the same.
+func (h *Handler) swapFactor(ctx context.Context, user string, force bool, change func(*account.TOTP) (*account.TOTP, error)) error {
 	key := factorKey(user)
 	sealed := h.shared.Record(key)
 	for range 3 {
 		f, err := h.openFactor(user, sealed)
-		if err != nil && !errors.Is(err, errFactorUnreadable) {
+		if err != nil && !force {
 			return err
 		}
 		next, err := change(f)
@@ -197,20 +201,21 @@ func (h *Handler) swapFactor(ctx context.Context, user string, change func(*acco
 
 // useCode checks a code or recovery code of the user's factor and
 // records its use in the store, so that it works once on every node (a
-// swap from the record it was checked against). Wrong codes are counted
-// per account in the store, so spreading guesses over clients or nodes
-// does not help.
+// swap from the record it was checked against). Attempts are counted per
+// account in the store before the check, so that neither spreading
+// guesses over clients or nodes nor sending many at once helps; a right
+// code takes its attempt back.
 func (h *Handler) useCode(ctx context.Context, user, code string) (account.CodeKind, error) {
-	strikes := "code:" + user
-	n, until, err := h.shared.Strikes(ctx, strikes)
+	attempts := "code:" + user
+	n, until, err := h.shared.Strike(ctx, attempts, 1, codeWindow)
 	if err != nil {
 		return "", storeFailed{err}
 	}
-	if n >= maxCodeFailures {
+	if n > maxCodeFailures {
 		return "", codeThrottled{until.Sub(h.clock.Now())}
 	}
 	var kind account.CodeKind
-	err = h.swapFactor(ctx, user, func(f *account.TOTP) (*account.TOTP, error) {
+	err = h.swapFactor(ctx, user, false, func(f *account.TOTP) (*account.TOTP, error) {
 		if f == nil {
 			return nil, errNoFactor
 		}
@@ -218,15 +223,21 @@ func (h *Handler) useCode(ctx context.Context, user, code string) (account.CodeK
 		kind = k
 		return next, err
 	})
-	if errors.Is(err, account.ErrWrongCode) || errors.Is(err, account.ErrReplayed) {
-		if _, _, serr := h.shared.Strike(ctx, strikes, codeWindow); serr != nil {
-			return "", storeFailed{serr}
+	if !wrongCode(err) {
+		if _, _, serr := h.shared.Strike(ctx, attempts, -1, codeWindow); serr != nil && err == nil {
+			h.logger.Warn("taking back a right code's attempt", zap.String("user", user), zap.Error(serr))
 		}
 	}
 	if err == nil && kind == account.ByRecovery {
 		h.logger.Info("recovery code used", zap.String("user", user))
 	}
 	return kind, err
+}
+
+// wrongCode reports whether err refuses the code itself (wrong, or used
+// before), rather than the check.
+func wrongCode(err error) bool {
+	return errors.Is(err, account.ErrWrongCode) || errors.Is(err, account.ErrReplayed)
 }
 
 // checkCode is useCode under the client's login throttle: a wrong code
@@ -237,7 +248,7 @@ func (h *Handler) checkCode(ctx context.Context, in loginInput, user string) (ac
 		return "", codeThrottled{wait}
 	}
 	kind, err := h.useCode(ctx, user, in.code)
-	place.Leave(errors.Is(err, account.ErrWrongCode) || errors.Is(err, account.ErrReplayed))
+	place.Leave(wrongCode(err))
 	return kind, err
 }
 
@@ -341,24 +352,29 @@ func (h *Handler) askCode(w http.ResponseWriter, r *http.Request, f format, acct
 }
 
 // finishCode is the code step of a pending sign-in: a right code starts
-// the session with two factors; a wrong one leaves the pending sign-in
-// usable until it expires or has had maxCodeFailures.
+// the session with two factors and ends the pending sign-in on every
+// node; a wrong one leaves it usable until it expires or has had
+// maxCodeFailures.
 func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f format, in loginInput) error {
 	p, acct := in.pending, in.pendingAcct
-	strikes := "pending:" + hex.EncodeToString(p.ID[:])
-	n, _, err := h.shared.Strikes(r.Context(), strikes)
+	attempts := "pending:" + hex.EncodeToString(p.ID[:])
+	n, _, err := h.shared.Strike(r.Context(), attempts, 1, pendingLifetime)
 	if err != nil {
 		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, storeFailed{err})
 	}
-	if n >= maxCodeFailures {
+	if n > maxCodeFailures {
 		h.clearPending(w, r)
-		return reject(http.StatusUnauthorized, "too many wrong codes; sign in again")
+		return reject(http.StatusUnauthorized, "too many wrong codes, or signed in already; sign in again")
 	}
 	kind, err := h.checkCode(r.Context(), in, acct.Name)
+	switch {
+	case err == nil:
+		// used up: a copy of the cookie signs nobody in
+		_, _, _ = h.shared.Strike(r.Context(), attempts, maxCodeFailures, pendingLifetime)
+	case !wrongCode(err):
+		_, _, _ = h.shared.Strike(r.Context(), attempts, -1, pendingLifetime)
+	}
 	if err != nil {
-		if errors.Is(err, account.ErrWrongCode) || errors.Is(err, account.ErrReplayed) {
-			_, _, _ = h.shared.Strike(r.Context(), strikes, pendingLifetime)
-		}
 		return h.codeStepFailed(w, r, f, acct.Name, in, err)
 	}
 	h.clearPending(w, r)
@@ -467,10 +483,7 @@ func (h *Handler) openEnrollment(sess *signedIn, value string) (string, error) {
 // issuer is the name authenticator apps show for the codes: totp_issuer,
 // or the site's host.
 func (h *Handler) issuer(r *http.Request) string {
-	if h.TOTPIssuer != "" {
-		return h.TOTPIssuer
-	}
-	return requestHost(r)
+	return cmp.Or(h.TOTPIssuer, requestHost(r), "miniapp")
 }
 
 // setup is a new secret's setup as the JSON answer gives it, and the
@@ -488,6 +501,12 @@ func (h *Handler) newSetup(r *http.Request, sess *signedIn) (setup, error) {
 	if err != nil {
 		return setup{}, err
 	}
+	return setupOf(key, h.sealEnrollment(sess, key.Secret()))
+}
+
+// setupOf is the setup of a key with its sealed enrollment, and its QR
+// code.
+func setupOf(key *otp.Key, enrollment string) (setup, error) {
 	img, err := key.Image(240, 240)
 	if err != nil {
 		return setup{}, err
@@ -496,8 +515,19 @@ func (h *Handler) newSetup(r *http.Request, sess *signedIn) (setup, error) {
 	if err := png.Encode(&buf, img); err != nil {
 		return setup{}, err
 	}
-	return setup{Secret: key.Secret(), URI: key.URL(), Enrollment: h.sealEnrollment(sess, key.Secret()),
+	return setup{Secret: key.Secret(), URI: key.URL(), Enrollment: enrollment,
 		qr: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
+}
+
+// changeAllowed lets a change of the second factor through: a sign-in
+// of the last 10 minutes or the password, and, when the user has a
+// factor already, a session that began with it (a session of the
+// password alone must not replace the owner's factor).
+func (h *Handler) changeAllowed(r *http.Request, sess *signedIn, password string) error {
+	if h.hasFactor(sess.User) && sess.Factors < 2 {
+		return reject(http.StatusForbidden, "sign in with your second factor to change it")
+	}
+	return h.recentOrPassword(r, sess, password)
 }
 
 // totp is the second factor's page (GET) and endpoint (POST): begin a
@@ -540,7 +570,7 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request, f format, sess *s
 
 // beginTOTP starts a setup: a new secret, stored nowhere yet.
 func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, in fields) error {
-	if err := h.recentOrPassword(r, sess, in["password"]); err != nil {
+	if err := h.changeAllowed(r, sess, in["password"]); err != nil {
 		return err
 	}
 	if f != formatJSON {
@@ -557,7 +587,7 @@ func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f format, se
 // right, with new recovery codes shown once, and starts a new session of
 // two factors for this browser (ending the others when asked).
 func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, in fields) error {
-	if err := h.recentOrPassword(r, sess, in["password"]); err != nil {
+	if err := h.changeAllowed(r, sess, in["password"]); err != nil {
 		return err
 	}
 	secret, err := h.openEnrollment(sess, in["enrollment"])
@@ -567,12 +597,17 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, 
 	step, ok := account.MatchStep(secret, in["code"], h.clock.Now())
 	if !ok {
 		metrics.secondFactor.WithLabelValues("failure", "wrong_code").Inc()
-		return reject(http.StatusBadRequest, "wrong code; nothing was stored (check the time of your device)")
+		const msg = "wrong code; nothing was stored (check the time of your device)"
+		if f == formatHTML && !hasErrorRoutes(r) {
+			// the same key again: the one the app has now
+			return h.setupAgain(w, r, sess, secret, in["enrollment"], msg)
+		}
+		return reject(http.StatusBadRequest, msg)
 	}
 	factor := &account.TOTP{Secret: secret, LastStep: step, Created: h.clock.Now().Unix()}
 	codes := factor.NewRecovery()
 	replaced := false
-	err = h.swapFactor(r.Context(), sess.User, func(old *account.TOTP) (*account.TOTP, error) {
+	err = h.swapFactor(r.Context(), sess.User, false, func(old *account.TOTP) (*account.TOTP, error) {
 		replaced = old != nil
 		return factor, nil
 	})
@@ -617,7 +652,7 @@ func (h *Handler) disableTOTP(w http.ResponseWriter, r *http.Request, f format, 
 	if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: clientIP(r), code: code}, sess.User); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
-	if err := h.swapFactor(r.Context(), sess.User, func(*account.TOTP) (*account.TOTP, error) { return nil, nil }); err != nil {
+	if err := h.swapFactor(r.Context(), sess.User, false, func(*account.TOTP) (*account.TOTP, error) { return nil, nil }); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	h.logger.Info("second factor removed", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("by", "user"))
@@ -637,7 +672,7 @@ func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f for
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	var codes []string
-	err := h.swapFactor(r.Context(), sess.User, func(old *account.TOTP) (*account.TOTP, error) {
+	err := h.swapFactor(r.Context(), sess.User, false, func(old *account.TOTP) (*account.TOTP, error) {
 		if old == nil {
 			return nil, errNoFactor
 		}
@@ -668,6 +703,21 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request, sess *signedI
 		data.Enrolled = false
 	}
 	return h.renderTOTP(w, r, http.StatusOK, data)
+}
+
+// setupAgain shows the setup page again with the same key, after a wrong
+// first code.
+func (h *Handler) setupAgain(w http.ResponseWriter, r *http.Request, sess *signedIn, secret, enrollment, msg string) error {
+	key, err := account.TOTPKeyOf(h.issuer(r), sess.User, secret)
+	if err != nil {
+		return h.internal(w, r, err)
+	}
+	s, err := setupOf(key, enrollment)
+	if err != nil {
+		return h.internal(w, r, err)
+	}
+	return h.renderTOTP(w, r, http.StatusBadRequest, pageData{Title: "Two-step sign-in", User: sess.User, Error: msg, Setup: &s,
+		NeedPassword: h.clock.Now().Sub(sess.Issued) > recentSignIn, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn()})
 }
 
 // renderTOTP renders the second factor's page, whose QR code is a data:

@@ -65,6 +65,11 @@ type Realm struct {
 	// records: the next syncs write them back until every one is.
 	restore bool
 
+	// recordsLoaded is set once a sync has read every durable record: a
+	// node that started while the store was down asks the store for a
+	// record until then.
+	recordsLoaded atomic.Bool
+
 	// down is set when a request's store call failed, and cleared by
 	// the next sync that succeeds: meanwhile requests answer from
 	// memory at once instead of each waiting for the store
@@ -219,6 +224,9 @@ func (rv *Realm) Sync(ctx context.Context) error {
 	changes, cerr := rv.store.Changes(ctx)
 	if err == nil && cerr == nil {
 		rv.down.Store(false)
+	}
+	if cerr == nil {
+		rv.recordsLoaded.Store(true)
 	}
 	err = errors.Join(err, cerr)
 	rv.mu.Lock()

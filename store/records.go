@@ -25,6 +25,17 @@ func (rv *Realm) Record(key string) []byte {
 	return rv.records[key]
 }
 
+// RecordNow returns the record named key: as this node holds it once a
+// sync has read every record, and from the store before then, so that a
+// node that started while the store was down never takes a record for
+// absent.
+func (rv *Realm) RecordNow(ctx context.Context, key string) ([]byte, error) {
+	if rv.recordsLoaded.Load() {
+		return rv.Record(key), nil
+	}
+	return rv.ReadRecord(ctx, key)
+}
+
 // RecordKeys returns the keys of the records this node holds, sorted.
 func (rv *Realm) RecordKeys() []string {
 	rv.mu.RLock()
@@ -73,14 +84,14 @@ func (rv *Realm) holdRecord(key string, value []byte) {
 	rv.applyLocked(Change{Record: key, Value: value})
 }
 
-// Strike counts one failure under key, for every node where the store
-// can (see Backend.Strike), and returns the count and when its window
-// ends.
-func (rv *Realm) Strike(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+// Strike adds by to key's count of attempts, for every node where the
+// store can (see Backend.Strike), and returns the count and when its
+// window ends.
+func (rv *Realm) Strike(ctx context.Context, key string, by int, window time.Duration) (int, time.Time, error) {
 	var n int
 	var until time.Time
 	err := rv.call(ctx, func(ctx context.Context) (err error) {
-		n, until, err = rv.store.Strike(ctx, key, window)
+		n, until, err = rv.store.Strike(ctx, key, by, window)
 		return err
 	})
 	return n, until, err

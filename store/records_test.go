@@ -73,14 +73,15 @@ func recordFrom(t *testing.T, b store.Backend, key string) []byte {
 	return nil
 }
 
-// contractStrikes: each strike counts within the window it opened.
+// contractStrikes: each strike counts within the window it opened, and
+// may be taken back.
 func contractStrikes(t *testing.T, a, _ store.Backend, clk *session.Clock) {
 	ctx := context.Background()
 	if n, _, err := a.Strikes(ctx, "code:ada"); n != 0 || err != nil {
 		t.Fatalf("before any strike: %d %v", n, err)
 	}
 	for want := 1; want <= 3; want++ {
-		n, until, err := a.Strike(ctx, "code:ada", time.Minute)
+		n, until, err := a.Strike(ctx, "code:ada", 1, time.Minute)
 		if n != want || err != nil || until.Before(clk.Now().Add(50*time.Second)) || until.After(clk.Now().Add(time.Minute)) {
 			t.Fatalf("strike %d: %d until %v, %v", want, n, until, err)
 		}
@@ -90,6 +91,15 @@ func contractStrikes(t *testing.T, a, _ store.Backend, clk *session.Clock) {
 	}
 	if n, _, _ := a.Strikes(ctx, "code:bob"); n != 0 {
 		t.Fatalf("another key counted %d", n)
+	}
+	if n, _, err := a.Strike(ctx, "code:ada", -1, time.Minute); n != 2 || err != nil {
+		t.Fatalf("an attempt taken back: %d %v, want 2", n, err)
+	}
+	if n, _, err := a.Strike(ctx, "code:carol", -1, time.Minute); n != 0 || err != nil {
+		t.Fatalf("taking back without a window: %d %v", n, err)
+	}
+	if n, _, _ := a.Strikes(ctx, "code:carol"); n != 0 {
+		t.Fatalf("taking back opened a window of %d", n)
 	}
 }
 

@@ -105,11 +105,14 @@ type Backend interface {
 	// node, so two nodes that swap one record within a sync interval
 	// may both succeed.
 	SwapRecord(ctx context.Context, key string, old, new []byte) (bool, error)
-	// Strike counts one failure under key in a window that begins with
-	// the first failure and lasts window, and returns the count and the
-	// window's end. Redis counts for every node (INCR with a TTL);
-	// storage counts on this node.
-	Strike(ctx context.Context, key string, window time.Duration) (int, time.Time, error)
+	// Strike adds by to key's count of attempts in a window that begins
+	// with the first and lasts window, and returns the count and the
+	// window's end: an attempt is counted before it is checked (so that
+	// many at once cannot all pass), and taken back (by -1) when it
+	// succeeds; a negative by without an open window does nothing. Redis
+	// counts for every node (INCRBY with a TTL); storage counts on this
+	// node.
+	Strike(ctx context.Context, key string, by int, window time.Duration) (int, time.Time, error)
 	// Strikes reads the count of key's window and its end: 0 when no
 	// window is open.
 	Strikes(ctx context.Context, key string) (int, time.Time, error)

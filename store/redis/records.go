@@ -75,12 +75,21 @@ func (b *redisBackend) allRecords(ctx context.Context) ([]store.Change, error) {
 	}
 }
 
-// strikeScript counts one failure under KEYS[1], whose window of ARGV[1]
-// milliseconds begins with the first, and returns the count and the
-// milliseconds left.
+// strikeScript adds ARGV[2] to the count KEYS[1], whose window of
+// ARGV[1] milliseconds begins with the first attempt, and returns the
+// count and the milliseconds left; taking back (a negative ARGV[2])
+// without an open window does nothing.
 var strikeScript = goredis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+local by = tonumber(ARGV[2])
+if by < 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+	return {0, 0}
+end
+local n = redis.call('INCRBY', KEYS[1], by)
+if n < 0 then
+	n = 0
+	redis.call('SET', KEYS[1], 0, 'KEEPTTL')
+end
+if redis.call('PTTL', KEYS[1]) < 0 then
 	redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return {n, redis.call('PTTL', KEYS[1])}
@@ -88,8 +97,8 @@ return {n, redis.call('PTTL', KEYS[1])}
 
 func (b *redisBackend) strikeKey(key string) string { return b.base + "strikes:" + key }
 
-func (b *redisBackend) Strike(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
-	res, err := strikeScript.Run(ctx, b.client, []string{b.strikeKey(key)}, window.Milliseconds()).Int64Slice()
+func (b *redisBackend) Strike(ctx context.Context, key string, by int, window time.Duration) (int, time.Time, error) {
+	res, err := strikeScript.Run(ctx, b.client, []string{b.strikeKey(key)}, window.Milliseconds(), by).Int64Slice()
 	if err != nil || len(res) != 2 {
 		return 0, time.Time{}, errors.Join(err, errors.New("unexpected answer to a strike"))
 	}

@@ -259,7 +259,7 @@ func TestRedisStrikesShared(t *testing.T) {
 	a, b := openBackend(t, r.Addr, clk), openBackend(t, r.Addr, clk)
 	ctx := context.Background()
 	for range 3 {
-		if _, _, err := a.Strike(ctx, "code:ada", 300*time.Millisecond); err != nil {
+		if _, _, err := a.Strike(ctx, "code:ada", 1, 300*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -116,7 +116,7 @@ func (b *storageBackend) readRecords(ctx context.Context, changes []store.Change
 	return changes, errors.Join(errs...)
 }
 
-// strikes counts failures on this node.
+// strikes counts attempts on this node.
 type strikes struct {
 	n     int
 	until time.Time
@@ -125,12 +125,16 @@ type strikes struct {
 // maxStrikeKeys bounds the keys counted at once; expired windows go first.
 const maxStrikeKeys = 100000
 
-func (b *storageBackend) Strike(_ context.Context, key string, window time.Duration) (int, time.Time, error) {
+func (b *storageBackend) Strike(_ context.Context, key string, by int, window time.Duration) (int, time.Time, error) {
 	b.strikeMu.Lock()
 	defer b.strikeMu.Unlock()
 	now := b.opts.Now()
 	s, ok := b.strikes[key]
-	if !ok || !now.Before(s.until) {
+	open := ok && now.Before(s.until)
+	if by < 0 && !open {
+		return 0, time.Time{}, nil
+	}
+	if !open {
 		if len(b.strikes) >= maxStrikeKeys {
 			for k, old := range b.strikes {
 				if !now.Before(old.until) {
@@ -140,7 +144,7 @@ func (b *storageBackend) Strike(_ context.Context, key string, window time.Durat
 		}
 		s = strikes{until: now.Add(window)}
 	}
-	s.n++
+	s.n = max(0, s.n+by)
 	b.strikes[key] = s
 	return s.n, s.until, nil
 }
