@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	cdppage "github.com/chromedp/cdproto/page"
+	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
 )
@@ -135,14 +137,14 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user"))); err != nil {
 		t.Fatalf("the second browser's login: %v", err)
 	}
-	run(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`.sessions form button`)))
-	if rows := text(".sessions"); !strings.Contains(rows, "Safari on iPhone") || strings.Count(rows, "this device") != 1 {
+	run(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`ul[aria-labelledby="sessions-title"] form button`)))
+	if rows := text(`ul[aria-labelledby="sessions-title"]`); !strings.Contains(rows, "Safari on iPhone") || strings.Count(rows, "this device") != 1 {
 		t.Fatalf("the profile's sessions: %q", rows)
 	}
 	screenshot("profile")
 	checkAccessibility(t, ctx, axe, "profile page")
-	run(chromedp.Click(chromedp.CSS(`.sessions form button`)), chromedp.WaitNotPresent(chromedp.CSS(`.sessions form`)))
-	if rows := text(".sessions"); location() != "/profile" || strings.Contains(rows, "iPhone") || !strings.Contains(rows, "this device") {
+	run(chromedp.Click(chromedp.CSS(`ul[aria-labelledby="sessions-title"] form button`)), chromedp.WaitNotPresent(chromedp.CSS(`ul[aria-labelledby="sessions-title"] form`)))
+	if rows := text(`ul[aria-labelledby="sessions-title"]`); location() != "/profile" || strings.Contains(rows, "iPhone") || !strings.Contains(rows, "this device") {
 		t.Fatalf("after ending the iPhone's session: %s lists %q", location(), rows)
 	}
 	if err := chromedp.Do(phone, chromedp.Navigate(base+"/profile"), chromedp.WaitVisible(chromedp.ID("username"))); err != nil {
@@ -211,6 +213,56 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user")))
 	if user, status := text("#user"), text("#factor-status"); user != "grace" || status != "On · recovery codes left: 10" {
 		t.Fatalf("after the code: %q, second factor %q", user, status)
+	}
+
+	// grace adds a passkey (Chromium's virtual authenticator: resident
+	// keys, user verification), signs out, and signs in with it without
+	// typing her name; then renames and deletes it
+	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{Options: &cdpwebauthn.VirtualAuthenticatorOptions{
+		Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Transport: cdpwebauthn.AuthenticatorTransportInternal, HasResidentKey: true,
+		HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	run(chromedp.WaitVisible(chromedp.ID("passkey-add")), chromedp.SendKeys(chromedp.ID("passkey-name"), "Test key"),
+		chromedp.Click(chromedp.ID("passkey-add")), chromedp.WaitVisible(chromedp.CSS(`input[id^="rename-"]`)))
+	if listed := text(`[aria-labelledby="passkeys-title"]`); !strings.Contains(listed, "Test key") || !strings.Contains(listed, "last used never") {
+		t.Fatalf("the profile's passkeys: %q", listed)
+	}
+	screenshot("passkeys-profile")
+	checkAccessibility(t, ctx, axe, "profile with a passkey")
+	// the button: with the autofill's conditional request out of the way
+	noAutofill, err := chromedp.Call(ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `PublicKeyCredential.isConditionalMediationAvailable = async () => false;`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(chromedp.Click(chromedp.CSS(`form[action="/logout"] button:not(.secondary)`)), chromedp.WaitVisible(chromedp.ID("passkey-signin")))
+	screenshot("passkey-login")
+	checkAccessibility(t, ctx, axe, "login page with passkeys")
+	run(chromedp.Click(chromedp.ID("passkey-signin")), chromedp.WaitVisible(chromedp.ID("user")))
+	if loc, user := location(), text("#user"); loc != "/profile" || user != "grace" {
+		t.Fatalf("after the passkey button: %s shows %q", loc, user)
+	}
+	// the autofill (conditional mediation): the virtual authenticator
+	// answers at once, as a user picking the passkey in the user name
+	// field would
+	run(chromedp.Click(chromedp.CSS(`form[action="/logout"] button:not(.secondary)`)), chromedp.WaitVisible(chromedp.ID("passkey-signin")))
+	if _, err := chromedp.Call(ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: noAutofill.Identifier}); err != nil {
+		t.Fatal(err)
+	}
+	run(chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("user")))
+	if loc, user := location(), text("#user"); loc != "/profile" || user != "grace" {
+		t.Fatalf("after the passkey's autofill: %s shows %q", loc, user)
+	}
+	run(chromedp.SendKeys(chromedp.CSS(`input[id^="rename-"]`), "Laptop"), chromedp.Click(chromedp.CSS(`button[aria-label^="Rename"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Delete Laptop"]`)))
+	run(chromedp.Click(chromedp.CSS(`button[aria-label="Delete Laptop"]`)), chromedp.WaitNotPresent(chromedp.CSS(`button[aria-label="Delete Laptop"]`)))
+	if listed := text(`[aria-labelledby="passkeys-title"]`); !strings.Contains(listed, "No passkeys yet") {
+		t.Fatalf("after the delete: %q", listed)
 	}
 
 	dir := t.TempDir()

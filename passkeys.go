@@ -455,7 +455,7 @@ func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f format
 
 // deletePasskey removes one of the user's passkeys, with a recent
 // sign-in or the password (removing a factor is a step up), and ends the
-// sessions it started.
+// other sessions it started.
 func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, idText, password string) error {
 	id, err := parsePasskeyID(idText)
 	if err != nil {
@@ -464,7 +464,7 @@ func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format
 	if err := h.recentOrPassword(r, sess, password); err != nil {
 		return err
 	}
-	removed, err := h.removePasskey(r, sess.User, id)
+	removed, err := h.removePasskey(r, sess.User, id, sess.ID)
 	if err != nil {
 		return h.passkeyStoreFailed(w, r, sess.User, err)
 	}
@@ -478,8 +478,8 @@ func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format
 }
 
 // removePasskey removes the user's passkey and ends the sessions it
-// started.
-func (h *Handler) removePasskey(r *http.Request, user string, id []byte) (account.Passkey, error) {
+// started, but for the session keep (the one that removes it).
+func (h *Handler) removePasskey(r *http.Request, user string, id []byte, keep [16]byte) (account.Passkey, error) {
 	var removed account.Passkey
 	err := h.swapPasskeys(r, user, func(keys []account.Passkey) ([]account.Passkey, error) {
 		i := account.FindPasskey(keys, id)
@@ -493,7 +493,9 @@ func (h *Handler) removePasskey(r *http.Request, user string, id []byte) (accoun
 		return removed, err
 	}
 	for _, s := range removed.Sessions {
-		h.shared.Revoke(r.Context(), s.ID, time.Unix(s.Expires, 0))
+		if s.ID != keep {
+			h.shared.Revoke(r.Context(), s.ID, time.Unix(s.Expires, 0))
+		}
 	}
 	return removed, nil
 }
