@@ -167,3 +167,44 @@ func TestAdminTOTP(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminPasskeys: the admin API lists a user's passkeys and removes
+// one by its ID, ending the sessions it started.
+func TestAdminPasskeys(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Realm = "admin-passkeys" })
+	auth := newAuthenticator(t, passkeyHost)
+	if w := a.register(auth, a.httpsLogin("ada", adaPassword), "laptop"); w.Code != 201 {
+		t.Fatalf("registration: %d %q", w.Code, w.Body)
+	}
+	started := sessionCookie(t, a.passkeyLogin(auth))
+	w := httptest.NewRecorder()
+	if err := (&AdminAPI{}).passkeys(w, httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys&user=ada", nil)); err != nil {
+		t.Fatal(err)
+	}
+	var listed []passkeyJSON
+	if err := json.Unmarshal(w.Body.Bytes(), &listed); err != nil || len(listed) != 1 || listed[0].Name != "laptop" || listed[0].LastUsed == nil {
+		t.Fatalf("GET: %v %s", err, w.Body)
+	}
+	id := b64url.EncodeToString(auth.id)
+	w = httptest.NewRecorder()
+	if err := (&AdminAPI{}).deletePasskey(w, httptest.NewRequest("DELETE", "/miniapp/passkeys/"+id+"?realm=admin-passkeys", nil)); err != nil {
+		t.Fatal(err)
+	}
+	var removed passkeyDeletedJSON
+	if err := json.Unmarshal(w.Body.Bytes(), &removed); err != nil || removed.User != "ada" || removed.Passkey.ID != id {
+		t.Fatalf("DELETE: %v %s", err, w.Body)
+	}
+	if code, _ := a.httpsProfile(started); code != 401 {
+		t.Errorf("a session the removed passkey started: %d", code)
+	}
+	for target, status := range map[string]int{
+		"/miniapp/passkeys/" + id + "?realm=admin-passkeys": 404,
+		"/miniapp/passkeys/!!?realm=admin-passkeys":         400,
+	} {
+		err := (&AdminAPI{}).deletePasskey(httptest.NewRecorder(), httptest.NewRequest("DELETE", target, nil))
+		var apiErr caddy.APIError
+		if !errors.As(err, &apiErr) || apiErr.HTTPStatus != status {
+			t.Errorf("DELETE %s: %v, want %d", target, err, status)
+		}
+	}
+}

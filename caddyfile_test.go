@@ -140,6 +140,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		protect /private/* /docs/*.pdf
 		protect /report
 		realm staff
+		second_factor required
+		totp_issuer "Example Corp"
+		passkeys off
+		passkey_rp_id example.com
 	}`
 	var h Handler
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
@@ -149,7 +153,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		time.Duration(h.SessionLifetime) != 2*time.Hour || h.CookieName != "sid" || h.MaxBodySize != 1<<20 ||
 		time.Duration(h.RevocationSync) != 3*time.Second || time.Duration(h.IdleTimeout) != 20*time.Minute ||
 		h.LoginLimit.Failures != 3 || time.Duration(h.LoginLimit.Window) != 30*time.Second ||
-		strings.Join(h.Protect, " ") != "/private/* /docs/*.pdf /report" {
+		strings.Join(h.Protect, " ") != "/private/* /docs/*.pdf /report" ||
+		h.SecondFactor != factorRequired || h.TOTPIssuer != "Example Corp" || h.Passkeys == nil || *h.Passkeys || h.PasskeyRPID != "example.com" {
 		t.Errorf("parsed %+v", h)
 	}
 
@@ -190,6 +195,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		"limit bad window":      "miniapp {\n login_limit 5 soon\n}",
 		"limit extra":           "miniapp {\n login_limit 5 1m x\n}",
 		"protect empty":         "miniapp {\n protect\n}",
+		"second_factor missing": "miniapp {\n second_factor\n}",
+		"second_factor twice":   "miniapp {\n second_factor required\n second_factor optional\n}",
+		"totp_issuer extra":     "miniapp {\n totp_issuer a b\n}",
+		"passkeys maybe":        "miniapp {\n passkeys maybe\n}",
+		"passkey_rp_id missing": "miniapp {\n passkey_rp_id\n}",
 	}
 	for name, input := range bad {
 		var h Handler

@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,6 +87,29 @@ func TestCommand(t *testing.T) {
 	}
 	signIn(firefoxUA)
 
+	// passkeys: one registered over plain HTTP on localhost, listed and
+	// removed by the operator
+	owner := signIn(firefoxUA)
+	_, body := call(t, owner, "POST", base+"/profile/passkeys", "action=begin", "Accept", "application/json")
+	var options map[string]any
+	if err := json.Unmarshal([]byte(body), &options); err != nil {
+		t.Fatalf("passkey begin: %v %q", err, body)
+	}
+	auth := newAuthenticator(t, "localhost")
+	finish, _ := json.Marshal(map[string]any{"ceremony": options["ceremony"], "credential": auth.create(options, base), "name": "laptop"})
+	if resp, body := call(t, owner, "POST", base+"/profile/passkeys", string(finish), "Content-Type", "application/json", "Accept", "application/json"); resp.StatusCode != 201 {
+		t.Fatalf("passkey registration: %d %q", resp.StatusCode, body)
+	}
+	id := b64url.EncodeToString(auth.id)
+	out, errOut, code = miniapp("passkeys", "ada", "--address", address)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[1], id+" ") || !strings.Contains(lines[1], "laptop") {
+		t.Errorf("passkeys: exit %d %q %q", code, out, errOut)
+	}
+	out, errOut, code = miniapp("passkey-delete", id, "--address", address)
+	if code != 0 || out != "removed passkey "+id+" (laptop) of ada\n" {
+		t.Errorf("passkey-delete: exit %d %q %q", code, out, errOut)
+	}
+
 	for _, c := range []struct {
 		args []string
 		want string
@@ -93,6 +117,8 @@ func TestCommand(t *testing.T) {
 		{[]string{"sessions", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"signout", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"totp-reset", "nobody", "--address", address}, "no such user in the realm"},
+		{[]string{"passkeys", "nobody", "--address", address}, "no such user in the realm"},
+		{[]string{"passkey-delete", "AAAA", "--address", address}, "no such passkey"},
 		{[]string{"revoke", "zz", "--address", address}, "32 hex digits"},
 		{[]string{"revoke", newest[0], "--address", address}, "no such session"},
 		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, "no such realm in the running config"},

@@ -63,12 +63,21 @@ func TestValidate(t *testing.T) {
 		"sync":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: -1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}},
 		"idle":        {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: -1, LoginLimit: &LoginLimit{1, 1}},
 		"limit":       {SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{-1, 1}},
+		"second_factor": {Realm: "r", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1},
+			SecondFactor: "always"},
+		"totp_issuer": {Realm: "r", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1},
+			TOTPIssuer: "a:b"},
+		"passkey_rp_id suffix": {Realm: "r", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1},
+			PasskeyRPID: "co.uk"},
+		"passkey_rp_id ip": {Realm: "r", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1},
+			PasskeyRPID: "10.0.0.1"},
 	} {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	good := Handler{Realm: "staff.example-1", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1}}
+	good := Handler{Realm: "staff.example-1", SessionLifetime: 1, CookieName: "a", MaxBodySize: 1, RevocationSync: 1, IdleTimeout: 1, LoginLimit: &LoginLimit{1, 1},
+		SecondFactor: factorRequired, TOTPIssuer: "Example Corp", PasskeyRPID: "example.com"}
 	if err := good.Validate(); err != nil {
 		t.Errorf("valid config refused: %v", err)
 	}

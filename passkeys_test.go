@@ -351,6 +351,12 @@ func TestPasskeyInput(t *testing.T) {
 	if w := b.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 400 {
 		t.Errorf("a host outside passkey_rp_id: %d", w.Code)
 	}
+	d := domainApp(t, "", "https://auth.example.test/login")
+	onDomain := passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)
+	onDomain.header = map[string]string{"Host": "auth.example.test"}
+	if w := d.do(onDomain); w.Code != 200 || decode[map[string]any](t, w)["publicKey"].(map[string]any)["rpId"] != "example.test" {
+		t.Errorf("the RP ID with cookie_domain: %d %s", w.Code, w.Body)
+	}
 	off := false
 	c := newApp(t, "", func(h *Handler) { h.Passkeys = &off })
 	if w := c.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 404 {
