@@ -178,16 +178,25 @@ func (h *Handler) sealCeremony(kind string, sess *signedIn, data *webauthn.Sessi
 }
 
 // openCeremony opens a ceremony of the kind, refusing another session's,
-// an expired one, or one already finished (on any node that shares
-// Redis; on one node of a storage store).
+// an expired one, or one already finished: counted in the store when it
+// ends (for every node on Redis, on this node with storage) and revoked
+// like a session (every node within the store's window).
 func (h *Handler) openCeremony(r *http.Request, kind, value string, sess *signedIn) (*ceremony, error) {
 	data, _, err := h.keys.OpenData(session.PurposeCeremony, value, "passkey "+kind)
 	var c ceremony
-	if err != nil || json.Unmarshal(data, &c) != nil || h.clock.Now().Unix() >= c.Expires {
+	var id []byte
+	if err == nil && json.Unmarshal(data, &c) == nil {
+		id, _ = hex.DecodeString(c.ID)
+	}
+	if len(id) != 16 || h.clock.Now().Unix() >= c.Expires {
 		return nil, reject(http.StatusBadRequest, "the passkey ceremony has expired or is not valid; start again")
 	}
 	if sess != nil && c.Session != hex.EncodeToString(sess.ID[:]) {
 		return nil, reject(http.StatusBadRequest, "the passkey ceremony is not this session's; start again")
+	}
+	expires := time.Unix(c.Expires, 0)
+	if h.shared.RevokedID([16]byte(id), expires) {
+		return nil, reject(http.StatusBadRequest, "the passkey ceremony was used already; start again")
 	}
 	n, _, err := h.shared.Strike(r.Context(), "ceremony:"+c.ID, 1, ceremonyLifetime)
 	if err != nil {
@@ -196,6 +205,7 @@ func (h *Handler) openCeremony(r *http.Request, kind, value string, sess *signed
 	if n > 1 {
 		return nil, reject(http.StatusBadRequest, "the passkey ceremony was used already; start again")
 	}
+	h.shared.Revoke(r.Context(), [16]byte(id), expires)
 	return &c, nil
 }
 

@@ -330,6 +330,16 @@ func (rv *Realm) Revoked(acct AccountID, id [16]byte, expires time.Time, counter
 	return revoked || counter < current || (now != 0 && generation != now)
 }
 
+// RevokedID reports whether the ID, which expires then, was revoked here
+// or on another instance (within the store's window): a session logged
+// out, or a one-time value used up.
+func (rv *Realm) RevokedID(id [16]byte, expires time.Time) bool {
+	rv.mu.RLock()
+	defer rv.mu.RUnlock()
+	_, revoked := rv.byHour[expires.Unix()/3600][id]
+	return revoked
+}
+
 // LastUse is when the session id, which expires then, was last used
 // without its cookie being renewed, here or on another instance; zero
 // when never.
