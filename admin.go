@@ -313,7 +313,7 @@ func (a *AdminAPI) deletePasskey(w http.ResponseWriter, r *http.Request) error {
 		if user == "" {
 			continue
 		}
-		removed, err := h.removePasskey(r, user, id, [16]byte{})
+		removed, err := h.removePasskey(r, user, id)
 		if err != nil {
 			return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
 		}

@@ -38,7 +38,7 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 	if h.mustEnrol(sess) {
 		original, nginx := originalURL(r)
 		switch {
-		case h.hasFactor(sess.User):
+		case h.hasFactor(sess.acct):
 			// a session from before the factor: sign in again with it
 			return h.authSignIn(w, r, original, nginx)
 		case !acceptsHTML(r):
@@ -54,7 +54,7 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 		return nil
 	}
 	if rules.factors > sess.Factors {
-		if acceptsHTML(r) && h.hasFactor(sess.User) {
+		if acceptsHTML(r) && h.hasFactor(sess.acct) {
 			original, nginx := originalURL(r)
 			return h.authSignIn(w, r, original, nginx)
 		}

@@ -269,7 +269,7 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f format, 
 	case formatJSON:
 		return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
 	case formatHTML:
-		return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: in.next, User: in.name})
+		return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: in.next, User: in.name, Passkey: h.passkeysOn()})
 	}
 	return reject(http.StatusUnauthorized, msg)
 }

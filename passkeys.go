@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,8 +137,11 @@ func credentialsOf(acct *account.Account, keys []account.Passkey) []webauthn.Cre
 // the one origin accepted is the request's own, which must be an https
 // host equal to or under the RP ID (http for localhost alone).
 func (h *Handler) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
+	if !validHost(r.Host) {
+		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
+	}
 	host := requestHost(r)
-	rpID := cmp.Or(h.PasskeyRPID, h.domain.name, host)
+	rpID := cmp.Or(strings.ToLower(h.PasskeyRPID), h.domain.name, host)
 	scheme := "http"
 	if secure(r) {
 		scheme = "https"
@@ -149,8 +153,12 @@ func (h *Handler) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
 		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
 	}
 	origin := scheme + "://" + strings.ToLower(r.Host)
-	return webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: cmp.Or(h.TOTPIssuer, rpID), RPOrigins: []string{origin},
+	rp, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: cmp.Or(h.TOTPIssuer, rpID), RPOrigins: []string{origin},
 		AttestationPreference: protocol.PreferNoAttestation})
+	if err != nil {
+		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
+	}
+	return rp, nil
 }
 
 // ceremony is a passkey ceremony between its beginning and its end,
@@ -297,10 +305,10 @@ func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess
 	if err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
-	if len(keys) >= account.MaxPasskeys {
+	user := passkeyUser{acct: sess.acct, creds: credentialsOf(sess.acct, keys)}
+	if len(user.creds) >= account.MaxPasskeys {
 		return reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
 	}
-	user := passkeyUser{acct: sess.acct, creds: credentialsOf(sess.acct, keys)}
 	creation, data, err := rp.BeginRegistration(user,
 		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
@@ -380,9 +388,15 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount, Account: sess.acct.ID.Tag(),
 		Name: cmp.Or(in.Name, store.DeviceName(r.UserAgent())), Created: now.Unix()}
 	for _, t := range cred.Transport {
-		k.Transports = append(k.Transports, string(t))
+		// a handful of short names (usb, nfc, ble, internal, hybrid...)
+		if len(k.Transports) < 8 && len(t) <= 16 {
+			k.Transports = append(k.Transports, string(t))
+		}
 	}
 	err = h.swapPasskeys(r, sess.User, func(keys []account.Passkey) ([]account.Passkey, error) {
+		// the passkeys of the name's account before a new password hash
+		// sign nobody in again: they go
+		keys = slices.DeleteFunc(keys, func(old account.Passkey) bool { return old.Account != k.Account })
 		if len(keys) >= account.MaxPasskeys {
 			return nil, reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
 		}
@@ -465,7 +479,7 @@ func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f format
 
 // deletePasskey removes one of the user's passkeys, with a recent
 // sign-in or the password (removing a factor is a step up), and ends the
-// other sessions it started.
+// sessions it started: this one too, when it did.
 func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, idText, password string) error {
 	id, err := parsePasskeyID(idText)
 	if err != nil {
@@ -474,22 +488,30 @@ func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format
 	if err := h.recentOrPassword(r, sess, password); err != nil {
 		return err
 	}
-	removed, err := h.removePasskey(r, sess.User, id, sess.ID)
+	removed, err := h.removePasskey(r, sess.User, id)
 	if err != nil {
 		return h.passkeyStoreFailed(w, r, sess.User, err)
 	}
 	h.logger.Info("passkey removed", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("passkey", removed.Name),
 		zap.String("by", "user"))
-	if f == formatJSON {
-		return h.writeJSON(w, r, http.StatusOK, viewOfPasskey(removed))
+	ended := slices.ContainsFunc(removed.Sessions, func(s account.PasskeySession) bool { return s.ID == sess.ID })
+	if ended {
+		h.clearCookie(w, r)
 	}
-	redirect(w, r, "/profile")
+	switch {
+	case f == formatJSON:
+		return h.writeJSON(w, r, http.StatusOK, viewOfPasskey(removed))
+	case ended:
+		redirect(w, r, h.domain.loginURL)
+	default:
+		redirect(w, r, "/profile")
+	}
 	return nil
 }
 
 // removePasskey removes the user's passkey and ends the sessions it
-// started, but for the session keep (the one that removes it).
-func (h *Handler) removePasskey(r *http.Request, user string, id []byte, keep [16]byte) (account.Passkey, error) {
+// started.
+func (h *Handler) removePasskey(r *http.Request, user string, id []byte) (account.Passkey, error) {
 	var removed account.Passkey
 	err := h.swapPasskeys(r, user, func(keys []account.Passkey) ([]account.Passkey, error) {
 		i := account.FindPasskey(keys, id)
@@ -503,9 +525,7 @@ func (h *Handler) removePasskey(r *http.Request, user string, id []byte, keep [1
 		return removed, err
 	}
 	for _, s := range removed.Sessions {
-		if s.ID != keep {
-			h.shared.Revoke(r.Context(), s.ID, time.Unix(s.Expires, 0))
-		}
+		h.shared.Revoke(r.Context(), s.ID, time.Unix(s.Expires, 0))
 	}
 	return removed, nil
 }
@@ -589,7 +609,11 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	login.name, login.device = acct.Name, h.knownDevice(r, acct.Name)
 	login.next, _ = formValue(r.URL.RawQuery, "next")
 	login.next = h.safeNext(r, login.next)
-	if !verified && h.hasTOTP(acct.Name) {
+	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
+	if err != nil {
+		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, storeFailed{err})
+	}
+	if !verified && hasTOTP != nil {
 		// a passkey without user verification is one factor: the code
 		// follows
 		h.markUsed(r, acct, cred, nil)

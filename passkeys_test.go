@@ -350,6 +350,15 @@ func TestPasskeyInput(t *testing.T) {
 	if w := a.do(ip); w.Code != 400 {
 		t.Errorf("an IP address host: %d", w.Code)
 	}
+	hostile := passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)
+	hostile.header = map[string]string{"Host": "a%zz"}
+	if w := a.do(hostile); w.Code != 400 {
+		t.Errorf("a Host that is no host: %d", w.Code)
+	}
+	upper := newApp(t, "", func(h *Handler) { h.PasskeyRPID = "Example.COM" })
+	if w := upper.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 200 {
+		t.Errorf("passkey_rp_id in capitals: %d %q", w.Code, w.Body)
+	}
 	b := newApp(t, "", func(h *Handler) { h.PasskeyRPID = "login.example.org" })
 	if w := b.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 400 {
 		t.Errorf("a host outside passkey_rp_id: %d", w.Code)
@@ -396,6 +405,45 @@ func TestPasskeyManage(t *testing.T) {
 	}
 	if a.logs.FilterMessage("passkey removed").Len() != 1 {
 		t.Error("the removal is not logged")
+	}
+}
+
+// TestPasskeyRequired: under second_factor required, a passkey that
+// verifies its user is the session's way out of enrolment; one that does
+// not is no factor, and never locks the user out of setting one up.
+func TestPasskeyRequired(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.SecondFactor = factorRequired })
+	cookie := a.httpsLogin("ada", adaPassword)
+	weak := newAuthenticator(t, passkeyHost)
+	weak.verify = false
+	if w := a.register(weak, cookie, "no PIN"); w.Code != 201 {
+		t.Fatalf("a passkey without user verification: %d %q", w.Code, w.Body)
+	}
+	if code, _ := a.httpsProfile(cookie); code != 403 {
+		t.Errorf("the session after a passkey without user verification: %d, want 403 (still enrolling)", code)
+	}
+	if w := a.do(passkeyRequest("POST", totpPath, form, "", cookie)); w.Code != 200 {
+		t.Errorf("setting up codes after a passkey without user verification: %d %q", w.Code, w.Body)
+	}
+	strong := newAuthenticator(t, passkeyHost)
+	w := a.register(strong, cookie, "with PIN")
+	if w.Code != 201 {
+		t.Fatalf("a passkey with user verification: %d %q", w.Code, w.Body)
+	}
+	if code, p := a.httpsProfile(sessionCookie(t, w)); code != 200 || p.Factors != 2 {
+		t.Errorf("the session after a passkey that verifies its user: %d %+v", code, p)
+	}
+	signedIn := sessionCookie(t, a.passkeyLogin(strong))
+	if code, _ := a.httpsProfile(signedIn); code != 200 {
+		t.Errorf("a passkey sign-in under second_factor required: %d", code)
+	}
+	// deleting the passkey this session began with ends it too
+	w = a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+b64url.EncodeToString(strong.id), signedIn))
+	if w.Code != 200 {
+		t.Fatalf("delete: %d %q", w.Code, w.Body)
+	}
+	if code, _ := a.httpsProfile(signedIn); code != 401 {
+		t.Errorf("the session the deleted passkey began: %d", code)
 	}
 }
 

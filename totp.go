@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,10 +141,19 @@ func (h *Handler) hasTOTP(user string) bool {
 	return h.shared.Record(factorKey(user)) != nil
 }
 
-// hasFactor reports whether the user has a second factor: one-time codes
-// or a passkey.
-func (h *Handler) hasFactor(user string) bool {
-	return h.hasTOTP(user) || h.shared.Record(passkeysKey(user)) != nil
+// hasFactor reports whether the account has a second factor: one-time
+// codes, or a passkey of the account as it is configured now that
+// verifies its user (one that does not is no second factor, and a user
+// must not be held to it).
+func (h *Handler) hasFactor(acct *account.Account) bool {
+	if h.hasTOTP(acct.Name) {
+		return true
+	}
+	if !h.passkeysOn() {
+		return false
+	}
+	keys, _, err := h.passkeysOf(acct.Name)
+	return err == nil && slices.ContainsFunc(keys, func(k account.Passkey) bool { return k.UserVerified && k.Account == acct.ID.Tag() })
 }
 
 // factorStatus is the second factor as the profile and the admin API
@@ -415,7 +425,7 @@ func (h *Handler) enrolFirst(w http.ResponseWriter, r *http.Request, sess *signe
 	f := negotiate(r)
 	var err error
 	switch {
-	case h.hasFactor(sess.User):
+	case h.hasFactor(sess.acct):
 		// a session from before the factor: sign in again with it
 		err = h.signInFirst(w, r, f, nil)
 	case f == formatHTML:
@@ -524,7 +534,7 @@ func setupOf(key *otp.Key, enrollment string) (setup, error) {
 // factor already, a session that began with it (a session of the
 // password alone must not replace the owner's factor).
 func (h *Handler) changeAllowed(r *http.Request, sess *signedIn, password string) error {
-	if h.hasFactor(sess.User) && sess.Factors < 2 {
+	if h.hasFactor(sess.acct) && sess.Factors < 2 {
 		return reject(http.StatusForbidden, "sign in with your second factor to change it")
 	}
 	return h.recentOrPassword(r, sess, password)

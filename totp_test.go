@@ -121,7 +121,7 @@ func TestTOTPEnrolment(t *testing.T) {
 		!strings.Contains(begin.URI, "secret="+begin.Secret) || len(begin.Secret) != 32 {
 		t.Fatalf("begin: %d %q", w.Code, w.Body)
 	}
-	if a.h.hasFactor("ada") {
+	if a.h.hasTOTP("ada") {
 		t.Fatal("a factor stored at the beginning of its setup")
 	}
 	wrong := "000000"
@@ -129,8 +129,8 @@ func TestTOTPEnrolment(t *testing.T) {
 		wrong = "111111"
 	}
 	w = a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+wrong, cookie)
-	if w.Code != 400 || a.h.hasFactor("ada") {
-		t.Fatalf("a wrong first code: %d %q, stored: %v", w.Code, w.Body, a.h.hasFactor("ada"))
+	if w.Code != 400 || a.h.hasTOTP("ada") {
+		t.Fatalf("a wrong first code: %d %q, stored: %v", w.Code, w.Body, a.h.hasTOTP("ada"))
 	}
 	page := a.do(request{method: "POST", target: "/profile/totp", contentType: form, accept: "text/html", cookie: cookie,
 		body: "enrollment=" + url.QueryEscape(begin.Enrollment) + "&code=" + wrong})
@@ -479,7 +479,7 @@ func TestTOTPManage(t *testing.T) {
 	if w := a.post("/profile/totp", "action=disable&code="+codes[0], e.session); w.Code != 200 || !strings.Contains(w.Body.String(), `"totp":false`) {
 		t.Fatalf("turning it off with a recovery code: %d %q", w.Code, w.Body)
 	}
-	if a.h.hasFactor("ada") || a.logs.FilterMessage("second factor removed").Len() != 1 {
+	if a.h.hasTOTP("ada") || a.logs.FilterMessage("second factor removed").Len() != 1 {
 		t.Error("the factor is still there, or its removal not logged")
 	}
 	if w := a.post("/login", "username=ada&password="+adaPassword, nil); w.Code != 200 {
@@ -730,7 +730,7 @@ func redisValuesWith(t *testing.T, place string, a *testApp, s string) string {
 // syncUntilFactor syncs the app until it sees ada's factor.
 func syncUntilFactor(t *testing.T, a *testApp) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !a.h.hasFactor("ada"); {
+	for deadline := time.Now().Add(5 * time.Second); !a.h.hasTOTP("ada"); {
 		if time.Now().After(deadline) {
 			t.Fatal("the factor did not reach the other node")
 		}

@@ -62,7 +62,7 @@
   }
 
   async function register() {
-    const { res, data } = await post("/profile/passkeys", { action: "begin" });
+    const { res, data } = await post("/profile/passkeys", { action: "begin", password: ($("passkey-password") || {}).value || "" });
     if (!res.ok) throw new Error(data.error || "passkeys are not available here");
     const publicKey = data.publicKey;
     publicKey.challenge = decode(publicKey.challenge);
@@ -83,18 +83,34 @@
   const signInButton = $("passkey-signin");
   if (signInButton) {
     signInButton.hidden = false;
-    let pending = null;
-    if (PublicKeyCredential.isConditionalMediationAvailable) {
-      PublicKeyCredential.isConditionalMediationAvailable().then((available) => {
-        if (!available) return;
-        pending = new AbortController();
-        signIn("conditional", pending.signal).catch(failed);
+    // the autofill's request waits for the user to pick a passkey in the
+    // user name field; it is made again before its ceremony expires (5
+    // minutes), and after the button's request ends
+    let autofill = null;
+    let busy = false;
+    let conditional = false;
+    const arm = () => {
+      if (!conditional || busy) return;
+      if (autofill) autofill.abort();
+      const ctl = new AbortController();
+      autofill = ctl;
+      const renew = setTimeout(arm, 4 * 60 * 1000);
+      signIn("conditional", ctl.signal).catch((e) => {
+        clearTimeout(renew);
+        if (ctl.signal.aborted) return;
+        failed(e);
+        autofill = null;
+        setTimeout(arm, 1000);
       });
+    };
+    if (PublicKeyCredential.isConditionalMediationAvailable) {
+      PublicKeyCredential.isConditionalMediationAvailable().then((available) => { conditional = available; arm(); });
     }
     signInButton.addEventListener("click", () => {
-      if (pending) pending.abort();
-      pending = null;
-      signIn("optional").catch(failed);
+      busy = true;
+      if (autofill) autofill.abort();
+      autofill = null;
+      signIn("optional").catch(failed).finally(() => { busy = false; arm(); });
     });
   }
   const addButton = $("passkey-add");
