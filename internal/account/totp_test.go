@@ -37,6 +37,8 @@ func TestTOTPSteps(t *testing.T) {
 		ok bool
 	}{
 		{now.Add(-60 * time.Second), false},
+		{now.Add(60 * time.Second), false}, // two steps ahead
+		{now.Add(-29 * time.Second), true}, // the first second of this step
 		{now.Add(30 * time.Second), true},
 		{now, false}, // earlier than the step just used
 	} {
