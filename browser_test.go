@@ -251,7 +251,7 @@ func TestBrowser(t *testing.T) {
 	// answers at once, as a user picking the passkey in the user name
 	// field would
 	run(chromedp.Click(chromedp.CSS(`form[action="/logout"] button:not(.secondary)`)), chromedp.WaitVisible(chromedp.ID("passkey-signin")))
-	if _, err := chromedp.Call(ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: noAutofill.Identifier}); err != nil {
+	if _, err := chromedp.Call(ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams(noAutofill)); err != nil {
 		t.Fatal(err)
 	}
 	run(chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.ID("user")))

@@ -452,19 +452,12 @@ func TestPasskeyRequired(t *testing.T) {
 func TestPasskeyAcrossNodes(t *testing.T) {
 	for name, use := range storePlaces(t) {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			a := newApp(t, dir, use)
-			b := newApp(t, dir, func(h *Handler) { use(h); h.RevocationSync = caddy.Duration(1100 * time.Millisecond) })
+			a, b := twoNodes(t, t.TempDir(), use)
 			auth := newAuthenticator(t, passkeyHost)
 			if w := a.register(auth, a.httpsLogin("ada", adaPassword), ""); w.Code != 201 {
 				t.Fatalf("registration on A: %d", w.Code)
 			}
-			for deadline := time.Now().Add(5 * time.Second); b.h.shared.Record(passkeysKey("ada")) == nil; {
-				if time.Now().After(deadline) {
-					t.Fatal("the passkey did not reach node B")
-				}
-				_ = b.h.shared.Sync(t.Context())
-			}
+			syncUntilRecord(t, b, passkeysKey("ada"))
 			if w := b.passkeyLogin(auth); w.Code != 200 {
 				t.Errorf("sign-in on B: %d %q", w.Code, w.Body)
 			}

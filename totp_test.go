@@ -637,11 +637,9 @@ func TestTOTPAcrossNodes(t *testing.T) {
 	for name, use := range storePlaces(t) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			a := newApp(t, dir, use)
-			b := newApp(t, dir, func(h *Handler) { use(h); h.RevocationSync = caddy.Duration(1100 * time.Millisecond) })
-			b.h.clock = a.h.clock
+			a, b := twoNodes(t, dir, use)
 			e := a.enrol("ada", adaPassword)
-			syncUntilFactor(t, b)
+			syncUntilRecord(t, b, factorKey("ada"))
 			a.advance(30 * time.Second)
 			code := a.codeFor(e.secret)
 			if w := b.post("/login", "username=ada&password="+adaPassword+"&code="+code, nil); w.Code != 200 {
@@ -727,12 +725,21 @@ func redisValuesWith(t *testing.T, place string, a *testApp, s string) string {
 	return strings.Join(found, ", ")
 }
 
-// syncUntilFactor syncs the app until it sees ada's factor.
-func syncUntilFactor(t *testing.T, a *testApp) {
+// twoNodes are two handlers on one store (the storage folder dir, and
+// what use sets), each with its own memory of it, on one clock.
+func twoNodes(t *testing.T, dir string, use func(*Handler)) (*testApp, *testApp) {
+	a := newApp(t, dir, use)
+	b := newApp(t, dir, func(h *Handler) { use(h); h.RevocationSync = caddy.Duration(1100 * time.Millisecond) })
+	b.h.clock = a.h.clock
+	return a, b
+}
+
+// syncUntilRecord syncs the app until it holds the record.
+func syncUntilRecord(t *testing.T, a *testApp, key string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !a.h.hasTOTP("ada"); {
+	for deadline := time.Now().Add(5 * time.Second); a.h.shared.Record(key) == nil; {
 		if time.Now().After(deadline) {
-			t.Fatal("the factor did not reach the other node")
+			t.Fatalf("the record %s did not reach the other node", key)
 		}
 		_ = a.h.shared.Sync(context.Background())
 	}
