@@ -183,16 +183,25 @@ func (rv *Realm) Destruct() error {
 	return rv.store.Close()
 }
 
-// loop keeps memory up to date with the store until Destruct.
+// loop keeps memory up to date with the store until Destruct. An outage
+// is logged when it begins, once a minute while it lasts, and when it
+// ends.
 func (rv *Realm) loop(ctx context.Context) {
 	defer close(rv.done)
+	outage := outageLog{logger: rv.logger}
 	// the join has just synced
 	for Sleep(ctx, rv.store.PollEvery()) {
-		if err := rv.syncWithin(ctx, joinTimeout); err != nil && ctx.Err() == nil {
-			rv.logger.Error("syncing revocations with the store", zap.Error(err))
-			if !Sleep(ctx, time.Second) {
-				return
-			}
+		err := rv.syncWithin(ctx, joinTimeout)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			outage.ok(rv.now())
+			continue
+		}
+		outage.failed(err, rv.now())
+		if !Sleep(ctx, time.Second) {
+			return
 		}
 	}
 }
