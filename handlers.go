@@ -22,14 +22,15 @@ type route func(h *Handler, w http.ResponseWriter, r *http.Request, f format, se
 
 // routes are the module's own paths, matched exactly.
 var routes = map[string]route{
-	"/hello":   (*Handler).hello,
-	"/login":   (*Handler).login,
-	"/profile": (*Handler).profile,
-	"/logout":  (*Handler).logout,
-	authPath:   (*Handler).auth,
-	stylePath:  (*Handler).style,
-	scriptPath: (*Handler).script,
-	totpPath:   (*Handler).totp,
+	"/hello":    (*Handler).hello,
+	"/login":    (*Handler).login,
+	"/profile":  (*Handler).profile,
+	"/logout":   (*Handler).logout,
+	authPath:    (*Handler).auth,
+	stylePath:   asset(textCSS, stylesheet),
+	scriptPath:  asset(textJavaScript, passkeyScript),
+	faviconPath: asset(imageSVG, favicon),
+	totpPath:    (*Handler).totp,
 	// passkeys
 	passkeysPath:     (*Handler).passkeys,
 	loginPasskeyPath: (*Handler).loginPasskey,
@@ -45,7 +46,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
 		h.renew(w, r, sess)
 	}
-	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && r.URL.Path != stylePath && r.URL.Path != scriptPath {
+	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && !assetPaths[r.URL.Path] {
 		return h.enrolFirst(w, r, sess, func() error { return next.ServeHTTP(w, r) })
 	}
 	setPlaceholders(r, sess)
@@ -234,7 +235,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f format, acct 
 	factors := uint8(1)
 	if kind != "" {
 		factors = 2
-		metrics.secondFactor.WithLabelValues("success", string(kind)).Inc()
+		h.count(metrics.secondFactor, "success", string(kind))
 	}
 	sess := h.signInWith(w, r, acct, in, factors, "password")
 	if f == formatJSON {
@@ -252,7 +253,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f format, acct 
 // passkey), counted and logged.
 func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput, factors uint8, method string) *signedIn {
 	sess := h.startSession(r.Context(), w, r, acct, in, factors)
-	metrics.logins.WithLabelValues("success").Inc()
+	h.count(metrics.logins, "success")
 	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip), zap.Uint8("factors", factors), zap.String("method", method))
 	w.Header().Set("Cache-Control", "no-store")
 	return sess
@@ -261,8 +262,8 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, acct *accou
 // loginFailed answers a wrong password or an unknown name alike, counted
 // and logged with the reason.
 func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f format, in loginInput, reason string) error {
-	metrics.logins.WithLabelValues("failure").Inc()
-	h.logger.Warn("login failed", zap.String("user", in.name), zap.String("client_ip", in.ip), zap.String("reason", reason))
+	h.count(metrics.logins, "failure")
+	h.logger.Warn("login failed", h.userFields(in.name, zap.String("client_ip", in.ip), zap.String("reason", reason))...)
 	const msg = "invalid username or password"
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
 	switch f {
@@ -274,10 +275,21 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f format, 
 	return reject(http.StatusUnauthorized, msg)
 }
 
+// userFields are the log fields of a refused login's user name, then
+// more: a name that is not a configured user is often a password typed
+// in the wrong field, so it is logged as "unknown user" with its length
+// alone.
+func (h *Handler) userFields(name string, more ...zap.Field) []zap.Field {
+	if _, known := h.accounts.Lookup(name); known || name == "" {
+		return append([]zap.Field{zap.String("user", name)}, more...)
+	}
+	return append([]zap.Field{zap.String("user", "unknown user"), zap.Int("user_length", len(name))}, more...)
+}
+
 // tooMany refuses a login with 429 and Retry-After, counted and logged.
 func (h *Handler) tooMany(w http.ResponseWriter, in loginInput, wait time.Duration, event, reason string) error {
-	metrics.logins.WithLabelValues("throttled").Inc()
-	h.logger.Warn(event, zap.String("user", in.name), zap.String("client_ip", in.ip))
+	h.count(metrics.logins, "throttled")
+	h.logger.Warn(event, h.userFields(in.name, zap.String("client_ip", in.ip))...)
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	return reject(http.StatusTooManyRequests, reason)
 }
@@ -355,7 +367,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess 
 		if everywhere {
 			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.acct.ID))
 		}
-		metrics.logouts.Inc()
+		h.count(metrics.logouts)
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", everywhere))
 	}
 	h.clearCookie(w, r)

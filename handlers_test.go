@@ -111,14 +111,15 @@ func TestLoginLogs(t *testing.T) {
 	a := newApp(t, "", nil)
 	c := a.login("ada", adaPassword, true)
 	a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=wrong-secret-1"})
-	a.do(request{method: "POST", target: "/login", contentType: jsonType, body: `{"username":"mallory","password":"wrong-secret-2"}`})
+	// a password typed into the name field is not logged
+	a.do(request{method: "POST", target: "/login", contentType: jsonType, body: `{"username":"wrong-secret-3","password":"wrong-secret-2"}`})
 	a.do(request{target: "/profile", cookie: c, https: true})
 	a.do(request{method: "POST", target: "/logout", cookie: c, https: true})
 
 	want := []struct{ level, msg, user, reason string }{
 		{"info", "login", "ada", ""},
 		{"warn", "login failed", "ada", "wrong password"},
-		{"warn", "login failed", "mallory", "unknown user"},
+		{"warn", "login failed", "unknown user", "unknown user"},
 		{"info", "logout", "ada", ""},
 	}
 	entries := a.logs.Filter(func(e observer.LoggedEntry) bool {
@@ -136,7 +137,10 @@ func TestLoginLogs(t *testing.T) {
 			t.Errorf("entry %d: reason %v, want %q", i, fields["reason"], want[i].reason)
 		}
 	}
-	assertNoSecrets(t, a, c.Value, adaPassword, "wrong-secret-1", "wrong-secret-2", testKey)
+	if length := entries[2].ContextMap()["user_length"]; length != int64(len("wrong-secret-3")) {
+		t.Errorf("the unknown name's length: %v", length)
+	}
+	assertNoSecrets(t, a, c.Value, adaPassword, "wrong-secret-1", "wrong-secret-2", "wrong-secret-3", testKey)
 }
 
 // assertNoSecrets fails when any log entry, message or field, holds one
