@@ -171,7 +171,7 @@ func (a *AdminAPI) endSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, h := range handlers {
 		if e, ok := h.shared.EndSession(r.Context(), nil, id); ok {
-			metrics.logouts.Inc()
+			h.count(metrics.logouts)
 			h.logger.Info("session ended", zap.String("user", userName(handlers, e.Account)), zap.String("session", viewOf(e).ID),
 				zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 			return writeAdminJSON(w, viewOf(e))
@@ -197,7 +197,7 @@ func (a *AdminAPI) signOut(w http.ResponseWriter, r *http.Request) error {
 		if !u.h.shared.SignOutEverywhere(r.Context(), acct) {
 			return apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
 		}
-		metrics.logouts.Inc()
+		u.h.count(metrics.logouts)
 		u.h.logger.Info("signed out everywhere", zap.String("user", name), zap.Int("sessions", len(listed)+others),
 			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 	}

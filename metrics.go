@@ -6,12 +6,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metricSet is the module's Prometheus counters. They are created once
-// per process and registered into each config's registry, so the counts
-// go on across reloads.
+// metricSet is the module's Prometheus counters, each labelled with the
+// handler's realm. They are created once per process and registered into
+// each config's registry, so the counts go on across reloads.
 type metricSet struct {
 	logins       *prometheus.CounterVec
-	logouts      prometheus.Counter
+	logouts      *prometheus.CounterVec
 	rejections   *prometheus.CounterVec
 	secondFactor *prometheus.CounterVec
 }
@@ -19,25 +19,42 @@ type metricSet struct {
 var metrics = metricSet{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "caddy_miniapp_logins_total",
-		Help: "Login attempts by result: success, failure (wrong or unknown credentials) or throttled.",
-	}, []string{"result"}),
-	logouts: prometheus.NewCounter(prometheus.CounterOpts{
+		Help: "Login attempts by realm and result: success, failure (wrong or unknown credentials) or throttled.",
+	}, []string{"realm", "result"}),
+	logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "caddy_miniapp_logouts_total",
-		Help: "Sessions ended by logout.",
-	}),
+		Help: "Sessions ended by logout, by realm.",
+	}, []string{"realm"}),
 	rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "caddy_miniapp_session_rejections_total",
-		Help: "Session cookies refused, by reason: malformed, expired or revoked.",
-	}, []string{"reason"}),
+		Help: "Session cookies refused, by realm and reason: malformed, expired or revoked.",
+	}, []string{"realm", "reason"}),
 	secondFactor: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "caddy_miniapp_second_factor_total",
-		Help: "Second factor checks by result and reason: success (totp, recovery) or failure (wrong_code, replayed, throttled, store, unreadable, no_factor).",
-	}, []string{"result", "reason"}),
+		Help: "Second factor checks by realm, result and reason: success (totp, recovery, passkey) or failure (wrong_code, replayed, throttled, store, unreadable, no_factor).",
+	}, []string{"realm", "result", "reason"}),
 }
 
-// register adds the counters to a config's registry; a second handler
-// in the same config finds them there already.
-func (m *metricSet) register(reg prometheus.Registerer) error {
+// metricLabels are the label values every series starts with, at 0, for
+// each realm: dashboards and alerts work before the first event.
+var metricLabels = map[*prometheus.CounterVec][][]string{
+	metrics.logins:     {{"success"}, {"failure"}, {"throttled"}},
+	metrics.logouts:    {{}},
+	metrics.rejections: {{"malformed"}, {"expired"}, {"revoked"}},
+	metrics.secondFactor: {{"success", "totp"}, {"success", "recovery"}, {"success", "passkey"},
+		{"failure", "wrong_code"}, {"failure", "replayed"}, {"failure", "throttled"}, {"failure", "store"},
+		{"failure", "unreadable"}, {"failure", "no_factor"}},
+}
+
+// register adds the counters to a config's registry, with every series
+// of the realm at 0; a second handler in the same config finds them
+// there already.
+func (m *metricSet) register(reg prometheus.Registerer, realm string) error {
+	for vec, series := range metricLabels {
+		for _, labels := range series {
+			vec.WithLabelValues(append([]string{realm}, labels...)...)
+		}
+	}
 	for _, c := range []prometheus.Collector{m.logins, m.logouts, m.rejections, m.secondFactor} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
@@ -46,4 +63,9 @@ func (m *metricSet) register(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// count adds one to the handler's realm's series of vec with the labels.
+func (h *Handler) count(vec *prometheus.CounterVec, labels ...string) {
+	vec.WithLabelValues(append([]string{h.Realm}, labels...)...).Inc()
 }

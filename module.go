@@ -315,7 +315,7 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err := h.protected.Provision(ctx); err != nil {
 		return fmt.Errorf("protect: %v", err)
 	}
-	if err := metrics.register(ctx.GetMetricsRegistry()); err != nil {
+	if err := metrics.register(ctx.GetMetricsRegistry(), h.Realm); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	h.guard.Throttle, err = guard.OpenThrottle(h.Realm, h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))

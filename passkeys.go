@@ -601,7 +601,7 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	}
 	place.Leave(err != nil)
 	if err != nil {
-		metrics.logins.WithLabelValues("failure").Inc()
+		h.count(metrics.logins, "failure")
 		h.logger.Warn("passkey sign-in refused", zap.String("client_ip", login.ip), zap.Error(err))
 		return reject(http.StatusUnauthorized, "the passkey was not accepted")
 	}
@@ -622,7 +622,7 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	factors := uint8(1)
 	if verified {
 		factors = 2
-		metrics.secondFactor.WithLabelValues("success", "passkey").Inc()
+		h.count(metrics.secondFactor, "success", "passkey")
 	}
 	sess := h.signInWith(w, r, acct, login, factors, "passkey")
 	h.markUsed(r, acct, cred, sess)

@@ -243,7 +243,7 @@ func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f format, ses
 	if _, ok := h.shared.EndSession(r.Context(), &acct, id); !ok {
 		return reject(http.StatusNotFound, "no such session of this user")
 	}
-	metrics.logouts.Inc()
+	h.count(metrics.logouts)
 	h.logger.Info("session ended", zap.String("user", sess.User), zap.String("session", hex.EncodeToString(id[:])),
 		zap.String("by", "profile page"), zap.String("client_ip", clientIP(r)))
 	redirect(w, r, "/profile")

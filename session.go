@@ -111,7 +111,7 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	}
 	s, err := h.keys.Open(session.PurposeSession, value, name, h.sessionHost(r))
 	if err != nil {
-		metrics.rejections.WithLabelValues("malformed").Inc()
+		h.count(metrics.rejections, "malformed")
 		return nil
 	}
 	now, lifetime, idle := h.clock.Now(), time.Duration(h.SessionLifetime), time.Duration(h.IdleTimeout)
@@ -120,19 +120,19 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 		used := *s
 		used.LastSeen = usedSince(h.shared, s)
 		if !used.LastSeen.After(s.LastSeen) || !used.Live(now, lifetime, idle) {
-			metrics.rejections.WithLabelValues("expired").Inc()
+			h.count(metrics.rejections, "expired")
 			return nil
 		}
 	}
 	// a domain cookie belongs to the domain's hosts alone (the auth
 	// endpoint checks the host of the request it was forwarded)
 	if h.domain.name != "" && r.URL.Path != authPath && !h.covers(r, requestHost(r)) {
-		metrics.rejections.WithLabelValues("malformed").Inc()
+		h.count(metrics.rejections, "malformed")
 		return nil
 	}
 	acct, known := h.accounts.Lookup(s.User)
 	if !known || s.Account != acct.ID.Tag() || h.shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter, s.Generation) {
-		metrics.rejections.WithLabelValues("revoked").Inc()
+		h.count(metrics.rejections, "revoked")
 		return nil
 	}
 	return &signedIn{Session: s, acct: acct}

@@ -286,7 +286,7 @@ func (h *Handler) codeFailed(w http.ResponseWriter, r *http.Request, user string
 	case errors.Is(err, errNoFactor):
 		reason, msg = "no_factor", "no second factor is set up"
 	}
-	metrics.secondFactor.WithLabelValues("failure", reason).Inc()
+	h.count(metrics.secondFactor, "failure", reason)
 	h.logger.Warn("second factor refused", zap.String("user", user), zap.String("client_ip", clientIP(r)), zap.String("reason", reason))
 	return reject(status, msg)
 }
@@ -606,7 +606,7 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, 
 	}
 	step, ok := account.MatchStep(secret, in["code"], h.clock.Now())
 	if !ok {
-		metrics.secondFactor.WithLabelValues("failure", "wrong_code").Inc()
+		h.count(metrics.secondFactor, "failure", "wrong_code")
 		const msg = "wrong code; nothing was stored (check the time of your device)"
 		if f == formatHTML && !hasErrorRoutes(r) {
 			// the same key again: the one the app has now

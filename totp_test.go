@@ -190,8 +190,8 @@ func toString(v any) string {
 func TestTOTPSignIn(t *testing.T) {
 	a := newApp(t, "", nil)
 	e := a.enrol("ada", adaPassword)
-	byCode, byRecovery := metrics.secondFactor.WithLabelValues("success", "totp"), metrics.secondFactor.WithLabelValues("success", "recovery")
-	wrongCodes, replays := metrics.secondFactor.WithLabelValues("failure", "wrong_code"), metrics.secondFactor.WithLabelValues("failure", "replayed")
+	byCode, byRecovery := metrics.secondFactor.WithLabelValues("miniapp", "success", "totp"), metrics.secondFactor.WithLabelValues("miniapp", "success", "recovery")
+	wrongCodes, replays := metrics.secondFactor.WithLabelValues("miniapp", "failure", "wrong_code"), metrics.secondFactor.WithLabelValues("miniapp", "failure", "replayed")
 	before := []float64{testutil.ToFloat64(byCode), testutil.ToFloat64(byRecovery), testutil.ToFloat64(wrongCodes), testutil.ToFloat64(replays)}
 	w := a.post("/login", "username=ada&password="+adaPassword, nil)
 	answer := decode[struct {
