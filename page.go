@@ -26,7 +26,14 @@ var (
 	// scriptPath, named by its content likewise.
 	passkeyScript = mustRead("templates/passkey.js")
 	scriptPath    = "/miniapp/passkey." + contentHash(passkeyScript) + ".js"
+	// favicon is the pages' icon, served at faviconPath likewise, so
+	// that browsers stop asking for /favicon.ico.
+	favicon     = mustRead("templates/favicon.svg")
+	faviconPath = "/miniapp/favicon." + contentHash(favicon) + ".svg"
 )
+
+// assetPaths are the paths of the pages' static files.
+var assetPaths = map[string]bool{stylePath: true, scriptPath: true, faviconPath: true}
 
 // mustRead returns an embedded file.
 func mustRead(name string) []byte {
@@ -43,24 +50,17 @@ func contentHash(b []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// style serves the stylesheet, cacheable by anyone for a year.
-func (h *Handler) style(w http.ResponseWriter, r *http.Request, _ format, _ *signedIn) error {
-	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
-		return err
+// asset is the route of a static file of the pages, named by its
+// content and so cacheable by anyone for a year.
+func asset(contentType string, body []byte) route {
+	return func(_ *Handler, w http.ResponseWriter, r *http.Request, _ format, _ *signedIn) error {
+		if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		write(w, r, http.StatusOK, contentType, body)
+		return nil
 	}
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	write(w, r, http.StatusOK, textCSS, stylesheet)
-	return nil
-}
-
-// script serves the passkey script, cacheable by anyone for a year.
-func (h *Handler) script(w http.ResponseWriter, r *http.Request, _ format, _ *signedIn) error {
-	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
-		return err
-	}
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	write(w, r, http.StatusOK, textJavaScript, passkeyScript)
-	return nil
 }
 
 // pageData is what the page templates show.
@@ -102,6 +102,9 @@ func (pageData) StylePath() string { return stylePath }
 // ScriptPath is the passkey script's path, for the pages that offer
 // passkeys.
 func (pageData) ScriptPath() string { return scriptPath }
+
+// FaviconPath is the icon's path, for the layout template.
+func (pageData) FaviconPath() string { return faviconPath }
 
 // Time layouts of the profile page.
 const (

@@ -11,25 +11,35 @@ import (
 	"testing"
 )
 
-// TestStylesheet serves the pages' stylesheet under its content hash,
-// cacheable for a year, through any protect pattern; another hash is
-// not the module's route.
+// TestStylesheet serves the pages' static files (the stylesheet, the
+// passkey script and the icon) under their content hash, cacheable for a
+// year, through any protect pattern; another hash is not the module's
+// route.
 func TestStylesheet(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/*"} })
-	sum := sha256.Sum256(stylesheet)
-	if !regexp.MustCompile(`^/miniapp/style\.[0-9a-f]{16}\.css$`).MatchString(stylePath) || stylePath != "/miniapp/style."+hex.EncodeToString(sum[:8])+".css" {
-		t.Fatalf("stylesheet path %q is not named by its content", stylePath)
-	}
-	w := a.do(request{target: stylePath, accept: "text/css,*/*;q=0.1"})
-	if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), stylesheet) || w.Header().Get("Content-Type") != "text/css; charset=utf-8" ||
-		w.Header().Get("Cache-Control") != "public, max-age=31536000, immutable" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
-		t.Errorf("stylesheet: %d %v", w.Code, w.Header())
-	}
-	if w := a.do(request{method: http.MethodHead, target: stylePath}); w.Code != 200 || w.Body.Len() != 0 {
-		t.Errorf("HEAD stylesheet: %d, %d bytes", w.Code, w.Body.Len())
-	}
-	if w := a.do(request{method: http.MethodPost, target: stylePath}); w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
-		t.Errorf("POST stylesheet: %d Allow %q", w.Code, w.Header().Get("Allow"))
+	for _, f := range []struct {
+		path, pattern, contentType string
+		body                       []byte
+	}{
+		{stylePath, `^/miniapp/style\.[0-9a-f]{16}\.css$`, textCSS, stylesheet},
+		{scriptPath, `^/miniapp/passkey\.[0-9a-f]{16}\.js$`, textJavaScript, passkeyScript},
+		{faviconPath, `^/miniapp/favicon\.[0-9a-f]{16}\.svg$`, imageSVG, favicon},
+	} {
+		sum := sha256.Sum256(f.body)
+		if !regexp.MustCompile(f.pattern).MatchString(f.path) || !strings.Contains(f.path, "."+hex.EncodeToString(sum[:8])+".") {
+			t.Fatalf("path %q is not named by its content", f.path)
+		}
+		w := a.do(request{target: f.path, accept: "*/*"})
+		if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), f.body) || w.Header().Get("Content-Type") != f.contentType ||
+			w.Header().Get("Cache-Control") != "public, max-age=31536000, immutable" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %d %v", f.path, w.Code, w.Header())
+		}
+		if w := a.do(request{method: http.MethodHead, target: f.path}); w.Code != 200 || w.Body.Len() != 0 {
+			t.Errorf("HEAD %s: %d, %d bytes", f.path, w.Code, w.Body.Len())
+		}
+		if w := a.do(request{method: http.MethodPost, target: f.path}); w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
+			t.Errorf("POST %s: %d Allow %q", f.path, w.Code, w.Header().Get("Allow"))
+		}
 	}
 	if w := a.do(request{target: "/miniapp/style.0000000000000000.css"}); w.Code == 200 {
 		t.Errorf("a stylesheet of another content is served by the module")
@@ -66,8 +76,9 @@ func TestPageHeaders(t *testing.T) {
 		if strings.Count(body, "<script") != strings.Count(body, own) || strings.Contains(body, "<style") || !strings.Contains(body, "<title>") {
 			t.Errorf("%s: page has an inline script, an inline style or no title", name)
 		}
-		if !strings.Contains(body, `<link rel="stylesheet" href="`+stylePath+`">`) {
-			t.Errorf("%s: page does not link %s", name, stylePath)
+		if !strings.Contains(body, `<link rel="stylesheet" href="`+stylePath+`">`) || !strings.Contains(body, `<link rel="icon" href="`+faviconPath+`" type="image/svg+xml">`) ||
+			!strings.Contains(body, `<meta name="description" content="`) {
+			t.Errorf("%s: page does not link %s and its icon, or has no description", name, stylePath)
 		}
 		if name == "profile" && h.Get("Cache-Control") != "no-store" {
 			t.Errorf("profile page without no-store")

@@ -374,7 +374,7 @@ func TestPasskeyInput(t *testing.T) {
 	if w := c.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 404 {
 		t.Errorf("passkeys off: %d", w.Code)
 	}
-	if page := c.do(request{target: "/login", accept: "text/html"}).Body.String(); strings.Contains(page, "passkey") {
+	if page := c.do(request{target: "/login", accept: "text/html"}).Body.String(); strings.Contains(page, `id="passkey-signin"`) || strings.Contains(page, scriptPath) {
 		t.Error("the login page offers passkeys that are off")
 	}
 	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id=AAAA&name=x", cookie)); w.Code != 404 {

@@ -12,6 +12,7 @@ const (
 	textHTML       = "text/html; charset=utf-8"
 	textCSS        = "text/css; charset=utf-8"
 	textJavaScript = "text/javascript; charset=utf-8"
+	imageSVG       = "image/svg+xml"
 	appJSON        = "application/json"
 )
 
