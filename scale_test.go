@@ -4,6 +4,7 @@ package miniapp
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,24 +25,39 @@ import (
 	"go.uber.org/zap"
 )
 
+// full runs the full scale measurement (about ten minutes); without it,
+// as CI runs it, a fifth of the history and windows of 20 s (about three
+// minutes).
+var full = flag.Bool("full", false, "the full scale measurement: 100,000 logouts, 10,000 sign-outs, idle CPU over minute windows")
+
 // Sizes of the scale measurement.
-const (
-	scaleRevocations = 100_000
-	scaleSignOuts    = 10_000
+var (
+	scaleRevocations = 20_000
+	scaleSignOuts    = 2_000
 	// idle CPU is read over idleWindows windows of idleWindow each
 	idleWindows = 3
-	idleWindow  = time.Minute
+	idleWindow  = 20 * time.Second
 )
 
+// scaleSizes sets the sizes of the full measurement with -full.
+func scaleSizes() {
+	if *full {
+		scaleRevocations, scaleSignOuts, idleWindow = 100_000, 10_000, time.Minute
+	}
+}
+
 // TestScale fills a store through the handler with 100,000 logouts and
-// 10,000 sign-outs everywhere, then measures, for each backend: how long
+// 10,000 sign-outs everywhere (with -full; a fifth of them without),
+// then measures, for each backend: how long
 // a Caddy process on the full store takes to be ready against one on an
 // empty store, their CPU while idle (revocation_sync 2s, the median of
-// three windows of a minute from 10s after both are ready), and the
-// memory a node holds per live revocation. Run it with
+// three windows of a minute from 10s after both are ready; of 20 s
+// without -full), and the memory a node holds per live revocation. Run
+// it with
 //
-//	go test -tags scale -run TestScale -v -timeout 30m .
+//	go test -tags scale -run TestScale -v -timeout 30m . -full
 func TestScale(t *testing.T) {
+	scaleSizes()
 	buildCaddy(t)
 	r := testredis.Start(t)
 	for _, backend := range []string{"storage", "redis"} {
@@ -70,8 +86,9 @@ func TestScale(t *testing.T) {
 			for name, n := range nodes {
 				t.Logf("%s: a node on the %s store is ready in %v", backend, name, n.ready.Round(time.Millisecond))
 			}
-			// three windows of a minute, from 10s after both nodes are
-			// ready; each node's figure is its median window. An idle
+			// three windows of a minute (20 s without -full), from 10s
+			// after both nodes are ready; each node's figure is its
+			// median window. An idle
 			// node uses about a millisecond in 10s, and the runtime's
 			// own work (a forced collection every two minutes, memory
 			// returned after the join) made windows of 10s or 30s
@@ -90,6 +107,8 @@ func TestScale(t *testing.T) {
 			}
 			fullCPU, emptyCPU := median(windows["full"]), median(windows["empty"])
 			t.Logf("%s: idle CPU per %v window, full store %v, empty store %v", backend, idleWindow, windows["full"], windows["empty"])
+			t.Logf("%s: resident memory after the idle windows: full store %d MiB, empty store %d MiB", backend,
+				nodes["full"].resident(t)>>20, nodes["empty"].resident(t)>>20)
 			t.Logf("%s: idle CPU per %v, median window: full store %v, empty store %v, ratio %.2f", backend, idleWindow,
 				fullCPU.Round(time.Microsecond), emptyCPU.Round(time.Microsecond), float64(fullCPU)/float64(emptyCPU))
 			perRevocation := memoryPerRevocation(t, full, st)
@@ -193,6 +212,22 @@ func (n *scaleNode) cpu(t *testing.T) time.Duration {
 		total += time.Duration(ns)
 	}
 	return total
+}
+
+// resident is the process's resident memory, in bytes (VmRSS).
+func (n *scaleNode) resident(t *testing.T) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			size, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
+			return size << 10
+		}
+	}
+	t.Fatal("no VmRSS in /proc status")
+	return 0
 }
 
 // memoryPerRevocation opens the full store as a new node in this
