@@ -213,6 +213,14 @@ func ruleQuery(r *http.Request) string {
 	return query
 }
 
+// hostByte marks the bytes a host with its port may hold.
+var hostByte = func() (t [256]bool) {
+	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]" {
+		t[c] = true
+	}
+	return t
+}()
+
 // validHost reports whether s is a host, with an optional port, and
 // nothing else: letters, digits, '.', '-', ':' and the brackets of an
 // IPv6 address.
@@ -222,7 +230,7 @@ func validHost(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+		if !hostByte[c] {
 			return false
 		}
 	}

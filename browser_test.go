@@ -304,7 +304,7 @@ func trustedKeys(t *testing.T, storage, host string) string {
 			t.Fatalf("the site's chain does not verify against the local CA: %v", err)
 		}
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	var hashes []string
 	for _, cert := range conn.ConnectionState().VerifiedChains[0] {
 		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)

@@ -99,7 +99,7 @@ func TestCaddyLoginFlood(t *testing.T) {
 					req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.19.%d.%d", i/250%250, i%250+1))
 					if resp, err := c.Do(req); err == nil {
 						_, _ = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
+						_ = resp.Body.Close()
 					}
 				}
 			}()

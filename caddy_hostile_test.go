@@ -24,7 +24,7 @@ func rawExchange(t *testing.T, request string, deadline time.Duration) (int, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(deadline))
 	if _, err := io.WriteString(conn, request); err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func rawExchange(t *testing.T, request string, deadline time.Duration) (int, str
 		}
 		return 0, ""
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
@@ -184,7 +184,7 @@ func TestCaddySlowClients(t *testing.T) {
 	var slow []net.Conn
 	defer func() {
 		for _, c := range slow {
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	for range 200 {

@@ -139,7 +139,7 @@ func (s *site) waitHTTPS() {
 	for {
 		resp, err := client.Get(httpsBase + "/hello")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
@@ -199,7 +199,7 @@ func call(t *testing.T, c *http.Client, method, target, body string, header ...s
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", method, target, err)
@@ -263,11 +263,11 @@ func (s *site) accessLogHas(uri string) bool {
 					Status   int     `json:"status"`
 				}
 				if json.Unmarshal(scanner.Bytes(), &entry) == nil && entry.Request.URI == uri && entry.Duration > 0 && entry.Status == 200 {
-					f.Close()
+					_ = f.Close()
 					return true
 				}
 			}
-			f.Close()
+			_ = f.Close()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -141,7 +141,7 @@ func loginOn(t *testing.T, n *node) *http.Cookie {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 303 || len(resp.Cookies()) != 2 || resp.Cookies()[0].Name != "miniapp_session" {
 		t.Fatalf("login on :%d: %d", n.port, resp.StatusCode)
 	}
@@ -157,7 +157,7 @@ func profileStatus(t *testing.T, n *node, c *http.Cookie) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode
 }
 
@@ -169,7 +169,7 @@ func logoutOn(t *testing.T, n *node, c *http.Cookie) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 303 {
 		t.Fatalf("logout on :%d: %d", n.port, resp.StatusCode)
 	}
@@ -191,7 +191,7 @@ func TestClusterReloadUnderLoad(t *testing.T) {
 		resp, err := clusterClient.Get(n.url("/"))
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if string(body) == "reloaded" {
 				break
 			}
@@ -247,7 +247,7 @@ func startProfileLoad(n *node, c *http.Cookie, clients int) *profileLoad {
 					continue
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode != 200 {
 					l.fail(resp.Status)
 				}
@@ -427,7 +427,7 @@ func currentSessionID(t *testing.T, n *node, c *http.Cookie) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var p profileJSON
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
 		t.Fatal(err)
@@ -452,7 +452,7 @@ func endOn(t *testing.T, n *node, window time.Duration, id string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode == 200 {
 			return
 		}

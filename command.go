@@ -120,7 +120,7 @@ func (c adminClient) do(method, path string, query url.Values, v any) error {
 		}
 		return errors.New(msg)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("reading the admin API's answer: %v", err)
 	}
@@ -134,9 +134,10 @@ func listSessionsCommand(admin adminClient, user string, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tACCOUNT\tDEVICE\tADDRESS\tFACTORS\tSTARTED\tEXPIRES")
+	// a tabwriter's errors come with Flush
+	_, _ = fmt.Fprintln(tw, "ID\tACCOUNT\tDEVICE\tADDRESS\tFACTORS\tSTARTED\tEXPIRES")
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", printable(s.ID), printable(s.Account), printable(s.Device), printable(s.Address),
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", printable(s.ID), printable(s.Account), printable(s.Device), printable(s.Address),
 			s.Factors, s.Started.Format(time.RFC3339), s.Expires.Format(time.RFC3339))
 	}
 	return tw.Flush()
@@ -184,13 +185,14 @@ func listPasskeysCommand(admin adminClient, user string, out io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED")
+	// a tabwriter's errors come with Flush
+	_, _ = fmt.Fprintln(tw, "ID\tNAME\tCREATED\tLAST USED")
 	for _, k := range keys {
 		used := "never"
 		if k.LastUsed != nil {
 			used = k.LastUsed.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(k.ID), printable(k.Name), k.Created.Format(time.RFC3339), used)
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(k.ID), printable(k.Name), k.Created.Format(time.RFC3339), used)
 	}
 	return tw.Flush()
 }

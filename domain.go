@@ -121,7 +121,7 @@ func (h *Handler) safeNext(r *http.Request, next string) string {
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.User != nil || u.Opaque != "" || !underDomain(u.Hostname(), h.domain.name) ||
-		!(u.Scheme == "https" || u.Scheme == "http" && !secure(r)) {
+		u.Scheme != "https" && (u.Scheme != "http" || secure(r)) {
 		return ""
 	}
 	return u.String()

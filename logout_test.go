@@ -385,7 +385,7 @@ func TestStoreLostData(t *testing.T) {
 				h.store = st
 			}, func() {
 				c := goredis.NewClient(&goredis.Options{Addr: r.Addr})
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				if err := c.FlushAll(context.Background()).Err(); err != nil {
 					t.Fatal(err)
 				}
@@ -447,7 +447,7 @@ func TestRedisConfigRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &Handler{Accounts: testAccounts(), SecretKeys: []string{testKey}, store: st}
-	defer h.Cleanup()
+	defer func() { _ = h.Cleanup() }()
 	err := h.provision(ctx, &certmagic.FileStorage{Path: t.TempDir()}, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "refused the credentials: WRONGPASS") || strings.Contains(err.Error(), password) {
 		t.Errorf("provision with a wrong Redis password: %v", err)

@@ -36,7 +36,7 @@ func TestProvisionErrors(t *testing.T) {
 			defer cancel()
 			h := tt.h
 			err := h.provision(ctx, &certmagic.FileStorage{Path: t.TempDir()}, zap.NewNop())
-			defer h.Cleanup()
+			defer func() { _ = h.Cleanup() }()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}

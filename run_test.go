@@ -28,7 +28,7 @@ var caddyBinary struct {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if caddyBinary.dir != "" {
-		os.RemoveAll(caddyBinary.dir)
+		_ = os.RemoveAll(caddyBinary.dir)
 	}
 	os.Exit(code)
 }
@@ -111,7 +111,7 @@ func waitFor(t *testing.T, client *http.Client, url string, p *caddyProcess) {
 	for {
 		resp, err := client.Get(url)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
@@ -160,7 +160,7 @@ func TestExampleCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if string(body) != "Hello, World!" {
 		t.Errorf("HTTP /hello: %q", body)
 	}
@@ -187,7 +187,7 @@ func TestExampleCaddyfile(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("HTTPS %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}

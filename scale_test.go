@@ -183,7 +183,7 @@ http://localhost:%d {
 	for {
 		resp, err := client.Get(fmt.Sprintf("http://localhost:%d/hello", port))
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return &scaleNode{p: p, ready: time.Since(start)}
 			}
@@ -245,7 +245,7 @@ func memoryPerRevocation(t *testing.T, dir string, st store.Module) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rv.Release()
+	defer func() { _ = rv.Release() }()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	n := rv.Revocations()

@@ -217,7 +217,7 @@ func freePort(t testing.TB) int {
 		}
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 

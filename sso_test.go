@@ -251,7 +251,7 @@ http {
 		req, _ := http.NewRequest("GET", page, nil)
 		req.Header.Set("Accept", "text/html")
 		if resp, err = ada.Do(req); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			break
 		}
 		if time.Now().After(deadline) {

@@ -691,7 +691,7 @@ func redisValuesWith(t *testing.T, place string, a *testApp, s string) string {
 		return ""
 	}
 	c := goredis.NewClient(&goredis.Options{Addr: st.Address[0]})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	ctx := context.Background()
 	keys, err := c.Keys(ctx, "*").Result()
 	if err != nil || len(keys) == 0 {

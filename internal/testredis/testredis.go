@@ -67,7 +67,7 @@ func (r *Server) Start() {
 		r.t.Fatal(err)
 	}
 	client := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer client.Close()
+	defer func() { _ = client.Close() }()
 	deadline := time.Now().Add(10 * time.Second)
 	// a server that asks for a password answers NOAUTH once it is up
 	for err := client.Ping(context.Background()).Err(); err != nil && !strings.HasPrefix(err.Error(), "NOAUTH"); err = client.Ping(context.Background()).Err() {

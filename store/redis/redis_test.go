@@ -203,7 +203,7 @@ func TestRedisConfigErrors(t *testing.T) {
 			}
 			b, err := tc.store.Open(ctx, store.Options{Realm: "miniapp", Remember: time.Hour, Now: time.Now, Logger: zap.NewNop()})
 			if b != nil {
-				defer b.Close()
+				defer func() { _ = b.Close() }()
 			}
 			switch {
 			case tc.want == "" && err != nil:

@@ -196,7 +196,7 @@ func (b *storageBackend) readPeer(ctx context.Context, node string, out []store.
 	if p.seq < head.first {
 		p.seq, p.lines = head.first, 0
 	}
-	for p.seq <= head.last && !(p.seq == head.last && p.lines >= head.lines) {
+	for p.seq <= head.last && (p.seq != head.last || p.lines < head.lines) {
 		if ctx.Err() != nil {
 			return out, head, ctx.Err()
 		}
