@@ -50,11 +50,20 @@ func TestCaddyMetrics(t *testing.T) {
 	s := startCaddy(t, t.TempDir(), "")
 	c := s.client()
 	series := []string{
-		`caddy_miniapp_logins_total{result="success"}`,
-		`caddy_miniapp_logins_total{result="failure"}`,
-		`caddy_miniapp_logouts_total`,
-		`caddy_miniapp_session_rejections_total{reason="malformed"}`,
+		`caddy_miniapp_logins_total{realm="miniapp",result="success"}`,
+		`caddy_miniapp_logins_total{realm="miniapp",result="failure"}`,
+		`caddy_miniapp_logouts_total{realm="miniapp"}`,
+		`caddy_miniapp_session_rejections_total{realm="miniapp",reason="malformed"}`,
+		`caddy_miniapp_second_factor_total{realm="miniapp",reason="store",result="failure"}`,
 	}
+	// every series is there from the start, before its first event
+	_, body := call(t, c, "GET", "http://localhost:2999/metrics", "")
+	for _, name := range series {
+		if !strings.Contains(body, "\n"+name+" ") {
+			t.Errorf("%s is not exposed before its first event", name)
+		}
+	}
+	series = series[:4]
 	before := scrape(t, c, series)
 	call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword, "X-Forwarded-For", "198.51.100.40")
 	call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "X-Forwarded-For", "198.51.100.40")

@@ -48,6 +48,15 @@ func TestStoreContract(t *testing.T) {
 			}
 			return mod
 		},
+		// a Redis Cluster of three primaries: every key of a realm is in
+		// its {realm} slot, so each script and stream read runs on one node
+		"redis cluster": func(t *testing.T) store.Module {
+			mod := &redis.Store{Address: testredis.StartCluster(t)}
+			if err := mod.Provision(caddy.Context{}); err != nil {
+				t.Fatal(err)
+			}
+			return mod
+		},
 	}
 	contracts := map[string]storeContract{
 		"one key set":                 contractKeySet,

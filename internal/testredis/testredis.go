@@ -101,3 +101,33 @@ func (r *Server) Resume() {
 		r.t.Fatal(err)
 	}
 }
+
+// StartCluster starts a Redis Cluster of three primaries for the test
+// (redis-server --cluster-enabled yes, then redis-cli --cluster create)
+// and returns their addresses once the cluster answers "ok".
+func StartCluster(t testing.TB) []string {
+	t.Helper()
+	var addrs []string
+	for range 3 {
+		addrs = append(addrs, Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000").Addr)
+	}
+	out, err := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ok := true
+		for _, addr := range addrs {
+			node := redis.NewClient(&redis.Options{Addr: addr})
+			info, err := node.ClusterInfo(context.Background()).Result()
+			_ = node.Close()
+			ok = ok && err == nil && strings.Contains(info, "cluster_state:ok")
+		}
+		if ok {
+			return addrs
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Redis Cluster did not become ok")
+		}
+	}
+}
