@@ -84,9 +84,9 @@ func setPlaceholders(r *http.Request, sess *signedIn) {
 	if !ok {
 		return
 	}
-	p, factors := noPlaceholders, ""
+	p, factors := noPlaceholders, noFactors
 	if sess != nil {
-		p, factors = sess.acct.Placeholders, factorText[min(sess.Factors, 2)]
+		p, factors = sess.acct.Placeholders, factorValues[min(sess.Factors, 2)]
 		repl.Set("http.auth.user.id", p.User)
 	}
 	repl.Set("http.miniapp.factors", factors)
@@ -96,8 +96,14 @@ func setPlaceholders(r *http.Request, sess *signedIn) {
 	repl.Set("http.miniapp.name", p.Name)
 }
 
-// factorText is a session's factors as text, made once.
-var factorText = [3]string{"1", "1", "2"}
+// factorText is a session's factors as text, made once; factorValues
+// and noFactors the same as placeholder values, boxed once so that
+// setting them allocates nothing.
+var (
+	factorText       = [3]string{"1", "1", "2"}
+	factorValues     = [3]any{factorText[0], factorText[1], factorText[2]}
+	noFactors    any = ""
+)
 
 // noPlaceholders are the placeholder values of an anonymous request.
 var noPlaceholders = account.Placeholders{User: "", Groups: "", Email: "", Name: ""}
