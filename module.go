@@ -309,7 +309,7 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err != nil {
 		return fmt.Errorf("loading key set: %v", err)
 	}
-	h.resealFactors(ctx)
+	h.resealRecords(ctx)
 
 	h.protected = caddyhttp.MatchPath(h.Protect)
 	if err := h.protected.Provision(ctx); err != nil {

@@ -50,48 +50,28 @@ func (h *Handler) passkeysOf(user string) ([]account.Passkey, []byte, error) {
 
 // openPasskeys opens a sealed passkeys record of the user; nil for none.
 func (h *Handler) openPasskeys(user string, sealed []byte) ([]account.Passkey, error) {
-	if sealed == nil {
-		return nil, nil
-	}
-	data, _, err := h.keys.OpenData(session.PurposeRecord, string(sealed), passkeysKey(user))
 	var keys []account.Passkey
-	if err != nil || json.Unmarshal(data, &keys) != nil {
-		return nil, errFactorUnreadable
+	if _, err := h.openRecord(passkeysKey(user), sealed, &keys); err != nil {
+		return nil, err
 	}
 	return keys, nil
 }
 
 // swapPasskeys stores the user's passkeys made by change from the
-// current ones, as swapFactor does for the TOTP factor.
+// current ones (see swapRecord); none left removes the record.
 func (h *Handler) swapPasskeys(r *http.Request, user string, change func([]account.Passkey) ([]account.Passkey, error)) error {
 	key := passkeysKey(user)
-	sealed := h.shared.Record(key)
-	for range 3 {
+	return h.swapRecord(r.Context(), key, func(sealed []byte) ([]byte, error) {
 		keys, err := h.openPasskeys(user, sealed)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		next, err := change(keys)
-		if err != nil {
-			return err
+		if err != nil || len(next) == 0 {
+			return nil, err
 		}
-		var value []byte
-		if len(next) > 0 {
-			data, _ := json.Marshal(next) // plain values: never fails
-			value = []byte(h.keys.SealData(session.PurposeRecord, data, key))
-		}
-		ok, err := h.shared.SwapRecord(r.Context(), key, sealed, value)
-		if err != nil {
-			return storeFailed{err}
-		}
-		if ok {
-			return nil
-		}
-		if sealed, err = h.shared.ReadRecord(r.Context(), key); err != nil {
-			return storeFailed{err}
-		}
-	}
-	return storeFailed{errors.New("the record kept changing")}
+		return h.sealRecord(key, next), nil
+	})
 }
 
 // userHandle is the account's WebAuthn user handle: derived from its ID,

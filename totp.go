@@ -85,54 +85,15 @@ func (h *Handler) factorOf(user string) (*account.TOTP, []byte, error) {
 
 // openFactor opens a sealed factor record of the user; nil for none.
 func (h *Handler) openFactor(user string, sealed []byte) (*account.TOTP, error) {
-	if sealed == nil {
-		return nil, nil
-	}
-	data, _, err := h.keys.OpenData(session.PurposeRecord, string(sealed), factorKey(user))
-	if err != nil {
-		return nil, errFactorUnreadable
-	}
 	var f account.TOTP
-	if err := json.Unmarshal(data, &f); err != nil || f.Secret == "" {
+	found, err := h.openRecord(factorKey(user), sealed, &f)
+	switch {
+	case err != nil || !found:
+		return nil, err
+	case f.Secret == "":
 		return nil, errFactorUnreadable
 	}
 	return &f, nil
-}
-
-// sealFactor seals the user's factor for the store with the first key:
-// the secret is never stored in clear.
-func (h *Handler) sealFactor(user string, f *account.TOTP) []byte {
-	data, _ := json.Marshal(f) // plain strings and numbers: never fails
-	return []byte(h.keys.SealData(session.PurposeRecord, data, factorKey(user)))
-}
-
-// resealFactors seals again with the first key the factor records this
-// node holds that an older key sealed, so that the older key may go once
-// every node has started with the new one first. A record no key of this
-// handler opens (another site's of the realm, or an edited one) is left
-// as it is.
-func (h *Handler) resealFactors(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*store.Timeout)
-	defer cancel()
-	resealed := 0
-	for _, key := range h.shared.RecordKeys() {
-		user, ok := strings.CutPrefix(key, "totp:")
-		sealed := h.shared.Record(key)
-		if !ok || sealed == nil {
-			continue
-		}
-		data, current, err := h.keys.OpenData(session.PurposeRecord, string(sealed), key)
-		if err != nil || current {
-			continue
-		}
-		value := []byte(h.keys.SealData(session.PurposeRecord, data, factorKey(user)))
-		if ok, err := h.shared.SwapRecord(ctx, key, sealed, value); ok && err == nil {
-			resealed++
-		}
-	}
-	if resealed > 0 {
-		h.logger.Info("second factors sealed again with the first secret key", zap.Int("records", resealed))
-	}
 }
 
 // hasTOTP reports whether the user has one-time codes; a record that
@@ -175,38 +136,22 @@ func (h *Handler) statusOf(user string) factorStatus {
 }
 
 // swapFactor stores the factor made by change from the user's current
-// one (nil: none) in place of that one, reading the store again when
-// another node changed it meanwhile; change's error ends it. A record
-// that does not open is errFactorUnreadable, unless force (an operator's
+// one (nil: none) in place of that one (see swapRecord). A record that
+// does not open is errFactorUnreadable, unless force (an operator's
 // reset) replaces it all the same.
 func (h *Handler) swapFactor(ctx context.Context, user string, force bool, change func(*account.TOTP) (*account.TOTP, error)) error {
 	key := factorKey(user)
-	sealed := h.shared.Record(key)
-	for range 3 {
+	return h.swapRecord(ctx, key, func(sealed []byte) ([]byte, error) {
 		f, err := h.openFactor(user, sealed)
 		if err != nil && !force {
-			return err
+			return nil, err
 		}
 		next, err := change(f)
-		if err != nil {
-			return err
+		if err != nil || next == nil {
+			return nil, err
 		}
-		var value []byte
-		if next != nil {
-			value = h.sealFactor(user, next)
-		}
-		ok, err := h.shared.SwapRecord(ctx, key, sealed, value)
-		if err != nil {
-			return storeFailed{err}
-		}
-		if ok {
-			return nil
-		}
-		if sealed, err = h.shared.ReadRecord(ctx, key); err != nil {
-			return storeFailed{err}
-		}
-	}
-	return storeFailed{errors.New("the record kept changing")}
+		return h.sealRecord(key, next), nil
+	})
 }
 
 // useCode checks a code or recovery code of the user's factor and

@@ -745,31 +745,6 @@ func syncUntilRecord(t *testing.T, a *testApp, key string) {
 	}
 }
 
-// TestTOTPKeyRotation: a node that starts with a new first key seals
-// the factors again with it, so the old key can go.
-func TestTOTPKeyRotation(t *testing.T) {
-	dir := t.TempDir()
-	a := newApp(t, dir, nil)
-	e := a.enrol("ada", adaPassword)
-	newKey := session.NewSecret()
-	rotated := newApp(t, dir, func(h *Handler) {
-		h.SecretKeys = []string{newKey, testKey}
-		h.RevocationSync = caddy.Duration(1100 * time.Millisecond)
-	})
-	if rotated.logs.FilterMessageSnippet("sealed again").Len() != 1 {
-		t.Fatal("the factor was not sealed again with the new key")
-	}
-	onlyNew := newApp(t, dir, func(h *Handler) {
-		h.SecretKeys = []string{newKey}
-		h.RevocationSync = caddy.Duration(1200 * time.Millisecond)
-	})
-	onlyNew.h.clock = a.h.clock
-	a.advance(30 * time.Second)
-	if w := onlyNew.post("/login", "username=ada&password="+adaPassword+"&code="+a.codeFor(e.secret), nil); w.Code != 200 {
-		t.Errorf("after the old key went: %d %q", w.Code, w.Body)
-	}
-}
-
 // storePlaces are the two backends, as a change of a handler's config:
 // the default storage, and a Redis started for the test.
 func storePlaces(t *testing.T) map[string]func(*Handler) {

@@ -1,0 +1,83 @@
+package miniapp
+
+import (
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddyserver/caddy/v2"
+)
+
+// TestRecordsEditedRefused: a passkeys or second factor record edited in
+// the store is refused: the passkey signs nobody in, and the codes of
+// the user are refused (403) rather than the factor switched off.
+func TestRecordsEditedRefused(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
+	auth := newAuthenticator(t, passkeyHost)
+	if w := a.register(auth, a.httpsLogin("ada", adaPassword), ""); w.Code != 201 {
+		t.Fatalf("registration: %d", w.Code)
+	}
+	e := a.enrol("grace", gracePassword)
+	for _, key := range []string{passkeysKey("ada"), factorKey("grace")} {
+		file := filepath.Join(dir, "miniapp", "miniapp", "records", hex.EncodeToString([]byte(key)))
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)/2] ^= 1
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newApp(t, dir, func(h *Handler) { h.RevocationSync = caddy.Duration(1100 * time.Millisecond) })
+	b.h.clock = a.h.clock
+	if w := b.passkeyLogin(auth); w.Code != 401 {
+		t.Errorf("a passkey of an edited record: %d", w.Code)
+	}
+	a.advance(30 * time.Second)
+	w := b.post("/login", "username=grace&password="+gracePassword+"&code="+a.codeFor(e.secret), nil)
+	if w.Code != 403 || !strings.Contains(w.Body.String(), "ask an operator") {
+		t.Errorf("a code of an edited record: %d %q", w.Code, w.Body)
+	}
+	if w := b.post("/login", "username=grace&password="+gracePassword, nil); w.Code != 401 || cookieNamed(w, "miniapp_session") != nil {
+		t.Errorf("a password alone with an edited record: %d", w.Code)
+	}
+}
+
+// TestRecordsKeyRotation: a node that starts with a new first key seals
+// the records again with it (second factors and passkeys), so the old
+// key can go.
+func TestRecordsKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	a := newApp(t, dir, nil)
+	e := a.enrol("ada", adaPassword)
+	auth := newAuthenticator(t, passkeyHost)
+	if w := a.register(auth, a.httpsLogin("grace", gracePassword), ""); w.Code != 201 {
+		t.Fatalf("registration: %d", w.Code)
+	}
+	newKey := session.NewSecret()
+	rotated := newApp(t, dir, func(h *Handler) {
+		h.SecretKeys = []string{newKey, testKey}
+		h.RevocationSync = caddy.Duration(1100 * time.Millisecond)
+	})
+	if sealed := rotated.logs.FilterMessageSnippet("sealed again"); sealed.Len() != 1 || sealed.All()[0].ContextMap()["records"] != int64(2) {
+		t.Fatalf("the records were not sealed again with the new key: %v", sealed.All())
+	}
+	onlyNew := newApp(t, dir, func(h *Handler) {
+		h.SecretKeys = []string{newKey}
+		h.RevocationSync = caddy.Duration(1200 * time.Millisecond)
+	})
+	onlyNew.h.clock = a.h.clock
+	a.advance(30 * time.Second)
+	if w := onlyNew.post("/login", "username=ada&password="+adaPassword+"&code="+a.codeFor(e.secret), nil); w.Code != 200 {
+		t.Errorf("a code after the old key went: %d %q", w.Code, w.Body)
+	}
+	if w := onlyNew.passkeyLogin(auth); w.Code != 200 {
+		t.Errorf("a passkey after the old key went: %d %q", w.Code, w.Body)
+	}
+}
