@@ -25,7 +25,12 @@ import (
 // openBackend opens the default realm in the test's Redis.
 func openBackend(t testing.TB, addr string, clk *session.Clock) *redisBackend {
 	t.Helper()
-	st := &Store{Address: []string{addr}}
+	return openStore(t, &Store{Address: []string{addr}}, clk)
+}
+
+// openStore opens the default realm in the store as configured.
+func openStore(t testing.TB, st *Store, clk *session.Clock) *redisBackend {
+	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := st.Provision(ctx); err != nil {

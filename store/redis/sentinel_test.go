@@ -13,7 +13,6 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 	"github.com/caddy-miniapp/miniapp/store"
-	"github.com/caddyserver/caddy/v2"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -81,17 +80,7 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	clk := new(session.Clock)
 	node := func() *store.Realm {
-		st := &Store{Address: sentinels, MasterName: "miniapp"}
-		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-		t.Cleanup(cancel)
-		if err := st.Provision(ctx); err != nil {
-			t.Fatal(err)
-		}
-		b, err := st.Open(ctx, store.Options{Realm: "miniapp", Every: time.Second, Remember: 12 * time.Hour, Now: clk.Now, Logger: zap.NewNop()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
+		b := openStore(t, &Store{Address: sentinels, MasterName: "miniapp"}, clk)
 		rv := store.NewRealm(b, store.Options{Now: clk.Now, Logger: zap.NewNop()})
 		if err := rv.Sync(context.Background()); err != nil {
 			t.Fatal(err)
