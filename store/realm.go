@@ -497,9 +497,13 @@ func (rv *Realm) KnownDevice(ctx context.Context, acct AccountID, id [16]byte) b
 }
 
 // KeySet returns the realm's generated key set from the store, made by
-// create when there is none.
+// create when there is none. It is read at start, not in a request, and
+// may wait as long as a join: instances that start together wait for the
+// one that makes the key set under the storage lock, which the file
+// storage polls each second (three at once on a busy machine took more
+// than Timeout).
 func (rv *Realm) KeySet(ctx context.Context, create func() ([]byte, error)) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
 	return rv.store.KeySet(ctx, create)
 }
