@@ -56,12 +56,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		}
 		if sess != nil {
-			// content behind the login is for this user's browser only;
-			// a renewed cookie has made it no-store already
-			if w.Header().Get("Cache-Control") == "" {
-				w.Header().Set("Cache-Control", "private")
-			}
-			w.Header().Add("Vary", "Cookie")
+			privateContent(w.Header())
 			return next.ServeHTTP(w, r)
 		}
 		answer = (*Handler).signInFirst
@@ -73,37 +68,74 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// setPlaceholders sets {http.miniapp.user}, {http.miniapp.groups}
+// privateContent marks a response of content behind the login as for
+// this user's browser only (a renewed cookie has made it no-store
+// already) and as varying with the cookie. Both values share one
+// allocation, as in write.
+func privateContent(h http.Header) {
+	v := [...]string{"private", "Cookie"}
+	if len(h["Cache-Control"]) == 0 {
+		h["Cache-Control"] = v[0:1:1]
+	}
+	if len(h["Vary"]) == 0 {
+		h["Vary"] = v[1:2:2]
+	} else {
+		h["Vary"] = append(h["Vary"], "Cookie")
+	}
+}
+
+// setPlaceholders provides {http.miniapp.user}, {http.miniapp.groups}
 // (comma-separated), {http.miniapp.email}, {http.miniapp.name} and
 // {http.miniapp.factors} (1 or 2: how the session began), empty when
-// nobody is signed in, and {http.auth.user.id}, which Caddy's access
+// nobody is signed in, and sets {http.auth.user.id}, which Caddy's access
 // log shows as user_id, only when someone is, so an identity set by an
-// earlier handler stays.
+// earlier handler stays. The miniapp values are given when asked for,
+// by one provider: five values set on every request cost more than the
+// few requests that read them.
 func setPlaceholders(r *http.Request, sess *signedIn) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	p, factors := noPlaceholders, noFactors
-	if sess != nil {
-		p, factors = sess.acct.Placeholders, factorValues[min(sess.Factors, 2)]
-		repl.Set("http.auth.user.id", p.User)
+	if sess == nil {
+		repl.Map(anonymousPlaceholders)
+		return
 	}
-	repl.Set("http.miniapp.factors", factors)
-	repl.Set("http.miniapp.user", p.User)
-	repl.Set("http.miniapp.groups", p.Groups)
-	repl.Set("http.miniapp.email", p.Email)
-	repl.Set("http.miniapp.name", p.Name)
+	p, factors := &sess.acct.Placeholders, factorValues[min(sess.Factors, 2)]
+	repl.Set("http.auth.user.id", p.User)
+	repl.Map(func(key string) (any, bool) { return placeholder(p, factors, key) })
+}
+
+// placeholder is the value of the miniapp placeholder key for the
+// account's placeholders and the session's factors.
+func placeholder(p *account.Placeholders, factors any, key string) (any, bool) {
+	switch key {
+	case "http.miniapp.user":
+		return p.User, true
+	case "http.miniapp.groups":
+		return p.Groups, true
+	case "http.miniapp.email":
+		return p.Email, true
+	case "http.miniapp.name":
+		return p.Name, true
+	case "http.miniapp.factors":
+		return factors, true
+	}
+	return nil, false
 }
 
 // factorText is a session's factors as text, made once; factorValues
-// and noFactors the same as placeholder values, boxed once so that
-// setting them allocates nothing.
+// the same as placeholder values, boxed once.
 var (
-	factorText       = [3]string{"1", "1", "2"}
-	factorValues     = [3]any{factorText[0], factorText[1], factorText[2]}
-	noFactors    any = ""
+	factorText   = [3]string{"1", "1", "2"}
+	factorValues = [3]any{factorText[0], factorText[1], factorText[2]}
 )
+
+// anonymousPlaceholders gives the miniapp placeholders of a request
+// without a session: all empty.
+func anonymousPlaceholders(key string) (any, bool) {
+	return placeholder(&noPlaceholders, "", key)
+}
 
 // noPlaceholders are the placeholder values of an anonymous request.
 var noPlaceholders = account.Placeholders{User: "", Groups: "", Email: "", Name: ""}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -132,8 +133,6 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 type page struct {
 	parts  []string
 	fields []int // fields[i] is the value that follows parts[i]
-	// raw holds the fields that are HTML already (made of other pages)
-	raw map[int]bool
 }
 
 // pageMarker names field i of a pre-rendered page; it passes through
@@ -141,8 +140,8 @@ type page struct {
 func pageMarker(i int) string { return "miniappfield" + strconv.Itoa(i) + "x" }
 
 // newPage renders the template with marker values, given in the order
-// that fill takes the real ones; the raw fields are HTML.
-func newPage(name string, data func(markers []string) pageData, fields int, raw ...int) *page {
+// of the page's field numbers.
+func newPage(name string, data func(markers []string) pageData, fields int) *page {
 	markers := make([]string, fields)
 	for i := range markers {
 		markers[i] = pageMarker(i)
@@ -151,10 +150,7 @@ func newPage(name string, data func(markers []string) pageData, fields int, raw 
 	if err := pages.ExecuteTemplate(&buf, name, data(markers)); err != nil {
 		panic(err)
 	}
-	p, rest := &page{raw: make(map[int]bool)}, buf.String()
-	for _, f := range raw {
-		p.raw[f] = true
-	}
+	p, rest := &page{}, buf.String()
 	for {
 		at, field := -1, 0
 		for i, m := range markers {
@@ -172,58 +168,95 @@ func newPage(name string, data func(markers []string) pageData, fields int, raw 
 	}
 }
 
-// fill joins the page's parts with the values, HTML-escaped.
-func (p *page) fill(values ...string) []byte {
-	n := 128
-	for _, part := range p.parts {
-		n += len(part)
-	}
-	for f := range p.raw {
-		n += len(values[f])
-	}
-	return p.appendFill(make([]byte, 0, n), values...)
-}
-
-// appendFill appends the filled page to body.
-func (p *page) appendFill(body []byte, values ...string) []byte {
+// appendPage appends the filled page to body: value appends field i's
+// value, escaped with appendText unless it is HTML already.
+func (p *page) appendPage(body []byte, value func(b []byte, field int) []byte) []byte {
 	for i, part := range p.parts {
 		body = append(body, part...)
-		switch {
-		case i == len(p.fields):
-		case p.raw[p.fields[i]]:
-			body = append(body, values[p.fields[i]]...)
-		default:
-			body = append(body, template.HTMLEscapeString(values[p.fields[i]])...)
+		if i < len(p.fields) {
+			body = value(body, p.fields[i])
 		}
 	}
 	return body
 }
 
+// appendText appends s escaped as HTML text.
+func appendText(b []byte, s string) []byte {
+	return append(b, template.HTMLEscapeString(s)...)
+}
+
+// bodies are buffers for built response bodies, kept between requests:
+// a body is written before its handler returns, and a writer keeps
+// nothing of it.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxKeptBody is the largest buffer bodies keeps.
+const maxKeptBody = 64 << 10
+
+// writeBuilt sends the body that build appends to an empty buffer.
+func writeBuilt(w http.ResponseWriter, r *http.Request, status int, contentType string, build func([]byte) []byte) {
+	buf := bodies.Get().(*[]byte)
+	body := build((*buf)[:0])
+	write(w, r, status, contentType, body)
+	if cap(body) <= maxKeptBody {
+		*buf = body
+		bodies.Put(buf)
+	}
+}
+
+// The fields of the profile page: the user, the session's times as
+// datetime and as text, the list of sessions, the second factor's state
+// and the list of passkeys (both lists HTML made of rows).
+const (
+	profileUser = iota
+	profileIssuedISO
+	profileIssuedText
+	profileExpiresISO
+	profileExpiresText
+	profileSessions
+	profileFactor
+	profilePasskeys
+	profileFields
+)
+
 // newProfilePage pre-renders the profile page, with or without its
 // passkeys.
 func newProfilePage(passkeys bool) *page {
 	return newPage("profile.html", func(m []string) pageData {
-		return pageData{Title: "Profile", User: m[0], IssuedISO: m[1], IssuedText: m[2], ExpiresISO: m[3], ExpiresText: m[4], Sessions: template.HTML(m[5]), Status: m[6],
-			Passkeys: template.HTML(m[7]), Passkey: passkeys}
-	}, 8, 5, 7)
+		return pageData{Title: "Profile", User: m[profileUser], IssuedISO: m[profileIssuedISO], IssuedText: m[profileIssuedText],
+			ExpiresISO: m[profileExpiresISO], ExpiresText: m[profileExpiresText], Sessions: template.HTML(m[profileSessions]),
+			Status: m[profileFactor], Passkeys: template.HTML(m[profilePasskeys]), Passkey: passkeys}
+	}, profileFields)
 }
 
-// The profile page, its fields the user, the times, the list of sessions
-// the second factor's state and the passkeys, and the rows of that list: this session, another session
-// with its sign-out form, and the count of sessions not listed.
+// The fields of a row of the profile's lists: what it names (a device, a
+// passkey), a detail (the address, when the passkey was last used), a
+// time as datetime and as text, and the ID its forms send; the line of
+// sessions not listed has their count as its name.
+const (
+	rowName = iota
+	rowDetail
+	rowTimeISO
+	rowTimeText
+	rowID
+	rowFields
+)
+
+// The profile page, with and without passkeys, and the rows of its
+// lists: this session, another session with its sign-out form, the count
+// of sessions not listed, and a passkey with its forms.
 var (
 	profilePage           = newProfilePage(true)
 	profilePageNoPasskeys = newProfilePage(false)
-	thisSessionRow        = newPage("this-session", func(m []string) pageData {
-		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3]}
-	}, 4)
-	otherSessionRow = newPage("other-session", func(m []string) pageData {
-		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3], SessionID: m[4]}
-	}, 5)
-	otherSessionsRow = newPage("other-sessions", func(m []string) pageData {
-		return pageData{Others: m[0]}
-	}, 1)
-	passkeyRow = newPage("passkey", func(m []string) pageData {
-		return pageData{Device: m[0], Address: m[1], IssuedISO: m[2], IssuedText: m[3], SessionID: m[4]}
-	}, 5)
+	thisSessionRow        = newRow("this-session")
+	otherSessionRow       = newRow("other-session")
+	otherSessionsRow      = newPage("other-sessions", func(m []string) pageData { return pageData{Others: m[rowName]} }, 1)
+	passkeyRow            = newRow("passkey")
 )
+
+// newRow pre-renders a row of the profile's lists.
+func newRow(name string) *page {
+	return newPage(name, func(m []string) pageData {
+		return pageData{Device: m[rowName], Address: m[rowDetail], IssuedISO: m[rowTimeISO], IssuedText: m[rowTimeText], SessionID: m[rowID]}
+	}, rowFields)
+}

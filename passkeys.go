@@ -50,8 +50,11 @@ func (h *Handler) passkeysOf(user string) ([]account.Passkey, []byte, error) {
 
 // openPasskeys opens a sealed passkeys record of the user; nil for none.
 func (h *Handler) openPasskeys(user string, sealed []byte) ([]account.Passkey, error) {
+	if sealed == nil {
+		return nil, nil
+	}
 	var keys []account.Passkey
-	if _, err := h.openRecord(passkeysKey(user), sealed, &keys); err != nil {
+	if err := h.openRecord(passkeysKey(user), sealed, &keys); err != nil {
 		return nil, err
 	}
 	return keys, nil

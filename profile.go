@@ -31,31 +31,49 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 	if f == formatJSON {
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time
-		// the fixed fields, the name, the sessions and the second factor's
-		// state fit in one allocation
-		body := make([]byte, 0, 320+len(sess.acct.JSONName)+220*len(sessions))
-		body = append(append(append(body, `{"username":`...), sess.acct.JSONName...), `,"issued":"`...)
-		body = sess.Issued.UTC().AppendFormat(body, isoTime)
-		body = append(body, `","expires":"`...)
-		body = sess.Expires.UTC().AppendFormat(body, isoTime)
-		body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
-		body = strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10)
-		body = append(append(append(body, `,"factors":`...), factorText[min(sess.Factors, 2)]...), `,"second_factor":`...)
-		body = appendFactorStatus(body, h.statusOf(sess.User))
-		if h.passkeysOn() {
-			body = appendPasskeys(append(body, `,"passkeys":`...), h.profilePasskeys(sess))
-		}
-		write(w, r, http.StatusOK, appJSON, append(body, '}'))
+		writeBuilt(w, r, http.StatusOK, appJSON, func(body []byte) []byte {
+			body = append(append(append(body, `{"username":`...), sess.acct.JSONName...), `,"issued":"`...)
+			body = sess.Issued.UTC().AppendFormat(body, isoTime)
+			body = append(body, `","expires":"`...)
+			body = sess.Expires.UTC().AppendFormat(body, isoTime)
+			body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
+			body = strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10)
+			body = append(append(append(body, `,"factors":`...), factorText[min(sess.Factors, 2)]...), `,"second_factor":`...)
+			body = appendFactorStatus(body, h.statusOf(sess.User))
+			if h.passkeysOn() {
+				body = appendPasskeys(append(body, `,"passkeys":`...), h.profilePasskeys(sess))
+			}
+			return append(body, '}')
+		})
 		return nil
 	}
-	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
-	page, keys := profilePageNoPasskeys, ""
+	page, keys := profilePageNoPasskeys, []account.Passkey(nil)
 	if h.passkeysOn() {
-		page, keys = profilePage, passkeyRows(h.profilePasskeys(sess))
+		page, keys = profilePage, h.profilePasskeys(sess)
 	}
-	write(w, r, http.StatusOK, textHTML, page.fill(sess.User,
-		issued.Format(isoTime), issued.Format(textTime), expires.Format(isoTime), expires.Format(textTime),
-		sessionRows(sessions, sess.ID, others), factorLine(h.statusOf(sess.User)), keys))
+	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
+	writeBuilt(w, r, http.StatusOK, textHTML, func(body []byte) []byte {
+		return page.appendPage(body, func(b []byte, field int) []byte {
+			switch field {
+			case profileUser:
+				return appendText(b, sess.User)
+			case profileIssuedISO:
+				return issued.AppendFormat(b, isoTime)
+			case profileIssuedText:
+				return issued.AppendFormat(b, textTime)
+			case profileExpiresISO:
+				return expires.AppendFormat(b, isoTime)
+			case profileExpiresText:
+				return expires.AppendFormat(b, textTime)
+			case profileSessions:
+				return appendSessionRows(b, sessions, sess.ID, others)
+			case profileFactor:
+				return appendFactorLine(b, h.statusOf(sess.User))
+			default:
+				return appendPasskeyRows(b, keys)
+			}
+		})
+	})
 	return nil
 }
 
@@ -79,22 +97,33 @@ func appendPasskeys(b []byte, keys []account.Passkey) []byte {
 	return append(b, list...)
 }
 
-// passkeyRows is the profile page's list of passkeys, each with its
-// rename and delete forms.
-func passkeyRows(keys []account.Passkey) string {
+// appendPasskeyRows appends the profile page's list of passkeys, each
+// with its rename and delete forms.
+func appendPasskeyRows(b []byte, keys []account.Passkey) []byte {
 	if len(keys) == 0 {
-		return `<li class="meta">No passkeys yet.</li>` + "\n"
+		return append(b, `<li class="meta">No passkeys yet.</li>`+"\n"...)
 	}
-	var rows []byte
 	for _, k := range keys {
 		v := viewOfPasskey(k)
-		used := "never"
-		if v.LastUsed != nil {
-			used = v.LastUsed.Format(textTime)
-		}
-		rows = passkeyRow.appendFill(rows, k.Name, used, v.Created.Format(isoTime), v.Created.Format(textTime), v.ID)
+		b = passkeyRow.appendPage(b, func(b []byte, field int) []byte {
+			switch field {
+			case rowName:
+				return appendText(b, k.Name)
+			case rowDetail:
+				if v.LastUsed == nil {
+					return append(b, "never"...)
+				}
+				return v.LastUsed.AppendFormat(b, textTime)
+			case rowTimeISO:
+				return v.Created.AppendFormat(b, isoTime)
+			case rowTimeText:
+				return v.Created.AppendFormat(b, textTime)
+			default:
+				return appendText(b, v.ID)
+			}
+		})
 	}
-	return string(rows)
+	return b
 }
 
 // appendFactorStatus appends the second factor's state as JSON.
@@ -103,12 +132,13 @@ func appendFactorStatus(b []byte, s factorStatus) []byte {
 	return append(strconv.AppendInt(append(b, `,"recovery_codes_left":`...), int64(s.RecoveryCodesLeft), 10), '}')
 }
 
-// factorLine is the second factor's state as the profile page says it.
-func factorLine(s factorStatus) string {
+// appendFactorLine appends the second factor's state as the profile page
+// says it.
+func appendFactorLine(b []byte, s factorStatus) []byte {
 	if !s.TOTP {
-		return "Off"
+		return append(b, "Off"...)
 	}
-	return "On · recovery codes left: " + strconv.Itoa(s.RecoveryCodesLeft)
+	return strconv.AppendInt(append(b, "On · recovery codes left: "...), int64(s.RecoveryCodesLeft), 10)
 }
 
 // sessionJSON is a session as the admin API and the profile's JSON show
@@ -207,22 +237,33 @@ func (h *Handler) sessionsOf(dst []store.Entry, r *http.Request, sess *signedIn)
 	return slices.Insert(sessions, at, current), others
 }
 
-// sessionRows is the profile page's list of sessions, with a sign-out
-// form for each other session, and a line for those not listed.
-func sessionRows(sessions []store.Entry, current [16]byte, others int) string {
-	rows := make([]byte, 0, 640*len(sessions))
+// appendSessionRows appends the profile page's list of sessions, with a
+// sign-out form for each other session, and a line for those not listed.
+func appendSessionRows(b []byte, sessions []store.Entry, current [16]byte, others int) []byte {
 	for _, e := range sessions {
-		started := e.Started.UTC()
+		row, started := otherSessionRow, e.Started.UTC()
 		if e.ID == current {
-			rows = thisSessionRow.appendFill(rows, e.Device, e.Address, started.Format(isoTime), started.Format(textTime))
-		} else {
-			rows = otherSessionRow.appendFill(rows, e.Device, e.Address, started.Format(isoTime), started.Format(textTime), hex.EncodeToString(e.ID[:]))
+			row = thisSessionRow
 		}
+		b = row.appendPage(b, func(b []byte, field int) []byte {
+			switch field {
+			case rowName:
+				return appendText(b, e.Device)
+			case rowDetail:
+				return appendText(b, e.Address)
+			case rowTimeISO:
+				return started.AppendFormat(b, isoTime)
+			case rowTimeText:
+				return started.AppendFormat(b, textTime)
+			default:
+				return hex.AppendEncode(b, e.ID[:])
+			}
+		})
 	}
 	if others > 0 {
-		rows = otherSessionsRow.appendFill(rows, strconv.Itoa(others))
+		b = otherSessionsRow.appendPage(b, func(b []byte, _ int) []byte { return strconv.AppendInt(b, int64(others), 10) })
 	}
-	return string(rows)
+	return b
 }
 
 // parseSessionID reads a session ID as the profile and the admin API

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,4 +208,29 @@ func TestProfileShowsUnindexedSession(t *testing.T) {
 			t.Errorf("session %d: %+v, want ID %s, current %v", i, e, ids[i], i == 1)
 		}
 	}
+}
+
+// TestProfileConcurrent: pages and JSON built at once for two users, in
+// buffers kept between requests, each show their own user only.
+func TestProfileConcurrent(t *testing.T) {
+	a := newApp(t, "", nil)
+	cookies := map[string]*http.Cookie{"ada": a.login("ada", adaPassword, true), "grace": a.login("grace", gracePassword, true)}
+	var wg sync.WaitGroup
+	for user, c := range cookies {
+		other := map[string]string{"ada": "grace", "grace": "ada"}[user]
+		for _, accept := range []string{"text/html", "application/json"} {
+			wg.Go(func() {
+				for range 200 {
+					w := a.do(request{target: "/profile", accept: accept, cookie: c, https: true})
+					body := w.Body.String()
+					if w.Code != http.StatusOK || !strings.Contains(body, user) || strings.Contains(body, other) ||
+						w.Header().Get("Content-Length") != strconv.Itoa(len(body)) {
+						t.Errorf("%s's profile as %s: %d, %d bytes (Content-Length %s):\n%s", user, accept, w.Code, len(body), w.Header().Get("Content-Length"), body)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
 }

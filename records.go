@@ -15,18 +15,14 @@ import (
 // their own, bound to their name: never in clear, and a record edited in
 // the store does not open.
 
-// openRecord opens the sealed record named key into v and reports
-// whether there is one; a record that does not open is
-// errFactorUnreadable.
-func (h *Handler) openRecord(key string, sealed []byte, v any) (bool, error) {
-	if sealed == nil {
-		return false, nil
-	}
+// openRecord opens the sealed record named key into v; a record that
+// does not open is errFactorUnreadable.
+func (h *Handler) openRecord(key string, sealed []byte, v any) error {
 	data, _, err := h.keys.OpenData(session.PurposeRecord, string(sealed), key)
 	if err != nil || json.Unmarshal(data, v) != nil {
-		return true, errFactorUnreadable
+		return errFactorUnreadable
 	}
-	return true, nil
+	return nil
 }
 
 // sealRecord seals v as the record named key, with the first key.

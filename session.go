@@ -76,8 +76,12 @@ func secure(r *http.Request) bool {
 // set.
 func requestHost(r *http.Request) string {
 	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// only a host with a port is split: SplitHostPort's error for one
+	// without would cost an allocation on every request
+	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	return strings.ToLower(host)
 }

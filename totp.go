@@ -85,12 +85,11 @@ func (h *Handler) factorOf(user string) (*account.TOTP, []byte, error) {
 
 // openFactor opens a sealed factor record of the user; nil for none.
 func (h *Handler) openFactor(user string, sealed []byte) (*account.TOTP, error) {
+	if sealed == nil {
+		return nil, nil
+	}
 	var f account.TOTP
-	found, err := h.openRecord(factorKey(user), sealed, &f)
-	switch {
-	case err != nil || !found:
-		return nil, err
-	case f.Secret == "":
+	if err := h.openRecord(factorKey(user), sealed, &f); err != nil || f.Secret == "" {
 		return nil, errFactorUnreadable
 	}
 	return &f, nil

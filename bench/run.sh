@@ -3,8 +3,12 @@
 # design under gunicorn, in one run on loopback, and prints one table:
 # route, median requests/s, p50 and p99 latency, ratio to its twin.
 #
-#   bench/run.sh                      # about 7 minutes on 2 cores
+#   bench/run.sh                      # about 9 minutes on 2 cores
 #   DURATION=3 ROUNDS=1 bench/run.sh  # a quick look
+#
+# The module's routes are measured twice: with Caddy and wrk free to use
+# both cores, then with Caddy pinned to core 0 and wrk to core 1
+# (taskset), as on a server that is rarely idle.
 #
 # It installs wrk and python3-gunicorn with apt-get when they are missing,
 # builds the project's Caddy once, and stops only what it started.
@@ -75,8 +79,12 @@ http://$TWIN {
 }
 EOF
 
+# start_caddy [CPU]: Caddy on every core, or pinned to one (its Go runtime
+# then runs on that core alone)
 start_caddy() {
-	HOME=$work XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work "$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
+	local pin=()
+	[ -z "${1:-}" ] || pin=(taskset -c "$1")
+	HOME=$work XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work "${pin[@]}" "$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
 	caddy_pid=$!
 	pids+=("$caddy_pid")
 	for _ in $(seq 100); do
@@ -114,14 +122,15 @@ to_ms() {
 }
 
 # measure NAME URL [HEADER...]: one wrk run, appended to results as
-# "name rps p50 p99"
+# "name rps p50 p99"; wrk runs under $wrk_pin when it is set
+wrk_pin=()
 measure() {
 	local name=$1 url=$2
 	shift 2
 	local args=()
 	for h in "$@"; do args+=(-H "$h"); done
 	local out
-	out=$(wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency "${args[@]}" "$url")
+	out=$("${wrk_pin[@]}" wrk -t 2 -c "$CONNECTIONS" -d "${DURATION}s" --latency "${args[@]}" "$url")
 	if grep -q "Non-2xx" <<<"$out"; then
 		echo "$name: wrk saw non-2xx responses" >&2
 		echo "$out" >&2
@@ -135,7 +144,8 @@ measure() {
 	echo "  $name: $rps req/s, p50 ${p50}ms, p99 ${p99}ms" >&2
 }
 
-# target NAME URL TWIN_NAME TWIN_URL [HEADER...]: the route, then its twin
+# target NAME URL TWIN_NAME TWIN_URL [HEADER...]: the route, then its twin;
+# the first six are the module's, measured pinned too
 targets=(
 	"hello|http://$APP/hello?name=World|respond|http://$TWIN/hello|"
 	"profile_html|http://$APP/profile|respond|http://$TWIN/hello|Cookie: $cookie;Accept: text/html"
@@ -148,15 +158,22 @@ targets=(
 )
 
 : >"$work/results"
-for round in $(seq "$ROUNDS"); do
-	echo "round $round of $ROUNDS" >&2
-	for t in "${targets[@]}"; do
-		IFS='|' read -r name url twin twin_url headers <<<"$t"
-		IFS=';' read -r -a hdrs <<<"$headers"
-		measure "$name" "$url" "${hdrs[@]}"
-		measure "$twin@$name" "$twin_url" "${hdrs[@]}"
+# rounds PREFIX TARGET...: each target and its twin, ROUNDS times, recorded
+# under PREFIX
+rounds() {
+	local prefix=$1 round t
+	shift
+	for round in $(seq "$ROUNDS"); do
+		echo "round $round of $ROUNDS${prefix:+ ($prefix)}" >&2
+		for t in "$@"; do
+			IFS='|' read -r name url twin twin_url headers <<<"$t"
+			IFS=';' read -r -a hdrs <<<"$headers"
+			measure "$prefix$name" "$url" "${hdrs[@]}"
+			measure "$prefix$twin@$name" "$twin_url" "${hdrs[@]}"
+		done
 	done
-done
+}
+rounds "" "${targets[@]}"
 
 # a CPU profile of Caddy while it serves /profile, top costs in the module
 echo "profiling /profile" >&2
@@ -201,6 +218,13 @@ wait "$flood_pid"
 flood_requests=$(awk '/requests in/ {print $1}' "$work/flood.txt")
 rss_after_flood=$(rss)
 
+# the module's routes again, Caddy on core 0 and wrk on core 1
+stop_caddy
+start_caddy 0
+wrk_pin=(taskset -c 1)
+rounds "pinned:" "${targets[@]:0:6}"
+wrk_pin=()
+
 # resident memory after a million requests with a session, and after a
 # million to respond, each in a fresh Caddy
 million() { # URL HEADER...: wrk runs until a million requests in all; prints the count
@@ -230,18 +254,26 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '\n%s, %s cores, Caddy %s, wrk -t2 -c%s -d%ss, %s rounds\n\n' \
 	"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$(nproc)" \
 	"$("$work/caddy" version | cut -d' ' -f1)" "$CONNECTIONS" "$DURATION" "$ROUNDS"
-printf '| route | median req/s | p50 ms | p99 ms | twin | twin req/s | twin p99 ms | req/s ratio | p99 ratio |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
-for t in "${targets[@]}"; do
-	IFS='|' read -r name _ twin _ _ <<<"$t"
-	rps=$(awk -v n="$name" '$1 == n {print $2}' "$work/results" | median)
-	p50=$(awk -v n="$name" '$1 == n {print $3}' "$work/results" | median)
-	p99=$(awk -v n="$name" '$1 == n {print $4}' "$work/results" | median)
-	trps=$(awk -v n="$twin@$name" '$1 == n {print $2}' "$work/results" | median)
-	tp99=$(awk -v n="$twin@$name" '$1 == n {print $4}' "$work/results" | median)
-	awk -v a="$name" -v b="$rps" -v c="$p50" -v d="$p99" -v e="$twin" -v f="$trps" -v g="$tp99" \
-		'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.2f | %.2f |\n", a, b, c, d, e, f, g, b / f, d / g}'
-done
+# table PREFIX TARGET...: one row per target
+table() {
+	local prefix=$1 t
+	shift
+	printf '| route | median req/s | p50 ms | p99 ms | twin | twin req/s | twin p99 ms | req/s ratio | p99 ratio |\n'
+	printf '|---|---|---|---|---|---|---|---|---|\n'
+	for t in "$@"; do
+		IFS='|' read -r name _ twin _ _ <<<"$t"
+		rps=$(awk -v n="$prefix$name" '$1 == n {print $2}' "$work/results" | median)
+		p50=$(awk -v n="$prefix$name" '$1 == n {print $3}' "$work/results" | median)
+		p99=$(awk -v n="$prefix$name" '$1 == n {print $4}' "$work/results" | median)
+		trps=$(awk -v n="$prefix$twin@$name" '$1 == n {print $2}' "$work/results" | median)
+		tp99=$(awk -v n="$prefix$twin@$name" '$1 == n {print $4}' "$work/results" | median)
+		awk -v a="$name" -v b="$rps" -v c="$p50" -v d="$p99" -v e="$twin" -v f="$trps" -v g="$tp99" \
+			'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.2f | %.2f |\n", a, b, c, d, e, f, g, b / f, d / g}'
+	done
+}
+table "" "${targets[@]}"
+printf '\npinned: Caddy on core 0 (taskset -c 0), wrk on core 1 (taskset -c 1)\n\n'
+table "pinned:" "${targets[@]:0:6}"
 printf '\nlogins/s at bcrypt cost 14, 1 connection: %s (refused: %s)\n' "$logins" "${logins_refused:-0}"
 awk -v a="$hello_alone" -v b="$hello_flooded" -v n="$flood_requests" -v r1="$rss_before_flood" -v r2="$rss_after_flood" \
 	'BEGIN {printf "/hello alone %.0f req/s, during a flood of %d failed logins from random addresses %.0f req/s (ratio %.2f); RSS %d -> %d KiB\n", a, n, b, b / a, r1, r2}'

@@ -9,8 +9,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
@@ -205,25 +207,32 @@ func (kr *Keyring) OpenData(p Purpose, value, name string) (data []byte, current
 	return nil, false, errMalformed
 }
 
+// openBuffers are Open's buffers. Names and hosts are bounded (a host
+// by Caddy's request limits), so a buffer grows to a few KiB at most.
+var openBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // errMalformed is the error of a value that does not open.
 var errMalformed = errors.New("malformed session cookie")
 
 // Open decodes a value sealed for the purpose. Any value that was not
 // sealed by one of the keys for the same purpose, name and host, or is
-// malformed, is errMalformed; expiry is the caller's to check. One buffer
-// holds the encoded, decoded and decrypted bytes and the associated data.
+// malformed, is errMalformed; expiry is the caller's to check. One buffer,
+// kept between calls, holds the encoded, decoded and decrypted bytes and
+// the associated data.
 func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 	if len(value) > maxCookieLen || p < PurposeSession || p > purposes {
 		return nil, errMalformed
 	}
 	decoded := base64.RawURLEncoding.DecodedLen(len(value))
-	buf := make([]byte, len(value)+2*decoded+1+len(name)+1+len(host))
+	scratch := openBuffers.Get().(*[]byte)
+	defer openBuffers.Put(scratch)
+	n := len(value) + 2*decoded
+	buf := slices.Grow((*scratch)[:0], n+1+len(name)+1+len(host))[:n]
+	*scratch = buf
 	src := buf[:copy(buf, value)]
 	raw := buf[len(value) : len(value)+decoded]
-	out := buf[len(value)+decoded : len(value)+2*decoded]
-	adBytes := buf[len(value)+2*decoded:]
-	adBytes[0] = byte(p)
-	copy(adBytes[1+copy(adBytes[1:], name)+1:], host)
+	out := buf[len(value)+decoded : n]
+	adBytes := append(append(append(append(buf[n:n], byte(p)), name...), 0), host...)
 	n, err := base64.RawURLEncoding.Decode(raw, src)
 	if err != nil || n < keyIDLen {
 		return nil, errMalformed

@@ -3,6 +3,7 @@ package session
 import (
 	"encoding/base64"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +177,35 @@ func TestSealData(t *testing.T) {
 	if _, _, err := old.OpenData(PurposeRecord, strings.Repeat("A", maxDataLen+1), "totp:ada"); err == nil {
 		t.Error("an oversized value opened")
 	}
+}
+
+// TestOpenConcurrently: cookies of names, hosts and users of many
+// lengths, opened at once and one after another in buffers kept between
+// calls, each open to their own session and bindings only.
+func TestOpenConcurrently(t *testing.T) {
+	kr, err := NewKeyring([][]byte{Random(32)}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		s := testSession()
+		s.User = strings.Repeat("u", 1+i*40)
+		name, host := strings.Repeat("c", 1+i*7), strings.Repeat("h", 60-i*7)
+		v := kr.Seal(PurposeSession, s, name, host)
+		wg.Go(func() {
+			for range 300 {
+				got, err := kr.Open(PurposeSession, v, name, host)
+				if err != nil || got.User != s.User || got.ID != s.ID {
+					t.Errorf("user of %d bytes: %v", len(s.User), err)
+					return
+				}
+				if _, err := kr.Open(PurposeSession, v, name, host+"x"); err == nil {
+					t.Errorf("user of %d bytes: opened for another host", len(s.User))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
