@@ -107,8 +107,15 @@ func TestScale(t *testing.T) {
 			}
 			fullCPU, emptyCPU := median(windows["full"]), median(windows["empty"])
 			t.Logf("%s: idle CPU per %v window, full store %v, empty store %v", backend, idleWindow, windows["full"], windows["empty"])
-			t.Logf("%s: resident memory after the idle windows: full store %d MiB, empty store %d MiB", backend,
-				nodes["full"].resident(t)>>20, nodes["empty"].resident(t)>>20)
+			fullRSS, emptyRSS := nodes["full"].resident(t), nodes["empty"].resident(t)
+			t.Logf("%s: resident memory after the idle windows: full store %.1f MiB, empty store %.1f MiB, %.1f MiB more",
+				backend, float64(fullRSS)/(1<<20), float64(emptyRSS)/(1<<20), float64(fullRSS-emptyRSS)/(1<<20))
+			// what the history keeps (64 bytes a revocation at most) and
+			// no more: the memory of the join's read goes back at once
+			if limit := int64(32<<20) * int64(scaleRevocations) / 100_000; fullRSS-emptyRSS > limit {
+				t.Errorf("the node on the full store holds %.1f MiB more than the one on the empty store, want at most %.1f",
+					float64(fullRSS-emptyRSS)/(1<<20), float64(limit)/(1<<20))
+			}
 			t.Logf("%s: idle CPU per %v, median window: full store %v, empty store %v, ratio %.2f", backend, idleWindow,
 				fullCPU.Round(time.Microsecond), emptyCPU.Round(time.Microsecond), float64(fullCPU)/float64(emptyCPU))
 			perRevocation := memoryPerRevocation(t, full, st)
