@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 func TestCaddyProtect(t *testing.T) {
@@ -61,6 +62,17 @@ func TestCaddyMetrics(t *testing.T) {
 	for _, name := range series {
 		if !strings.Contains(body, "\n"+name+" ") {
 			t.Errorf("%s is not exposed before its first event", name)
+		}
+	}
+	// what `promtool check metrics` checks, with its own linter: the
+	// module's series are clean (Caddy's own are not ours)
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("the metrics endpoint's text does not parse: %v", err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "caddy_miniapp_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
 	}
 	series = series[:4]

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -183,25 +182,6 @@ func (p *page) appendPage(body []byte, value func(b []byte, field int) []byte) [
 // appendText appends s escaped as HTML text.
 func appendText(b []byte, s string) []byte {
 	return append(b, template.HTMLEscapeString(s)...)
-}
-
-// bodies are buffers for built response bodies, kept between requests:
-// a body is written before its handler returns, and a writer keeps
-// nothing of it.
-var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-// maxKeptBody is the largest buffer bodies keeps.
-const maxKeptBody = 64 << 10
-
-// writeBuilt sends the body that build appends to an empty buffer.
-func writeBuilt(w http.ResponseWriter, r *http.Request, status int, contentType string, build func([]byte) []byte) {
-	buf := bodies.Get().(*[]byte)
-	body := build((*buf)[:0])
-	write(w, r, status, contentType, body)
-	if cap(body) <= maxKeptBody {
-		*buf = body
-		bodies.Put(buf)
-	}
 }
 
 // The fields of the profile page: the user, the session's times as

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // Content types of the module's responses.
@@ -46,6 +47,25 @@ func write(w http.ResponseWriter, r *http.Request, status int, contentType strin
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
+	}
+}
+
+// bodies are buffers for built response bodies, kept between requests:
+// a body is written before its handler returns, and a writer keeps
+// nothing of it.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxKeptBody is the largest buffer bodies keeps.
+const maxKeptBody = 64 << 10
+
+// writeBuilt sends the body that build appends to an empty buffer.
+func writeBuilt(w http.ResponseWriter, r *http.Request, status int, contentType string, build func([]byte) []byte) {
+	buf := bodies.Get().(*[]byte)
+	body := build((*buf)[:0])
+	write(w, r, status, contentType, body)
+	if cap(body) <= maxKeptBody {
+		*buf = body
+		bodies.Put(buf)
 	}
 }
 

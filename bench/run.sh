@@ -175,6 +175,16 @@ rounds() {
 }
 rounds "" "${targets[@]}"
 
+# the module's routes again, Caddy on core 0 and wrk on core 1, before
+# the logins below add sessions to the profile's list
+stop_caddy
+start_caddy 0
+wrk_pin=(taskset -c 1)
+rounds "pinned:" "${targets[@]:0:6}"
+wrk_pin=()
+stop_caddy
+start_caddy
+
 # a CPU profile of Caddy while it serves /profile, top costs in the module
 echo "profiling /profile" >&2
 curl -s -o "$work/cpu.pprof" "http://$ADMIN/debug/pprof/profile?seconds=5" &
@@ -217,13 +227,6 @@ hello_flooded=$(wrk -t 1 -c 16 -d "${DURATION}s" "http://$APP/hello?name=World" 
 wait "$flood_pid"
 flood_requests=$(awk '/requests in/ {print $1}' "$work/flood.txt")
 rss_after_flood=$(rss)
-
-# the module's routes again, Caddy on core 0 and wrk on core 1
-stop_caddy
-start_caddy 0
-wrk_pin=(taskset -c 1)
-rounds "pinned:" "${targets[@]:0:6}"
-wrk_pin=()
 
 # resident memory after a million requests with a session, and after a
 # million to respond, each in a fresh Caddy
