@@ -23,19 +23,24 @@ func (w *benchWriter) Header() http.Header         { return w.header }
 func (w *benchWriter) WriteHeader(status int)      { w.status = status }
 func (w *benchWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
 
-// replacerContext gives a request a replacer of its own, with a
-// provider in caddyVars' place, as Caddy's server does: the handler adds
-// to it. Making one costs allocations of Caddy's (5) that every route's
-// figures include.
-type replacerContext struct {
+// requestContext gives a request a replacer of its own, with a provider
+// in caddyVars' place, and variables of its own, as Caddy's server does:
+// the handler adds to both. Making them costs allocations of Caddy's (9)
+// that every route's figures include.
+type requestContext struct {
 	context.Context
 	repl *caddy.Replacer
+	vars map[string]any
 }
 
-// Value is the replacer for its key, else the context's value.
-func (c *replacerContext) Value(key any) any {
-	if key == caddy.ReplacerCtxKey {
+// Value is the request's replacer or variables for their keys, else the
+// context's value.
+func (c *requestContext) Value(key any) any {
+	switch key {
+	case caddy.ReplacerCtxKey:
 		return c.repl
+	case caddyhttp.VarsCtxKey:
+		return c.vars
 	}
 	return c.Context.Value(key)
 }
@@ -58,7 +63,7 @@ func benchRoute(b *testing.B, a *testApp, req request, want int) {
 		r.AddCookie(req.cookie)
 	}
 	r = withClientIP(withCaddyContext(r, false), a.ip)
-	ctx := &replacerContext{Context: r.Context()}
+	ctx := &requestContext{Context: r.Context()}
 	r = r.WithContext(ctx)
 	w := &benchWriter{header: http.Header{}}
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -70,6 +75,7 @@ func benchRoute(b *testing.B, a *testApp, req request, want int) {
 		clear(w.header)
 		ctx.repl = caddy.NewReplacer()
 		ctx.repl.Map(caddyVars)
+		ctx.vars = map[string]any{caddyhttp.ClientIPVarKey: a.ip}
 		if err := a.h.ServeHTTP(w, r, next); err != nil || w.status != want {
 			b.Fatalf("status %d, error %v", w.status, err)
 		}

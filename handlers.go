@@ -89,36 +89,62 @@ func privateContent(h http.Header) {
 // {http.miniapp.factors} (1 or 2: how the session began), empty when
 // nobody is signed in, and sets {http.auth.user.id}, which Caddy's access
 // log shows as user_id, only when someone is, so an identity set by an
-// earlier handler stays. The miniapp values are given when asked for,
-// by one provider: five values set on every request cost more than the
-// few requests that read them.
+// earlier handler stays. The first handler of a request gives the
+// miniapp values when asked for, by one provider: five values set on
+// every request cost more than the few requests that read them. A later
+// one (another realm in the first one's routes) sets its values, which
+// are read before provided ones: the last handler's session shows.
 func setPlaceholders(r *http.Request, sess *signedIn) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	if sess == nil {
-		repl.Map(anonymousPlaceholders)
+	values := caddy.ReplacerFunc(anonymousPlaceholders)
+	if sess != nil {
+		p, factors := &sess.acct.Placeholders, factorValues[min(sess.Factors, 2)]
+		repl.Set("http.auth.user.id", p.User)
+		values = func(key string) (any, bool) { return placeholder(p, factors, key) }
+	}
+	if caddyhttp.GetVar(r.Context(), placeholdersVar) != nil {
+		for _, key := range placeholderKeys {
+			v, _ := values(key)
+			repl.Set(key, v)
+		}
 		return
 	}
-	p, factors := &sess.acct.Placeholders, factorValues[min(sess.Factors, 2)]
-	repl.Set("http.auth.user.id", p.User)
-	repl.Map(func(key string) (any, bool) { return placeholder(p, factors, key) })
+	caddyhttp.SetVar(r.Context(), placeholdersVar, true)
+	repl.Map(values)
 }
+
+// placeholdersVar is the request variable that says a handler provides
+// the miniapp placeholders already.
+const placeholdersVar = "miniapp_placeholders"
+
+// The miniapp placeholders.
+const (
+	userPlaceholder    = "http.miniapp.user"
+	groupsPlaceholder  = "http.miniapp.groups"
+	emailPlaceholder   = "http.miniapp.email"
+	namePlaceholder    = "http.miniapp.name"
+	factorsPlaceholder = "http.miniapp.factors"
+)
+
+// placeholderKeys are the miniapp placeholders.
+var placeholderKeys = [...]string{userPlaceholder, groupsPlaceholder, emailPlaceholder, namePlaceholder, factorsPlaceholder}
 
 // placeholder is the value of the miniapp placeholder key for the
 // account's placeholders and the session's factors.
 func placeholder(p *account.Placeholders, factors any, key string) (any, bool) {
 	switch key {
-	case "http.miniapp.user":
+	case userPlaceholder:
 		return p.User, true
-	case "http.miniapp.groups":
+	case groupsPlaceholder:
 		return p.Groups, true
-	case "http.miniapp.email":
+	case emailPlaceholder:
 		return p.Email, true
-	case "http.miniapp.name":
+	case namePlaceholder:
 		return p.Name, true
-	case "http.miniapp.factors":
+	case factorsPlaceholder:
 		return factors, true
 	}
 	return nil, false

@@ -411,6 +411,44 @@ func TestUserPlaceholder(t *testing.T) {
 	}
 }
 
+// TestPlaceholdersNested: with a second handler of another realm in the
+// first one's routes, the placeholders show the session the second one
+// checked, or nobody when it found none.
+func TestPlaceholdersNested(t *testing.T) {
+	outer := newApp(t, "", nil)
+	inner := newApp(t, "", func(h *Handler) { h.Realm, h.CookieName = "admin", "admin_session" })
+	ada, grace := outer.login("ada", adaPassword, false), inner.login("grace", gracePassword, false)
+	for _, tt := range []struct {
+		cookies               []*http.Cookie
+		user, factors, authID string
+	}{
+		{[]*http.Cookie{ada, grace}, "grace", "1", "grace"},
+		{[]*http.Cookie{ada}, "", "", "ada"},
+		{[]*http.Cookie{grace}, "grace", "1", "grace"},
+		{nil, "", "", ""},
+	} {
+		r := withClientIP(withCaddyContext(httptest.NewRequest("GET", "/anything", nil), false), outer.ip)
+		for _, c := range tt.cookies {
+			r.AddCookie(c)
+		}
+		got := map[string]any{}
+		read := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+			for _, key := range []string{"http.miniapp.user", "http.miniapp.factors", "http.auth.user.id"} {
+				got[key], _ = repl.GetString(key)
+			}
+			return nil
+		})
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return inner.h.ServeHTTP(w, r, read) })
+		if err := outer.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+			t.Fatal(err)
+		}
+		if got["http.miniapp.user"] != tt.user || got["http.miniapp.factors"] != tt.factors || got["http.auth.user.id"] != tt.authID {
+			t.Errorf("cookies %d: placeholders %v, want user %q, factors %q, user_id %q", len(tt.cookies), got, tt.user, tt.factors, tt.authID)
+		}
+	}
+}
+
 func TestProtect(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.Protect = []string{"/private/*", "/report.pdf"} })
 	c := a.login("ada", adaPassword, false)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -392,6 +393,15 @@ func TestPasskeyManage(t *testing.T) {
 	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id="+id+"&name=work+phone", cookie))
 	if renamed := decode[passkeyJSON](t, w); w.Code != 200 || renamed.Name != "work phone" {
 		t.Fatalf("rename: %d %q", w.Code, w.Body)
+	}
+	// the profile page shows a name as text, never as markup
+	hostile := `<img src=x onerror=alert(1)>"&'`
+	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id="+id+"&name="+url.QueryEscape(hostile), cookie)); w.Code != 200 {
+		t.Fatalf("rename to markup: %d %q", w.Code, w.Body)
+	}
+	page := a.do(request{target: "/profile", accept: "text/html", cookie: cookie, https: true}).Body.String()
+	if strings.Contains(page, "<img") || !strings.Contains(page, template.HTMLEscapeString(hostile)) {
+		t.Errorf("the profile page does not escape the passkey's name:\n%s", page)
 	}
 	a.advance(recentSignIn + time.Minute)
 	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id, cookie)); w.Code != 403 {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Measures the module against Caddy's own handlers, and the seed's WSGI
-# design under gunicorn, in one run on loopback, and prints one table:
-# route, median requests/s, p50 and p99 latency, ratio to its twin.
+# design under gunicorn, in one run on loopback, and prints two tables
+# (unpinned and pinned): route, median requests/s, p50 and p99 latency,
+# ratio to its twin.
 #
-#   bench/run.sh                      # about 9 minutes on 2 cores
+#   bench/run.sh                      # about 10 minutes on 2 cores
 #   DURATION=3 ROUNDS=1 bench/run.sh  # a quick look
 #
 # The module's routes are measured twice: with Caddy and wrk free to use

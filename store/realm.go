@@ -133,9 +133,15 @@ func Join(ctx caddy.Context, mod Module, opts Options) (*Realm, error) {
 		rv.poolKey, rv.place, rv.cancel = key, place, cancel
 		joinCtx, stop := context.WithTimeout(ctx, joinTimeout)
 		defer stop()
-		if err := rv.Sync(joinCtx); err != nil {
+		read, err := rv.sync(joinCtx)
+		if err != nil {
 			// what the store holds is read again by the loop
 			rv.logger.Error("reading revocations from the store", zap.Error(err))
+		}
+		if read >= bigJoin {
+			// the read took many times the memory its changes keep, and
+			// an idle process would hold it for minutes
+			debug.FreeOSMemory()
 		}
 		go rv.loop(loopCtx)
 		return rv, nil
@@ -218,6 +224,12 @@ func (rv *Realm) syncWithin(ctx context.Context, limit time.Duration) error {
 // drops what has expired; once it succeeds, requests use the store again
 // after a failure. The loop calls it; a test may too.
 func (rv *Realm) Sync(ctx context.Context) error {
+	_, err := rv.sync(ctx)
+	return err
+}
+
+// sync is Sync, and says how many changes it read.
+func (rv *Realm) sync(ctx context.Context) (int, error) {
 	rv.syncMu.Lock()
 	defer rv.syncMu.Unlock()
 	leftWrites.Lock()
@@ -246,22 +258,18 @@ func (rv *Realm) Sync(ctx context.Context) error {
 	rv.expireLocked(rv.now())
 	restore := rv.restore
 	rv.mu.Unlock()
-	if len(changes) >= bigSync {
-		// the read took many times the memory its changes keep, and an
-		// idle process would hold it for minutes
-		debug.FreeOSMemory()
-	}
 	if restore {
 		err = errors.Join(err, rv.restoreRecords(ctx))
 	}
-	return err
+	return len(changes), err
 }
 
-// bigSync is the number of changes from which a sync gives the memory of
+// bigJoin is the number of changes from which a join gives the memory of
 // its read back to the system at once: a node joining a store with a
 // long history (100,000 logouts) held 65 MiB more than one on an empty
-// store after 20 s idle without it (BENCHMARKS.md).
-const bigSync = 10_000
+// store after 20 s idle without it (BENCHMARKS.md). Later syncs read
+// what changed since the last one, in batches.
+const bigJoin = 10_000
 
 // expireLocked drops the revocations and sessions whose hour of expiry
 // has passed; rv.mu is held.

@@ -207,9 +207,13 @@ func (kr *Keyring) OpenData(p Purpose, value, name string) (data []byte, current
 	return nil, false, errMalformed
 }
 
-// openBuffers are Open's buffers. Names and hosts are bounded (a host
-// by Caddy's request limits), so a buffer grows to a few KiB at most.
+// openBuffers are Open's buffers; one that a long Host header grew
+// beyond maxKeptBuffer is not kept.
 var openBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxKeptBuffer is the largest buffer openBuffers keeps: a cookie of
+// maxCookieLen decoded twice, with room for its name and host.
+const maxKeptBuffer = 8 << 10
 
 // errMalformed is the error of a value that does not open.
 var errMalformed = errors.New("malformed session cookie")
@@ -225,7 +229,11 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 	}
 	decoded := base64.RawURLEncoding.DecodedLen(len(value))
 	scratch := openBuffers.Get().(*[]byte)
-	defer openBuffers.Put(scratch)
+	defer func() {
+		if cap(*scratch) <= maxKeptBuffer {
+			openBuffers.Put(scratch)
+		}
+	}()
 	n := len(value) + 2*decoded
 	buf := slices.Grow((*scratch)[:0], n+1+len(name)+1+len(host))[:n]
 	*scratch = buf
