@@ -268,7 +268,7 @@ func (rv *Realm) sync(ctx context.Context) (int, error) {
 // its read back to the system at once: a node joining a store with a
 // long history (100,000 logouts) held 65 MiB more than one on an empty
 // store after 20 s idle without it (BENCHMARKS.md). Later syncs read
-// what changed since the last one, in batches.
+// only what changed since the one before.
 const bigJoin = 10_000
 
 // expireLocked drops the revocations and sessions whose hour of expiry

@@ -234,13 +234,13 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 			openBuffers.Put(scratch)
 		}
 	}()
-	n := len(value) + 2*decoded
-	buf := slices.Grow((*scratch)[:0], n+1+len(name)+1+len(host))[:n]
+	size := len(value) + 2*decoded
+	buf := slices.Grow((*scratch)[:0], size+1+len(name)+1+len(host))[:size]
 	*scratch = buf
 	src := buf[:copy(buf, value)]
 	raw := buf[len(value) : len(value)+decoded]
-	out := buf[len(value)+decoded : n]
-	adBytes := append(append(append(append(buf[n:n], byte(p)), name...), 0), host...)
+	out := buf[len(value)+decoded : size]
+	adBytes := append(append(append(append(buf[size:size], byte(p)), name...), 0), host...)
 	n, err := base64.RawURLEncoding.Decode(raw, src)
 	if err != nil || n < keyIDLen {
 		return nil, errMalformed
