@@ -317,13 +317,29 @@ func trustedKeys(t *testing.T, storage, host string) string {
 // needs, a fresh profile, and trust in the given keys only.
 func browser(t *testing.T, spki string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
+	profile, err := os.MkdirTemp("", "miniapp-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// removed after Chromium stops (cleanups run last first), and again
+	// for a while: its helper processes may still write to the profile
+	// for a moment after it exits, which failed t.TempDir's removal
+	t.Cleanup(func() {
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("the Chromium profile %s could not be removed", profile)
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("ignore-certificate-errors-spki-list", spki),
 	)
 	opts = append(opts, extra...)
