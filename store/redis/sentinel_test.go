@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,8 +73,16 @@ func waitFor(t *testing.T, limit time.Duration, what string, done func() bool) {
 // the switch reaches the other node once it is over, and nothing written
 // before it is lost.
 func TestSentinelFailover(t *testing.T) {
-	primary := testredis.Start(t)
+	// Redis waits 5 s by default before a replica's first full sync, for
+	// more replicas to join it; this test has one
+	primary := testredis.Start(t, "--repl-diskless-sync-delay", "0")
 	replica := testredis.Start(t, "--replicaof", "127.0.0.1", primary.Addr[len("127.0.0.1:"):])
+	replicaClient := goredis.NewClient(&goredis.Options{Addr: replica.Addr})
+	defer func() { _ = replicaClient.Close() }()
+	waitFor(t, 15*time.Second, "the replica's link to the primary", func() bool {
+		info, err := replicaClient.Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
 	var sentinels []string
 	for range 3 {
 		sentinels = append(sentinels, startSentinel(t, primary.Addr))
@@ -108,9 +117,7 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the first logout on the other node", func() bool { return revoked(b, before) })
 	// the replica has every write before the primary goes
-	replicaClient := goredis.NewClient(&goredis.Options{Addr: replica.Addr})
-	defer func() { _ = replicaClient.Close() }()
-	waitFor(t, 5*time.Second, "the replica to catch up", func() bool {
+	waitFor(t, 10*time.Second, "the replica to catch up", func() bool {
 		n, err := replicaClient.XLen(ctx, "miniapp:{miniapp}:changes").Result()
 		return err == nil && n >= 2
 	})
