@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -119,7 +120,7 @@ func TestCaddySitesApart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: runs a real Caddy")
 	}
-	one, two, catchAll, staff, mirror := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	one, two, catchAll, staff, mirror := testport.Free(t), testport.Free(t), testport.Free(t), testport.Free(t), testport.Free(t)
 	config := fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %d
@@ -285,7 +286,7 @@ http://127.0.0.1:%d {
 // it, and a 200-byte user's sign out everywhere is read back from
 // storage.
 func TestCaddyConfigChanges(t *testing.T) {
-	storage, port := t.TempDir(), freePort(t)
+	storage, port := t.TempDir(), testport.Free(t)
 	long := strings.Repeat("é", 100)
 	users := func(adaHash string) string {
 		return fmt.Sprintf("user ada %s\n\t\tuser grace %s\n\t\tuser %s %s", adaHash, graceHash, long, graceHash)
@@ -337,7 +338,7 @@ func TestCaddyConfigChanges(t *testing.T) {
 // is ignored. A next with dot segments comes back resolved, and a
 // renewed cookie on protected content comes with no-store.
 func TestCaddyProxyAndNext(t *testing.T) {
-	port := freePort(t)
+	port := testport.Free(t)
 	for _, trusted := range []bool{true, false} {
 		base := plainSite(t, t.TempDir(), port, trusted, "user ada "+adaHash+"\n\t\tidle_timeout 4s")
 		c := (&site{t: t}).client()

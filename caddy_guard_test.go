@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -63,7 +64,7 @@ func TestCaddyLoginFlood(t *testing.T) {
 			hash = h
 		}
 	}
-	base := plainSite(t, t.TempDir(), freePort(t), true, "user ada "+string(hash))
+	base := plainSite(t, t.TempDir(), testport.Free(t), true, "user ada "+string(hash))
 	login := base + "/login"
 	right := "username=ada&password=" + adaPassword
 	browser := (&site{t: t}).client()

@@ -14,14 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // The integration tests run one real Caddy in this process (caddytest),
 // one test after another, on these ports, free when the tests start.
 var (
-	httpPort  = freePort(nil)
-	httpsPort = freePort(nil)
+	httpPort  = testport.Free(nil)
+	httpsPort = testport.Free(nil)
 )
 
 var (

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 )
 
@@ -63,7 +64,7 @@ http://localhost:%d {
 
 // newNode writes the node's Caddyfile, on free ports; start runs it.
 func newNode(t *testing.T, storage string) *node {
-	n := &node{t: t, port: freePort(t), admin: freePort(t), home: t.TempDir(), configDir: t.TempDir(), storage: storage}
+	n := &node{t: t, port: testport.Free(t), admin: testport.Free(t), home: t.TempDir(), configDir: t.TempDir(), storage: storage}
 	n.writeConfig("ok")
 	return n
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 )
 
 // TestCommand runs `caddy miniapp` of the built binary against a running
@@ -122,7 +124,7 @@ func TestCommand(t *testing.T) {
 		{[]string{"revoke", "zz", "--address", address}, "32 hex digits"},
 		{[]string{"revoke", newest[0], "--address", address}, "no such session"},
 		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, "no such realm in the running config"},
-		{[]string{"sessions", "ada", "--address", fmt.Sprintf("localhost:%d", freePort(t))}, "connection refused"},
+		{[]string{"sessions", "ada", "--address", fmt.Sprintf("localhost:%d", testport.Free(t))}, "connection refused"},
 		{[]string{"bogus", "--address", address}, `unknown command "bogus"`},
 		{nil, "a command is required"},
 	} {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 )
 
 // caddyBinary is cmd/caddy built once per test run, for the tests that
@@ -131,7 +133,7 @@ func exampleOnFreePorts(t *testing.T) (string, string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpPort, httpsPort, admin := freePort(t), freePort(t), freePort(t)
+	httpPort, httpsPort, admin := testport.Free(t), testport.Free(t), testport.Free(t)
 	config := strings.NewReplacer(
 		"\thttp_port 8080\n", fmt.Sprintf("\thttp_port %d\n\tadmin localhost:%d\n", httpPort, admin),
 		"\thttps_port 8443\n", fmt.Sprintf("\thttps_port %d\n", httpsPort),

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 	"github.com/caddy-miniapp/miniapp/store"
 	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
@@ -166,7 +167,7 @@ type scaleNode struct {
 // startScaleNode runs a Caddy on the storage folder (and the store, when
 // given) and waits until it answers.
 func startScaleNode(t *testing.T, storage, store string) *scaleNode {
-	port, admin := freePort(t), freePort(t)
+	port, admin := testport.Free(t), testport.Free(t)
 	config := filepath.Join(t.TempDir(), "Caddyfile")
 	body := fmt.Sprintf(`{
 	admin localhost:%d

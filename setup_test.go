@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -205,20 +204,6 @@ func (a *testApp) id(name string) store.AccountID {
 // test requests' host.
 func (a *testApp) open(value string) (*session.Session, error) {
 	return a.h.keys.Open(session.PurposeSession, value, "miniapp_session", "example.com")
-}
-
-// freePort is a loopback TCP port that no one listens on now. A nil t
-// makes a failure panic, for package variables.
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		if t == nil {
-			panic(err)
-		}
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // entryOf is a session of acct that started at start and lasts an hour.

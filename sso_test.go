@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -31,7 +32,7 @@ func startSSO(t *testing.T) *ssoSites {
 	if testing.Short() {
 		t.Skip("integration test: runs the built Caddy")
 	}
-	s := &ssoSites{port: freePort(t)}
+	s := &ssoSites{port: testport.Free(t)}
 	auth := fmt.Sprintf("auth.example.test:%d", s.port)
 	app := func(name, query string) string {
 		return fmt.Sprintf(`http://%s.example.test:%d {
@@ -63,7 +64,7 @@ http://%s {
 	}
 	respond "auth site"
 }
-`, freePort(t), s.port, t.TempDir(), auth, auth, adaHash, adaHash) + app("app1", "") + app("app2", "?group=admins")
+`, testport.Free(t), s.port, t.TempDir(), auth, auth, adaHash, adaHash) + app("app1", "") + app("app2", "?group=admins")
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestSingleSignOnNginx(t *testing.T) {
 	if err != nil {
 		missing(t, "nginx (Debian package nginx-light)")
 	}
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), testport.Free(t)
 	for _, page := range []string{"www/index.html", "www/admin/index.html"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, page)), 0o755); err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -44,12 +45,7 @@ func Start(t testing.TB, args ...string) *Server {
 		}
 		t.Skip("redis-server is missing: install it as .ci/run does (apt-get install redis-server)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := testport.Free(t)
 	r := &Server{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: t.TempDir(), args: args}
 	r.Start()
 	t.Cleanup(r.Stop)

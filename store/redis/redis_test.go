@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
@@ -183,12 +183,7 @@ func TestRedisConfigErrors(t *testing.T) {
 	const password = "s3cret-Pa55"
 	locked := testredis.Start(t, "--requirepass", password)
 	plain := testredis.Start(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	_ = l.Close()
+	closed := fmt.Sprintf("127.0.0.1:%d", testport.Free(t))
 	for _, tc := range []struct {
 		name  string
 		store Store

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 	"github.com/caddy-miniapp/miniapp/store"
 	goredis "github.com/redis/go-redis/v9"
@@ -23,12 +24,7 @@ import (
 // stops it at the end of the test.
 func startSentinel(t *testing.T, primary string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := testport.Free(t)
 	host, primaryPort, _ := net.SplitHostPort(primary)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
 	body := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor miniapp %s %s 2\nsentinel down-after-milliseconds miniapp 500\nsentinel failover-timeout miniapp 3000\n",
