@@ -334,11 +334,17 @@ func TestClusterThreeNodes(t *testing.T) {
 			for range rounds {
 				cookie := loginOn(t, a)
 				logoutOn(t, b, cookie)
-				latencies = append(latencies, refusedWithin(t, window, cookie, a, c))
+				// one stall of a loaded machine (a disk flush, the scheduler)
+				// may take a single logout past the window, not past twice it
+				latencies = append(latencies, refusedWithin(t, 2*window, cookie, a, c))
 			}
 			slices.Sort(latencies)
+			p99 := latencies[(len(latencies)*99+99)/100-1] // nearest rank
 			t.Logf("%s: a logout on B refused on A and C after p50 %v, p99 %v, max %v over %d logouts",
-				backend, latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1], len(latencies))
+				backend, latencies[len(latencies)/2], p99, latencies[len(latencies)-1], len(latencies))
+			if p99 > window {
+				t.Errorf("p99 %v of a logout's way to the other nodes, want at most %v", p99, window)
+			}
 
 			phone, laptop := loginOn(t, a), loginOn(t, c)
 			req, _ := http.NewRequest("POST", b.url("/logout"), strings.NewReader("all=1"))

@@ -142,13 +142,13 @@ func TestSlotsBusy(t *testing.T) {
 // waits for each of them too, so ten logins from one address that take
 // longer than one wait together all get their turn.
 func TestSlotsWaitBehindOwnLane(t *testing.T) {
-	l := NewSlots(1, 50*time.Millisecond)
+	l := NewSlots(1, 250*time.Millisecond)
 	errs := make(chan error, 5)
 	for range 5 {
 		go func() {
 			err := l.Acquire(context.Background(), "office", false)
 			if err == nil {
-				time.Sleep(30 * time.Millisecond) // a check: five take 150 ms, three waits
+				time.Sleep(150 * time.Millisecond) // a check: five take 750 ms, three waits
 				l.Release("office", false)
 			}
 			errs <- err

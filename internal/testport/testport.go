@@ -9,13 +9,22 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // lowest is the lowest port Free picks.
 const lowest = 10000
 
-// Free is a TCP port that nothing listens on now, on any address. It is
+// given holds the ports Free has handed out in this process: a test
+// may take several before it starts anything on them.
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// Free is a TCP port that nothing listens on now, on any address, and
+// that Free has not handed out before in this process. It is
 // picked at random below the kernel's range of ports for outgoing
 // connections: a port the kernel hands out for a listener on port 0 is
 // in that range, and a client connection of a test running beside this
@@ -24,13 +33,19 @@ const lowest = 10000
 // package variables.
 func Free(t testing.TB) int {
 	highest := outgoingLow() - 1
+	given.Lock()
+	defer given.Unlock()
 	for range 1000 {
 		port := lowest + rand.IntN(highest-lowest+1)
+		if given.ports[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
 			continue
 		}
 		_ = l.Close()
+		given.ports[port] = true
 		return port
 	}
 	err := fmt.Errorf("no free TCP port between %d and %d", lowest, highest)

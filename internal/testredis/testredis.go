@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,8 +49,8 @@ func Start(t testing.TB, args ...string) *Server {
 	}
 	port := testport.Free(t)
 	r := &Server{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: t.TempDir(), args: args}
+	t.Cleanup(r.Stop) // before Start: a server that starts too slowly is stopped too
 	r.Start()
-	t.Cleanup(r.Stop)
 	return r
 }
 
@@ -57,7 +59,8 @@ func (r *Server) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", r.Dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes"}, r.args...)
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes",
+		"--logfile", filepath.Join(r.Dir, "redis.log")}, r.args...)
 	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
@@ -68,7 +71,8 @@ func (r *Server) Start() {
 	// a server that asks for a password answers NOAUTH once it is up
 	for err := client.Ping(context.Background()).Err(); err != nil && !strings.HasPrefix(err.Error(), "NOAUTH"); err = client.Ping(context.Background()).Err() {
 		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s did not start", r.Addr)
+			log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
+			r.t.Fatalf("redis-server on %s did not start; its log:\n%s", r.Addr, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -105,7 +109,9 @@ func StartCluster(t testing.TB) []string {
 	t.Helper()
 	var addrs []string
 	for range 3 {
-		addrs = append(addrs, Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000").Addr)
+		// the cluster bus port too, or Redis takes the port 10000 above
+		addrs = append(addrs, Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+			"--cluster-port", strconv.Itoa(testport.Free(t))).Addr)
 	}
 	out, err := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
 	if err != nil {
