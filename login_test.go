@@ -351,15 +351,17 @@ func TestDevicesForgotten(t *testing.T) {
 // TestDeviceFloodFair: one account's many device cookies, flooding the
 // password checks from 20 goroutines that keep the one slot busy, hold
 // one place in the queue: five first-time users who sign in during the
-// flood all get in (with known devices always first, they waited out
-// their 2 s).
+// flood all get in (with known devices always first, they would wait out
+// their 10 s: the wait is long so that slow checks under the race
+// detector on a loaded machine do not end it, and the flood never stops
+// while they wait).
 func TestDeviceFloodFair(t *testing.T) {
 	// checks slow enough that the flood always has one waiting
 	slow := string(must(bcrypt.GenerateFromPassword([]byte(gracePassword), 8)))
 	a := newApp(t, "", func(h *Handler) {
 		h.Accounts = []Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: slow}}
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
-		h.guard.Slots = guard.NewSlots(1, 2*time.Second)
+		h.guard.Slots = guard.NewSlots(1, 10*time.Second)
 	})
 	flood := func(c *http.Cookie) request {
 		return request{method: "POST", target: "/login", contentType: form, body: "username=grace&password=" + gracePassword, cookie: c}
