@@ -6,9 +6,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"go.uber.org/zap"
 )
 
 // authPath is the endpoint that other sites, in this Caddy or another
@@ -26,9 +28,12 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
-	rules, err := parseRules(ruleQuery(r))
+	rules, err := parseRules(r.URL.RawQuery)
 	if err != nil {
 		return err
+	}
+	for _, name := range rules.ignored {
+		h.ignoredRules.warn(h.logger, name)
 	}
 	w.Header()["Cache-Control"] = noStore
 	if sess == nil || !h.covers(r, originalHost(r)) {
@@ -200,19 +205,6 @@ func parseOriginal(raw string) (*url.URL, bool) {
 	return u, true
 }
 
-// ruleQuery is the query the endpoint reads its rules from: its own,
-// unless it is the app request's (forward_auth keeps that query when
-// its uri has none, and the app's parameters are no rules).
-func ruleQuery(r *http.Request) string {
-	query := r.URL.RawQuery
-	if uri := r.Header.Get("X-Forwarded-Uri"); query != "" {
-		if _, appQuery, _ := strings.Cut(uri, "?"); appQuery == query {
-			return ""
-		}
-	}
-	return query
-}
-
 // hostByte marks the bytes a host with its port may hold.
 var hostByte = func() (t [256]bool) {
 	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]" {
@@ -237,17 +229,21 @@ func validHost(s string) bool {
 	return true
 }
 
-// rules are the conditions of one site's check, from the query: every
-// group= parameter names groups of which the user must be in at least
-// one, every user= parameter users of which the user must be one, and
-// factor=2 asks for a session that began with a second factor.
+// rules are the conditions of one site's check, read from the endpoint's
+// own query alone: every group= parameter names groups of which the user
+// must be in at least one, every user= parameter users of which the user
+// must be one, and factor=2 asks for a session that began with a second
+// factor. Every rule applies (AND), so a parameter a client adds can only
+// tighten the check; parameters that are not rules are ignored.
 type rules struct {
 	groups, users [][]string
 	factors       uint8
+	// ignored are the names of parameters that are not rules, for the log
+	ignored []string
 }
 
 // parseRules reads group=a,b and user=ada,bob, each repeatable, and
-// factor=2.
+// factor=2; names and values are percent-decoded first.
 func parseRules(query string) (rules, error) {
 	var out rules
 	for query != "" {
@@ -257,35 +253,68 @@ func parseRules(query string) (rules, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		if k == "factor" {
+		k, err := unescape(k)
+		if err != nil {
+			return out, err
+		}
+		if v, err = unescape(v); err != nil {
+			return out, err
+		}
+		switch k {
+		case "factor":
 			if v != "2" {
 				return out, reject(http.StatusBadRequest, "factor must be 2")
 			}
 			out.factors = 2
-			continue
-		}
-		if k != "group" && k != "user" {
-			// forward_auth keeps the original request's query when its uri
-			// has none: other parameters are the app's, not rules
-			continue
-		}
-		v, err := unescape(v)
-		if err != nil {
-			return out, err
-		}
-		names := strings.Split(v, ",")
-		for _, n := range names {
-			if n == "" || account.CheckName(n) != nil {
-				return out, reject(http.StatusBadRequest, "a rule names an empty or invalid group or user")
+		case "group", "user":
+			names := strings.Split(v, ",")
+			for _, n := range names {
+				if n == "" || account.CheckName(n) != nil {
+					return out, reject(http.StatusBadRequest, "a rule names an empty or invalid group or user")
+				}
 			}
-		}
-		if k == "group" {
-			out.groups = append(out.groups, names)
-		} else {
-			out.users = append(out.users, names)
+			if k == "group" {
+				out.groups = append(out.groups, names)
+			} else {
+				out.users = append(out.users, names)
+			}
+		default:
+			out.ignored = append(out.ignored, k)
 		}
 	}
 	return out, nil
+}
+
+// ignoredNames remembers which parameter names that are no rules were
+// logged, so that each is logged once (a typo such as groups= shows in
+// the log, and a client's own parameters cannot flood it).
+type ignoredNames struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// maxIgnoredNames bounds how many names are remembered and logged: the
+// names of a query that reaches the endpoint are the client's to choose.
+const maxIgnoredNames = 32
+
+// warn logs the name once, at warn, unless it was logged before or
+// maxIgnoredNames were.
+func (n *ignoredNames) warn(logger *zap.Logger, name string) {
+	n.mu.Lock()
+	first := !n.seen[name] && len(n.seen) < maxIgnoredNames
+	if first {
+		if n.seen == nil {
+			n.seen = make(map[string]bool)
+		}
+		n.seen[name] = true
+	}
+	n.mu.Unlock()
+	if first {
+		if len(name) > 64 || account.CheckText(name) != nil {
+			name = "(a long or unprintable name)"
+		}
+		logger.Warn("a parameter of /miniapp/auth is no rule and was ignored (rules are group, user and factor)", zap.String("parameter", name))
+	}
 }
 
 // allow reports whether the account meets every rule.

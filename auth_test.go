@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // forwarded is a check of /miniapp/auth as Caddy's forward_auth sends
@@ -189,7 +190,57 @@ func journalLines(t *testing.T, a *testApp, prefix string) int {
 	return n
 }
 
-// TestAuthEdges: an app's own query is no rule; Accept naming HTML with
+// TestAuthRulesFromEndpointOnly: rules come from the endpoint's own
+// query alone, and every one applies: the app's query carried in
+// X-Forwarded-Uri or X-Original-URL, equal to the endpoint's or not,
+// never lifts a rule; rules repeated, percent-encoded or in another case
+// only tighten or are ignored; a parameter that is no rule is logged
+// once by name.
+func TestAuthRulesFromEndpointOnly(t *testing.T) {
+	a := domainApp(t, "", "https://auth.example.test/login")
+	login := func(user, password string) *http.Cookie {
+		return sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=" + user + "&password=" + password,
+			https: true, header: map[string]string{"Host": "auth.example.test"}}))
+	}
+	grace := login("grace", gracePassword)
+	for _, rule := range []string{"group=admins", "user=ada", "factor=2"} {
+		for _, query := range []string{rule, rule + "&" + rule, strings.ToUpper(rule), "x=1&" + rule, strings.Replace(rule, "=", "%3D", 1)} {
+			caddy := forwarded(grace, "app.example.test", "/secret?"+query, "")
+			caddy.target = authPath + "?" + rule
+			if w := a.do(caddy); w.Code != 403 {
+				t.Errorf("?%s with X-Forwarded-Uri /secret?%s: %d, want 403", rule, query, w.Code)
+			}
+			nginx := request{target: authPath + "?" + rule, cookie: grace, header: map[string]string{
+				"Host": "127.0.0.1:9000", "X-Original-URL": "https://app.example.test/secret?" + query, "X-Forwarded-Uri": "/secret?" + query}}
+			if w := a.do(nginx); w.Code != 403 {
+				t.Errorf("?%s with X-Original-URL ...?%s: %d, want 403", rule, query, w.Code)
+			}
+		}
+	}
+	// percent-encoded names and values are rules too: they can only tighten
+	for _, query := range []string{"gr%6Fup=admins", "group=%61dmins", "us%65r=ada", "factor=%32"} {
+		r := forwarded(grace, "app.example.test", "/", "")
+		r.target = authPath + "?" + query
+		if w := a.do(r); w.Code != 403 {
+			t.Errorf("?%s: %d, want 403", query, w.Code)
+		}
+	}
+	// a name that is no rule is ignored, and logged once
+	for range 3 {
+		r := forwarded(grace, "app.example.test", "/", "")
+		r.target = authPath + "?groups=admins&Group=admins"
+		if w := a.do(r); w.Code != 200 {
+			t.Errorf("?groups=admins&Group=admins: %d, want 200 (no rule)", w.Code)
+		}
+	}
+	for _, name := range []string{"groups", "Group"} {
+		if n := a.logs.FilterField(zap.String("parameter", name)).Len(); n != 1 {
+			t.Errorf("the parameter %q was logged %d times, want once", name, n)
+		}
+	}
+}
+
+// TestAuthEdges: an app's query is no rule unless it is the endpoint's; Accept naming HTML with
 // JSON is a browser; behind nginx only a browser gets Location; an
 // X-Original-URL that hides another host, or is no URL, has no session;
 // without cookie_domain next is a path of this site; a next too long for
@@ -198,10 +249,15 @@ func TestAuthEdges(t *testing.T) {
 	a := domainApp(t, "", "https://auth.example.test/login")
 	ada := sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword,
 		https: true, header: map[string]string{"Host": "auth.example.test"}}))
-	app := forwarded(ada, "app.example.test", "/search?user=bob&group=", "")
-	app.target = authPath + "?user=bob&group="
+	app := forwarded(ada, "app.example.test", "/search?user=bob", "")
+	app.target = authPath + "?"
 	if w := a.do(app); w.Code != 200 {
 		t.Errorf("the app's own query taken for rules: %d", w.Code)
+	}
+	// forward_auth with a uri without ? passes the app's query on: it is read as rules
+	app.target = authPath + "?user=bob"
+	if w := a.do(app); w.Code != 403 {
+		t.Errorf("the endpoint's query that equals the app's: %d, want 403", w.Code)
 	}
 	if w := a.do(forwarded(nil, "app.example.test", "/", "text/html, application/json")); w.Code != 302 {
 		t.Errorf("Accept with HTML and JSON alike: %d, want 302", w.Code)

@@ -198,6 +198,7 @@ type Handler struct {
 	protected       caddyhttp.MatchPath
 	csrf            *http.CrossOriginProtection
 	logger          *zap.Logger
+	ignoredRules    *ignoredNames
 }
 
 // Account is a user who may sign in.
@@ -255,6 +256,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // store first).
 func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap.Logger) error {
 	h.logger = logger
+	h.ignoredRules = new(ignoredNames)
 	if h.store == nil {
 		h.store = storage.New(st)
 	}

@@ -20,7 +20,8 @@ import (
 
 // ssoSites is one Caddy process that serves an auth site and two app
 // sites of example.test on one loopback port: the apps ask the auth site
-// through forward_auth, the second for admins alone.
+// through forward_auth, app1 without rules, app2 and app6 for admins
+// alone, app4 for ada alone, app5 for sessions of two factors.
 type ssoSites struct {
 	port    int
 	process *caddyProcess
@@ -34,16 +35,24 @@ func startSSO(t *testing.T) *ssoSites {
 	}
 	s := &ssoSites{port: testport.Free(t)}
 	auth := fmt.Sprintf("auth.example.test:%d", s.port)
+	// each app as the README writes it: the rules in uri, or a bare ? for
+	// none, and the client's X-Original-URL removed; app6 leaves that
+	// header alone, to show the endpoint does not depend on it
 	app := func(name, query string) string {
+		clear := "header_up -X-Original-URL"
+		if name == "app6" {
+			clear = ""
+		}
 		return fmt.Sprintf(`http://%s.example.test:%d {
 	forward_auth 127.0.0.1:%d {
 		uri /miniapp/auth%s
 		header_up Host %s
+		%s
 		copy_headers Remote-User Remote-Groups Remote-Email Remote-Name
 	}
 	respond "%s user={http.request.header.Remote-User} groups={http.request.header.Remote-Groups} email={http.request.header.Remote-Email}"
 }
-`, name, s.port, s.port, query, auth, name)
+`, name, s.port, s.port, query, auth, clear, name)
 	}
 	config := fmt.Sprintf(`{
 	admin localhost:%d
@@ -64,7 +73,8 @@ http://%s {
 	}
 	respond "auth site"
 }
-`, testport.Free(t), s.port, t.TempDir(), auth, auth, adaHash, adaHash) + app("app1", "") + app("app2", "?group=admins")
+`, testport.Free(t), s.port, t.TempDir(), auth, auth, adaHash, adaHash) + app("app1", "?") + app("app2", "?group=admins") +
+		app("app4", "?user=ada") + app("app5", "?factor=2") + app("app6", "?group=admins")
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -161,20 +171,19 @@ func TestSingleSignOn(t *testing.T) {
 	}
 }
 
-// TestSingleSignOnNginx: two apps behind nginx's auth_request ask the
-// same endpoint, configured as the README shows: without a session a
-// browser goes to the login site (401 and error_page, as nginx takes no
-// redirect from auth_request) and an API client gets 401; with one the
-// apps see the user and groups; the admins' app refuses bob with 403;
-// logout on the login site ends both.
-func TestSingleSignOnNginx(t *testing.T) {
-	s := startSSO(t)
+// nginxApps runs nginx on a free port with the README's auth_request
+// config in front of static pages: / without rules, /admin/ for
+// admins, /ada/ for ada, /two/ for sessions of two factors, and /bare/
+// for admins without the lines that clear the client's X-Forwarded-*
+// headers (the endpoint must not depend on them). It returns the port.
+func nginxApps(t *testing.T, s *ssoSites) int {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		missing(t, "nginx (Debian package nginx-light)")
 	}
 	dir, port := t.TempDir(), testport.Free(t)
-	for _, page := range []string{"www/index.html", "www/admin/index.html"} {
+	for _, page := range []string{"www/index.html", "www/admin/index.html", "www/ada/index.html", "www/two/index.html", "www/bare/index.html"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, page)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +191,14 @@ func TestSingleSignOnNginx(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	auth := func(name, query string) string {
+	auth := func(name, query string, clear bool) string {
+		headers := ""
+		if clear {
+			headers = `proxy_set_header X-Forwarded-Uri "";
+			proxy_set_header X-Forwarded-Host "";
+			proxy_set_header X-Forwarded-Proto "";
+			proxy_set_header X-Forwarded-Method "";`
+		}
 		return fmt.Sprintf(`location = /%s {
 			internal;
 			proxy_pass http://127.0.0.1:%d/miniapp/auth%s;
@@ -190,7 +206,8 @@ func TestSingleSignOnNginx(t *testing.T) {
 			proxy_set_header Content-Length "";
 			proxy_set_header Host auth.example.test:%d;
 			proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-		}`, name, s.port, query, s.port)
+			%s
+		}`, name, s.port, query, s.port, headers)
 	}
 	app := func(path, check string) string {
 		return fmt.Sprintf(`location %s {
@@ -203,6 +220,10 @@ func TestSingleSignOnNginx(t *testing.T) {
 			add_header X-Remote-Groups $auth_groups always;
 		}`, path, check)
 	}
+	locations := []string{auth("miniapp-auth", "", true), auth("miniapp-auth-admins", "?group=admins", true),
+		auth("miniapp-auth-ada", "?user=ada", true), auth("miniapp-auth-two", "?factor=2", true), auth("miniapp-auth-bare", "?group=admins", false),
+		app("/", "miniapp-auth"), app("/admin/", "miniapp-auth-admins"), app("/ada/", "miniapp-auth-ada"), app("/two/", "miniapp-auth-two"),
+		app("/bare/", "miniapp-auth-bare")}
 	config := fmt.Sprintf(`worker_processes 1;
 master_process off;
 daemon off;
@@ -220,9 +241,6 @@ http {
 		listen 127.0.0.1:%[2]d;
 		root %[1]s/www;
 		%[3]s
-		%[4]s
-		%[5]s
-		%[6]s
 		location @login {
 			if ($auth_login = "") {
 				return 401;
@@ -231,7 +249,7 @@ http {
 		}
 	}
 }
-`, dir, port, auth("miniapp-auth", ""), auth("miniapp-auth-admins", "?group=admins"), app("/", "miniapp-auth"), app("/admin/", "miniapp-auth-admins"))
+`, dir, port, strings.Join(locations, "\n\t\t"))
 	file := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -243,22 +261,32 @@ http {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-
-	ada, bob := s.browser(t), s.browser(t)
-	page := fmt.Sprintf("http://app3.example.test:%d/index.html?id=7", port)
-	admin := fmt.Sprintf("http://app3.example.test:%d/admin/index.html", port)
-	var resp *http.Response
+	c := &http.Client{Transport: loopback(), Timeout: 10 * time.Second}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		req, _ := http.NewRequest("GET", page, nil)
-		req.Header.Set("Accept", "text/html")
-		if resp, err = ada.Do(req); err == nil {
+		resp, err := c.Get(fmt.Sprintf("http://app3.example.test:%d/", port))
+		if err == nil {
 			_ = resp.Body.Close()
-			break
+			return port
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx did not start: %v\n%s", err, out)
 		}
 	}
+}
+
+// TestSingleSignOnNginx: two apps behind nginx's auth_request ask the
+// same endpoint, configured as the README shows: without a session a
+// browser goes to the login site (401 and error_page, as nginx takes no
+// redirect from auth_request) and an API client gets 401; with one the
+// apps see the user and groups; the admins' app refuses bob with 403;
+// logout on the login site ends both.
+func TestSingleSignOnNginx(t *testing.T) {
+	s := startSSO(t)
+	port := nginxApps(t, s)
+	ada, bob := s.browser(t), s.browser(t)
+	page := fmt.Sprintf("http://app3.example.test:%d/index.html?id=7", port)
+	admin := fmt.Sprintf("http://app3.example.test:%d/admin/index.html", port)
+	resp, _ := call(t, ada, "GET", page, "", "Accept", "text/html")
 	want := s.url("auth", "/login?next="+url.QueryEscape(page))
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != want {
 		t.Fatalf("nginx without a session: %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
@@ -282,5 +310,92 @@ http {
 		if resp, _ := call(t, ada, "GET", u, "", "Accept", "text/html"); resp.StatusCode != 302 {
 			t.Errorf("%s after logout: %d, want 302", u, resp.StatusCode)
 		}
+	}
+}
+
+// spoofs are the ways a client may try to lift a site's rule query q
+// (such as group=admins) on a request for path: the rule in the app's
+// query, repeated, in another case, percent-encoded, and the whole query
+// in the headers an auth endpoint reads for the original URL. Each is a
+// path and header pairs.
+func spoofs(host, path, q string) [][]string {
+	k, v, _ := strings.Cut(q, "=")
+	return [][]string{
+		{path + "?" + q},
+		{path + "?" + q + "&" + q},
+		{path + "?" + strings.ToUpper(k) + "=" + v},
+		{path + "?" + url.QueryEscape(k) + "%3D" + v},
+		{path + "?" + "%" + fmt.Sprintf("%02X", k[0]) + k[1:] + "=" + v},
+		{path + "?x=1", "X-Forwarded-Uri", "/x?" + q},
+		{path + "?" + q, "X-Forwarded-Uri", "/x?" + q},
+		{path, "X-Original-URL", "http://" + host + "/x?" + q},
+		{path + "?" + q, "X-Original-URL", "http://" + host + path + "?" + q, "X-Forwarded-Uri", path + "?" + q},
+	}
+}
+
+// TestSingleSignOnRulesHold: through a real Caddy forward_auth, no
+// client can lift a site's rule (group, user, factor=2) by repeating it
+// in the app's query or in X-Forwarded-Uri or X-Original-URL, encoded,
+// repeated or in another case; a site without rules, in the README's
+// form, whose app URLs carry ?user=... still lets every user in.
+func TestSingleSignOnRulesHold(t *testing.T) {
+	s := startSSO(t)
+	ada, bob := s.browser(t), s.browser(t)
+	s.signIn(t, ada, "ada", s.url("app1", "/"))
+	s.signIn(t, bob, "bob", s.url("app1", "/"))
+	for _, tc := range []struct {
+		app, rule string
+		c         *http.Client
+	}{{"app2", "group=admins", bob}, {"app6", "group=admins", bob}, {"app4", "user=ada", bob}, {"app5", "factor=2", ada}} {
+		host := strings.TrimPrefix(s.url(tc.app, ""), "http://")
+		for _, spoof := range spoofs(host, "/secret", tc.rule) {
+			for _, accept := range []string{"text/html", "application/json"} {
+				header := append([]string{"Accept", accept}, spoof[1:]...)
+				if resp, body := call(t, tc.c, "GET", s.url(tc.app, spoof[0]), "", header...); resp.StatusCode != 403 {
+					t.Errorf("%s (%s) with %q %v: %d %q, want 403", tc.app, tc.rule, spoof[0], spoof[1:], resp.StatusCode, body)
+				}
+			}
+		}
+	}
+	if _, body := call(t, ada, "GET", s.url("app2", "/secret"), "", "Accept", "text/html"); !strings.HasPrefix(body, "app2 user=ada") {
+		t.Errorf("app2 for ada: %q", body)
+	}
+	for _, c := range []*http.Client{ada, bob} {
+		if resp, body := call(t, c, "GET", s.url("app1", "/search?user=nobody&group=x&factor=3"), "", "Accept", "text/html"); resp.StatusCode != 200 || !strings.HasPrefix(body, "app1 user=") {
+			t.Errorf("app1 (no rules) with ?user=...: %d %q", resp.StatusCode, body)
+		}
+	}
+}
+
+// TestSingleSignOnNginxRulesHold: the same attempts behind nginx's
+// auth_request, configured as the README shows and, at /bare/, without
+// the lines that clear the client's X-Forwarded-* headers.
+func TestSingleSignOnNginxRulesHold(t *testing.T) {
+	s := startSSO(t)
+	port := nginxApps(t, s)
+	ada, bob := s.browser(t), s.browser(t)
+	host := fmt.Sprintf("app3.example.test:%d", port)
+	s.signIn(t, ada, "ada", "http://"+host+"/index.html")
+	s.signIn(t, bob, "bob", "http://"+host+"/index.html")
+	for _, tc := range []struct {
+		path, rule string
+		c          *http.Client
+	}{{"/admin/index.html", "group=admins", bob}, {"/bare/index.html", "group=admins", bob}, {"/ada/index.html", "user=ada", bob}, {"/two/index.html", "factor=2", ada}} {
+		for _, spoof := range spoofs(host, tc.path, tc.rule) {
+			for _, accept := range []string{"text/html", "application/json"} {
+				header := append([]string{"Accept", accept}, spoof[1:]...)
+				if resp, body := call(t, tc.c, "GET", "http://"+host+spoof[0], "", header...); resp.StatusCode != 403 {
+					t.Errorf("%s (%s) with %q %v: %d %q, want 403", tc.path, tc.rule, spoof[0], spoof[1:], resp.StatusCode, body)
+				}
+			}
+		}
+	}
+	for _, path := range []string{"/admin/index.html", "/bare/index.html", "/ada/index.html"} {
+		if resp, _ := call(t, ada, "GET", "http://"+host+path+"?group=nobody", "", "Accept", "text/html"); resp.StatusCode != 200 {
+			t.Errorf("%s for ada: %d", path, resp.StatusCode)
+		}
+	}
+	if resp, _ := call(t, bob, "GET", "http://"+host+"/index.html?user=nobody", "", "Accept", "text/html"); resp.StatusCode != 200 {
+		t.Errorf("/ (no rules) for bob with ?user=...: %d", resp.StatusCode)
 	}
 }
