@@ -87,13 +87,16 @@ type pageData struct {
 	// CodeStep is the login page's code form of a pending sign-in.
 	CodeStep bool
 	// the second factor's page: whether the user has one, a new setup,
-	// the recovery codes to show once, whether the password is needed
-	// for a change, and whether the session may only enrol
+	// the recovery codes to show once, and whether the session may only
+	// enrol
 	Enrolled      bool
 	Setup         *setup
 	RecoveryCodes []string
-	NeedPassword  bool
 	MustEnrol     bool
+	// StepUp is the field a change of the sign-in methods asks for (see
+	// appendStepUpField), or nothing: in the second factor's form, in a
+	// passkey's delete form; PasskeyStepUp in the form that adds one.
+	StepUp, PasskeyStepUp template.HTML
 }
 
 // StylePath is the stylesheet's path, for the layout template.
@@ -196,6 +199,7 @@ const (
 	profileSessions
 	profileFactor
 	profilePasskeys
+	profileStepUp
 	profileFields
 )
 
@@ -205,20 +209,22 @@ func newProfilePage(passkeys bool) *page {
 	return newPage("profile.html", func(m []string) pageData {
 		return pageData{Title: "Profile", User: m[profileUser], IssuedISO: m[profileIssuedISO], IssuedText: m[profileIssuedText],
 			ExpiresISO: m[profileExpiresISO], ExpiresText: m[profileExpiresText], Sessions: template.HTML(m[profileSessions]),
-			Status: m[profileFactor], Passkeys: template.HTML(m[profilePasskeys]), Passkey: passkeys}
+			Status: m[profileFactor], Passkeys: template.HTML(m[profilePasskeys]), Passkey: passkeys, PasskeyStepUp: template.HTML(m[profileStepUp])}
 	}, profileFields)
 }
 
 // The fields of a row of the profile's lists: what it names (a device, a
 // passkey), a detail (the address, when the passkey was last used), a
-// time as datetime and as text, and the ID its forms send; the line of
-// sessions not listed has their count as its name.
+// time as datetime and as text, the ID its forms send, and a passkey's
+// step-up field; the line of sessions not listed has their count as its
+// name.
 const (
 	rowName = iota
 	rowDetail
 	rowTimeISO
 	rowTimeText
 	rowID
+	rowStepUp
 	rowFields
 )
 
@@ -237,6 +243,7 @@ var (
 // newRow pre-renders a row of the profile's lists.
 func newRow(name string) *page {
 	return newPage(name, func(m []string) pageData {
-		return pageData{Device: m[rowName], Address: m[rowDetail], IssuedISO: m[rowTimeISO], IssuedText: m[rowTimeText], SessionID: m[rowID]}
+		return pageData{Device: m[rowName], Address: m[rowDetail], IssuedISO: m[rowTimeISO], IssuedText: m[rowTimeText], SessionID: m[rowID],
+			StepUp: template.HTML(m[rowStepUp])}
 	}, rowFields)
 }

@@ -258,17 +258,21 @@ func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f format, ses
 	if isJSON(r.Header.Get("Content-Type")) {
 		return h.finishRegistration(w, r, sess)
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "action", "id", "name", "password")
+	in, err := readFields(w, r, h.MaxBodySize, "action", "id", "name", "password", "current_code")
 	if err != nil {
 		return err
 	}
+	if err := account.CheckCode(in["current_code"]); err != nil {
+		return reject(http.StatusBadRequest, err.Error())
+	}
+	proof := stepUpProof{password: in["password"], code: in["current_code"]}
 	switch in["action"] {
 	case "begin":
-		return h.beginRegistration(w, r, sess, in["password"])
+		return h.beginRegistration(w, r, sess, proof)
 	case "rename":
 		return h.renamePasskey(w, r, f, sess, in["id"], in["name"])
 	case "delete":
-		return h.deletePasskey(w, r, f, sess, in["id"], in["password"])
+		return h.deletePasskey(w, r, f, sess, in["id"], proof)
 	}
 	return reject(http.StatusBadRequest, "action must be begin, rename or delete")
 }
@@ -276,8 +280,8 @@ func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f format, ses
 // beginRegistration starts a registration: a resident key, user
 // verification preferred, no attestation, none of the user's passkeys
 // again.
-func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess *signedIn, password string) error {
-	if err := h.changeAllowed(r, sess, password); err != nil {
+func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess *signedIn, proof stepUpProof) error {
+	if err := h.allowChange(w, r, sess, true, proof); err != nil {
 		return err
 	}
 	rp, err := h.relyingParty(r)
@@ -460,15 +464,14 @@ func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f format
 	return nil
 }
 
-// deletePasskey removes one of the user's passkeys, with a recent
-// sign-in or the password (removing a factor is a step up), and ends the
-// sessions it started: this one too, when it did.
-func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, idText, password string) error {
+// deletePasskey removes one of the user's passkeys under the step-up
+// policy, and ends the sessions it started: this one too, when it did.
+func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, idText string, proof stepUpProof) error {
 	id, err := parsePasskeyID(idText)
 	if err != nil {
 		return err
 	}
-	if err := h.recentOrPassword(r, sess, password); err != nil {
+	if err := h.allowChange(w, r, sess, false, proof); err != nil {
 		return err
 	}
 	removed, err := h.removePasskey(r, sess.User, id)

@@ -292,17 +292,20 @@ func TestPasskeyChecks(t *testing.T) {
 			t.Errorf("%s: %d", name, w.Code)
 		}
 	}
-	// deleted: with a recent sign-in, ending the sessions it started
+	// deleted from a passkey sign-in of the last 10 minutes (the password
+	// session may not: the passkey is ada's only second factor), ending
+	// the sessions it started, this one too
 	started := sessionCookie(t, a.passkeyLogin(auth))
-	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+b64url.EncodeToString(auth.id), cookie))
+	other := sessionCookie(t, a.passkeyLogin(auth))
+	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+b64url.EncodeToString(auth.id), started))
 	if w.Code != 200 {
 		t.Fatalf("delete: %d %q", w.Code, w.Body)
 	}
-	if code, _ := a.httpsProfile(started); code != 401 {
+	if code, _ := a.httpsProfile(other); code != 401 {
 		t.Errorf("a session the deleted passkey started: %d, want 401", code)
 	}
 	if code, _ := a.httpsProfile(cookie); code != 200 {
-		t.Errorf("the session that deleted the passkey: %d", code)
+		t.Errorf("a session the passkey did not start: %d", code)
 	}
 	if w := a.passkeyLogin(auth); w.Code != 401 {
 		t.Errorf("a deleted passkey: %d", w.Code)
@@ -380,8 +383,8 @@ func TestPasskeyInput(t *testing.T) {
 	}
 }
 
-// TestPasskeyManage: rename, and a delete that needs a recent sign-in or
-// the password.
+// TestPasskeyManage: rename, and a delete that needs a recent passkey
+// sign-in when the passkey is the account's second factor.
 func TestPasskeyManage(t *testing.T) {
 	a := newApp(t, "", nil)
 	cookie := a.httpsLogin("ada", adaPassword)
@@ -407,8 +410,12 @@ func TestPasskeyManage(t *testing.T) {
 	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id, cookie)); w.Code != 403 {
 		t.Errorf("a delete from an old session: %d", w.Code)
 	}
-	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id+"&password="+url.QueryEscape(adaPassword), cookie)); w.Code != 200 {
+	// the passkey is ada's second factor: her password does not remove it
+	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id+"&password="+url.QueryEscape(adaPassword), cookie)); w.Code != 403 {
 		t.Errorf("a delete with the password: %d %q", w.Code, w.Body)
+	}
+	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id, sessionCookie(t, a.passkeyLogin(auth)))); w.Code != 200 {
+		t.Errorf("a delete from a passkey sign-in: %d %q", w.Code, w.Body)
 	}
 	if a.logs.FilterMessage("passkey removed").Len() != 1 {
 		t.Error("the removal is not logged")

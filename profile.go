@@ -47,9 +47,9 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 		})
 		return nil
 	}
-	page, keys := profilePageNoPasskeys, []account.Passkey(nil)
+	page, keys, stepUp := profilePageNoPasskeys, []account.Passkey(nil), stepUpNone
 	if h.passkeysOn() {
-		page, keys = profilePage, h.profilePasskeys(sess)
+		page, keys, stepUp = profilePage, h.profilePasskeys(sess), h.stepUpOf(sess)
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
 	writeBuilt(w, r, http.StatusOK, textHTML, func(body []byte) []byte {
@@ -69,8 +69,10 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 				return appendSessionRows(b, sessions, sess.ID, others)
 			case profileFactor:
 				return appendFactorLine(b, h.statusOf(sess.User))
+			case profileStepUp:
+				return appendStepUpField(b, stepUp, "passkey-step-up")
 			default:
-				return appendPasskeyRows(b, keys)
+				return appendPasskeyRows(b, keys, stepUp)
 			}
 		})
 	})
@@ -98,8 +100,8 @@ func appendPasskeys(b []byte, keys []account.Passkey) []byte {
 }
 
 // appendPasskeyRows appends the profile page's list of passkeys, each
-// with its rename and delete forms.
-func appendPasskeyRows(b []byte, keys []account.Passkey) []byte {
+// with its rename and delete forms, the latter with the step-up field.
+func appendPasskeyRows(b []byte, keys []account.Passkey, stepUp stepUp) []byte {
 	if len(keys) == 0 {
 		return append(b, `<li class="meta">No passkeys yet.</li>`+"\n"...)
 	}
@@ -118,6 +120,8 @@ func appendPasskeyRows(b []byte, keys []account.Passkey) []byte {
 				return v.Created.AppendFormat(b, isoTime)
 			case rowTimeText:
 				return v.Created.AppendFormat(b, textTime)
+			case rowStepUp:
+				return appendStepUpField(b, stepUp, "delete-"+v.ID)
 			default:
 				return appendText(b, v.ID)
 			}

@@ -37,9 +37,10 @@ const (
 )
 
 const (
-	// recentSignIn is how recent a sign-in must be to add or replace a
-	// second factor without the password: a stolen session must not
-	// enrol its own factor and lock the owner out.
+	// recentSignIn is how recent a sign-in must be to change the
+	// account's sign-in methods without a further proof (see stepUp): a
+	// stolen session must not enrol its own factor and lock the owner
+	// out.
 	recentSignIn = 10 * time.Minute
 	// enrollmentLifetime bounds a setup between its secret and the
 	// first code.
@@ -383,30 +384,6 @@ func (h *Handler) enrolFirst(w http.ResponseWriter, r *http.Request, sess *signe
 	return nil
 }
 
-// recentOrPassword lets a change of the second factor through when the
-// session began within recentSignIn or the request carries the
-// account's password (checked under the login throttle).
-func (h *Handler) recentOrPassword(r *http.Request, sess *signedIn, password string) error {
-	const msg = "sign in again to change your second factor"
-	if h.clock.Now().Sub(sess.Issued) <= recentSignIn {
-		return nil
-	}
-	if password == "" || len(password) > maxFieldLen {
-		return reject(http.StatusForbidden, msg)
-	}
-	in := loginInput{name: sess.User, ip: clientIP(r)}
-	place, _, err := h.guard.Enter(r.Context(), h.guardLogin(in), h.clock.Now())
-	if err != nil {
-		return reject(http.StatusTooManyRequests, "too many attempts; try again later")
-	}
-	acct, reason, err := h.accounts.Check(sess.User, password)
-	place.Leave(reason != "")
-	if err != nil || acct == nil || acct.ID != sess.acct.ID {
-		return reject(http.StatusForbidden, msg)
-	}
-	return nil
-}
-
 // enrollment is a factor being set up: sealed for its purpose into the
 // form's hidden field, bound to the user and the session, for ten
 // minutes. Nothing is stored until the first code confirms it.
@@ -414,24 +391,28 @@ type enrollment struct {
 	Secret  string `json:"secret"`
 	Session string `json:"session"`
 	Expires int64  `json:"expires"`
+	// SteppedUp is whether the setup began after the step-up policy let
+	// it through (a JSON begin): its confirmation needs no second proof,
+	// which a code used once could not give again.
+	SteppedUp bool `json:"stepped_up,omitempty"`
 }
 
 // sealEnrollment seals a new secret's setup for the session.
-func (h *Handler) sealEnrollment(sess *signedIn, secret string) string {
+func (h *Handler) sealEnrollment(sess *signedIn, secret string, steppedUp bool) string {
 	data, _ := json.Marshal(enrollment{Secret: secret, Session: hex.EncodeToString(sess.ID[:]),
-		Expires: h.clock.Now().Add(enrollmentLifetime).Unix()})
+		Expires: h.clock.Now().Add(enrollmentLifetime).Unix(), SteppedUp: steppedUp})
 	return h.keys.SealData(session.PurposeEnrollment, data, factorKey(sess.User))
 }
 
 // openEnrollment opens the session's setup, refusing another session's
 // or an expired one.
-func (h *Handler) openEnrollment(sess *signedIn, value string) (string, error) {
+func (h *Handler) openEnrollment(sess *signedIn, value string) (enrollment, error) {
 	data, _, err := h.keys.OpenData(session.PurposeEnrollment, value, factorKey(sess.User))
 	var e enrollment
 	if err != nil || json.Unmarshal(data, &e) != nil || e.Session != hex.EncodeToString(sess.ID[:]) || h.clock.Now().Unix() >= e.Expires {
-		return "", reject(http.StatusBadRequest, "the setup has expired or is not this session's; start again")
+		return e, reject(http.StatusBadRequest, "the setup has expired or is not this session's; start again")
 	}
-	return e.Secret, nil
+	return e, nil
 }
 
 // issuer is the name authenticator apps show for the codes: totp_issuer,
@@ -449,13 +430,14 @@ type setup struct {
 	qr         string
 }
 
-// newSetup makes a new secret and its setup for the session.
-func (h *Handler) newSetup(r *http.Request, sess *signedIn) (setup, error) {
+// newSetup makes a new secret and its setup for the session; steppedUp
+// says the step-up policy let it through already.
+func (h *Handler) newSetup(r *http.Request, sess *signedIn, steppedUp bool) (setup, error) {
 	key, err := account.NewTOTPKey(h.issuer(r), sess.User)
 	if err != nil {
 		return setup{}, err
 	}
-	return setupOf(key, h.sealEnrollment(sess, key.Secret()))
+	return setupOf(key, h.sealEnrollment(sess, key.Secret(), steppedUp))
 }
 
 // setupOf is the setup of a key with its sealed enrollment, and its QR
@@ -471,17 +453,6 @@ func setupOf(key *otp.Key, enrollment string) (setup, error) {
 	}
 	return setup{Secret: key.Secret(), URI: key.URL(), Enrollment: enrollment,
 		qr: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
-}
-
-// changeAllowed lets a change of the second factor through: a sign-in
-// of the last 10 minutes or the password, and, when the user has a
-// factor already, a session that began with it (a session of the
-// password alone must not replace the owner's factor).
-func (h *Handler) changeAllowed(r *http.Request, sess *signedIn, password string) error {
-	if h.hasFactor(sess.acct) && sess.Factors < 2 {
-		return reject(http.StatusForbidden, "sign in with your second factor to change it")
-	}
-	return h.recentOrPassword(r, sess, password)
 }
 
 // totp is the second factor's page (GET) and endpoint (POST): begin a
@@ -501,36 +472,45 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request, f format, sess *s
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "action", "enrollment", "code", "password", "end_other_sessions")
+	in, err := readFields(w, r, h.MaxBodySize, "action", "enrollment", "code", "current_code", "password", "end_other_sessions")
 	if err != nil {
 		return err
 	}
-	if err := account.CheckCode(in["code"]); err != nil {
-		return reject(http.StatusBadRequest, err.Error())
+	for _, code := range []string{in["code"], in["current_code"]} {
+		if err := account.CheckCode(code); err != nil {
+			return reject(http.StatusBadRequest, err.Error())
+		}
 	}
+	proof := stepUpProof{password: in["password"], code: in["current_code"]}
 	switch in["action"] {
 	case "":
 		if in["code"] == "" {
-			return h.beginTOTP(w, r, f, sess, in)
+			return h.beginTOTP(w, r, f, sess, proof)
 		}
-		return h.confirmTOTP(w, r, f, sess, in)
-	case "disable":
-		return h.disableTOTP(w, r, f, sess, in["code"])
-	case "recovery-codes":
+		return h.confirmTOTP(w, r, f, sess, in, proof)
+	case "disable", "recovery-codes":
+		// the code they need is the step-up; a session that may only
+		// enrol may change nothing else
+		if h.mustEnrol(sess) {
+			return errEnrolOnly()
+		}
+		if in["action"] == "disable" {
+			return h.disableTOTP(w, r, f, sess, in["code"])
+		}
 		return h.newRecoveryCodes(w, r, f, sess, in["code"])
 	}
 	return reject(http.StatusBadRequest, "action must be disable or recovery-codes, or none")
 }
 
 // beginTOTP starts a setup: a new secret, stored nowhere yet.
-func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, in fields) error {
-	if err := h.changeAllowed(r, sess, in["password"]); err != nil {
+func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, proof stepUpProof) error {
+	if err := h.allowChange(w, r, sess, true, proof); err != nil {
 		return err
 	}
 	if f != formatJSON {
 		return h.totpPage(w, r, sess, "")
 	}
-	s, err := h.newSetup(r, sess)
+	s, err := h.newSetup(r, sess, true)
 	if err != nil {
 		return h.internal(w, r, err)
 	}
@@ -540,14 +520,17 @@ func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f format, se
 // confirmTOTP stores the factor being set up once its first code is
 // right, with new recovery codes shown once, and starts a new session of
 // two factors for this browser (ending the others when asked).
-func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, in fields) error {
-	if err := h.changeAllowed(r, sess, in["password"]); err != nil {
-		return err
-	}
-	secret, err := h.openEnrollment(sess, in["enrollment"])
+func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, in fields, proof stepUpProof) error {
+	e, err := h.openEnrollment(sess, in["enrollment"])
 	if err != nil {
 		return err
 	}
+	if !e.SteppedUp {
+		if err := h.allowChange(w, r, sess, true, proof); err != nil {
+			return err
+		}
+	}
+	secret := e.Secret
 	step, ok := account.MatchStep(secret, in["code"], h.clock.Now())
 	if !ok {
 		h.count(metrics.secondFactor, "failure", "wrong_code")
@@ -644,12 +627,11 @@ func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f for
 // totpPage shows the second factor: its state and forms when the user
 // has one, else a new setup.
 func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request, sess *signedIn, errMsg string) error {
-	data := pageData{Title: "Two-step sign-in", User: sess.User, Error: errMsg,
-		NeedPassword: h.clock.Now().Sub(sess.Issued) > recentSignIn, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn()}
+	data := h.totpPageData(sess, errMsg)
 	status := h.statusOf(sess.User)
 	data.Enrolled, data.Others = status.TOTP, strconv.Itoa(status.RecoveryCodesLeft)
 	if !status.TOTP || r.URL.Query().Has("replace") || r.Method == http.MethodPost {
-		s, err := h.newSetup(r, sess)
+		s, err := h.newSetup(r, sess, false)
 		if err != nil {
 			return h.internal(w, r, err)
 		}
@@ -670,8 +652,18 @@ func (h *Handler) setupAgain(w http.ResponseWriter, r *http.Request, sess *signe
 	if err != nil {
 		return h.internal(w, r, err)
 	}
-	return h.renderTOTP(w, r, http.StatusBadRequest, pageData{Title: "Two-step sign-in", User: sess.User, Error: msg, Setup: &s,
-		NeedPassword: h.clock.Now().Sub(sess.Issued) > recentSignIn, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn()})
+	data := h.totpPageData(sess, msg)
+	data.Setup = &s
+	return h.renderTOTP(w, r, http.StatusBadRequest, data)
+}
+
+// totpPageData is the second factor's page for the session: its user,
+// the step-up field a change asks for, whether it may only enrol.
+func (h *Handler) totpPageData(sess *signedIn, errMsg string) pageData {
+	kind := h.stepUpOf(sess)
+	return pageData{Title: "Two-step sign-in", User: sess.User, Error: errMsg, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn(),
+		StepUp:        template.HTML(appendStepUpField(nil, kind, "step-up")),
+		PasskeyStepUp: template.HTML(appendStepUpField(nil, kind, "passkey-step-up"))}
 }
 
 // renderTOTP renders the second factor's page, whose QR code is a data:

@@ -368,9 +368,13 @@ func TestTOTPReplaceNeedsTheFactor(t *testing.T) {
 	oneFactor := a.seal(a.newSession("ada"))
 	for _, body := range []string{"", "password=" + adaPassword} {
 		w := a.post("/profile/totp", body, oneFactor)
-		if w.Code != 403 || !strings.Contains(w.Body.String(), "sign in with your second factor") {
+		if w.Code != 403 || !strings.Contains(w.Body.String(), "enter a current code") {
 			t.Errorf("begin from a session of one factor (%q): %d %q", body, w.Code, w.Body)
 		}
+	}
+	a.advance(30 * time.Second)
+	if w := a.post("/profile/totp", "current_code="+a.codeFor(e.secret), oneFactor); w.Code != 200 {
+		t.Errorf("begin from a session of one factor with a current code: %d %q", w.Code, w.Body)
 	}
 	if w := a.post("/profile/totp", "", e.session); w.Code != 200 {
 		t.Errorf("begin from a session of two factors: %d", w.Code)
@@ -426,14 +430,14 @@ func TestPendingSignIn(t *testing.T) {
 	}
 }
 
-// TestTOTPRecentSignIn: adding a factor needs a sign-in of the last ten
-// minutes or the password.
+// TestTOTPRecentSignIn: adding a first factor needs a sign-in of the
+// last ten minutes or the password, once per setup.
 func TestTOTPRecentSignIn(t *testing.T) {
 	a := newApp(t, "", nil)
 	cookie := a.login("ada", adaPassword, false)
 	a.advance(recentSignIn + time.Minute)
 	w := a.post("/profile/totp", "", cookie)
-	if w.Code != 403 || !strings.Contains(w.Body.String(), `"error":"sign in again to change your second factor"`) {
+	if w.Code != 403 || !strings.Contains(w.Body.String(), `"error":"enter your password to change how you sign in`) {
 		t.Fatalf("an old session: %d %q", w.Code, w.Body)
 	}
 	if w := a.post("/profile/totp", "password=wrong", cookie); w.Code != 403 {
@@ -444,11 +448,9 @@ func TestTOTPRecentSignIn(t *testing.T) {
 	if w.Code != 200 || begin.Enrollment == "" {
 		t.Fatalf("the password: %d %q", w.Code, w.Body)
 	}
-	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie); w.Code != 403 {
-		t.Errorf("a confirmation without the password: %d", w.Code)
-	}
-	if w := a.post("/profile/totp", "password="+adaPassword+"&enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie); w.Code != 200 {
-		t.Errorf("a confirmation with the password: %d %q", w.Code, w.Body)
+	// the setup began with the password: its confirmation needs it no more
+	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie); w.Code != 200 {
+		t.Errorf("a confirmation of a setup begun with the password: %d %q", w.Code, w.Body)
 	}
 	a.advance(enrollmentLifetime + time.Minute)
 	fresh := a.login("grace", gracePassword, false)

@@ -62,7 +62,11 @@
   }
 
   async function register() {
-    const { res, data } = await post("/profile/passkeys", { action: "begin", password: ($("passkey-password") || {}).value || "" });
+    // the step-up field the page shows, if any: password or current_code
+    const proof = $("passkey-step-up");
+    const begin = { action: "begin" };
+    if (proof) begin[proof.name] = proof.value;
+    const { res, data } = await post("/profile/passkeys", begin);
     if (!res.ok) throw new Error(data.error || "passkeys are not available here");
     const publicKey = data.publicKey;
     publicKey.challenge = decode(publicKey.challenge);
