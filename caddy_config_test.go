@@ -137,12 +137,14 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	miniapp {
 		user ada %s
+		realm two
 	}
 	respond "two {http.miniapp.user}"
 }
 http://:%d {
 	miniapp {
 		user ada %s
+		realm any
 	}
 	respond "any {http.miniapp.user}"
 }

@@ -289,6 +289,9 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 			h.passkeyAccounts[string(userHandle(acct))] = acct
 		}
 	}
+	if err := h.claimUsers(ctx); err != nil {
+		return err
+	}
 	if h.accounts.Mixed {
 		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
 	}

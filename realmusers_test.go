@@ -1,0 +1,102 @@
+package miniapp
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// TestClaimUsers: in one config load, two handlers of one realm that
+// give one user name different password hashes are refused, naming the
+// user and the realm; the same hash, another realm, or another load (a
+// node of a rolling password change) is fine.
+func TestClaimUsers(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	other, cancelOther := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancelOther()
+	provision := func(ctx caddy.Context, realm, hash string) error {
+		h := &Handler{Accounts: []Account{{Username: "ada", Password: hash}, {Username: "grace", Password: graceHash}}, SecretKeys: []string{testKey}, Realm: realm}
+		err := h.provision(ctx, &certmagic.FileStorage{Path: t.TempDir()}, zap.NewNop())
+		t.Cleanup(func() { _ = h.Cleanup() })
+		return err
+	}
+	if err := provision(ctx, "claims", adaHash); err != nil {
+		t.Fatal(err)
+	}
+	if err := provision(ctx, "claims", adaHash); err != nil {
+		t.Errorf("the same hash in a second handler of the realm: %v", err)
+	}
+	if err := provision(ctx, "claims-other", testhash.Bcrypt(adaPassword)); err != nil {
+		t.Errorf("another hash in another realm: %v", err)
+	}
+	if err := provision(other, "claims", testhash.Bcrypt(adaPassword)); err != nil {
+		t.Errorf("another hash in another config load: %v", err)
+	}
+	err := provision(ctx, "claims", testhash.Bcrypt(adaPassword))
+	if err == nil || !strings.Contains(err.Error(), `user "ada" of realm "claims"`) {
+		t.Errorf("another hash for ada in the same realm and load: %v", err)
+	}
+	cancel()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		realmUsers.Lock()
+		_, kept := realmUsers.loads[ctx.Context]
+		realmUsers.Unlock()
+		if !kept {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the claims of a load that ended are kept")
+		}
+	}
+}
+
+// TestCaddySameNameRefused: the built Caddy refuses a Caddyfile whose two
+// sites of the default realm give ada two hashes (what the README once
+// showed as supported), and loads it once each site has its own realm.
+func TestCaddySameNameRefused(t *testing.T) {
+	binary := buildCaddy(t)
+	home := t.TempDir()
+	validate := func(realm string) (string, error) {
+		config := fmt.Sprintf(`{
+	admin off
+	storage file_system %s
+}
+http://one.test {
+	miniapp {
+		user ada %s
+	}
+}
+http://two.test {
+	miniapp {
+		user ada %s
+		%s
+	}
+}
+`, filepath.Join(home, "storage"), adaHash, testhash.Bcrypt(adaPassword), realm)
+		file := filepath.Join(t.TempDir(), "Caddyfile")
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(binary, "validate", "--config", file, "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := validate(""); err == nil || !strings.Contains(out, `user \"ada\" of realm \"miniapp\" has a different password hash`) {
+		t.Errorf("two hashes for ada in one realm: %v\n%s", err, out)
+	}
+	if out, err := validate("realm two"); err != nil {
+		t.Errorf("each site its own realm: %v\n%s", err, out)
+	}
+}
