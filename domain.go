@@ -71,7 +71,7 @@ func (h *Handler) setDomain() error {
 // checkCookieDomain refuses a domain that other parties' sites share:
 // a public suffix, an IP address, localhost.
 func checkCookieDomain(name string) error {
-	if net.ParseIP(strings.Trim(name, "[]")) != nil {
+	if net.ParseIP(strings.Trim(name, "[]")) != nil || endsInNumber(name) {
 		return errors.New("an IP address cannot have subdomains")
 	}
 	for _, label := range strings.Split(name, ".") {
@@ -86,6 +86,19 @@ func checkCookieDomain(name string) error {
 		return errors.New("a public suffix: sites of other owners under it would receive the cookie")
 	}
 	return nil
+}
+
+// endsInNumber reports whether a browser reads the host as an IPv4
+// address (the URL standard's "ends in a number"): its last label, after
+// a final dot, is decimal digits or 0x and hex digits, as in 127.1,
+// 0x7f.0.0.1 or 2130706433, which net.ParseIP does not take.
+func endsInNumber(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if hex, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		return strings.Trim(hex, "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }
 
 // underDomain reports whether host is the domain or a subdomain of it.

@@ -37,6 +37,13 @@ func TestCookieDomainConfig(t *testing.T) {
 		{"*.example.com", "https://auth.example.com/login", "not a domain name"},
 		{"exa mple.com", "https://auth.example.com/login", "not a domain name"},
 		{"[::1]", "https://auth.example.com/login", "IP address"},
+		// what browsers read as IPv4 addresses, which net.ParseIP does not
+		{"127.1", "http://127.1/login", "IP address"},
+		{"0x7f.0.0.1", "http://0x7f.0.0.1/login", "IP address"},
+		{"0X7F.1", "http://0x7f.1/login", "IP address"},
+		{"2130706433", "http://2130706433/login", "IP address"},
+		{"017700000001", "http://017700000001/login", "IP address"},
+		{"example.0x10", "http://a.example.0x10/login", "IP address"},
 	} {
 		h := &Handler{CookieName: "miniapp_session", CookieDomain: tc.domain, LoginURL: tc.login}
 		if err := h.setDomain(); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -156,6 +163,17 @@ func TestSignOutLink(t *testing.T) {
 	for _, host := range []string{"auth.example.test", "app.example.test"} {
 		if w := a.do(request{target: "/profile", cookie: c, https: true, header: map[string]string{"Host": host}}); w.Code != 401 {
 			t.Errorf("the session on %s after sign-out: %d", host, w.Code)
+		}
+	}
+}
+
+// TestEndsInNumber: a last label of digits or of 0x and hex digits is an
+// IPv4 address to a browser; any other is a name.
+func TestEndsInNumber(t *testing.T) {
+	for host, want := range map[string]bool{"127.1": true, "0x7f.0.0.1": true, "2130706433": true, "a.0x": true, "a.1.": true,
+		"example.com": false, "0xample.com": false, "a.123abc": false, "a.0xg1": false, "x1.example.com": false} {
+		if got := endsInNumber(host); got != want {
+			t.Errorf("%q: %v, want %v", host, got, want)
 		}
 	}
 }
