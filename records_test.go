@@ -81,3 +81,28 @@ func TestRecordsKeyRotation(t *testing.T) {
 		t.Errorf("a passkey after the old key went: %d %q", w.Code, w.Body)
 	}
 }
+
+// TestLongUserRecords: a user whose name makes a record key too long for
+// a hex file name (150 bytes) sets up one-time codes and a passkey on
+// file storage, and a node that starts later sees both.
+func TestLongUserRecords(t *testing.T) {
+	long := strings.Repeat("u", 150)
+	dir := t.TempDir()
+	accounts := func(h *Handler) { h.Accounts = append(testAccounts(), Account{Username: long, Password: adaHash}) }
+	a := newApp(t, dir, accounts)
+	e := a.enrol(long, adaPassword)
+	auth := newAuthenticator(t, passkeyHost)
+	if w := a.register(auth, a.stepUpSession(long, 2, 0), ""); w.Code != 201 {
+		t.Fatalf("a passkey for the long name: %d %q", w.Code, w.Body)
+	}
+	if w := a.do(request{target: "/hello"}); w.Code != 200 {
+		t.Errorf("after the records: %d", w.Code)
+	}
+	b := newApp(t, dir, accounts)
+	if _, p := b.profileOf(e.session); p.SecondFactor != (factorStatus{TOTP: true, RecoveryCodesLeft: 10}) {
+		t.Errorf("another node's view of the long name's factor: %+v", p.SecondFactor)
+	}
+	if keys, _, err := b.h.passkeysOf(long); len(keys) != 1 || err != nil {
+		t.Errorf("another node's view of the long name's passkeys: %d %v", len(keys), err)
+	}
+}

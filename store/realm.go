@@ -91,15 +91,17 @@ const Timeout = 2 * time.Second
 var errDown = errors.New("the store is down; answering from memory until it is back")
 
 // call makes one store call of a request within Timeout, unless the
-// store has failed since the last sync that succeeded.
+// store has failed since the last sync that succeeded. A call that
+// failed because its request ended (the client went away) says nothing
+// of the store, and leaves it up.
 func (rv *Realm) call(ctx context.Context, f func(ctx context.Context) error) error {
 	if rv.down.Load() {
 		return errDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	callCtx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	err := f(ctx)
-	if err != nil {
+	err := f(callCtx)
+	if err != nil && ctx.Err() == nil {
 		rv.down.Store(true)
 	}
 	return err

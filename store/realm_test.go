@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -138,4 +139,37 @@ func signOuts(rv *Realm, acct AccountID) uint32 {
 	rv.mu.RLock()
 	defer rv.mu.RUnlock()
 	return rv.users[acct]
+}
+
+// blockingBackend is a store whose record swaps wait for their context,
+// or fail at once with fail.
+type blockingBackend struct {
+	Backend
+	fail error
+}
+
+func (b blockingBackend) SwapRecord(ctx context.Context, _ string, _, _ []byte) (bool, error) {
+	if b.fail != nil {
+		return false, b.fail
+	}
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// TestCallRequestEnded: a store call that failed because its request
+// ended leaves the store up; one the store failed marks it down.
+func TestCallRequestEnded(t *testing.T) {
+	rv := NewRealm(blockingBackend{}, Options{Now: time.Now, Logger: zap.NewNop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := rv.SwapRecord(ctx, "totp:ada", nil, []byte("x")); err == nil {
+		t.Fatal("a swap of an ended request succeeded")
+	}
+	if rv.down.Load() {
+		t.Error("a request that ended marked the store down")
+	}
+	rv = NewRealm(blockingBackend{fail: errors.New("disk full")}, Options{Now: time.Now, Logger: zap.NewNop()})
+	if _, err := rv.SwapRecord(context.Background(), "totp:ada", nil, []byte("x")); err == nil || !rv.down.Load() {
+		t.Errorf("a store error: %v, down %v", err, rv.down.Load())
+	}
 }

@@ -3,12 +3,15 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/store"
@@ -20,21 +23,62 @@ import (
 // within a node only: Caddy's storage locks poll each second, too slow
 // for a sign-in, so two nodes that swap one record within a sync interval
 // may both succeed (the README says so).
+//
+// A key longer than maxHexKey (a long user name) would make a name
+// longer than file systems take (255 bytes), and could never be stored:
+// its file is named by the hex of its SHA-256 after digestPrefix, and
+// holds the key before the value (its length as a uvarint, then the
+// key), so that a listing finds it. Every key that could be stored before
+// keeps its hex name, which every node of a rolling upgrade reads: a node
+// that could not see a second factor would take it for off.
+
+// maxHexKey is the longest key whose file is named by its hex: 254
+// characters, the longest even name within 255 bytes.
+const maxHexKey = 127
+
+// digestPrefix starts the name of a long key's file; hex never holds '-'.
+const digestPrefix = "d-"
 
 func (b *storageBackend) recordsDir() string { return b.prefix + "/records" }
 func (b *storageBackend) recordKey(key string) string {
-	return b.recordsDir() + "/" + hex.EncodeToString([]byte(key))
+	if len(key) <= maxHexKey {
+		return b.recordsDir() + "/" + hex.EncodeToString([]byte(key))
+	}
+	sum := sha256.Sum256([]byte(key))
+	return b.recordsDir() + "/" + digestPrefix + hex.EncodeToString(sum[:])
 }
 
-// Record reads the record's file; a file larger than a record can be is
-// an error, not an absent record, so a second factor never switches
-// itself off.
+// Record reads the record's file; a file larger than a record can be, or
+// a long key's file that holds another key, is an error, not an absent
+// record, so a second factor never switches itself off.
 func (b *storageBackend) Record(ctx context.Context, key string) ([]byte, error) {
-	data, err := b.load(ctx, b.recordKey(key), store.MaxRecord)
+	data, err := b.load(ctx, b.recordKey(key), store.MaxRecord+binary.MaxVarintLen64+int64(len(key)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return data, err
+	if err != nil || len(key) <= maxHexKey {
+		return data, err
+	}
+	held, value, ok := splitKeyed(data)
+	if !ok || held != key {
+		return nil, fmt.Errorf("record file %s holds no record of its key", b.recordKey(key))
+	}
+	return value, nil
+}
+
+// keyed is a long key's file: the key's length, the key, the value.
+func keyed(key string, value []byte) []byte {
+	return append(append(binary.AppendUvarint(nil, uint64(len(key))), key...), value...)
+}
+
+// splitKeyed reads a long key's file.
+func splitKeyed(data []byte) (string, []byte, bool) {
+	n, size := binary.Uvarint(data)
+	if size <= 0 || n > uint64(len(data)-size) {
+		return "", nil, false
+	}
+	end := size + int(n)
+	return string(data[size:end]), data[end:], true
 }
 
 // SwapRecord compares and replaces the record's file under this node's
@@ -54,6 +98,8 @@ func (b *storageBackend) SwapRecord(ctx context.Context, key string, old, new []
 		if errors.Is(err, fs.ErrNotExist) {
 			err = nil
 		}
+	} else if len(key) > maxHexKey {
+		err = b.storage.Store(ctx, b.recordKey(key), keyed(key, new))
 	} else {
 		err = b.storage.Store(ctx, b.recordKey(key), new)
 	}
@@ -97,11 +143,15 @@ func (b *storageBackend) readRecords(ctx context.Context, changes []store.Change
 		return changes, errors.Join(append(errs, fmt.Errorf("listing %s: %v", b.recordsDir(), err))...)
 	}
 	for _, file := range files {
-		key, err := hex.DecodeString(path.Base(file))
+		key, err := b.keyOfFile(ctx, path.Base(file))
 		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		value, err := b.Record(ctx, string(key))
+		if key == "" {
+			continue
+		}
+		value, err := b.Record(ctx, key)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -114,6 +164,30 @@ func (b *storageBackend) readRecords(ctx context.Context, changes []store.Change
 		b.recordsRead = true
 	}
 	return changes, errors.Join(errs...)
+}
+
+// keyOfFile is the key of the record file of the name: its hex, or for
+// a long key's file the key it holds; "" for a file of no record.
+func (b *storageBackend) keyOfFile(ctx context.Context, name string) (string, error) {
+	if digest, ok := strings.CutPrefix(name, digestPrefix); ok {
+		if len(digest) != 2*sha256.Size {
+			return "", nil
+		}
+		data, err := b.load(ctx, b.recordsDir()+"/"+name, store.MaxRecord+binary.MaxVarintLen64+2*store.MaxRecord)
+		if err != nil {
+			return "", err
+		}
+		key, _, ok := splitKeyed(data)
+		if !ok || len(key) <= maxHexKey || b.recordKey(key) != b.recordsDir()+"/"+name {
+			return "", nil
+		}
+		return key, nil
+	}
+	key, err := hex.DecodeString(name)
+	if err != nil || len(key) > maxHexKey {
+		return "", nil
+	}
+	return string(key), nil
 }
 
 // strikes counts attempts on this node.
