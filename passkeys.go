@@ -387,7 +387,11 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 		if len(keys) >= account.MaxPasskeys {
 			return nil, reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
 		}
-		return append(keys, k), nil
+		keys = append(keys, k)
+		if err := h.fitPasskeys(sess.User, keys); err != nil {
+			return nil, reject(http.StatusConflict, "this account's passkeys take all the room their record has; delete one first")
+		}
+		return keys, nil
 	})
 	if err != nil {
 		return h.passkeyStoreFailed(w, r, sess.User, err)
@@ -628,9 +632,21 @@ func (h *Handler) markUsed(r *http.Request, acct *account.Account, cred *webauth
 		if sess != nil {
 			keys[i].Started(sess.ID, sess.Expires.Unix(), now)
 		}
-		return keys, nil
+		return keys, h.fitPasskeys(acct.Name, keys)
 	})
 	if err != nil {
-		h.logger.Error("recording a passkey's use", zap.String("user", acct.Name), zap.Error(err))
+		h.logger.Error("recording a passkey's use failed: its signature counter, last use and session are not stored", zap.String("user", acct.Name), zap.Error(err))
 	}
+}
+
+// fitPasskeys keeps the user's passkeys within their record's size,
+// forgetting the oldest sessions they remember (logged: deleting the
+// passkey no longer ends those).
+func (h *Handler) fitPasskeys(user string, keys []account.Passkey) error {
+	forgot, err := account.FitSessions(keys, maxRecordData)
+	if forgot > 0 {
+		h.logger.Warn("a user's passkeys remember too many sessions for their record: the oldest are forgotten, and deleting a passkey no longer ends them",
+			zap.String("user", user), zap.Int("forgotten", forgot))
+	}
+	return err
 }

@@ -25,6 +25,10 @@ func (h *Handler) openRecord(key string, sealed []byte, v any) error {
 	return nil
 }
 
+// maxRecordData bounds a record's JSON so that, sealed (base64 of the
+// key ID, nonce, ciphertext and tag), it stays within store.MaxRecord.
+const maxRecordData = store.MaxRecord*3/4 - 64
+
 // sealRecord seals v as the record named key, with the first key.
 func (h *Handler) sealRecord(key string, v any) []byte {
 	data, _ := json.Marshal(v) // plain values: never fails

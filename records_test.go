@@ -2,13 +2,17 @@ package miniapp
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -104,5 +108,54 @@ func TestLongUserRecords(t *testing.T) {
 	}
 	if keys, _, err := b.h.passkeysOf(long); len(keys) != 1 || err != nil {
 		t.Errorf("another node's view of the long name's passkeys: %d %v", len(keys), err)
+	}
+}
+
+// TestPasskeysRecordBounded: a passkeys record at the edge of the
+// store's limit (long credential IDs, many sessions remembered) takes
+// one more sign-in: the oldest sessions are forgotten (and logged), the
+// newest is remembered, the counter and last use are stored, and the
+// record stays within the limit.
+func TestPasskeysRecordBounded(t *testing.T) {
+	a := newApp(t, "", nil)
+	auth := newAuthenticator(t, passkeyHost)
+	auth.counter = 1
+	if w := a.register(auth, a.stepUpSession("ada", 2, 0), ""); w.Code != 201 {
+		t.Fatalf("registration: %d %q", w.Code, w.Body)
+	}
+	r := httptest.NewRequest("POST", passkeysPath, nil)
+	err := a.h.swapPasskeys(r, "ada", func(keys []account.Passkey) ([]account.Passkey, error) {
+		for len(keys) < account.MaxPasskeys {
+			keys = append(keys, account.Passkey{ID: session.Random(1023), PublicKey: session.Random(77), Account: keys[0].Account, Name: "old key"})
+		}
+		// sessions until one more would not fit
+		for n := 0; ; n++ {
+			k := &keys[n%len(keys)]
+			k.Sessions = append(k.Sessions, account.PasskeySession{ID: [16]byte(session.Random(16)), Expires: a.h.clock.Now().Add(time.Hour).Unix() + int64(n)})
+			if b, _ := json.Marshal(keys); len(b) > maxRecordData-40 {
+				k.Sessions = k.Sessions[:len(k.Sessions)-1]
+				return keys, nil
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.advance(time.Minute)
+	cookie := sessionCookie(t, a.passkeyLogin(auth))
+	started, err := a.h.keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, sealed, err := a.h.passkeysOf("ada")
+	if err != nil || len(sealed) > store.MaxRecord {
+		t.Fatalf("the record after the sign-in: %d bytes, %v", len(sealed), err)
+	}
+	k := keys[account.FindPasskey(keys, auth.id)]
+	if k.SignCount != 2 || k.LastUsed != a.h.clock.Now().Unix() || k.Sessions[len(k.Sessions)-1].ID != started.ID {
+		t.Errorf("the sign-in was not recorded: counter %d, last used %d, newest session %x", k.SignCount, k.LastUsed, k.Sessions[len(k.Sessions)-1].ID)
+	}
+	if a.logs.FilterMessageSnippet("the oldest are forgotten").Len() != 1 || a.logs.FilterMessageSnippet("recording a passkey's use failed").Len() != 0 {
+		t.Errorf("the log:\n%s", a.logText())
 	}
 }

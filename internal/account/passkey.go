@@ -2,6 +2,7 @@ package account
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"slices"
 )
@@ -75,6 +76,46 @@ func (k *Passkey) Started(id [16]byte, expires, now int64) {
 	if n := len(k.Sessions); n > maxPasskeySessions {
 		k.Sessions = k.Sessions[n-maxPasskeySessions:]
 	}
+}
+
+// ErrPasskeysFull is a set of passkeys too large for its record even
+// without the sessions they remember.
+var ErrPasskeysFull = errors.New("the passkeys do not fit in their record; delete one first")
+
+// FitSessions forgets the sessions the passkeys remember that expire
+// first, across all of them, until the passkeys encode to at most limit
+// bytes of JSON, and returns how many it forgot: a record must stay
+// within the store's limit however often they sign in. A forgotten
+// session is no longer ended when its passkey is deleted.
+func FitSessions(keys []Passkey, limit int) (int, error) {
+	size := jsonSize(keys)
+	forgot := 0
+	for size > limit {
+		// each passkey's sessions are in the order they started
+		oldest := -1
+		for i, k := range keys {
+			if len(k.Sessions) > 0 && (oldest < 0 || k.Sessions[0].Expires < keys[oldest].Sessions[0].Expires) {
+				oldest = i
+			}
+		}
+		if oldest < 0 {
+			return forgot, ErrPasskeysFull
+		}
+		size -= jsonSize(keys[oldest].Sessions[0]) + 1 // and its comma
+		keys[oldest].Sessions = keys[oldest].Sessions[1:]
+		forgot++
+		if size <= limit {
+			// the estimate said so; the encoding decides
+			size = jsonSize(keys)
+		}
+	}
+	return forgot, nil
+}
+
+// jsonSize is the length of v's JSON.
+func jsonSize(v any) int {
+	b, _ := json.Marshal(v) // plain values: never fails
+	return len(b)
 }
 
 // CheckPasskeyName refuses a name that is too long or not plain text.
