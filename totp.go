@@ -275,7 +275,7 @@ func (h *Handler) pendingOf(r *http.Request) (*session.Session, *account.Account
 		return nil, nil
 	}
 	p, err := h.keys.Open(session.PurposePending, value, name, requestHost(r))
-	if err != nil || !h.clock.Now().Truncate(time.Second).Before(p.Expires) {
+	if err != nil || !h.clock.Now().Truncate(time.Second).Before(p.Expires) || h.shared.RevokedID(p.ID, p.Expires) {
 		return nil, nil
 	}
 	acct, known := h.accounts.Lookup(p.User)
@@ -324,8 +324,11 @@ func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f format, i
 	kind, err := h.checkCode(r.Context(), in, acct.Name)
 	switch {
 	case err == nil:
-		// used up: a copy of the cookie signs nobody in
+		// used up: a copy of the cookie signs nobody in, here at once (and
+		// on every node with Redis), on every node within the store's
+		// sync interval (revoked like a session)
 		_, _, _ = h.shared.Strike(r.Context(), attempts, maxCodeFailures, pendingLifetime)
+		h.shared.Revoke(r.Context(), p.ID, p.Expires)
 	case !wrongCode(err):
 		_, _, _ = h.shared.Strike(r.Context(), attempts, -1, pendingLifetime)
 	}

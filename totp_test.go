@@ -765,3 +765,28 @@ func storePlaces(t *testing.T) map[string]func(*Handler) {
 		},
 	}
 }
+
+// TestPendingSingleUseAcrossNodes: after a right code on one node, the
+// same pending cookie with the next code signs nobody in on another
+// node once that node has synced (Redis: at once).
+func TestPendingSingleUseAcrossNodes(t *testing.T) {
+	for name, use := range storePlaces(t) {
+		t.Run(name, func(t *testing.T) {
+			a, b := twoNodes(t, t.TempDir(), use)
+			e := a.enrol("ada", adaPassword)
+			syncUntilRecord(t, b, factorKey("ada"))
+			a.advance(30 * time.Second)
+			pending := cookieNamed(a.post("/login", "username=ada&password="+adaPassword, nil), "miniapp_session_pending")
+			if w := a.post("/login", "code="+a.codeFor(e.secret), pending); w.Code != 200 {
+				t.Fatalf("the code on node A: %d %q", w.Code, w.Body)
+			}
+			if err := b.h.shared.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			a.advance(30 * time.Second)
+			if w := b.post("/login", "code="+a.codeFor(e.secret), pending); w.Code != 401 {
+				t.Errorf("the used pending cookie with the next code on node B: %d %q", w.Code, w.Body)
+			}
+		})
+	}
+}
