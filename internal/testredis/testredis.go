@@ -5,6 +5,7 @@ package testredis
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -31,12 +32,21 @@ type Server struct {
 	t    testing.TB
 	args []string
 	cmd  *exec.Cmd
+	// tls is how a client of a server that speaks TLS alone connects
+	tls *tls.Config
 }
 
 // Start starts a redis-server for the test and stops it at the end, with
 // the extra arguments given (such as "--requirepass", "secret").
 // Without redis-server it skips, except in CI; -short skips it too.
 func Start(t testing.TB, args ...string) *Server {
+	t.Helper()
+	return start(t, nil, args...)
+}
+
+// start starts a redis-server for the test, speaking TLS alone when
+// client is set (the arguments then name its certificates).
+func start(t testing.TB, client *tls.Config, args ...string) *Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: runs redis-server")
@@ -48,7 +58,7 @@ func Start(t testing.TB, args ...string) *Server {
 		t.Skip("redis-server is missing: install it as .ci/run does (apt-get install redis-server)")
 	}
 	port := testport.Free(t)
-	r := &Server{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: t.TempDir(), args: args}
+	r := &Server{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: t.TempDir(), args: args, tls: client}
 	t.Cleanup(r.Stop) // before Start: a server that starts too slowly is stopped too
 	r.Start()
 	return r
@@ -58,14 +68,18 @@ func Start(t testing.TB, args ...string) *Server {
 func (r *Server) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", r.Dir,
+	ports := []string{"--port", port}
+	if r.tls != nil {
+		ports = []string{"--port", "0", "--tls-port", port}
+	}
+	args := append(append(ports, "--bind", "127.0.0.1", "--dir", r.Dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "yes",
-		"--logfile", filepath.Join(r.Dir, "redis.log")}, r.args...)
+		"--logfile", filepath.Join(r.Dir, "redis.log")), r.args...)
 	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
-	client := redis.NewClient(&redis.Options{Addr: r.Addr})
+	client := redis.NewClient(&redis.Options{Addr: r.Addr, TLSConfig: r.tls})
 	defer func() { _ = client.Close() }()
 	deadline := time.Now().Add(10 * time.Second)
 	// a server that asks for a password answers NOAUTH once it is up

@@ -9,10 +9,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +61,19 @@ type Store struct {
 	// The database number. Default: 0.
 	DB int `json:"db,omitempty"`
 	// Connect with TLS, checking the server's certificate against the
-	// system's roots.
+	// system's roots, or against `tls_ca` when it is set.
 	TLS bool `json:"tls,omitempty"`
+	// A PEM file of the certificate authorities that sign the servers'
+	// certificates (a private CA), trusted instead of the system's roots.
+	// Setting it turns on `tls`. A file that does not load, or a server
+	// whose certificate it does not verify, refuses the config.
+	TLSCA string `json:"tls_ca,omitempty"`
+	// A PEM client certificate and its key (both, or neither), for a
+	// Redis that asks clients for one (`tls-auth-clients yes`). Setting
+	// them turns on `tls`; give the key as a file readable by Caddy
+	// alone.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
 	// The prefix of every key the module writes, before the realm (in
 	// braces, so that a realm's keys share one cluster slot).
 	// Default: miniapp:
@@ -86,6 +99,12 @@ func (s *Store) Provision(caddy.Context) error {
 	}
 	s.Username = repl.ReplaceKnown(s.Username, "")
 	s.Password = repl.ReplaceKnown(s.Password, "")
+	s.TLSCA = repl.ReplaceKnown(s.TLSCA, "")
+	s.TLSCert = repl.ReplaceKnown(s.TLSCert, "")
+	s.TLSKey = repl.ReplaceKnown(s.TLSKey, "")
+	if s.TLSCA != "" || s.TLSCert != "" || s.TLSKey != "" {
+		s.TLS = true
+	}
 	if s.KeyPrefix == "" {
 		s.KeyPrefix = "miniapp:"
 	}
@@ -102,6 +121,9 @@ func (s *Store) Validate() error {
 	if s.DB < 0 {
 		return fmt.Errorf("redis db must not be negative, got %d", s.DB)
 	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		return errors.New("redis tls: a client certificate needs its key, and a key its certificate")
+	}
 	return nil
 }
 
@@ -113,7 +135,11 @@ func (s *Store) Validate() error {
 //	    username <name>
 //	    password <password>
 //	    db <number>
-//	    tls
+//	    tls [{
+//	        ca <file>     # PEM: a private CA, instead of the system's roots
+//	        cert <file>   # PEM client certificate, with key
+//	        key <file>
+//	    }]
 //	    key_prefix <prefix>
 //	}
 func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -157,6 +183,7 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			s.TLS = true
+			err = s.unmarshalTLS(d)
 		default:
 			return d.Errf("unknown subdirective %q", sub)
 		}
@@ -167,12 +194,68 @@ func (s *Store) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// unmarshalTLS reads the optional block of tls.
+func (s *Store) unmarshalTLS(d *caddyfile.Dispenser) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("duplicate tls subdirective %s", sub)
+		}
+		seen[sub] = true
+		switch sub {
+		case "ca":
+			if err := oneArg(d, &s.TLSCA); err != nil {
+				return err
+			}
+		case "cert":
+			if err := oneArg(d, &s.TLSCert); err != nil {
+				return err
+			}
+		case "key":
+			if err := oneArg(d, &s.TLSKey); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown tls subdirective %q", sub)
+		}
+	}
+	return nil
+}
+
 // Place names the server and everything of the connection, so that a
 // reload with another password or TLS setting connects anew; the
 // password enters only as a digest.
 func (s *Store) Place() string {
 	secret := sha256.Sum256([]byte(s.Password))
-	return fmt.Sprintf("redis:%s/%s/%d/%s/%s/%t/%x", strings.Join(s.Address, ","), s.MasterName, s.DB, s.Username, s.KeyPrefix, s.TLS, secret[:8])
+	return fmt.Sprintf("redis:%s/%s/%d/%s/%s/%t/%s/%s/%s/%x", strings.Join(s.Address, ","), s.MasterName, s.DB, s.Username, s.KeyPrefix, s.TLS,
+		s.TLSCA, s.TLSCert, s.TLSKey, secret[:8])
+}
+
+// tlsConfig is the connection's TLS: the private CA if any (else the
+// system's roots), and the client certificate if any. A file that does
+// not load is an error naming it, never its contents.
+func (s *Store) tlsConfig() (*tls.Config, error) {
+	// each node's name is checked against its own address
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.TLSCA != "" {
+		pem, err := os.ReadFile(s.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls ca: %v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis tls ca %s: no PEM certificate in it", s.TLSCA)
+		}
+	}
+	if s.TLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("redis tls cert %s and key %s: %v", s.TLSCert, s.TLSKey, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
 }
 
 // Open connects to Redis for a realm.
@@ -198,8 +281,10 @@ func (s *Store) Open(ctx caddy.Context, opts store.Options) (store.Backend, erro
 		MaxRetries:            1,
 	}
 	if s.TLS {
-		// each node's name is checked against its own address
-		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		var err error
+		if o.TLSConfig, err = s.tlsConfig(); err != nil {
+			return nil, err
+		}
 	}
 	client := goredis.NewUniversalClient(o)
 	if err := s.checkConfig(ctx, client); err != nil {
@@ -221,9 +306,15 @@ func (s *Store) checkConfig(ctx context.Context, client goredis.UniversalClient)
 	where := strings.Join(s.Address, ", ")
 	var redisErr goredis.Error
 	var tlsErr tls.RecordHeaderError
+	var certErr *tls.CertificateVerificationError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &certErr):
+		return fmt.Errorf("redis at %s: its TLS certificate does not verify: %v (for a private CA, give it as tls { ca <file> })", where, certErr.Err)
+	case strings.Contains(err.Error(), "remote error: tls: "):
+		return fmt.Errorf("redis at %s refused the TLS connection: %s (a Redis with tls-auth-clients needs tls { cert <file> key <file> } of a certificate its CA signed)",
+			where, err.Error()[strings.Index(err.Error(), "tls: "):])
 	case errors.As(err, &redisErr) && isAuthError(redisErr.Error()):
 		return fmt.Errorf("redis at %s refused the credentials: %s (check username and password)", where, firstWord(redisErr.Error()))
 	case errors.As(err, &tlsErr), s.TLS && speaksPlain(ctx, s.Address[0]):

@@ -299,3 +299,65 @@ func TestRedisWarnsWithoutPersistence(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisTLS: a Redis whose certificate a private CA signed works with
+// tls { ca }, and with the client certificate where it asks for one
+// (tls-auth-clients); the system's roots, another CA, a missing client
+// certificate or files that do not load refuse the config with the
+// reason, never a key's contents.
+func TestRedisTLS(t *testing.T) {
+	files, other := testredis.NewTLSFiles(t, "test CA"), testredis.NewTLSFiles(t, "another CA")
+	open := testredis.StartTLS(t, files, false)
+	mutual := testredis.StartTLS(t, files, true)
+	key, err := os.ReadFile(files.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		store Store
+		want  string
+	}{
+		{"private CA", Store{Address: []string{open.Addr}, TLSCA: files.CA}, ""},
+		{"client certificate", Store{Address: []string{mutual.Addr}, TLSCA: files.CA, TLSCert: files.ClientCert, TLSKey: files.ClientKey}, ""},
+		{"system roots", Store{Address: []string{open.Addr}, TLS: true}, "certificate does not verify"},
+		{"another CA", Store{Address: []string{open.Addr}, TLSCA: other.CA}, "certificate does not verify"},
+		{"no client certificate", Store{Address: []string{mutual.Addr}, TLSCA: files.CA}, "refused the TLS connection"},
+		{"a client certificate of another CA", Store{Address: []string{mutual.Addr}, TLSCA: files.CA, TLSCert: other.ClientCert, TLSKey: other.ClientKey},
+			"refused the TLS connection"},
+		{"a CA file that is no PEM", Store{Address: []string{open.Addr}, TLSCA: files.ClientKey + "x"}, "redis tls ca"},
+		{"a key of another certificate", Store{Address: []string{mutual.Addr}, TLSCA: files.CA, TLSCert: files.ClientCert, TLSKey: other.ClientKey},
+			"redis tls cert"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if err := tc.store.Provision(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.store.TLS {
+				t.Fatal("tls files did not turn tls on")
+			}
+			b, err := tc.store.Open(ctx, store.Options{Realm: "miniapp", Remember: time.Hour, Now: time.Now, Logger: zap.NewNop()})
+			if b != nil {
+				defer func() { _ = b.Close() }()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), string(key[30:60])):
+				t.Errorf("the error shows the key: %v", err)
+			}
+			if tc.want == "" {
+				if _, err := b.SignOut(context.Background(), store.AccountID{1}, 1); err != nil {
+					t.Errorf("a write over TLS: %v", err)
+				}
+			}
+		})
+	}
+	if err := (&Store{TLSCert: files.ClientCert}).Validate(); err == nil {
+		t.Error("a client certificate without its key validates")
+	}
+}
