@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"cmp"
 	"net"
 	"net/http"
 	"net/url"
@@ -66,7 +67,7 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 		return reject(http.StatusForbidden, "this site requires a second factor")
 	}
 	if !rules.allow(sess.acct) {
-		return reject(http.StatusForbidden, "this user may not use this site")
+		return h.notAllowed(w, r, sess)
 	}
 	h.keepAlive(r, sess)
 	header := w.Header()
@@ -85,8 +86,10 @@ func setRemote(header http.Header, name, value string) {
 	}
 }
 
-// authSignIn answers a forwarded request without a valid session.
-func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *url.URL, nginx bool) error {
+// authNext is where the login page sends a browser back to after
+// signing in for the forwarded request: its original URL when the
+// session cookie covers it, else /profile.
+func (h *Handler) authNext(r *http.Request, original *url.URL) string {
 	next := "/profile"
 	if host := original.Hostname(); h.covers(r, host) {
 		next = original.String()
@@ -97,6 +100,34 @@ func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *u
 	if len(next) > maxFieldLen {
 		next = "/profile"
 	}
+	return next
+}
+
+// notAllowed answers a signed-in user whom a site's rules refuse: 403.
+// A browser gets a page whose stylesheet, icon and links come from the
+// login site (the site asked about would answer 403 again), offering to
+// sign in as someone else: sign out on the login site, then its login
+// page with next.
+func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signedIn) error {
+	const reason = "this user may not use this site"
+	if !acceptsHTML(r) || hasErrorRoutes(r) {
+		return reject(http.StatusForbidden, reason)
+	}
+	original, _ := originalURL(r)
+	site := h.loginSite()
+	again := site + "/logout?next=" + url.QueryEscape(h.signInURL(h.authNext(r, original)))
+	csp := cmp.Or(h.domain.csp, pageCSP)
+	if site != "" {
+		csp = strings.Replace(strings.Replace(csp, "style-src 'self'", "style-src 'self' "+site, 1), "img-src 'self'", "img-src 'self' "+site, 1)
+	}
+	w.Header().Set("Content-Security-Policy", csp)
+	title := describe(http.StatusForbidden)
+	return h.render(w, r, http.StatusForbidden, "forbidden.html", pageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
+}
+
+// authSignIn answers a forwarded request without a valid session.
+func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *url.URL, nginx bool) error {
+	next := h.authNext(r, original)
 	browser := acceptsHTML(r)
 	switch {
 	case nginx && browser:

@@ -93,21 +93,26 @@ type pageData struct {
 	Setup         *setup
 	RecoveryCodes []string
 	MustEnrol     bool
+	// Base is the origin the page's stylesheet, icon and links are on
+	// when it is served for another site (the login site's); empty for
+	// this site.
+	Base string
 	// StepUp is the field a change of the sign-in methods asks for (see
 	// appendStepUpField), or nothing: in the second factor's form, in a
 	// passkey's delete form; PasskeyStepUp in the form that adds one.
 	StepUp, PasskeyStepUp template.HTML
 }
 
-// StylePath is the stylesheet's path, for the layout template.
-func (pageData) StylePath() string { return stylePath }
+// StylePath is the stylesheet's path (on Base), for the layout
+// template.
+func (d pageData) StylePath() string { return d.Base + stylePath }
 
 // ScriptPath is the passkey script's path, for the pages that offer
 // passkeys.
 func (pageData) ScriptPath() string { return scriptPath }
 
-// FaviconPath is the icon's path, for the layout template.
-func (pageData) FaviconPath() string { return faviconPath }
+// FaviconPath is the icon's path (on Base), for the layout template.
+func (d pageData) FaviconPath() string { return d.Base + faviconPath }
 
 // Time layouts of the profile page.
 const (

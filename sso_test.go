@@ -3,6 +3,7 @@ package miniapp
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -154,9 +155,7 @@ func TestSingleSignOn(t *testing.T) {
 	if _, body := call(t, bob, "GET", page, "", "Remote-Email", "boss@example.com", "Remote-User", "ada", "Remote-Groups", "admins"); body != "app1 user=bob groups= email=" {
 		t.Errorf("bob with spoofed Remote-* headers: %q", body)
 	}
-	if resp, _ := call(t, bob, "GET", s.url("app2", "/"), "", "Accept", "text/html"); resp.StatusCode != 403 {
-		t.Errorf("app2 (admins) for bob: %d, want 403", resp.StatusCode)
-	}
+	s.checkNotAllowed(t, bob, "bob", s.url("app2", "/docs?x=1"))
 	if resp, _ := call(t, &http.Client{Transport: loopback(), Timeout: 10 * time.Second}, "GET", page, "", "Accept", "application/json"); resp.StatusCode != 401 {
 		t.Errorf("an API client without a session: %d", resp.StatusCode)
 	}
@@ -271,6 +270,40 @@ http {
 		if time.Now().After(deadline) {
 			t.Fatalf("nginx did not start: %v\n%s", err, out)
 		}
+	}
+}
+
+// checkNotAllowed: a user a site's rules refuse gets 403 with a page
+// styled from the login site, whose "sign in as someone else" signs out
+// on the login site and goes on to its login page with next = the page;
+// a client that is no browser gets the one-line reason.
+func (s *ssoSites) checkNotAllowed(t *testing.T, c *http.Client, user, page string) {
+	t.Helper()
+	resp, body := call(t, c, "GET", page, "", "Accept", "text/html")
+	auth := s.url("auth", "")
+	again := auth + "/logout?next=" + url.QueryEscape(auth+"/login?next="+url.QueryEscape(page))
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 403 || !strings.Contains(body, `<link rel="stylesheet" href="`+auth+`/miniapp/style.`) ||
+		!strings.Contains(body, "signed in as <strong>"+user+"</strong>") || !strings.Contains(body, `href="`+template.HTMLEscapeString(again)+`">Sign in as someone else`) ||
+		!strings.Contains(csp, "style-src 'self' "+auth+";") {
+		t.Fatalf("the refused page: %d, CSP %q\n%s", resp.StatusCode, csp, body)
+	}
+	style := body[strings.Index(body, auth+"/miniapp/style."):]
+	if resp, _ := call(t, c, "GET", style[:strings.IndexByte(style, '"')], ""); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" {
+		t.Errorf("its stylesheet: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp, body := call(t, c, "GET", page, "", "Accept", "application/json"); resp.StatusCode != 403 || !strings.Contains(body, "may not use this site") {
+		t.Errorf("a JSON client refused: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := call(t, c, "GET", again, "", "Accept", "text/html"); resp.StatusCode != 200 || !strings.Contains(body, `action="/logout"`) {
+		t.Fatalf("the sign-out page: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, c, "POST", auth+"/logout", "next="+url.QueryEscape(auth+"/login?next="+url.QueryEscape(page)), "Origin", auth)
+	if want := auth + "/login?next=" + url.QueryEscape(page); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
+		t.Errorf("signing out to sign in as someone else: %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	if resp, _ := call(t, c, "GET", page, "", "Accept", "text/html"); resp.StatusCode != 302 {
+		t.Errorf("the page after signing out: %d, want 302 to the login site", resp.StatusCode)
 	}
 }
 
