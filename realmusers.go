@@ -16,13 +16,14 @@ import (
 // do is refused.
 
 // realmUsers are the accounts the handlers of each config being loaded
-// gave each user name of each realm, by the load's context: every
-// module of one load is provisioned with the same one, which ends with
-// the load.
+// gave each user name of each realm, by the done channel of the load's
+// context: every module of one load is provisioned with that context or
+// a value-carrying child of it (each HTTP server adds its own value),
+// which share it, and it closes when the load ends.
 var realmUsers = struct {
 	sync.Mutex
-	loads map[context.Context]map[realmUser]account.ID
-}{loads: make(map[context.Context]map[realmUser]account.ID)}
+	loads map[<-chan struct{}]map[realmUser]account.ID
+}{loads: make(map[<-chan struct{}]map[realmUser]account.ID)}
 
 // realmUser is a user name of a realm.
 type realmUser struct{ realm, name string }
@@ -31,14 +32,18 @@ type realmUser struct{ realm, name string }
 // refuses one whose name another handler of the realm gave another
 // password hash.
 func (h *Handler) claimUsers(ctx caddy.Context) error {
+	load := ctx.Done()
+	if load == nil {
+		// a context that never ends tells no load from another
+		return nil
+	}
 	realmUsers.Lock()
 	defer realmUsers.Unlock()
-	users, ok := realmUsers.loads[ctx.Context]
+	users, ok := realmUsers.loads[load]
 	if !ok {
 		users = make(map[realmUser]account.ID)
-		realmUsers.loads[ctx.Context] = users
-		load := ctx.Context
-		context.AfterFunc(load, func() {
+		realmUsers.loads[load] = users
+		context.AfterFunc(ctx.Context, func() {
 			realmUsers.Lock()
 			delete(realmUsers.loads, load)
 			realmUsers.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -43,6 +44,13 @@ func TestClaimUsers(t *testing.T) {
 	if err := provision(other, "claims", testhash.Bcrypt(adaPassword)); err != nil {
 		t.Errorf("another hash in another config load: %v", err)
 	}
+	// each HTTP server of a load provisions its routes with a child of
+	// the load's context that carries the server
+	server := ctx
+	server.Context = context.WithValue(ctx.Context, caddyhttp.ServerCtxKey, "srv1")
+	if err := provision(server, "claims", testhash.Bcrypt(adaPassword)); err == nil {
+		t.Error("another hash for ada in another server of the same load")
+	}
 	err := provision(ctx, "claims", testhash.Bcrypt(adaPassword))
 	if err == nil || !strings.Contains(err.Error(), `user "ada" of realm "claims"`) {
 		t.Errorf("another hash for ada in the same realm and load: %v", err)
@@ -50,7 +58,7 @@ func TestClaimUsers(t *testing.T) {
 	cancel()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		realmUsers.Lock()
-		_, kept := realmUsers.loads[ctx.Context]
+		_, kept := realmUsers.loads[ctx.Done()]
 		realmUsers.Unlock()
 		if !kept {
 			break
@@ -62,8 +70,9 @@ func TestClaimUsers(t *testing.T) {
 }
 
 // TestCaddySameNameRefused: the built Caddy refuses a Caddyfile whose two
-// sites of the default realm give ada two hashes (what the README once
-// showed as supported), and loads it once each site has its own realm.
+// sites of the default realm, on two ports (two servers), give ada two
+// hashes (what the README once showed as supported), and loads it once
+// each site has its own realm.
 func TestCaddySameNameRefused(t *testing.T) {
 	binary := buildCaddy(t)
 	home := t.TempDir()
@@ -77,7 +86,7 @@ http://one.test {
 		user ada %s
 	}
 }
-http://two.test {
+http://two.test:8081 {
 	miniapp {
 		user ada %s
 		%s

@@ -141,6 +141,11 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before, _, _ := a.h.passkeysOf("ada")
+	var remembered []account.PasskeySession
+	for _, k := range before {
+		remembered = append(remembered, k.Sessions...)
+	}
 	a.advance(time.Minute)
 	cookie := sessionCookie(t, a.passkeyLogin(auth))
 	started, err := a.h.keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
@@ -155,7 +160,20 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if k.SignCount != 2 || k.LastUsed != a.h.clock.Now().Unix() || k.Sessions[len(k.Sessions)-1].ID != started.ID {
 		t.Errorf("the sign-in was not recorded: counter %d, last used %d, newest session %x", k.SignCount, k.LastUsed, k.Sessions[len(k.Sessions)-1].ID)
 	}
-	if a.logs.FilterMessageSnippet("the oldest are forgotten").Len() != 1 || a.logs.FilterMessageSnippet("recording a passkey's use failed").Len() != 0 {
+	if a.logs.FilterMessageSnippet("the oldest are ended").Len() != 1 || a.logs.FilterMessageSnippet("recording a passkey's use failed").Len() != 0 {
 		t.Errorf("the log:\n%s", a.logText())
+	}
+	// the sessions no longer remembered are ended: deleting a passkey
+	// still ends every session it started
+	kept := map[[16]byte]bool{}
+	for _, k := range keys {
+		for _, s := range k.Sessions {
+			kept[s.ID] = true
+		}
+	}
+	for _, id := range remembered {
+		if !kept[id.ID] && !a.h.shared.RevokedID(id.ID, time.Unix(id.Expires, 0)) {
+			t.Errorf("session %x is neither remembered nor ended", id.ID)
+		}
 	}
 }

@@ -68,14 +68,20 @@ func FindPasskey(keys []Passkey, id []byte) int {
 	return slices.IndexFunc(keys, func(k Passkey) bool { return bytes.Equal(k.ID, id) })
 }
 
-// Started records a session the passkey started, keeping the newest that
-// have not expired at now.
-func (k *Passkey) Started(id [16]byte, expires, now int64) {
+// Started records a session the passkey started, keeping the newest
+// maxPasskeySessions that have not expired at now, and returns the live
+// ones it no longer keeps: the caller ends them, so that deleting the
+// passkey still ends every session it started.
+func (k *Passkey) Started(id [16]byte, expires, now int64) []PasskeySession {
 	k.Sessions = slices.DeleteFunc(k.Sessions, func(s PasskeySession) bool { return s.Expires <= now })
 	k.Sessions = append(k.Sessions, PasskeySession{ID: id, Expires: expires})
-	if n := len(k.Sessions); n > maxPasskeySessions {
-		k.Sessions = k.Sessions[n-maxPasskeySessions:]
+	n := len(k.Sessions)
+	if n <= maxPasskeySessions {
+		return nil
 	}
+	dropped := slices.Clone(k.Sessions[:n-maxPasskeySessions])
+	k.Sessions = k.Sessions[n-maxPasskeySessions:]
+	return dropped
 }
 
 // ErrPasskeysFull is a set of passkeys too large for its record even
@@ -84,12 +90,13 @@ var ErrPasskeysFull = errors.New("the passkeys do not fit in their record; delet
 
 // FitSessions forgets the sessions the passkeys remember that expire
 // first, across all of them, until the passkeys encode to at most limit
-// bytes of JSON, and returns how many it forgot: a record must stay
-// within the store's limit however often they sign in. A forgotten
-// session is no longer ended when its passkey is deleted.
-func FitSessions(keys []Passkey, limit int) (int, error) {
+// bytes of JSON, and returns them: a record must stay within the store's
+// limit however often they sign in, and the caller ends the sessions it
+// forgot, so that deleting a passkey still ends every session it
+// started.
+func FitSessions(keys []Passkey, limit int) ([]PasskeySession, error) {
 	size := jsonSize(keys)
-	forgot := 0
+	var forgot []PasskeySession
 	for size > limit {
 		// each passkey's sessions are in the order they started
 		oldest := -1
@@ -102,8 +109,8 @@ func FitSessions(keys []Passkey, limit int) (int, error) {
 			return forgot, ErrPasskeysFull
 		}
 		size -= jsonSize(keys[oldest].Sessions[0]) + 1 // and its comma
+		forgot = append(forgot, keys[oldest].Sessions[0])
 		keys[oldest].Sessions = keys[oldest].Sessions[1:]
-		forgot++
 		if size <= limit {
 			// the estimate said so; the encoding decides
 			size = jsonSize(keys)

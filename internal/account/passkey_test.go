@@ -21,10 +21,16 @@ func TestFitSessions(t *testing.T) {
 	}
 	full, _ := json.Marshal(keys)
 	limit := len(full) - 1000
-	forgot, err := FitSessions(keys, limit)
+	forgotten, err := FitSessions(keys, limit)
+	forgot := len(forgotten)
 	after, _ := json.Marshal(keys)
 	if err != nil || forgot == 0 || len(after) > limit {
 		t.Fatalf("forgot %d, %d bytes for a limit of %d: %v", forgot, len(after), limit, err)
+	}
+	for _, s := range forgotten {
+		if s.Expires > 1000+int64(forgot)*3 {
+			t.Errorf("forgot a session that expires at %d, newer than those kept", s.Expires)
+		}
 	}
 	var kept []int64
 	for _, k := range keys {
@@ -43,5 +49,23 @@ func TestFitSessions(t *testing.T) {
 	}
 	if _, err := FitSessions(keys, 500); !errors.Is(err, ErrPasskeysFull) {
 		t.Errorf("passkeys larger than the limit without sessions: %v", err)
+	}
+}
+
+// TestStartedReturnsDropped: past the cap the oldest live sessions are
+// returned for the caller to end; expired ones just go.
+func TestStartedReturnsDropped(t *testing.T) {
+	var k Passkey
+	for n := range maxPasskeySessions {
+		if dropped := k.Started([16]byte{byte(n)}, int64(100+n), 10); dropped != nil {
+			t.Fatalf("dropped %v below the cap", dropped)
+		}
+	}
+	dropped := k.Started([16]byte{0xff}, 500, 10)
+	if len(dropped) != 1 || dropped[0].ID != [16]byte{0} || len(k.Sessions) != maxPasskeySessions {
+		t.Errorf("past the cap: dropped %v, kept %d", dropped, len(k.Sessions))
+	}
+	if dropped := k.Started([16]byte{0xfe}, 600, 200); dropped != nil || len(k.Sessions) != 2 {
+		t.Errorf("expired sessions: dropped %v, kept %d", dropped, len(k.Sessions))
 	}
 }
