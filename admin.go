@@ -29,6 +29,7 @@ func init() {
 //	GET    /miniapp/totp?user=<name>[&realm=<realm>]
 //	DELETE /miniapp/totp?user=<name>[&realm=<realm>]
 //	GET    /miniapp/passkeys?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/passkeys?user=<name>[&realm=<realm>]
 //	DELETE /miniapp/passkeys/<id>[?realm=<realm>]
 //
 // The realm is "miniapp" when not given. A realm that no handler of the
@@ -274,14 +275,23 @@ func (a *AdminAPI) totp(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, out)
 }
 
-// passkeys lists a user's passkeys.
+// passkeys lists (GET) or removes (DELETE: a record that no longer
+// opens, or a lost set of keys) a user's passkeys; removing them ends the
+// user's sessions too, as the sessions they started are not known when
+// the record does not open.
 func (a *AdminAPI) passkeys(w http.ResponseWriter, r *http.Request) error {
-	if err := allowAdmin(w, r, http.MethodGet); err != nil {
-		return err
+	if r.Method != http.MethodDelete {
+		if err := allowAdmin(w, r, http.MethodGet); err != nil {
+			w.Header().Set("Allow", "GET, DELETE")
+			return err
+		}
 	}
 	name, accounts, err := accountsOf(r)
 	if err != nil {
 		return err
+	}
+	if r.Method == http.MethodDelete {
+		return resetPasskeys(w, r, name, accounts)
 	}
 	keys, _, err := accounts[0].h.passkeysOf(name)
 	if err != nil {
@@ -291,6 +301,44 @@ func (a *AdminAPI) passkeys(w http.ResponseWriter, r *http.Request) error {
 	for i, k := range keys {
 		out[i] = viewOfPasskey(k)
 	}
+	return writeAdminJSON(w, out)
+}
+
+// passkeysResetJSON is the answer of DELETE /miniapp/passkeys?user=.
+type passkeysResetJSON struct {
+	// User is the user whose passkeys were removed.
+	User string `json:"user"`
+	// Removed is whether the user had a passkeys record (one that opens
+	// or not).
+	Removed bool `json:"removed"`
+	// Ended is how many live sessions the user had.
+	Ended int `json:"ended"`
+}
+
+// resetPasskeys removes the user's passkeys record whether it opens or
+// not, and signs the user out everywhere.
+func resetPasskeys(w http.ResponseWriter, r *http.Request, name string, accounts []userSessions) error {
+	out := passkeysResetJSON{User: name}
+	for i, u := range accounts {
+		// the record is the realm's and the name's: one per store
+		if !slices.ContainsFunc(accounts[:i], func(o userSessions) bool { return o.h.store.Place() == u.h.store.Place() }) {
+			err := u.h.swapRecord(r.Context(), passkeysKey(name), func(sealed []byte) ([]byte, error) {
+				out.Removed = out.Removed || sealed != nil
+				return nil, nil
+			})
+			if err != nil {
+				return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+			}
+		}
+		acct := store.AccountID(u.acct.ID)
+		listed, others := u.h.shared.Sessions(nil, acct, [16]byte{})
+		out.Ended += len(listed) + others
+		if !u.h.shared.SignOutEverywhere(r.Context(), acct) {
+			return apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
+		}
+	}
+	accounts[0].h.logger.Info("passkeys removed", zap.String("user", name), zap.Bool("had_passkeys", out.Removed),
+		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 	return writeAdminJSON(w, out)
 }
 

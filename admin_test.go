@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,5 +207,49 @@ func TestAdminPasskeys(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.HTTPStatus != status {
 			t.Errorf("DELETE %s: %v, want %d", target, err, status)
 		}
+	}
+}
+
+// TestAdminPasskeysReset: DELETE /miniapp/passkeys?user= clears a
+// passkeys record that no longer opens (which no user or single delete
+// can), ends the user's sessions, and says whether there was one.
+func TestAdminPasskeysReset(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Realm = "admin-passkeys-reset" })
+	auth := newAuthenticator(t, passkeyHost)
+	if w := a.register(auth, a.httpsLogin("ada", adaPassword), "laptop"); w.Code != 201 {
+		t.Fatalf("registration: %d %q", w.Code, w.Body)
+	}
+	signedIn := sessionCookie(t, a.passkeyLogin(auth))
+	key := passkeysKey("ada")
+	if ok, err := a.h.shared.SwapRecord(context.Background(), key, a.h.shared.Record(key), []byte("edited in the store")); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := (&AdminAPI{}).passkeys(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err == nil {
+		t.Error("GET of a record that does not open answered")
+	}
+	// the user is told it is the passkeys, the log names the reset that fixes it
+	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=begin", a.stepUpSession("ada", 2, 0)))
+	if w.Code != 403 || !strings.Contains(w.Body.String(), "your passkeys cannot be read") || a.logs.FilterMessageSnippet("passkeys-reset").Len() != 1 ||
+		strings.Contains(a.logText(), "totp-reset") || strings.Contains(a.logText(), "second factor refused") {
+		t.Errorf("adding a passkey beside a record that does not open: %d %q\n%s", w.Code, w.Body, a.logText())
+	}
+	for i, want := range []passkeysResetJSON{{User: "ada", Removed: true, Ended: 2}, {User: "ada", Removed: false, Ended: 0}} {
+		w := httptest.NewRecorder()
+		if err := (&AdminAPI{}).passkeys(w, httptest.NewRequest("DELETE", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err != nil {
+			t.Fatal(err)
+		}
+		var got passkeysResetJSON
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got != want {
+			t.Errorf("DELETE %d: %v %s, want %+v", i, err, w.Body, want)
+		}
+	}
+	if a.h.shared.Record(key) != nil {
+		t.Error("the record is still there")
+	}
+	if code, _ := a.httpsProfile(signedIn); code != 401 {
+		t.Errorf("a session after the reset: %d", code)
+	}
+	if w := a.register(newAuthenticator(t, passkeyHost), a.stepUpSession("ada", 1, 0), "new"); w.Code != 201 {
+		t.Errorf("a new passkey after the reset: %d %q", w.Code, w.Body)
 	}
 }

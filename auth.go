@@ -2,15 +2,14 @@ package miniapp
 
 import (
 	"cmp"
-	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/sso"
 	"go.uber.org/zap"
 )
 
@@ -20,54 +19,51 @@ import (
 const authPath = "/miniapp/auth"
 
 // auth answers whether the request that forward_auth or auth_request
-// forwards carries a valid session for the site it was sent to: 200
-// with Remote-* headers, 403 when a rule of the query refuses the user,
-// and without a session a redirect to the login page for a browser or
-// 401 for any other client (401 with the login page in Location for
-// nginx, which takes no redirect from it).
+// forwards carries a valid session for the site it was sent to (see
+// internal/sso): 200 with Remote-* headers, 403 when a rule of the
+// endpoint's own query refuses the user, and without a session a
+// redirect to the login page for a browser or 401 for any other client
+// (401 with the login page in Location for nginx, which takes no
+// redirect from it).
 func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *signedIn) error {
 	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
-	rules, err := parseRules(r.URL.RawQuery)
+	check := readCheck(r)
+	rules, err := sso.ParseRules(check.Query)
 	if err != nil {
-		return err
+		return reject(http.StatusBadRequest, err.Error())
 	}
-	for _, name := range rules.ignored {
-		h.ignoredRules.warn(h.logger, name)
+	for _, name := range rules.Ignored {
+		h.ignoredRules.warn(h.logger, h.clock.Now(), name)
 	}
 	w.Header()["Cache-Control"] = noStore
-	if sess == nil || !h.covers(r, originalHost(r)) {
-		original, nginx := originalURL(r)
-		return h.authSignIn(w, r, original, nginx)
+	browser := acceptsHTML(r)
+	var facts *sso.Session
+	if sess != nil {
+		facts = &sso.Session{Account: sess.acct, Factors: sess.Factors, MustEnrol: h.mustEnrol(sess),
+			HasFactor: func() bool { return h.hasFactor(sess.acct) }}
 	}
-	if h.mustEnrol(sess) {
-		original, nginx := originalURL(r)
-		switch {
-		case h.hasFactor(sess.acct):
-			// a session from before the factor: sign in again with it
-			return h.authSignIn(w, r, original, nginx)
-		case !acceptsHTML(r):
-			return reject(http.StatusForbidden, "second factor enrollment required")
-		}
-		// to the setup, never back to the login page, which would loop
+	decision := sso.Decide(rules, facts, sess != nil && h.covers(r, check.OriginalHost()), browser)
+	switch decision.Verdict {
+	case sso.SignIn:
+		original, nginx := check.Original()
+		return h.authSignIn(w, r, original, nginx, browser)
+	case sso.Enrol:
 		w.Header().Set("Location", h.loginSite()+totpPath)
-		if nginx {
+		if check.OriginalURL != "" {
 			// auth_request takes 2xx, 401 and 403 alone
 			return reject(http.StatusUnauthorized, "second factor enrollment required")
 		}
 		write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
 		return nil
-	}
-	if rules.factors > sess.Factors {
-		if acceptsHTML(r) && h.hasFactor(sess.acct) {
-			original, nginx := originalURL(r)
-			return h.authSignIn(w, r, original, nginx)
+	case sso.NotAllowed:
+		if browser && !hasErrorRoutes(r) {
+			return h.notAllowed(w, r, sess, check)
 		}
-		return reject(http.StatusForbidden, "this site requires a second factor")
-	}
-	if !rules.allow(sess.acct) {
-		return h.notAllowed(w, r, sess)
+		return reject(http.StatusForbidden, decision.Reason)
+	case sso.Refuse:
+		return reject(http.StatusForbidden, decision.Reason)
 	}
 	h.keepAlive(r, sess)
 	header := w.Header()
@@ -77,6 +73,12 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 	setRemote(header, "Remote-Name", sess.acct.FullName)
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// readCheck reads the forwarded request once, for the decision.
+func readCheck(r *http.Request) sso.Check {
+	return sso.Check{Query: r.URL.RawQuery, Host: r.Host, Secure: secure(r), ForwardedProto: r.Header.Get("X-Forwarded-Proto"),
+		ForwardedHost: r.Header.Get("X-Forwarded-Host"), ForwardedURI: r.Header.Get("X-Forwarded-Uri"), OriginalURL: r.Header.Get("X-Original-URL")}
 }
 
 // setRemote sets a Remote-* header, or leaves it out when empty.
@@ -103,21 +105,23 @@ func (h *Handler) authNext(r *http.Request, original *url.URL) string {
 	return next
 }
 
-// notAllowed answers a signed-in user whom a site's rules refuse: 403.
-// A browser gets a page whose stylesheet, icon and links come from the
-// login site (the site asked about would answer 403 again), offering to
-// sign in as someone else: sign out on the login site, then its login
-// page with next.
-func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signedIn) error {
-	const reason = "this user may not use this site"
-	if !acceptsHTML(r) || hasErrorRoutes(r) {
-		return reject(http.StatusForbidden, reason)
-	}
-	original, _ := originalURL(r)
-	site := h.loginSite()
-	again := site + "/logout?next=" + url.QueryEscape(h.signInURL(h.authNext(r, original)))
+// notAllowed answers a browser whom a site's rules refuse: 403 with a
+// page whose stylesheet, icon and links come from the login site (the
+// site asked about would answer 403 again), offering to sign in as
+// someone else: sign out on the login site, then its login page with
+// next.
+func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signedIn, check sso.Check) error {
+	original, _ := check.Original()
+	// without cookie_domain the site asked about is this one: its own
+	// sign-out form, a same-origin POST, goes on to the login page
+	again := h.signInURL(h.authNext(r, original))
 	csp := cmp.Or(h.domain.csp, pageCSP)
-	if site != "" {
+	site := ""
+	if h.domain.name != "" {
+		// another site of the domain: the login site's sign-out page,
+		// whose form signs out and goes on to next
+		site = h.loginSite()
+		again = site + "/logout?next=" + url.QueryEscape(again)
 		csp = strings.Replace(strings.Replace(csp, "style-src 'self'", "style-src 'self' "+site, 1), "img-src 'self'", "img-src 'self' "+site, 1)
 	}
 	w.Header().Set("Content-Security-Policy", csp)
@@ -125,10 +129,10 @@ func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signe
 	return h.render(w, r, http.StatusForbidden, "forbidden.html", pageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
 }
 
-// authSignIn answers a forwarded request without a valid session.
-func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *url.URL, nginx bool) error {
+// authSignIn answers a forwarded request without a valid session for
+// its site.
+func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *url.URL, nginx, browser bool) error {
 	next := h.authNext(r, original)
-	browser := acceptsHTML(r)
 	switch {
 	case nginx && browser:
 		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
@@ -173,192 +177,47 @@ func (h *Handler) keepAlive(r *http.Request, sess *signedIn) {
 // capped so that an Add copies it.
 var noStore = []string{"no-store"}[:1:1]
 
-// originalHost is the host of the request that was forwarded for a
-// check, without its port: originalURL's, read without building the URL
-// on forward_auth's path (X-Forwarded-Host). A request whose
-// X-Original-URL is no URL has none.
-func originalHost(r *http.Request) string {
-	host := r.Host
-	if raw := r.Header.Get("X-Original-URL"); raw != "" {
-		u, ok := parseOriginal(raw)
-		if !ok {
-			return ""
-		}
-		return u.Hostname()
-	}
-	if fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); validHost(fwd) {
-		host = fwd
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return host
-}
-
-// originalURL is the URL of the request that was forwarded for a check:
-// from X-Forwarded-Proto, -Host and -Uri (Caddy's forward_auth,
-// Traefik), or X-Original-URL (nginx, which then reports true whether or
-// not it is a URL), else the request itself. Headers that do not make a
-// URL are left out.
-func originalURL(r *http.Request) (*url.URL, bool) {
-	if raw := r.Header.Get("X-Original-URL"); raw != "" {
-		u, ok := parseOriginal(raw)
-		if !ok {
-			u = &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
-		}
-		return u, true
-	}
-	u := &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
-	if secure(r) {
-		u.Scheme = "https"
-	}
-	if proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); proto == "http" || proto == "https" {
-		u.Scheme = proto
-	}
-	if host, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); validHost(host) {
-		u.Host = host
-	}
-	if uri := r.Header.Get("X-Forwarded-Uri"); strings.HasPrefix(uri, "/") && !strings.HasPrefix(uri, "//") {
-		if ref, err := url.ParseRequestURI(uri); err == nil {
-			u.Path, u.RawPath, u.RawQuery = ref.Path, ref.RawPath, ref.RawQuery
-		}
-	}
-	return u, false
-}
-
-// parseOriginal reads X-Original-URL: an absolute http(s) URL with a
-// host and no user information.
-func parseOriginal(raw string) (*url.URL, bool) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || !validHost(u.Host) {
-		return nil, false
-	}
-	return u, true
-}
-
-// hostByte marks the bytes a host with its port may hold.
-var hostByte = func() (t [256]bool) {
-	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]" {
-		t[c] = true
-	}
-	return t
-}()
-
-// validHost reports whether s is a host, with an optional port, and
-// nothing else: letters, digits, '.', '-', ':' and the brackets of an
-// IPv6 address.
-func validHost(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !hostByte[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// rules are the conditions of one site's check, read from the endpoint's
-// own query alone: every group= parameter names groups of which the user
-// must be in at least one, every user= parameter users of which the user
-// must be one, and factor=2 asks for a session that began with a second
-// factor. Every rule applies (AND), so a parameter a client adds can only
-// tighten the check; parameters that are not rules are ignored.
-type rules struct {
-	groups, users [][]string
-	factors       uint8
-	// ignored are the names of parameters that are not rules, for the log
-	ignored []string
-}
-
-// parseRules reads group=a,b and user=ada,bob, each repeatable, and
-// factor=2; names and values are percent-decoded first.
-func parseRules(query string) (rules, error) {
-	var out rules
-	for query != "" {
-		var pair string
-		pair, query, _ = strings.Cut(query, "&")
-		if pair == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		k, err := unescape(k)
-		if err != nil {
-			return out, err
-		}
-		if v, err = unescape(v); err != nil {
-			return out, err
-		}
-		switch k {
-		case "factor":
-			if v != "2" {
-				return out, reject(http.StatusBadRequest, "factor must be 2")
-			}
-			out.factors = 2
-		case "group", "user":
-			names := strings.Split(v, ",")
-			for _, n := range names {
-				if n == "" || account.CheckName(n) != nil {
-					return out, reject(http.StatusBadRequest, "a rule names an empty or invalid group or user")
-				}
-			}
-			if k == "group" {
-				out.groups = append(out.groups, names)
-			} else {
-				out.users = append(out.users, names)
-			}
-		default:
-			out.ignored = append(out.ignored, k)
-		}
-	}
-	return out, nil
-}
-
 // ignoredNames remembers which parameter names that are no rules were
-// logged, so that each is logged once (a typo such as groups= shows in
-// the log, and a client's own parameters cannot flood it).
+// logged, so that each is logged once an hour (a typo such as groups=
+// shows in the log, and a client's own parameters cannot flood it): at
+// most maxIgnoredNames names an hour, and a count of the others.
 type ignoredNames struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu      sync.Mutex
+	seen    map[string]bool
+	since   time.Time
+	dropped int
 }
 
-// maxIgnoredNames bounds how many names are remembered and logged: the
-// names of a query that reaches the endpoint are the client's to choose.
+// maxIgnoredNames bounds how many names are logged an hour: the names of
+// a query that reaches the endpoint are the client's to choose.
 const maxIgnoredNames = 32
 
-// warn logs the name once, at warn, unless it was logged before or
-// maxIgnoredNames were.
-func (n *ignoredNames) warn(logger *zap.Logger, name string) {
+// ignoredWindow is how long a logged name stays quiet.
+const ignoredWindow = time.Hour
+
+// warn logs the name at warn unless it was logged within the window or
+// maxIgnoredNames names were; a new window first says how many names it
+// left out.
+func (n *ignoredNames) warn(logger *zap.Logger, now time.Time, name string) {
 	n.mu.Lock()
+	dropped := 0
+	if now.Sub(n.since) >= ignoredWindow {
+		dropped, n.dropped, n.seen, n.since = n.dropped, 0, make(map[string]bool), now
+	}
 	first := !n.seen[name] && len(n.seen) < maxIgnoredNames
 	if first {
-		if n.seen == nil {
-			n.seen = make(map[string]bool)
-		}
 		n.seen[name] = true
+	} else if !n.seen[name] {
+		n.dropped++
 	}
 	n.mu.Unlock()
+	if dropped > 0 {
+		logger.Warn("more parameters of /miniapp/auth that are no rules were ignored in the last hour than are named in the log", zap.Int("not_named", dropped))
+	}
 	if first {
 		if len(name) > 64 || account.CheckText(name) != nil {
 			name = "(a long or unprintable name)"
 		}
 		logger.Warn("a parameter of /miniapp/auth is no rule and was ignored (rules are group, user and factor)", zap.String("parameter", name))
 	}
-}
-
-// allow reports whether the account meets every rule.
-func (rs rules) allow(a *account.Account) bool {
-	for _, oneOf := range rs.groups {
-		if !slices.ContainsFunc(oneOf, a.HasGroup) {
-			return false
-		}
-	}
-	for _, oneOf := range rs.users {
-		if !slices.Contains(oneOf, a.Name) {
-			return false
-		}
-	}
-	return true
 }

@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "miniapp",
-		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> [--address <admin>] [--realm <realm>]",
+		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> | passkeys-reset <user> [--address <admin>] [--realm <realm>]",
 		Short: "Lists and ends miniapp sessions through the admin API",
 		Long: `
 Lists and ends the sessions of miniapp users on a running Caddy, through
@@ -35,6 +35,9 @@ its admin API (the module admin.api.miniapp), as caddy reload does:
   caddy miniapp passkeys <user>        a table of the user's passkeys
   caddy miniapp passkey-delete <id>    removes a passkey and ends the
                                        sessions it started
+  caddy miniapp passkeys-reset <user>  removes all of the user's passkeys
+                                       (a record that no longer opens)
+                                       and ends every session of the user
 
 --address is the admin API's address (default localhost:2019, or the one
 in --config); --realm the handler's realm (default miniapp). The exit
@@ -46,9 +49,9 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
 			cmd.RunE = func(_ *cobra.Command, args []string) error {
 				if len(args) == 0 {
-					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys or passkey-delete")
+					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys, passkey-delete or passkeys-reset")
 				}
-				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys or passkey-delete", args[0])
+				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys, passkey-delete or passkeys-reset", args[0])
 			}
 			cmd.AddCommand(
 				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
@@ -57,6 +60,7 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 				miniappCommand("totp-reset <user>", "Removes a user's second factor and ends every session of the user", totpResetCommand),
 				miniappCommand("passkeys <user>", "Lists a user's passkeys", listPasskeysCommand),
 				miniappCommand("passkey-delete <id>", "Removes a passkey and ends the sessions it started", deletePasskeyCommand),
+				miniappCommand("passkeys-reset <user>", "Removes all of a user's passkeys and ends every session of the user", passkeysResetCommand),
 			)
 		},
 	})
@@ -204,6 +208,20 @@ func deletePasskeyCommand(admin adminClient, id string, out io.Writer) error {
 		return err
 	}
 	_, err := fmt.Fprintf(out, "removed passkey %s (%s) of %s\n", printable(result.Passkey.ID), printable(result.Passkey.Name), printable(result.User))
+	return err
+}
+
+// passkeysResetCommand removes all of a user's passkeys.
+func passkeysResetCommand(admin adminClient, user string, out io.Writer) error {
+	var result passkeysResetJSON
+	if err := admin.do(http.MethodDelete, "/miniapp/passkeys", url.Values{"user": {user}}, &result); err != nil {
+		return err
+	}
+	if !result.Removed {
+		_, err := fmt.Fprintf(out, "%s had no passkeys; sessions ended: %d\n", printable(result.User), result.Ended)
+		return err
+	}
+	_, err := fmt.Fprintf(out, "removed the passkeys of %s; sessions ended: %d\n", printable(result.User), result.Ended)
 	return err
 }
 

@@ -111,6 +111,13 @@ func TestCommand(t *testing.T) {
 	if code != 0 || out != "removed passkey "+id+" (laptop) of ada\n" {
 		t.Errorf("passkey-delete: exit %d %q %q", code, out, errOut)
 	}
+	out, errOut, code = miniapp("passkeys-reset", "ada", "--address", address)
+	if code != 0 || out != "ada had no passkeys; sessions ended: 2\n" {
+		t.Errorf("passkeys-reset: exit %d %q %q", code, out, errOut)
+	}
+	if resp, _ := call(t, owner, "GET", base+"/profile", ""); resp.StatusCode != 401 {
+		t.Errorf("a session after passkeys-reset: %d, want 401", resp.StatusCode)
+	}
 
 	for _, c := range []struct {
 		args []string
@@ -121,6 +128,7 @@ func TestCommand(t *testing.T) {
 		{[]string{"totp-reset", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"passkeys", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"passkey-delete", "AAAA", "--address", address}, "no such passkey"},
+		{[]string{"passkeys-reset", "nobody", "--address", address}, "no such user in the realm"},
 		{[]string{"revoke", "zz", "--address", address}, "32 hex digits"},
 		{[]string{"revoke", newest[0], "--address", address}, "no such session"},
 		{[]string{"sessions", "ada", "--realm", "elsewhere", "--address", address}, "no such realm in the running config"},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/sso"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -120,7 +121,7 @@ func credentialsOf(acct *account.Account, keys []account.Passkey) []webauthn.Cre
 // the one origin accepted is the request's own, which must be an https
 // host equal to or under the RP ID (http for localhost alone).
 func (h *Handler) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
-	if !validHost(r.Host) {
+	if !sso.ValidHost(r.Host) {
 		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
 	}
 	host := requestHost(r)
@@ -290,7 +291,7 @@ func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess
 	}
 	keys, _, err := h.passkeysOf(sess.User)
 	if err != nil {
-		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
+		return h.passkeyFailed(w, r, sess.User, err)
 	}
 	user := passkeyUser{acct: sess.acct, creds: credentialsOf(sess.acct, keys)}
 	if len(user.creds) >= account.MaxPasskeys {
@@ -356,7 +357,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 	}
 	keys, _, err := h.passkeysOf(sess.User)
 	if err != nil {
-		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
+		return h.passkeyFailed(w, r, sess.User, err)
 	}
 	cred, err := rp.CreateCredential(passkeyUser{acct: sess.acct, creds: credentialsOf(sess.acct, keys)}, c.Data, parsed)
 	if err != nil {
@@ -380,6 +381,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 			k.Transports = append(k.Transports, string(t))
 		}
 	}
+	var ended []account.PasskeySession
 	err = h.swapPasskeys(r, sess.User, func(keys []account.Passkey) ([]account.Passkey, error) {
 		// the passkeys of the name's account before a new password hash
 		// sign nobody in again: they go
@@ -388,14 +390,15 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 			return nil, reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
 		}
 		keys = append(keys, k)
-		if err := h.fitPasskeys(sess.User, keys); err != nil {
+		if ended, err = h.fitPasskeys(sess.User, keys); err != nil {
 			return nil, reject(http.StatusConflict, "this account's passkeys take all the room their record has; delete one first")
 		}
 		return keys, nil
 	})
 	if err != nil {
-		return h.passkeyStoreFailed(w, r, sess.User, err)
+		return h.passkeyFailed(w, r, sess.User, err)
 	}
+	h.endSessions(r, ended)
 	h.logger.Info("passkey added", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("passkey", k.Name))
 	if h.mustEnrol(sess) && cred.Flags.UserVerified {
 		// a session that had to enrol has its second factor now
@@ -404,10 +407,19 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 	return h.writeJSON(w, r, http.StatusCreated, viewOfPasskey(k))
 }
 
-// passkeyStoreFailed answers a store error of a passkey change.
-func (h *Handler) passkeyStoreFailed(w http.ResponseWriter, r *http.Request, user string, err error) error {
-	if _, ok := errors.AsType[storeFailed](err); ok || errors.Is(err, errFactorUnreadable) {
-		return h.codeFailed(w, r, user, http.StatusBadRequest, err)
+// passkeyFailed answers a passkeys record that does not open (403: an
+// operator resets it with caddy miniapp passkeys-reset) or a store that
+// did not answer (503); any other error (a refusal) goes on as it is.
+// Logged as a passkey failure, never as a second factor's.
+func (h *Handler) passkeyFailed(w http.ResponseWriter, r *http.Request, user string, err error) error {
+	if errors.Is(err, errRecordUnreadable) {
+		h.logger.Error("a user's passkeys record does not open; reset it with caddy miniapp passkeys-reset", zap.String("user", user))
+		return reject(http.StatusForbidden, "your passkeys cannot be read; ask an operator to reset them")
+	}
+	if down, ok := errors.AsType[storeFailed](err); ok {
+		h.logger.Error("changing or checking a passkey", zap.String("user", user), zap.Error(down.err))
+		w.Header().Set("Retry-After", "5")
+		return reject(http.StatusServiceUnavailable, "passkeys cannot be used now; try again shortly")
 	}
 	return err
 }
@@ -459,7 +471,7 @@ func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f format
 		return keys, nil
 	})
 	if err != nil {
-		return h.passkeyStoreFailed(w, r, sess.User, err)
+		return h.passkeyFailed(w, r, sess.User, err)
 	}
 	if f == formatJSON {
 		return h.writeJSON(w, r, http.StatusOK, viewOfPasskey(renamed))
@@ -480,7 +492,7 @@ func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format
 	}
 	removed, err := h.removePasskey(r, sess.User, id)
 	if err != nil {
-		return h.passkeyStoreFailed(w, r, sess.User, err)
+		return h.passkeyFailed(w, r, sess.User, err)
 	}
 	h.logger.Info("passkey removed", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("passkey", removed.Name),
 		zap.String("by", "user"))
@@ -514,9 +526,7 @@ func (h *Handler) removePasskey(r *http.Request, user string, id []byte) (accoun
 	if err != nil {
 		return removed, err
 	}
-	for _, s := range removed.Sessions {
-		h.shared.Revoke(r.Context(), s.ID, time.Unix(s.Expires, 0))
-	}
+	h.endSessions(r, removed.Sessions)
 	return removed, nil
 }
 
@@ -601,7 +611,7 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	login.next = h.safeNext(r, login.next)
 	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
 	if err != nil {
-		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, storeFailed{err})
+		return h.passkeyFailed(w, r, acct.Name, storeFailed{err})
 	}
 	if !verified && hasTOTP != nil {
 		// a passkey without user verification is one factor: the code
@@ -623,30 +633,43 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 // session it started (nil: none yet).
 func (h *Handler) markUsed(r *http.Request, acct *account.Account, cred *webauthn.Credential, sess *signedIn) {
 	now := h.clock.Now().Unix()
+	var ended []account.PasskeySession
 	err := h.swapPasskeys(r, acct.Name, func(keys []account.Passkey) ([]account.Passkey, error) {
 		i := account.FindPasskey(keys, cred.ID)
 		if i < 0 {
 			return nil, account.ErrNoPasskey
 		}
 		keys[i].SignCount, keys[i].LastUsed = max(keys[i].SignCount, cred.Authenticator.SignCount), now
+		ended = nil
 		if sess != nil {
-			keys[i].Started(sess.ID, sess.Expires.Unix(), now)
+			ended = keys[i].Started(sess.ID, sess.Expires.Unix(), now)
 		}
-		return keys, h.fitPasskeys(acct.Name, keys)
+		forgot, err := h.fitPasskeys(acct.Name, keys)
+		ended = append(ended, forgot...)
+		return keys, err
 	})
 	if err != nil {
 		h.logger.Error("recording a passkey's use failed: its signature counter, last use and session are not stored", zap.String("user", acct.Name), zap.Error(err))
+		return
 	}
+	h.endSessions(r, ended)
 }
 
 // fitPasskeys keeps the user's passkeys within their record's size,
-// forgetting the oldest sessions they remember (logged: deleting the
-// passkey no longer ends those).
-func (h *Handler) fitPasskeys(user string, keys []account.Passkey) error {
+// forgetting the oldest sessions they remember, which the caller ends
+// (logged).
+func (h *Handler) fitPasskeys(user string, keys []account.Passkey) ([]account.PasskeySession, error) {
 	forgot, err := account.FitSessions(keys, maxRecordData)
-	if forgot > 0 {
-		h.logger.Warn("a user's passkeys remember too many sessions for their record: the oldest are forgotten, and deleting a passkey no longer ends them",
-			zap.String("user", user), zap.Int("forgotten", forgot))
+	if len(forgot) > 0 {
+		h.logger.Warn("a user's passkeys remember too many sessions for their record: the oldest are ended, so that deleting a passkey still ends every session it started",
+			zap.String("user", user), zap.Int("ended", len(forgot)))
 	}
-	return err
+	return forgot, err
+}
+
+// endSessions ends sessions a passkey started.
+func (h *Handler) endSessions(r *http.Request, sessions []account.PasskeySession) {
+	for _, s := range sessions {
+		h.shared.Revoke(r.Context(), s.ID, time.Unix(s.Expires, 0))
+	}
 }

@@ -15,12 +15,16 @@ import (
 // their own, bound to their name: never in clear, and a record edited in
 // the store does not open.
 
+// errRecordUnreadable is a record that does not open: edited in the
+// store, or sealed with a key no longer configured.
+var errRecordUnreadable = errors.New("the record does not open (edited in the store, or sealed with a key no longer configured)")
+
 // openRecord opens the sealed record named key into v; a record that
-// does not open is errFactorUnreadable.
+// does not open is errRecordUnreadable.
 func (h *Handler) openRecord(key string, sealed []byte, v any) error {
 	data, _, err := h.keys.OpenData(session.PurposeRecord, string(sealed), key)
 	if err != nil || json.Unmarshal(data, v) != nil {
-		return errFactorUnreadable
+		return errRecordUnreadable
 	}
 	return nil
 }
