@@ -224,11 +224,13 @@ type totpJSON struct {
 	RecoveryCodesLeft int `json:"recovery_codes_left"`
 }
 
-// totpResetJSON is the answer of DELETE /miniapp/totp.
-type totpResetJSON struct {
-	// User is the user whose factor was removed.
+// recordResetJSON is the answer of DELETE /miniapp/totp and DELETE
+// /miniapp/passkeys?user=.
+type recordResetJSON struct {
+	// User is the user whose record was removed.
 	User string `json:"user"`
-	// Removed is whether the user had a factor.
+	// Removed is whether the user had the record (one that opens or
+	// not).
 	Removed bool `json:"removed"`
 	// Ended is how many live sessions the user had.
 	Ended int `json:"ended"`
@@ -251,24 +253,9 @@ func (a *AdminAPI) totp(w http.ResponseWriter, r *http.Request) error {
 		status := accounts[0].h.statusOf(name)
 		return writeAdminJSON(w, totpJSON{Enrolled: status.TOTP, RecoveryCodesLeft: status.RecoveryCodesLeft})
 	}
-	out := totpResetJSON{User: name}
-	for i, u := range accounts {
-		// the factor is the realm's and the name's: one per store
-		if !slices.ContainsFunc(accounts[:i], func(o userSessions) bool { return o.h.store.Place() == u.h.store.Place() }) {
-			err := u.h.swapFactor(r.Context(), name, true, func(old *account.TOTP) (*account.TOTP, error) {
-				out.Removed = out.Removed || old != nil || u.h.shared.Record(factorKey(name)) != nil
-				return nil, nil
-			})
-			if err != nil {
-				return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
-			}
-		}
-		acct := store.AccountID(u.acct.ID)
-		listed, others := u.h.shared.Sessions(nil, acct, [16]byte{})
-		out.Ended += len(listed) + others
-		if !u.h.shared.SignOutEverywhere(r.Context(), acct) {
-			return apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
-		}
+	out, err := resetRecord(r, name, accounts, factorKey(name))
+	if err != nil {
+		return err
 	}
 	accounts[0].h.logger.Info("second factor removed", zap.String("user", name), zap.Bool("had_factor", out.Removed),
 		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
@@ -304,42 +291,42 @@ func (a *AdminAPI) passkeys(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, out)
 }
 
-// passkeysResetJSON is the answer of DELETE /miniapp/passkeys?user=.
-type passkeysResetJSON struct {
-	// User is the user whose passkeys were removed.
-	User string `json:"user"`
-	// Removed is whether the user had a passkeys record (one that opens
-	// or not).
-	Removed bool `json:"removed"`
-	// Ended is how many live sessions the user had.
-	Ended int `json:"ended"`
-}
-
 // resetPasskeys removes the user's passkeys record whether it opens or
 // not, and signs the user out everywhere.
 func resetPasskeys(w http.ResponseWriter, r *http.Request, name string, accounts []userSessions) error {
-	out := passkeysResetJSON{User: name}
+	out, err := resetRecord(r, name, accounts, passkeysKey(name))
+	if err != nil {
+		return err
+	}
+	accounts[0].h.logger.Info("passkeys removed", zap.String("user", name), zap.Bool("had_passkeys", out.Removed),
+		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+	return writeAdminJSON(w, out)
+}
+
+// resetRecord removes the user's record named key (a second factor, the
+// passkeys) whether it opens or not, once per store, and signs the
+// user's accounts out everywhere.
+func resetRecord(r *http.Request, name string, accounts []userSessions, key string) (recordResetJSON, error) {
+	out := recordResetJSON{User: name}
 	for i, u := range accounts {
 		// the record is the realm's and the name's: one per store
 		if !slices.ContainsFunc(accounts[:i], func(o userSessions) bool { return o.h.store.Place() == u.h.store.Place() }) {
-			err := u.h.swapRecord(r.Context(), passkeysKey(name), func(sealed []byte) ([]byte, error) {
+			err := u.h.swapRecord(r.Context(), key, func(sealed []byte) ([]byte, error) {
 				out.Removed = out.Removed || sealed != nil
 				return nil, nil
 			})
 			if err != nil {
-				return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+				return out, apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
 			}
 		}
 		acct := store.AccountID(u.acct.ID)
 		listed, others := u.h.shared.Sessions(nil, acct, [16]byte{})
 		out.Ended += len(listed) + others
 		if !u.h.shared.SignOutEverywhere(r.Context(), acct) {
-			return apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
+			return out, apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
 		}
 	}
-	accounts[0].h.logger.Info("passkeys removed", zap.String("user", name), zap.Bool("had_passkeys", out.Removed),
-		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
-	return writeAdminJSON(w, out)
+	return out, nil
 }
 
 // deletePasskey removes a passkey by its ID, whoever's it is, and ends

@@ -233,12 +233,12 @@ func TestAdminPasskeysReset(t *testing.T) {
 		strings.Contains(a.logText(), "totp-reset") || strings.Contains(a.logText(), "second factor refused") {
 		t.Errorf("adding a passkey beside a record that does not open: %d %q\n%s", w.Code, w.Body, a.logText())
 	}
-	for i, want := range []passkeysResetJSON{{User: "ada", Removed: true, Ended: 2}, {User: "ada", Removed: false, Ended: 0}} {
+	for i, want := range []recordResetJSON{{User: "ada", Removed: true, Ended: 2}, {User: "ada", Removed: false, Ended: 0}} {
 		w := httptest.NewRecorder()
 		if err := (&AdminAPI{}).passkeys(w, httptest.NewRequest("DELETE", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err != nil {
 			t.Fatal(err)
 		}
-		var got passkeysResetJSON
+		var got recordResetJSON
 		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got != want {
 			t.Errorf("DELETE %d: %v %s, want %+v", i, err, w.Body, want)
 		}

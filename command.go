@@ -170,7 +170,7 @@ func signOutCommand(admin adminClient, user string, out io.Writer) error {
 // totpResetCommand removes the user's second factor and ends the user's
 // sessions.
 func totpResetCommand(admin adminClient, user string, out io.Writer) error {
-	var result totpResetJSON
+	var result recordResetJSON
 	if err := admin.do(http.MethodDelete, "/miniapp/totp", url.Values{"user": {user}}, &result); err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func deletePasskeyCommand(admin adminClient, id string, out io.Writer) error {
 
 // passkeysResetCommand removes all of a user's passkeys.
 func passkeysResetCommand(admin adminClient, user string, out io.Writer) error {
-	var result passkeysResetJSON
+	var result recordResetJSON
 	if err := admin.do(http.MethodDelete, "/miniapp/passkeys", url.Values{"user": {user}}, &result); err != nil {
 		return err
 	}

@@ -137,13 +137,13 @@ func (h *Handler) statusOf(user string) factorStatus {
 
 // swapFactor stores the factor made by change from the user's current
 // one (nil: none) in place of that one (see swapRecord). A record that
-// does not open is errFactorUnreadable, unless force (an operator's
-// reset) replaces it all the same.
-func (h *Handler) swapFactor(ctx context.Context, user string, force bool, change func(*account.TOTP) (*account.TOTP, error)) error {
+// does not open is errFactorUnreadable (an operator's reset removes it
+// through resetRecord).
+func (h *Handler) swapFactor(ctx context.Context, user string, change func(*account.TOTP) (*account.TOTP, error)) error {
 	key := factorKey(user)
 	return h.swapRecord(ctx, key, func(sealed []byte) ([]byte, error) {
 		f, err := h.openFactor(user, sealed)
-		if err != nil && !force {
+		if err != nil {
 			return nil, err
 		}
 		next, err := change(f)
@@ -170,7 +170,7 @@ func (h *Handler) useCode(ctx context.Context, user, code string) (account.CodeK
 		return "", codeThrottled{until.Sub(h.clock.Now())}
 	}
 	var kind account.CodeKind
-	err = h.swapFactor(ctx, user, false, func(f *account.TOTP) (*account.TOTP, error) {
+	err = h.swapFactor(ctx, user, func(f *account.TOTP) (*account.TOTP, error) {
 		if f == nil {
 			return nil, errNoFactor
 		}
@@ -547,7 +547,7 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, 
 	factor := &account.TOTP{Secret: secret, LastStep: step, Created: h.clock.Now().Unix()}
 	codes := factor.NewRecovery()
 	replaced := false
-	err = h.swapFactor(r.Context(), sess.User, false, func(old *account.TOTP) (*account.TOTP, error) {
+	err = h.swapFactor(r.Context(), sess.User, func(old *account.TOTP) (*account.TOTP, error) {
 		replaced = old != nil
 		return factor, nil
 	})
@@ -592,7 +592,7 @@ func (h *Handler) disableTOTP(w http.ResponseWriter, r *http.Request, f format, 
 	if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: clientIP(r), code: code}, sess.User); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
-	if err := h.swapFactor(r.Context(), sess.User, false, func(*account.TOTP) (*account.TOTP, error) { return nil, nil }); err != nil {
+	if err := h.swapFactor(r.Context(), sess.User, func(*account.TOTP) (*account.TOTP, error) { return nil, nil }); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	h.logger.Info("second factor removed", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("by", "user"))
@@ -612,7 +612,7 @@ func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f for
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	var codes []string
-	err := h.swapFactor(r.Context(), sess.User, false, func(old *account.TOTP) (*account.TOTP, error) {
+	err := h.swapFactor(r.Context(), sess.User, func(old *account.TOTP) (*account.TOTP, error) {
 		if old == nil {
 			return nil, errNoFactor
 		}
