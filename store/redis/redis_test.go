@@ -196,15 +196,7 @@ func TestRedisConfigErrors(t *testing.T) {
 		{"nobody there", Store{Address: []string{closed}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
-			if err := tc.store.Provision(ctx); err != nil {
-				t.Fatal(err)
-			}
-			b, err := tc.store.Open(ctx, store.Options{Realm: "miniapp", Remember: time.Hour, Now: time.Now, Logger: zap.NewNop()})
-			if b != nil {
-				defer func() { _ = b.Close() }()
-			}
+			_, err := openConfigured(t, &tc.store)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("refused: %v", err)
@@ -215,6 +207,23 @@ func TestRedisConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openConfigured provisions the store as Caddy would and opens the
+// default realm on it, closed when the test ends: the error is Open's
+// verdict on the configuration.
+func openConfigured(t *testing.T, st *Store) (store.Backend, error) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := st.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Open(ctx, store.Options{Realm: "miniapp", Remember: time.Hour, Now: time.Now, Logger: zap.NewNop()})
+	if b != nil {
+		t.Cleanup(func() { _ = b.Close() })
+	}
+	return b, err
 }
 
 // TestRedisFrozen: with Redis frozen (SIGSTOP), a logout's write ends
@@ -330,17 +339,9 @@ func TestRedisTLS(t *testing.T) {
 			"redis tls cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
-			if err := tc.store.Provision(ctx); err != nil {
-				t.Fatal(err)
-			}
+			b, err := openConfigured(t, &tc.store)
 			if !tc.store.TLS {
 				t.Fatal("tls files did not turn tls on")
-			}
-			b, err := tc.store.Open(ctx, store.Options{Realm: "miniapp", Remember: time.Hour, Now: time.Now, Logger: zap.NewNop()})
-			if b != nil {
-				defer func() { _ = b.Close() }()
 			}
 			switch {
 			case tc.want == "" && err != nil:
