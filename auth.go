@@ -1,12 +1,13 @@
 package miniapp
 
 import (
-	"cmp"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/web"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/sso"
@@ -25,20 +26,20 @@ const authPath = "/miniapp/auth"
 // redirect to the login page for a browser or 401 for any other client
 // (401 with the login page in Location for nginx, which takes no
 // redirect from it).
-func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *signedIn) error {
-	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ web.Format, sess *signedIn) error {
+	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
 	check := readCheck(r)
 	rules, err := sso.ParseRules(check.Query)
 	if err != nil {
-		return reject(http.StatusBadRequest, err.Error())
+		return web.Reject(http.StatusBadRequest, err.Error())
 	}
 	for _, name := range rules.Ignored {
 		h.ignoredRules.warn(h.logger, h.clock.Now(), name)
 	}
 	w.Header()["Cache-Control"] = noStore
-	browser := acceptsHTML(r)
+	browser := web.Read(r).HTML
 	var facts *sso.Session
 	if sess != nil {
 		facts = &sso.Session{Account: sess.acct, Factors: sess.Factors, MustEnrol: h.mustEnrol(sess),
@@ -53,17 +54,17 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 		w.Header().Set("Location", h.loginSite()+totpPath)
 		if check.OriginalURL != "" {
 			// auth_request takes 2xx, 401 and 403 alone
-			return reject(http.StatusUnauthorized, "second factor enrollment required")
+			return web.Reject(http.StatusUnauthorized, "second factor enrollment required")
 		}
-		write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
+		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
 		return nil
 	case sso.NotAllowed:
-		if browser && !hasErrorRoutes(r) {
+		if browser && !web.HasErrorRoutes(r) {
 			return h.notAllowed(w, r, sess, check)
 		}
-		return reject(http.StatusForbidden, decision.Reason)
+		return web.Reject(http.StatusForbidden, decision.Reason)
 	case sso.Refuse:
-		return reject(http.StatusForbidden, decision.Reason)
+		return web.Reject(http.StatusForbidden, decision.Reason)
 	}
 	h.keepAlive(r, sess)
 	header := w.Header()
@@ -77,7 +78,7 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ format, sess *s
 
 // readCheck reads the forwarded request once, for the decision.
 func readCheck(r *http.Request) sso.Check {
-	return sso.Check{Query: r.URL.RawQuery, Host: r.Host, Secure: secure(r), ForwardedProto: r.Header.Get("X-Forwarded-Proto"),
+	return sso.Check{Query: r.URL.RawQuery, Host: r.Host, Secure: web.Secure(r), ForwardedProto: r.Header.Get("X-Forwarded-Proto"),
 		ForwardedHost: r.Header.Get("X-Forwarded-Host"), ForwardedURI: r.Header.Get("X-Forwarded-Uri"), OriginalURL: r.Header.Get("X-Original-URL")}
 }
 
@@ -99,7 +100,7 @@ func (h *Handler) authNext(r *http.Request, original *url.URL) string {
 			next = original.RequestURI() // the login page takes paths alone then
 		}
 	}
-	if len(next) > maxFieldLen {
+	if len(next) > web.MaxFieldLen {
 		next = "/profile"
 	}
 	return next
@@ -115,7 +116,7 @@ func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signe
 	// without cookie_domain the site asked about is this one: its own
 	// sign-out form, a same-origin POST, goes on to the login page
 	again := h.signInURL(h.authNext(r, original))
-	csp := cmp.Or(h.domain.csp, pageCSP)
+	csp := h.site.Policy()
 	site := ""
 	if h.domain.name != "" {
 		// another site of the domain: the login site's sign-out page,
@@ -125,8 +126,8 @@ func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signe
 		csp = strings.Replace(strings.Replace(csp, "style-src 'self'", "style-src 'self' "+site, 1), "img-src 'self'", "img-src 'self' "+site, 1)
 	}
 	w.Header().Set("Content-Security-Policy", csp)
-	title := describe(http.StatusForbidden)
-	return h.render(w, r, http.StatusForbidden, "forbidden.html", pageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
+	title := web.Describe(http.StatusForbidden)
+	return h.site.Render(w, r, http.StatusForbidden, "forbidden.html", web.PageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
 }
 
 // authSignIn answers a forwarded request without a valid session for
@@ -140,28 +141,11 @@ func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *u
 		w.Header().Set("Location", h.signInURL(next))
 	case browser:
 		w.Header().Set("Location", h.signInURL(next))
-		write(w, r, http.StatusFound, textPlain, []byte("Found\n"))
+		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
 		return nil
 	}
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
-	return reject(http.StatusUnauthorized, "sign in required")
-}
-
-// acceptsHTML reports whether the client takes HTML: its Accept header
-// names text/html with a quality above 0. Only Accept says so, never the
-// User-Agent.
-func acceptsHTML(r *http.Request) bool {
-	for _, accept := range r.Header.Values("Accept") {
-		for accept != "" {
-			var part string
-			part, accept, _ = strings.Cut(accept, ",")
-			mediaType, params, _ := strings.Cut(part, ";")
-			if strings.EqualFold(strings.TrimSpace(mediaType), "text/html") && quality(params) > 0 {
-				return true
-			}
-		}
-	}
-	return false
+	return web.Reject(http.StatusUnauthorized, "sign in required")
 }
 
 // keepAlive records the session's use when its idle window is half

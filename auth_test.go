@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -289,7 +290,7 @@ func TestAuthNotAllowedOneSite(t *testing.T) {
 	next := "/login?next=" + url.QueryEscape("/admin?x=1")
 	body := w.Body.String()
 	if w.Code != 403 || !strings.Contains(body, `<form method="post" action="/logout">`) || !strings.Contains(body, `name="next" value="`+template.HTMLEscapeString(next)+`"`) ||
-		!strings.Contains(body, `href="`+stylePath+`"`) {
+		!strings.Contains(body, `href="`+web.StylePath+`"`) {
 		t.Fatalf("the refused page: %d\n%s", w.Code, body)
 	}
 	w = a.do(request{method: "POST", target: "/logout", contentType: form, cookie: grace, body: "next=" + url.QueryEscape(next)})

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/web"
 )
 
 // rawExchange sends raw bytes to the plain-HTTP port and reads the
@@ -115,7 +117,7 @@ func TestCaddyHostileInput(t *testing.T) {
 			}
 			// /hello echoes its name as text/plain with nosniff, which no
 			// browser renders as HTML; everything else must not echo at all
-			plain := resp.Header.Get("Content-Type") == textPlain && resp.Header.Get("X-Content-Type-Options") == "nosniff"
+			plain := resp.Header.Get("Content-Type") == web.TextPlain && resp.Header.Get("X-Content-Type-Options") == "nosniff"
 			for _, bad := range []string{"<script>", "evil.example", "forged"} {
 				if (!plain && strings.Contains(body, bad)) || strings.Contains(fmt.Sprint(resp.Header), bad) {
 					t.Errorf("response echoes %q: %.200q", bad, body)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -64,7 +65,7 @@ func (h *Handler) setDomain() error {
 		h.domain.cookie = "__Secure-" + h.CookieName
 		schemes = "https://" + name + ":* https://*." + name + ":*"
 	}
-	h.domain.csp = strings.Replace(pageCSP, "form-action 'self'", "form-action 'self' "+schemes, 1)
+	h.domain.csp = strings.Replace(web.PageCSP, "form-action 'self'", "form-action 'self' "+schemes, 1)
 	return nil
 }
 
@@ -113,7 +114,7 @@ func (h *Handler) covers(r *http.Request, host string) bool {
 	if h.domain.name != "" {
 		return underDomain(host, h.domain.name)
 	}
-	return strings.EqualFold(host, requestHost(r))
+	return strings.EqualFold(host, web.Host(r))
 }
 
 // safeNext returns next when it is safe to send the browser to after
@@ -122,9 +123,9 @@ func (h *Handler) covers(r *http.Request, host string) bool {
 // page is served over HTTPS. Anything else is "".
 func (h *Handler) safeNext(r *http.Request, next string) string {
 	if strings.HasPrefix(next, "/") || h.domain.name == "" {
-		return safeNext(next)
+		return web.SafePath(next)
 	}
-	if len(next) > maxFieldLen {
+	if len(next) > web.MaxFieldLen {
 		return ""
 	}
 	for i := 0; i < len(next); i++ {
@@ -134,7 +135,7 @@ func (h *Handler) safeNext(r *http.Request, next string) string {
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.User != nil || u.Opaque != "" || !underDomain(u.Hostname(), h.domain.name) ||
-		u.Scheme != "https" && (u.Scheme != "http" || secure(r)) {
+		u.Scheme != "https" && (u.Scheme != "http" || web.Secure(r)) {
 		return ""
 	}
 	return u.String()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -66,7 +67,7 @@ func TestErrorStatuses(t *testing.T) {
 			if w.Code != 303 { // a browser is sent to the login page instead
 				t.Errorf("401 as HTML: %d", w.Code)
 			}
-		} else if w.Code != status || !strings.Contains(w.Body.String(), "<h1>") || w.Header().Get("Content-Type") != textHTML {
+		} else if w.Code != status || !strings.Contains(w.Body.String(), "<h1>") || w.Header().Get("Content-Type") != web.TextHTML {
 			t.Errorf("%d as HTML: %d %q", status, w.Code, w.Header().Get("Content-Type"))
 		}
 		js := req
@@ -76,7 +77,7 @@ func TestErrorStatuses(t *testing.T) {
 		if w.Code != status || json.Unmarshal(w.Body.Bytes(), &out) != nil || out["error"] == "" {
 			t.Errorf("%d as JSON: %d %q", status, w.Code, w.Body.String())
 		}
-		if w := a.do(req); w.Code != status || w.Header().Get("Content-Type") != textPlain || strings.Count(w.Body.String(), "\n") != 1 {
+		if w := a.do(req); w.Code != status || w.Header().Get("Content-Type") != web.TextPlain || strings.Count(w.Body.String(), "\n") != 1 {
 			t.Errorf("%d as text: %d %q", status, w.Code, w.Body.String())
 		}
 	}
@@ -86,7 +87,7 @@ func TestInternalError(t *testing.T) {
 	a := newApp(t, "", nil)
 	r := withCaddyContext(httptest.NewRequest("GET", "/hello", nil), false)
 	w := httptest.NewRecorder()
-	if err := a.h.internal(w, r, errors.New("disk on fire at /var/secret")); err != nil {
+	if err := a.h.site.Internal(w, r, errors.New("disk on fire at /var/secret")); err != nil {
 		t.Fatal(err)
 	}
 	if w.Code != 500 || w.Body.String() != "internal server error\n" {
@@ -97,7 +98,7 @@ func TestInternalError(t *testing.T) {
 		t.Errorf("cause not logged: %v", entries)
 	}
 	r = withCaddyContext(httptest.NewRequest("GET", "/hello", nil), true)
-	err := a.h.internal(httptest.NewRecorder(), r, errors.New("disk on fire"))
+	err := a.h.site.Internal(httptest.NewRecorder(), r, errors.New("disk on fire"))
 	var he caddyhttp.HandlerError
 	if !errors.As(err, &he) || he.StatusCode != 500 || strings.Contains(err.Error(), "disk") {
 		t.Errorf("with handle_errors: %v", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -18,19 +19,26 @@ import (
 
 // route answers one of the module's paths, given the format negotiated
 // for the request and its session (nil when there is none).
-type route func(h *Handler, w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error
+type route func(h *Handler, w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error
+
+// asset is the route of a static file of the pages.
+func asset(contentType string, body []byte) route {
+	return func(_ *Handler, w http.ResponseWriter, r *http.Request, _ web.Format, _ *signedIn) error {
+		return web.ServeAsset(w, r, contentType, body)
+	}
+}
 
 // routes are the module's own paths, matched exactly.
 var routes = map[string]route{
-	"/hello":    (*Handler).hello,
-	"/login":    (*Handler).login,
-	"/profile":  (*Handler).profile,
-	"/logout":   (*Handler).logout,
-	authPath:    (*Handler).auth,
-	stylePath:   asset(textCSS, stylesheet),
-	scriptPath:  asset(textJavaScript, passkeyScript),
-	faviconPath: asset(imageSVG, favicon),
-	totpPath:    (*Handler).totp,
+	"/hello":        (*Handler).hello,
+	"/login":        (*Handler).login,
+	"/profile":      (*Handler).profile,
+	"/logout":       (*Handler).logout,
+	authPath:        (*Handler).auth,
+	web.StylePath:   asset(web.TextCSS, web.Stylesheet),
+	web.ScriptPath:  asset(web.TextJavaScript, web.PasskeyScript),
+	web.FaviconPath: asset(web.ImageSVG, web.Favicon),
+	totpPath:        (*Handler).totp,
 	// passkeys
 	passkeysPath:     (*Handler).passkeys,
 	loginPasskeyPath: (*Handler).loginPasskey,
@@ -46,7 +54,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
 		h.renew(w, r, sess)
 	}
-	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && !assetPaths[r.URL.Path] {
+	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] {
 		return h.enrolFirst(w, r, sess, func() error { return next.ServeHTTP(w, r) })
 	}
 	setPlaceholders(r, sess)
@@ -61,9 +69,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		answer = (*Handler).signInFirst
 	}
-	f := negotiate(r)
+	f := web.Read(r).Format
 	if err := answer(h, w, r, f, sess); err != nil {
-		return h.fail(w, r, f, err)
+		return h.site.Fail(w, r, f, err)
 	}
 	return nil
 }
@@ -166,31 +174,20 @@ func anonymousPlaceholders(key string) (any, bool) {
 // noPlaceholders are the placeholder values of an anonymous request.
 var noPlaceholders = account.Placeholders{User: "", Groups: "", Email: "", Name: ""}
 
-// allow refuses a method the route does not take with 405 and Allow.
-func allow(w http.ResponseWriter, r *http.Request, allowed string, methods ...string) error {
-	for _, m := range methods {
-		if r.Method == m {
-			return nil
-		}
-	}
-	w.Header().Set("Allow", allowed)
-	return reject(http.StatusMethodNotAllowed, "method not allowed")
-}
-
 // sameOrigin refuses cross-site POSTs with 403.
 func (h *Handler) sameOrigin(r *http.Request) error {
 	if h.csrf.Check(r) != nil {
-		return reject(http.StatusForbidden, "cross-origin request refused")
+		return web.Reject(http.StatusForbidden, "cross-origin request refused")
 	}
 	return nil
 }
 
 // hello greets name, from the query or else from a form or JSON body.
-func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
-	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
+	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
-	name, err := formValue(r.URL.RawQuery, "name")
+	name, err := web.FormValue(r.URL.RawQuery, "name")
 	if err != nil {
 		return err
 	}
@@ -198,7 +195,7 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *sig
 		if err := h.sameOrigin(r); err != nil {
 			return err
 		}
-		in, err := readFields(w, r, h.MaxBodySize, "name")
+		in, err := web.ReadFields(w, r, h.MaxBodySize, "name")
 		if err != nil {
 			return err
 		}
@@ -206,23 +203,23 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *sig
 			name = in["name"]
 		}
 	}
-	if len(name) > maxNameLen {
-		return reject(http.StatusBadRequest, "name is longer than 256 bytes")
+	if len(name) > web.MaxNameLen {
+		return web.Reject(http.StatusBadRequest, "name is longer than 256 bytes")
 	}
-	if err := checkText(name); err != nil {
+	if err := web.CheckText(name); err != nil {
 		return err
 	}
 	if name == "" {
 		name = "World"
 	}
-	if f == formatJSON {
-		return h.writeJSON(w, r, http.StatusOK, struct {
+	if f == web.JSON {
+		return h.site.JSON(w, r, http.StatusOK, struct {
 			Message string `json:"message"`
 		}{"Hello, " + name + "!"})
 	}
 	body := make([]byte, 0, len("Hello, !")+len(name))
 	body = append(append(append(body, "Hello, "...), name...), '!')
-	write(w, r, http.StatusOK, textPlain, body)
+	web.Write(w, r, http.StatusOK, web.TextPlain, body)
 	return nil
 }
 
@@ -231,23 +228,23 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f format, _ *sig
 // once, a place from the guard, the password from the accounts, the
 // second factor when the account has one, a new session, the answer. A
 // POST of a code alone finishes a pending sign-in.
-func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
-	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
+	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
 	if r.Method != http.MethodPost {
-		next, err := formValue(r.URL.RawQuery, "next")
+		next, err := web.FormValue(r.URL.RawQuery, "next")
 		if err != nil {
 			return err
 		}
-		data := pageData{Title: "Sign in", Next: h.safeNext(r, next), Passkey: h.passkeysOn()}
-		if step, _ := formValue(r.URL.RawQuery, "step"); step == "code" {
+		data := web.PageData{Title: "Sign in", Next: h.safeNext(r, next), Passkey: h.passkeysOn()}
+		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
 			if p, _ := h.pendingOf(r); p != nil {
 				data.Title, data.CodeStep = "Enter your code", true
 				w.Header().Set("Cache-Control", "no-store")
 			}
 		}
-		return h.render(w, r, http.StatusOK, "login.html", data)
+		return h.site.Render(w, r, http.StatusOK, "login.html", data)
 	}
 	in, err := h.readLogin(w, r)
 	if err != nil {
@@ -295,21 +292,21 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f format, _ *sig
 
 // signIn starts the session of a password sign-in that is complete:
 // with two factors when a code (of kind) was accepted, and answers it.
-func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f format, acct *account.Account, in loginInput, kind account.CodeKind) error {
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f web.Format, acct *account.Account, in loginInput, kind account.CodeKind) error {
 	factors := uint8(1)
 	if kind != "" {
 		factors = 2
 		h.count(metrics.secondFactor, "success", string(kind))
 	}
 	sess := h.signInWith(w, r, acct, in, factors, "password")
-	if f == formatJSON {
-		return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
+	if f == web.JSON {
+		return h.site.JSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
 	}
 	next := cmp.Or(in.next, "/profile")
 	if h.mustEnrol(sess) {
 		next = totpPath
 	}
-	redirect(w, r, next)
+	web.Redirect(w, r, next)
 	return nil
 }
 
@@ -325,18 +322,18 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, acct *accou
 
 // loginFailed answers a wrong password or an unknown name alike, counted
 // and logged with the reason.
-func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f format, in loginInput, reason string) error {
+func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f web.Format, in loginInput, reason string) error {
 	h.count(metrics.logins, "failure")
 	h.logger.Warn("login failed", h.userFields(in.name, zap.String("client_ip", in.ip), zap.String("reason", reason))...)
 	const msg = "invalid username or password"
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
 	switch f {
-	case formatJSON:
-		return h.writeJSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
-	case formatHTML:
-		return h.render(w, r, http.StatusUnauthorized, "login.html", pageData{Title: "Sign in", Error: msg, Next: in.next, User: in.name, Passkey: h.passkeysOn()})
+	case web.JSON:
+		return h.site.JSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
+	case web.HTML:
+		return h.site.Render(w, r, http.StatusUnauthorized, "login.html", web.PageData{Title: "Sign in", Error: msg, Next: in.next, User: in.name, Passkey: h.passkeysOn()})
 	}
-	return reject(http.StatusUnauthorized, msg)
+	return web.Reject(http.StatusUnauthorized, msg)
 }
 
 // userFields are the log fields of a refused login's user name, then
@@ -355,23 +352,23 @@ func (h *Handler) tooMany(w http.ResponseWriter, in loginInput, wait time.Durati
 	h.count(metrics.logins, "throttled")
 	h.logger.Warn(event, h.userFields(in.name, zap.String("client_ip", in.ip))...)
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	return reject(http.StatusTooManyRequests, reason)
+	return web.Reject(http.StatusTooManyRequests, reason)
 }
 
 // signInFirst answers a request that needs a session: browsers go to the
 // login page and come back afterwards, other clients get 401.
-func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
-	if f == formatHTML {
+func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
+	if f == web.HTML {
 		next := r.URL.RequestURI()
 		if h.domain.name != "" {
 			// the login site is another host: come back to this one
-			next = requestURL(r)
+			next = web.URL(r)
 		}
-		redirect(w, r, h.signInURL(next))
+		web.Redirect(w, r, h.signInURL(next))
 		return nil
 	}
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
-	return reject(http.StatusUnauthorized, "sign in required")
+	return web.Reject(http.StatusUnauthorized, "sign in required")
 }
 
 // challenge is the WWW-Authenticate value of a 401: there is no standard
@@ -386,33 +383,33 @@ func (h *Handler) challenge(r *http.Request) string {
 // session=<id> it ends that other session of the user instead, and goes
 // back to the profile. With cookie_domain, GET shows a page whose form
 // does the same.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error {
 	if h.domain.name == "" {
-		if err := allow(w, r, "POST", http.MethodPost); err != nil {
+		if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 			return err
 		}
-	} else if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+	} else if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
 	if r.Method != http.MethodPost {
 		// with cookie_domain, a sign-out link of another site of the
 		// domain: a confirmation whose same-origin form signs out, then
 		// goes on to next
-		next, err := formValue(r.URL.RawQuery, "next")
+		next, err := web.FormValue(r.URL.RawQuery, "next")
 		if err != nil {
 			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		data := pageData{Title: "Sign out", Next: h.safeNext(r, next)}
+		data := web.PageData{Title: "Sign out", Next: h.safeNext(r, next)}
 		if sess != nil {
 			data.User = sess.User
 		}
-		return h.render(w, r, http.StatusOK, "logout.html", data)
+		return h.site.Render(w, r, http.StatusOK, "logout.html", data)
 	}
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "all", "session", "next")
+	in, err := web.ReadFields(w, r, h.MaxBodySize, "all", "session", "next")
 	if err != nil {
 		return err
 	}
@@ -432,16 +429,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f format, sess 
 			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.acct.ID))
 		}
 		h.count(metrics.logouts)
-		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Bool("everywhere", everywhere))
+		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)), zap.Bool("everywhere", everywhere))
 	}
 	h.clearCookie(w, r)
-	redirect(w, r, cmp.Or(h.safeNext(r, in["next"]), h.domain.loginURL))
+	web.Redirect(w, r, cmp.Or(h.safeNext(r, in["next"]), h.domain.loginURL))
 	return nil
-}
-
-// clientIP is Caddy's idea of the client address, which respects
-// trusted_proxies.
-func clientIP(r *http.Request) string {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	return ip
 }

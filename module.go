@@ -22,6 +22,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
 
@@ -198,6 +199,7 @@ type Handler struct {
 	protected       caddyhttp.MatchPath
 	csrf            *http.CrossOriginProtection
 	logger          *zap.Logger
+	site            web.Site
 	ignoredRules    *ignoredNames
 }
 
@@ -265,6 +267,7 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err := h.setDomain(); err != nil {
 		return err
 	}
+	h.site = web.Site{Logger: logger, CSP: h.domain.csp}
 	h.csrf = http.NewCrossOriginProtection()
 	if h.clock == nil {
 		h.clock = new(session.Clock)

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"html/template"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/web"
 )
 
 // TestStylesheet serves the pages' static files (the stylesheet, the
@@ -22,9 +22,9 @@ func TestStylesheet(t *testing.T) {
 		path, pattern, contentType string
 		body                       []byte
 	}{
-		{stylePath, `^/miniapp/style\.[0-9a-f]{16}\.css$`, textCSS, stylesheet},
-		{scriptPath, `^/miniapp/passkey\.[0-9a-f]{16}\.js$`, textJavaScript, passkeyScript},
-		{faviconPath, `^/miniapp/favicon\.[0-9a-f]{16}\.svg$`, imageSVG, favicon},
+		{web.StylePath, `^/miniapp/style\.[0-9a-f]{16}\.css$`, web.TextCSS, web.Stylesheet},
+		{web.ScriptPath, `^/miniapp/passkey\.[0-9a-f]{16}\.js$`, web.TextJavaScript, web.PasskeyScript},
+		{web.FaviconPath, `^/miniapp/favicon\.[0-9a-f]{16}\.svg$`, web.ImageSVG, web.Favicon},
 	} {
 		sum := sha256.Sum256(f.body)
 		if !regexp.MustCompile(f.pattern).MatchString(f.path) || !strings.Contains(f.path, "."+hex.EncodeToString(sum[:8])+".") {
@@ -68,18 +68,18 @@ func TestPageHeaders(t *testing.T) {
 		if !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe") {
 			t.Errorf("%s: CSP %q allows scripts of other origins or unsafe sources", name, csp)
 		}
-		if h.Get("Referrer-Policy") != "same-origin" || h.Get("X-Frame-Options") != "DENY" || h.Get("Content-Type") != textHTML {
+		if h.Get("Referrer-Policy") != "same-origin" || h.Get("X-Frame-Options") != "DENY" || h.Get("Content-Type") != web.TextHTML {
 			t.Errorf("%s: Referrer-Policy %q X-Frame-Options %q Content-Type %q", name, h.Get("Referrer-Policy"), h.Get("X-Frame-Options"), h.Get("Content-Type"))
 		}
 		body := w.Body.String()
 		// the one script is the passkey script's file: no inline script
-		own := `<script src="` + scriptPath + `" defer></script>`
+		own := `<script src="` + web.ScriptPath + `" defer></script>`
 		if strings.Count(body, "<script") != strings.Count(body, own) || strings.Contains(body, "<style") || !strings.Contains(body, "<title>") {
 			t.Errorf("%s: page has an inline script, an inline style or no title", name)
 		}
-		if !strings.Contains(body, `<link rel="stylesheet" href="`+stylePath+`">`) || !strings.Contains(body, `<link rel="icon" href="`+faviconPath+`" type="image/svg+xml">`) ||
+		if !strings.Contains(body, `<link rel="stylesheet" href="`+web.StylePath+`">`) || !strings.Contains(body, `<link rel="icon" href="`+web.FaviconPath+`" type="image/svg+xml">`) ||
 			!strings.Contains(body, `<meta name="description" content="`) {
-			t.Errorf("%s: page does not link %s and its icon, or has no description", name, stylePath)
+			t.Errorf("%s: page does not link %s and its icon, or has no description", name, web.StylePath)
 		}
 		if name == "profile" && h.Get("Cache-Control") != "no-store" {
 			t.Errorf("profile page without no-store")
@@ -89,52 +89,6 @@ func TestPageHeaders(t *testing.T) {
 	for _, want := range []string{`<label for="username">`, `<label for="password">`, `autocomplete="username webauthn"`, `autocomplete="current-password"`, `id="passkey-signin"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("login form lacks %s", want)
-		}
-	}
-}
-
-// fillPage fills the page with the values, escaped but for the raw
-// fields, which are HTML.
-func fillPage(p *page, values []string, raw ...int) []byte {
-	return p.appendPage(nil, func(b []byte, field int) []byte {
-		if slices.Contains(raw, field) {
-			return append(b, values[field]...)
-		}
-		return appendText(b, values[field])
-	})
-}
-
-// TestProfilePage checks the pre-rendered profile page and its session
-// rows against the templates themselves, with values that need escaping.
-func TestProfilePage(t *testing.T) {
-	for _, user := range []string{"ada", `<b>"o'neil"</b> & co`, "élodie", "miniappfield1x"} {
-		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n", "on <b>x</b>", "<li>a key</li>\n",
-			`<input id="passkey-step-up" name="password">`}
-		for passkeys, p := range map[bool]*page{true: profilePage, false: profilePageNoPasskeys} {
-			var want bytes.Buffer
-			err := pages.ExecuteTemplate(&want, "profile.html", pageData{Title: "Profile",
-				User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5]), Status: values[6],
-				Passkeys: template.HTML(values[7]), Passkey: passkeys, PasskeyStepUp: template.HTML(values[8])})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := fillPage(p, values, profileSessions, profilePasskeys, profileStepUp); !bytes.Equal(got, want.Bytes()) {
-				t.Errorf("user %q, passkeys %v: pre-rendered page differs from the template:\n%s\n---\n%s", user, passkeys, got, want.Bytes())
-			}
-		}
-	}
-	for _, device := range []string{"Firefox on Linux", `<b>"x'</b> & y`, "miniappfield4x"} {
-		values := []string{device, "203.0.113.7", "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "00112233445566778899aabbccddeeff",
-			`<input name="current_code">`}
-		data := pageData{Device: values[0], Address: values[1], IssuedISO: values[2], IssuedText: values[3], SessionID: values[4], StepUp: template.HTML(values[5])}
-		for name, row := range map[string]*page{"this-session": thisSessionRow, "other-session": otherSessionRow, "passkey": passkeyRow} {
-			var want bytes.Buffer
-			if err := pages.ExecuteTemplate(&want, name, data); err != nil {
-				t.Fatal(err)
-			}
-			if got := fillPage(row, values, rowStepUp); !bytes.Equal(got, want.Bytes()) {
-				t.Errorf("%s of %q: pre-rendered row differs from the template:\n%s\n---\n%s", name, device, got, want.Bytes())
-			}
 		}
 	}
 }

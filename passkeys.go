@@ -17,6 +17,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/sso"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -122,25 +123,25 @@ func credentialsOf(acct *account.Account, keys []account.Passkey) []webauthn.Cre
 // host equal to or under the RP ID (http for localhost alone).
 func (h *Handler) relyingParty(r *http.Request) (*webauthn.WebAuthn, error) {
 	if !sso.ValidHost(r.Host) {
-		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
+		return nil, web.Reject(http.StatusBadRequest, "passkeys are not offered on this host")
 	}
-	host := requestHost(r)
+	host := web.Host(r)
 	rpID := cmp.Or(strings.ToLower(h.PasskeyRPID), h.domain.name, host)
 	scheme := "http"
-	if secure(r) {
+	if web.Secure(r) {
 		scheme = "https"
 	}
 	if scheme == "http" && host != "localhost" {
-		return nil, reject(http.StatusBadRequest, "passkeys need https")
+		return nil, web.Reject(http.StatusBadRequest, "passkeys need https")
 	}
 	if host != rpID && !strings.HasSuffix(host, "."+rpID) || net.ParseIP(strings.Trim(host, "[]")) != nil {
-		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
+		return nil, web.Reject(http.StatusBadRequest, "passkeys are not offered on this host")
 	}
 	origin := scheme + "://" + strings.ToLower(r.Host)
 	rp, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: cmp.Or(h.TOTPIssuer, rpID), RPOrigins: []string{origin},
 		AttestationPreference: protocol.PreferNoAttestation})
 	if err != nil {
-		return nil, reject(http.StatusBadRequest, "passkeys are not offered on this host")
+		return nil, web.Reject(http.StatusBadRequest, "passkeys are not offered on this host")
 	}
 	return rp, nil
 }
@@ -181,21 +182,21 @@ func (h *Handler) openCeremony(r *http.Request, kind, value string, sess *signed
 		id, _ = hex.DecodeString(c.ID)
 	}
 	if len(id) != 16 || h.clock.Now().Unix() >= c.Expires {
-		return nil, reject(http.StatusBadRequest, "the passkey ceremony has expired or is not valid; start again")
+		return nil, web.Reject(http.StatusBadRequest, "the passkey ceremony has expired or is not valid; start again")
 	}
 	if sess != nil && c.Session != hex.EncodeToString(sess.ID[:]) {
-		return nil, reject(http.StatusBadRequest, "the passkey ceremony is not this session's; start again")
+		return nil, web.Reject(http.StatusBadRequest, "the passkey ceremony is not this session's; start again")
 	}
 	expires := time.Unix(c.Expires, 0)
 	if h.shared.RevokedID([16]byte(id), expires) {
-		return nil, reject(http.StatusBadRequest, "the passkey ceremony was used already; start again")
+		return nil, web.Reject(http.StatusBadRequest, "the passkey ceremony was used already; start again")
 	}
 	n, _, err := h.shared.Strike(r.Context(), "ceremony:"+c.ID, 1, ceremonyLifetime)
 	if err != nil {
-		return nil, reject(http.StatusServiceUnavailable, "the passkey cannot be checked now; try again shortly")
+		return nil, web.Reject(http.StatusServiceUnavailable, "the passkey cannot be checked now; try again shortly")
 	}
 	if n > 1 {
-		return nil, reject(http.StatusBadRequest, "the passkey ceremony was used already; start again")
+		return nil, web.Reject(http.StatusBadRequest, "the passkey ceremony was used already; start again")
 	}
 	h.shared.Revoke(r.Context(), [16]byte(id), expires)
 	return &c, nil
@@ -213,14 +214,14 @@ type finishRequest struct {
 func (h *Handler) readFinish(w http.ResponseWriter, r *http.Request) (finishRequest, error) {
 	var in finishRequest
 	if r.ContentLength > h.MaxBodySize {
-		return in, reject(http.StatusRequestEntityTooLarge, "request body too large")
+		return in, web.Reject(http.StatusRequestEntityTooLarge, "request body too large")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodySize))
 	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-		return in, reject(http.StatusRequestEntityTooLarge, "request body too large")
+		return in, web.Reject(http.StatusRequestEntityTooLarge, "request body too large")
 	}
 	if err != nil || json.Unmarshal(body, &in) != nil || in.Ceremony == "" || len(in.Credential) == 0 {
-		return in, reject(http.StatusBadRequest, "the body must be JSON with ceremony and credential")
+		return in, web.Reject(http.StatusBadRequest, "the body must be JSON with ceremony and credential")
 	}
 	return in, nil
 }
@@ -242,11 +243,11 @@ type (
 // passkeys registers (action=begin, then the JSON end), renames
 // (action=rename) and deletes (action=delete) the signed-in user's
 // passkeys.
-func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
+func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error {
 	if !h.passkeysOn() {
-		return reject(http.StatusNotFound, "passkeys are off")
+		return web.Reject(http.StatusNotFound, "passkeys are off")
 	}
-	if err := allow(w, r, "POST", http.MethodPost); err != nil {
+	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
 	if sess == nil {
@@ -256,15 +257,15 @@ func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f format, ses
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if isJSON(r.Header.Get("Content-Type")) {
+	if web.IsJSON(r.Header.Get("Content-Type")) {
 		return h.finishRegistration(w, r, sess)
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "action", "id", "name", "password", "current_code")
+	in, err := web.ReadFields(w, r, h.MaxBodySize, "action", "id", "name", "password", "current_code")
 	if err != nil {
 		return err
 	}
 	if err := account.CheckCode(in["current_code"]); err != nil {
-		return reject(http.StatusBadRequest, err.Error())
+		return web.Reject(http.StatusBadRequest, err.Error())
 	}
 	proof := stepUpProof{password: in["password"], code: in["current_code"]}
 	switch in["action"] {
@@ -275,7 +276,7 @@ func (h *Handler) passkeys(w http.ResponseWriter, r *http.Request, f format, ses
 	case "delete":
 		return h.deletePasskey(w, r, f, sess, in["id"], proof)
 	}
-	return reject(http.StatusBadRequest, "action must be begin, rename or delete")
+	return web.Reject(http.StatusBadRequest, "action must be begin, rename or delete")
 }
 
 // beginRegistration starts a registration: a resident key, user
@@ -295,7 +296,7 @@ func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess
 	}
 	user := passkeyUser{acct: sess.acct, creds: credentialsOf(sess.acct, keys)}
 	if len(user.creds) >= account.MaxPasskeys {
-		return reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
+		return web.Reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
 	}
 	creation, data, err := rp.BeginRegistration(user,
 		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
@@ -306,9 +307,9 @@ func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, sess
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
 		webauthn.WithExclusions(webauthn.Credentials(user.creds).CredentialDescriptors()))
 	if err != nil {
-		return h.internal(w, r, err)
+		return h.site.Internal(w, r, err)
 	}
-	return h.writeJSON(w, r, http.StatusOK, creationJSON{creation, h.sealCeremony("register", sess, data)})
+	return h.site.JSON(w, r, http.StatusOK, creationJSON{creation, h.sealCeremony("register", sess, data)})
 }
 
 // passkeyJSON is a passkey as the profile and the admin API show it.
@@ -341,7 +342,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 		return err
 	}
 	if err := account.CheckPasskeyName(in.Name); err != nil {
-		return reject(http.StatusBadRequest, err.Error())
+		return web.Reject(http.StatusBadRequest, err.Error())
 	}
 	rp, err := h.relyingParty(r)
 	if err != nil {
@@ -353,7 +354,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(in.Credential)
 	if err != nil {
-		return reject(http.StatusBadRequest, "the passkey's answer is malformed")
+		return web.Reject(http.StatusBadRequest, "the passkey's answer is malformed")
 	}
 	keys, _, err := h.passkeysOf(sess.User)
 	if err != nil {
@@ -361,14 +362,14 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 	}
 	cred, err := rp.CreateCredential(passkeyUser{acct: sess.acct, creds: credentialsOf(sess.acct, keys)}, c.Data, parsed)
 	if err != nil {
-		h.logger.Warn("passkey registration refused", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.Error(err))
-		return reject(http.StatusBadRequest, "the passkey was not accepted")
+		h.logger.Warn("passkey registration refused", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)), zap.Error(err))
+		return web.Reject(http.StatusBadRequest, "the passkey was not accepted")
 	}
 	if len(cred.ID) > 1023 {
-		return reject(http.StatusBadRequest, "the passkey's ID is too long")
+		return web.Reject(http.StatusBadRequest, "the passkey's ID is too long")
 	}
 	if owner := h.passkeyOwner(cred.ID); owner != "" {
-		return reject(http.StatusConflict, "this passkey is registered already")
+		return web.Reject(http.StatusConflict, "this passkey is registered already")
 	}
 	now := h.clock.Now()
 	k := account.Passkey{ID: cred.ID, PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
@@ -387,11 +388,11 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 		// sign nobody in again: they go
 		keys = slices.DeleteFunc(keys, func(old account.Passkey) bool { return old.Account != k.Account })
 		if len(keys) >= account.MaxPasskeys {
-			return nil, reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
+			return nil, web.Reject(http.StatusConflict, "this account has 20 passkeys already; delete one first")
 		}
 		keys = append(keys, k)
 		if ended, err = h.fitPasskeys(sess.User, keys); err != nil {
-			return nil, reject(http.StatusConflict, "this account's passkeys take all the room their record has; delete one first")
+			return nil, web.Reject(http.StatusConflict, "this account's passkeys take all the room their record has; delete one first")
 		}
 		return keys, nil
 	})
@@ -399,12 +400,12 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 		return h.passkeyFailed(w, r, sess.User, err)
 	}
 	h.endSessions(r, ended)
-	h.logger.Info("passkey added", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("passkey", k.Name))
+	h.logger.Info("passkey added", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)), zap.String("passkey", k.Name))
 	if h.mustEnrol(sess) && cred.Flags.UserVerified {
 		// a session that had to enrol has its second factor now
 		h.restartSession(w, r, sess, false)
 	}
-	return h.writeJSON(w, r, http.StatusCreated, viewOfPasskey(k))
+	return h.site.JSON(w, r, http.StatusCreated, viewOfPasskey(k))
 }
 
 // passkeyFailed answers a passkeys record that does not open (403: an
@@ -414,12 +415,12 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 func (h *Handler) passkeyFailed(w http.ResponseWriter, r *http.Request, user string, err error) error {
 	if errors.Is(err, errRecordUnreadable) {
 		h.logger.Error("a user's passkeys record does not open; reset it with caddy miniapp passkeys-reset", zap.String("user", user))
-		return reject(http.StatusForbidden, "your passkeys cannot be read; ask an operator to reset them")
+		return web.Reject(http.StatusForbidden, "your passkeys cannot be read; ask an operator to reset them")
 	}
 	if down, ok := errors.AsType[storeFailed](err); ok {
 		h.logger.Error("changing or checking a passkey", zap.String("user", user), zap.Error(down.err))
 		w.Header().Set("Retry-After", "5")
-		return reject(http.StatusServiceUnavailable, "passkeys cannot be used now; try again shortly")
+		return web.Reject(http.StatusServiceUnavailable, "passkeys cannot be used now; try again shortly")
 	}
 	return err
 }
@@ -443,28 +444,28 @@ func (h *Handler) passkeyOwner(id []byte) string {
 func parsePasskeyID(s string) ([]byte, error) {
 	id, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(id) == 0 || len(id) > 1023 {
-		return nil, reject(http.StatusBadRequest, "id must be a passkey ID (base64url)")
+		return nil, web.Reject(http.StatusBadRequest, "id must be a passkey ID (base64url)")
 	}
 	return id, nil
 }
 
 // renamePasskey gives one of the user's passkeys a new name.
-func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, idText, name string) error {
+func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, idText, name string) error {
 	id, err := parsePasskeyID(idText)
 	if err != nil {
 		return err
 	}
 	if name == "" {
-		return reject(http.StatusBadRequest, "name is required")
+		return web.Reject(http.StatusBadRequest, "name is required")
 	}
 	if err := account.CheckPasskeyName(name); err != nil {
-		return reject(http.StatusBadRequest, err.Error())
+		return web.Reject(http.StatusBadRequest, err.Error())
 	}
 	var renamed account.Passkey
 	err = h.swapPasskeys(r, sess.User, func(keys []account.Passkey) ([]account.Passkey, error) {
 		i := account.FindPasskey(keys, id)
 		if i < 0 {
-			return nil, reject(http.StatusNotFound, "no such passkey of this user")
+			return nil, web.Reject(http.StatusNotFound, "no such passkey of this user")
 		}
 		keys[i].Name = name
 		renamed = keys[i]
@@ -473,16 +474,16 @@ func (h *Handler) renamePasskey(w http.ResponseWriter, r *http.Request, f format
 	if err != nil {
 		return h.passkeyFailed(w, r, sess.User, err)
 	}
-	if f == formatJSON {
-		return h.writeJSON(w, r, http.StatusOK, viewOfPasskey(renamed))
+	if f == web.JSON {
+		return h.site.JSON(w, r, http.StatusOK, viewOfPasskey(renamed))
 	}
-	redirect(w, r, "/profile")
+	web.Redirect(w, r, "/profile")
 	return nil
 }
 
 // deletePasskey removes one of the user's passkeys under the step-up
 // policy, and ends the sessions it started: this one too, when it did.
-func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, idText string, proof stepUpProof) error {
+func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, idText string, proof stepUpProof) error {
 	id, err := parsePasskeyID(idText)
 	if err != nil {
 		return err
@@ -494,19 +495,19 @@ func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, f format
 	if err != nil {
 		return h.passkeyFailed(w, r, sess.User, err)
 	}
-	h.logger.Info("passkey removed", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("passkey", removed.Name),
+	h.logger.Info("passkey removed", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)), zap.String("passkey", removed.Name),
 		zap.String("by", "user"))
 	ended := slices.ContainsFunc(removed.Sessions, func(s account.PasskeySession) bool { return s.ID == sess.ID })
 	if ended {
 		h.clearCookie(w, r)
 	}
 	switch {
-	case f == formatJSON:
-		return h.writeJSON(w, r, http.StatusOK, viewOfPasskey(removed))
+	case f == web.JSON:
+		return h.site.JSON(w, r, http.StatusOK, viewOfPasskey(removed))
 	case ended:
-		redirect(w, r, h.domain.loginURL)
+		web.Redirect(w, r, h.domain.loginURL)
 	default:
-		redirect(w, r, "/profile")
+		web.Redirect(w, r, "/profile")
 	}
 	return nil
 }
@@ -518,7 +519,7 @@ func (h *Handler) removePasskey(r *http.Request, user string, id []byte) (accoun
 	err := h.swapPasskeys(r, user, func(keys []account.Passkey) ([]account.Passkey, error) {
 		i := account.FindPasskey(keys, id)
 		if i < 0 {
-			return nil, reject(http.StatusNotFound, "no such passkey of this user")
+			return nil, web.Reject(http.StatusNotFound, "no such passkey of this user")
 		}
 		removed = keys[i]
 		return append(keys[:i:i], keys[i+1:]...), nil
@@ -534,11 +535,11 @@ func (h *Handler) removePasskey(r *http.Request, user string, id []byte) (accoun
 // name: action=begin gives a discoverable login's options, and the JSON
 // end checks the assertion and starts the session, of two factors when
 // the authenticator verified the user.
-func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format, _ *signedIn) error {
+func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
 	if !h.passkeysOn() {
-		return reject(http.StatusNotFound, "passkeys are off")
+		return web.Reject(http.StatusNotFound, "passkeys are off")
 	}
-	if err := allow(w, r, "POST", http.MethodPost); err != nil {
+	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
 	if err := h.sameOrigin(r); err != nil {
@@ -549,19 +550,19 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	if err != nil {
 		return err
 	}
-	if !isJSON(r.Header.Get("Content-Type")) {
-		in, err := readFields(w, r, h.MaxBodySize, "action")
+	if !web.IsJSON(r.Header.Get("Content-Type")) {
+		in, err := web.ReadFields(w, r, h.MaxBodySize, "action")
 		if err != nil {
 			return err
 		}
 		if in["action"] != "begin" {
-			return reject(http.StatusBadRequest, "action must be begin")
+			return web.Reject(http.StatusBadRequest, "action must be begin")
 		}
 		assertion, data, err := rp.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationPreferred))
 		if err != nil {
-			return h.internal(w, r, err)
+			return h.site.Internal(w, r, err)
 		}
-		return h.writeJSON(w, r, http.StatusOK, assertionJSON{assertion, h.sealCeremony("login", nil, data)})
+		return h.site.JSON(w, r, http.StatusOK, assertionJSON{assertion, h.sealCeremony("login", nil, data)})
 	}
 	in, err := h.readFinish(w, r)
 	if err != nil {
@@ -569,9 +570,9 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(in.Credential)
 	if err != nil {
-		return reject(http.StatusBadRequest, "the passkey's answer is malformed")
+		return web.Reject(http.StatusBadRequest, "the passkey's answer is malformed")
 	}
-	login := loginInput{ip: clientIP(r)}
+	login := loginInput{ip: web.ClientIP(r)}
 	place, wait, err := h.guard.EnterCheck(h.guardLogin(login), h.clock.Now())
 	if err != nil {
 		return h.tooMany(w, login, wait, "passkey sign-in throttled", err.Error())
@@ -603,11 +604,11 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	if err != nil {
 		h.count(metrics.logins, "failure")
 		h.logger.Warn("passkey sign-in refused", zap.String("client_ip", login.ip), zap.Error(err))
-		return reject(http.StatusUnauthorized, "the passkey was not accepted")
+		return web.Reject(http.StatusUnauthorized, "the passkey was not accepted")
 	}
 	verified := parsed.Response.AuthenticatorData.Flags.HasUserVerified()
 	login.name, login.device = acct.Name, h.knownDevice(r, acct.Name)
-	login.next, _ = formValue(r.URL.RawQuery, "next")
+	login.next, _ = web.FormValue(r.URL.RawQuery, "next")
 	login.next = h.safeNext(r, login.next)
 	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
 	if err != nil {
@@ -617,7 +618,7 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 		// a passkey without user verification is one factor: the code
 		// follows
 		h.markUsed(r, acct, cred, nil)
-		return h.askCode(w, r, formatJSON, acct, login)
+		return h.askCode(w, r, web.JSON, acct, login)
 	}
 	factors := uint8(1)
 	if verified {
@@ -626,7 +627,7 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f format,
 	}
 	sess := h.signInWith(w, r, acct, login, factors, "passkey")
 	h.markUsed(r, acct, cred, sess)
-	return h.writeJSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
+	return h.site.JSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
 }
 
 // markUsed records a passkey's sign-in: its counter, when, and the

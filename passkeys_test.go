@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
@@ -226,7 +227,7 @@ func TestPasskeyRegistrationAndLogin(t *testing.T) {
 		t.Errorf("a passkey without user verification: %d, profile %d %+v", w.Code, code, pr)
 	}
 	page := a.do(request{target: "/profile", accept: "text/html", cookie: signedIn, https: true}).Body.String()
-	if !strings.Contains(page, "my laptop") || !strings.Contains(page, `id="passkey-add"`) || !strings.Contains(page, scriptPath) {
+	if !strings.Contains(page, "my laptop") || !strings.Contains(page, `id="passkey-add"`) || !strings.Contains(page, web.ScriptPath) {
 		t.Errorf("the profile page does not list the passkey or offer to add one")
 	}
 }
@@ -375,7 +376,7 @@ func TestPasskeyInput(t *testing.T) {
 	if w := c.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 404 {
 		t.Errorf("passkeys off: %d", w.Code)
 	}
-	if page := c.do(request{target: "/login", accept: "text/html"}).Body.String(); strings.Contains(page, `id="passkey-signin"`) || strings.Contains(page, scriptPath) {
+	if page := c.do(request{target: "/login", accept: "text/html"}).Body.String(); strings.Contains(page, `id="passkey-signin"`) || strings.Contains(page, web.ScriptPath) {
 		t.Error("the login page offers passkeys that are off")
 	}
 	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id=AAAA&name=x", cookie)); w.Code != 404 {

@@ -11,14 +11,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"go.uber.org/zap"
 )
 
 // profile shows the signed-in user, the session's times and the
 // account's sessions.
-func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
-	if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error {
+	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
 	if sess == nil {
@@ -28,14 +29,14 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 	// most accounts have a few sessions: their copy stays on the stack
 	var few [4]store.Entry
 	sessions, others := h.sessionsOf(few[:0], r, sess)
-	if f == formatJSON {
+	if f == web.JSON {
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time
-		writeBuilt(w, r, http.StatusOK, appJSON, func(body []byte) []byte {
+		web.WriteBuilt(w, r, http.StatusOK, web.AppJSON, func(body []byte) []byte {
 			body = append(append(append(body, `{"username":`...), sess.acct.JSONName...), `,"issued":"`...)
-			body = sess.Issued.UTC().AppendFormat(body, isoTime)
+			body = sess.Issued.UTC().AppendFormat(body, web.ISOTime)
 			body = append(body, `","expires":"`...)
-			body = sess.Expires.UTC().AppendFormat(body, isoTime)
+			body = sess.Expires.UTC().AppendFormat(body, web.ISOTime)
 			body = appendProfileSessions(append(body, `","sessions":`...), sessions, sess.ID)
 			body = strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10)
 			body = append(append(append(body, `,"factors":`...), factorText[min(sess.Factors, 2)]...), `,"second_factor":`...)
@@ -47,29 +48,29 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, f format, sess
 		})
 		return nil
 	}
-	page, keys, stepUp := profilePageNoPasskeys, []account.Passkey(nil), stepUpNone
+	page, keys, stepUp := web.ProfilePageNoPasskeys, []account.Passkey(nil), stepUpNone
 	if h.passkeysOn() {
-		page, keys, stepUp = profilePage, h.profilePasskeys(sess), h.stepUpOf(sess)
+		page, keys, stepUp = web.ProfilePage, h.profilePasskeys(sess), h.stepUpOf(sess)
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
-	writeBuilt(w, r, http.StatusOK, textHTML, func(body []byte) []byte {
-		return page.appendPage(body, func(b []byte, field int) []byte {
+	web.WriteBuilt(w, r, http.StatusOK, web.TextHTML, func(body []byte) []byte {
+		return page.AppendPage(body, func(b []byte, field int) []byte {
 			switch field {
-			case profileUser:
-				return appendText(b, sess.User)
-			case profileIssuedISO:
-				return issued.AppendFormat(b, isoTime)
-			case profileIssuedText:
-				return issued.AppendFormat(b, textTime)
-			case profileExpiresISO:
-				return expires.AppendFormat(b, isoTime)
-			case profileExpiresText:
-				return expires.AppendFormat(b, textTime)
-			case profileSessions:
+			case web.ProfileUser:
+				return web.AppendText(b, sess.User)
+			case web.ProfileIssuedISO:
+				return issued.AppendFormat(b, web.ISOTime)
+			case web.ProfileIssuedText:
+				return issued.AppendFormat(b, web.TextTime)
+			case web.ProfileExpiresISO:
+				return expires.AppendFormat(b, web.ISOTime)
+			case web.ProfileExpiresText:
+				return expires.AppendFormat(b, web.TextTime)
+			case web.ProfileSessions:
 				return appendSessionRows(b, sessions, sess.ID, others)
-			case profileFactor:
+			case web.ProfileFactor:
 				return appendFactorLine(b, h.statusOf(sess.User))
-			case profileStepUp:
+			case web.ProfileStepUp:
 				return appendStepUpField(b, stepUp, "passkey-step-up")
 			default:
 				return appendPasskeyRows(b, keys, stepUp)
@@ -107,23 +108,23 @@ func appendPasskeyRows(b []byte, keys []account.Passkey, stepUp stepUp) []byte {
 	}
 	for _, k := range keys {
 		v := viewOfPasskey(k)
-		b = passkeyRow.appendPage(b, func(b []byte, field int) []byte {
+		b = web.PasskeyRow.AppendPage(b, func(b []byte, field int) []byte {
 			switch field {
-			case rowName:
-				return appendText(b, k.Name)
-			case rowDetail:
+			case web.RowName:
+				return web.AppendText(b, k.Name)
+			case web.RowDetail:
 				if v.LastUsed == nil {
 					return append(b, "never"...)
 				}
-				return v.LastUsed.AppendFormat(b, textTime)
-			case rowTimeISO:
-				return v.Created.AppendFormat(b, isoTime)
-			case rowTimeText:
-				return v.Created.AppendFormat(b, textTime)
-			case rowStepUp:
+				return v.LastUsed.AppendFormat(b, web.TextTime)
+			case web.RowTimeISO:
+				return v.Created.AppendFormat(b, web.ISOTime)
+			case web.RowTimeText:
+				return v.Created.AppendFormat(b, web.TextTime)
+			case web.RowStepUp:
 				return appendStepUpField(b, stepUp, "delete-"+v.ID)
 			default:
-				return appendText(b, v.ID)
+				return web.AppendText(b, v.ID)
 			}
 		})
 	}
@@ -198,8 +199,8 @@ func appendProfileSessions(b []byte, sessions []store.Entry, current [16]byte) [
 		b = hex.AppendEncode(b, e.ID[:])
 		b = appendJSONString(append(b, `","device":`...), e.Device)
 		b = appendJSONString(append(b, `,"address":`...), e.Address)
-		b = e.Started.UTC().AppendFormat(append(b, `,"started":"`...), isoTime)
-		b = e.Expires.UTC().AppendFormat(append(b, `","expires":"`...), isoTime)
+		b = e.Started.UTC().AppendFormat(append(b, `,"started":"`...), web.ISOTime)
+		b = e.Expires.UTC().AppendFormat(append(b, `","expires":"`...), web.ISOTime)
 		b = strconv.AppendBool(append(b, `","current":`...), e.ID == current)
 		b = append(append(append(b, `,"factors":`...), factorText[min(max(e.Factors, 1), 2)]...), '}')
 	}
@@ -236,7 +237,7 @@ func (h *Handler) sessionsOf(dst []store.Entry, r *http.Request, sess *signedIn)
 		return sessions, others
 	}
 	// placed as the index places a login
-	current := sess.entry(clientIP(r), store.DeviceName(r.UserAgent()))
+	current := sess.entry(web.ClientIP(r), store.DeviceName(r.UserAgent()))
 	at, _ := slices.BinarySearchFunc(sessions, current, store.NewerFirst)
 	return slices.Insert(sessions, at, current), others
 }
@@ -245,27 +246,27 @@ func (h *Handler) sessionsOf(dst []store.Entry, r *http.Request, sess *signedIn)
 // sign-out form for each other session, and a line for those not listed.
 func appendSessionRows(b []byte, sessions []store.Entry, current [16]byte, others int) []byte {
 	for _, e := range sessions {
-		row, started := otherSessionRow, e.Started.UTC()
+		row, started := web.OtherSessionRow, e.Started.UTC()
 		if e.ID == current {
-			row = thisSessionRow
+			row = web.ThisSessionRow
 		}
-		b = row.appendPage(b, func(b []byte, field int) []byte {
+		b = row.AppendPage(b, func(b []byte, field int) []byte {
 			switch field {
-			case rowName:
-				return appendText(b, e.Device)
-			case rowDetail:
-				return appendText(b, e.Address)
-			case rowTimeISO:
-				return started.AppendFormat(b, isoTime)
-			case rowTimeText:
-				return started.AppendFormat(b, textTime)
+			case web.RowName:
+				return web.AppendText(b, e.Device)
+			case web.RowDetail:
+				return web.AppendText(b, e.Address)
+			case web.RowTimeISO:
+				return started.AppendFormat(b, web.ISOTime)
+			case web.RowTimeText:
+				return started.AppendFormat(b, web.TextTime)
 			default:
 				return hex.AppendEncode(b, e.ID[:])
 			}
 		})
 	}
 	if others > 0 {
-		b = otherSessionsRow.appendPage(b, func(b []byte, _ int) []byte { return strconv.AppendInt(b, int64(others), 10) })
+		b = web.OtherSessionsRow.AppendPage(b, func(b []byte, _ int) []byte { return strconv.AppendInt(b, int64(others), 10) })
 	}
 	return b
 }
@@ -275,24 +276,24 @@ func appendSessionRows(b []byte, sessions []store.Entry, current [16]byte, other
 func parseSessionID(s string) ([16]byte, error) {
 	id, err := hex.DecodeString(s)
 	if err != nil || len(id) != 16 {
-		return [16]byte{}, reject(http.StatusBadRequest, "session must be a session ID of 32 hex digits")
+		return [16]byte{}, web.Reject(http.StatusBadRequest, "session must be a session ID of 32 hex digits")
 	}
 	return [16]byte(id), nil
 }
 
 // endOther ends another session of the signed-in user, chosen on the
 // profile page, and goes back to the profile.
-func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, id [16]byte) error {
+func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, id [16]byte) error {
 	if sess == nil {
 		return h.signInFirst(w, r, f, nil)
 	}
 	acct := store.AccountID(sess.acct.ID)
 	if _, ok := h.shared.EndSession(r.Context(), &acct, id); !ok {
-		return reject(http.StatusNotFound, "no such session of this user")
+		return web.Reject(http.StatusNotFound, "no such session of this user")
 	}
 	h.count(metrics.logouts)
 	h.logger.Info("session ended", zap.String("user", sess.User), zap.String("session", hex.EncodeToString(id[:])),
-		zap.String("by", "profile page"), zap.String("client_ip", clientIP(r)))
-	redirect(w, r, "/profile")
+		zap.String("by", "profile page"), zap.String("client_ip", web.ClientIP(r)))
+	web.Redirect(w, r, "/profile")
 	return nil
 }

@@ -2,15 +2,13 @@ package miniapp
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // hostPrefix makes browsers accept the cookie only when it is Secure,
@@ -30,7 +28,7 @@ func (h *Handler) cookieName(r *http.Request) string {
 	switch {
 	case h.domain.name != "":
 		return h.domain.cookie
-	case secure(r):
+	case web.Secure(r):
 		return h.hostCookie
 	}
 	return h.CookieName
@@ -42,7 +40,7 @@ func (h *Handler) cookieSecure(r *http.Request) bool {
 	if h.domain.name != "" {
 		return h.domain.secure
 	}
-	return secure(r)
+	return web.Secure(r)
 }
 
 // sessionHost is what the session cookie is bound to besides its name:
@@ -51,57 +49,7 @@ func (h *Handler) sessionHost(r *http.Request) string {
 	if h.domain.name != "" {
 		return h.domain.name
 	}
-	return requestHost(r)
-}
-
-// secure reports whether the client reached the site over HTTPS: the
-// connection is TLS, or it comes from one of Caddy's trusted_proxies
-// that says so in X-Forwarded-Proto. The header of any other client is
-// ignored.
-func secure(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
-	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
-	if !trusted {
-		return false
-	}
-	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-	return strings.EqualFold(strings.TrimSpace(proto), "https")
-}
-
-// requestHost is the host a host-only cookie is bound to, besides its
-// name: the request's host without port, as browsers keep cookies, so a
-// cookie of one site is no session on another site that shares the key
-// set.
-func requestHost(r *http.Request) string {
-	host := r.Host
-	// only a host with a port is split: SplitHostPort's error for one
-	// without would cost an allocation on every request
-	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-	}
-	return strings.ToLower(host)
-}
-
-// cookieValue finds the named cookie in the request's Cookie headers
-// without parsing the others. Hand-written rather than r.Cookie, which
-// allocates a Cookie and a slice: two more allocations on every request
-// with a session (BenchmarkRoutes/profile_JSON).
-func cookieValue(r *http.Request, name string) (string, bool) {
-	for _, line := range r.Header["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
-				return v, true
-			}
-		}
-	}
-	return "", false
+	return web.Host(r)
 }
 
 // sessionOf returns the request's valid session, or nil: a cookie that
@@ -109,7 +57,7 @@ func cookieValue(r *http.Request, name string) (string, bool) {
 // of a removed user is no session at all. Each refused cookie is counted.
 func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	name := h.cookieName(r)
-	value, ok := cookieValue(r, name)
+	value, ok := web.CookieValue(r, name)
 	if !ok {
 		return nil
 	}
@@ -130,7 +78,7 @@ func (h *Handler) sessionOf(r *http.Request) *signedIn {
 	}
 	// a domain cookie belongs to the domain's hosts alone (the auth
 	// endpoint checks the host of the request it was forwarded)
-	if h.domain.name != "" && r.URL.Path != authPath && !h.covers(r, requestHost(r)) {
+	if h.domain.name != "" && r.URL.Path != authPath && !h.covers(r, web.Host(r)) {
 		h.count(metrics.rejections, "malformed")
 		return nil
 	}
@@ -234,7 +182,7 @@ const deviceLifetime = 90 * 24 * time.Hour
 // cookie_name with _device, __Host- over HTTPS. It stays host-only on the
 // login site whatever cookie_domain says.
 func (h *Handler) deviceCookieName(r *http.Request) string {
-	if secure(r) {
+	if web.Secure(r) {
 		return h.hostCookie + "_device"
 	}
 	return h.CookieName + "_device"
@@ -246,11 +194,11 @@ func (h *Handler) deviceCookieName(r *http.Request) string {
 // account's newest devices in the store; nil otherwise.
 func (h *Handler) knownDevice(r *http.Request, name string) *session.Session {
 	cookie := h.deviceCookieName(r)
-	value, ok := cookieValue(r, cookie)
+	value, ok := web.CookieValue(r, cookie)
 	if !ok {
 		return nil
 	}
-	d, err := h.keys.Open(session.PurposeDevice, value, cookie, requestHost(r))
+	d, err := h.keys.Open(session.PurposeDevice, value, cookie, web.Host(r))
 	if err != nil || d.User != name || !h.clock.Now().Before(d.Expires) {
 		return nil
 	}
@@ -278,10 +226,10 @@ func (h *Handler) setDeviceCookie(w http.ResponseWriter, r *http.Request, acct *
 	name := h.deviceCookieName(r)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    h.keys.Seal(session.PurposeDevice, d, name, requestHost(r)),
+		Value:    h.keys.Seal(session.PurposeDevice, d, name, web.Host(r)),
 		Path:     "/",
 		MaxAge:   int(deviceLifetime.Seconds()),
-		Secure:   secure(r),
+		Secure:   web.Secure(r),
 		HttpOnly: true,
 		SameSite: http.SameSiteStrictMode,
 	})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 )
 
 // stepUp is what a change of the account's sign-in methods (adding or
@@ -69,7 +70,7 @@ type stepUpProof struct {
 // errEnrolOnly refuses a change other than adding a second factor to a
 // session that may only enrol one.
 func errEnrolOnly() error {
-	return reject(http.StatusForbidden, "this session may only set up a second factor; sign in with it to change anything else")
+	return web.Reject(http.StatusForbidden, "this session may only set up a second factor; sign in with it to change anything else")
 }
 
 // allowChange lets a change of the account's sign-in methods through
@@ -87,32 +88,32 @@ func (h *Handler) allowChange(w http.ResponseWriter, r *http.Request, sess *sign
 		return h.checkStepUpPassword(r, sess, proof.password)
 	case stepUpCode:
 		if proof.code == "" {
-			return reject(http.StatusForbidden, "enter a current code from your authenticator app (or a recovery code) to change how you sign in")
+			return web.Reject(http.StatusForbidden, "enter a current code from your authenticator app (or a recovery code) to change how you sign in")
 		}
-		if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: clientIP(r), code: proof.code}, sess.User); err != nil {
+		if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: web.ClientIP(r), code: proof.code}, sess.User); err != nil {
 			return h.codeFailed(w, r, sess.User, http.StatusForbidden, err)
 		}
 		return nil
 	}
-	return reject(http.StatusForbidden, "sign in again with your passkey to change how you sign in (a passkey sign-in counts for 10 minutes)")
+	return web.Reject(http.StatusForbidden, "sign in again with your passkey to change how you sign in (a passkey sign-in counts for 10 minutes)")
 }
 
 // checkStepUpPassword checks the account's password for a change of an
 // account without a second factor, under the login throttle.
 func (h *Handler) checkStepUpPassword(r *http.Request, sess *signedIn, password string) error {
 	const msg = "enter your password to change how you sign in (you signed in more than 10 minutes ago)"
-	if password == "" || len(password) > maxFieldLen {
-		return reject(http.StatusForbidden, msg)
+	if password == "" || len(password) > web.MaxFieldLen {
+		return web.Reject(http.StatusForbidden, msg)
 	}
-	in := loginInput{name: sess.User, ip: clientIP(r)}
+	in := loginInput{name: sess.User, ip: web.ClientIP(r)}
 	place, _, err := h.guard.Enter(r.Context(), h.guardLogin(in), h.clock.Now())
 	if err != nil {
-		return reject(http.StatusTooManyRequests, "too many attempts; try again later")
+		return web.Reject(http.StatusTooManyRequests, "too many attempts; try again later")
 	}
 	acct, reason, err := h.accounts.Check(sess.User, password)
 	place.Leave(reason != "")
 	if err != nil || acct == nil || acct.ID != sess.acct.ID {
-		return reject(http.StatusForbidden, msg)
+		return web.Reject(http.StatusForbidden, msg)
 	}
 	return nil
 }
@@ -123,14 +124,14 @@ func (h *Handler) checkStepUpPassword(r *http.Request, sess *signedIn, password 
 func appendStepUpField(b []byte, kind stepUp, id string) []byte {
 	switch kind {
 	case stepUpPassword:
-		b = appendText(append(b, `<label for="`...), id)
+		b = web.AppendText(append(b, `<label for="`...), id)
 		b = append(b, `" class="meta">Password (you signed in more than 10 minutes ago)</label><input id="`...)
-		b = appendText(b, id)
+		b = web.AppendText(b, id)
 		return append(b, `" name="password" type="password" autocomplete="current-password" required>`...)
 	case stepUpCode:
-		b = appendText(append(b, `<label for="`...), id)
+		b = web.AppendText(append(b, `<label for="`...), id)
 		b = append(b, `" class="meta">Current code from your authenticator app, or a recovery code</label><input id="`...)
-		b = appendText(b, id)
+		b = web.AppendText(b, id)
 		return append(b, `" name="current_code" type="text" autocomplete="one-time-code" maxlength="32" required>`...)
 	case stepUpPasskey:
 		return append(b, `<p class="meta">To change this, sign in again with your passkey first.</p>`...)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/pquerna/otp"
@@ -232,8 +233,8 @@ func (h *Handler) codeFailed(w http.ResponseWriter, r *http.Request, user string
 		reason, msg = "no_factor", "no second factor is set up"
 	}
 	h.count(metrics.secondFactor, "failure", reason)
-	h.logger.Warn("second factor refused", zap.String("user", user), zap.String("client_ip", clientIP(r)), zap.String("reason", reason))
-	return reject(status, msg)
+	h.logger.Warn("second factor refused", zap.String("user", user), zap.String("client_ip", web.ClientIP(r)), zap.String("reason", reason))
+	return web.Reject(status, msg)
 }
 
 // A pending sign-in is a password accepted for an account with a second
@@ -243,7 +244,7 @@ func (h *Handler) codeFailed(w http.ResponseWriter, r *http.Request, user string
 
 // pendingCookieName is the pending sign-in's cookie name.
 func (h *Handler) pendingCookieName(r *http.Request) string {
-	if secure(r) {
+	if web.Secure(r) {
 		return h.hostCookie + "_pending"
 	}
 	return h.CookieName + "_pending"
@@ -252,7 +253,7 @@ func (h *Handler) pendingCookieName(r *http.Request) string {
 // setPending starts the code step of a sign-in of acct.
 func (h *Handler) setPending(w http.ResponseWriter, r *http.Request, acct *account.Account) {
 	p := session.New(acct.Name, acct.ID.Tag(), h.shared.Counter(r.Context(), store.AccountID(acct.ID)), h.clock.Now(), pendingLifetime)
-	h.pendingCookie(w, r, h.keys.Seal(session.PurposePending, p, h.pendingCookieName(r), requestHost(r)), int(pendingLifetime.Seconds()))
+	h.pendingCookie(w, r, h.keys.Seal(session.PurposePending, p, h.pendingCookieName(r), web.Host(r)), int(pendingLifetime.Seconds()))
 }
 
 // clearPending ends the code step.
@@ -262,7 +263,7 @@ func (h *Handler) clearPending(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) pendingCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: h.pendingCookieName(r), Value: value, Path: "/", MaxAge: maxAge,
-		Secure: secure(r), HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		Secure: web.Secure(r), HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
 // pendingOf returns the request's pending sign-in and its account, or
@@ -270,11 +271,11 @@ func (h *Handler) pendingCookie(w http.ResponseWriter, r *http.Request, value st
 // or from before the account's last sign out everywhere is none.
 func (h *Handler) pendingOf(r *http.Request) (*session.Session, *account.Account) {
 	name := h.pendingCookieName(r)
-	value, ok := cookieValue(r, name)
+	value, ok := web.CookieValue(r, name)
 	if !ok {
 		return nil, nil
 	}
-	p, err := h.keys.Open(session.PurposePending, value, name, requestHost(r))
+	p, err := h.keys.Open(session.PurposePending, value, name, web.Host(r))
 	if err != nil || !h.clock.Now().Truncate(time.Second).Before(p.Expires) || h.shared.RevokedID(p.ID, p.Expires) {
 		return nil, nil
 	}
@@ -288,19 +289,19 @@ func (h *Handler) pendingOf(r *http.Request) (*session.Session, *account.Account
 // askCode answers a right password of an account with a second factor:
 // no session yet, a pending sign-in, and the code step (a browser is sent
 // to the code form, other clients are told what is required).
-func (h *Handler) askCode(w http.ResponseWriter, r *http.Request, f format, acct *account.Account, in loginInput) error {
+func (h *Handler) askCode(w http.ResponseWriter, r *http.Request, f web.Format, acct *account.Account, in loginInput) error {
 	h.setPending(w, r, acct)
 	h.logger.Info("password accepted; waiting for the second factor", zap.String("user", acct.Name), zap.String("client_ip", in.ip))
 	w.Header().Set("Cache-Control", "no-store")
-	if f == formatHTML {
+	if f == web.HTML {
 		to := "/login?step=code"
 		if in.next != "" {
 			to += "&next=" + url.QueryEscape(in.next)
 		}
-		redirect(w, r, to)
+		web.Redirect(w, r, to)
 		return nil
 	}
-	return h.writeJSON(w, r, http.StatusUnauthorized, struct {
+	return h.site.JSON(w, r, http.StatusUnauthorized, struct {
 		Error        string   `json:"error"`
 		SecondFactor []string `json:"second_factor"`
 	}{"second factor required", []string{"totp"}})
@@ -310,7 +311,7 @@ func (h *Handler) askCode(w http.ResponseWriter, r *http.Request, f format, acct
 // the session with two factors and ends the pending sign-in on every
 // node; a wrong one leaves it usable until it expires or has had
 // maxCodeFailures.
-func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f format, in loginInput) error {
+func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f web.Format, in loginInput) error {
 	p, acct := in.pending, in.pendingAcct
 	attempts := "pending:" + hex.EncodeToString(p.ID[:])
 	n, _, err := h.shared.Strike(r.Context(), attempts, 1, pendingLifetime)
@@ -319,7 +320,7 @@ func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f format, i
 	}
 	if n > maxCodeFailures {
 		h.clearPending(w, r)
-		return reject(http.StatusUnauthorized, "too many wrong codes, or signed in already; sign in again")
+		return web.Reject(http.StatusUnauthorized, "too many wrong codes, or signed in already; sign in again")
 	}
 	kind, err := h.checkCode(r.Context(), in, acct.Name)
 	switch {
@@ -341,11 +342,11 @@ func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f format, i
 
 // codeStepFailed answers a refused code at sign-in: the code form again
 // for a browser, the reason for other clients.
-func (h *Handler) codeStepFailed(w http.ResponseWriter, r *http.Request, f format, user string, in loginInput, err error) error {
+func (h *Handler) codeStepFailed(w http.ResponseWriter, r *http.Request, f web.Format, user string, in loginInput, err error) error {
 	err = h.codeFailed(w, r, user, http.StatusUnauthorized, err)
 	herr, _ := errors.AsType[caddyhttp.HandlerError](err)
-	if f == formatHTML && !hasErrorRoutes(r) {
-		return h.render(w, r, herr.StatusCode, "login.html", pageData{Title: "Enter your code", Error: herr.Err.Error(), Next: in.next, CodeStep: true})
+	if f == web.HTML && !web.HasErrorRoutes(r) {
+		return h.site.Render(w, r, herr.StatusCode, "login.html", web.PageData{Title: "Enter your code", Error: herr.Err.Error(), Next: in.next, CodeStep: true})
 	}
 	return err
 }
@@ -370,19 +371,19 @@ func (h *Handler) enrolFirst(w http.ResponseWriter, r *http.Request, sess *signe
 		setPlaceholders(r, nil)
 		return next()
 	}
-	f := negotiate(r)
+	f := web.Read(r).Format
 	var err error
 	switch {
 	case h.hasFactor(sess.acct):
 		// a session from before the factor: sign in again with it
 		err = h.signInFirst(w, r, f, nil)
-	case f == formatHTML:
-		redirect(w, r, totpPath)
+	case f == web.HTML:
+		web.Redirect(w, r, totpPath)
 	default:
-		err = reject(http.StatusForbidden, "second factor enrollment required")
+		err = web.Reject(http.StatusForbidden, "second factor enrollment required")
 	}
 	if err != nil {
-		return h.fail(w, r, f, err)
+		return h.site.Fail(w, r, f, err)
 	}
 	return nil
 }
@@ -413,7 +414,7 @@ func (h *Handler) openEnrollment(sess *signedIn, value string) (enrollment, erro
 	data, _, err := h.keys.OpenData(session.PurposeEnrollment, value, factorKey(sess.User))
 	var e enrollment
 	if err != nil || json.Unmarshal(data, &e) != nil || e.Session != hex.EncodeToString(sess.ID[:]) || h.clock.Now().Unix() >= e.Expires {
-		return e, reject(http.StatusBadRequest, "the setup has expired or is not this session's; start again")
+		return e, web.Reject(http.StatusBadRequest, "the setup has expired or is not this session's; start again")
 	}
 	return e, nil
 }
@@ -421,7 +422,7 @@ func (h *Handler) openEnrollment(sess *signedIn, value string) (enrollment, erro
 // issuer is the name authenticator apps show for the codes: totp_issuer,
 // or the site's host.
 func (h *Handler) issuer(r *http.Request) string {
-	return cmp.Or(h.TOTPIssuer, requestHost(r), "miniapp")
+	return cmp.Or(h.TOTPIssuer, web.Host(r), "miniapp")
 }
 
 // setup is a new secret's setup as the JSON answer gives it, and the
@@ -461,8 +462,8 @@ func setupOf(key *otp.Key, enrollment string) (setup, error) {
 // totp is the second factor's page (GET) and endpoint (POST): begin a
 // setup (no code), confirm it (enrollment and code), or with a current
 // code `action=disable` or `action=recovery-codes`.
-func (h *Handler) totp(w http.ResponseWriter, r *http.Request, f format, sess *signedIn) error {
-	if err := allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+func (h *Handler) totp(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error {
+	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
 	if sess == nil {
@@ -475,13 +476,13 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request, f format, sess *s
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	in, err := readFields(w, r, h.MaxBodySize, "action", "enrollment", "code", "current_code", "password", "end_other_sessions")
+	in, err := web.ReadFields(w, r, h.MaxBodySize, "action", "enrollment", "code", "current_code", "password", "end_other_sessions")
 	if err != nil {
 		return err
 	}
 	for _, code := range []string{in["code"], in["current_code"]} {
 		if err := account.CheckCode(code); err != nil {
-			return reject(http.StatusBadRequest, err.Error())
+			return web.Reject(http.StatusBadRequest, err.Error())
 		}
 	}
 	proof := stepUpProof{password: in["password"], code: in["current_code"]}
@@ -502,28 +503,28 @@ func (h *Handler) totp(w http.ResponseWriter, r *http.Request, f format, sess *s
 		}
 		return h.newRecoveryCodes(w, r, f, sess, in["code"])
 	}
-	return reject(http.StatusBadRequest, "action must be disable or recovery-codes, or none")
+	return web.Reject(http.StatusBadRequest, "action must be disable or recovery-codes, or none")
 }
 
 // beginTOTP starts a setup: a new secret, stored nowhere yet.
-func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, proof stepUpProof) error {
+func (h *Handler) beginTOTP(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, proof stepUpProof) error {
 	if err := h.allowChange(w, r, sess, true, proof); err != nil {
 		return err
 	}
-	if f != formatJSON {
+	if f != web.JSON {
 		return h.totpPage(w, r, sess, "")
 	}
 	s, err := h.newSetup(r, sess, true)
 	if err != nil {
-		return h.internal(w, r, err)
+		return h.site.Internal(w, r, err)
 	}
-	return h.writeJSON(w, r, http.StatusOK, s)
+	return h.site.JSON(w, r, http.StatusOK, s)
 }
 
 // confirmTOTP stores the factor being set up once its first code is
 // right, with new recovery codes shown once, and starts a new session of
 // two factors for this browser (ending the others when asked).
-func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, in fields, proof stepUpProof) error {
+func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, in web.Fields, proof stepUpProof) error {
 	e, err := h.openEnrollment(sess, in["enrollment"])
 	if err != nil {
 		return err
@@ -538,11 +539,11 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, 
 	if !ok {
 		h.count(metrics.secondFactor, "failure", "wrong_code")
 		const msg = "wrong code; nothing was stored (check the time of your device)"
-		if f == formatHTML && !hasErrorRoutes(r) {
+		if f == web.HTML && !web.HasErrorRoutes(r) {
 			// the same key again: the one the app has now
 			return h.setupAgain(w, r, sess, secret, in["enrollment"], msg)
 		}
-		return reject(http.StatusBadRequest, msg)
+		return web.Reject(http.StatusBadRequest, msg)
 	}
 	factor := &account.TOTP{Secret: secret, LastStep: step, Created: h.clock.Now().Unix()}
 	codes := factor.NewRecovery()
@@ -555,7 +556,7 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f format, 
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	everywhere := in["end_other_sessions"] == "1"
-	h.logger.Info("second factor added", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)),
+	h.logger.Info("second factor added", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)),
 		zap.Bool("replaced", replaced), zap.Bool("other_sessions_ended", everywhere))
 	h.restartSession(w, r, sess, everywhere)
 	return h.showRecoveryCodes(w, r, f, codes)
@@ -571,44 +572,44 @@ func (h *Handler) restartSession(w http.ResponseWriter, r *http.Request, sess *s
 	} else {
 		h.shared.Revoke(r.Context(), sess.ID, sess.Expires)
 	}
-	h.startSession(r.Context(), w, r, sess.acct, loginInput{ip: clientIP(r), device: h.knownDevice(r, sess.User)}, 2)
+	h.startSession(r.Context(), w, r, sess.acct, loginInput{ip: web.ClientIP(r), device: h.knownDevice(r, sess.User)}, 2)
 }
 
 // showRecoveryCodes answers with recovery codes, shown this once.
-func (h *Handler) showRecoveryCodes(w http.ResponseWriter, r *http.Request, f format, codes []string) error {
+func (h *Handler) showRecoveryCodes(w http.ResponseWriter, r *http.Request, f web.Format, codes []string) error {
 	w.Header().Set("Cache-Control", "no-store")
-	if f == formatJSON {
-		return h.writeJSON(w, r, http.StatusOK, map[string][]string{"recovery_codes": codes})
+	if f == web.JSON {
+		return h.site.JSON(w, r, http.StatusOK, map[string][]string{"recovery_codes": codes})
 	}
-	return h.renderTOTP(w, r, http.StatusOK, pageData{Title: "Recovery codes", RecoveryCodes: codes})
+	return h.renderTOTP(w, r, http.StatusOK, web.PageData{Title: "Recovery codes", RecoveryCodes: codes})
 }
 
 // disableTOTP removes the factor, given a current code or a recovery
 // code.
-func (h *Handler) disableTOTP(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, code string) error {
+func (h *Handler) disableTOTP(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, code string) error {
 	if code == "" {
-		return reject(http.StatusBadRequest, "code is required")
+		return web.Reject(http.StatusBadRequest, "code is required")
 	}
-	if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: clientIP(r), code: code}, sess.User); err != nil {
+	if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: web.ClientIP(r), code: code}, sess.User); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	if err := h.swapFactor(r.Context(), sess.User, func(*account.TOTP) (*account.TOTP, error) { return nil, nil }); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
-	h.logger.Info("second factor removed", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)), zap.String("by", "user"))
-	if f == formatJSON {
-		return h.writeJSON(w, r, http.StatusOK, map[string]factorStatus{"second_factor": h.statusOf(sess.User)})
+	h.logger.Info("second factor removed", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)), zap.String("by", "user"))
+	if f == web.JSON {
+		return h.site.JSON(w, r, http.StatusOK, map[string]factorStatus{"second_factor": h.statusOf(sess.User)})
 	}
-	redirect(w, r, totpPath)
+	web.Redirect(w, r, totpPath)
 	return nil
 }
 
 // newRecoveryCodes replaces the recovery codes, given a current code.
-func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f format, sess *signedIn, code string) error {
+func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn, code string) error {
 	if code == "" {
-		return reject(http.StatusBadRequest, "code is required")
+		return web.Reject(http.StatusBadRequest, "code is required")
 	}
-	if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: clientIP(r), code: code}, sess.User); err != nil {
+	if _, err := h.checkCode(r.Context(), loginInput{name: sess.User, ip: web.ClientIP(r), code: code}, sess.User); err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
 	var codes []string
@@ -623,7 +624,7 @@ func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, f for
 	if err != nil {
 		return h.codeFailed(w, r, sess.User, http.StatusBadRequest, err)
 	}
-	h.logger.Info("recovery codes replaced", zap.String("user", sess.User), zap.String("client_ip", clientIP(r)))
+	h.logger.Info("recovery codes replaced", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)))
 	return h.showRecoveryCodes(w, r, f, codes)
 }
 
@@ -636,9 +637,9 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request, sess *signedI
 	if !status.TOTP || r.URL.Query().Has("replace") || r.Method == http.MethodPost {
 		s, err := h.newSetup(r, sess, false)
 		if err != nil {
-			return h.internal(w, r, err)
+			return h.site.Internal(w, r, err)
 		}
-		data.Setup = &s
+		data.Setup = s.view()
 		data.Enrolled = false
 	}
 	return h.renderTOTP(w, r, http.StatusOK, data)
@@ -649,37 +650,35 @@ func (h *Handler) totpPage(w http.ResponseWriter, r *http.Request, sess *signedI
 func (h *Handler) setupAgain(w http.ResponseWriter, r *http.Request, sess *signedIn, secret, enrollment, msg string) error {
 	key, err := account.TOTPKeyOf(h.issuer(r), sess.User, secret)
 	if err != nil {
-		return h.internal(w, r, err)
+		return h.site.Internal(w, r, err)
 	}
 	s, err := setupOf(key, enrollment)
 	if err != nil {
-		return h.internal(w, r, err)
+		return h.site.Internal(w, r, err)
 	}
 	data := h.totpPageData(sess, msg)
-	data.Setup = &s
+	data.Setup = s.view()
 	return h.renderTOTP(w, r, http.StatusBadRequest, data)
 }
 
 // totpPageData is the second factor's page for the session: its user,
 // the step-up field a change asks for, whether it may only enrol.
-func (h *Handler) totpPageData(sess *signedIn, errMsg string) pageData {
+func (h *Handler) totpPageData(sess *signedIn, errMsg string) web.PageData {
 	kind := h.stepUpOf(sess)
-	return pageData{Title: "Two-step sign-in", User: sess.User, Error: errMsg, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn(),
+	return web.PageData{Title: "Two-step sign-in", User: sess.User, Error: errMsg, MustEnrol: h.mustEnrol(sess), Passkey: h.passkeysOn(),
 		StepUp:        template.HTML(appendStepUpField(nil, kind, "step-up")),
 		PasskeyStepUp: template.HTML(appendStepUpField(nil, kind, "passkey-step-up"))}
 }
 
 // renderTOTP renders the second factor's page, whose QR code is a data:
 // image.
-func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, status int, data pageData) error {
-	csp := pageCSP
-	if h.domain.csp != "" {
-		csp = h.domain.csp
-	}
-	w.Header().Set("Content-Security-Policy", strings.Replace(csp, "img-src 'self'", "img-src 'self' data:", 1))
-	return h.render(w, r, status, "totp.html", data)
+func (h *Handler) renderTOTP(w http.ResponseWriter, r *http.Request, status int, data web.PageData) error {
+	w.Header().Set("Content-Security-Policy", strings.Replace(h.site.Policy(), "img-src 'self'", "img-src 'self' data:", 1))
+	return h.site.Render(w, r, status, "totp.html", data)
 }
 
-// QR is the setup's QR code as a data: URL, for the page: a PNG made
-// here, safe as an image source.
-func (s *setup) QR() template.URL { return template.URL(s.qr) }
+// view is the setup as the page shows it, its QR code a PNG made here,
+// safe as an image source.
+func (s *setup) view() *web.Setup {
+	return &web.Setup{Secret: s.Secret, URI: s.URI, Enrollment: s.Enrollment, QR: template.URL(s.qr)}
+}

@@ -1,4 +1,4 @@
-package miniapp
+package web
 
 import (
 	"bytes"
@@ -17,23 +17,23 @@ var templateFiles embed.FS
 
 var (
 	pages = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
-	// stylesheet is the pages' one stylesheet, served at stylePath.
-	stylesheet = mustRead("templates/style.css")
-	// stylePath names the stylesheet by its content, so that browsers
+	// Stylesheet is the pages' one stylesheet, served at StylePath.
+	Stylesheet = mustRead("templates/style.css")
+	// StylePath names the stylesheet by its content, so that browsers
 	// may keep it for a year: a changed stylesheet gets a new path.
-	stylePath = "/miniapp/style." + contentHash(stylesheet) + ".css"
-	// passkeyScript is the pages' one script (passkeys), served at
-	// scriptPath, named by its content likewise.
-	passkeyScript = mustRead("templates/passkey.js")
-	scriptPath    = "/miniapp/passkey." + contentHash(passkeyScript) + ".js"
-	// favicon is the pages' icon, served at faviconPath likewise, so
+	StylePath = "/miniapp/style." + contentHash(Stylesheet) + ".css"
+	// PasskeyScript is the pages' one script (passkeys), served at
+	// ScriptPath, named by its content likewise.
+	PasskeyScript = mustRead("templates/passkey.js")
+	ScriptPath    = "/miniapp/passkey." + contentHash(PasskeyScript) + ".js"
+	// Favicon is the pages' icon, served at FaviconPath likewise, so
 	// that browsers stop asking for /favicon.ico.
-	favicon     = mustRead("templates/favicon.svg")
-	faviconPath = "/miniapp/favicon." + contentHash(favicon) + ".svg"
+	Favicon     = mustRead("templates/favicon.svg")
+	FaviconPath = "/miniapp/favicon." + contentHash(Favicon) + ".svg"
 )
 
-// assetPaths are the paths of the pages' static files.
-var assetPaths = map[string]bool{stylePath: true, scriptPath: true, faviconPath: true}
+// AssetPaths are the paths of the pages' static files.
+var AssetPaths = map[string]bool{StylePath: true, ScriptPath: true, FaviconPath: true}
 
 // mustRead returns an embedded file.
 func mustRead(name string) []byte {
@@ -50,21 +50,19 @@ func contentHash(b []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// asset is the route of a static file of the pages, named by its
-// content and so cacheable by anyone for a year.
-func asset(contentType string, body []byte) route {
-	return func(_ *Handler, w http.ResponseWriter, r *http.Request, _ format, _ *signedIn) error {
-		if err := allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
-			return err
-		}
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		write(w, r, http.StatusOK, contentType, body)
-		return nil
+// ServeAsset answers a static file of the pages, named by its content
+// and so cacheable by anyone for a year.
+func ServeAsset(w http.ResponseWriter, r *http.Request, contentType string, body []byte) error {
+	if err := Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
 	}
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	Write(w, r, http.StatusOK, contentType, body)
+	return nil
 }
 
-// pageData is what the page templates show.
-type pageData struct {
+// PageData is what the page templates show.
+type PageData struct {
 	Title  string
 	Error  string
 	Status string
@@ -90,7 +88,7 @@ type pageData struct {
 	// the recovery codes to show once, and whether the session may only
 	// enrol
 	Enrolled      bool
-	Setup         *setup
+	Setup         *Setup
 	RecoveryCodes []string
 	MustEnrol     bool
 	// Base is the origin the page's stylesheet, icon and links are on
@@ -105,39 +103,36 @@ type pageData struct {
 
 // StylePath is the stylesheet's path (on Base), for the layout
 // template.
-func (d pageData) StylePath() string { return d.Base + stylePath }
+func (d PageData) StylePath() string { return d.Base + StylePath }
 
 // ScriptPath is the passkey script's path, for the pages that offer
 // passkeys.
-func (pageData) ScriptPath() string { return scriptPath }
+func (PageData) ScriptPath() string { return ScriptPath }
 
 // FaviconPath is the icon's path (on Base), for the layout template.
-func (d pageData) FaviconPath() string { return d.Base + faviconPath }
+func (d PageData) FaviconPath() string { return d.Base + FaviconPath }
+
+// Setup is a new one-time-code secret as the second factor's page shows
+// it.
+type Setup struct {
+	// Secret is the key in base32, URI its otpauth:// URI, Enrollment
+	// the sealed setup the form sends back.
+	Secret, URI, Enrollment string
+	// QR is the URI's QR code as a data: URL of a PNG made here.
+	QR template.URL
+}
 
 // Time layouts of the profile page.
 const (
-	isoTime  = time.RFC3339
-	textTime = "Mon, 02 Jan 2006 15:04 MST"
+	ISOTime  = time.RFC3339
+	TextTime = "Mon, 02 Jan 2006 15:04 MST"
 )
 
-// render sends a page from the embedded templates.
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, data pageData) error {
-	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
-		return h.internal(w, r, err)
-	}
-	if h.domain.csp != "" && w.Header().Get("Content-Security-Policy") == "" {
-		w.Header().Set("Content-Security-Policy", h.domain.csp)
-	}
-	write(w, r, status, textHTML, buf.Bytes())
-	return nil
-}
-
-// page is a template rendered once with markers in place of the values
+// Page is a template rendered once with markers in place of the values
 // and split at them. Joining the parts with a request's escaped values
 // gives the same bytes as executing the template, many times faster:
 // the profile page is the hottest page of the module.
-type page struct {
+type Page struct {
 	parts  []string
 	fields []int // fields[i] is the value that follows parts[i]
 }
@@ -146,9 +141,9 @@ type page struct {
 // html/template's escaping unchanged.
 func pageMarker(i int) string { return "miniappfield" + strconv.Itoa(i) + "x" }
 
-// newPage renders the template with marker values, given in the order
+// NewPage renders the template with marker values, given in the order
 // of the page's field numbers.
-func newPage(name string, data func(markers []string) pageData, fields int) *page {
+func NewPage(name string, data func(markers []string) PageData, fields int) *Page {
 	markers := make([]string, fields)
 	for i := range markers {
 		markers[i] = pageMarker(i)
@@ -157,7 +152,7 @@ func newPage(name string, data func(markers []string) pageData, fields int) *pag
 	if err := pages.ExecuteTemplate(&buf, name, data(markers)); err != nil {
 		panic(err)
 	}
-	p, rest := &page{}, buf.String()
+	p, rest := &Page{}, buf.String()
 	for {
 		at, field := -1, 0
 		for i, m := range markers {
@@ -175,9 +170,9 @@ func newPage(name string, data func(markers []string) pageData, fields int) *pag
 	}
 }
 
-// appendPage appends the filled page to body: value appends field i's
-// value, escaped with appendText unless it is HTML already.
-func (p *page) appendPage(body []byte, value func(b []byte, field int) []byte) []byte {
+// AppendPage appends the filled page to body: value appends field i's
+// value, escaped with AppendText unless it is HTML already.
+func (p *Page) AppendPage(body []byte, value func(b []byte, field int) []byte) []byte {
 	for i, part := range p.parts {
 		body = append(body, part...)
 		if i < len(p.fields) {
@@ -187,8 +182,8 @@ func (p *page) appendPage(body []byte, value func(b []byte, field int) []byte) [
 	return body
 }
 
-// appendText appends s escaped as HTML text.
-func appendText(b []byte, s string) []byte {
+// AppendText appends s escaped as HTML text.
+func AppendText(b []byte, s string) []byte {
 	return append(b, template.HTMLEscapeString(s)...)
 }
 
@@ -196,26 +191,26 @@ func appendText(b []byte, s string) []byte {
 // datetime and as text, the list of sessions, the second factor's state
 // and the list of passkeys (both lists HTML made of rows).
 const (
-	profileUser = iota
-	profileIssuedISO
-	profileIssuedText
-	profileExpiresISO
-	profileExpiresText
-	profileSessions
-	profileFactor
-	profilePasskeys
-	profileStepUp
-	profileFields
+	ProfileUser = iota
+	ProfileIssuedISO
+	ProfileIssuedText
+	ProfileExpiresISO
+	ProfileExpiresText
+	ProfileSessions
+	ProfileFactor
+	ProfilePasskeys
+	ProfileStepUp
+	ProfileFields
 )
 
 // newProfilePage pre-renders the profile page, with or without its
 // passkeys.
-func newProfilePage(passkeys bool) *page {
-	return newPage("profile.html", func(m []string) pageData {
-		return pageData{Title: "Profile", User: m[profileUser], IssuedISO: m[profileIssuedISO], IssuedText: m[profileIssuedText],
-			ExpiresISO: m[profileExpiresISO], ExpiresText: m[profileExpiresText], Sessions: template.HTML(m[profileSessions]),
-			Status: m[profileFactor], Passkeys: template.HTML(m[profilePasskeys]), Passkey: passkeys, PasskeyStepUp: template.HTML(m[profileStepUp])}
-	}, profileFields)
+func newProfilePage(passkeys bool) *Page {
+	return NewPage("profile.html", func(m []string) PageData {
+		return PageData{Title: "Profile", User: m[ProfileUser], IssuedISO: m[ProfileIssuedISO], IssuedText: m[ProfileIssuedText],
+			ExpiresISO: m[ProfileExpiresISO], ExpiresText: m[ProfileExpiresText], Sessions: template.HTML(m[ProfileSessions]),
+			Status: m[ProfileFactor], Passkeys: template.HTML(m[ProfilePasskeys]), Passkey: passkeys, PasskeyStepUp: template.HTML(m[ProfileStepUp])}
+	}, ProfileFields)
 }
 
 // The fields of a row of the profile's lists: what it names (a device, a
@@ -224,31 +219,31 @@ func newProfilePage(passkeys bool) *page {
 // step-up field; the line of sessions not listed has their count as its
 // name.
 const (
-	rowName = iota
-	rowDetail
-	rowTimeISO
-	rowTimeText
-	rowID
-	rowStepUp
-	rowFields
+	RowName = iota
+	RowDetail
+	RowTimeISO
+	RowTimeText
+	RowID
+	RowStepUp
+	RowFields
 )
 
 // The profile page, with and without passkeys, and the rows of its
 // lists: this session, another session with its sign-out form, the count
 // of sessions not listed, and a passkey with its forms.
 var (
-	profilePage           = newProfilePage(true)
-	profilePageNoPasskeys = newProfilePage(false)
-	thisSessionRow        = newRow("this-session")
-	otherSessionRow       = newRow("other-session")
-	otherSessionsRow      = newPage("other-sessions", func(m []string) pageData { return pageData{Others: m[rowName]} }, 1)
-	passkeyRow            = newRow("passkey")
+	ProfilePage           = newProfilePage(true)
+	ProfilePageNoPasskeys = newProfilePage(false)
+	ThisSessionRow        = newRow("this-session")
+	OtherSessionRow       = newRow("other-session")
+	OtherSessionsRow      = NewPage("other-sessions", func(m []string) PageData { return PageData{Others: m[RowName]} }, 1)
+	PasskeyRow            = newRow("passkey")
 )
 
 // newRow pre-renders a row of the profile's lists.
-func newRow(name string) *page {
-	return newPage(name, func(m []string) pageData {
-		return pageData{Device: m[rowName], Address: m[rowDetail], IssuedISO: m[rowTimeISO], IssuedText: m[rowTimeText], SessionID: m[rowID],
-			StepUp: template.HTML(m[rowStepUp])}
-	}, rowFields)
+func newRow(name string) *Page {
+	return NewPage(name, func(m []string) PageData {
+		return PageData{Device: m[RowName], Address: m[RowDetail], IssuedISO: m[RowTimeISO], IssuedText: m[RowTimeText], SessionID: m[RowID],
+			StepUp: template.HTML(m[RowStepUp])}
+	}, RowFields)
 }
