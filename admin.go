@@ -311,7 +311,7 @@ func resetRecord(r *http.Request, name string, accounts []userSessions, key stri
 	for i, u := range accounts {
 		// the record is the realm's and the name's: one per store
 		if !slices.ContainsFunc(accounts[:i], func(o userSessions) bool { return o.h.store.Place() == u.h.store.Place() }) {
-			err := u.h.swapRecord(r.Context(), key, func(sealed []byte) ([]byte, error) {
+			err := u.h.records.Swap(r.Context(), key, func(sealed []byte) ([]byte, error) {
 				out.Removed = out.Removed || sealed != nil
 				return nil, nil
 			})

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/records"
+
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/web"
@@ -273,7 +275,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, f web.Format, _ 
 	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
 	if err != nil {
 		// whether the account has a second factor cannot be known
-		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, storeFailed{err})
+		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, records.StoreFailed{Err: err})
 	}
 	if hasTOTP == nil {
 		return h.signIn(w, r, f, acct, in, "")

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/records"
+
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/session"
@@ -200,6 +202,7 @@ type Handler struct {
 	csrf            *http.CrossOriginProtection
 	logger          *zap.Logger
 	site            web.Site
+	records         *records.Store
 	ignoredRules    *ignoredNames
 }
 
@@ -317,7 +320,8 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err != nil {
 		return fmt.Errorf("loading key set: %v", err)
 	}
-	h.resealRecords(ctx)
+	h.records = &records.Store{Realm: h.shared, Keys: h.keys, Logger: h.logger}
+	h.records.Reseal(ctx)
 
 	h.protected = caddyhttp.MatchPath(h.Protect)
 	if err := h.protected.Provision(ctx); err != nil {

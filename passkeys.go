@@ -7,12 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/records"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
@@ -56,7 +57,7 @@ func (h *Handler) openPasskeys(user string, sealed []byte) ([]account.Passkey, e
 		return nil, nil
 	}
 	var keys []account.Passkey
-	if err := h.openRecord(passkeysKey(user), sealed, &keys); err != nil {
+	if err := h.records.Open(passkeysKey(user), sealed, &keys); err != nil {
 		return nil, err
 	}
 	return keys, nil
@@ -66,7 +67,7 @@ func (h *Handler) openPasskeys(user string, sealed []byte) ([]account.Passkey, e
 // current ones (see swapRecord); none left removes the record.
 func (h *Handler) swapPasskeys(r *http.Request, user string, change func([]account.Passkey) ([]account.Passkey, error)) error {
 	key := passkeysKey(user)
-	return h.swapRecord(r.Context(), key, func(sealed []byte) ([]byte, error) {
+	return h.records.Swap(r.Context(), key, func(sealed []byte) ([]byte, error) {
 		keys, err := h.openPasskeys(user, sealed)
 		if err != nil {
 			return nil, err
@@ -75,7 +76,7 @@ func (h *Handler) swapPasskeys(r *http.Request, user string, change func([]accou
 		if err != nil || len(next) == 0 {
 			return nil, err
 		}
-		return h.sealRecord(key, next), nil
+		return h.records.Seal(key, next), nil
 	})
 }
 
@@ -213,14 +214,11 @@ type finishRequest struct {
 // larger body is 413 and is never parsed.
 func (h *Handler) readFinish(w http.ResponseWriter, r *http.Request) (finishRequest, error) {
 	var in finishRequest
-	if r.ContentLength > h.MaxBodySize {
-		return in, web.Reject(http.StatusRequestEntityTooLarge, "request body too large")
+	body, err := web.ReadBody(w, r, h.MaxBodySize)
+	if err != nil {
+		return in, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.MaxBodySize))
-	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-		return in, web.Reject(http.StatusRequestEntityTooLarge, "request body too large")
-	}
-	if err != nil || json.Unmarshal(body, &in) != nil || in.Ceremony == "" || len(in.Credential) == 0 {
+	if json.Unmarshal(body, &in) != nil || in.Ceremony == "" || len(in.Credential) == 0 {
 		return in, web.Reject(http.StatusBadRequest, "the body must be JSON with ceremony and credential")
 	}
 	return in, nil
@@ -413,12 +411,12 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, ses
 // did not answer (503); any other error (a refusal) goes on as it is.
 // Logged as a passkey failure, never as a second factor's.
 func (h *Handler) passkeyFailed(w http.ResponseWriter, r *http.Request, user string, err error) error {
-	if errors.Is(err, errRecordUnreadable) {
+	if errors.Is(err, records.ErrUnreadable) {
 		h.logger.Error("a user's passkeys record does not open; reset it with caddy miniapp passkeys-reset", zap.String("user", user))
 		return web.Reject(http.StatusForbidden, "your passkeys cannot be read; ask an operator to reset them")
 	}
-	if down, ok := errors.AsType[storeFailed](err); ok {
-		h.logger.Error("changing or checking a passkey", zap.String("user", user), zap.Error(down.err))
+	if down, ok := errors.AsType[records.StoreFailed](err); ok {
+		h.logger.Error("changing or checking a passkey", zap.String("user", user), zap.Error(down.Err))
 		w.Header().Set("Retry-After", "5")
 		return web.Reject(http.StatusServiceUnavailable, "passkeys cannot be used now; try again shortly")
 	}
@@ -612,7 +610,7 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, f web.For
 	login.next = h.safeNext(r, login.next)
 	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
 	if err != nil {
-		return h.passkeyFailed(w, r, acct.Name, storeFailed{err})
+		return h.passkeyFailed(w, r, acct.Name, records.StoreFailed{Err: err})
 	}
 	if !verified && hasTOTP != nil {
 		// a passkey without user verification is one factor: the code
@@ -660,7 +658,7 @@ func (h *Handler) markUsed(r *http.Request, acct *account.Account, cred *webauth
 // forgetting the oldest sessions they remember, which the caller ends
 // (logged).
 func (h *Handler) fitPasskeys(user string, keys []account.Passkey) ([]account.PasskeySession, error) {
-	forgot, err := account.FitSessions(keys, maxRecordData)
+	forgot, err := account.FitSessions(keys, records.MaxData)
 	if len(forgot) > 0 {
 		h.logger.Warn("a user's passkeys remember too many sessions for their record: the oldest are ended, so that deleting a passkey still ends every session it started",
 			zap.String("user", user), zap.Int("ended", len(forgot)))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/records"
+
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
@@ -132,7 +134,7 @@ func TestPasskeysRecordBounded(t *testing.T) {
 		for n := 0; ; n++ {
 			k := &keys[n%len(keys)]
 			k.Sessions = append(k.Sessions, account.PasskeySession{ID: [16]byte(session.Random(16)), Expires: a.h.clock.Now().Add(time.Hour).Unix() + int64(n)})
-			if b, _ := json.Marshal(keys); len(b) > maxRecordData-40 {
+			if b, _ := json.Marshal(keys); len(b) > records.MaxData-40 {
 				k.Sessions = k.Sessions[:len(k.Sessions)-1]
 				return keys, nil
 			}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/records"
+
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/web"
@@ -70,12 +72,6 @@ type codeThrottled struct{ wait time.Duration }
 
 func (e codeThrottled) Error() string { return "too many wrong codes" }
 
-// storeFailed is a store that did not answer a code's check: a code is
-// used once for every node, or not at all.
-type storeFailed struct{ err error }
-
-func (e storeFailed) Error() string { return "the store did not answer: " + e.err.Error() }
-
 // factorOf returns the user's TOTP factor as this node holds it, nil
 // when the user has none. A record that does not open is an error: the
 // factor stays on until an operator resets it.
@@ -91,7 +87,7 @@ func (h *Handler) openFactor(user string, sealed []byte) (*account.TOTP, error) 
 		return nil, nil
 	}
 	var f account.TOTP
-	if err := h.openRecord(factorKey(user), sealed, &f); err != nil || f.Secret == "" {
+	if err := h.records.Open(factorKey(user), sealed, &f); err != nil || f.Secret == "" {
 		return nil, errFactorUnreadable
 	}
 	return &f, nil
@@ -142,7 +138,7 @@ func (h *Handler) statusOf(user string) factorStatus {
 // through resetRecord).
 func (h *Handler) swapFactor(ctx context.Context, user string, change func(*account.TOTP) (*account.TOTP, error)) error {
 	key := factorKey(user)
-	return h.swapRecord(ctx, key, func(sealed []byte) ([]byte, error) {
+	return h.records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
 		f, err := h.openFactor(user, sealed)
 		if err != nil {
 			return nil, err
@@ -151,7 +147,7 @@ func (h *Handler) swapFactor(ctx context.Context, user string, change func(*acco
 		if err != nil || next == nil {
 			return nil, err
 		}
-		return h.sealRecord(key, next), nil
+		return h.records.Seal(key, next), nil
 	})
 }
 
@@ -165,7 +161,7 @@ func (h *Handler) useCode(ctx context.Context, user, code string) (account.CodeK
 	attempts := "code:" + user
 	n, until, err := h.shared.Strike(ctx, attempts, 1, codeWindow)
 	if err != nil {
-		return "", storeFailed{err}
+		return "", records.StoreFailed{Err: err}
 	}
 	if n > maxCodeFailures {
 		return "", codeThrottled{until.Sub(h.clock.Now())}
@@ -215,7 +211,7 @@ func (h *Handler) checkCode(ctx context.Context, in loginInput, user string) (ac
 func (h *Handler) codeFailed(w http.ResponseWriter, r *http.Request, user string, status int, err error) error {
 	reason, msg := "wrong_code", "invalid code"
 	var throttled codeThrottled
-	var down storeFailed
+	var down records.StoreFailed
 	switch {
 	case errors.Is(err, account.ErrReplayed):
 		reason = "replayed"
@@ -225,7 +221,7 @@ func (h *Handler) codeFailed(w http.ResponseWriter, r *http.Request, user string
 	case errors.As(err, &down):
 		reason, status, msg = "store", http.StatusServiceUnavailable, "the code cannot be checked now; try again shortly"
 		w.Header().Set("Retry-After", "5")
-		h.logger.Error("checking a second factor", zap.String("user", user), zap.Error(down.err))
+		h.logger.Error("checking a second factor", zap.String("user", user), zap.Error(down.Err))
 	case errors.Is(err, errFactorUnreadable):
 		reason, status, msg = "unreadable", http.StatusForbidden, "this second factor cannot be read; ask an operator to reset it"
 		h.logger.Error("a second factor's record does not open; reset it with caddy miniapp totp-reset", zap.String("user", user))
@@ -316,7 +312,7 @@ func (h *Handler) finishCode(w http.ResponseWriter, r *http.Request, f web.Forma
 	attempts := "pending:" + hex.EncodeToString(p.ID[:])
 	n, _, err := h.shared.Strike(r.Context(), attempts, 1, pendingLifetime)
 	if err != nil {
-		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, storeFailed{err})
+		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, records.StoreFailed{Err: err})
 	}
 	if n > maxCodeFailures {
 		h.clearPending(w, r)
