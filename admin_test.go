@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/caddy-miniapp/miniapp/internal/admin"
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -21,17 +25,20 @@ import (
 // it once it is cleaned up (a config unloaded).
 func TestAdminKnowsLiveHandlers(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.Realm = "admin-test" })
-	_, handlers, err := realmHandlers(httptest.NewRequest("GET", "/miniapp/sessions?user=ada&realm=admin-test", nil))
-	if err != nil || len(handlers) != 1 || handlers[0] != a.h {
-		t.Fatalf("realm of a live handler: %v %v", handlers, err)
+	a.loginWith("ada", firefoxUA)
+	w := httptest.NewRecorder()
+	var listed []gate.View
+	err := serveAdmin(w, httptest.NewRequest("GET", "/miniapp/sessions?user=ada&realm=admin-test", nil))
+	if err != nil || json.Unmarshal(w.Body.Bytes(), &listed) != nil || len(listed) != 1 {
+		t.Fatalf("sessions in the realm of a live handler: %v %s", err, w.Body)
 	}
-	if _, _, err := accountsOf(httptest.NewRequest("GET", "/miniapp/sessions?user=nobody&realm=admin-test", nil)); err == nil {
+	if err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/sessions?user=nobody&realm=admin-test", nil)); err == nil {
 		t.Errorf("an unknown user found")
 	}
 	if err := a.h.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := realmHandlers(httptest.NewRequest("GET", "/miniapp/sessions?user=ada&realm=admin-test", nil)); err == nil {
+	if err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/sessions?user=ada&realm=admin-test", nil)); err == nil {
 		t.Errorf("a handler cleaned up is still found")
 	}
 }
@@ -48,8 +55,8 @@ func TestAdminFindsUsersOfEveryHandler(t *testing.T) {
 	for _, a := range []*testApp{one, two} {
 		name := a.h.Accounts[0].Username
 		w := httptest.NewRecorder()
-		err := (&AdminAPI{}).sessions(w, httptest.NewRequest("GET", "/miniapp/sessions?realm=admin-two&user="+name, nil))
-		var listed []sessionJSON
+		err := serveAdmin(w, httptest.NewRequest("GET", "/miniapp/sessions?realm=admin-two&user="+name, nil))
+		var listed []gate.View
 		if err != nil || json.Unmarshal(w.Body.Bytes(), &listed) != nil || len(listed) != 1 {
 			t.Errorf("sessions of %s: %v %s", name, err, w.Body)
 		}
@@ -71,10 +78,10 @@ func TestAdminSameNameOnTwoSites(t *testing.T) {
 	one.loginWith("ada", firefoxUA)
 	two.loginWith("ada", iphoneUA)
 	w := httptest.NewRecorder()
-	if err := (&AdminAPI{}).sessions(w, httptest.NewRequest("GET", "/miniapp/sessions?realm=admin-same&user=ada", nil)); err != nil {
+	if err := serveAdmin(w, httptest.NewRequest("GET", "/miniapp/sessions?realm=admin-same&user=ada", nil)); err != nil {
 		t.Fatal(err)
 	}
-	var listed []sessionJSON
+	var listed []gate.View
 	if err := json.Unmarshal(w.Body.Bytes(), &listed); err != nil || len(listed) != 3 {
 		t.Fatalf("sessions: %v %s", err, w.Body)
 	}
@@ -88,7 +95,7 @@ func TestAdminSameNameOnTwoSites(t *testing.T) {
 		t.Errorf("account tags %v, want one for the iPhone's account and one shared by the other two", tags)
 	}
 	w = httptest.NewRecorder()
-	if err := (&AdminAPI{}).signOut(w, httptest.NewRequest("POST", "/miniapp/signout?realm=admin-same&user=ada", nil)); err != nil {
+	if err := serveAdmin(w, httptest.NewRequest("POST", "/miniapp/signout?realm=admin-same&user=ada", nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.Body.String(); got != `{"user":"ada","ended":3,"accounts":2}`+"\n" {
@@ -113,13 +120,13 @@ func TestAdminRefusesWithoutEcho(t *testing.T) {
 		{"user=ada&realm=%3Cscript%3E", 400, "<script>"},
 		{"user=ada&realm=no-such-realm-here", 404, "no-such-realm-here"},
 	} {
-		_, _, err := accountsOf(httptest.NewRequest("GET", "/miniapp/sessions?"+c.query, nil))
+		err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/sessions?"+c.query, nil))
 		apiErr, ok := errors.AsType[caddy.APIError](err)
 		if !ok || apiErr.HTTPStatus != c.status || strings.Contains(apiErr.Err.Error(), c.sent) {
 			t.Errorf("%.40s: %v, want %d without the input", c.query, err, c.status)
 		}
 	}
-	if err := (&AdminAPI{}).endSession(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/miniapp/sessions/0123456789abcdef0123456789abcdef?realm=admin-echo", nil)); err == nil || strings.Contains(err.Error(), "0123456789abcdef") {
+	if err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("DELETE", "/miniapp/sessions/0123456789abcdef0123456789abcdef?realm=admin-echo", nil)); err == nil || strings.Contains(err.Error(), "0123456789abcdef") {
 		t.Errorf("an unknown session ID: %v", err)
 	}
 }
@@ -131,7 +138,7 @@ func TestAdminTOTP(t *testing.T) {
 	e := a.enrol("ada", adaPassword)
 	get := func() string {
 		w := httptest.NewRecorder()
-		if err := (&AdminAPI{}).totp(w, httptest.NewRequest("GET", "/miniapp/totp?realm=admin-totp&user=ada", nil)); err != nil {
+		if err := serveAdmin(w, httptest.NewRequest("GET", "/miniapp/totp?realm=admin-totp&user=ada", nil)); err != nil {
 			t.Fatal(err)
 		}
 		return strings.TrimSpace(w.Body.String())
@@ -140,7 +147,7 @@ func TestAdminTOTP(t *testing.T) {
 		t.Fatalf("GET: %s", got)
 	}
 	w := httptest.NewRecorder()
-	err := (&AdminAPI{}).totp(w, httptest.NewRequest("DELETE", "/miniapp/totp?realm=admin-totp&user=ada", nil))
+	err := serveAdmin(w, httptest.NewRequest("DELETE", "/miniapp/totp?realm=admin-totp&user=ada", nil))
 	if err != nil || strings.TrimSpace(w.Body.String()) != `{"user":"ada","removed":true,"ended":1}` {
 		t.Fatalf("DELETE: %v %s", err, w.Body)
 	}
@@ -161,7 +168,7 @@ func TestAdminTOTP(t *testing.T) {
 		{"GET", "/miniapp/totp?realm=admin-totp&user=nobody", 404},
 		{"DELETE", "/miniapp/totp?realm=admin-totp", 400},
 	} {
-		err := (&AdminAPI{}).totp(httptest.NewRecorder(), httptest.NewRequest(tc.method, tc.target, nil))
+		err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest(tc.method, tc.target, nil))
 		var apiErr caddy.APIError
 		if !errors.As(err, &apiErr) || apiErr.HTTPStatus != tc.status {
 			t.Errorf("%s %s: %v, want %d", tc.method, tc.target, err, tc.status)
@@ -179,19 +186,19 @@ func TestAdminPasskeys(t *testing.T) {
 	}
 	started := sessionCookie(t, a.passkeyLogin(auth))
 	w := httptest.NewRecorder()
-	if err := (&AdminAPI{}).passkeys(w, httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys&user=ada", nil)); err != nil {
+	if err := serveAdmin(w, httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys&user=ada", nil)); err != nil {
 		t.Fatal(err)
 	}
-	var listed []passkeyJSON
+	var listed []passkey.View
 	if err := json.Unmarshal(w.Body.Bytes(), &listed); err != nil || len(listed) != 1 || listed[0].Name != "laptop" || listed[0].LastUsed == nil {
 		t.Fatalf("GET: %v %s", err, w.Body)
 	}
 	id := b64url.EncodeToString(auth.id)
 	w = httptest.NewRecorder()
-	if err := (&AdminAPI{}).deletePasskey(w, httptest.NewRequest("DELETE", "/miniapp/passkeys/"+id+"?realm=admin-passkeys", nil)); err != nil {
+	if err := serveAdmin(w, httptest.NewRequest("DELETE", "/miniapp/passkeys/"+id+"?realm=admin-passkeys", nil)); err != nil {
 		t.Fatal(err)
 	}
-	var removed passkeyDeletedJSON
+	var removed admin.PasskeyDeleted
 	if err := json.Unmarshal(w.Body.Bytes(), &removed); err != nil || removed.User != "ada" || removed.Passkey.ID != id {
 		t.Fatalf("DELETE: %v %s", err, w.Body)
 	}
@@ -202,7 +209,7 @@ func TestAdminPasskeys(t *testing.T) {
 		"/miniapp/passkeys/" + id + "?realm=admin-passkeys": 404,
 		"/miniapp/passkeys/!!?realm=admin-passkeys":         400,
 	} {
-		err := (&AdminAPI{}).deletePasskey(httptest.NewRecorder(), httptest.NewRequest("DELETE", target, nil))
+		err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("DELETE", target, nil))
 		var apiErr caddy.APIError
 		if !errors.As(err, &apiErr) || apiErr.HTTPStatus != status {
 			t.Errorf("DELETE %s: %v, want %d", target, err, status)
@@ -220,11 +227,11 @@ func TestAdminPasskeysReset(t *testing.T) {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
 	signedIn := sessionCookie(t, a.passkeyLogin(auth))
-	key := passkeysKey("ada")
+	key := passkey.RecordKey("ada")
 	if ok, err := a.h.shared.SwapRecord(context.Background(), key, a.h.shared.Record(key), []byte("edited in the store")); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if err := (&AdminAPI{}).passkeys(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err == nil {
+	if err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err == nil {
 		t.Error("GET of a record that does not open answered")
 	}
 	// the user is told it is the passkeys, the log names the reset that fixes it
@@ -233,12 +240,12 @@ func TestAdminPasskeysReset(t *testing.T) {
 		strings.Contains(a.logText(), "totp-reset") || strings.Contains(a.logText(), "second factor refused") {
 		t.Errorf("adding a passkey beside a record that does not open: %d %q\n%s", w.Code, w.Body, a.logText())
 	}
-	for i, want := range []recordResetJSON{{User: "ada", Removed: true, Ended: 2}, {User: "ada", Removed: false, Ended: 0}} {
+	for i, want := range []admin.RecordReset{{User: "ada", Removed: true, Ended: 2}, {User: "ada", Removed: false, Ended: 0}} {
 		w := httptest.NewRecorder()
-		if err := (&AdminAPI{}).passkeys(w, httptest.NewRequest("DELETE", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err != nil {
+		if err := serveAdmin(w, httptest.NewRequest("DELETE", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err != nil {
 			t.Fatal(err)
 		}
-		var got recordResetJSON
+		var got admin.RecordReset
 		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got != want {
 			t.Errorf("DELETE %d: %v %s, want %+v", i, err, w.Body, want)
 		}
@@ -252,4 +259,20 @@ func TestAdminPasskeysReset(t *testing.T) {
 	if w := a.register(newAuthenticator(t, passkeyHost), a.stepUpSession("ada", 1, 0), "new"); w.Code != 201 {
 		t.Errorf("a new passkey after the reset: %d %q", w.Code, w.Body)
 	}
+}
+
+// serveAdmin serves a request of the admin API as Caddy's admin server
+// would: by the longest route pattern that matches its path.
+func serveAdmin(w http.ResponseWriter, r *http.Request) error {
+	var best caddy.AdminRoute
+	for _, route := range (admin.API{}).Routes() {
+		if (r.URL.Path == route.Pattern || strings.HasSuffix(route.Pattern, "/") && strings.HasPrefix(r.URL.Path, route.Pattern)) &&
+			len(route.Pattern) > len(best.Pattern) {
+			best = route
+		}
+	}
+	if best.Handler == nil {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound}
+	}
+	return best.Handler.ServeHTTP(w, r)
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+
 	"github.com/caddy-miniapp/miniapp/internal/web"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
@@ -26,11 +28,11 @@ const authPath = "/miniapp/auth"
 // redirect to the login page for a browser or 401 for any other client
 // (401 with the login page in Location for nginx, which takes no
 // redirect from it).
-func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ web.Format, sess *signedIn) error {
+func (h *Handler) auth(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
-	check := readCheck(r)
+	check := readCheck(r, in)
 	rules, err := sso.ParseRules(check.Query)
 	if err != nil {
 		return web.Reject(http.StatusBadRequest, err.Error())
@@ -39,17 +41,17 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ web.Format, ses
 		h.ignoredRules.warn(h.logger, h.clock.Now(), name)
 	}
 	w.Header()["Cache-Control"] = noStore
-	browser := web.Read(r).HTML
+	browser := in.HTML
 	var facts *sso.Session
 	if sess != nil {
-		facts = &sso.Session{Account: sess.acct, Factors: sess.Factors, MustEnrol: h.mustEnrol(sess),
-			HasFactor: func() bool { return h.hasFactor(sess.acct) }}
+		facts = &sso.Session{Account: sess.Account, Factors: sess.Factors, MustEnrol: h.signin.MustEnrol(sess),
+			HasFactor: func() bool { return h.signin.HasFactor(sess.Account) }}
 	}
-	decision := sso.Decide(rules, facts, sess != nil && h.covers(r, check.OriginalHost()), browser)
+	decision := sso.Decide(rules, facts, sess != nil && h.gate.Covers(wireOf(r), check.OriginalHost()), browser)
 	switch decision.Verdict {
 	case sso.SignIn:
 		original, nginx := check.Original()
-		return h.authSignIn(w, r, original, nginx, browser)
+		return h.authSignIn(w, r, in, original, nginx, browser)
 	case sso.Enrol:
 		w.Header().Set("Location", h.loginSite()+totpPath)
 		if check.OriginalURL != "" {
@@ -60,25 +62,25 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, _ web.Format, ses
 		return nil
 	case sso.NotAllowed:
 		if browser && !web.HasErrorRoutes(r) {
-			return h.notAllowed(w, r, sess, check)
+			return h.notAllowed(w, r, in, sess, check)
 		}
 		return web.Reject(http.StatusForbidden, decision.Reason)
 	case sso.Refuse:
 		return web.Reject(http.StatusForbidden, decision.Reason)
 	}
-	h.keepAlive(r, sess)
+	h.gate.KeepAlive(r.Context(), sess)
 	header := w.Header()
-	setRemote(header, "Remote-User", sess.acct.Name)
-	setRemote(header, "Remote-Groups", sess.acct.GroupList)
-	setRemote(header, "Remote-Email", sess.acct.Email)
-	setRemote(header, "Remote-Name", sess.acct.FullName)
+	setRemote(header, "Remote-User", sess.Account.Name)
+	setRemote(header, "Remote-Groups", sess.Account.GroupList)
+	setRemote(header, "Remote-Email", sess.Account.Email)
+	setRemote(header, "Remote-Name", sess.Account.FullName)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
 // readCheck reads the forwarded request once, for the decision.
-func readCheck(r *http.Request) sso.Check {
-	return sso.Check{Query: r.URL.RawQuery, Host: r.Host, Secure: web.Secure(r), ForwardedProto: r.Header.Get("X-Forwarded-Proto"),
+func readCheck(r *http.Request, in web.Request) sso.Check {
+	return sso.Check{Query: r.URL.RawQuery, Host: r.Host, Secure: in.Secure, ForwardedProto: r.Header.Get("X-Forwarded-Proto"),
 		ForwardedHost: r.Header.Get("X-Forwarded-Host"), ForwardedURI: r.Header.Get("X-Forwarded-Uri"), OriginalURL: r.Header.Get("X-Original-URL")}
 }
 
@@ -92,9 +94,9 @@ func setRemote(header http.Header, name, value string) {
 // authNext is where the login page sends a browser back to after
 // signing in for the forwarded request: its original URL when the
 // session cookie covers it, else /profile.
-func (h *Handler) authNext(r *http.Request, original *url.URL) string {
+func (h *Handler) authNext(r *http.Request, in web.Request, original *url.URL) string {
 	next := "/profile"
-	if host := original.Hostname(); h.covers(r, host) {
+	if host := original.Hostname(); h.gate.Covers(gate.Wire{Host: in.Host}, host) {
 		next = original.String()
 		if h.domain.name == "" {
 			next = original.RequestURI() // the login page takes paths alone then
@@ -111,11 +113,11 @@ func (h *Handler) authNext(r *http.Request, original *url.URL) string {
 // site asked about would answer 403 again), offering to sign in as
 // someone else: sign out on the login site, then its login page with
 // next.
-func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signedIn, check sso.Check) error {
+func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, check sso.Check) error {
 	original, _ := check.Original()
 	// without cookie_domain the site asked about is this one: its own
 	// sign-out form, a same-origin POST, goes on to the login page
-	again := h.signInURL(h.authNext(r, original))
+	again := h.signInURL(h.authNext(r, in, original))
 	csp := h.site.Policy()
 	site := ""
 	if h.domain.name != "" {
@@ -132,8 +134,8 @@ func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, sess *signe
 
 // authSignIn answers a forwarded request without a valid session for
 // its site.
-func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *url.URL, nginx, browser bool) error {
-	next := h.authNext(r, original)
+func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, in web.Request, original *url.URL, nginx, browser bool) error {
+	next := h.authNext(r, in, original)
 	switch {
 	case nginx && browser:
 		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
@@ -146,15 +148,6 @@ func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, original *u
 	}
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
 	return web.Reject(http.StatusUnauthorized, "sign in required")
-}
-
-// keepAlive records the session's use when its idle window is half
-// gone: a 2xx answer's headers never reach the browser through
-// forward_auth or auth_request, so the cookie cannot be renewed, and
-// every session check honours the last use instead. It is at most one
-// store write per session per half idle window.
-func (h *Handler) keepAlive(r *http.Request, sess *signedIn) {
-	h.shared.KeepAlive(r.Context(), sess.ID, sess.Expires, sess.LastSeen, h.clock.Now().Truncate(time.Second), time.Duration(h.IdleTimeout)/2)
 }
 
 // noStore is the Cache-Control of the endpoint's answers, shared and

@@ -118,8 +118,7 @@ func TestAuthEndpoint(t *testing.T) {
 // session's use, at most once per half idle window, and every session
 // check honours it.
 func TestAuthKeepsSessionsAlive(t *testing.T) {
-	a := domainApp(t, "", "https://auth.example.test/login")
-	a.h.IdleTimeout = caddy.Duration(10 * time.Minute)
+	a := domainApp(t, "", "https://auth.example.test/login", func(h *Handler) { h.IdleTimeout = caddy.Duration(10 * time.Minute) })
 	c := sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword,
 		https: true, header: map[string]string{"Host": "auth.example.test"}}))
 	for range 6 {

@@ -114,7 +114,7 @@ func BenchmarkSession(b *testing.B) {
 	r.AddCookie(c)
 	b.ReportAllocs()
 	for b.Loop() {
-		if a.h.sessionOf(r) == nil {
+		if a.h.sessionOf(r, wireOf(r)) == nil {
 			b.Fatal("no session")
 		}
 	}

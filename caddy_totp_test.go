@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
+	rfc6238 "github.com/pquerna/otp/totp"
 )
 
 // codeAt is the secret's code at t, as an authenticator app shows it.
 func codeAt(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
-	code, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	code, err := rfc6238.GenerateCodeCustom(secret, at, rfc6238.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestCaddyTOTP(t *testing.T) {
 	if resp.StatusCode != 401 || body != `{"error":"second factor required","second_factor":["totp"]}` {
 		t.Fatalf("a password alone: %d %q", resp.StatusCode, body)
 	}
-	// the setup used this step's code; the next step's is within the skew
+	// the totp.Setup used this step's code; the next step's is within the skew
 	next := codeAt(t, secret, time.Now().Add(30*time.Second))
 	resp, body = call(t, c, "POST", httpsBase+"/login", "code="+next, "Accept", "application/json")
 	if resp.StatusCode != 200 || body != `{"username":"ada"}` {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"golang.org/x/net/publicsuffix"
 )
@@ -53,7 +55,7 @@ func (h *Handler) setDomain() error {
 	if u.Host == "" {
 		return errors.New("cookie_domain needs login_url: the absolute URL of the login site, a host of the domain")
 	}
-	if !underDomain(u.Hostname(), name) {
+	if !gate.UnderDomain(u.Hostname(), name) {
 		return fmt.Errorf("login_url %q must be on cookie_domain %q", h.LoginURL, name)
 	}
 	h.domain.name = name
@@ -102,21 +104,6 @@ func endsInNumber(host string) bool {
 	return last != "" && strings.Trim(last, "0123456789") == ""
 }
 
-// underDomain reports whether host is the domain or a subdomain of it.
-func underDomain(host, domain string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	return host == domain || strings.HasSuffix(host, "."+domain)
-}
-
-// covers reports whether the session cookie of this handler belongs to
-// host: a host of the cookie domain, or without one, the request's own.
-func (h *Handler) covers(r *http.Request, host string) bool {
-	if h.domain.name != "" {
-		return underDomain(host, h.domain.name)
-	}
-	return strings.EqualFold(host, web.Host(r))
-}
-
 // safeNext returns next when it is safe to send the browser to after
 // signing in: a path on this site (resolved), or with cookie_domain an
 // absolute http(s) URL of a host of the domain, https only when this
@@ -134,7 +121,7 @@ func (h *Handler) safeNext(r *http.Request, next string) string {
 		}
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.User != nil || u.Opaque != "" || !underDomain(u.Hostname(), h.domain.name) ||
+	if err != nil || u.User != nil || u.Opaque != "" || !gate.UnderDomain(u.Hostname(), h.domain.name) ||
 		u.Scheme != "https" && (u.Scheme != "http" || web.Secure(r)) {
 		return ""
 	}

@@ -9,12 +9,15 @@ import (
 
 // domainApp is a handler that signs in for every site of example.test,
 // with ada an admin with an email and a display name.
-func domainApp(t *testing.T, dir, loginURL string) *testApp {
+func domainApp(t *testing.T, dir, loginURL string, more ...func(h *Handler)) *testApp {
 	t.Helper()
 	return newApp(t, dir, func(h *Handler) {
 		h.CookieDomain, h.LoginURL = "example.test", loginURL
 		h.Accounts = []Account{{Username: "ada", Password: adaHash, Groups: []string{"admins", "staff"}, Email: "ada@example.test", Name: "Ada Lovelace"},
 			{Username: "grace", Password: graceHash}}
+		for _, f := range more {
+			f(h)
+		}
 	})
 }
 

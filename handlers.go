@@ -3,15 +3,11 @@ package miniapp
 import (
 	"cmp"
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
-	"time"
-
-	"github.com/caddy-miniapp/miniapp/internal/records"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
-	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
@@ -19,30 +15,29 @@ import (
 	"go.uber.org/zap"
 )
 
-// route answers one of the module's paths, given the format negotiated
-// for the request and its session (nil when there is none).
-type route func(h *Handler, w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error
+// route answers one of the module's paths, given the request read once
+// and its session (nil when there is none).
+type route func(h *Handler, w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error
 
 // asset is the route of a static file of the pages.
 func asset(contentType string, body []byte) route {
-	return func(_ *Handler, w http.ResponseWriter, r *http.Request, _ web.Format, _ *signedIn) error {
+	return func(_ *Handler, w http.ResponseWriter, r *http.Request, _ web.Request, _ *gate.Session) error {
 		return web.ServeAsset(w, r, contentType, body)
 	}
 }
 
 // routes are the module's own paths, matched exactly.
 var routes = map[string]route{
-	"/hello":        (*Handler).hello,
-	"/login":        (*Handler).login,
-	"/profile":      (*Handler).profile,
-	"/logout":       (*Handler).logout,
-	authPath:        (*Handler).auth,
-	web.StylePath:   asset(web.TextCSS, web.Stylesheet),
-	web.ScriptPath:  asset(web.TextJavaScript, web.PasskeyScript),
-	web.FaviconPath: asset(web.ImageSVG, web.Favicon),
-	totpPath:        (*Handler).totp,
-	// passkeys
-	passkeysPath:     (*Handler).passkeys,
+	"/hello":         (*Handler).hello,
+	"/login":         (*Handler).login,
+	"/profile":       (*Handler).profile,
+	"/logout":        (*Handler).logout,
+	authPath:         (*Handler).auth,
+	web.StylePath:    asset(web.TextCSS, web.Stylesheet),
+	web.ScriptPath:   asset(web.TextJavaScript, web.PasskeyScript),
+	web.FaviconPath:  asset(web.ImageSVG, web.Favicon),
+	totpPath:         (*Handler).secondFactor,
+	passkeysPath:     (*Handler).managePasskeys,
 	loginPasskeyPath: (*Handler).loginPasskey,
 }
 
@@ -50,14 +45,15 @@ var routes = map[string]route{
 // answers the module's own routes, guards the protected paths and passes
 // every other request on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	sess := h.sessionOf(r)
+	wire := wireOf(r)
+	sess := h.sessionOf(r, wire)
 	// login and logout set a cookie of their own; the headers of the
 	// auth endpoint's answer never reach the browser
 	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
-		h.renew(w, r, sess)
+		h.gate.Renew(w.Header(), wire, sess)
 	}
-	if sess != nil && h.mustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] {
-		return h.enrolFirst(w, r, sess, func() error { return next.ServeHTTP(w, r) })
+	if sess != nil && h.signin.MustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] {
+		return h.enrolFirst(w, r, sess, next)
 	}
 	setPlaceholders(r, sess)
 	answer, own := routes[r.URL.Path]
@@ -71,9 +67,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		answer = (*Handler).signInFirst
 	}
-	f := web.Read(r).Format
-	if err := answer(h, w, r, f, sess); err != nil {
-		return h.site.Fail(w, r, f, err)
+	in := web.Read(r)
+	if err := answer(h, w, r, in, sess); err != nil {
+		return h.fail(w, r, in.Format, err)
+	}
+	return nil
+}
+
+// fail answers a route's error: a sign-in's refusal with its
+// Retry-After, then as the site answers errors.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f web.Format, err error) error {
+	if refusal, ok := errors.AsType[*signin.Refusal](err); ok {
+		if refusal.Wait > 0 {
+			w.Header().Set("Retry-After", refusal.RetryAfter())
+		}
+		err = web.Reject(refusal.Status, refusal.Reason)
+	}
+	return h.site.Fail(w, r, f, err)
+}
+
+// enrolPaths are the paths a session that must enrol may use.
+var enrolPaths = map[string]bool{totpPath: true, passkeysPath: true, "/login": true, loginPasskeyPath: true, "/logout": true, "/hello": true, authPath: true}
+
+// enrolFirst answers a request of a session that may only set up a
+// second factor: the profile and protected paths send browsers to the
+// setup page (or, when the account has a factor already, to sign in
+// again with it) and refuse other clients; the rest goes on as for an
+// anonymous request.
+func (h *Handler) enrolFirst(w http.ResponseWriter, r *http.Request, sess *gate.Session, next caddyhttp.Handler) error {
+	_, own := routes[r.URL.Path]
+	if !own && (len(h.protected) == 0 || !h.protected.Match(r)) {
+		setPlaceholders(r, nil)
+		return next.ServeHTTP(w, r)
+	}
+	in := web.Read(r)
+	var err error
+	switch {
+	case h.signin.HasFactor(sess.Account):
+		// a session from before the factor: sign in again with it
+		err = h.signInFirst(w, r, in, nil)
+	case in.Format == web.HTML:
+		web.Redirect(w, r, totpPath)
+	default:
+		err = web.Reject(http.StatusForbidden, "second factor enrollment required")
+	}
+	if err != nil {
+		return h.fail(w, r, in.Format, err)
 	}
 	return nil
 }
@@ -104,14 +143,14 @@ func privateContent(h http.Header) {
 // every request cost more than the few requests that read them. A later
 // one (another realm in the first one's routes) sets its values, which
 // are read before provided ones: the last handler's session shows.
-func setPlaceholders(r *http.Request, sess *signedIn) {
+func setPlaceholders(r *http.Request, sess *gate.Session) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
 	values := caddy.ReplacerFunc(anonymousPlaceholders)
 	if sess != nil {
-		p, factors := &sess.acct.Placeholders, factorValues[min(sess.Factors, 2)]
+		p, factors := &sess.Account.Placeholders, factorValues[min(sess.Factors, 2)]
 		repl.Set("http.auth.user.id", p.User)
 		values = func(key string) (any, bool) { return placeholder(p, factors, key) }
 	}
@@ -160,12 +199,9 @@ func placeholder(p *account.Placeholders, factors any, key string) (any, bool) {
 	return nil, false
 }
 
-// factorText is a session's factors as text, made once; factorValues
-// the same as placeholder values, boxed once.
-var (
-	factorText   = [3]string{"1", "1", "2"}
-	factorValues = [3]any{factorText[0], factorText[1], factorText[2]}
-)
+// factorValues are a session's factors as placeholder values, boxed
+// once.
+var factorValues = [3]any{gate.FactorText[0], gate.FactorText[1], gate.FactorText[2]}
 
 // anonymousPlaceholders gives the miniapp placeholders of a request
 // without a session: all empty.
@@ -185,7 +221,7 @@ func (h *Handler) sameOrigin(r *http.Request) error {
 }
 
 // hello greets name, from the query or else from a form or JSON body.
-func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
+func (h *Handler) hello(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
@@ -214,7 +250,7 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f web.Format, _ 
 	if name == "" {
 		name = "World"
 	}
-	if f == web.JSON {
+	if in.Format == web.JSON {
 		return h.site.JSON(w, r, http.StatusOK, struct {
 			Message string `json:"message"`
 		}{"Hello, " + name + "!"})
@@ -225,142 +261,10 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, f web.Format, _ 
 	return nil
 }
 
-// login shows the form (GET; with step=code, the code form of a pending
-// sign-in) or signs in (POST). A POST reads top to bottom: the input
-// once, a place from the guard, the password from the accounts, the
-// second factor when the account has one, a new session, the answer. A
-// POST of a code alone finishes a pending sign-in.
-func (h *Handler) login(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
-	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
-		return err
-	}
-	if r.Method != http.MethodPost {
-		next, err := web.FormValue(r.URL.RawQuery, "next")
-		if err != nil {
-			return err
-		}
-		data := web.PageData{Title: "Sign in", Next: h.safeNext(r, next), Passkey: h.passkeysOn()}
-		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
-			if p, _ := h.pendingOf(r); p != nil {
-				data.Title, data.CodeStep = "Enter your code", true
-				w.Header().Set("Cache-Control", "no-store")
-			}
-		}
-		return h.site.Render(w, r, http.StatusOK, "login.html", data)
-	}
-	in, err := h.readLogin(w, r)
-	if err != nil {
-		return err
-	}
-	if in.pending != nil {
-		return h.finishCode(w, r, f, in)
-	}
-	place, wait, err := h.guard.Enter(r.Context(), h.guardLogin(in), h.clock.Now())
-	switch {
-	case errors.Is(err, guard.ErrNoSlot):
-		return h.tooMany(w, in, wait, "login refused: too many password checks in progress", "too many logins in progress; try again shortly")
-	case errors.Is(err, guard.ErrBusy):
-		return h.tooMany(w, in, wait, "login refused: too many logins from this client in progress", "too many logins from this client in progress; try again shortly")
-	case err != nil:
-		return h.tooMany(w, in, wait, "login throttled", err.Error())
-	}
-	acct, reason, err := h.accounts.Check(in.name, in.password)
-	place.Leave(reason != "")
-	if err != nil {
-		return err
-	}
-	if acct == nil {
-		return h.loginFailed(w, r, f, in, reason)
-	}
-	hasTOTP, err := h.shared.RecordNow(r.Context(), factorKey(acct.Name))
-	if err != nil {
-		// whether the account has a second factor cannot be known
-		return h.codeFailed(w, r, acct.Name, http.StatusUnauthorized, records.StoreFailed{Err: err})
-	}
-	if hasTOTP == nil {
-		return h.signIn(w, r, f, acct, in, "")
-	}
-	if in.code == "" {
-		return h.askCode(w, r, f, acct, in)
-	}
-	kind, err := h.checkCode(r.Context(), in, acct.Name)
-	if err != nil {
-		// the password was right: the code alone may follow
-		h.setPending(w, r, acct)
-		return h.codeStepFailed(w, r, f, acct.Name, in, err)
-	}
-	return h.signIn(w, r, f, acct, in, kind)
-}
-
-// signIn starts the session of a password sign-in that is complete:
-// with two factors when a code (of kind) was accepted, and answers it.
-func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, f web.Format, acct *account.Account, in loginInput, kind account.CodeKind) error {
-	factors := uint8(1)
-	if kind != "" {
-		factors = 2
-		h.count(metrics.secondFactor, "success", string(kind))
-	}
-	sess := h.signInWith(w, r, acct, in, factors, "password")
-	if f == web.JSON {
-		return h.site.JSON(w, r, http.StatusOK, map[string]string{"username": acct.Name})
-	}
-	next := cmp.Or(in.next, "/profile")
-	if h.mustEnrol(sess) {
-		next = totpPath
-	}
-	web.Redirect(w, r, next)
-	return nil
-}
-
-// signInWith starts the session of a complete sign-in (by password or
-// passkey), counted and logged.
-func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, acct *account.Account, in loginInput, factors uint8, method string) *signedIn {
-	sess := h.startSession(r.Context(), w, r, acct, in, factors)
-	h.count(metrics.logins, "success")
-	h.logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", in.ip), zap.Uint8("factors", factors), zap.String("method", method))
-	w.Header().Set("Cache-Control", "no-store")
-	return sess
-}
-
-// loginFailed answers a wrong password or an unknown name alike, counted
-// and logged with the reason.
-func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f web.Format, in loginInput, reason string) error {
-	h.count(metrics.logins, "failure")
-	h.logger.Warn("login failed", h.userFields(in.name, zap.String("client_ip", in.ip), zap.String("reason", reason))...)
-	const msg = "invalid username or password"
-	w.Header().Set("WWW-Authenticate", h.challenge(r))
-	switch f {
-	case web.JSON:
-		return h.site.JSON(w, r, http.StatusUnauthorized, map[string]string{"error": msg})
-	case web.HTML:
-		return h.site.Render(w, r, http.StatusUnauthorized, "login.html", web.PageData{Title: "Sign in", Error: msg, Next: in.next, User: in.name, Passkey: h.passkeysOn()})
-	}
-	return web.Reject(http.StatusUnauthorized, msg)
-}
-
-// userFields are the log fields of a refused login's user name, then
-// more: a name that is not a configured user is often a password typed
-// in the wrong field, so it is logged as "unknown user" with its length
-// alone.
-func (h *Handler) userFields(name string, more ...zap.Field) []zap.Field {
-	if _, known := h.accounts.Lookup(name); known || name == "" {
-		return append([]zap.Field{zap.String("user", name)}, more...)
-	}
-	return append([]zap.Field{zap.String("user", "unknown user"), zap.Int("user_length", len(name))}, more...)
-}
-
-// tooMany refuses a login with 429 and Retry-After, counted and logged.
-func (h *Handler) tooMany(w http.ResponseWriter, in loginInput, wait time.Duration, event, reason string) error {
-	h.count(metrics.logins, "throttled")
-	h.logger.Warn(event, h.userFields(in.name, zap.String("client_ip", in.ip))...)
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	return web.Reject(http.StatusTooManyRequests, reason)
-}
-
 // signInFirst answers a request that needs a session: browsers go to the
 // login page and come back afterwards, other clients get 401.
-func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f web.Format, _ *signedIn) error {
-	if f == web.HTML {
+func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+	if in.Format == web.HTML {
 		next := r.URL.RequestURI()
 		if h.domain.name != "" {
 			// the login site is another host: come back to this one
@@ -377,7 +281,7 @@ func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, f web.Form
 // scheme for a login form, so it follows the cookie authentication draft
 // (draft-broyer-http-cookie-auth) in naming the form and the cookie.
 func (h *Handler) challenge(r *http.Request) string {
-	return `Cookie realm="` + h.Realm + `", form-action="` + h.domain.loginURL + `", cookie-name="` + h.cookieName(r) + `"`
+	return `Cookie realm="` + h.Realm + `", form-action="` + h.domain.loginURL + `", cookie-name="` + h.gate.CookieName(wireOf(r)) + `"`
 }
 
 // logout ends the session (or, with all=1, every session of the user),
@@ -385,7 +289,7 @@ func (h *Handler) challenge(r *http.Request) string {
 // session=<id> it ends that other session of the user instead, and goes
 // back to the profile. With cookie_domain, GET shows a page whose form
 // does the same.
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f web.Format, sess *signedIn) error {
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if h.domain.name == "" {
 		if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 			return err
@@ -411,29 +315,29 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, f web.Format, s
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	in, err := web.ReadFields(w, r, h.MaxBodySize, "all", "session", "next")
+	body, err := web.ReadFields(w, r, h.MaxBodySize, "all", "session", "next")
 	if err != nil {
 		return err
 	}
-	if in["session"] != "" {
-		id, err := parseSessionID(in["session"])
+	if body["session"] != "" {
+		id, err := gate.ParseSessionID(body["session"])
 		if err != nil {
-			return err
+			return web.Reject(http.StatusBadRequest, err.Error())
 		}
 		if sess == nil || id != sess.ID {
-			return h.endOther(w, r, f, sess, id)
+			return h.endOther(w, r, in, sess, id)
 		}
 	}
-	everywhere := in["all"] == "1"
+	everywhere := body["all"] == "1"
 	if sess != nil {
 		h.shared.Revoke(r.Context(), sess.ID, sess.Expires)
 		if everywhere {
-			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.acct.ID))
+			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.Account.ID))
 		}
 		h.count(metrics.logouts)
-		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", web.ClientIP(r)), zap.Bool("everywhere", everywhere))
+		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", in.Client), zap.Bool("everywhere", everywhere))
 	}
-	h.clearCookie(w, r)
-	web.Redirect(w, r, cmp.Or(h.safeNext(r, in["next"]), h.domain.loginURL))
+	h.gate.End(w.Header(), wireOf(r))
+	web.Redirect(w, r, cmp.Or(h.safeNext(r, body["next"]), h.domain.loginURL))
 	return nil
 }

@@ -297,10 +297,10 @@ func TestKnownDevice(t *testing.T) {
 		h.Accounts = []Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
 	})
 	changed.ip = a.ip
-	if d := changed.h.knownDevice(withCaddyContext(deviceRequest(device), false), "ada"); d != nil {
+	if d := changed.h.gate.KnownDevice(context.Background(), wireOf(withCaddyContext(deviceRequest(device), false)), "ada"); d != nil {
 		t.Error("device cookie of the old password hash still known")
 	}
-	if d := a.h.knownDevice(withCaddyContext(deviceRequest(device), false), "ada"); d == nil {
+	if d := a.h.gate.KnownDevice(context.Background(), wireOf(withCaddyContext(deviceRequest(device), false)), "ada"); d == nil {
 		t.Error("device cookie not known to the handler that issued it")
 	}
 }
@@ -328,7 +328,7 @@ func TestDevicesForgotten(t *testing.T) {
 		return a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, cookie: c})
 	}
 	known := func(c *http.Cookie) bool {
-		return a.h.knownDevice(withCaddyContext(deviceRequest(c), false), "ada") != nil
+		return a.h.gate.KnownDevice(context.Background(), wireOf(withCaddyContext(deviceRequest(c), false)), "ada") != nil
 	}
 	w := login(nil)
 	first, session := deviceCookie(t, w), sessionCookie(t, w)

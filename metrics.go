@@ -69,3 +69,14 @@ func (m *metricSet) register(reg prometheus.Registerer, realm string) error {
 func (h *Handler) count(vec *prometheus.CounterVec, labels ...string) {
 	vec.WithLabelValues(append([]string{h.Realm}, labels...)...).Inc()
 }
+
+// realmCounter counts a realm's sign-in events.
+type realmCounter string
+
+// Login counts a login by its result.
+func (c realmCounter) Login(result string) { metrics.logins.WithLabelValues(string(c), result).Inc() }
+
+// SecondFactor counts a second factor's check by its result and reason.
+func (c realmCounter) SecondFactor(result, reason string) {
+	metrics.secondFactor.WithLabelValues(string(c), result, reason).Inc()
+}

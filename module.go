@@ -15,11 +15,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/admin"
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
@@ -50,11 +54,8 @@ const (
 	defaultIdleTimeout     = time.Hour
 	defaultLoginFailures   = 5
 	defaultLoginWindow     = time.Minute
-	defaultRealm           = "miniapp"
+	defaultRealm           = admin.DefaultRealm
 )
-
-// realmName is what a realm may be called: it names storage folders.
-var realmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Handler is the miniapp: a login gate with cookie sessions, served from
 // inside Caddy.
@@ -188,22 +189,27 @@ type Handler struct {
 	// request's host.
 	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
 
-	accounts *account.Set
-	// passkeyAccounts are the accounts by their passkey user handle.
-	passkeyAccounts map[string]*account.Account
-	hostCookie      string
-	domain          cookieDomain
-	keys            *session.Keyring
-	store           store.Module
-	shared          *store.Realm
-	guard           guard.Guard
-	clock           *session.Clock
-	protected       caddyhttp.MatchPath
-	csrf            *http.CrossOriginProtection
-	logger          *zap.Logger
-	site            web.Site
-	records         *records.Store
-	ignoredRules    *ignoredNames
+	accounts     *account.Set
+	domain       cookieDomain
+	keys         *session.Keyring
+	store        store.Module
+	shared       *store.Realm
+	guard        guard.Guard
+	clock        *session.Clock
+	protected    caddyhttp.MatchPath
+	csrf         *http.CrossOriginProtection
+	logger       *zap.Logger
+	site         web.Site
+	records      *records.Store
+	ignoredRules *ignoredNames
+	// the services the routes call, wired by Provision; passkeys is nil
+	// when passkeys are off
+	gate     *gate.Gate
+	totp     *totp.Service
+	passkeys *passkey.Service
+	signin   *signin.Service
+	// unregister leaves the admin API
+	unregister func()
 }
 
 // Account is a user who may sign in.
@@ -266,7 +272,6 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 		h.store = storage.New(st)
 	}
 	h.setDefaults()
-	h.hostCookie = hostPrefix + h.CookieName
 	if err := h.setDomain(); err != nil {
 		return err
 	}
@@ -288,12 +293,6 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	h.accounts, err = account.Load(configs, h.Realm, repl)
 	if err != nil {
 		return err
-	}
-	h.passkeyAccounts = make(map[string]*account.Account, len(h.Accounts))
-	for _, a := range h.Accounts {
-		if acct, ok := h.accounts.Lookup(a.Username); ok {
-			h.passkeyAccounts[string(userHandle(acct))] = acct
-		}
 	}
 	if err := h.claimUsers(ctx); err != nil {
 		return err
@@ -334,8 +333,31 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err != nil {
 		return err
 	}
+	h.wire()
 	h.register()
 	return nil
+}
+
+// wire builds the services the routes call, over the provisioned
+// accounts, store, keys and guard.
+func (h *Handler) wire() {
+	h.gate = &gate.Gate{Keys: h.keys, Shared: h.shared, Accounts: h.accounts, Clock: h.clock, Name: h.CookieName,
+		Domain: h.domain.name, DomainCookie: h.domain.cookie, DomainSecure: h.domain.secure,
+		Lifetime: time.Duration(h.SessionLifetime), Idle: time.Duration(h.IdleTimeout)}
+	h.totp = &totp.Service{Records: h.records, Clock: h.clock, Logger: h.logger}
+	if h.Passkeys == nil || *h.Passkeys {
+		h.passkeys = &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger, RPID: strings.ToLower(h.PasskeyRPID),
+			Domain: h.domain.name, Name: h.TOTPIssuer}
+		accounts := make([]*account.Account, 0, len(h.Accounts))
+		for _, a := range h.Accounts {
+			if acct, ok := h.accounts.Lookup(a.Username); ok {
+				accounts = append(accounts, acct)
+			}
+		}
+		h.passkeys.SetAccounts(accounts)
+	}
+	h.signin = &signin.Service{Realm: h.Realm, Accounts: h.accounts, Guard: h.guard, TOTP: h.totp, Passkeys: h.passkeys, Gate: h.gate,
+		Required: h.SecondFactor == factorRequired, Clock: h.clock, Logger: h.logger, Count: realmCounter(h.Realm)}
 }
 
 // setDefaults fills in the config fields left empty.
@@ -389,7 +411,7 @@ func (h *Handler) Validate() error {
 	if h.MaxBodySize < 0 {
 		return fmt.Errorf("max_body_size must be positive, got %d", h.MaxBodySize)
 	}
-	if !realmName.MatchString(h.Realm) {
+	if !admin.RealmName.MatchString(h.Realm) {
 		return fmt.Errorf("realm %q must be 1 to 64 letters, digits, '.', '_' or '-'", h.Realm)
 	}
 	if h.SecondFactor != "" && h.SecondFactor != factorOptional && h.SecondFactor != factorRequired {
@@ -411,7 +433,9 @@ func (h *Handler) Validate() error {
 // the admin API; it copes with a handler whose Provision failed half
 // way.
 func (h *Handler) Cleanup() error {
-	h.unregister()
+	if h.unregister != nil {
+		h.unregister()
+	}
 	var errs []error
 	if h.guard.Throttle != nil {
 		errs = append(errs, h.guard.Throttle.Release())

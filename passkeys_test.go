@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
@@ -198,7 +200,7 @@ func TestPasskeyRegistrationAndLogin(t *testing.T) {
 	}
 	auth := newAuthenticator(t, passkeyHost)
 	w := a.finish(passkeysPath, ceremony, auth.create(options, "https://"+passkeyHost), "my laptop", cookie)
-	created := decode[passkeyJSON](t, w)
+	created := decode[passkey.View](t, w)
 	if w.Code != 201 || created.ID != b64url.EncodeToString(auth.id) || created.Name != "my laptop" {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
@@ -213,8 +215,8 @@ func TestPasskeyRegistrationAndLogin(t *testing.T) {
 	signedIn := sessionCookie(t, w)
 	p := a.do(passkeyRequest("GET", "/profile", "", "", signedIn))
 	var profile struct {
-		Factors  int           `json:"factors"`
-		Passkeys []passkeyJSON `json:"passkeys"`
+		Factors  int            `json:"factors"`
+		Passkeys []passkey.View `json:"passkeys"`
 	}
 	if err := json.Unmarshal(p.Body.Bytes(), &profile); err != nil || profile.Factors != 2 || len(profile.Passkeys) != 1 ||
 		profile.Passkeys[0].Name != "my laptop" || profile.Passkeys[0].LastUsed == nil {
@@ -395,7 +397,7 @@ func TestPasskeyManage(t *testing.T) {
 	}
 	id := b64url.EncodeToString(auth.id)
 	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id="+id+"&name=work+phone", cookie))
-	if renamed := decode[passkeyJSON](t, w); w.Code != 200 || renamed.Name != "work phone" {
+	if renamed := decode[passkey.View](t, w); w.Code != 200 || renamed.Name != "work phone" {
 		t.Fatalf("rename: %d %q", w.Code, w.Body)
 	}
 	// the profile page shows a name as text, never as markup
@@ -407,7 +409,7 @@ func TestPasskeyManage(t *testing.T) {
 	if strings.Contains(page, "<img") || !strings.Contains(page, template.HTMLEscapeString(hostile)) {
 		t.Errorf("the profile page does not escape the passkey's name:\n%s", page)
 	}
-	a.advance(recentSignIn + time.Minute)
+	a.advance(signin.RecentSignIn + time.Minute)
 	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id, cookie)); w.Code != 403 {
 		t.Errorf("a delete from an old session: %d", w.Code)
 	}
@@ -472,7 +474,7 @@ func TestPasskeyAcrossNodes(t *testing.T) {
 			if w := a.register(auth, a.httpsLogin("ada", adaPassword), ""); w.Code != 201 {
 				t.Fatalf("registration on A: %d", w.Code)
 			}
-			syncUntilRecord(t, b, passkeysKey("ada"))
+			syncUntilRecord(t, b, passkey.RecordKey("ada"))
 			if w := b.passkeyLogin(auth); w.Code != 200 {
 				t.Errorf("sign-in on B: %d %q", w.Code, w.Body)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 )
@@ -41,7 +42,7 @@ func (a *testApp) loginWith(user, ua string) (*http.Cookie, *session.Session) {
 
 // profileSession is a session in the profile's JSON.
 type profileSession struct {
-	sessionJSON
+	gate.View
 	Current bool `json:"current"`
 }
 
@@ -56,11 +57,11 @@ func TestProfileSessionsJSON(t *testing.T) {
 		e := entryOf(store.AccountID(session.Random(16)), now)
 		e.Device, e.Address = text, text
 		sessions = append(sessions, e)
-		view := viewOf(e)
+		view := gate.ViewOf(e)
 		view.Account = "" // the admin API's alone
 		want = append(want, profileSession{view, len(sessions) == 2})
 	}
-	body := appendProfileSessions(nil, sessions, sessions[1].ID)
+	body := gate.AppendJSON(nil, sessions, sessions[1].ID)
 	var got []profileSession
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatalf("%s: %v", body, err)
@@ -76,7 +77,7 @@ func TestProfileSessionsJSON(t *testing.T) {
 	if bytes.ContainsAny(body, "<>&\n") {
 		t.Errorf("unescaped HTML or control characters: %s", body)
 	}
-	if string(appendProfileSessions(nil, nil, [16]byte{})) != "[]" {
+	if string(gate.AppendJSON(nil, nil, [16]byte{})) != "[]" {
 		t.Errorf("no sessions is not []")
 	}
 }

@@ -1,18 +1,19 @@
 package miniapp
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 
-	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
@@ -29,7 +30,7 @@ func TestRecordsEditedRefused(t *testing.T) {
 		t.Fatalf("registration: %d", w.Code)
 	}
 	e := a.enrol("grace", gracePassword)
-	for _, key := range []string{passkeysKey("ada"), factorKey("grace")} {
+	for _, key := range []string{passkey.RecordKey("ada"), totp.Key("grace")} {
 		file := filepath.Join(dir, "miniapp", "miniapp", "records", hex.EncodeToString([]byte(key)))
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -105,10 +106,10 @@ func TestLongUserRecords(t *testing.T) {
 		t.Errorf("after the records: %d", w.Code)
 	}
 	b := newApp(t, dir, accounts)
-	if _, p := b.profileOf(e.session); p.SecondFactor != (factorStatus{TOTP: true, RecoveryCodesLeft: 10}) {
+	if _, p := b.profileOf(e.session); p.SecondFactor != (totp.Status{TOTP: true, RecoveryCodesLeft: 10}) {
 		t.Errorf("another node's view of the long name's factor: %+v", p.SecondFactor)
 	}
-	if keys, _, err := b.h.passkeysOf(long); len(keys) != 1 || err != nil {
+	if keys, _, err := b.h.passkeys.Of(long); len(keys) != 1 || err != nil {
 		t.Errorf("another node's view of the long name's passkeys: %d %v", len(keys), err)
 	}
 }
@@ -125,17 +126,20 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if w := a.register(auth, a.stepUpSession("ada", 2, 0), ""); w.Code != 201 {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
-	r := httptest.NewRequest("POST", passkeysPath, nil)
-	err := a.h.swapPasskeys(r, "ada", func(keys []account.Passkey) ([]account.Passkey, error) {
-		for len(keys) < account.MaxPasskeys {
-			keys = append(keys, account.Passkey{ID: session.Random(1023), PublicKey: session.Random(77), Account: keys[0].Account, Name: "old key"})
+	err := a.h.passkeys.Swap(context.Background(), "ada", func(keys []passkey.Key) ([]passkey.Key, error) {
+		for len(keys) < passkey.MaxKeys {
+			keys = append(keys, passkey.Key{ID: session.Random(1023), PublicKey: session.Random(77), Account: keys[0].Account, Name: "old key"})
 		}
-		// sessions until one more would not fit
+		// sessions until one more would not fit, then a longer name of an
+		// old key that leaves less room than any session takes (a session
+		// ID's JSON is 16 numbers of 1 to 3 digits)
 		for n := 0; ; n++ {
 			k := &keys[n%len(keys)]
-			k.Sessions = append(k.Sessions, account.PasskeySession{ID: [16]byte(session.Random(16)), Expires: a.h.clock.Now().Add(time.Hour).Unix() + int64(n)})
+			k.Sessions = append(k.Sessions, passkey.Session{ID: [16]byte(session.Random(16)), Expires: a.h.clock.Now().Add(time.Hour).Unix() + int64(n)})
 			if b, _ := json.Marshal(keys); len(b) > records.MaxData-40 {
 				k.Sessions = k.Sessions[:len(k.Sessions)-1]
+				b, _ = json.Marshal(keys)
+				keys[1].Name += strings.Repeat("x", records.MaxData-len(b)-10)
 				return keys, nil
 			}
 		}
@@ -143,8 +147,8 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, _, _ := a.h.passkeysOf("ada")
-	var remembered []account.PasskeySession
+	before, _, _ := a.h.passkeys.Of("ada")
+	var remembered []passkey.Session
 	for _, k := range before {
 		remembered = append(remembered, k.Sessions...)
 	}
@@ -154,11 +158,11 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, sealed, err := a.h.passkeysOf("ada")
+	keys, sealed, err := a.h.passkeys.Of("ada")
 	if err != nil || len(sealed) > store.MaxRecord {
 		t.Fatalf("the record after the sign-in: %d bytes, %v", len(sealed), err)
 	}
-	k := keys[account.FindPasskey(keys, auth.id)]
+	k := keys[passkey.Find(keys, auth.id)]
 	if k.SignCount != 2 || k.LastUsed != a.h.clock.Now().Unix() || k.Sessions[len(k.Sessions)-1].ID != started.ID {
 		t.Errorf("the sign-in was not recorded: counter %d, last used %d, newest session %x", k.SignCount, k.LastUsed, k.Sessions[len(k.Sessions)-1].ID)
 	}

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/store"
 )
 
@@ -25,24 +26,23 @@ func (a *testApp) stepUpSession(user string, factors uint8, age time.Duration) *
 	s := session.New(user, acct.ID.Tag(), a.h.shared.Counter(context.Background(), store.AccountID(acct.ID)), a.h.clock.Now().Add(-age),
 		time.Duration(a.h.SessionLifetime))
 	s.Generation, s.Factors = a.h.shared.Generation(), factors
-	name := hostPrefix + "miniapp_session"
+	name := "__Host-" + "miniapp_session"
 	return &http.Cookie{Name: name, Value: a.h.keys.Seal(session.PurposeSession, s, name, passkeyHost)}
 }
 
-// setupFor is a setup of a new secret sealed for the session of the
-// cookie as the setup page makes it (not stepped up), and that secret.
+// setupFor is a totp.Setup of a new secret sealed for the session of the
+// cookie as the totp.Setup page makes it (not stepped up), and that secret.
 func (a *testApp) setupFor(cookie *http.Cookie) (enrollment, secret string) {
 	a.t.Helper()
 	s, err := a.h.keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	acct, _ := a.h.accounts.Lookup(s.User)
-	key, err := account.NewTOTPKey("test", s.User)
+	setup, err := a.h.totp.NewSetup("test", s.User, s.ID, false)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	return a.h.sealEnrollment(&signedIn{Session: s, acct: acct}, key.Secret(), false), key.Secret()
+	return setup.Enrollment, setup.Secret
 }
 
 // The proofs a change may need, weakest first, and "never" for a
@@ -119,7 +119,7 @@ func (c *stepUpCase) change(op string, cookie *http.Cookie, proof int) int {
 // never the password; with a passkey alone a passkey sign-in of the last
 // 10 minutes; and a session that may only enrol may only add.
 func TestStepUpPolicy(t *testing.T) {
-	old := recentSignIn + time.Minute
+	old := signin.RecentSignIn + time.Minute
 	sessions := []struct {
 		name     string
 		factors  uint8
@@ -172,7 +172,7 @@ func TestStepUpTOTPChanges(t *testing.T) {
 		for _, action := range []string{"disable", "recovery-codes"} {
 			c := newStepUpCase(t, "totp", required)
 			c.a.advance(31 * time.Second)
-			w := c.a.do(passkeyRequest("POST", totpPath, form, "action="+action+"&code="+c.a.codeFor(c.secret), c.a.stepUpSession("ada", 1, recentSignIn+time.Minute)))
+			w := c.a.do(passkeyRequest("POST", totpPath, form, "action="+action+"&code="+c.a.codeFor(c.secret), c.a.stepUpSession("ada", 1, signin.RecentSignIn+time.Minute)))
 			if required && w.Code != 403 || !required && w.Code != 200 {
 				t.Errorf("%s from an old session of one factor (required %v): %d %q", action, required, w.Code, w.Body)
 			}
@@ -200,7 +200,7 @@ func TestPasswordCannotRemovePasskey(t *testing.T) {
 		if w.Code != 403 {
 			t.Errorf("required %v: confirming codes of his own: %d %q", required, w.Code, w.Body)
 		}
-		if a.h.shared.Record(factorKey("ada")) != nil {
+		if a.h.shared.Record(totp.Key("ada")) != nil {
 			t.Errorf("required %v: a second factor was enrolled", required)
 		}
 		if w := a.passkeyLogin(c.auth); w.Code != 200 {
@@ -209,13 +209,13 @@ func TestPasswordCannotRemovePasskey(t *testing.T) {
 	}
 }
 
-// TestStepUpPages: the profile's passkey forms and the setup page show
+// TestStepUpPages: the profile's passkey forms and the totp.Setup page show
 // the one proof that counts: none for a fresh sign-in, the password for
 // an old one without a second factor, a current code with codes, and a
 // line to sign in with the passkey when it is the only factor; never a
 // password field once the account has a second factor.
 func TestStepUpPages(t *testing.T) {
-	old := recentSignIn + time.Minute
+	old := signin.RecentSignIn + time.Minute
 	for _, tc := range []struct {
 		kind     string
 		factors  uint8

@@ -14,15 +14,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 	redisstore "github.com/caddy-miniapp/miniapp/store/redis"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
+	rfc6238 "github.com/pquerna/otp/totp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -30,7 +32,7 @@ import (
 // codeFor is the secret's code at the app's time.
 func (a *testApp) codeFor(secret string) string {
 	a.t.Helper()
-	code, err := totp.GenerateCodeCustom(secret, a.h.clock.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	code, err := rfc6238.GenerateCodeCustom(secret, a.h.clock.Now(), rfc6238.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func (a *testApp) enrol(user, password string) enrolled {
 	a.t.Helper()
 	cookie := a.login(user, password, false)
 	w := a.post("/profile/totp", "", cookie)
-	begin := decode[setup](a.t, w)
+	begin := decode[totp.Setup](a.t, w)
 	if w.Code != 200 || begin.Secret == "" || begin.Enrollment == "" {
 		a.t.Fatalf("begin: %d %q", w.Code, w.Body)
 	}
@@ -92,9 +94,9 @@ func (a *testApp) enrol(user, password string) enrolled {
 
 // profileOf is the profile's JSON for the cookie.
 type factorProfile struct {
-	Username     string       `json:"username"`
-	Factors      int          `json:"factors"`
-	SecondFactor factorStatus `json:"second_factor"`
+	Username     string      `json:"username"`
+	Factors      int         `json:"factors"`
+	SecondFactor totp.Status `json:"second_factor"`
 	Sessions     []struct {
 		Factors int  `json:"factors"`
 		Current bool `json:"current"`
@@ -110,7 +112,7 @@ func (a *testApp) profileOf(cookie *http.Cookie) (int, factorProfile) {
 	return w.Code, decode[factorProfile](a.t, w)
 }
 
-// TestTOTPEnrolment: the setup stores nothing until a right code, and
+// TestTOTPEnrolment: the totp.Setup stores nothing until a right code, and
 // then the factor (sealed), ten recovery codes shown once, and a session
 // of two factors for this browser with the others ended.
 func TestTOTPEnrolment(t *testing.T) {
@@ -118,12 +120,12 @@ func TestTOTPEnrolment(t *testing.T) {
 	other := a.login("ada", adaPassword, false)
 	cookie := a.login("ada", adaPassword, false)
 	w := a.post("/profile/totp", "", cookie)
-	begin := decode[setup](t, w)
+	begin := decode[totp.Setup](t, w)
 	if w.Code != 200 || !strings.HasPrefix(begin.URI, "otpauth://totp/example.com:ada?") || !strings.Contains(begin.URI, "issuer=example.com") ||
 		!strings.Contains(begin.URI, "secret="+begin.Secret) || len(begin.Secret) != 32 {
 		t.Fatalf("begin: %d %q", w.Code, w.Body)
 	}
-	if a.h.hasTOTP("ada") {
+	if a.h.totp.Has("ada") {
 		t.Fatal("a factor stored at the beginning of its setup")
 	}
 	wrong := "000000"
@@ -131,8 +133,8 @@ func TestTOTPEnrolment(t *testing.T) {
 		wrong = "111111"
 	}
 	w = a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+wrong, cookie)
-	if w.Code != 400 || a.h.hasTOTP("ada") {
-		t.Fatalf("a wrong first code: %d %q, stored: %v", w.Code, w.Body, a.h.hasTOTP("ada"))
+	if w.Code != 400 || a.h.totp.Has("ada") {
+		t.Fatalf("a wrong first code: %d %q, stored: %v", w.Code, w.Body, a.h.totp.Has("ada"))
 	}
 	page := a.do(request{method: "POST", target: "/profile/totp", contentType: form, accept: "text/html", cookie: cookie,
 		body: "enrollment=" + url.QueryEscape(begin.Enrollment) + "&code=" + wrong})
@@ -141,7 +143,7 @@ func TestTOTPEnrolment(t *testing.T) {
 	}
 	grace := a.login("grace", gracePassword, false)
 	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), grace); w.Code != 400 {
-		t.Fatalf("another user's setup confirmed: %d", w.Code)
+		t.Fatalf("another user's totp.Setup confirmed: %d", w.Code)
 	}
 	w = a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret)+"&end_other_sessions=1", cookie)
 	codes := decode[map[string][]string](t, w)["recovery_codes"]
@@ -157,7 +159,7 @@ func TestTOTPEnrolment(t *testing.T) {
 			t.Errorf("%s lives on: %d", name, code)
 		}
 	}
-	sealed := string(a.h.shared.Record(factorKey("ada")))
+	sealed := string(a.h.shared.Record(totp.Key("ada")))
 	if sealed == "" || strings.Contains(sealed, begin.Secret) || strings.Contains(sealed, strings.ReplaceAll(codes[0], "-", "")) {
 		t.Errorf("the record holds the secret or a recovery code in clear: %q", sealed)
 	}
@@ -205,7 +207,7 @@ func TestTOTPSignIn(t *testing.T) {
 		pending == nil || pending.MaxAge != 300 || !pending.HttpOnly || cookieNamed(w, "miniapp_session") != nil {
 		t.Fatalf("password of an account with a factor: %d %q %v", w.Code, w.Body, w.Header().Values("Set-Cookie"))
 	}
-	// the setup's code was used by the setup (the code itself: the clock
+	// the setup's code was used by the totp.Setup (the code itself: the clock
 	// follows real time and may have passed into the next step)
 	if w := a.post("/login", "code="+e.code, pending); w.Code != 401 {
 		t.Fatalf("the setup's code again: %d %q", w.Code, w.Body)
@@ -284,7 +286,7 @@ func TestTOTPThrottle(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 100, Window: caddy.Duration(time.Minute)} })
 	e := a.enrol("ada", adaPassword)
 	a.advance(30 * time.Second)
-	for i := range maxCodeFailures {
+	for i := range totp.MaxFailures {
 		w := a.do(request{method: "POST", target: "/login", contentType: form, accept: "application/json", ip: nextIP(),
 			body: "username=ada&password=" + adaPassword + "&code=00000" + string(rune('0'+i))})
 		if w.Code != 401 {
@@ -325,8 +327,8 @@ func TestTOTPThrottle(t *testing.T) {
 			checked++
 		}
 	}
-	if checked > maxCodeFailures {
-		t.Errorf("%d of 20 guesses at once were checked, want at most %d", checked, maxCodeFailures)
+	if checked > totp.MaxFailures {
+		t.Errorf("%d of 20 guesses at once were checked, want at most %d", checked, totp.MaxFailures)
 	}
 }
 
@@ -398,7 +400,7 @@ func TestPendingSignIn(t *testing.T) {
 		t.Errorf("a forged pending cookie: %d", code)
 	}
 	expired := start()
-	a.advance(pendingLifetime + time.Second)
+	a.advance(gate.PendingLifetime + time.Second)
 	if code := codeWith(expired); code != 401 {
 		t.Errorf("an expired pending cookie: %d", code)
 	}
@@ -418,13 +420,13 @@ func TestPendingSignIn(t *testing.T) {
 	}
 	a.advance(30 * time.Second)
 	tried := start()
-	for i := range maxCodeFailures {
+	for i := range totp.MaxFailures {
 		if w := a.do(request{method: "POST", target: "/login", contentType: form, accept: "application/json", ip: nextIP(), cookie: tried,
 			body: "code=99999" + string(rune('0'+i))}); w.Code != 401 {
 			t.Fatalf("wrong code %d: %d", i, w.Code)
 		}
 	}
-	a.advance(codeWindow) // the account's window is over; the pending sign-in's is not
+	a.advance(totp.Window) // the account's window is over; the pending sign-in's is not
 	if w := a.post("/login", "code="+a.codeFor(e.secret), tried); w.Code != 401 || !strings.Contains(w.Body.String(), "sign in again") {
 		t.Errorf("a pending sign-in after five wrong codes: %d %q", w.Code, w.Body)
 	}
@@ -435,7 +437,7 @@ func TestPendingSignIn(t *testing.T) {
 func TestTOTPRecentSignIn(t *testing.T) {
 	a := newApp(t, "", nil)
 	cookie := a.login("ada", adaPassword, false)
-	a.advance(recentSignIn + time.Minute)
+	a.advance(signin.RecentSignIn + time.Minute)
 	w := a.post("/profile/totp", "", cookie)
 	if w.Code != 403 || !strings.Contains(w.Body.String(), `"error":"enter your password to change how you sign in`) {
 		t.Fatalf("an old session: %d %q", w.Code, w.Body)
@@ -444,19 +446,19 @@ func TestTOTPRecentSignIn(t *testing.T) {
 		t.Errorf("a wrong password: %d", w.Code)
 	}
 	w = a.post("/profile/totp", "password="+adaPassword, cookie)
-	begin := decode[setup](t, w)
+	begin := decode[totp.Setup](t, w)
 	if w.Code != 200 || begin.Enrollment == "" {
 		t.Fatalf("the password: %d %q", w.Code, w.Body)
 	}
-	// the setup began with the password: its confirmation needs it no more
+	// the totp.Setup began with the password: its confirmation needs it no more
 	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie); w.Code != 200 {
-		t.Errorf("a confirmation of a setup begun with the password: %d %q", w.Code, w.Body)
+		t.Errorf("a confirmation of a totp.Setup begun with the password: %d %q", w.Code, w.Body)
 	}
-	a.advance(enrollmentLifetime + time.Minute)
+	a.advance(totp.EnrollmentLifetime + time.Minute)
 	fresh := a.login("grace", gracePassword, false)
 	w = a.post("/profile/totp", "", fresh)
-	begin = decode[setup](t, w)
-	a.advance(enrollmentLifetime)
+	begin = decode[totp.Setup](t, w)
+	a.advance(totp.EnrollmentLifetime)
 	if w := a.post("/profile/totp", "password="+gracePassword+"&enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), fresh); w.Code != 400 {
 		t.Errorf("an expired setup: %d", w.Code)
 	}
@@ -484,7 +486,7 @@ func TestTOTPManage(t *testing.T) {
 	if w := a.post("/profile/totp", "action=disable&code="+codes[0], e.session); w.Code != 200 || !strings.Contains(w.Body.String(), `"totp":false`) {
 		t.Fatalf("turning it off with a recovery code: %d %q", w.Code, w.Body)
 	}
-	if a.h.hasTOTP("ada") || a.logs.FilterMessage("second factor removed").Len() != 1 {
+	if a.h.totp.Has("ada") || a.logs.FilterMessage("second factor removed").Len() != 1 {
 		t.Error("the factor is still there, or its removal not logged")
 	}
 	if w := a.post("/login", "username=ada&password="+adaPassword, nil); w.Code != 200 {
@@ -492,7 +494,7 @@ func TestTOTPManage(t *testing.T) {
 	}
 }
 
-// TestTOTPPage: the setup page shows the QR code as a data: image (which
+// TestTOTPPage: the totp.Setup page shows the QR code as a data: image (which
 // its CSP allows, and no other page's), the key as text and the form;
 // with a factor, its state and the forms to manage it.
 func TestTOTPPage(t *testing.T) {
@@ -502,10 +504,10 @@ func TestTOTPPage(t *testing.T) {
 	body := w.Body.String()
 	if w.Code != 200 || !strings.Contains(body, `src="data:image/png;base64,`) || !strings.Contains(body, `name="enrollment"`) ||
 		!strings.Contains(body, `name="end_other_sessions" value="1" checked`) || strings.Contains(body, `name="password"`) {
-		t.Fatalf("setup page: %d %s", w.Code, body)
+		t.Fatalf("totp.Setup page: %d %s", w.Code, body)
 	}
 	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data:") {
-		t.Errorf("setup page CSP %q", csp)
+		t.Errorf("totp.Setup page CSP %q", csp)
 	}
 	if csp := a.do(request{target: "/profile", accept: "text/html", cookie: cookie}).Header().Get("Content-Security-Policy"); strings.Contains(csp, "data:") {
 		t.Errorf("the profile allows data: images: %q", csp)
@@ -520,7 +522,7 @@ func TestTOTPPage(t *testing.T) {
 	if w.Code != 200 || strings.Count(w.Body.String(), "<li><code>") != 10 || !strings.Contains(w.Body.String(), "shown only this once") {
 		t.Fatalf("recovery codes page: %d %s", w.Code, w.Body)
 	}
-	key, _ := account.TOTPKeyOf("Example Corp", "ada", secret)
+	key, _ := totp.KeyOf("Example Corp", "ada", secret)
 	if key == nil || !strings.Contains(key.URL(), "issuer=Example%20Corp") {
 		t.Errorf("issuer not used: %v", key)
 	}
@@ -580,9 +582,9 @@ func TestSecondFactorRequired(t *testing.T) {
 		t.Errorf("the auth endpoint behind nginx: %d to %q", nginx.Code, nginx.Header().Get("Location"))
 	}
 	if w := a.do(request{target: totpPath, accept: "text/html", cookie: cookie}); w.Code != 200 || !strings.Contains(w.Body.String(), "requires two-step sign-in") {
-		t.Fatalf("the setup page: %d", w.Code)
+		t.Fatalf("the totp.Setup page: %d", w.Code)
 	}
-	begin := decode[setup](t, a.post(totpPath, "", cookie))
+	begin := decode[totp.Setup](t, a.post(totpPath, "", cookie))
 	w = a.post(totpPath, "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie)
 	if w.Code != 200 {
 		t.Fatalf("enrolment: %d %q", w.Code, w.Body)
@@ -644,7 +646,7 @@ func TestTOTPAcrossNodes(t *testing.T) {
 			dir := t.TempDir()
 			a, b := twoNodes(t, dir, use)
 			e := a.enrol("ada", adaPassword)
-			syncUntilRecord(t, b, factorKey("ada"))
+			syncUntilRecord(t, b, totp.Key("ada"))
 			a.advance(30 * time.Second)
 			code := a.codeFor(e.secret)
 			if w := b.post("/login", "username=ada&password="+adaPassword+"&code="+code, nil); w.Code != 200 {
@@ -774,7 +776,7 @@ func TestPendingSingleUseAcrossNodes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a, b := twoNodes(t, t.TempDir(), use)
 			e := a.enrol("ada", adaPassword)
-			syncUntilRecord(t, b, factorKey("ada"))
+			syncUntilRecord(t, b, totp.Key("ada"))
 			a.advance(30 * time.Second)
 			pending := cookieNamed(a.post("/login", "username=ada&password="+adaPassword, nil), "miniapp_session_pending")
 			if w := a.post("/login", "code="+a.codeFor(e.secret), pending); w.Code != 200 {

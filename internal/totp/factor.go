@@ -1,4 +1,4 @@
-package account
+package totp
 
 import (
 	"crypto/sha256"
@@ -9,14 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
+	rfc6238 "github.com/pquerna/otp/totp"
 )
 
-// TOTP is an account's second factor (RFC 6238): its secret, the last
+// Factor is an account's second factor (RFC 6238): its secret, the last
 // time step a code was accepted for, and its unused recovery codes,
 // hashed. The handler seals it whole before it reaches a store.
-type TOTP struct {
+type Factor struct {
 	// Secret is the shared secret, base32 without padding.
 	Secret string `json:"secret"`
 	// LastStep is the time step of the last code accepted: a code of it
@@ -40,23 +41,23 @@ const (
 	RecoveryCodes = 10
 )
 
-var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+var totpOpts = rfc6238.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 
-// NewTOTPKey makes a new secret of 160 bits for the user, with the
+// NewKey makes a new secret of 160 bits for the user, with the
 // issuer an authenticator app shows.
-func NewTOTPKey(issuer, user string) (*otp.Key, error) {
-	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: user, Period: totpPeriod, SecretSize: 20,
+func NewKey(issuer, user string) (*otp.Key, error) {
+	return rfc6238.Generate(rfc6238.GenerateOpts{Issuer: issuer, AccountName: user, Period: totpPeriod, SecretSize: 20,
 		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }
 
-// TOTPKeyOf rebuilds the key of a secret being set up, for its
+// KeyOf rebuilds the key of a secret being set up, for its
 // otpauth:// URI and QR code.
-func TOTPKeyOf(issuer, user, secret string) (*otp.Key, error) {
+func KeyOf(issuer, user, secret string) (*otp.Key, error) {
 	raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
 	if err != nil || len(raw) < 16 {
 		return nil, errors.New("not a secret")
 	}
-	return totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: user, Period: totpPeriod, Secret: raw,
+	return rfc6238.Generate(rfc6238.GenerateOpts{Issuer: issuer, AccountName: user, Period: totpPeriod, Secret: raw,
 		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }
 
@@ -86,7 +87,7 @@ func MatchStep(secret, code string, now time.Time) (int64, bool) {
 	var found int64
 	ok := false
 	for s := step - totpSkew; s <= step+totpSkew; s++ {
-		want, err := totp.GenerateCodeCustom(secret, time.Unix(s*totpPeriod, 0), totpOpts)
+		want, err := rfc6238.GenerateCodeCustom(secret, time.Unix(s*totpPeriod, 0), totpOpts)
 		// every step is computed, so the time taken tells nothing
 		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 && (!ok || s > found) {
 			found, ok = s, true
@@ -98,7 +99,7 @@ func MatchStep(secret, code string, now time.Time) (int64, bool) {
 // Use checks a code (six digits) or a recovery code at now and returns
 // the factor as it is after the code's use: a code's step is remembered,
 // a recovery code is gone. The factor itself is not changed.
-func (f *TOTP) Use(code string, now time.Time) (*TOTP, CodeKind, error) {
+func (f *Factor) Use(code string, now time.Time) (*Factor, CodeKind, error) {
 	next := *f
 	next.Recovery = append([]string(nil), f.Recovery...)
 	if isDigits(code, 6) {
@@ -128,13 +129,13 @@ func (f *TOTP) Use(code string, now time.Time) (*TOTP, CodeKind, error) {
 
 // NewRecovery gives the factor a new set of recovery codes and returns
 // them, as the user is shown them once: ten codes of 60 bits each.
-func (f *TOTP) NewRecovery() []string {
-	f.Salt = hex.EncodeToString(randomBytes(16))
+func (f *Factor) NewRecovery() []string {
+	f.Salt = hex.EncodeToString(session.Random(16))
 	codes := make([]string, RecoveryCodes)
 	f.Recovery = make([]string, RecoveryCodes)
 	for i := range codes {
 		raw := make([]byte, 12)
-		for j, b := range randomBytes(12) {
+		for j, b := range session.Random(12) {
 			raw[j] = recoveryAlphabet[b&31]
 		}
 		codes[i] = string(raw[:4]) + "-" + string(raw[4:8]) + "-" + string(raw[8:])

@@ -1,17 +1,17 @@
-package account
+package totp
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp/totp"
+	rfc6238 "github.com/pquerna/otp/totp"
 )
 
 // codeAt is the secret's code for the time step of t.
 func codeAt(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
-	code, err := totp.GenerateCodeCustom(secret, at, totpOpts)
+	code, err := rfc6238.GenerateCodeCustom(secret, at, totpOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func codeAt(t *testing.T, secret string, at time.Time) string {
 // after is accepted, two steps away is not; each step's code works once,
 // and once a step is used no earlier one works.
 func TestTOTPSteps(t *testing.T) {
-	key, err := NewTOTPKey("example.com", "ada")
+	key, err := NewKey("example.com", "ada")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestTOTPSteps(t *testing.T) {
 	}
 	// 10:00:29, the last second of a step
 	now := time.Date(2026, 11, 30, 10, 0, 29, 0, time.UTC)
-	f := &TOTP{Secret: key.Secret()}
+	f := &Factor{Secret: key.Secret()}
 	for _, tc := range []struct {
 		at time.Time
 		ok bool
@@ -54,7 +54,7 @@ func TestTOTPSteps(t *testing.T) {
 			}
 		}
 	}
-	fresh := &TOTP{Secret: key.Secret()}
+	fresh := &Factor{Secret: key.Secret()}
 	prev := codeAt(t, f.Secret, now.Add(-30*time.Second))
 	used, _, err := fresh.Use(prev, now)
 	if err != nil {
@@ -74,7 +74,7 @@ func TestTOTPSteps(t *testing.T) {
 // TestRecoveryCodes: ten codes of 60 bits, each accepted once, typed in
 // any case and with or without dashes; a code of another set is not.
 func TestRecoveryCodes(t *testing.T) {
-	f := &TOTP{Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}
+	f := &Factor{Secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}
 	codes := f.NewRecovery()
 	if len(codes) != RecoveryCodes || len(f.Recovery) != RecoveryCodes {
 		t.Fatalf("%d codes, %d hashes", len(codes), len(f.Recovery))
@@ -97,7 +97,7 @@ func TestRecoveryCodes(t *testing.T) {
 	if _, _, err := next.Use(codes[3], now); err != ErrWrongCode {
 		t.Errorf("a recovery code used twice: %v", err)
 	}
-	other := &TOTP{}
+	other := &Factor{}
 	otherCodes := other.NewRecovery()
 	if _, _, err := f.Use(otherCodes[0], now); err != ErrWrongCode {
 		t.Errorf("another set's code: %v", err)

@@ -1,4 +1,4 @@
-package account
+package passkey
 
 import (
 	"bytes"
@@ -12,11 +12,11 @@ import (
 // until the JSON fits; the newest stay; passkeys too large without any
 // session are refused.
 func TestFitSessions(t *testing.T) {
-	keys := make([]Passkey, 3)
+	keys := make([]Key, 3)
 	for i := range keys {
 		keys[i].ID = bytes.Repeat([]byte{byte(i + 1)}, 200)
 		for n := range 40 {
-			keys[i].Sessions = append(keys[i].Sessions, PasskeySession{ID: [16]byte{byte(i), byte(n)}, Expires: int64(1000 + n*3 + i)})
+			keys[i].Sessions = append(keys[i].Sessions, Session{ID: [16]byte{byte(i), byte(n)}, Expires: int64(1000 + n*3 + i)})
 		}
 	}
 	full, _ := json.Marshal(keys)
@@ -47,7 +47,7 @@ func TestFitSessions(t *testing.T) {
 			t.Errorf("a passkey kept a session older than the oldest kept")
 		}
 	}
-	if _, err := FitSessions(keys, 500); !errors.Is(err, ErrPasskeysFull) {
+	if _, err := FitSessions(keys, 500); !errors.Is(err, ErrFull) {
 		t.Errorf("passkeys larger than the limit without sessions: %v", err)
 	}
 }
@@ -55,7 +55,7 @@ func TestFitSessions(t *testing.T) {
 // TestStartedReturnsDropped: past the cap the oldest live sessions are
 // returned for the caller to end; expired ones just go.
 func TestStartedReturnsDropped(t *testing.T) {
-	var k Passkey
+	var k Key
 	for n := range maxPasskeySessions {
 		if dropped := k.Started([16]byte{byte(n)}, int64(100+n), 10); dropped != nil {
 			t.Fatalf("dropped %v below the cap", dropped)

@@ -1,17 +1,19 @@
-package account
+package passkey
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
 )
 
-// Passkey is one of an account's WebAuthn credentials, as its record in
+// Key is one of an account's WebAuthn credentials, as its record in
 // the store keeps it: public values only (the public key, never a
 // secret), sealed with the account's other records so that an edit in
 // the store is refused.
-type Passkey struct {
+type Key struct {
 	// ID is the credential ID the authenticator chose.
 	ID []byte `json:"id"`
 	// PublicKey is the credential's COSE public key.
@@ -32,7 +34,7 @@ type Passkey struct {
 	SignCount uint32 `json:"sign_count,omitempty"`
 	// Account tags the account (and so the password hash) it was
 	// registered for: after a new hash it no longer signs in.
-	Account Tag `json:"account"`
+	Account account.Tag `json:"account"`
 	// Name is the user's label for it.
 	Name string `json:"name"`
 	// Created and LastUsed are Unix seconds; LastUsed is 0 before its
@@ -41,40 +43,40 @@ type Passkey struct {
 	LastUsed int64 `json:"last_used,omitempty"`
 	// Sessions are the sessions it started that may still live, with
 	// when they expire: deleting the passkey ends them.
-	Sessions []PasskeySession `json:"sessions,omitempty"`
+	Sessions []Session `json:"sessions,omitempty"`
 }
 
-// PasskeySession is a session a passkey started.
-type PasskeySession struct {
+// Session is a session a passkey started.
+type Session struct {
 	ID      [16]byte `json:"id"`
 	Expires int64    `json:"expires"`
 }
 
 // Bounds of an account's passkeys.
 const (
-	// MaxPasskeys is how many passkeys an account may have.
-	MaxPasskeys = 20
+	// MaxKeys is how many passkeys an account may have.
+	MaxKeys = 20
 	// MaxPasskeyName bounds a passkey's name, in bytes.
 	MaxPasskeyName = 64
 	// maxPasskeySessions bounds the sessions a passkey remembers.
 	maxPasskeySessions = 50
 )
 
-// ErrNoPasskey is a passkey ID the account does not have.
-var ErrNoPasskey = errors.New("no such passkey")
+// ErrNoKey is a passkey ID the account does not have.
+var ErrNoKey = errors.New("no such passkey")
 
-// FindPasskey returns the index of the passkey with the ID, or -1.
-func FindPasskey(keys []Passkey, id []byte) int {
-	return slices.IndexFunc(keys, func(k Passkey) bool { return bytes.Equal(k.ID, id) })
+// Find returns the index of the passkey with the ID, or -1.
+func Find(keys []Key, id []byte) int {
+	return slices.IndexFunc(keys, func(k Key) bool { return bytes.Equal(k.ID, id) })
 }
 
 // Started records a session the passkey started, keeping the newest
 // maxPasskeySessions that have not expired at now, and returns the live
 // ones it no longer keeps: the caller ends them, so that deleting the
 // passkey still ends every session it started.
-func (k *Passkey) Started(id [16]byte, expires, now int64) []PasskeySession {
-	k.Sessions = slices.DeleteFunc(k.Sessions, func(s PasskeySession) bool { return s.Expires <= now })
-	k.Sessions = append(k.Sessions, PasskeySession{ID: id, Expires: expires})
+func (k *Key) Started(id [16]byte, expires, now int64) []Session {
+	k.Sessions = slices.DeleteFunc(k.Sessions, func(s Session) bool { return s.Expires <= now })
+	k.Sessions = append(k.Sessions, Session{ID: id, Expires: expires})
 	n := len(k.Sessions)
 	if n <= maxPasskeySessions {
 		return nil
@@ -84,9 +86,9 @@ func (k *Passkey) Started(id [16]byte, expires, now int64) []PasskeySession {
 	return dropped
 }
 
-// ErrPasskeysFull is a set of passkeys too large for its record even
+// ErrFull is a set of passkeys too large for its record even
 // without the sessions they remember.
-var ErrPasskeysFull = errors.New("the passkeys do not fit in their record; delete one first")
+var ErrFull = errors.New("the passkeys do not fit in their record; delete one first")
 
 // FitSessions forgets the sessions the passkeys remember that expire
 // first, across all of them, until the passkeys encode to at most limit
@@ -94,9 +96,9 @@ var ErrPasskeysFull = errors.New("the passkeys do not fit in their record; delet
 // limit however often they sign in, and the caller ends the sessions it
 // forgot, so that deleting a passkey still ends every session it
 // started.
-func FitSessions(keys []Passkey, limit int) ([]PasskeySession, error) {
+func FitSessions(keys []Key, limit int) ([]Session, error) {
 	size := jsonSize(keys)
-	var forgot []PasskeySession
+	var forgot []Session
 	for size > limit {
 		// each passkey's sessions are in the order they started
 		oldest := -1
@@ -106,7 +108,7 @@ func FitSessions(keys []Passkey, limit int) ([]PasskeySession, error) {
 			}
 		}
 		if oldest < 0 {
-			return forgot, ErrPasskeysFull
+			return forgot, ErrFull
 		}
 		size -= jsonSize(keys[oldest].Sessions[0]) + 1 // and its comma
 		forgot = append(forgot, keys[oldest].Sessions[0])
@@ -125,10 +127,10 @@ func jsonSize(v any) int {
 	return len(b)
 }
 
-// CheckPasskeyName refuses a name that is too long or not plain text.
-func CheckPasskeyName(name string) error {
+// CheckName refuses a name that is too long or not plain text.
+func CheckName(name string) error {
 	if len(name) > MaxPasskeyName {
 		return errors.New("name is longer than 64 bytes")
 	}
-	return CheckText(name)
+	return account.CheckText(name)
 }

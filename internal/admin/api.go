@@ -1,0 +1,439 @@
+// Package admin is the miniapp's part of Caddy's admin API (the module
+// admin.api.miniapp) and its command-line client, `caddy miniapp`: it
+// lists and ends sessions and resets second factors and passkeys of the
+// users of the running config. It sees each live handler as a Node that
+// the handler registers, never the handler itself, and knows nothing of
+// routes, cookies or sign-in.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/passkey"
+	"github.com/caddy-miniapp/miniapp/internal/records"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
+	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// DefaultRealm is the realm of a request that names none.
+const DefaultRealm = "miniapp"
+
+// RealmName is what a realm may be called: it names storage folders.
+var RealmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Node is what the admin API needs of a live handler: its realm's
+// accounts, state and records, and where to log and count.
+type Node struct {
+	// Realm is the handler's realm.
+	Realm string
+	// Accounts are the handler's accounts.
+	Accounts *account.Set
+	// Shared is the realm's shared state, Place its store's place.
+	Shared *store.Realm
+	Place  string
+	// Records, TOTP and Passkeys are the realm's records and the
+	// services over them (passkeys' records exist whether passkeys are
+	// on or off).
+	Records  *records.Store
+	TOTP     *totp.Service
+	Passkeys *passkey.Service
+	// Logger logs what the admin API did; Logout counts a session ended.
+	Logger *zap.Logger
+	Logout func()
+}
+
+// live holds the nodes of the provisioned handlers, by realm.
+var live = struct {
+	sync.Mutex
+	byRealm map[string][]*Node
+}{byRealm: make(map[string][]*Node)}
+
+// Register makes a provisioned handler's node known to the admin API
+// until the function it returns is called (at its Cleanup).
+func Register(n *Node) (unregister func()) {
+	live.Lock()
+	defer live.Unlock()
+	live.byRealm[n.Realm] = append(live.byRealm[n.Realm], n)
+	return func() {
+		live.Lock()
+		defer live.Unlock()
+		live.byRealm[n.Realm] = slices.DeleteFunc(live.byRealm[n.Realm], func(o *Node) bool { return o == n })
+		if len(live.byRealm[n.Realm]) == 0 {
+			delete(live.byRealm, n.Realm)
+		}
+	}
+}
+
+// API is the module admin.api.miniapp: endpoints of Caddy's admin API,
+// under its access rules, that list and end the sessions of the running
+// config's users.
+//
+//	GET    /miniapp/sessions?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/sessions/<id>[?realm=<realm>]
+//	POST   /miniapp/signout?user=<name>[&realm=<realm>]
+//	GET    /miniapp/totp?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/totp?user=<name>[&realm=<realm>]
+//	GET    /miniapp/passkeys?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/passkeys?user=<name>[&realm=<realm>]
+//	DELETE /miniapp/passkeys/<id>[?realm=<realm>]
+//
+// The realm is "miniapp" when not given. A realm that no handler of the
+// running config has, or a user it does not have, is a 404.
+type API struct{}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.miniapp",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// Routes returns the admin endpoints.
+func (API) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/miniapp/sessions", Handler: caddy.AdminHandlerFunc(sessions)},
+		{Pattern: "/miniapp/sessions/", Handler: caddy.AdminHandlerFunc(endSession)},
+		{Pattern: "/miniapp/signout", Handler: caddy.AdminHandlerFunc(signOut)},
+		{Pattern: "/miniapp/totp", Handler: caddy.AdminHandlerFunc(secondFactor)},
+		{Pattern: "/miniapp/passkeys", Handler: caddy.AdminHandlerFunc(passkeys)},
+		{Pattern: "/miniapp/passkeys/", Handler: caddy.AdminHandlerFunc(deletePasskey)},
+	}
+}
+
+// userAccount is one account of a user, with the node that has it (and
+// so the list of revocations that holds its sessions).
+type userAccount struct {
+	n    *Node
+	acct *account.Account
+}
+
+// nodesOf returns every live node of the request's realm (the site
+// blocks of the running config, and during a reload those of the config
+// before it), or a 404.
+func nodesOf(r *http.Request) ([]*Node, error) {
+	realm := r.URL.Query().Get("realm")
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	if !RealmName.MatchString(realm) {
+		return nil, apiError(http.StatusBadRequest, errors.New("realm must be 1 to 64 letters, digits, '.', '_' or '-'"))
+	}
+	live.Lock()
+	defer live.Unlock()
+	nodes := slices.Clone(live.byRealm[realm])
+	if len(nodes) == 0 {
+		return nil, apiError(http.StatusNotFound, errors.New("no such realm in the running config"))
+	}
+	return nodes, nil
+}
+
+// accountsOf returns the accounts named by the request's user in its
+// realm, once per account and list of revocations, or a 400 or 404.
+func accountsOf(r *http.Request) (string, []userAccount, error) {
+	name := r.URL.Query().Get("user")
+	if name == "" {
+		return "", nil, apiError(http.StatusBadRequest, errors.New("user is required"))
+	}
+	if account.CheckName(name) != nil {
+		return "", nil, apiError(http.StatusBadRequest, fmt.Errorf("user must be at most %d bytes of text without control characters", account.MaxNameLen))
+	}
+	nodes, err := nodesOf(r)
+	if err != nil {
+		return "", nil, err
+	}
+	var out []userAccount
+	for _, n := range nodes {
+		acct, ok := n.Accounts.Lookup(name)
+		// nodes of one realm and store share its state, even where
+		// their lifetimes give them two copies of it in memory
+		if ok && !slices.ContainsFunc(out, func(u userAccount) bool { return u.acct.ID == acct.ID && u.n.Place == n.Place }) {
+			out = append(out, userAccount{n, acct})
+		}
+	}
+	if len(out) == 0 {
+		return "", nil, apiError(http.StatusNotFound, errors.New("no such user in the realm"))
+	}
+	return name, out, nil
+}
+
+// sessions lists a user's sessions, newest first.
+func sessions(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, r, http.MethodGet); err != nil {
+		return err
+	}
+	_, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	var all []store.Entry
+	for _, u := range accounts {
+		listed, _ := u.n.Shared.Sessions(nil, store.AccountID(u.acct.ID), [16]byte{})
+		all = append(all, listed...)
+	}
+	slices.SortFunc(all, store.NewerFirst)
+	out := make([]gate.View, len(all))
+	for i, e := range all {
+		out[i] = gate.ViewOf(e)
+	}
+	return writeJSON(w, out)
+}
+
+// endSession ends one session by its ID, as a logout would.
+func endSession(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, r, http.MethodDelete); err != nil {
+		return err
+	}
+	id, err := gate.ParseSessionID(strings.TrimPrefix(r.URL.Path, "/miniapp/sessions/"))
+	if err != nil {
+		return apiError(http.StatusBadRequest, errors.New("the path must end in a session ID of 32 hex digits"))
+	}
+	nodes, err := nodesOf(r)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if e, ok := n.Shared.EndSession(r.Context(), nil, id); ok {
+			n.Logout()
+			view := gate.ViewOf(e)
+			n.Logger.Info("session ended", zap.String("user", userName(nodes, e.Account)), zap.String("session", view.ID),
+				zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+			return writeJSON(w, view)
+		}
+	}
+	return apiError(http.StatusNotFound, errors.New("no such session in the realm"))
+}
+
+// signOut ends every session of a user, as a sign out everywhere would.
+func signOut(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, r, http.MethodPost); err != nil {
+		return err
+	}
+	name, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	ended := 0
+	for _, u := range accounts {
+		n, err := signOutEverywhere(r, u)
+		if err != nil {
+			return err
+		}
+		ended += n
+		u.n.Logout()
+		u.n.Logger.Info("signed out everywhere", zap.String("user", name), zap.Int("sessions", n),
+			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+	}
+	return writeJSON(w, SignOut{User: name, Ended: ended, Accounts: len(accounts)})
+}
+
+// signOutEverywhere ends every session of the account and says how many
+// were live.
+func signOutEverywhere(r *http.Request, u userAccount) (int, error) {
+	acct := store.AccountID(u.acct.ID)
+	listed, others := u.n.Shared.Sessions(nil, acct, [16]byte{})
+	if !u.n.Shared.SignOutEverywhere(r.Context(), acct) {
+		return 0, apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
+	}
+	return len(listed) + others, nil
+}
+
+// SignOut is the answer of POST /miniapp/signout.
+type SignOut struct {
+	// User is the user signed out everywhere.
+	User string `json:"user"`
+	// Ended is how many live sessions the user had.
+	Ended int `json:"ended"`
+	// Accounts is how many accounts of that name the realm has (sites
+	// of one realm may each configure a user of the name).
+	Accounts int `json:"accounts"`
+}
+
+// TOTP is the answer of GET /miniapp/totp.
+type TOTP struct {
+	// Enrolled is whether the user has one-time codes.
+	Enrolled bool `json:"enrolled"`
+	// RecoveryCodesLeft is how many unused recovery codes the user has.
+	RecoveryCodesLeft int `json:"recovery_codes_left"`
+}
+
+// RecordReset is the answer of DELETE /miniapp/totp and DELETE
+// /miniapp/passkeys?user=.
+type RecordReset struct {
+	// User is the user whose record was removed.
+	User string `json:"user"`
+	// Removed is whether the user had the record (one that opens or
+	// not).
+	Removed bool `json:"removed"`
+	// Ended is how many live sessions the user had.
+	Ended int `json:"ended"`
+}
+
+// secondFactor shows (GET) or removes (DELETE: a lost phone) a user's
+// second factor; removing it ends the user's sessions too.
+func secondFactor(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodDelete {
+		if err := allow(w, r, http.MethodGet); err != nil {
+			w.Header().Set("Allow", "GET, DELETE")
+			return err
+		}
+	}
+	name, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodGet {
+		status := accounts[0].n.TOTP.StatusOf(name)
+		return writeJSON(w, TOTP{Enrolled: status.TOTP, RecoveryCodesLeft: status.RecoveryCodesLeft})
+	}
+	out, err := resetRecord(r, name, accounts, totp.Key(name))
+	if err != nil {
+		return err
+	}
+	accounts[0].n.Logger.Info("second factor removed", zap.String("user", name), zap.Bool("had_factor", out.Removed),
+		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+	return writeJSON(w, out)
+}
+
+// passkeys lists (GET) or removes (DELETE: a record that no longer
+// opens, or a lost set of keys) a user's passkeys; removing them ends
+// the user's sessions too, as the sessions they started are not known
+// when the record does not open.
+func passkeys(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodDelete {
+		if err := allow(w, r, http.MethodGet); err != nil {
+			w.Header().Set("Allow", "GET, DELETE")
+			return err
+		}
+	}
+	name, accounts, err := accountsOf(r)
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodDelete {
+		out, err := resetRecord(r, name, accounts, passkey.RecordKey(name))
+		if err != nil {
+			return err
+		}
+		accounts[0].n.Logger.Info("passkeys removed", zap.String("user", name), zap.Bool("had_passkeys", out.Removed),
+			zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+		return writeJSON(w, out)
+	}
+	keys, _, err := accounts[0].n.Passkeys.Of(name)
+	if err != nil {
+		return apiError(http.StatusConflict, errors.New("the user's passkeys record does not open (edited in the store, or sealed with a key no longer configured)"))
+	}
+	out := make([]passkey.View, len(keys))
+	for i, k := range keys {
+		out[i] = passkey.ViewOf(k)
+	}
+	return writeJSON(w, out)
+}
+
+// resetRecord removes the user's record named key (a second factor, the
+// passkeys) whether it opens or not, once per store, and signs the
+// user's accounts out everywhere.
+func resetRecord(r *http.Request, name string, accounts []userAccount, key string) (RecordReset, error) {
+	out := RecordReset{User: name}
+	for i, u := range accounts {
+		// the record is the realm's and the name's: one per store
+		if !slices.ContainsFunc(accounts[:i], func(o userAccount) bool { return o.n.Place == u.n.Place }) {
+			err := u.n.Records.Swap(r.Context(), key, func(sealed []byte) ([]byte, error) {
+				out.Removed = out.Removed || sealed != nil
+				return nil, nil
+			})
+			if err != nil {
+				return out, apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+			}
+		}
+		n, err := signOutEverywhere(r, u)
+		if err != nil {
+			return out, err
+		}
+		out.Ended += n
+	}
+	return out, nil
+}
+
+// PasskeyDeleted is the answer of DELETE /miniapp/passkeys/<id>.
+type PasskeyDeleted struct {
+	// User is the user whose passkey it was.
+	User string `json:"user"`
+	// Passkey is the passkey removed.
+	Passkey passkey.View `json:"passkey"`
+}
+
+// deletePasskey removes a passkey by its ID, whoever's it is, and ends
+// the sessions it started.
+func deletePasskey(w http.ResponseWriter, r *http.Request) error {
+	if err := allow(w, r, http.MethodDelete); err != nil {
+		return err
+	}
+	id := passkey.ParseID(strings.TrimPrefix(r.URL.Path, "/miniapp/passkeys/"))
+	if id == nil {
+		return apiError(http.StatusBadRequest, errors.New("the path must end in a passkey ID (base64url)"))
+	}
+	nodes, err := nodesOf(r)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		user := n.Passkeys.Owner(id)
+		if user == "" {
+			continue
+		}
+		removed, err := n.Passkeys.Remove(r.Context(), user, id)
+		if err != nil {
+			return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+		}
+		n.Logger.Info("passkey removed", zap.String("user", user), zap.String("passkey", removed.Name), zap.Int("sessions", len(removed.Sessions)),
+			zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
+		return writeJSON(w, PasskeyDeleted{User: user, Passkey: passkey.ViewOf(removed)})
+	}
+	return apiError(http.StatusNotFound, errors.New("no such passkey in the realm"))
+}
+
+// userName is the name of the nodes' account with the ID.
+func userName(nodes []*Node, id store.AccountID) string {
+	for _, n := range nodes {
+		if acct, ok := n.Accounts.ByID(account.ID(id)); ok {
+			return acct.Name
+		}
+	}
+	return ""
+}
+
+// allow refuses any method but the endpoint's with 405 and Allow.
+func allow(w http.ResponseWriter, r *http.Request, method string) error {
+	if r.Method == method {
+		return nil
+	}
+	w.Header().Set("Allow", method)
+	return apiError(http.StatusMethodNotAllowed, errors.New("method not allowed"))
+}
+
+// apiError is an admin API error with its status; Caddy sends it as
+// {"error": "..."}.
+func apiError(status int, err error) error {
+	return caddy.APIError{HTTPStatus: status, Err: err}
+}
+
+// writeJSON sends an admin API answer.
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Interface guard
+var _ caddy.AdminRouter = (*API)(nil)

@@ -1,0 +1,193 @@
+package miniapp
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/passkey"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
+	"github.com/caddy-miniapp/miniapp/internal/web"
+)
+
+// The passkey routes: registering and managing (signed in), and signing
+// in without a password or a user name.
+const (
+	passkeysPath     = "/profile/passkeys"
+	loginPasskeyPath = "/login/passkey"
+)
+
+// login shows the form (GET; with step=code, the code form of a pending
+// sign-in) or signs in (POST): the input read once, the sign-in's
+// outcome, the answer written once.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+		return err
+	}
+	if r.Method != http.MethodPost {
+		next, err := web.FormValue(r.URL.RawQuery, "next")
+		if err != nil {
+			return err
+		}
+		data := web.PageData{Title: "Sign in", Next: h.safeNext(r, next), Passkey: h.passkeys != nil}
+		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
+			if p, _ := h.gate.Pending(r.Context(), wireOf(r)); p != nil {
+				data.Title, data.CodeStep = "Enter your code", true
+				w.Header().Set("Cache-Control", "no-store")
+			}
+		}
+		return h.site.Render(w, r, http.StatusOK, "login.html", data)
+	}
+	login, next, err := h.readLogin(w, r, in)
+	if err != nil {
+		return err
+	}
+	var out signin.Outcome
+	if login.Pending != nil {
+		out = h.signin.Code(r.Context(), w.Header(), login)
+	} else {
+		out = h.signin.Password(r.Context(), w.Header(), login)
+	}
+	return h.answer(w, r, in.Format, next, login.Name, out)
+}
+
+// readLogin reads a login: a same-origin POST of username and password
+// (and a code, for an account with a second factor), or of a code alone
+// with a pending sign-in's cookie; and where to go next.
+func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request, in web.Request) (signin.Login, string, error) {
+	var login signin.Login
+	if err := h.sameOrigin(r); err != nil {
+		return login, "", err
+	}
+	next, err := web.FormValue(r.URL.RawQuery, "next")
+	if err != nil {
+		return login, "", err
+	}
+	body, err := web.ReadFields(w, r, h.MaxBodySize, "username", "password", "code", "next")
+	if err != nil {
+		return login, "", err
+	}
+	login.Name, login.Password, login.Code = body["username"], body["password"], body["code"]
+	next = h.safeNext(r, cmp.Or(next, body["next"]))
+	if err := totp.CheckCode(login.Code); err != nil {
+		return login, "", web.Reject(http.StatusBadRequest, err.Error())
+	}
+	login.Client = clientOf(r, in)
+	if login.Name == "" && login.Password == "" && login.Code != "" {
+		if login.Pending, login.PendingAccount = h.gate.Pending(r.Context(), login.Wire); login.Pending == nil {
+			return login, "", web.Reject(http.StatusUnauthorized, "the sign-in has expired; sign in again")
+		}
+		login.Name = login.Pending.User
+	} else {
+		if login.Name == "" || login.Password == "" {
+			return login, "", web.Reject(http.StatusBadRequest, "username and password are required")
+		}
+		if len(login.Name) > web.MaxFieldLen || len(login.Password) > web.MaxFieldLen {
+			return login, "", web.Reject(http.StatusBadRequest, "username or password is too long")
+		}
+		if err := web.CheckText(login.Name); err != nil {
+			return login, "", err
+		}
+	}
+	login.Known = h.gate.KnownDevice(r.Context(), login.Wire, login.Name)
+	return login, next, nil
+}
+
+// answer writes a sign-in's outcome once, in format f: the session's
+// next page (or its user, as JSON), the code step, or the refusal (a
+// browser sees its form again).
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, f web.Format, next, name string, out signin.Outcome) error {
+	refusal, refused := errors.AsType[*signin.Refusal](out.Err)
+	switch {
+	case out.Err != nil && !refused:
+		return out.Err
+	case refused && out.Form == signin.PasswordForm:
+		w.Header().Set("WWW-Authenticate", h.challenge(r))
+		switch f {
+		case web.JSON:
+			return h.site.JSON(w, r, refusal.Status, map[string]string{"error": refusal.Reason})
+		case web.HTML:
+			return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Sign in", Error: refusal.Reason, Next: next, User: name,
+				Passkey: h.passkeys != nil})
+		}
+		return refusal
+	case refused && out.Form == signin.CodeForm && f == web.HTML && !web.HasErrorRoutes(r):
+		if refusal.Wait > 0 {
+			w.Header().Set("Retry-After", refusal.RetryAfter())
+		}
+		return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Enter your code", Error: refusal.Reason, Next: next, CodeStep: true})
+	case refused:
+		return refusal
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if out.CodeNeeded {
+		if f == web.HTML {
+			to := "/login?step=code"
+			if next != "" {
+				to += "&next=" + url.QueryEscape(next)
+			}
+			web.Redirect(w, r, to)
+			return nil
+		}
+		return h.site.JSON(w, r, http.StatusUnauthorized, struct {
+			Error        string   `json:"error"`
+			SecondFactor []string `json:"second_factor"`
+		}{"second factor required", []string{"totp"}})
+	}
+	if f == web.JSON {
+		return h.site.JSON(w, r, http.StatusOK, map[string]string{"username": out.Session.User})
+	}
+	if h.signin.MustEnrol(out.Session) {
+		next = totpPath
+	}
+	web.Redirect(w, r, cmp.Or(next, "/profile"))
+	return nil
+}
+
+// loginPasskey signs in with a passkey, without a password or a user
+// name: action=begin gives a discoverable login's options, and the JSON
+// end checks the assertion and signs in (see signin.Service.Passkey).
+func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+	if h.passkeys == nil {
+		return web.Reject(http.StatusNotFound, "passkeys are off")
+	}
+	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
+		return err
+	}
+	if err := h.sameOrigin(r); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	rp, err := h.passkeys.RelyingParty(passkey.Site{Host: r.Host, Secure: in.Secure})
+	if err != nil {
+		return err
+	}
+	if !web.IsJSON(r.Header.Get("Content-Type")) {
+		body, err := web.ReadFields(w, r, h.MaxBodySize, "action")
+		if err != nil {
+			return err
+		}
+		if body["action"] != "begin" {
+			return web.Reject(http.StatusBadRequest, "action must be begin")
+		}
+		options, err := h.passkeys.BeginLogin(rp)
+		if err != nil {
+			return h.site.Internal(w, r, err)
+		}
+		return h.site.JSON(w, r, http.StatusOK, options)
+	}
+	body, err := web.ReadBody(w, r, h.MaxBodySize)
+	if err != nil {
+		return err
+	}
+	finish, err := passkey.ReadFinish(body)
+	if err != nil {
+		return err
+	}
+	next, _ := web.FormValue(r.URL.RawQuery, "next")
+	out := h.signin.Passkey(r.Context(), w.Header(), rp, finish, clientOf(r, in))
+	return h.answer(w, r, web.JSON, h.safeNext(r, next), "", out)
+}
