@@ -186,7 +186,7 @@ func TestBrowser(t *testing.T) {
 	}
 	secret := text("#totp-secret")
 	screenshot("totp-setup")
-	checkAccessibility(t, ctx, axe, "second factor totp.Setup page")
+	checkAccessibility(t, ctx, axe, "second factor setup page")
 	run(chromedp.SendKeys(chromedp.ID("code"), codeAt(t, secret, time.Now())),
 		chromedp.Click(chromedp.CSS(`form[action="/profile/totp"] button`)), chromedp.WaitVisible(chromedp.CSS(".codes")))
 	codes, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".codes code").length`))
@@ -208,7 +208,7 @@ func TestBrowser(t *testing.T) {
 	}
 	screenshot("totp-code")
 	checkAccessibility(t, ctx, axe, "code step")
-	// the totp.Setup used this step's code; the next step's is within the skew
+	// the setup used this step's code; the next step's is within the skew
 	run(chromedp.SendKeys(chromedp.ID("code"), codeAt(t, secret, time.Now().Add(30*time.Second))),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("user")))
 	if user, status := text("#user"), text("#factor-status"); user != "grace" || status != "On · recovery codes left: 10" {

@@ -60,7 +60,7 @@ func TestCaddyTOTP(t *testing.T) {
 	if resp.StatusCode != 401 || body != `{"error":"second factor required","second_factor":["totp"]}` {
 		t.Fatalf("a password alone: %d %q", resp.StatusCode, body)
 	}
-	// the totp.Setup used this step's code; the next step's is within the skew
+	// the setup used this step's code; the next step's is within the skew
 	next := codeAt(t, secret, time.Now().Add(30*time.Second))
 	resp, body = call(t, c, "POST", httpsBase+"/login", "code="+next, "Accept", "application/json")
 	if resp.StatusCode != 200 || body != `{"username":"ada"}` {

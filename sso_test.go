@@ -283,14 +283,14 @@ func (s *ssoSites) checkNotAllowed(t *testing.T, c *http.Client, user, page stri
 	auth := s.url("auth", "")
 	again := auth + "/logout?next=" + url.QueryEscape(auth+"/login?next="+url.QueryEscape(page))
 	csp := resp.Header.Get("Content-Security-Policy")
-	if resp.StatusCode != 403 || !strings.Contains(body, `<link rel="web.Stylesheet" href="`+auth+`/miniapp/style.`) ||
+	if resp.StatusCode != 403 || !strings.Contains(body, `<link rel="stylesheet" href="`+auth+`/miniapp/style.`) ||
 		!strings.Contains(body, "signed in as <strong>"+user+"</strong>") || !strings.Contains(body, `href="`+template.HTMLEscapeString(again)+`">Sign in as someone else`) ||
 		!strings.Contains(csp, "style-src 'self' "+auth+";") {
 		t.Fatalf("the refused page: %d, CSP %q\n%s", resp.StatusCode, csp, body)
 	}
 	style := body[strings.Index(body, auth+"/miniapp/style."):]
 	if resp, _ := call(t, c, "GET", style[:strings.IndexByte(style, '"')], ""); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" {
-		t.Errorf("its web.Stylesheet: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Errorf("its stylesheet: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	if resp, body := call(t, c, "GET", page, "", "Accept", "application/json"); resp.StatusCode != 403 || !strings.Contains(body, "may not use this site") {
 		t.Errorf("a JSON client refused: %d %q", resp.StatusCode, body)

@@ -30,8 +30,8 @@ func (a *testApp) stepUpSession(user string, factors uint8, age time.Duration) *
 	return &http.Cookie{Name: name, Value: a.h.keys.Seal(session.PurposeSession, s, name, passkeyHost)}
 }
 
-// setupFor is a totp.Setup of a new secret sealed for the session of the
-// cookie as the totp.Setup page makes it (not stepped up), and that secret.
+// setupFor is a setup of a new secret sealed for the session of the
+// cookie as the setup page makes it (not stepped up), and that secret.
 func (a *testApp) setupFor(cookie *http.Cookie) (enrollment, secret string) {
 	a.t.Helper()
 	s, err := a.h.keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
@@ -209,7 +209,7 @@ func TestPasswordCannotRemovePasskey(t *testing.T) {
 	}
 }
 
-// TestStepUpPages: the profile's passkey forms and the totp.Setup page show
+// TestStepUpPages: the profile's passkey forms and the setup page show
 // the one proof that counts: none for a fresh sign-in, the password for
 // an old one without a second factor, a current code with codes, and a
 // line to sign in with the passkey when it is the only factor; never a

@@ -112,7 +112,7 @@ func (a *testApp) profileOf(cookie *http.Cookie) (int, factorProfile) {
 	return w.Code, decode[factorProfile](a.t, w)
 }
 
-// TestTOTPEnrolment: the totp.Setup stores nothing until a right code, and
+// TestTOTPEnrolment: the setup stores nothing until a right code, and
 // then the factor (sealed), ten recovery codes shown once, and a session
 // of two factors for this browser with the others ended.
 func TestTOTPEnrolment(t *testing.T) {
@@ -143,7 +143,7 @@ func TestTOTPEnrolment(t *testing.T) {
 	}
 	grace := a.login("grace", gracePassword, false)
 	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), grace); w.Code != 400 {
-		t.Fatalf("another user's totp.Setup confirmed: %d", w.Code)
+		t.Fatalf("another user's setup confirmed: %d", w.Code)
 	}
 	w = a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret)+"&end_other_sessions=1", cookie)
 	codes := decode[map[string][]string](t, w)["recovery_codes"]
@@ -207,7 +207,7 @@ func TestTOTPSignIn(t *testing.T) {
 		pending == nil || pending.MaxAge != 300 || !pending.HttpOnly || cookieNamed(w, "miniapp_session") != nil {
 		t.Fatalf("password of an account with a factor: %d %q %v", w.Code, w.Body, w.Header().Values("Set-Cookie"))
 	}
-	// the setup's code was used by the totp.Setup (the code itself: the clock
+	// the setup's code was used by the setup (the code itself: the clock
 	// follows real time and may have passed into the next step)
 	if w := a.post("/login", "code="+e.code, pending); w.Code != 401 {
 		t.Fatalf("the setup's code again: %d %q", w.Code, w.Body)
@@ -450,9 +450,9 @@ func TestTOTPRecentSignIn(t *testing.T) {
 	if w.Code != 200 || begin.Enrollment == "" {
 		t.Fatalf("the password: %d %q", w.Code, w.Body)
 	}
-	// the totp.Setup began with the password: its confirmation needs it no more
+	// the setup began with the password: its confirmation needs it no more
 	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie); w.Code != 200 {
-		t.Errorf("a confirmation of a totp.Setup begun with the password: %d %q", w.Code, w.Body)
+		t.Errorf("a confirmation of a setup begun with the password: %d %q", w.Code, w.Body)
 	}
 	a.advance(totp.EnrollmentLifetime + time.Minute)
 	fresh := a.login("grace", gracePassword, false)
@@ -494,7 +494,7 @@ func TestTOTPManage(t *testing.T) {
 	}
 }
 
-// TestTOTPPage: the totp.Setup page shows the QR code as a data: image (which
+// TestTOTPPage: the setup page shows the QR code as a data: image (which
 // its CSP allows, and no other page's), the key as text and the form;
 // with a factor, its state and the forms to manage it.
 func TestTOTPPage(t *testing.T) {
@@ -504,10 +504,10 @@ func TestTOTPPage(t *testing.T) {
 	body := w.Body.String()
 	if w.Code != 200 || !strings.Contains(body, `src="data:image/png;base64,`) || !strings.Contains(body, `name="enrollment"`) ||
 		!strings.Contains(body, `name="end_other_sessions" value="1" checked`) || strings.Contains(body, `name="password"`) {
-		t.Fatalf("totp.Setup page: %d %s", w.Code, body)
+		t.Fatalf("setup page: %d %s", w.Code, body)
 	}
 	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data:") {
-		t.Errorf("totp.Setup page CSP %q", csp)
+		t.Errorf("setup page CSP %q", csp)
 	}
 	if csp := a.do(request{target: "/profile", accept: "text/html", cookie: cookie}).Header().Get("Content-Security-Policy"); strings.Contains(csp, "data:") {
 		t.Errorf("the profile allows data: images: %q", csp)
@@ -582,7 +582,7 @@ func TestSecondFactorRequired(t *testing.T) {
 		t.Errorf("the auth endpoint behind nginx: %d to %q", nginx.Code, nginx.Header().Get("Location"))
 	}
 	if w := a.do(request{target: totpPath, accept: "text/html", cookie: cookie}); w.Code != 200 || !strings.Contains(w.Body.String(), "requires two-step sign-in") {
-		t.Fatalf("the totp.Setup page: %d", w.Code)
+		t.Fatalf("the setup page: %d", w.Code)
 	}
 	begin := decode[totp.Setup](t, a.post(totpPath, "", cookie))
 	w = a.post(totpPath, "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie)
