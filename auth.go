@@ -3,17 +3,12 @@ package miniapp
 import (
 	"net/http"
 	"net/url"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 
 	"github.com/caddy-miniapp/miniapp/internal/web"
 
-	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/sso"
-	"go.uber.org/zap"
 )
 
 // authPath is the endpoint that other sites, in this Caddy or another
@@ -38,7 +33,7 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, in web.Request, s
 		return web.Reject(http.StatusBadRequest, err.Error())
 	}
 	for _, name := range rules.Ignored {
-		h.ignoredRules.warn(h.logger, h.clock.Now(), name)
+		h.ignoredRules.Warn(h.logger, h.clock.Now(), name)
 	}
 	w.Header()["Cache-Control"] = noStore
 	browser := in.HTML
@@ -53,7 +48,7 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, in web.Request, s
 		original, nginx := check.Original()
 		return h.authSignIn(w, r, in, original, nginx, browser)
 	case sso.Enrol:
-		w.Header().Set("Location", h.loginSite()+totpPath)
+		w.Header().Set("Location", h.domain.LoginSite()+totpPath)
 		if check.OriginalURL != "" {
 			// auth_request takes 2xx, 401 and 403 alone
 			return web.Reject(http.StatusUnauthorized, "second factor enrollment required")
@@ -91,23 +86,6 @@ func setRemote(header http.Header, name, value string) {
 	}
 }
 
-// authNext is where the login page sends a browser back to after
-// signing in for the forwarded request: its original URL when the
-// session cookie covers it, else /profile.
-func (h *Handler) authNext(r *http.Request, in web.Request, original *url.URL) string {
-	next := "/profile"
-	if host := original.Hostname(); h.gate.Covers(gate.Wire{Host: in.Host}, host) {
-		next = original.String()
-		if h.domain.name == "" {
-			next = original.RequestURI() // the login page takes paths alone then
-		}
-	}
-	if len(next) > web.MaxFieldLen {
-		next = "/profile"
-	}
-	return next
-}
-
 // notAllowed answers a browser whom a site's rules refuse: 403 with a
 // page whose stylesheet, icon and links come from the login site (the
 // site asked about would answer 403 again), offering to sign in as
@@ -117,17 +95,15 @@ func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, in web.Requ
 	original, _ := check.Original()
 	// without cookie_domain the site asked about is this one: its own
 	// sign-out form, a same-origin POST, goes on to the login page
-	again := h.signInURL(h.authNext(r, in, original))
-	csp := h.site.Policy()
+	again := h.domain.SignInURL(h.domain.Next(original, in.Host))
 	site := ""
-	if h.domain.name != "" {
+	if h.domain.Name != "" {
 		// another site of the domain: the login site's sign-out page,
 		// whose form signs out and goes on to next
-		site = h.loginSite()
+		site = h.domain.LoginSite()
 		again = site + "/logout?next=" + url.QueryEscape(again)
-		csp = strings.Replace(strings.Replace(csp, "style-src 'self'", "style-src 'self' "+site, 1), "img-src 'self'", "img-src 'self' "+site, 1)
 	}
-	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("Content-Security-Policy", h.domain.PolicyFor(site))
 	title := web.Describe(http.StatusForbidden)
 	return h.site.Render(w, r, http.StatusForbidden, "forbidden.html", web.PageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
 }
@@ -135,14 +111,14 @@ func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, in web.Requ
 // authSignIn answers a forwarded request without a valid session for
 // its site.
 func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, in web.Request, original *url.URL, nginx, browser bool) error {
-	next := h.authNext(r, in, original)
+	next := h.domain.Next(original, in.Host)
 	switch {
 	case nginx && browser:
 		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
 		// auth_request_set can send the browser to Location
-		w.Header().Set("Location", h.signInURL(next))
+		w.Header().Set("Location", h.domain.SignInURL(next))
 	case browser:
-		w.Header().Set("Location", h.signInURL(next))
+		w.Header().Set("Location", h.domain.SignInURL(next))
 		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
 		return nil
 	}
@@ -153,48 +129,3 @@ func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, in web.Requ
 // noStore is the Cache-Control of the endpoint's answers, shared and
 // capped so that an Add copies it.
 var noStore = []string{"no-store"}[:1:1]
-
-// ignoredNames remembers which parameter names that are no rules were
-// logged, so that each is logged once an hour (a typo such as groups=
-// shows in the log, and a client's own parameters cannot flood it): at
-// most maxIgnoredNames names an hour, and a count of the others.
-type ignoredNames struct {
-	mu      sync.Mutex
-	seen    map[string]bool
-	since   time.Time
-	dropped int
-}
-
-// maxIgnoredNames bounds how many names are logged an hour: the names of
-// a query that reaches the endpoint are the client's to choose.
-const maxIgnoredNames = 32
-
-// ignoredWindow is how long a logged name stays quiet.
-const ignoredWindow = time.Hour
-
-// warn logs the name at warn unless it was logged within the window or
-// maxIgnoredNames names were; a new window first says how many names it
-// left out.
-func (n *ignoredNames) warn(logger *zap.Logger, now time.Time, name string) {
-	n.mu.Lock()
-	dropped := 0
-	if now.Sub(n.since) >= ignoredWindow {
-		dropped, n.dropped, n.seen, n.since = n.dropped, 0, make(map[string]bool), now
-	}
-	first := !n.seen[name] && len(n.seen) < maxIgnoredNames
-	if first {
-		n.seen[name] = true
-	} else if !n.seen[name] {
-		n.dropped++
-	}
-	n.mu.Unlock()
-	if dropped > 0 {
-		logger.Warn("more parameters of /miniapp/auth that are no rules were ignored in the last hour than are named in the log", zap.Int("not_named", dropped))
-	}
-	if first {
-		if len(name) > 64 || account.CheckText(name) != nil {
-			name = "(a long or unprintable name)"
-		}
-		logger.Warn("a parameter of /miniapp/auth is no rule and was ignored (rules are group, user and factor)", zap.String("parameter", name))
-	}
-}

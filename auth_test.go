@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/sso"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
@@ -220,10 +221,10 @@ func TestAuthRulesFromEndpointOnly(t *testing.T) {
 		r.target = authPath + "?flood" + strconv.Itoa(i) + "=1"
 		a.do(r)
 	}
-	if n := a.logs.FilterMessageSnippet("is no rule and was ignored").Len(); n != maxIgnoredNames {
-		t.Errorf("%d names logged in an hour, want %d", n, maxIgnoredNames)
+	if n := a.logs.FilterMessageSnippet("is no rule and was ignored").Len(); n != sso.MaxIgnored {
+		t.Errorf("%d names logged in an hour, want %d", n, sso.MaxIgnored)
 	}
-	a.advance(ignoredWindow)
+	a.advance(sso.IgnoredWindow)
 	r := forwarded(grace, "app.example.test", "/", "")
 	r.target = authPath + "?groups=admins"
 	a.do(r)

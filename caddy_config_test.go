@@ -14,7 +14,6 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/internal/testport"
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
@@ -216,7 +215,7 @@ func TestCaddySecretsFromEnv(t *testing.T) {
 	if resp.StatusCode != 303 {
 		t.Fatalf("login: %d", resp.StatusCode)
 	}
-	kr, err := parseKeyring([]string{key}, defaultRealm, caddy.NewReplacer())
+	kr, err := session.ParseKeys([]string{key}, defaultRealm, func(v string) string { return v })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,7 +161,7 @@ func TestCaddyHostileInput(t *testing.T) {
 	// nothing that was sent as a secret or an attack, nor the key, reached
 	// the logs
 	keys, err := os.ReadFile(filepath.Join(s.storage, "miniapp", "miniapp", "keys.json"))
-	var stored storedKeys
+	var stored struct{ Keys []string }
 	if err != nil || json.Unmarshal(keys, &stored) != nil || len(stored.Keys) != 1 {
 		t.Fatalf("key set: %v", err)
 	}

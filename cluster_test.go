@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 )
@@ -318,7 +319,7 @@ func TestClusterThreeNodes(t *testing.T) {
 			if redisServer == nil {
 				// three nodes started at once on an empty storage made one key set
 				data, err := os.ReadFile(filepath.Join(storage, "miniapp", "miniapp", "keys.json"))
-				var stored storedKeys
+				var stored session.KeySet
 				if err != nil || json.Unmarshal(data, &stored) != nil || len(stored.Keys) != 1 {
 					t.Fatalf("key set after a simultaneous start: %s %v", data, err)
 				}

@@ -266,11 +266,11 @@ func (h *Handler) hello(w http.ResponseWriter, r *http.Request, in web.Request, 
 func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
 	if in.Format == web.HTML {
 		next := r.URL.RequestURI()
-		if h.domain.name != "" {
+		if h.domain.Name != "" {
 			// the login site is another host: come back to this one
 			next = web.URL(r)
 		}
-		web.Redirect(w, r, h.signInURL(next))
+		web.Redirect(w, r, h.domain.SignInURL(next))
 		return nil
 	}
 	w.Header().Set("WWW-Authenticate", h.challenge(r))
@@ -281,7 +281,7 @@ func (h *Handler) signInFirst(w http.ResponseWriter, r *http.Request, in web.Req
 // scheme for a login form, so it follows the cookie authentication draft
 // (draft-broyer-http-cookie-auth) in naming the form and the cookie.
 func (h *Handler) challenge(r *http.Request) string {
-	return `Cookie realm="` + h.Realm + `", form-action="` + h.domain.loginURL + `", cookie-name="` + h.gate.CookieName(wireOf(r)) + `"`
+	return `Cookie realm="` + h.Realm + `", form-action="` + h.domain.LoginURL + `", cookie-name="` + h.gate.CookieName(wireOf(r)) + `"`
 }
 
 // logout ends the session (or, with all=1, every session of the user),
@@ -290,7 +290,7 @@ func (h *Handler) challenge(r *http.Request) string {
 // back to the profile. With cookie_domain, GET shows a page whose form
 // does the same.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
-	if h.domain.name == "" {
+	if h.domain.Name == "" {
 		if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 			return err
 		}
@@ -306,7 +306,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request,
 			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		data := web.PageData{Title: "Sign out", Next: h.safeNext(r, next)}
+		data := web.PageData{Title: "Sign out", Next: h.domain.SafeNext(next, in.Secure)}
 		if sess != nil {
 			data.User = sess.User
 		}
@@ -338,6 +338,6 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request,
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", in.Client), zap.Bool("everywhere", everywhere))
 	}
 	h.gate.End(w.Header(), wireOf(r))
-	web.Redirect(w, r, cmp.Or(h.safeNext(r, body["next"]), h.domain.loginURL))
+	web.Redirect(w, r, cmp.Or(h.domain.SafeNext(body["next"], in.Secure), h.domain.LoginURL))
 	return nil
 }

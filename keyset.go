@@ -2,9 +2,6 @@ package miniapp
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
@@ -12,24 +9,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
-
-// parseKeyring reads the configured secret_key values.
-func parseKeyring(values []string, realm string, repl *caddy.Replacer) (*session.Keyring, error) {
-	secrets := make([][]byte, 0, len(values))
-	for i, v := range values {
-		secret, err := session.DecodeSecret(repl.ReplaceKnown(v, ""))
-		if err != nil {
-			return nil, fmt.Errorf("secret_key %d: %v", i+1, err)
-		}
-		secrets = append(secrets, secret)
-	}
-	return session.NewKeyring(secrets, realm)
-}
-
-// storedKeys is the key set kept in the store.
-type storedKeys struct {
-	Keys []string `json:"keys"`
-}
 
 // storedKeysCache keeps the key set last read from each store and
 // realm, so a config reload while the store is down keeps its sessions.
@@ -40,7 +19,7 @@ var storedKeysCache sync.Map
 // on one key. When the store fails, the key set this process read before
 // is used; without one, there is no safe key to use.
 func loadOrCreateKeyring(ctx context.Context, shared *store.Realm, cacheKey, realm string, logger *zap.Logger) (*session.Keyring, error) {
-	data, err := shared.KeySet(ctx, newKeySet)
+	data, err := shared.KeySet(ctx, session.NewKeySet)
 	if err != nil {
 		cached, ok := storedKeysCache.Load(cacheKey)
 		if !ok {
@@ -50,25 +29,14 @@ func loadOrCreateKeyring(ctx context.Context, shared *store.Realm, cacheKey, rea
 		data = cached.([]byte)
 	}
 	storedKeysCache.Store(cacheKey, data)
-	var stored storedKeys
-	if err := json.Unmarshal(data, &stored); err != nil {
-		return nil, fmt.Errorf("key set: %v", err)
-	}
-	if len(stored.Keys) == 0 {
-		return nil, errors.New("the key set holds no keys")
-	}
-	secrets := make([][]byte, 0, len(stored.Keys))
-	for _, k := range stored.Keys {
-		secret, err := session.DecodeSecret(k)
-		if err != nil {
-			return nil, fmt.Errorf("key set: %v", err)
-		}
-		secrets = append(secrets, secret)
-	}
-	return session.NewKeyring(secrets, realm)
+	return session.OpenKeySet(data, realm)
 }
 
-// newKeySet makes a key set of one random key.
-func newKeySet() ([]byte, error) {
-	return json.Marshal(storedKeys{Keys: []string{session.NewSecret()}})
+// loadKeys is the handler's key ring: secret_key, or else the realm's
+// key set in its store.
+func (h *Handler) loadKeys(ctx context.Context, repl *caddy.Replacer) (*session.Keyring, error) {
+	if len(h.SecretKeys) > 0 {
+		return session.ParseKeys(h.SecretKeys, h.Realm, func(v string) string { return repl.ReplaceKnown(v, "") })
+	}
+	return loadOrCreateKeyring(ctx, h.shared, h.store.Place()+"\x00"+h.Realm, h.Realm, h.logger)
 }

@@ -32,7 +32,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, in web.Request, 
 		if err != nil {
 			return err
 		}
-		data := web.PageData{Title: "Sign in", Next: h.safeNext(r, next), Passkey: h.passkeys != nil}
+		data := web.PageData{Title: "Sign in", Next: h.domain.SafeNext(next, in.Secure), Passkey: h.passkeys != nil}
 		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
 			if p, _ := h.gate.Pending(r.Context(), wireOf(r)); p != nil {
 				data.Title, data.CodeStep = "Enter your code", true
@@ -71,7 +71,7 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request, in web.Reque
 		return login, "", err
 	}
 	login.Name, login.Password, login.Code = body["username"], body["password"], body["code"]
-	next = h.safeNext(r, cmp.Or(next, body["next"]))
+	next = h.domain.SafeNext(cmp.Or(next, body["next"]), in.Secure)
 	if err := totp.CheckCode(login.Code); err != nil {
 		return login, "", web.Reject(http.StatusBadRequest, err.Error())
 	}
@@ -132,10 +132,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, f web.Format, n
 			web.Redirect(w, r, to)
 			return nil
 		}
-		return h.site.JSON(w, r, http.StatusUnauthorized, struct {
-			Error        string   `json:"error"`
-			SecondFactor []string `json:"second_factor"`
-		}{"second factor required", []string{"totp"}})
+		return h.site.JSON(w, r, http.StatusUnauthorized, map[string]any{"error": "second factor required", "second_factor": []string{"totp"}})
 	}
 	if f == web.JSON {
 		return h.site.JSON(w, r, http.StatusOK, map[string]string{"username": out.Session.User})
@@ -189,5 +186,5 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, in web.Re
 	}
 	next, _ := web.FormValue(r.URL.RawQuery, "next")
 	out := h.signin.Passkey(r.Context(), w.Header(), rp, finish, clientOf(r, in))
-	return h.answer(w, r, web.JSON, h.safeNext(r, next), "", out)
+	return h.answer(w, r, web.JSON, h.domain.SafeNext(next, in.Secure), "", out)
 }

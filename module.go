@@ -2,12 +2,14 @@
 // a greeting at /hello and a cookie-session login gate at /login,
 // /profile and /logout, in front of whatever the site serves next.
 //
-// This package is the Caddy module and only it: the config, the routes,
-// the cookies, the admin API and the command. What a session is lives in
-// internal/session, accounts and passwords in internal/account, fair
-// logins in internal/guard, and the shared state in store with one
-// package per backend (store/storage, store/redis). Each route reads its
-// input once, asks those packages in turn and answers once.
+// This package is the Caddy module and only its glue: the config, the
+// route table and the routes' reading and writing, the admin API and
+// command shells, the metrics. Each flow lives in the package of its
+// concern under internal/ (web, gate, signin, totp, passkey, sso,
+// records, admin, session, account, guard), the shared state in store
+// with one package per backend (store/storage, store/redis). A route
+// reads its request once into a value, asks those packages and writes
+// the outcome once.
 package miniapp
 
 import (
@@ -18,16 +20,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/admin"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
-	"github.com/caddy-miniapp/miniapp/internal/signin"
-	"github.com/caddy-miniapp/miniapp/internal/totp"
-
-	"github.com/caddy-miniapp/miniapp/internal/account"
-	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
+	"github.com/caddy-miniapp/miniapp/internal/sso"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
@@ -44,18 +46,6 @@ import (
 func init() {
 	caddy.RegisterModule(Handler{})
 }
-
-// Defaults of the config fields; each field's doc comment repeats its own.
-const (
-	defaultMaxBodySize     = 64 << 10
-	defaultSessionLifetime = 12 * time.Hour
-	defaultCookieName      = "miniapp_session"
-	defaultRevocationSync  = time.Second
-	defaultIdleTimeout     = time.Hour
-	defaultLoginFailures   = 5
-	defaultLoginWindow     = time.Minute
-	defaultRealm           = admin.DefaultRealm
-)
 
 // Handler is the miniapp: a login gate with cookie sessions, served from
 // inside Caddy.
@@ -190,7 +180,7 @@ type Handler struct {
 	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
 
 	accounts     *account.Set
-	domain       cookieDomain
+	domain       gate.Domain
 	keys         *session.Keyring
 	store        store.Module
 	shared       *store.Realm
@@ -201,7 +191,7 @@ type Handler struct {
 	logger       *zap.Logger
 	site         web.Site
 	records      *records.Store
-	ignoredRules *ignoredNames
+	ignoredRules *sso.Ignored
 	// the services the routes call, wired by Provision; passkeys is nil
 	// when passkeys are off
 	gate     *gate.Gate
@@ -267,15 +257,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // store first).
 func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap.Logger) error {
 	h.logger = logger
-	h.ignoredRules = new(ignoredNames)
+	h.ignoredRules = new(sso.Ignored)
 	if h.store == nil {
 		h.store = storage.New(st)
 	}
 	h.setDefaults()
-	if err := h.setDomain(); err != nil {
+	var err error
+	if h.domain, err = gate.NewDomain(h.CookieDomain, h.LoginURL, h.CookieName); err != nil {
 		return err
 	}
-	h.site = web.Site{Logger: logger, CSP: h.domain.csp}
+	h.site = web.Site{Logger: logger, CSP: h.domain.CSP}
 	h.csrf = http.NewCrossOriginProtection()
 	if h.clock == nil {
 		h.clock = new(session.Clock)
@@ -285,7 +276,6 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	}
 
 	repl := caddy.NewReplacer()
-	var err error
 	configs := make([]account.Config, len(h.Accounts))
 	for i, a := range h.Accounts {
 		configs[i] = account.Config{Username: a.Username, Password: a.Password, Groups: a.Groups, Email: a.Email, Name: a.Name}
@@ -294,29 +284,19 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err != nil {
 		return err
 	}
-	if err := h.claimUsers(ctx); err != nil {
+	if err := h.accounts.Claim(ctx, h.Realm); err != nil {
 		return err
 	}
 	if h.accounts.Mixed {
 		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
 	}
 
-	h.shared, err = store.Join(ctx, h.store, store.Options{
-		Realm:    h.Realm,
-		Every:    time.Duration(h.RevocationSync),
-		Remember: time.Duration(h.SessionLifetime),
-		Now:      h.clock.Now,
-		Logger:   h.logger,
-	})
+	h.shared, err = store.Join(ctx, h.store, store.Options{Realm: h.Realm, Every: time.Duration(h.RevocationSync),
+		Remember: time.Duration(h.SessionLifetime), Now: h.clock.Now, Logger: h.logger})
 	if err != nil {
 		return fmt.Errorf("opening the store: %v", err)
 	}
-	if len(h.SecretKeys) > 0 {
-		h.keys, err = parseKeyring(h.SecretKeys, h.Realm, repl)
-	} else {
-		h.keys, err = loadOrCreateKeyring(ctx, h.shared, h.store.Place()+"\x00"+h.Realm, h.Realm, h.logger)
-	}
-	if err != nil {
+	if h.keys, err = h.loadKeys(ctx, repl); err != nil {
 		return fmt.Errorf("loading key set: %v", err)
 	}
 	h.records = &records.Store{Realm: h.shared, Keys: h.keys, Logger: h.logger}
@@ -342,56 +322,16 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 // accounts, store, keys and guard.
 func (h *Handler) wire() {
 	h.gate = &gate.Gate{Keys: h.keys, Shared: h.shared, Accounts: h.accounts, Clock: h.clock, Name: h.CookieName,
-		Domain: h.domain.name, DomainCookie: h.domain.cookie, DomainSecure: h.domain.secure,
+		Domain:   h.domain,
 		Lifetime: time.Duration(h.SessionLifetime), Idle: time.Duration(h.IdleTimeout)}
 	h.totp = &totp.Service{Records: h.records, Clock: h.clock, Logger: h.logger}
 	if h.Passkeys == nil || *h.Passkeys {
 		h.passkeys = &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger, RPID: strings.ToLower(h.PasskeyRPID),
-			Domain: h.domain.name, Name: h.TOTPIssuer}
-		accounts := make([]*account.Account, 0, len(h.Accounts))
-		for _, a := range h.Accounts {
-			if acct, ok := h.accounts.Lookup(a.Username); ok {
-				accounts = append(accounts, acct)
-			}
-		}
-		h.passkeys.SetAccounts(accounts)
+			Domain: h.domain.Name, Name: h.TOTPIssuer}
+		h.passkeys.SetAccounts(h.accounts.All())
 	}
 	h.signin = &signin.Service{Realm: h.Realm, Accounts: h.accounts, Guard: h.guard, TOTP: h.totp, Passkeys: h.passkeys, Gate: h.gate,
 		Required: h.SecondFactor == factorRequired, Clock: h.clock, Logger: h.logger, Count: realmCounter(h.Realm)}
-}
-
-// setDefaults fills in the config fields left empty.
-func (h *Handler) setDefaults() {
-	if h.SessionLifetime == 0 {
-		h.SessionLifetime = caddy.Duration(defaultSessionLifetime)
-	}
-	if h.CookieName == "" {
-		h.CookieName = defaultCookieName
-	}
-	if h.IdleTimeout == 0 {
-		h.IdleTimeout = caddy.Duration(defaultIdleTimeout)
-	}
-	if h.LoginLimit == nil {
-		h.LoginLimit = new(LoginLimit)
-	}
-	if h.LoginLimit.Failures == 0 {
-		h.LoginLimit.Failures = defaultLoginFailures
-	}
-	if h.LoginLimit.Window == 0 {
-		h.LoginLimit.Window = caddy.Duration(defaultLoginWindow)
-	}
-	if h.RevocationSync == 0 {
-		h.RevocationSync = caddy.Duration(defaultRevocationSync)
-	}
-	if h.MaxBodySize == 0 {
-		h.MaxBodySize = defaultMaxBodySize
-	}
-	if h.Realm == "" {
-		h.Realm = defaultRealm
-	}
-	if h.SecondFactor == "" {
-		h.SecondFactor = factorOptional
-	}
 }
 
 // Validate checks the provisioned config.
@@ -417,7 +357,7 @@ func (h *Handler) Validate() error {
 	if h.SecondFactor != "" && h.SecondFactor != factorOptional && h.SecondFactor != factorRequired {
 		return fmt.Errorf("second_factor must be optional or required, got %q", h.SecondFactor)
 	}
-	if h.PasskeyRPID != "" && (checkCookieDomain(strings.ToLower(h.PasskeyRPID)) != nil && h.PasskeyRPID != "localhost") {
+	if h.PasskeyRPID != "" && (gate.CheckDomain(strings.ToLower(h.PasskeyRPID)) != nil && h.PasskeyRPID != "localhost") {
 		return fmt.Errorf("passkey_rp_id %q must be a domain name, not a public suffix or an IP address", h.PasskeyRPID)
 	}
 	if len(h.TOTPIssuer) > 64 || account.CheckText(h.TOTPIssuer) != nil || strings.Contains(h.TOTPIssuer, ":") {
@@ -444,11 +384,6 @@ func (h *Handler) Cleanup() error {
 		errs = append(errs, h.shared.Release())
 	}
 	return errors.Join(errs...)
-}
-
-// validCookieName reports whether name is a valid cookie name.
-func validCookieName(name string) bool {
-	return (&http.Cookie{Name: name}).Valid() == nil
 }
 
 // Interface guards

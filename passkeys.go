@@ -135,7 +135,7 @@ func (h *Handler) deletePasskey(w http.ResponseWriter, r *http.Request, in web.R
 	case in.Format == web.JSON:
 		return h.site.JSON(w, r, http.StatusOK, passkey.ViewOf(removed))
 	case ended:
-		web.Redirect(w, r, h.domain.loginURL)
+		web.Redirect(w, r, h.domain.LoginURL)
 	default:
 		web.Redirect(w, r, "/profile")
 	}

@@ -34,11 +34,8 @@ type Gate struct {
 	Clock *session.Clock
 	// Name is cookie_name.
 	Name string
-	// Domain is the cookie domain, lower case, or empty; DomainCookie
-	// the session cookie's one name on it and DomainSecure whether it
-	// is Secure, both fixed by login_url's scheme.
-	Domain, DomainCookie string
-	DomainSecure         bool
+	// Domain is cookie_domain and login_url.
+	Domain Domain
 	// Lifetime and Idle are session_lifetime and idle_timeout.
 	Lifetime, Idle time.Duration
 }
@@ -62,8 +59,8 @@ type Session struct {
 // whole domain.
 func (g *Gate) CookieName(wire Wire) string {
 	switch {
-	case g.Domain != "":
-		return g.DomainCookie
+	case g.Domain.Name != "":
+		return g.Domain.Cookie
 	case wire.Secure:
 		return hostPrefix + g.Name
 	}
@@ -73,8 +70,8 @@ func (g *Gate) CookieName(wire Wire) string {
 // Covers reports whether the session cookie belongs to host: a host of
 // the cookie domain, or without one, the request's own.
 func (g *Gate) Covers(wire Wire, host string) bool {
-	if g.Domain != "" {
-		return UnderDomain(host, g.Domain)
+	if g.Domain.Name != "" {
+		return UnderDomain(host, g.Domain.Name)
 	}
 	return strings.EqualFold(host, wire.Host)
 }
@@ -88,8 +85,8 @@ func UnderDomain(host, domain string) bool {
 // bound is what the session cookie is bound to besides its name: the
 // cookie domain, or else the request's host.
 func (g *Gate) bound(wire Wire) string {
-	if g.Domain != "" {
-		return g.Domain
+	if g.Domain.Name != "" {
+		return g.Domain.Name
 	}
 	return wire.Host
 }
@@ -122,7 +119,7 @@ func (g *Gate) Open(wire Wire, anyHost bool) (*Session, Refusal) {
 			return nil, "expired"
 		}
 	}
-	if g.Domain != "" && !anyHost && !UnderDomain(wire.Host, g.Domain) {
+	if g.Domain.Name != "" && !anyHost && !UnderDomain(wire.Host, g.Domain.Name) {
 		return nil, "malformed"
 	}
 	acct, known := g.Accounts.Lookup(s.User)
@@ -188,21 +185,21 @@ func (g *Gate) Start(ctx context.Context, h http.Header, wire Wire, acct *accoun
 // session expires.
 func (g *Gate) setSession(h http.Header, wire Wire, s *session.Session) {
 	name := g.CookieName(wire)
-	setCookie(h, cookie{name: name, value: g.Keys.Seal(session.PurposeSession, s, name, g.bound(wire)), domain: g.Domain,
+	setCookie(h, cookie{name: name, value: g.Keys.Seal(session.PurposeSession, s, name, g.bound(wire)), domain: g.Domain.Name,
 		maxAge: s.MaxAge(g.Clock.Now()), secure: g.secure(wire), sameSite: http.SameSiteLaxMode})
 }
 
 // End deletes the session cookie with the same name, domain and flags
 // it was set with, or browsers would keep it.
 func (g *Gate) End(h http.Header, wire Wire) {
-	setCookie(h, cookie{name: g.CookieName(wire), domain: g.Domain, maxAge: -1, secure: g.secure(wire), sameSite: http.SameSiteLaxMode})
+	setCookie(h, cookie{name: g.CookieName(wire), domain: g.Domain.Name, maxAge: -1, secure: g.secure(wire), sameSite: http.SameSiteLaxMode})
 }
 
 // secure is whether the session cookie is Secure: over HTTPS, or with a
 // cookie domain when login_url is https.
 func (g *Gate) secure(wire Wire) bool {
-	if g.Domain != "" {
-		return g.DomainSecure
+	if g.Domain.Name != "" {
+		return g.Domain.Secure
 	}
 	return wire.Secure
 }

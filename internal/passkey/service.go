@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -38,9 +39,9 @@ type Service struct {
 
 // SetAccounts makes the accounts known by their user handles, for a
 // sign-in that names no user.
-func (s *Service) SetAccounts(accounts []*account.Account) {
-	s.byHandle = make(map[string]*account.Account, len(accounts))
-	for _, a := range accounts {
+func (s *Service) SetAccounts(accounts iter.Seq[*account.Account]) {
+	s.byHandle = make(map[string]*account.Account)
+	for a := range accounts {
 		s.byHandle[string(UserHandle(a))] = a
 	}
 }
