@@ -84,7 +84,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, in 
 	if err != nil {
 		return err
 	}
-	k, err := h.passkeys.FinishRegistration(r.Context(), rp, sess.Account, sess.ID, finish, client.Device)
+	k, err := h.passkeys.FinishRegistration(r.Context(), rp, sess.Account, sess.ID, finish, gate.DeviceName(client.UserAgent))
 	if err != nil {
 		return h.signin.PasskeyFailed(sess.User, err)
 	}

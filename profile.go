@@ -26,7 +26,7 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 	w.Header().Set("Cache-Control", "no-store")
 	// most accounts have a few sessions: their copy stays on the stack
 	var few [4]store.Entry
-	sessions, others := h.gate.Sessions(few[:0], sess, gate.Client{IP: in.Client, Device: store.DeviceName(r.UserAgent())})
+	sessions, others := h.gate.Sessions(few[:0], sess, gate.Client{IP: in.Client, UserAgent: r.UserAgent()})
 	if in.Format == web.JSON {
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time

@@ -6,7 +6,6 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/web"
-	"github.com/caddy-miniapp/miniapp/store"
 )
 
 // wireOf is what the gate reads of the request: its cookies, whether it
@@ -18,7 +17,7 @@ func wireOf(r *http.Request) gate.Wire {
 // clientOf is who the request comes from, for a sign-in.
 func clientOf(r *http.Request, in web.Request) signin.Client {
 	return signin.Client{Wire: gate.Wire{Cookies: r.Header["Cookie"], Secure: in.Secure, Host: in.Host}, IP: in.Client,
-		Device: store.DeviceName(r.UserAgent())}
+		UserAgent: r.UserAgent()}
 }
 
 // sessionOf returns the request's valid session, or nil (see gate.Open);

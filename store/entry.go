@@ -78,7 +78,7 @@ func ParseEntry(s string) (Entry, bool) {
 	return Entry{
 		ID: [16]byte(id), Account: AccountID(acct), Counter: counter,
 		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0), Generation: generation,
-		Factors: 1 + uint8(strings.Count(factors, "2")), Address: f[5], Device: deviceLabel(f[6]),
+		Factors: 1 + uint8(strings.Count(factors, "2")), Address: f[5], Device: DeviceLabel(f[6]),
 	}, true
 }
 
@@ -121,28 +121,13 @@ var (
 	}
 )
 
-// unknownDevice names a client whose browser and system are not known.
-const unknownDevice = "Unknown device"
+// UnknownDevice names a client whose browser and system are not known.
+const UnknownDevice = "Unknown device"
 
-// DeviceName makes a short device name from a User-Agent header, such as
-// "Firefox on Linux" or "Safari on iPhone".
-func DeviceName(header string) string {
-	ua := useragent.Parse(header)
-	browser := ua.Name
-	if browser == useragent.MobileSafari {
-		browser = useragent.Safari
-	}
-	system := ua.OS
-	if ua.Device == "iPhone" || ua.Device == "iPad" {
-		system = ua.Device
-	}
-	return deviceLabel(browser + " on " + system)
-}
-
-// deviceLabel keeps a device name made of known names, and turns any
+// DeviceLabel keeps a device name made of known names, and turns any
 // other text (a header's product token, a forged store entry) into
-// unknownDevice.
-func deviceLabel(name string) string {
+// UnknownDevice.
+func DeviceLabel(name string) string {
 	browser, system, _ := strings.Cut(name, " on ")
 	knownBrowser, knownSystem := slices.Contains(knownBrowsers, browser), slices.Contains(knownSystems, system)
 	switch {
@@ -153,5 +138,5 @@ func deviceLabel(name string) string {
 	case knownSystem:
 		return "Browser on " + system
 	}
-	return unknownDevice
+	return UnknownDevice
 }

@@ -159,10 +159,11 @@ func (g *Gate) KeepAlive(ctx context.Context, s *Session) {
 }
 
 // Client is who a new session is for: the client's address, its
-// browser's name, and its device cookie for the account (nil: none).
+// User-Agent header (named with DeviceName only where it is shown), and
+// its device cookie for the account (nil: none).
 type Client struct {
-	IP, Device string
-	Known      *session.Session
+	IP, UserAgent string
+	Known         *session.Session
 }
 
 // Start starts a session of the account with the factors it began with:
@@ -174,7 +175,7 @@ func (g *Gate) Start(ctx context.Context, h http.Header, wire Wire, acct *accoun
 	s := session.New(acct.Name, acct.ID.Tag(), counter, g.Clock.Now(), g.Lifetime)
 	s.Generation, s.Factors = g.Shared.Generation(), factors
 	g.Shared.Login(ctx, store.Entry{ID: s.ID, Account: id, Counter: s.Counter, Started: s.Issued, Expires: s.Expires,
-		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: client.Device})
+		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: DeviceName(client.UserAgent)})
 	g.setSession(h, wire, s)
 	device := g.setDevice(h, wire, acct, counter, client.Known)
 	g.Shared.AddDevice(ctx, id, device.ID, device.Expires)

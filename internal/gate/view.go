@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/mileusna/useragent"
 )
 
 // View is a session as the admin API and the profile's JSON show it.
@@ -70,7 +71,7 @@ var FactorText = [3]string{"1", "1", "2"}
 // newest first, and returns how many others it has. This session is
 // always listed: when the index does not list it (its login not yet
 // read from the store, or older than the newest 50), it is shown as the
-// client that asks (its address, its browser's name).
+// client that asks (its address, its browser's name, made only then).
 func (g *Gate) Sessions(dst []store.Entry, s *Session, client Client) ([]store.Entry, int) {
 	id := store.AccountID(s.Account.ID)
 	sessions, others := g.Shared.Sessions(dst, id, s.ID)
@@ -79,7 +80,7 @@ func (g *Gate) Sessions(dst []store.Entry, s *Session, client Client) ([]store.E
 	}
 	// placed as the index places a login
 	current := store.Entry{ID: s.ID, Account: id, Counter: s.Counter, Started: s.Issued, Expires: s.Expires,
-		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: client.Device}
+		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: DeviceName(client.UserAgent)}
 	at, _ := slices.BinarySearchFunc(sessions, current, store.NewerFirst)
 	return slices.Insert(sessions, at, current), others
 }
@@ -154,4 +155,19 @@ func AppendRows(b []byte, sessions []store.Entry, current [16]byte, others int) 
 		b = web.OtherSessionsRow.AppendPage(b, func(b []byte, _ int) []byte { return strconv.AppendInt(b, int64(others), 10) })
 	}
 	return b
+}
+
+// DeviceName makes a short device name from a User-Agent header, such as
+// "Firefox on Linux" or "Safari on iPhone".
+func DeviceName(header string) string {
+	ua := useragent.Parse(header)
+	browser := ua.Name
+	if browser == useragent.MobileSafari {
+		browser = useragent.Safari
+	}
+	system := ua.OS
+	if ua.Device == "iPhone" || ua.Device == "iPad" {
+		system = ua.Device
+	}
+	return store.DeviceLabel(browser + " on " + system)
 }

@@ -63,8 +63,8 @@ type Client struct {
 	Wire gate.Wire
 	// IP is Caddy's client IP, which honours trusted_proxies.
 	IP string
-	// Device is a short name of the browser.
-	Device string
+	// UserAgent is the User-Agent header.
+	UserAgent string
 }
 
 // Login is a POST /login, read once: a name and password (and a code,
@@ -225,7 +225,7 @@ func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Acco
 
 // signIn starts the session of a complete sign-in, counted and logged.
 func (s *Service) signIn(ctx context.Context, h http.Header, acct *account.Account, c Client, known *session.Session, factors uint8, method string) Outcome {
-	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, Device: c.Device, Known: known}, factors)
+	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known}, factors)
 	s.Count.Login("success")
 	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors), zap.String("method", method))
 	return Outcome{Session: sess}

@@ -156,5 +156,5 @@ func (s *Service) Restart(ctx context.Context, h http.Header, sess *gate.Session
 	} else {
 		s.Gate.Shared.Revoke(ctx, sess.ID, sess.Expires)
 	}
-	s.Gate.Start(ctx, h, c.Wire, sess.Account, gate.Client{IP: c.IP, Device: c.Device, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User)}, 2)
+	s.Gate.Start(ctx, h, c.Wire, sess.Account, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User)}, 2)
 }
