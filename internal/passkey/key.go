@@ -1,3 +1,8 @@
+// Package passkey is the accounts' passkeys (WebAuthn): the keys an
+// account keeps in the realm's sealed records, the relying party of a
+// site, and the ceremonies that register a key and sign in with one. It
+// knows the records, the accounts and the WebAuthn library; not
+// sessions, cookies or how a sign-in ends.
 package passkey
 
 import (

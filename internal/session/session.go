@@ -3,7 +3,8 @@
 // the session's times, checked at the cookie's resolution of whole
 // seconds. It takes keys, times and account tags as values; it knows
 // nothing of Caddy's handler, of requests or of stores (loading or
-// generating a realm's key set is the caller's job).
+// generating a realm's key set is the caller's job; the set's format is
+// here).
 package session
 
 import (

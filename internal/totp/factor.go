@@ -1,3 +1,7 @@
+// Package totp is the second factor of one-time codes (RFC 6238): the
+// factor an account keeps in the realm's sealed records, its codes used
+// once on every node, its recovery codes, and the setup of a new one.
+// It knows the records and the clock; not HTTP, sessions or sign-in.
 package totp
 
 import (
