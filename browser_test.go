@@ -111,7 +111,7 @@ func TestBrowser(t *testing.T) {
 	}
 	run(chromedp.SendKeys(chromedp.ID("username"), "ada"), chromedp.SendKeys(chromedp.ID("password"), "not her password"),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
-	if msg := text(`[role="alert"]`); msg != "invalid username or password" {
+	if msg := text(`[role="alert"]`); msg != "Invalid username or password" {
 		t.Fatalf("wrong password shows %q", msg)
 	}
 	checkAccessibility(t, ctx, axe, "login page with an error")

@@ -222,8 +222,9 @@ func TestCaddyRoutes(t *testing.T) {
 		if resp, body := call(t, c, "GET", base+"/", ""); resp.StatusCode != 200 || !strings.Contains(body, `href="/login"`) {
 			t.Errorf("%s/ not served by file_server: %d", base, resp.StatusCode)
 		}
-		if resp, _ := call(t, c, "GET", base+"/style.css", ""); resp.StatusCode != 200 {
-			t.Errorf("%s/style.css: %d", base, resp.StatusCode)
+		if resp, body := call(t, c, "GET", base+"/miniapp/style.css", ""); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") ||
+			resp.Header.Get("Cache-Control") != "public, max-age=300" || !strings.Contains(body, "--accent") {
+			t.Errorf("%s/miniapp/style.css, the stylesheet the home page links: %d %v", base, resp.StatusCode, resp.Header)
 		}
 		for _, path := range []string{"/nope", "/hello/", "/HELLO"} {
 			if resp, _ := call(t, c, "GET", base+path, ""); resp.StatusCode != 404 {
@@ -301,7 +302,7 @@ func TestCaddyLoginFlow(t *testing.T) {
 	}
 
 	resp, body := call(t, c, "POST", httpsBase+"/login", "username=ada&password=wrong", "Accept", "text/html")
-	if resp.StatusCode != 401 || !strings.Contains(body, "invalid username or password") {
+	if resp.StatusCode != 401 || !strings.Contains(body, "Invalid username or password") {
 		t.Fatalf("wrong password: %d", resp.StatusCode)
 	}
 	resp, _ = call(t, c, "POST", httpsBase+"/login", "username=ada&password="+adaPassword+"&next=%2Fprofile")

@@ -75,8 +75,12 @@ func TestSignOutLink(t *testing.T) {
 	w := a.do(request{target: "/logout?next=https%3A%2F%2Fapp.example.test%2Fbye", cookie: c, https: true, header: auth})
 	page := w.Body.String()
 	if w.Code != 200 || !strings.Contains(page, `<form method="post" action="/logout">`) || !strings.Contains(page, `value="https://app.example.test/bye"`) ||
-		!strings.Contains(page, "ada") {
+		!strings.Contains(page, "ada") || !strings.Contains(page, "Signing out ends this session here and on every site that shares this sign-in") ||
+		!strings.Contains(page, `<a href="https://app.example.test/bye">Cancel, stay signed in</a>`) {
 		t.Fatalf("sign-out page: %d %s", w.Code, page)
+	}
+	if page := a.do(request{target: "/logout", cookie: c, https: true, header: auth}).Body.String(); !strings.Contains(page, `<a href="/profile">Cancel, stay signed in</a>`) {
+		t.Errorf("sign-out page without next: %s", page)
 	}
 	if w := a.do(request{target: "/profile", cookie: c, https: true, header: auth}); w.Code != 200 {
 		t.Fatalf("the page alone signed out: %d", w.Code)

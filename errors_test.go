@@ -34,7 +34,7 @@ func TestErrorsWithHandleErrors(t *testing.T) {
 func TestErrorFormats(t *testing.T) {
 	a := newApp(t, "", nil)
 	w := a.do(request{target: "/hello?name=%zz", accept: "text/html"})
-	if w.Code != 400 || !strings.Contains(w.Body.String(), "invalid percent-encoding") || w.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "Invalid percent-encoding") || w.Header().Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Errorf("HTML error: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body.String())
 	}
 	w = a.do(request{target: "/hello?name=%zz", accept: "application/json"})

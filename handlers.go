@@ -34,6 +34,7 @@ var routes = map[string]route{
 	"/logout":        (*Handler).logout,
 	authPath:         (*Handler).auth,
 	web.StylePath:    asset(web.TextCSS, web.Stylesheet),
+	web.StablePath:   asset(web.TextCSS, web.Stylesheet),
 	web.ScriptPath:   asset(web.TextJavaScript, web.PasskeyScript),
 	web.FaviconPath:  asset(web.ImageSVG, web.Favicon),
 	totpPath:         (*Handler).secondFactor,

@@ -231,8 +231,9 @@ func TestLoginFailure(t *testing.T) {
 		status                    int
 		want                      string
 	}{
-		{"wrong password html", form, "text/html", "username=ada&password=nope", 401, msg},
-		{"unknown user html", form, "text/html", "username=mallory&password=nope", 401, msg},
+		// a page's message is a sentence
+		{"wrong password html", form, "text/html", "username=ada&password=nope", 401, "Invalid username or password"},
+		{"unknown user html", form, "text/html", "username=mallory&password=nope", 401, "Invalid username or password"},
 		{"wrong password text", form, "", "username=ada&password=nope", 401, msg + "\n"},
 		{"unknown user text", form, "", "username=mallory&password=nope", 401, msg + "\n"},
 		{"wrong password json", jsonType, "", `{"username":"ada","password":"nope"}`, 401, `{"error":"` + msg + `"}`},

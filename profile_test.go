@@ -117,7 +117,7 @@ func TestProfileListsSessions(t *testing.T) {
 	}
 
 	page := a.do(request{target: "/profile", cookie: first}).Body.String()
-	for _, want := range []string{"Safari on iPhone", "Firefox on Linux", "this device", `name="session" value="` + newest.ID + `"`} {
+	for _, want := range []string{"Safari on iPhone", "Firefox on Linux", `<span class="this">this device</span>`, `name="session" value="` + newest.ID + `"`, `<div id="passkey-proof" hidden>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("profile page lacks %q", want)
 		}

@@ -138,8 +138,8 @@ func TestTOTPEnrolment(t *testing.T) {
 	}
 	page := a.do(request{method: "POST", target: "/profile/totp", contentType: form, accept: "text/html", cookie: cookie,
 		body: "enrollment=" + url.QueryEscape(begin.Enrollment) + "&code=" + wrong})
-	if page.Code != 400 || !strings.Contains(page.Body.String(), begin.Secret) || !strings.Contains(page.Body.String(), "wrong code") {
-		t.Errorf("a browser's wrong first code: %d, the same key shown again: %v", page.Code, strings.Contains(page.Body.String(), begin.Secret))
+	if page.Code != 400 || shownKey(page.Body.String()) != begin.Secret || !strings.Contains(page.Body.String(), "Wrong code") {
+		t.Errorf("a browser's wrong first code: %d, the same key shown again: %v", page.Code, shownKey(page.Body.String()) == begin.Secret)
 	}
 	grace := a.login("grace", gracePassword, false)
 	if w := a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), grace); w.Code != 400 {
@@ -512,8 +512,11 @@ func TestTOTPPage(t *testing.T) {
 	if csp := a.do(request{target: "/profile", accept: "text/html", cookie: cookie}).Header().Get("Content-Security-Policy"); strings.Contains(csp, "data:") {
 		t.Errorf("the profile allows data: images: %q", csp)
 	}
-	secret := between(body, `<code id="totp-secret">`, "</code>")
-	if w := a.do(request{target: "/profile/totp", cookie: cookie, accept: "text/html"}); strings.Contains(w.Body.String(), secret) {
+	secret := shownKey(body)
+	if groups := between(body, `<code id="totp-secret" class="key">`, "</code>"); strings.Count(groups, "<span>") != len(secret)/4 {
+		t.Errorf("the key is not shown in groups of four: %s", groups)
+	}
+	if w := a.do(request{target: "/profile/totp", cookie: cookie, accept: "text/html"}); shownKey(w.Body.String()) == secret {
 		t.Error("two visits show one secret")
 	}
 	enrollment := between(body, `name="enrollment" value="`, `"`)
@@ -791,4 +794,10 @@ func TestPendingSingleUseAcrossNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shownKey is the key a setup page shows, in groups of four.
+func shownKey(page string) string {
+	groups := between(page, `<code id="totp-secret" class="key">`, "</code>")
+	return strings.NewReplacer("<span>", "", "</span>", "").Replace(groups)
 }

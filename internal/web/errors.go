@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -74,8 +76,10 @@ func (s Site) JSON(w http.ResponseWriter, r *http.Request, status int, v any) er
 }
 
 // Render sends a page from the embedded templates, under the site's
-// Content-Security-Policy unless the route set its own.
+// Content-Security-Policy unless the route set its own; the page's
+// error message starts with a capital.
 func (s Site) Render(w http.ResponseWriter, r *http.Request, status int, name string, data PageData) error {
+	data.Error = capital(data.Error)
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return s.Internal(w, r, err)
@@ -85,6 +89,16 @@ func (s Site) Render(w http.ResponseWriter, r *http.Request, status int, name st
 	}
 	Write(w, r, status, TextHTML, buf.Bytes())
 	return nil
+}
+
+// capital is a one-line reason as a page shows it: a sentence, with a
+// capital (the reason itself stays as it is for text and JSON).
+func capital(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 || !unicode.IsLower(r) {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // Policy is the Content-Security-Policy of the site's pages.

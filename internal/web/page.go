@@ -32,8 +32,13 @@ var (
 	FaviconPath = "/miniapp/favicon." + contentHash(Favicon) + ".svg"
 )
 
+// StablePath serves the stylesheet under a name that does not change,
+// for a site's own pages (such as the example's public/index.html),
+// which cannot know the hashed name: cached for five minutes.
+const StablePath = "/miniapp/style.css"
+
 // AssetPaths are the paths of the pages' static files.
-var AssetPaths = map[string]bool{StylePath: true, ScriptPath: true, FaviconPath: true}
+var AssetPaths = map[string]bool{StylePath: true, ScriptPath: true, FaviconPath: true, StablePath: true}
 
 // mustRead returns an embedded file.
 func mustRead(name string) []byte {
@@ -51,12 +56,17 @@ func contentHash(b []byte) string {
 }
 
 // ServeAsset answers a static file of the pages, named by its content
-// and so cacheable by anyone for a year.
+// and so cacheable by anyone for a year (the stylesheet at StablePath
+// for five minutes).
 func ServeAsset(w http.ResponseWriter, r *http.Request, contentType string, body []byte) error {
 	if err := Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	cache := "public, max-age=31536000, immutable"
+	if r.URL.Path == StablePath {
+		cache = "public, max-age=300"
+	}
+	w.Header().Set("Cache-Control", cache)
 	Write(w, r, http.StatusOK, contentType, body)
 	return nil
 }
@@ -120,6 +130,17 @@ type Setup struct {
 	Secret, URI, Enrollment string
 	// QR is the URI's QR code as a data: URL of a PNG made here.
 	QR template.URL
+}
+
+// Groups is the key in groups of four, as the page shows it: easier
+// to type, and copied whole.
+func (s *Setup) Groups() []string {
+	var groups []string
+	for key := s.Secret; key != ""; {
+		n := min(4, len(key))
+		groups, key = append(groups, key[:n]), key[n:]
+	}
+	return groups
 }
 
 // Time layouts of the profile page.

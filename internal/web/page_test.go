@@ -3,7 +3,9 @@ package web
 import (
 	"bytes"
 	"html/template"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +51,45 @@ func TestProfilePage(t *testing.T) {
 			if got := fillPage(row, values, RowStepUp); !bytes.Equal(got, want.Bytes()) {
 				t.Errorf("%s of %q: pre-rendered row differs from the template:\n%s\n---\n%s", name, device, got, want.Bytes())
 			}
+		}
+	}
+}
+
+// TestSetupGroups shows a key in groups of four, the last one shorter.
+func TestSetupGroups(t *testing.T) {
+	for key, want := range map[string]string{"ABCDEFGHIJ": "ABCD EFGH IJ", "ABCD": "ABCD", "": ""} {
+		if got := strings.Join((&Setup{Secret: key}).Groups(), " "); got != want {
+			t.Errorf("%q: %q, want %q", key, got, want)
+		}
+	}
+}
+
+// TestPageMessages: a page's message starts with a capital, whatever
+// the one-line reason (kept as it is for text and JSON); every page
+// links back to the site.
+func TestPageMessages(t *testing.T) {
+	for reason, want := range map[string]string{"invalid code": "Invalid code", "élan": "Élan", "2 tries left": "2 tries left", "": ""} {
+		if got := capital(reason); got != want {
+			t.Errorf("%q: %q, want %q", reason, got, want)
+		}
+	}
+	w := httptest.NewRecorder()
+	if err := (Site{}).Render(w, httptest.NewRequest("GET", "/login", nil), 401, "login.html", PageData{Title: "Sign in", Error: "invalid username or password"}); err != nil {
+		t.Fatal(err)
+	}
+	if body := w.Body.String(); !strings.Contains(body, ">Invalid username or password<") || !strings.Contains(body, `<a href="/">Back to the site</a>`) {
+		t.Errorf("login page: %s", body)
+	}
+}
+
+// TestStableStylesheet serves the stylesheet under its stable name for
+// five minutes, under its hashed name for a year.
+func TestStableStylesheet(t *testing.T) {
+	for path, cache := range map[string]string{StablePath: "public, max-age=300", StylePath: "public, max-age=31536000, immutable"} {
+		w := httptest.NewRecorder()
+		if err := ServeAsset(w, httptest.NewRequest("GET", path, nil), TextCSS, Stylesheet); err != nil || w.Header().Get("Cache-Control") != cache ||
+			w.Body.Len() != len(Stylesheet) {
+			t.Errorf("%s: %v %v", path, err, w.Header())
 		}
 	}
 }

@@ -120,6 +120,9 @@
   const addButton = $("passkey-add");
   if (addButton) {
     addButton.hidden = false;
+    // the proof a new passkey needs, shown only where one can be added
+    const proof = $("passkey-proof");
+    if (proof) proof.hidden = false;
     addButton.addEventListener("click", () => { register().catch(failed); });
   }
 })();
