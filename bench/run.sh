@@ -22,6 +22,7 @@ ROUNDS=${ROUNDS:-3}         # each target and its twin, interleaved, this many t
 APP=127.0.0.1:8391          # the module's site
 TWIN=127.0.0.1:8392         # the same content from Caddy alone
 WSGI=127.0.0.1:8393         # the seed's design under gunicorn
+PAGE=127.0.0.1:8394         # respond of the profile page's own body and headers
 ADMIN=127.0.0.1:2399
 
 if ! command -v wrk >/dev/null || ! /usr/bin/python3 -c 'import gunicorn' 2>/dev/null; then
@@ -75,10 +76,17 @@ http://$TWIN {
 	handle /private/respond {
 		respond "Hello, World!"
 	}
+	handle /basic/respond {
+		basic_auth {
+			bench $hash
+		}
+		respond "Hello, World!"
+	}
 	root * $work/www
 	file_server
 }
 EOF
+cp "$work/Caddyfile" "$work/Caddyfile.base"
 
 # start_caddy [CPU]: Caddy on every core, or pinned to one (its Go runtime
 # then runs on that core alone)
@@ -112,6 +120,31 @@ wsgi_cookie=$(curl -s -D - -o /dev/null -d 'username=bench&password=bench-passwo
 	tr -d '\r' | sed -n 's/^Set-Cookie: \(session=[^;]*\).*/\1/Ip')
 [ -n "$cookie" ] && [ -n "$wsgi_cookie" ] || { echo "login failed" >&2; exit 1; }
 [ "$(curl -s -H "Cookie: $cookie" "http://$APP/private/respond")" = "Hello, World!" ] || { echo "session refused" >&2; exit 1; }
+basic="Authorization: Basic $(printf 'bench:bench-password' | base64)"
+[ "$(curl -s -H "$basic" "http://$TWIN/basic/respond")" = "Hello, World!" ] || { echo "basic_auth refused" >&2; exit 1; }
+
+# the profile page's twin: Caddy's respond of the page's own body, with
+# the same headers, on a site of its own (a reload keeps the sessions)
+curl -s -D "$work/page.head" -o "$work/page.html" -H "Cookie: $cookie" -H "Accept: text/html" "http://$APP/profile"
+if grep -q '[{}]' "$work/page.html"; then
+	echo "the profile page holds a brace, which respond would read as a placeholder" >&2
+	exit 1
+fi
+header() { tr -d '\r' <"$work/page.head" | sed -n "s/^$1: //Ip"; }
+{
+	cat "$work/Caddyfile.base"
+	printf 'http://%s {\n\theader {\n' "$PAGE"
+	for h in Content-Type X-Content-Type-Options Vary Content-Security-Policy Referrer-Policy X-Frame-Options Cache-Control; do
+		printf '\t\t%s "%s"\n' "$h" "$(header "$h")"
+	done
+	printf '\t}\n\trespond <<PAGE\n'
+	cat "$work/page.html"
+	printf 'PAGE 200\n}\n'
+} >"$work/Caddyfile"
+"$work/caddy" reload --config "$work/Caddyfile" --address "$ADMIN" >/dev/null 2>&1
+page_size=$(wc -c <"$work/page.html")
+twin_size=$(curl -s "http://$PAGE/" | wc -c)
+[ $((page_size - twin_size)) -le 1 ] || { echo "the page's twin is $twin_size bytes, the page $page_size" >&2; exit 1; }
 
 # to_ms converts wrk's latency (123.45us, 1.23ms, 1.02s) to milliseconds
 to_ms() {
@@ -146,12 +179,17 @@ measure() {
 }
 
 # target NAME URL TWIN_NAME TWIN_URL [HEADER...]: the route, then its twin;
-# the first six are the module's, measured pinned too
+# the first eight are the module's, measured pinned too: against a
+# respond of 13 bytes, and against the two twins set as targets: a
+# respond of the profile page's own body and headers, and Caddy's own
+# basic_auth in front of the same respond as protect
 targets=(
 	"hello|http://$APP/hello?name=World|respond|http://$TWIN/hello|"
 	"profile_html|http://$APP/profile|respond|http://$TWIN/hello|Cookie: $cookie;Accept: text/html"
+	"profile_html|http://$APP/profile|respond_page|http://$PAGE/|Cookie: $cookie;Accept: text/html"
 	"profile_json|http://$APP/profile|respond|http://$TWIN/hello|Cookie: $cookie;Accept: application/json"
 	"protect+respond|http://$APP/private/respond|respond_cookie|http://$TWIN/private/respond|Cookie: $cookie"
+	"protect+respond|http://$APP/private/respond|basic_auth+respond|http://$TWIN/basic/respond|Cookie: $cookie;$basic"
 	"protect+file_server|http://$APP/private/static.txt|file_server|http://$TWIN/private/static.txt|Cookie: $cookie"
 	"miniapp_auth|http://$APP/miniapp/auth|respond_auth|http://$TWIN/hello|Cookie: $cookie;X-Forwarded-Proto: http;X-Forwarded-Host: $APP;X-Forwarded-Uri: /app"
 	"wsgi_hello|http://$WSGI/hello?name=World|respond|http://$TWIN/hello|"
@@ -181,7 +219,7 @@ rounds "" "${targets[@]}"
 stop_caddy
 start_caddy 0
 wrk_pin=(taskset -c 1)
-rounds "pinned:" "${targets[@]:0:6}"
+rounds "pinned:" "${targets[@]:0:8}"
 wrk_pin=()
 stop_caddy
 start_caddy
@@ -277,7 +315,7 @@ table() {
 }
 table "" "${targets[@]}"
 printf '\npinned: Caddy on core 0 (taskset -c 0), wrk on core 1 (taskset -c 1)\n\n'
-table "pinned:" "${targets[@]:0:6}"
+table "pinned:" "${targets[@]:0:8}"
 printf '\nlogins/s at bcrypt cost 14, 1 connection: %s (refused: %s)\n' "$logins" "${logins_refused:-0}"
 awk -v a="$hello_alone" -v b="$hello_flooded" -v n="$flood_requests" -v r1="$rss_before_flood" -v r2="$rss_after_flood" \
 	'BEGIN {printf "/hello alone %.0f req/s, during a flood of %d failed logins from random addresses %.0f req/s (ratio %.2f); RSS %d -> %d KiB\n", a, n, b, b / a, r1, r2}'
