@@ -324,3 +324,39 @@ func random(n int) []byte {
 	_, _ = rand.Read(b) // never fails; crashes the program if the source does
 	return b
 }
+
+// tend deletes this node's segments whose entries have all expired and
+// keeps its head fresh, so others do not take it for an orphan.
+func (b *storageBackend) tend(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.headWrote.IsZero() {
+		return nil // no journal yet
+	}
+	now := b.opts.Now()
+	pruned := false
+	for b.first < b.seq && b.maxExp[b.first] < now.Unix() {
+		if err := b.storage.Delete(ctx, b.segmentKey(b.node, b.first)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("deleting an expired journal segment: %v", err)
+		}
+		delete(b.maxExp, b.first)
+		b.first++
+		pruned = true
+	}
+	if pruned || now.Sub(b.headWrote) > heartbeat {
+		return b.writeHead(ctx)
+	}
+	return nil
+}
+
+// removeJournal deletes the journal of a node that has stopped, once all
+// its entries have expired.
+func (b *storageBackend) removeJournal(ctx context.Context, node string) {
+	keys, _ := b.storage.List(ctx, b.journalDir()+"/"+node, false) // none on error
+	for _, key := range keys {
+		_ = b.storage.Delete(ctx, key)
+	}
+	_ = b.storage.Delete(ctx, b.journalDir()+"/"+node)
+	_ = b.storage.Delete(ctx, b.headKey(node))
+	delete(b.peers, node)
+}
