@@ -123,6 +123,10 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 		name := repl.ReplaceKnown(acct.Username, "")
 		hash := repl.ReplaceKnown(acct.Password, "")
 		if name == "" || hash == "" {
+			if acct.Username != "" && acct.Password != "" {
+				// a placeholder such as {env.ADA_HASH} replaced by nothing
+				return nil, fmt.Errorf("user %d: name or password hash is empty (is its environment variable set?)", i+1)
+			}
 			return nil, fmt.Errorf("user %d: name and password hash are required", i+1)
 		}
 		if err := CheckName(name); err != nil {

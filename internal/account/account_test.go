@@ -112,6 +112,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{nil, "at least one user"},
 		{[]Config{{Username: "ada"}}, "name and password hash are required"},
+		{[]Config{{Username: "ada", Password: "{env.MINIAPP_TEST_UNSET_HASH}"}}, "user 1: name or password hash is empty (is its environment variable set?)"},
 		{[]Config{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}, `duplicate user "ada"`},
 		{[]Config{{Username: "ada", Password: "plain"}}, "must be bcrypt"},
 		{[]Config{{Username: "a\x1bb", Password: adaHash}}, "control characters"},
