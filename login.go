@@ -176,15 +176,21 @@ func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, in web.Re
 		}
 		return h.site.JSON(w, r, http.StatusOK, options)
 	}
-	body, err := web.ReadBody(w, r, h.MaxBodySize)
-	if err != nil {
-		return err
-	}
-	finish, err := passkey.ReadFinish(body)
+	finish, err := h.readFinish(w, r)
 	if err != nil {
 		return err
 	}
 	next, _ := web.FormValue(r.URL.RawQuery, "next")
 	out := h.signin.Passkey(r.Context(), w.Header(), rp, finish, clientOf(r, in))
 	return h.answer(w, r, web.JSON, h.domain.SafeNext(next, in.Secure), "", out)
+}
+
+// readFinish reads a passkey ceremony's JSON end through the one bounded
+// body reader.
+func (h *Handler) readFinish(w http.ResponseWriter, r *http.Request) (passkey.Finish, error) {
+	body, err := web.ReadBody(w, r, h.MaxBodySize)
+	if err != nil {
+		return passkey.Finish{}, err
+	}
+	return passkey.ReadFinish(body)
 }

@@ -72,11 +72,7 @@ func (h *Handler) managePasskeys(w http.ResponseWriter, r *http.Request, in web.
 // finishRegistration checks the authenticator's answer against the
 // ceremony and stores the new passkey: 201 with its ID.
 func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, client signin.Client) error {
-	body, err := web.ReadBody(w, r, h.MaxBodySize)
-	if err != nil {
-		return err
-	}
-	finish, err := passkey.ReadFinish(body)
+	finish, err := h.readFinish(w, r)
 	if err != nil {
 		return err
 	}

@@ -34,16 +34,22 @@ type RecordReset struct {
 	Ended int `json:"ended"`
 }
 
-// secondFactor shows (GET) or removes (DELETE: a lost phone) a user's
-// second factor; removing it ends the user's sessions too.
-func secondFactor(w http.ResponseWriter, r *http.Request) error {
+// recordOf is the user a record's endpoint (GET or DELETE) is asked
+// about, with the user's accounts.
+func recordOf(w http.ResponseWriter, r *http.Request) (string, []userAccount, error) {
 	if r.Method != http.MethodDelete {
 		if err := allow(w, r, http.MethodGet); err != nil {
 			w.Header().Set("Allow", "GET, DELETE")
-			return err
+			return "", nil, err
 		}
 	}
-	name, accounts, err := accountsOf(r)
+	return accountsOf(r)
+}
+
+// secondFactor shows (GET) or removes (DELETE: a lost phone) a user's
+// second factor; removing it ends the user's sessions too.
+func secondFactor(w http.ResponseWriter, r *http.Request) error {
+	name, accounts, err := recordOf(w, r)
 	if err != nil {
 		return err
 	}
@@ -65,13 +71,7 @@ func secondFactor(w http.ResponseWriter, r *http.Request) error {
 // the user's sessions too, as the sessions they started are not known
 // when the record does not open.
 func passkeys(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodDelete {
-		if err := allow(w, r, http.MethodGet); err != nil {
-			w.Header().Set("Allow", "GET, DELETE")
-			return err
-		}
-	}
-	name, accounts, err := accountsOf(r)
+	name, accounts, err := recordOf(w, r)
 	if err != nil {
 		return err
 	}

@@ -270,24 +270,6 @@ func Host(r *http.Request) string {
 	return strings.ToLower(host)
 }
 
-// CookieValue finds the named cookie in the request's Cookie headers
-// without parsing the others. Hand-written rather than r.Cookie, which
-// allocates a Cookie and a slice: two more allocations on every request
-// with a session (BenchmarkRoutes/profile_JSON).
-func CookieValue(r *http.Request, name string) (string, bool) {
-	for _, line := range r.Header["Cookie"] {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
-				return v, true
-			}
-		}
-	}
-	return "", false
-}
-
 // ClientIP is Caddy's idea of the client address, which respects
 // trusted_proxies.
 func ClientIP(r *http.Request) string {
