@@ -55,7 +55,7 @@ func TestPending(t *testing.T) {
 	}{
 		{"as set", func(_ *testing.T, _ *Gate, back Wire) Wire { return back }, true},
 		{"just before it expires", func(_ *testing.T, g *Gate, back Wire) Wire {
-			g.Clock.Advance(PendingLifetime - 2*time.Second)
+			g.Clock.Advance(PendingLifetime - 5*time.Second)
 			return back
 		}, true},
 		{"expired", func(_ *testing.T, g *Gate, back Wire) Wire { g.Clock.Advance(PendingLifetime); return back }, false},

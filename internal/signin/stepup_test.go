@@ -32,7 +32,7 @@ func TestStepUpOf(t *testing.T) {
 		want    StepUp
 	}{
 		{"no factor, recent", func(*testing.T, *world) {}, 1, 0, StepUpNone},
-		{"no factor, a second before the limit", func(*testing.T, *world) {}, 1, RecentSignIn - time.Second, StepUpNone},
+		{"no factor, seconds before the limit", func(*testing.T, *world) {}, 1, RecentSignIn - 3*time.Second, StepUpNone},
 		{"no factor, older", func(*testing.T, *world) {}, 1, RecentSignIn + time.Second, StepUpPassword},
 		{"codes, two factors, recent", func(t *testing.T, w *world) { w.enrol(t, "ada") }, 2, 0, StepUpNone},
 		{"codes, one factor, recent", func(t *testing.T, w *world) { w.enrol(t, "ada") }, 1, 0, StepUpCode},
