@@ -80,12 +80,17 @@ func (s *Service) Has(user string) bool {
 }
 
 // HasNow is Has as the store says it now rather than this node's
-// memory, for a sign-in that must not skip a factor set up elsewhere a
-// moment ago.
+// memory, for a sign-in that must not skip a factor set up on another
+// node a moment ago (before this node's sync); while the store does not
+// answer, this node's copy once it has read every record, else a
+// StoreFailed: a factor is never taken for absent.
 func (s *Service) HasNow(ctx context.Context, user string) (bool, error) {
-	sealed, err := s.Records.Realm.RecordNow(ctx, Key(user))
+	realm := s.Records.Realm
+	sealed, err := realm.ReadRecord(ctx, Key(user))
 	if err != nil {
-		return false, records.StoreFailed{Err: err}
+		if sealed, err = realm.RecordNow(ctx, Key(user)); err != nil {
+			return false, records.StoreFailed{Err: err}
+		}
 	}
 	return sealed != nil, nil
 }

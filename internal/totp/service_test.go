@@ -332,9 +332,9 @@ func TestSwapError(t *testing.T) {
 	}
 }
 
-// TestHasNow: a factor counts once stored, on the node that stored it
-// at once and on another once it has read the store's changes; a
-// removed one no longer does.
+// TestHasNow: a factor counts once stored, on every node at once, even
+// one that has not read the store's changes yet (a password alone must
+// not pass there); a removed one no longer does.
 func TestHasNow(t *testing.T) {
 	dir, clk, key := t.TempDir(), new(session.Clock), session.Random(32)
 	a, _ := newService(t, dir, time.Hour, clk, key)
@@ -348,6 +348,9 @@ func TestHasNow(t *testing.T) {
 	}
 	if has, err := b.HasNow(ctx, "ada"); !has || err != nil {
 		t.Errorf("on the node that enrolled: %v %v", has, err)
+	}
+	if has, err := a.HasNow(ctx, "ada"); !has || err != nil {
+		t.Errorf("on another node, before its sync: %v %v", has, err)
 	}
 	if err := a.Records.Realm.Sync(ctx); err != nil {
 		t.Fatal(err)
