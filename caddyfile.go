@@ -3,6 +3,7 @@ package miniapp
 import (
 	"strconv"
 
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -43,6 +44,7 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    totp_issuer <name>
 //	    passkeys on | off
 //	    passkey_rp_id <domain>
+//	    oidc { ... }
 //	}
 //
 // `user`, `secret_key` and `protect` may be repeated; every other
@@ -103,6 +105,9 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		}
 	case "passkey_rp_id":
 		err = oneArg(d, &h.PasskeyRPID)
+	case "oidc":
+		h.OIDC = new(oidc.Config)
+		err = h.OIDC.UnmarshalCaddyfile(d)
 	case "store":
 		if !d.NextArg() {
 			return d.ArgErr()

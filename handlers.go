@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
@@ -53,11 +54,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if sess != nil && r.URL.Path != "/login" && r.URL.Path != "/logout" && r.URL.Path != authPath {
 		h.gate.Renew(w.Header(), wire, sess)
 	}
-	if sess != nil && h.signin.MustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] {
+	openID := h.provider != nil && oidc.Serves(r.URL.Path)
+	if sess != nil && h.signin.MustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] && !openID {
 		return h.enrolFirst(w, r, sess, next)
 	}
 	setPlaceholders(r, sess)
 	answer, own := routes[r.URL.Path]
+	if openID {
+		answer, own = (*Handler).openID, true
+	}
 	if !own {
 		if len(h.protected) == 0 || !h.protected.Match(r) {
 			return next.ServeHTTP(w, r)
@@ -329,7 +334,14 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request,
 			return h.endOther(w, r, in, sess, id)
 		}
 	}
-	everywhere := body["all"] == "1"
+	h.signOut(w, r, in, sess, body["all"] == "1")
+	web.Redirect(w, r, cmp.Or(h.domain.SafeNext(body["next"], in.Secure), h.domain.LoginURL))
+	return nil
+}
+
+// signOut ends the browser's session (nil: none), or with everywhere
+// every session of its user, and clears its cookie.
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, everywhere bool) {
 	if sess != nil {
 		h.shared.Revoke(r.Context(), sess.ID, sess.Expires)
 		if everywhere {
@@ -339,6 +351,4 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request,
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", in.Client), zap.Bool("everywhere", everywhere))
 	}
 	h.gate.End(w.Header(), wireOf(r))
-	web.Redirect(w, r, cmp.Or(h.domain.SafeNext(body["next"], in.Secure), h.domain.LoginURL))
-	return nil
 }

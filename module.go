@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/admin"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/session"
@@ -179,6 +180,13 @@ type Handler struct {
 	// request's host.
 	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
 
+	// Makes the realm an OpenID Connect provider for the clients it
+	// lists (Grafana, Gitea, oauth2-proxy...): they sign their users in
+	// through this login, its second factor and passkeys, and its sign
+	// out everywhere ends their tokens. Needs `login_url` (absolute) or
+	// its own `issuer`.
+	OIDC *oidc.Config `json:"oidc,omitempty"`
+
 	accounts     *account.Set
 	domain       gate.Domain
 	keys         *session.Keyring
@@ -198,6 +206,8 @@ type Handler struct {
 	totp     *totp.Service
 	passkeys *passkey.Service
 	signin   *signin.Service
+	// provider is the OpenID Connect provider, nil without `oidc`
+	provider *oidc.Provider
 	// unregister leaves the admin API
 	unregister func()
 }
@@ -314,6 +324,11 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 		return err
 	}
 	h.wire()
+	if h.OIDC != nil {
+		if h.provider, err = h.openIDProvider(ctx, repl); err != nil {
+			return err
+		}
+	}
 	h.register()
 	return nil
 }

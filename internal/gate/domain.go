@@ -112,7 +112,7 @@ func (d Domain) SafeNext(next string, secure bool) string {
 	if strings.HasPrefix(next, "/") || d.Name == "" {
 		return web.SafePath(next)
 	}
-	if len(next) > web.MaxFieldLen {
+	if len(next) > web.MaxNextLen {
 		return ""
 	}
 	for i := 0; i < len(next); i++ {

@@ -54,6 +54,9 @@ const (
 	// PurposeCeremony seals a passkey ceremony's challenge between its
 	// beginning and its end.
 	PurposeCeremony
+	// PurposeOIDC seals the OpenID Connect provider's authorization
+	// requests, codes and tokens.
+	PurposeOIDC
 	purposes = iota
 )
 
@@ -72,6 +75,8 @@ func (p Purpose) String() string {
 		return "record"
 	case PurposeCeremony:
 		return "ceremony"
+	case PurposeOIDC:
+		return "oidc"
 	}
 	return "purpose " + strconv.Itoa(int(p))
 }

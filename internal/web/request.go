@@ -24,9 +24,13 @@ import (
 const (
 	// MaxNameLen bounds the name of /hello.
 	MaxNameLen = 256
-	// MaxFieldLen bounds the username, password and next fields of
-	// /login, and any other text field a route reads.
+	// MaxFieldLen bounds the username and password fields of /login,
+	// and any other text field a route reads but next.
 	MaxFieldLen = account.MaxNameLen
+	// MaxNextLen bounds next, the URL a browser goes back to after
+	// signing in: an OpenID Connect authorization's callback carries its
+	// sealed request.
+	MaxNextLen = 4096
 	// maxParams is Go's own limit on the parameters of a query or form.
 	maxParams = 10000
 )
@@ -202,7 +206,7 @@ func IsJSON(contentType string) bool {
 // the result is checked and returned, so no Location begins with "//" or
 // holds "..".
 func SafePath(next string) string {
-	if len(next) > MaxFieldLen || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+	if len(next) > MaxNextLen || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return ""
 	}
 	for i := 0; i < len(next); i++ {

@@ -1,0 +1,122 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"slices"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// subjectOf is the sub of a configured account.
+func (p *Provider) subjectOf(user string) string { return Subject(p.realm, "cfg:"+user) }
+
+// claims fills info with the claims of sub's account for the scopes:
+// profile (preferred_username, name), email (email, email_verified: a
+// configured address is the operator's word) and groups (an array,
+// empty when there are none). An account gone from the config has none.
+func (p *Provider) claims(info *oidc.UserInfo, sub string, scopes []string) error {
+	acct, ok := p.accounts.Lookup(p.subjects[sub])
+	if !ok {
+		return errNotLive
+	}
+	info.Subject = sub
+	for _, scope := range scopes {
+		switch scope {
+		case oidc.ScopeProfile:
+			info.PreferredUsername, info.Name = acct.Name, acct.FullName
+		case oidc.ScopeEmail:
+			if acct.Email != "" {
+				info.Email, info.EmailVerified = acct.Email, true
+			}
+		case scopeGroups:
+			info.AppendClaims("groups", append([]string{}, acct.Groups...))
+		}
+	}
+	return nil
+}
+
+// SetUserinfoFromRequest adds to an ID token the sid of the browser
+// session it was issued through, which end_session and back-channel
+// logout name it by.
+func (storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+	var g *Grant
+	switch r := req.(type) {
+	case *request:
+		g = r.Grant
+	case *refreshRequest:
+		g = &r.token.Grant
+	}
+	if g != nil {
+		info.AppendClaims("sid", SessionID(g.Session))
+	}
+	return nil
+}
+
+// SessionID is the sid of a browser session as relying parties see it:
+// a digest of its ID, which stays the realm's own.
+func SessionID(session []byte) string {
+	sum := sha256.Sum256(append([]byte("miniapp sid\x00"), session...))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// client is a configured client as the library sees it.
+type client struct {
+	c        *Client
+	lifetime time.Duration
+}
+
+func (c client) GetID() string                    { return c.c.ID }
+func (c client) RedirectURIs() []string           { return c.c.RedirectURIs }
+func (c client) PostLogoutRedirectURIs() []string { return c.c.PostLogoutRedirectURIs }
+func (c client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c client) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+}
+
+// ApplicationType is native for a public client (loopback redirects on
+// any port, RFC 8252) and web for a confidential one.
+func (c client) ApplicationType() op.ApplicationType {
+	if c.c.Public() {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+
+// AuthMethod is none for a public client and the secret, in the header
+// or the body, for a confidential one.
+func (c client) AuthMethod() oidc.AuthMethod {
+	if c.c.Public() {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+
+// LoginURL is the module's callback: it signs in (or finds the session)
+// and finishes the request.
+func (c client) LoginURL(id string) string { return CallbackPath + "?id=" + id }
+
+func (c client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
+func (c client) IDTokenLifetime() time.Duration      { return c.lifetime }
+func (c client) DevMode() bool                       { return false }
+func (c client) ClockSkew() time.Duration            { return 0 }
+
+// IDTokenUserinfoClaimsAssertion puts the scopes' claims in the ID token
+// as well as in userinfo.
+func (c client) IDTokenUserinfoClaimsAssertion() bool { return true }
+
+// IsScopeAllowed allows the groups scope beside the standard ones.
+func (c client) IsScopeAllowed(scope string) bool { return scope == scopeGroups }
+
+func (c client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return slices.Clone[[]string]
+}
+
+func (c client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return slices.Clone[[]string]
+}

@@ -1,0 +1,112 @@
+package oidc
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// Signed is the browser's session at the callback, as the route read it.
+type Signed struct {
+	// User names the account, Account is its ID, Groups its groups and
+	// HasFactor whether it has a second factor to sign in with.
+	User      string
+	Account   [16]byte
+	Groups    []string
+	HasFactor bool
+	// Session, Expires, Counter and Generation bind the grant to the
+	// session (its end ends the grant's tokens, but an offline grant's);
+	// Issued and Factors are when and how it began.
+	Session    [16]byte
+	Expires    time.Time
+	Counter    uint32
+	Generation uint64
+	Issued     time.Time
+	Factors    uint8
+}
+
+// Step is what the route does with an authorization request at its
+// callback.
+type Step int
+
+// The steps of a callback.
+const (
+	// Refuse: the request is unknown or expired; an error page, never a
+	// redirect (its redirect URI cannot be trusted).
+	Refuse Step = iota
+	// SignIn: the browser goes to the login page and comes back.
+	SignIn
+	// Respond: back to the client, with a code or an error.
+	Respond
+)
+
+// Decision is the outcome of an authorization request at its callback.
+type Decision struct {
+	Step Step
+	// Reason says why a request is refused.
+	Reason string
+	req    *request
+	err    *oidc.Error
+}
+
+// Finish decides an authorization request (its ID) for the browser's
+// session s (nil for none): a code for a session the client accepts,
+// the login page for none or one that is too old or has too few factors
+// (unless prompt=none), an error to the client otherwise.
+func (p *Provider) Finish(id string, s *Signed) Decision {
+	now := p.clock.Now()
+	r, err := openRequest(p.seal, id, now)
+	c := (*Client)(nil)
+	if err == nil {
+		c = p.cfg.client(r.ClientID)
+	}
+	if c == nil {
+		return Decision{Step: Refuse, Reason: "the sign-in request is unknown or has expired: start again from the app"}
+	}
+	silent := slices.Contains(r.Prompt, oidc.PromptNone)
+	again := func(e *oidc.Error) Decision {
+		if silent {
+			return Decision{Step: Respond, req: r, err: e}
+		}
+		return Decision{Step: SignIn}
+	}
+	if s == nil {
+		return again(oidc.ErrLoginRequired())
+	}
+	fresh := !s.Issued.Before(time.Unix(r.Created, 0))
+	if r.MaxAge != nil && s.Issued.Before(time.Unix(r.Created, 0).Add(-time.Duration(*r.MaxAge)*time.Second)) && !fresh {
+		return again(oidc.ErrLoginRequired().WithDescription("the session is older than max_age"))
+	}
+	if len(c.Groups) > 0 && !slices.ContainsFunc(c.Groups, func(g string) bool { return slices.Contains(s.Groups, g) }) {
+		return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this account may not sign in to this app")}
+	}
+	if c.SecondFactor == "required" && s.Factors < 2 {
+		if !s.HasFactor || fresh {
+			return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this app needs a sign-in with a second factor")}
+		}
+		return again(oidc.ErrInteractionRequired().WithDescription("this app needs a sign-in with a second factor"))
+	}
+	g := &Grant{ID: session.Random(16), User: s.User, Subject: p.subjectOf(s.User), Account: s.Account[:], Counter: s.Counter,
+		Generation: s.Generation, Session: s.Session[:], SessionExpires: s.Expires.Unix(), AuthTime: s.Issued.Unix(),
+		Factors: s.Factors, Expires: now.Add(CodeLifetime).Unix()}
+	if r.Offline() {
+		g.Until = now.Add(time.Duration(p.cfg.RefreshTokenLifetime)).Unix()
+	} else {
+		g.Until = min(now.Add(CodeLifetime+time.Duration(p.cfg.AccessTokenLifetime)).Unix(), g.SessionExpires)
+	}
+	return Decision{Step: Respond, req: r.granted(g)}
+}
+
+// Respond writes a Respond decision: the browser goes back to the
+// client's redirect URI with a code, or with the error.
+func (p *Provider) Respond(w http.ResponseWriter, r *http.Request, d Decision) {
+	if d.err != nil {
+		op.AuthRequestError(w, r, d.req, d.err, p.op)
+		return
+	}
+	op.AuthResponse(d.req, p.op, w, r)
+}

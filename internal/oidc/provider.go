@@ -1,0 +1,179 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/records"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
+	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// Prefix starts the path of every endpoint but discovery.
+const Prefix = "/miniapp/oidc/"
+
+// The endpoints' paths.
+const (
+	DiscoveryPath  = oidc.DiscoveryEndpoint
+	AuthorizePath  = Prefix + "authorize"
+	CallbackPath   = AuthorizePath + "/callback"
+	TokenPath      = Prefix + "token"
+	UserinfoPath   = Prefix + "userinfo"
+	EndSessionPath = Prefix + "end_session"
+	devicePath     = Prefix + "device_authorization"
+)
+
+// Serves reports whether the provider answers the path: discovery, or
+// a path under Prefix.
+func Serves(path string) bool {
+	return path == DiscoveryPath || strings.HasPrefix(path, Prefix)
+}
+
+// scopes are the scopes the provider knows.
+var scopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, scopeGroups, oidc.ScopeOfflineAccess}
+
+// scopeGroups asks for the groups claim.
+const scopeGroups = "groups"
+
+// Provider is a realm's OpenID Connect provider: the library's, over
+// the realm's accounts, store and keys.
+type Provider struct {
+	cfg      *Config
+	realm    string
+	accounts *account.Set
+	shared   *store.Realm
+	records  *records.Store
+	seal     *session.Keyring
+	clock    *session.Clock
+	// subjects maps each account's sub to its name
+	subjects map[string]string
+	// secrets are the confidential clients' secrets, hashed
+	secrets  map[string][32]byte
+	op       *op.Provider
+	keyCache keyCache
+	// discoveryJSON is the discovery document, made once
+	discoveryJSON []byte
+}
+
+// Options are the realm's parts the provider works over.
+type Options struct {
+	// Realm names the realm; Accounts are its accounts.
+	Realm    string
+	Accounts *account.Set
+	// Shared is the realm's store, Records its sealed records.
+	Shared  *store.Realm
+	Records *records.Store
+	// Keys seal the requests, codes and tokens; Clock tells the time.
+	Keys  *session.Keyring
+	Clock *session.Clock
+}
+
+// New makes the provider of a validated config, and the realm's first
+// signing key when it has none.
+func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
+	p := &Provider{cfg: cfg, realm: o.Realm, accounts: o.Accounts, shared: o.Shared, records: o.Records, seal: o.Keys, clock: o.Clock,
+		subjects: map[string]string{}, secrets: map[string][32]byte{}}
+	for acct := range o.Accounts.All() {
+		p.subjects[Subject(o.Realm, "cfg:"+acct.Name)] = acct.Name
+	}
+	var origins []string
+	for _, c := range cfg.Clients {
+		if !c.Public() {
+			p.secrets[c.ID] = sha256.Sum256([]byte(c.Secret))
+		}
+		for _, uri := range c.RedirectURIs {
+			if u, err := url.Parse(uri); err == nil && (u.Scheme == "https" || u.Scheme == "http") && !slices.Contains(origins, u.Scheme+"://"+u.Host) {
+				origins = append(origins, u.Scheme+"://"+u.Host)
+			}
+		}
+	}
+	if err := p.ensureKey(ctx); err != nil {
+		return nil, err
+	}
+	config := &op.Config{
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
+		SupportedScopes:       scopes,
+		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "at_hash", "c_hash", "azp",
+			"preferred_username", "name", "email", "email_verified", "groups"},
+	}
+	iss, _ := url.Parse(cfg.Issuer)
+	opts := []op.Option{
+		op.WithCrypto(crypto{p}),
+		op.WithCustomEndpoints(endpoint(AuthorizePath), endpoint(TokenPath), endpoint(UserinfoPath), endpoint(Prefix+"revoke"),
+			endpoint(EndSessionPath), endpoint(Prefix+"keys")),
+		op.WithCustomIntrospectionEndpoint(endpoint(Prefix + "introspect")),
+		op.WithCustomDeviceAuthorizationEndpoint(endpoint(devicePath)),
+		op.WithCORSOptions(&cors.Options{
+			AllowedOrigins: origins,
+			AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
+			AllowedHeaders: []string{"Accept", "Authorization", "Content-Type"},
+		}),
+	}
+	if iss.Scheme == "http" {
+		// Validate allows http on loopback addresses only
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	var err error
+	if p.op, err = op.NewProvider(config, storage{p}, op.StaticIssuer(cfg.Issuer), opts...); err != nil {
+		return nil, err
+	}
+	if p.discoveryJSON, err = p.discovery(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// endpoint is an endpoint at an absolute path.
+func endpoint(path string) *op.Endpoint { return op.NewEndpoint(path[1:]) }
+
+// Subject is the sub of an account's stable key in a realm:
+// base64url(SHA-256("miniapp sub" 0 realm 0 key)) cut to 22 characters.
+// key is `cfg:<name>` for an account of the config: it survives a
+// password change, is the same on every node and differs between realms.
+func Subject(realm, key string) string {
+	sum := sha256.Sum256([]byte("miniapp sub\x00" + realm + "\x00" + key))
+	return base64.RawURLEncoding.EncodeToString(sum[:])[:22]
+}
+
+// idLifetime is how long an ID token is good for: as an access token.
+func (p *Provider) idLifetime() time.Duration { return time.Duration(p.cfg.AccessTokenLifetime) }
+
+// crypto seals the library's codes and access tokens with the realm's
+// keys, so they open on every node, after restarts and reloads, and key
+// rotation works as for cookies; an access token that is no longer
+// live does not open.
+type crypto struct{ p *Provider }
+
+// tokenName binds what the crypto seals.
+const tokenName = "token"
+
+// Encrypt seals a code's or an access token's plain text.
+func (c crypto) Encrypt(plain string) (string, error) {
+	return c.p.seal.SealData(session.PurposeOIDC, []byte(plain), tokenName), nil
+}
+
+// Decrypt opens a live access token; anything else (a code, a token
+// that expired or was revoked) does not open.
+func (c crypto) Decrypt(sealed string) (string, error) {
+	data, _, err := c.p.seal.OpenData(session.PurposeOIDC, sealed, tokenName)
+	if err != nil {
+		return "", errNotLive
+	}
+	plain := string(data)
+	if t, ok := splitAccess(c.p.seal, plain); !ok || !c.p.live(t, c.p.clock.Now()) {
+		return "", errNotLive
+	}
+	return plain, nil
+}

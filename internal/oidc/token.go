@@ -1,0 +1,99 @@
+package oidc
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/store"
+)
+
+// token is what an access or a refresh token carries, sealed: its grant,
+// its client and scopes, and its own expiry. An access token's ID is its
+// JSON in base64url (never a ':', which the library's token format
+// splits on); a refresh token is its JSON sealed whole.
+type token struct {
+	Grant    Grant    `json:"g"`
+	ClientID string   `json:"c"`
+	Scopes   []string `json:"s"`
+	// Offline: the grant outlives the browser session (a refresh
+	// token's, and the access tokens it leads to).
+	Offline bool `json:"o,omitempty"`
+	// Rotation counts the refresh token's uses.
+	Rotation uint32 `json:"r,omitempty"`
+	Expires  int64  `json:"e"`
+}
+
+// accessName binds sealed access token IDs.
+const accessName = "access"
+
+// sealAccess seals an access token into its ID: the library wraps the
+// ID again, but passes a client's unopened value to RevokeToken as if it
+// were one, so the ID itself must be authentic (and has no ':', which
+// the library's token format splits on).
+func sealAccess(keys *session.Keyring, t *token) string {
+	data, _ := json.Marshal(t) // plain values: never fails
+	return keys.SealData(session.PurposeOIDC, data, accessName)
+}
+
+// openAccess opens an access token's ID, without checking that it is
+// live.
+func openAccess(keys *session.Keyring, id string) (*token, bool) {
+	data, _, err := keys.OpenData(session.PurposeOIDC, id, accessName)
+	t := new(token)
+	if err != nil || json.Unmarshal(data, t) != nil {
+		return nil, false
+	}
+	return t, true
+}
+
+// refreshName binds sealed refresh tokens.
+const refreshName = "refresh"
+
+// sealRefresh seals a refresh token.
+func sealRefresh(keys *session.Keyring, t *token) string {
+	data, _ := json.Marshal(t) // plain values: never fails
+	return keys.SealData(session.PurposeOIDC, data, refreshName)
+}
+
+// openRefresh opens a refresh token, without checking that it is live.
+func openRefresh(keys *session.Keyring, value string) (*token, bool) {
+	data, _, err := keys.OpenData(session.PurposeOIDC, value, refreshName)
+	t := new(token)
+	if err != nil || json.Unmarshal(data, t) != nil || !t.Offline {
+		return nil, false
+	}
+	return t, true
+}
+
+// live reports whether the token may still be used at now: not expired,
+// its account as it was (not removed, password unchanged), not signed
+// out everywhere since, its grant not revoked and, unless offline, its
+// browser session not ended.
+func (p *Provider) live(t *token, now time.Time) bool {
+	g := &t.Grant
+	if !now.Before(time.Unix(t.Expires, 0)) || len(g.ID) != 16 || len(g.Session) != 16 || len(g.Account) != 16 {
+		return false
+	}
+	acct, ok := p.accounts.Lookup(g.User)
+	if !ok || acct.ID != [16]byte(g.Account) {
+		return false
+	}
+	id := store.AccountID(acct.ID)
+	if t.Offline {
+		return !p.shared.Revoked(id, [16]byte(g.ID), time.Unix(g.Until, 0), g.Counter, g.Generation)
+	}
+	return !p.shared.Revoked(id, [16]byte(g.Session), time.Unix(g.SessionExpires, 0), g.Counter, g.Generation) &&
+		!p.shared.RevokedID([16]byte(g.ID), time.Unix(g.Until, 0))
+}
+
+// splitAccess opens the plain text of an access token (the library's
+// "<id>:<subject>") into its token.
+func splitAccess(keys *session.Keyring, plain string) (*token, bool) {
+	id, _, ok := strings.Cut(plain, ":")
+	if !ok {
+		return nil, false
+	}
+	return openAccess(keys, id)
+}

@@ -1,0 +1,116 @@
+package miniapp
+
+import (
+	"cmp"
+	"net/http"
+
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
+	"github.com/caddy-miniapp/miniapp/internal/web"
+	"github.com/caddyserver/caddy/v2"
+)
+
+// openIDProvider makes the realm's OpenID Connect provider of the `oidc`
+// config.
+func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc.Provider, error) {
+	h.OIDC.SetDefaults(h.LoginURL, func(s string) string { return repl.ReplaceKnown(s, "") })
+	if err := h.OIDC.Validate(); err != nil {
+		return nil, err
+	}
+	return oidc.New(ctx, h.OIDC, oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records,
+		Keys: h.keys, Clock: h.clock})
+}
+
+// openID serves the provider's paths: the callback (where a signed-in
+// session finishes an authorization) and end_session here, the
+// protocol's endpoints through the library.
+func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+	switch r.URL.Path {
+	case oidc.CallbackPath:
+		return h.openIDCallback(w, r, in, sess)
+	case oidc.EndSessionPath:
+		return h.endSession(w, r, in, sess)
+	}
+	if h.provider.ServeHTTP(w, r) {
+		return web.Reject(http.StatusBadRequest, "the sign-in request has no known client_id or a redirect_uri its client has not registered")
+	}
+	return nil
+}
+
+// openIDCallback finishes an authorization request with the browser's
+// session: back to the client with a code or an error, or to the login
+// page first.
+func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
+	}
+	id, err := web.FormValue(r.URL.RawQuery, "id")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if sess != nil && h.signin.MustEnrol(sess) {
+		web.Redirect(w, r, totpPath)
+		return nil
+	}
+	var signed *oidc.Signed
+	if sess != nil {
+		signed = &oidc.Signed{User: sess.User, Account: sess.Account.ID, Groups: sess.Account.Groups,
+			HasFactor: h.signin.HasFactor(sess.Account), Session: sess.ID, Expires: sess.Expires, Counter: sess.Counter,
+			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors}
+	}
+	d := h.provider.Finish(id, signed)
+	switch d.Step {
+	case oidc.Refuse:
+		return web.Reject(http.StatusBadRequest, d.Reason)
+	case oidc.SignIn:
+		return h.signInFirst(w, r, in, nil)
+	}
+	h.provider.Respond(w, r, d)
+	return nil
+}
+
+// endSession is the provider's end_session: with an id_token_hint of
+// the browser's session it ends that session and goes on to the
+// client's registered post_logout_redirect_uri; otherwise it shows the
+// sign-out page, whose button does it.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
+		return err
+	}
+	names := []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id"}
+	fields := web.Fields{}
+	if r.Method == http.MethodPost {
+		// a relying party's form, from its own site: the hint is
+		// the proof, not the origin
+		var err error
+		if fields, err = web.ReadFields(w, r, h.MaxBodySize, names...); err != nil {
+			return err
+		}
+	} else {
+		for _, name := range names {
+			v, err := web.FormValue(r.URL.RawQuery, name)
+			if err != nil {
+				return err
+			}
+			fields[name] = v
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	var current [16]byte
+	if sess != nil {
+		current = sess.ID
+	}
+	out := h.provider.EndSession(r.Context(), fields["id_token_hint"], fields["post_logout_redirect_uri"], fields["state"],
+		fields["client_id"], current)
+	if !out.End {
+		data := web.PageData{Title: "Sign out"}
+		if sess != nil {
+			data.User = sess.User
+		}
+		return h.site.Render(w, r, http.StatusOK, "logout.html", data)
+	}
+	h.signOut(w, r, in, sess, false)
+	web.Redirect(w, r, cmp.Or(out.Redirect, h.domain.LoginURL))
+	return nil
+}
