@@ -1,0 +1,198 @@
+package miniapp
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// oidcSecret is the test's confidential client secret.
+const oidcSecret = "grafana-secret-of-at-least-32-characters"
+
+// oidcSite is a Caddy whose realm is an OpenID Connect provider, with a
+// relying party written with go-oidc and x/oauth2 for each client.
+type oidcSite struct {
+	*site
+	issuer   string
+	provider *gooidc.Provider
+	ctx      context.Context
+}
+
+// startOIDC starts Caddy with the provider: grafana (confidential, staff
+// only), cli (public) and vault (second factor required); carol is in
+// staff.
+func startOIDC(t *testing.T) *oidcSite {
+	t.Helper()
+	issuer := httpBase
+	s := startCaddy(t, t.TempDir(), fmt.Sprintf(`user carol %s {
+			groups staff
+			email carol@example.test
+		}
+		oidc {
+			issuer %s
+			client grafana {
+				secret %s
+				redirect_uri http://127.0.0.1:9/rp/grafana
+				post_logout_redirect_uri http://127.0.0.1:9/rp/bye
+				groups staff
+				name Grafana
+			}
+			client cli {
+				redirect_uri http://127.0.0.1/rp/cli
+			}
+			client vault {
+				secret %s
+				redirect_uri http://127.0.0.1:9/rp/vault
+				second_factor required
+			}
+		}`, adaHash, issuer, oidcSecret, oidcSecret))
+	ctx := gooidc.ClientContext(context.Background(), &http.Client{Transport: forwardedFor{nextIP(), loopback()}})
+	provider, err := gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	return &oidcSite{site: s, issuer: issuer, provider: provider, ctx: ctx}
+}
+
+// relyingParty is a client's OAuth 2.0 config.
+func (o *oidcSite) relyingParty(clientID, secret, redirect string) *oauth2.Config {
+	return &oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: o.provider.Endpoint(), RedirectURL: redirect,
+		Scopes: []string{gooidc.ScopeOpenID, "profile", "email", "groups"}}
+}
+
+// authorize follows a browser from the client's authorization URL
+// through the login page (signing in as user when it is shown) to the
+// client's redirect URI, and returns that URL.
+func (o *oidcSite) authorize(t *testing.T, c *http.Client, authURL, user, password string) *url.URL {
+	t.Helper()
+	target := authURL
+	for range 8 {
+		resp, _ := call(t, c, "GET", target, "", "Accept", "text/html")
+		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("GET %s: %d", target, resp.StatusCode)
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(loc.String(), "http://127.0.0.1"):
+			return loc
+		case loc.Path == "/login":
+			form := url.Values{"username": {user}, "password": {password}, "next": {loc.Query().Get("next")}}
+			resp, _ := call(t, c, "POST", o.issuer+"/login", form.Encode(), "Accept", "text/html", "Origin", o.issuer)
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("login as %s: %d", user, resp.StatusCode)
+			}
+			next, _ := resp.Location()
+			target = next.String()
+		default:
+			target = loc.String()
+		}
+	}
+	t.Fatalf("no way back to the client from %s", authURL)
+	return nil
+}
+
+// TestCaddyOpenIDConnect: a confidential and a public client sign in
+// through a real Caddy; a reused code, a wrong verifier, a refused group
+// and sign out everywhere behave as the spec and the issue say.
+func TestCaddyOpenIDConnect(t *testing.T) {
+	o := startOIDC(t)
+	browser := o.client()
+	grafana := o.relyingParty("grafana", oidcSecret, "http://127.0.0.1:9/rp/grafana")
+	verifier := oauth2.GenerateVerifier()
+	nonce := fmt.Sprintf("%x", session.Random(8))
+	back := o.authorize(t, browser, grafana.AuthCodeURL("st-1", gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), "carol", adaPassword)
+	code := back.Query().Get("code")
+	if back.Query().Get("state") != "st-1" || code == "" {
+		t.Fatalf("back at grafana: %s", back)
+	}
+	if _, err := grafana.Exchange(o.ctx, code, oauth2.VerifierOption("not-"+verifier)); err == nil {
+		t.Error("a wrong verifier got tokens")
+	}
+	back = o.authorize(t, browser, grafana.AuthCodeURL("st-2", gooidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), "", "")
+	code = back.Query().Get("code")
+	tok, err := grafana.Exchange(o.ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idToken, err := o.provider.VerifierContext(o.ctx, &gooidc.Config{ClientID: "grafana"}).Verify(o.ctx, raw)
+	if err != nil || idToken.Nonce != nonce {
+		t.Fatalf("ID token: %v (nonce %q)", err, idToken.Nonce)
+	}
+	var claims struct {
+		Email    string   `json:"email"`
+		Verified bool     `json:"email_verified"`
+		Name     string   `json:"preferred_username"`
+		Groups   []string `json:"groups"`
+	}
+	if err := idToken.Claims(&claims); err != nil || claims.Email != "carol@example.test" || !claims.Verified || claims.Name != "carol" ||
+		len(claims.Groups) != 1 || claims.Groups[0] != "staff" {
+		t.Errorf("ID token claims: %+v %v", claims, err)
+	}
+	info, err := o.provider.UserInfo(o.ctx, oauth2.StaticTokenSource(tok))
+	if err != nil || info.Subject != idToken.Subject || info.Email != "carol@example.test" {
+		t.Fatalf("userinfo: %+v %v", info, err)
+	}
+	if _, err := grafana.Exchange(o.ctx, code, oauth2.VerifierOption(verifier)); err == nil {
+		t.Error("a code worked twice")
+	}
+	if _, err := o.provider.UserInfo(o.ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Error("the first use's access token still works after the code's reuse")
+	}
+
+	// ada is not in grafana's groups
+	other := o.client()
+	back = o.authorize(t, other, grafana.AuthCodeURL("st-3", oauth2.S256ChallengeOption(verifier)), "ada", adaPassword)
+	if back.Query().Get("error") != "access_denied" || back.Query().Get("code") != "" {
+		t.Errorf("ada at grafana: %s", back)
+	}
+	// nor has she a second factor for vault
+	vault := o.relyingParty("vault", oidcSecret, "http://127.0.0.1:9/rp/vault")
+	back = o.authorize(t, other, vault.AuthCodeURL("st-4", oauth2.S256ChallengeOption(verifier)), "ada", adaPassword)
+	if back.Query().Get("error") != "access_denied" {
+		t.Errorf("ada at vault without a second factor: %s", back)
+	}
+
+	// a public client: PKCE, no secret, a loopback redirect on any port
+	cli := o.relyingParty("cli", "", "http://127.0.0.1:50123/rp/cli")
+	cli.Scopes = append(cli.Scopes, gooidc.ScopeOfflineAccess)
+	back = o.authorize(t, browser, cli.AuthCodeURL("st-5", oauth2.S256ChallengeOption(verifier)), "", "")
+	cliTok, err := cli.Exchange(o.ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil || cliTok.RefreshToken == "" {
+		t.Fatalf("public client: %v", err)
+	}
+	if resp, _ := call(t, o.client(), "GET", cli.AuthCodeURL("st-6"), "", "Accept", "text/html"); resp.StatusCode != http.StatusFound ||
+		!strings.Contains(resp.Header.Get("Location"), "error=invalid_request") {
+		t.Errorf("a public client without PKCE: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// an unregistered redirect URI: an error page, no redirect
+	evil := o.relyingParty("grafana", oidcSecret, "https://evil.example.test/cb")
+	resp, body := call(t, browser, "GET", evil.AuthCodeURL("st-7", oauth2.S256ChallengeOption(verifier)), "", "Accept", "text/html")
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(body, "redirect_uri") {
+		t.Errorf("an unregistered redirect URI: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// sign out everywhere ends the tokens, offline ones too
+	if resp, _ := call(t, browser, "POST", o.issuer+"/logout", "all=1", "Origin", o.issuer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out everywhere: %d", resp.StatusCode)
+	}
+	if _, err := o.provider.UserInfo(o.ctx, oauth2.StaticTokenSource(cliTok)); err == nil {
+		t.Error("userinfo after sign out everywhere")
+	}
+	expired := *cliTok
+	expired.AccessToken = ""
+	if _, err := cli.TokenSource(o.ctx, &expired).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("refresh after sign out everywhere: %v", err)
+	}
+}
