@@ -15,5 +15,14 @@ func init() {
 func (h *Handler) register() {
 	h.unregister = admin.Register(&admin.Node{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Place: h.store.Place(),
 		Records: h.records, TOTP: h.totp, Passkeys: &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger},
-		Logger: h.logger, Logout: func() { h.count(metrics.logouts) }})
+		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }})
+}
+
+// openIDNode is the provider as the admin API sees it, nil without one
+// (a nil *oidc.Provider in the interface would not be nil).
+func (h *Handler) openIDNode() admin.OpenID {
+	if h.provider == nil {
+		return nil
+	}
+	return h.provider
 }

@@ -2,12 +2,16 @@ package miniapp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -183,6 +187,74 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 		t.Errorf("an unregistered redirect URI: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
+	// the profile lists the app holding a refresh token; signing out of
+	// it there ends its tokens
+	var prof struct {
+		Apps []oidc.AppView `json:"apps"`
+	}
+	if _, body := call(t, browser, "GET", o.issuer+"/profile", "", "Accept", "application/json"); json.Unmarshal([]byte(body), &prof) != nil ||
+		len(prof.Apps) != 1 || prof.Apps[0].Client != "cli" {
+		t.Fatalf("the profile's apps: %s", body)
+	}
+	if _, body := call(t, browser, "GET", o.issuer+"/profile", "", "Accept", "text/html"); !strings.Contains(body, `aria-label="Sign out of cli"`) {
+		t.Errorf("the profile page lists no app")
+	}
+	if resp, _ := call(t, o.client(), "POST", o.issuer+oidc.GrantsPath, "grant="+prof.Apps[0].Grant, "Origin", o.issuer); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another browser signed carol out of an app: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, browser, "POST", o.issuer+oidc.GrantsPath, "grant="+prof.Apps[0].Grant, "Origin", o.issuer); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out of this app: %d", resp.StatusCode)
+	}
+	stale := *cliTok
+	stale.Expiry = time.Now().Add(-time.Minute)
+	if _, err := cli.TokenSource(o.ctx, &stale).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("refresh after signing out of the app: %v", err)
+	}
+	offline := func(state string) *oauth2.Token {
+		back := o.authorize(t, browser, cli.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), "", "")
+		tok, err := cli.Exchange(o.ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.Expiry = time.Now().Add(-time.Minute)
+		return tok
+	}
+
+	// the operator lists and revokes a user's grants (admin API and
+	// caddy miniapp), and rotates the signing key
+	cliTok = offline("st-8")
+	var grants []oidc.GrantInfo
+	if _, body := call(t, o.client(), "GET", adminBase+"/miniapp/oidc/grants?user=carol", ""); json.Unmarshal([]byte(body), &grants) != nil ||
+		len(grants) != 1 || grants[0].Client != "cli" {
+		t.Errorf("GET /miniapp/oidc/grants: %s", body)
+	}
+	miniapp := func(args ...string) string {
+		out, err := exec.Command(buildCaddy(t), append([]string{"miniapp"}, append(args, "--address", "localhost:2999")...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("caddy miniapp %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := miniapp("oidc-grants", "carol"); !strings.Contains(out, "CLIENT") || !strings.Contains(out, " cli ") {
+		t.Errorf("oidc-grants:\n%s", out)
+	}
+	if out := miniapp("oidc-revoke", "carol"); out != "revoked 1 OpenID Connect grants of carol\n" {
+		t.Errorf("oidc-revoke: %q", out)
+	}
+	if _, err := cli.TokenSource(o.ctx, cliTok).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("refresh after oidc-revoke: %v", err)
+	}
+	if out := miniapp("oidc-rotate-key"); !strings.HasPrefix(out, "new signing key ") {
+		t.Errorf("oidc-rotate-key: %q", out)
+	}
+	var keys struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if _, body := call(t, o.client(), "GET", o.issuer+"/miniapp/oidc/keys", ""); json.Unmarshal([]byte(body), &keys) != nil || len(keys.Keys) != 2 {
+		t.Errorf("the key set after a rotation: %s", body)
+	}
+	cliTok = offline("st-9")
+
 	// sign out everywhere ends the tokens, offline ones too
 	if resp, _ := call(t, browser, "POST", o.issuer+"/logout", "all=1", "Origin", o.issuer); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign out everywhere: %d", resp.StatusCode)
@@ -190,9 +262,7 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 	if _, err := o.provider.UserInfo(o.ctx, oauth2.StaticTokenSource(cliTok)); err == nil {
 		t.Error("userinfo after sign out everywhere")
 	}
-	expired := *cliTok
-	expired.AccessToken = ""
-	if _, err := cli.TokenSource(o.ctx, &expired).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+	if _, err := cli.TokenSource(o.ctx, cliTok).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("refresh after sign out everywhere: %v", err)
 	}
 }

@@ -3,11 +3,13 @@ package miniapp
 import (
 	"cmp"
 	"net/http"
+	"slices"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // openIDProvider makes the realm's OpenID Connect provider of the `oidc`
@@ -30,6 +32,8 @@ func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request,
 		return h.openIDCallback(w, r, in, sess)
 	case oidc.EndSessionPath:
 		return h.endSession(w, r, in, sess)
+	case oidc.GrantsPath:
+		return h.signOutOfApp(w, r, in, sess)
 	}
 	if h.provider.ServeHTTP(w, r) {
 		return web.Reject(http.StatusBadRequest, "the sign-in request has no known client_id or a redirect_uri its client has not registered")
@@ -112,5 +116,39 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Requ
 	}
 	h.signOut(w, r, in, sess, false)
 	web.Redirect(w, r, cmp.Or(out.Redirect, h.domain.LoginURL))
+	return nil
+}
+
+// signOutOfApp revokes one of the signed-in user's grants, chosen on
+// the profile page ("sign out of this app"), and goes back to the
+// profile.
+func (h *Handler) signOutOfApp(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
+		return err
+	}
+	if err := h.sameOrigin(r); err != nil {
+		return err
+	}
+	if sess == nil {
+		return h.signInFirst(w, r, in, nil)
+	}
+	body, err := web.ReadFields(w, r, h.MaxBodySize, "grant")
+	if err != nil {
+		return err
+	}
+	id, ok := oidc.ParseGrant(body["grant"])
+	if !ok {
+		return web.Reject(http.StatusBadRequest, "grant must be 32 hex digits")
+	}
+	grants, err := h.provider.Grants(sess.User)
+	if err != nil || !slices.ContainsFunc(grants, func(g oidc.GrantInfo) bool { return g.ID == body["grant"] }) {
+		return web.Reject(http.StatusNotFound, "no such app of this user")
+	}
+	if err := h.provider.RevokeGrant(r.Context(), sess.User, id); err != nil {
+		return web.Reject(http.StatusServiceUnavailable, "the store did not answer; try again")
+	}
+	h.logger.Info("OpenID Connect grant revoked", zap.String("user", sess.User), zap.String("by", "profile page"),
+		zap.String("client_ip", in.Client))
+	web.Redirect(w, r, "/profile")
 	return nil
 }

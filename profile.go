@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
@@ -27,6 +28,12 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 	// most accounts have a few sessions: their copy stays on the stack
 	var few [4]store.Entry
 	sessions, others := h.gate.Sessions(few[:0], sess, gate.Client{IP: in.Client, UserAgent: r.UserAgent()})
+	var apps []oidc.GrantInfo
+	if h.provider != nil {
+		// a record that does not open lists no apps; revoking them
+		// all (caddy miniapp oidc-revoke) starts it anew
+		apps, _ = h.provider.Grants(sess.User)
+	}
 	if in.Format == web.JSON {
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time
@@ -41,6 +48,9 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 			body = totp.AppendStatus(body, h.totp.StatusOf(sess.User))
 			if h.passkeys != nil {
 				body = passkey.AppendJSON(append(body, `,"passkeys":`...), h.passkeys.Current(sess.Account))
+			}
+			if h.provider != nil {
+				body = h.provider.AppendAppsJSON(append(body, `,"apps":`...), apps)
 			}
 			return append(body, '}')
 		})
@@ -70,6 +80,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 				return totp.AppendStatusLine(b, h.totp.StatusOf(sess.User))
 			case web.ProfileStepUp:
 				return stepUp.AppendField(b, "passkey-step-up")
+			case web.ProfileApps:
+				if h.provider == nil {
+					return b
+				}
+				return h.provider.AppendApps(b, apps)
 			default:
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })
 			}

@@ -48,6 +48,8 @@ type Node struct {
 	Records  *records.Store
 	TOTP     *totp.Service
 	Passkeys *passkey.Service
+	// OpenID is the realm's OpenID Connect provider, nil without one.
+	OpenID OpenID
 	// Logger logs what the admin API did; Logout counts a session ended.
 	Logger *zap.Logger
 	Logout func()
@@ -109,6 +111,8 @@ func (API) Routes() []caddy.AdminRoute {
 		{Pattern: "/miniapp/totp", Handler: caddy.AdminHandlerFunc(secondFactor)},
 		{Pattern: "/miniapp/passkeys", Handler: caddy.AdminHandlerFunc(passkeys)},
 		{Pattern: "/miniapp/passkeys/", Handler: caddy.AdminHandlerFunc(deletePasskey)},
+		{Pattern: "/miniapp/oidc/grants", Handler: caddy.AdminHandlerFunc(grants)},
+		{Pattern: "/miniapp/oidc/keys", Handler: caddy.AdminHandlerFunc(rotateKey)},
 	}
 }
 

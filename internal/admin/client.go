@@ -28,7 +28,7 @@ import (
 func Command() caddycmd.Command {
 	return caddycmd.Command{
 		Name:  "miniapp",
-		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> | passkeys-reset <user> [--address <admin>] [--realm <realm>]",
+		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> | passkeys-reset <user> | oidc-grants <user> | oidc-revoke <user> | oidc-rotate-key [--address <admin>] [--realm <realm>]",
 		Short: "Lists and ends miniapp sessions through the admin API",
 		Long: `
 Lists and ends the sessions of miniapp users on a running Caddy, through
@@ -46,6 +46,12 @@ its admin API (the module admin.api.miniapp), as caddy reload does:
   caddy miniapp passkeys-reset <user>  removes all of the user's passkeys
                                        (a record that no longer opens)
                                        and ends every session of the user
+  caddy miniapp oidc-grants <user>     a table of the apps holding a
+                                       refresh token of the user
+  caddy miniapp oidc-revoke <user>     ends those grants and their tokens
+  caddy miniapp oidc-rotate-key        publishes a new signing key of the
+                                       OpenID Connect provider, which
+                                       signs an hour later
 
 --address is the admin API's address (default localhost:2019, or the one
 in --config); --realm the handler's realm (default miniapp). The exit
@@ -57,9 +63,9 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
 			cmd.RunE = func(_ *cobra.Command, args []string) error {
 				if len(args) == 0 {
-					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys, passkey-delete or passkeys-reset")
+					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys, passkey-delete, passkeys-reset, oidc-grants, oidc-revoke or oidc-rotate-key")
 				}
-				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys, passkey-delete or passkeys-reset", args[0])
+				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys, passkey-delete, passkeys-reset, oidc-grants, oidc-revoke or oidc-rotate-key", args[0])
 			}
 			cmd.AddCommand(
 				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
@@ -69,6 +75,9 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 				miniappCommand("passkeys <user>", "Lists a user's passkeys", listPasskeysCommand),
 				miniappCommand("passkey-delete <id>", "Removes a passkey and ends the sessions it started", deletePasskeyCommand),
 				miniappCommand("passkeys-reset <user>", "Removes all of a user's passkeys and ends every session of the user", passkeysResetCommand),
+				miniappCommand("oidc-grants <user>", "Lists the apps holding a refresh token of a user", listGrantsCommand),
+				miniappCommand("oidc-revoke <user>", "Revokes the OpenID Connect grants of a user", revokeGrantsCommand),
+				rotateKeyCommand(),
 			)
 		},
 	}

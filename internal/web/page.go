@@ -86,6 +86,9 @@ type PageData struct {
 	// rows.
 	Sessions template.HTML
 	Passkeys template.HTML
+	// Apps is the profile's list of the apps holding a refresh token of
+	// the user, made of app rows, with its heading; empty for none.
+	Apps template.HTML
 	// Passkey is whether the page offers passkeys.
 	Passkey bool
 	// a session row: the device name, the address, the session ID, and
@@ -221,6 +224,7 @@ const (
 	ProfileFactor
 	ProfilePasskeys
 	ProfileStepUp
+	ProfileApps
 	ProfileFields
 )
 
@@ -230,7 +234,8 @@ func newProfilePage(passkeys bool) *Page {
 	return NewPage("profile.html", func(m []string) PageData {
 		return PageData{Title: "Profile", User: m[ProfileUser], IssuedISO: m[ProfileIssuedISO], IssuedText: m[ProfileIssuedText],
 			ExpiresISO: m[ProfileExpiresISO], ExpiresText: m[ProfileExpiresText], Sessions: template.HTML(m[ProfileSessions]),
-			Status: m[ProfileFactor], Passkeys: template.HTML(m[ProfilePasskeys]), Passkey: passkeys, PasskeyStepUp: template.HTML(m[ProfileStepUp])}
+			Status: m[ProfileFactor], Passkeys: template.HTML(m[ProfilePasskeys]), Passkey: passkeys, PasskeyStepUp: template.HTML(m[ProfileStepUp]),
+			Apps: template.HTML(m[ProfileApps])}
 	}, ProfileFields)
 }
 
@@ -259,6 +264,8 @@ var (
 	OtherSessionRow       = newRow("other-session")
 	OtherSessionsRow      = NewPage("other-sessions", func(m []string) PageData { return PageData{Others: m[RowName]} }, 1)
 	PasskeyRow            = newRow("passkey")
+	AppRow                = newRow("app")
+	AppsList              = NewPage("apps", func(m []string) PageData { return PageData{Apps: template.HTML(m[0])} }, 1)
 )
 
 // newRow pre-renders a row of the profile's lists.
