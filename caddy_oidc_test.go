@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -27,6 +29,8 @@ type oidcSite struct {
 	issuer   string
 	provider *gooidc.Provider
 	ctx      context.Context
+	// logouts are the logout tokens grafana's back-channel receives
+	logouts chan string
 }
 
 // startOIDC starts Caddy with the provider: grafana (confidential, staff
@@ -35,6 +39,11 @@ type oidcSite struct {
 func startOIDC(t *testing.T) *oidcSite {
 	t.Helper()
 	issuer := httpBase
+	logouts := make(chan string, 8)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logouts <- r.PostFormValue("logout_token")
+	}))
+	t.Cleanup(receiver.Close)
 	s := startCaddy(t, t.TempDir(), fmt.Sprintf(`user carol %s {
 			groups staff
 			email carol@example.test
@@ -45,6 +54,7 @@ func startOIDC(t *testing.T) *oidcSite {
 				secret %s
 				redirect_uri http://127.0.0.1:9/rp/grafana
 				post_logout_redirect_uri http://127.0.0.1:9/rp/bye
+				backchannel_logout_uri %s/bc
 				groups staff
 				name Grafana
 			}
@@ -56,13 +66,13 @@ func startOIDC(t *testing.T) *oidcSite {
 				redirect_uri http://127.0.0.1:9/rp/vault
 				second_factor required
 			}
-		}`, adaHash, issuer, oidcSecret, oidcSecret))
+		}`, adaHash, issuer, oidcSecret, receiver.URL, oidcSecret))
 	ctx := gooidc.ClientContext(context.Background(), &http.Client{Transport: forwardedFor{nextIP(), loopback()}})
 	provider, err := gooidc.NewProvider(ctx, issuer)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
-	return &oidcSite{site: s, issuer: issuer, provider: provider, ctx: ctx}
+	return &oidcSite{site: s, issuer: issuer, provider: provider, ctx: ctx, logouts: logouts}
 }
 
 // relyingParty is a client's OAuth 2.0 config.
@@ -255,6 +265,39 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 	}
 	cliTok = offline("st-9")
 
+	// end_session: without a hint, the sign-out page and nothing ends;
+	// with the hint of the browser's session, it ends, grafana hears of
+	// it on its back channel, and the browser goes to the registered
+	// post-logout URI
+	second := o.client()
+	back = o.authorize(t, second, grafana.AuthCodeURL("st-10", oauth2.S256ChallengeOption(verifier)), "carol", adaPassword)
+	tok2, err := grafana.Exchange(o.ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hint, _ := tok2.Extra("id_token").(string)
+	endSession := o.issuer + oidc.EndSessionPath + "?" + url.Values{"id_token_hint": {hint}, "state": {"bye-1"},
+		"post_logout_redirect_uri": {"http://127.0.0.1:9/rp/bye"}}.Encode()
+	if resp, body := call(t, second, "GET", o.issuer+oidc.EndSessionPath, "", "Accept", "text/html"); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `action="/logout"`) || o.user(second) != "carol" {
+		t.Errorf("end_session without a hint: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, browser, "GET", endSession, "", "Accept", "text/html"); resp.StatusCode != http.StatusOK || o.user(browser) != "carol" {
+		t.Errorf("end_session with another session's hint: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, second, "GET", endSession, "", "Accept", "text/html")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "http://127.0.0.1:9/rp/bye?state=bye-1" || o.user(second) != "" {
+		t.Errorf("end_session with the session's hint: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	claims2 := o.logoutClaims(t, "grafana")
+	var sid struct {
+		SID string `json:"sid"`
+	}
+	if idToken2, err := o.provider.VerifierContext(o.ctx, &gooidc.Config{ClientID: "grafana"}).Verify(o.ctx, hint); err != nil ||
+		idToken2.Claims(&sid) != nil || sid.SID == "" || claims2["sid"] != sid.SID {
+		t.Errorf("back-channel logout of end_session: %v, the ID token's sid %q", claims2, sid.SID)
+	}
+
 	// sign out everywhere ends the tokens, offline ones too
 	if resp, _ := call(t, browser, "POST", o.issuer+"/logout", "all=1", "Origin", o.issuer); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign out everywhere: %d", resp.StatusCode)
@@ -265,4 +308,42 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 	if _, err := cli.TokenSource(o.ctx, cliTok).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Errorf("refresh after sign out everywhere: %v", err)
 	}
+	if claims := o.logoutClaims(t, "grafana"); claims["sub"] != idToken.Subject || claims["sid"] != nil {
+		t.Errorf("back-channel logout of sign out everywhere: %v", claims)
+	}
+}
+
+// user is who the browser is signed in as on the issuer's site, empty
+// for no one.
+func (o *oidcSite) user(c *http.Client) string {
+	var p profileJSON
+	if resp, body := call(o.t, c, "GET", o.issuer+"/profile", "", "Accept", "application/json"); resp.StatusCode == http.StatusOK {
+		_ = json.Unmarshal([]byte(body), &p)
+	}
+	return p.Username
+}
+
+// logoutClaims waits for the next logout token grafana receives and
+// checks its type, signature and audience.
+func (o *oidcSite) logoutClaims(t *testing.T, clientID string) map[string]any {
+	t.Helper()
+	var raw string
+	select {
+	case raw = <-o.logouts:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no logout token")
+	}
+	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil || sig.Signatures[0].Header.ExtraHeaders["typ"] != "logout+jwt" {
+		t.Fatalf("logout token: %v", err)
+	}
+	token, err := o.provider.VerifierContext(o.ctx, &gooidc.Config{ClientID: clientID}).Verify(o.ctx, raw)
+	if err != nil {
+		t.Fatalf("logout token: %v", err)
+	}
+	var claims map[string]any
+	if err := token.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
 }

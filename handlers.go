@@ -344,8 +344,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, in web.Request,
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, everywhere bool) {
 	if sess != nil {
 		h.shared.Revoke(r.Context(), sess.ID, sess.Expires)
+		ended := sess.ID[:]
 		if everywhere {
 			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.Account.ID))
+			ended = nil
+		}
+		if h.provider != nil {
+			h.provider.LoggedOut(sess.User, ended)
 		}
 		h.count(metrics.logouts)
 		h.logger.Info("logout", zap.String("user", sess.User), zap.String("client_ip", in.Client), zap.Bool("everywhere", everywhere))

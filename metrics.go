@@ -14,6 +14,8 @@ type metricSet struct {
 	logouts      *prometheus.CounterVec
 	rejections   *prometheus.CounterVec
 	secondFactor *prometheus.CounterVec
+	oidcIssued   *prometheus.CounterVec
+	oidcRefused  *prometheus.CounterVec
 }
 
 var metrics = metricSet{
@@ -33,6 +35,14 @@ var metrics = metricSet{
 		Name: "caddy_miniapp_second_factor_total",
 		Help: "Second factor checks by realm, result and reason: success (totp, recovery, passkey) or failure (wrong_code, replayed, throttled, store, unreadable, no_factor).",
 	}, []string{"realm", "result", "reason"}),
+	oidcIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "caddy_miniapp_oidc_issued_total",
+		Help: "What the OpenID Connect provider issued, by realm, client and kind: code, access_token, refresh_token or logout_token (a back-channel logout delivered).",
+	}, []string{"realm", "client", "kind"}),
+	oidcRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "caddy_miniapp_oidc_refused_total",
+		Help: "What the OpenID Connect provider refused, by realm, client (unknown when none opened) and reason: code_invalid, code_reused, refresh_token_invalid, refresh_token_ended, refresh_token_reused, refresh_token_revoked, access_token_ended, groups, second_factor, logout_token_undelivered.",
+	}, []string{"realm", "client", "reason"}),
 }
 
 // metricLabels are the label values every series starts with, at 0, for
@@ -55,7 +65,7 @@ func (m *metricSet) register(reg prometheus.Registerer, realm string) error {
 			vec.WithLabelValues(append([]string{realm}, labels...)...)
 		}
 	}
-	for _, c := range []prometheus.Collector{m.logins, m.logouts, m.rejections, m.secondFactor} {
+	for _, c := range []prometheus.Collector{m.logins, m.logouts, m.rejections, m.secondFactor, m.oidcIssued, m.oidcRefused} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
 				return err
@@ -79,4 +89,17 @@ func (c realmCounter) Login(result string) { metrics.logins.WithLabelValues(stri
 // SecondFactor counts a second factor's check by its result and reason.
 func (c realmCounter) SecondFactor(result, reason string) {
 	metrics.secondFactor.WithLabelValues(string(c), result, reason).Inc()
+}
+
+// openIDCounter counts a realm's OpenID Connect provider's events.
+type openIDCounter string
+
+// Issued counts what the provider issued a client.
+func (c openIDCounter) Issued(client, kind string) {
+	metrics.oidcIssued.WithLabelValues(string(c), client, kind).Inc()
+}
+
+// Refused counts what the provider refused a client, by reason.
+func (c openIDCounter) Refused(client, reason string) {
+	metrics.oidcRefused.WithLabelValues(string(c), client, reason).Inc()
 }

@@ -19,8 +19,13 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 	if err := h.OIDC.Validate(); err != nil {
 		return nil, err
 	}
-	return oidc.New(ctx, h.OIDC, oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records,
-		Keys: h.keys, Clock: h.clock})
+	p, err := oidc.New(ctx, h.OIDC, oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records,
+		Keys: h.keys, Clock: h.clock, Logger: h.logger, Counter: openIDCounter(h.Realm)})
+	if err != nil {
+		return nil, err
+	}
+	h.signin.Ended = p.LoggedOut
+	return p, nil
 }
 
 // openID serves the provider's paths: the callback (where a signed-in

@@ -104,6 +104,9 @@ func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, in web.Reques
 		return web.Reject(http.StatusNotFound, "no such session of this user")
 	}
 	h.count(metrics.logouts)
+	if h.provider != nil {
+		h.provider.LoggedOut(sess.User, id[:])
+	}
 	h.logger.Info("session ended", zap.String("user", sess.User), zap.String("session", hex.EncodeToString(id[:])),
 		zap.String("by", "profile page"), zap.String("client_ip", in.Client))
 	web.Redirect(w, r, "/profile")

@@ -210,8 +210,9 @@ func endSession(w http.ResponseWriter, r *http.Request) error {
 	for _, n := range nodes {
 		if e, ok := n.Shared.EndSession(r.Context(), nil, id); ok {
 			n.Logout()
-			view := gate.ViewOf(e)
-			n.Logger.Info("session ended", zap.String("user", userName(nodes, e.Account)), zap.String("session", view.ID),
+			view, user := gate.ViewOf(e), userName(nodes, e.Account)
+			loggedOut(nodes, user, id[:])
+			n.Logger.Info("session ended", zap.String("user", user), zap.String("session", view.ID),
 				zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 			return writeJSON(w, view)
 		}
@@ -250,6 +251,7 @@ func signOutEverywhere(r *http.Request, u userAccount) (int, error) {
 	if !u.n.Shared.SignOutEverywhere(r.Context(), acct) {
 		return 0, apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
 	}
+	loggedOut([]*Node{u.n}, u.acct.Name, nil)
 	return len(listed) + others, nil
 }
 

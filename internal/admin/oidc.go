@@ -30,6 +30,17 @@ type OpenID interface {
 	RevokeGrant(ctx context.Context, user string, grant []byte) error
 	// Rotate publishes a new signing key and names it.
 	Rotate(ctx context.Context) (string, error)
+	// LoggedOut tells the apps of the user's session (nil: of every
+	// session) that it ended.
+	LoggedOut(user string, session []byte)
+}
+
+// loggedOut tells the realm's provider, if any, that a session of the
+// user ended (nil: every session).
+func loggedOut(nodes []*Node, user string, session []byte) {
+	if n, err := providerOf(nodes); err == nil {
+		n.OpenID.LoggedOut(user, session)
+	}
 }
 
 // GrantsRevoked is the answer of DELETE /miniapp/oidc/grants.

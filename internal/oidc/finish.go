@@ -82,10 +82,12 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 		return again(oidc.ErrLoginRequired().WithDescription("the session is older than max_age"))
 	}
 	if len(c.Groups) > 0 && !slices.ContainsFunc(c.Groups, func(g string) bool { return slices.Contains(s.Groups, g) }) {
+		p.refused(c.ID, "groups")
 		return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this account may not sign in to this app")}
 	}
 	if c.SecondFactor == "required" && s.Factors < 2 {
 		if !s.HasFactor || fresh {
+			p.refused(c.ID, "second_factor")
 			return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this app needs a sign-in with a second factor")}
 		}
 		return again(oidc.ErrInteractionRequired().WithDescription("this app needs a sign-in with a second factor"))
@@ -98,6 +100,7 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 	} else {
 		g.Until = min(now.Add(CodeLifetime+time.Duration(p.cfg.AccessTokenLifetime)).Unix(), g.SessionExpires)
 	}
+	p.issued(c.ID, "code")
 	return Decision{Step: Respond, req: r.granted(g)}
 }
 

@@ -36,7 +36,8 @@ type GrantInfo struct {
 
 // grantList is the record of a user's offline grants.
 type grantList struct {
-	Grants []GrantInfo `json:"grants"`
+	Grants   []GrantInfo    `json:"grants"`
+	Sessions []sessionGrant `json:"sessions,omitempty"`
 }
 
 // accessToken makes the access token of a code's grant or of a refresh
@@ -52,6 +53,7 @@ func (p *Provider) accessToken(req op.TokenRequest) (*token, error) {
 		return nil, oidc.ErrUnsupportedGrantType()
 	}
 	t.Expires = min(p.clock.Now().Add(time.Duration(p.cfg.AccessTokenLifetime)).Unix(), t.Grant.Until)
+	p.issued(t.ClientID, "access_token")
 	return &t, nil
 }
 
@@ -74,6 +76,9 @@ func (p *Provider) addGrant(ctx context.Context, t *token) error {
 	})
 	for _, g := range dropped {
 		p.revokeID(ctx, g)
+	}
+	if err == nil {
+		p.issued(t.ClientID, "refresh_token")
 	}
 	return err
 }
@@ -106,14 +111,17 @@ func (p *Provider) useGrant(ctx context.Context, t *token) error {
 	})
 	switch {
 	case errors.Is(err, op.ErrInvalidRefreshToken):
+		p.refused(t.ClientID, "refresh_token_revoked")
 		return oidc.ErrInvalidGrant().WithDescription("the refresh token was revoked")
 	case err != nil:
 		return oidc.ErrServerError().WithDescription("the store did not answer")
 	case reused != nil:
 		p.revokeID(ctx, *reused)
+		p.refused(t.ClientID, "refresh_token_reused")
 		return oidc.ErrInvalidGrant().WithDescription("%s", errReused)
 	}
 	t.Rotation++
+	p.issued(t.ClientID, "refresh_token")
 	return nil
 }
 
@@ -183,7 +191,7 @@ func (p *Provider) swapGrants(ctx context.Context, user string, change func(*gra
 		if err := change(&list); err != nil {
 			return nil, err
 		}
-		if len(list.Grants) == 0 {
+		if len(list.Grants) == 0 && len(list.Sessions) == 0 {
 			return nil, nil
 		}
 		return p.records.Seal(key, &list), nil

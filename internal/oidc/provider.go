@@ -17,6 +17,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+	"go.uber.org/zap"
 )
 
 // Prefix starts the path of every endpoint but discovery.
@@ -63,6 +64,18 @@ type Provider struct {
 	keyCache keyCache
 	// discoveryJSON is the discovery document, made once
 	discoveryJSON []byte
+	logger        *zap.Logger
+	// http sends back-channel logouts
+	http    *http.Client
+	counter Counter
+}
+
+// Counter counts the provider's events by client (a configured ID, or
+// "unknown"): what it issued (code, access_token, refresh_token,
+// logout_token) and what it refused, by reason.
+type Counter interface {
+	Issued(client, kind string)
+	Refused(client, reason string)
 }
 
 // Options are the realm's parts the provider works over.
@@ -76,13 +89,20 @@ type Options struct {
 	// Keys seal the requests, codes and tokens; Clock tells the time.
 	Keys  *session.Keyring
 	Clock *session.Clock
+	// Logger logs back-channel logouts not delivered; Counter counts.
+	Logger  *zap.Logger
+	Counter Counter
 }
 
 // New makes the provider of a validated config, and the realm's first
 // signing key when it has none.
 func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
 	p := &Provider{cfg: cfg, realm: o.Realm, accounts: o.Accounts, shared: o.Shared, records: o.Records, seal: o.Keys, clock: o.Clock,
-		subjects: map[string]string{}, secrets: map[string][32]byte{}}
+		subjects: map[string]string{}, secrets: map[string][32]byte{}, logger: o.Logger, counter: o.Counter,
+		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	for acct := range o.Accounts.All() {
 		p.subjects[Subject(o.Realm, "cfg:"+acct.Name)] = acct.Name
 	}
@@ -135,6 +155,21 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 	return p, nil
 }
 
+// issued counts what the provider issued to a client.
+func (p *Provider) issued(clientID, kind string) { p.counter.Issued(p.label(clientID), kind) }
+
+// refused counts what the provider refused a client, by reason.
+func (p *Provider) refused(clientID, reason string) { p.counter.Refused(p.label(clientID), reason) }
+
+// label is a client's ID as a metric label: only configured IDs, so
+// that a client's input never makes new series.
+func (p *Provider) label(clientID string) string {
+	if p.cfg.client(clientID) == nil {
+		return "unknown"
+	}
+	return clientID
+}
+
 // endpoint is an endpoint at an absolute path.
 func endpoint(path string) *op.Endpoint { return op.NewEndpoint(path[1:]) }
 
@@ -172,7 +207,11 @@ func (c crypto) Decrypt(sealed string) (string, error) {
 		return "", errNotLive
 	}
 	plain := string(data)
-	if t, ok := splitAccess(c.p.seal, plain); !ok || !c.p.live(t, c.p.clock.Now()) {
+	t, ok := splitAccess(c.p.seal, plain)
+	if !ok || !c.p.live(t, c.p.clock.Now()) {
+		if ok {
+			c.p.refused(t.ClientID, "access_token_ended")
+		}
 		return "", errNotLive
 	}
 	return plain, nil

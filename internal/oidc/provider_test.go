@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,10 +41,34 @@ var challenge = func() string {
 
 // fixture is a provider over a fresh realm, with ada (staff) and bob.
 type fixture struct {
-	p     *Provider
-	clock *session.Clock
-	ada   *account.Account
-	bob   *account.Account
+	p      *Provider
+	clock  *session.Clock
+	ada    *account.Account
+	bob    *account.Account
+	counts *counts
+}
+
+// counts is the provider's counts, as its metrics see them.
+type counts struct {
+	sync.Mutex
+	m map[string]int
+}
+
+func (c *counts) Issued(client, kind string) { c.add("issued " + client + " " + kind) }
+
+func (c *counts) Refused(client, reason string) { c.add("refused " + client + " " + reason) }
+
+func (c *counts) add(key string) {
+	c.Lock()
+	defer c.Unlock()
+	c.m[key]++
+}
+
+// of is the count of key.
+func (c *counts) of(key string) int {
+	c.Lock()
+	defer c.Unlock()
+	return c.m[key]
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -78,14 +103,15 @@ func newFixture(t *testing.T) *fixture {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	c := &counts{m: map[string]int{}}
 	p, err := New(ctx, cfg, Options{Realm: "r", Accounts: accounts, Shared: realm,
-		Records: &records.Store{Realm: realm, Keys: keys, Logger: zap.NewNop()}, Keys: keys, Clock: clk})
+		Records: &records.Store{Realm: realm, Keys: keys, Logger: zap.NewNop()}, Keys: keys, Clock: clk, Counter: c})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ada, _ := accounts.Lookup("ada")
 	bob, _ := accounts.Lookup("bob")
-	return &fixture{p: p, clock: clk, ada: ada, bob: bob}
+	return &fixture{p: p, clock: clk, ada: ada, bob: bob, counts: c}
 }
 
 // signed is a browser session of acct with that many factors, begun
@@ -307,6 +333,12 @@ func TestCodeOnce(t *testing.T) {
 	}
 	if status, _, h := f.userinfo(first.AccessToken); status != http.StatusUnauthorized || !strings.Contains(h.Get("WWW-Authenticate"), "invalid_token") {
 		t.Errorf("the first use's token after the code's reuse: %d %q", status, h.Get("WWW-Authenticate"))
+	}
+	for key, want := range map[string]int{"issued grafana code": 1, "issued grafana access_token": 1, "refused grafana code_reused": 1,
+		"refused grafana access_token_ended": 1} {
+		if got := f.counts.of(key); got != want {
+			t.Errorf("count of %q: %d, want %d", key, got, want)
+		}
 	}
 
 	code = f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1))

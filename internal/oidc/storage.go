@@ -71,11 +71,13 @@ func (s storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, 
 func (s storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	data, _, err := s.p.seal.OpenData(session.PurposeOIDC, code, tokenName)
 	if err != nil {
+		s.p.refused("", "code_invalid")
 		return nil, errRequest
 	}
 	now := s.p.clock.Now()
 	r, err := openCode(string(data), now)
 	if err != nil {
+		s.p.refused("", "code_invalid")
 		return nil, err
 	}
 	g := r.Grant
@@ -86,6 +88,7 @@ func (s storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthReq
 	}
 	if n > 1 || s.p.shared.RevokedID(used, time.Unix(g.Expires, 0)) {
 		s.p.shared.Revoke(ctx, [16]byte(g.ID), time.Unix(g.Until, 0))
+		s.p.refused(r.ClientID, "code_reused")
 		return nil, errors.New("the code was used before: what it gave is revoked")
 	}
 	s.p.shared.Revoke(ctx, used, time.Unix(g.Expires, 0))
@@ -106,10 +109,13 @@ func (storage) SaveAuthCode(context.Context, string, string) error { return nil 
 func (storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // CreateAccessToken makes an access token of a code's grant.
-func (s storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
+func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	t, err := s.p.accessToken(req)
 	if err != nil {
 		return "", time.Time{}, err
+	}
+	if err := s.p.noteSession(ctx, t); err != nil {
+		return "", time.Time{}, oidc.ErrServerError().WithDescription("the store did not answer")
 	}
 	return sealAccess(s.p.seal, t), time.Unix(t.Expires, 0), nil
 }
@@ -127,6 +133,9 @@ func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 	refresh.Expires = t.Grant.Until
 	if _, first := req.(*request); first {
 		err = s.p.addGrant(ctx, &refresh)
+		if err == nil {
+			err = s.p.noteSession(ctx, t)
+		}
 	} else {
 		err = s.p.useGrant(ctx, &refresh)
 	}
@@ -143,6 +152,11 @@ func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 func (s storage) TokenRequestByRefreshToken(_ context.Context, value string) (op.RefreshTokenRequest, error) {
 	t, ok := openRefresh(s.p.seal, value)
 	if !ok || !s.p.live(t, s.p.clock.Now()) {
+		if ok {
+			s.p.refused(t.ClientID, "refresh_token_ended")
+		} else {
+			s.p.refused("", "refresh_token_invalid")
+		}
 		return nil, op.ErrInvalidRefreshToken
 	}
 	return &refreshRequest{token: t, subject: s.p.subjectOf(t.Grant.User)}, nil

@@ -54,6 +54,10 @@ type Service struct {
 	Clock  *session.Clock
 	Logger *zap.Logger
 	Count  Counter
+	// Ended, when set, hears of sessions a restart ended (session nil:
+	// every session of the user), for the apps that signed in through
+	// them.
+	Ended func(user string, session []byte)
 }
 
 // Client is who signs in: where from, with what browser, as the route

@@ -151,10 +151,15 @@ func (k StepUp) AppendField(b []byte, id string) []byte {
 // account) and starts one of two factors for this browser: a new factor
 // is a new sign-in.
 func (s *Service) Restart(ctx context.Context, h http.Header, sess *gate.Session, c Client, everywhere bool) {
+	ended := sess.ID[:]
 	if everywhere {
 		s.Gate.Shared.SignOutEverywhere(ctx, store.AccountID(sess.Account.ID))
+		ended = nil
 	} else {
 		s.Gate.Shared.Revoke(ctx, sess.ID, sess.Expires)
+	}
+	if s.Ended != nil {
+		s.Ended(sess.User, ended)
 	}
 	s.Gate.Start(ctx, h, c.Wire, sess.Account, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User)}, 2)
 }

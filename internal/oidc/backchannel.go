@@ -1,0 +1,165 @@
+package oidc
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	jose "github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
+)
+
+// Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when a
+// session ends, or every session of a user, each client with a
+// backchannel_logout_uri that holds a grant of it is told, so that
+// signing out here signs out of every app at once.
+
+// sessionGrant is a browser session through which a client with a
+// back-channel logout URI got tokens: the user's grants record keeps it
+// until the session's end, so its logout reaches the client.
+type sessionGrant struct {
+	Client  string    `json:"client"`
+	Session string    `json:"session"`
+	Until   time.Time `json:"until"`
+}
+
+// maxSessionGrants bounds the sessions a user's grants record keeps.
+const maxSessionGrants = 64
+
+// The delivery of a logout token: attempts, the pause before the
+// second (doubling after), and each attempt's time limit.
+const (
+	logoutAttempts = 3
+	logoutBackoff  = 2 * time.Second
+	logoutTimeout  = 5 * time.Second
+)
+
+// logoutEvent is the event claim of a logout token.
+const logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// noteSession records, for a client with a back-channel logout URI,
+// the browser session its tokens came through.
+func (p *Provider) noteSession(ctx context.Context, t *token) error {
+	c := p.cfg.client(t.ClientID)
+	if c == nil || c.BackchannelLogoutURI == "" {
+		return nil
+	}
+	now, sid := p.clock.Now(), hex.EncodeToString(t.Grant.Session)
+	return p.swapGrants(ctx, t.Grant.User, func(list *grantList) error {
+		list.Sessions = slices.DeleteFunc(list.Sessions, func(s sessionGrant) bool { return !now.Before(s.Until) })
+		if slices.ContainsFunc(list.Sessions, func(s sessionGrant) bool { return s.Client == c.ID && s.Session == sid }) {
+			return nil
+		}
+		if len(list.Sessions) >= maxSessionGrants {
+			list.Sessions = list.Sessions[1:]
+		}
+		list.Sessions = append(list.Sessions, sessionGrant{Client: c.ID, Session: sid, Until: time.Unix(t.Grant.SessionExpires, 0)})
+		return nil
+	})
+}
+
+// LoggedOut tells the clients with a back-channel logout URI that the
+// user's session ended (ended nil: every session of the user, as sign
+// out everywhere): those that got tokens through it, or for every
+// session, any that holds a grant of the user. It sends in the
+// background and returns at once.
+func (p *Provider) LoggedOut(user string, ended []byte) {
+	var list grantList
+	if sealed := p.records.Get(grantsKey(user)); sealed == nil || p.records.Open(grantsKey(user), sealed, &list) != nil {
+		return
+	}
+	now, sid := p.clock.Now(), hex.EncodeToString(ended)
+	var clients []string
+	for _, s := range list.Sessions {
+		if now.Before(s.Until) && (ended == nil || s.Session == sid) {
+			clients = append(clients, s.Client)
+		}
+	}
+	if ended == nil {
+		for _, g := range list.Grants {
+			clients = append(clients, g.Client)
+		}
+	}
+	slices.Sort(clients)
+	for _, id := range slices.Compact(clients) {
+		c := p.cfg.client(id)
+		if c == nil || c.BackchannelLogoutURI == "" {
+			continue
+		}
+		token, err := p.logoutToken(c.ID, p.subjectOf(user), ended)
+		if err != nil {
+			p.logger.Error("back-channel logout: no logout token", zap.String("client", c.ID), zap.Error(err))
+			continue
+		}
+		go p.deliver(c, token)
+	}
+}
+
+// logoutToken makes a signed logout token for the client: sub, and sid
+// when one session ended.
+func (p *Provider) logoutToken(clientID, sub string, ended []byte) (string, error) {
+	set, err := p.keys()
+	if err != nil {
+		return "", err
+	}
+	now := p.clock.Now()
+	k := set.signing(now)
+	claims := map[string]any{"iss": p.cfg.Issuer, "aud": clientID, "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+		"jti": hex.EncodeToString(session.Random(16)), "sub": sub, "events": map[string]any{logoutEvent: map[string]any{}}}
+	if ended != nil {
+		claims["sid"] = SessionID(ended)
+	}
+	payload, _ := json.Marshal(claims) // plain values: never fails
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.private, KeyID: k.KID}},
+		(&jose.SignerOptions{}).WithType("logout+jwt"))
+	if err != nil {
+		return "", err
+	}
+	signed, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return signed.CompactSerialize()
+}
+
+// deliver posts a logout token to the client, trying again a bounded
+// number of times; a client that never answers 200 is logged.
+func (p *Provider) deliver(c *Client, token string) {
+	body := url.Values{"logout_token": {token}}.Encode()
+	var failure string
+	for attempt := range logoutAttempts {
+		if attempt > 0 {
+			time.Sleep(logoutBackoff << (attempt - 1))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BackchannelLogoutURI, strings.NewReader(body))
+		if err != nil {
+			cancel()
+			failure = err.Error()
+			break
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := p.http.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
+				cancel()
+				p.issued(c.ID, "logout_token")
+				return
+			}
+			failure = resp.Status
+		} else {
+			failure = err.Error()
+		}
+		cancel()
+	}
+	p.refused(c.ID, "logout_token_undelivered")
+	p.logger.Warn("back-channel logout not delivered", zap.String("client", c.ID), zap.Int("attempts", logoutAttempts),
+		zap.String("last_error", failure))
+}

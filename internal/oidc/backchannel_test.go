@@ -1,0 +1,117 @@
+package oidc
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// receiver is a client's back-channel logout endpoint: it answers
+// with status and hands each logout token over.
+func receiver(t *testing.T, status int) (string, chan string) {
+	t.Helper()
+	tokens := make(chan string, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			t.Errorf("back-channel logout: %s %s", r.Method, r.Header.Get("Content-Type"))
+		}
+		tokens <- r.PostFormValue("logout_token")
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/bc", tokens
+}
+
+// logoutClaims checks a logout token's type and signature against the
+// provider's key set and returns its claims.
+func (f *fixture) logoutClaims(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := sig.Signatures[0].Header.ExtraHeaders["typ"]; typ != "logout+jwt" {
+		t.Errorf("typ %v", typ)
+	}
+	return f.idClaims(t, raw)
+}
+
+// next waits for the next logout token.
+func next(t *testing.T, tokens chan string) string {
+	t.Helper()
+	select {
+	case tok := <-tokens:
+		return tok
+	case <-time.After(10 * time.Second):
+		t.Fatal("no logout token")
+		return ""
+	}
+}
+
+// TestBackchannelLogout: a session's logout reaches the clients that
+// got tokens through it, with its sid; sign out everywhere reaches
+// every client of the user's grants, with its sub.
+func TestBackchannelLogout(t *testing.T) {
+	f := newFixture(t)
+	uri, tokens := receiver(t, http.StatusOK)
+	f.p.cfg.client("grafana").BackchannelLogoutURI = uri
+	s := f.signed(f.ada, 1)
+	f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", s))
+	other := f.signed(f.ada, 1)
+
+	f.p.LoggedOut("ada", other.Session[:])
+	f.p.LoggedOut("ada", s.Session[:])
+	claims := f.logoutClaims(t, next(t, tokens))
+	events, _ := json.Marshal(claims["events"])
+	if claims["sid"] != SessionID(s.Session[:]) || claims["sub"] != Subject("r", "cfg:ada") || claims["aud"] != "grafana" ||
+		claims["iss"] != issuer || string(events) != `{"`+logoutEvent+`":{}}` || claims["nonce"] != nil {
+		t.Errorf("logout token of a session: %v", claims)
+	}
+	select {
+	case tok := <-tokens:
+		t.Errorf("another session's logout reached grafana: %v", f.logoutClaims(t, tok))
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	f.p.LoggedOut("ada", nil)
+	claims = f.logoutClaims(t, next(t, tokens))
+	if claims["sid"] != nil || claims["sub"] != Subject("r", "cfg:ada") {
+		t.Errorf("logout token of sign out everywhere: %v", claims)
+	}
+	f.p.LoggedOut("bob", nil)
+	select {
+	case tok := <-tokens:
+		t.Errorf("bob's sign out reached grafana: %v", f.logoutClaims(t, tok))
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestBackchannelRetries: a client that fails is tried again, a bounded
+// number of times, and the failure counted.
+func TestBackchannelRetries(t *testing.T) {
+	f := newFixture(t)
+	uri, tokens := receiver(t, http.StatusServiceUnavailable)
+	f.p.cfg.client("grafana").BackchannelLogoutURI = uri
+	s := f.signed(f.ada, 1)
+	f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", s))
+	f.p.LoggedOut("ada", s.Session[:])
+	for range logoutAttempts {
+		next(t, tokens)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.counts.of("refused grafana logout_token_undelivered") != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := f.counts.of("refused grafana logout_token_undelivered"); n != 1 {
+		t.Errorf("undelivered count %d", n)
+	}
+	select {
+	case <-tokens:
+		t.Error("more attempts than logoutAttempts")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
