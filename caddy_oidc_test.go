@@ -206,7 +206,7 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 		len(prof.Apps) != 1 || prof.Apps[0].Client != "cli" {
 		t.Fatalf("the profile's apps: %s", body)
 	}
-	if _, body := call(t, browser, "GET", o.issuer+"/profile", "", "Accept", "text/html"); !strings.Contains(body, `aria-label="Sign out of cli"`) {
+	if _, body := call(t, browser, "GET", o.issuer+"/profile", "", "Accept", "text/html"); !strings.Contains(body, `aria-label="Sign out of this app, cli"`) {
 		t.Errorf("the profile page lists no app")
 	}
 	if resp, _ := call(t, o.client(), "POST", o.issuer+oidc.GrantsPath, "grant="+prof.Apps[0].Grant, "Origin", o.issuer); resp.StatusCode != http.StatusUnauthorized {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
@@ -19,6 +20,7 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 	if err := h.OIDC.Validate(); err != nil {
 		return nil, err
 	}
+	h.site.CSP = strings.Replace(h.site.Policy(), "form-action 'self'", "form-action 'self' "+strings.Join(h.OIDC.FormActions(), " "), 1)
 	p, err := oidc.New(ctx, h.OIDC, oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records,
 		Keys: h.keys, Clock: h.clock, Logger: h.logger, Counter: openIDCounter(h.Realm)})
 	if err != nil {

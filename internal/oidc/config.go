@@ -355,3 +355,31 @@ func (c *Config) client(id string) *Client {
 	}
 	return &c.Clients[i]
 }
+
+// FormActions are the CSP sources of the clients' redirect URIs: the
+// login form's redirect goes on through the callback to them, and a
+// browser holds that redirect to the page's form-action (a public
+// client's loopback URI on any port, a native app's scheme whole).
+func (c *Config) FormActions() []string {
+	var sources []string
+	for _, cl := range c.Clients {
+		for _, uri := range cl.RedirectURIs {
+			u, err := url.Parse(uri)
+			source := ""
+			switch {
+			case err != nil:
+				continue
+			case u.Scheme != "http" && u.Scheme != "https":
+				source = u.Scheme + ":"
+			case cl.Public() && Loopback(u.Hostname()):
+				source = u.Scheme + "://" + strings.TrimSuffix(u.Host, ":"+u.Port()) + ":*"
+			default:
+				source = u.Scheme + "://" + u.Host
+			}
+			if !slices.Contains(sources, source) {
+				sources = append(sources, source)
+			}
+		}
+	}
+	return sources
+}
