@@ -144,6 +144,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		totp_issuer "Example Corp"
 		passkeys off
 		passkey_rp_id example.com
+		oidc {
+			client app {
+				redirect_uri http://127.0.0.1/cb
+			}
+		}
 	}`
 	var h Handler
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
@@ -154,7 +159,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		time.Duration(h.RevocationSync) != 3*time.Second || time.Duration(h.IdleTimeout) != 20*time.Minute ||
 		h.LoginLimit.Failures != 3 || time.Duration(h.LoginLimit.Window) != 30*time.Second ||
 		strings.Join(h.Protect, " ") != "/private/* /docs/*.pdf /report" ||
-		h.SecondFactor != factorRequired || h.TOTPIssuer != "Example Corp" || h.Passkeys == nil || *h.Passkeys || h.PasskeyRPID != "example.com" {
+		h.SecondFactor != factorRequired || h.TOTPIssuer != "Example Corp" || h.Passkeys == nil || *h.Passkeys || h.PasskeyRPID != "example.com" ||
+		h.OIDC == nil || len(h.OIDC.Clients) != 1 || h.OIDC.Clients[0].ID != "app" {
 		t.Errorf("parsed %+v", h)
 	}
 
@@ -203,6 +209,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		"totp_issuer extra":     "miniapp {\n totp_issuer a b\n}",
 		"passkeys maybe":        "miniapp {\n passkeys maybe\n}",
 		"passkey_rp_id missing": "miniapp {\n passkey_rp_id\n}",
+		"oidc twice":            "miniapp {\n oidc {\n }\n oidc {\n }\n}",
+		"oidc unknown":          "miniapp {\n oidc {\n clients x\n }\n}",
 	}
 	for name, input := range bad {
 		var h Handler

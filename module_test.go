@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
@@ -29,6 +30,12 @@ func TestProvisionErrors(t *testing.T) {
 		{"short key", Handler{Accounts: testAccounts(), SecretKeys: []string{base64.StdEncoding.EncodeToString(session.Random(16))}}, "secret_key 1: key is 16 bytes, at least 32 are required"},
 		{"not base64", Handler{Accounts: testAccounts(), SecretKeys: []string{"not base64 at all!"}}, "secret_key 1: key is not base64"},
 		{"missing env key", Handler{Accounts: testAccounts(), SecretKeys: []string{"{env.MINIAPP_TEST_UNSET}"}}, "secret_key 1: key is empty"},
+		{"oidc without an issuer", Handler{Accounts: testAccounts(), SecretKeys: []string{testKey},
+			OIDC: &oidc.Config{Clients: []oidc.Client{{ID: "app", RedirectURIs: []string{"https://app.example.test/cb"}}}}},
+			"oidc needs login_url (an absolute URL) or issuer"},
+		{"oidc secret from an unset env", Handler{Accounts: testAccounts(), SecretKeys: []string{testKey}, LoginURL: "https://auth.example.test/login",
+			OIDC: &oidc.Config{Clients: []oidc.Client{{ID: "app", Secret: "{env.MINIAPP_TEST_UNSET}x", RedirectURIs: []string{"https://app.example.test/cb"}}}}},
+			"oidc client app: the secret must be at least 32 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

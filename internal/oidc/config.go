@@ -315,7 +315,8 @@ func (c *Client) validate() error {
 func (c *Client) checkURI(uri string, redirect bool) error {
 	u, err := url.Parse(uri)
 	switch {
-	case err != nil || u.Scheme == "" || u.Host == "" && u.Opaque == "":
+	case err != nil || u.Scheme == "" || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" ||
+		u.Host == "" && u.Opaque == "" && u.Path == "":
 		return fmt.Errorf("must be an absolute URI")
 	case len(uri) > MaxURILen:
 		return fmt.Errorf("must be at most %d bytes", MaxURILen)
