@@ -333,7 +333,7 @@ func (o *oidcSite) logoutClaims(t *testing.T, clientID string) map[string]any {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no logout token")
 	}
-	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	sig, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || sig.Signatures[0].Header.ExtraHeaders["typ"] != "logout+jwt" {
 		t.Fatalf("logout token: %v", err)
 	}

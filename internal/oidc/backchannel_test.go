@@ -30,7 +30,7 @@ func receiver(t *testing.T, status int) (string, chan string) {
 // provider's key set and returns its claims.
 func (f *fixture) logoutClaims(t *testing.T, raw string) map[string]any {
 	t.Helper()
-	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	sig, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

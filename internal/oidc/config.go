@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -245,7 +246,7 @@ func (c *Config) Validate() error {
 	}
 	iss, err := url.Parse(c.Issuer)
 	if err != nil || iss.Host == "" || iss.Path != "" || iss.RawQuery != "" || iss.Fragment != "" || iss.User != nil ||
-		(iss.Scheme != "https" && !(iss.Scheme == "http" && Loopback(iss.Hostname()))) {
+		iss.Scheme != "https" && (iss.Scheme != "http" || !Loopback(iss.Hostname())) {
 		return fmt.Errorf("oidc issuer %q must be an https origin, without a path, query or fragment (http only on localhost and loopback addresses)", c.Issuer)
 	}
 	if len(c.Clients) == 0 {
@@ -341,12 +342,11 @@ func Loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// clientID is what a client ID may be.
+var clientID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 // validID reports whether id is a valid client ID.
-func validID(id string) bool {
-	return len(id) > 0 && len(id) <= 64 && !strings.ContainsFunc(id, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
-	})
-}
+func validID(id string) bool { return clientID.MatchString(id) }
 
 // client is the configured client of that ID, nil for none.
 func (c *Config) client(id string) *Client {

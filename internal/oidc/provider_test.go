@@ -245,7 +245,7 @@ func (f *fixture) idClaims(t *testing.T, raw string) map[string]any {
 	if err := json.Unmarshal(w.Body.Bytes(), &set); err != nil {
 		t.Fatalf("keys: %s", w.Body)
 	}
-	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	sig, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}
