@@ -13,8 +13,12 @@ func init() {
 // register makes the provisioned handler known to the admin API, as a
 // node of its realm, until Cleanup.
 func (h *Handler) register() {
+	keys := &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger}
+	if h.provider != nil {
+		keys.Ended = h.provider.LoggedOut
+	}
 	h.unregister = admin.Register(&admin.Node{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Place: h.store.Place(),
-		Records: h.records, TOTP: h.totp, Passkeys: &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger},
+		Records: h.records, TOTP: h.totp, Passkeys: keys,
 		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }})
 }
 

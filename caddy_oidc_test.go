@@ -190,6 +190,15 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 		t.Errorf("a public client without PKCE: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
+	// the library's endpoints read bodies within max_body_size, and no
+	// multipart form
+	if resp, _ := call(t, o.client(), "POST", o.issuer+"/miniapp/oidc/token", "grant_type="+strings.Repeat("x", 70000)); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a token request over max_body_size: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, o.client(), "POST", o.issuer+"/miniapp/oidc/token", "--b--", "Content-Type", "multipart/form-data; boundary=b"); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("a multipart token request: %d", resp.StatusCode)
+	}
+
 	// an unregistered redirect URI: an error page, no redirect
 	evil := o.relyingParty("grafana", oidcSecret, "https://evil.example.test/cb")
 	resp, body := call(t, browser, "GET", evil.AuthCodeURL("st-7", oauth2.S256ChallengeOption(verifier)), "", "Accept", "text/html")

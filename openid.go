@@ -27,6 +27,9 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 		return nil, err
 	}
 	h.signin.Ended = p.LoggedOut
+	if h.passkeys != nil {
+		h.passkeys.Ended = p.LoggedOut
+	}
 	return p, nil
 }
 
@@ -41,6 +44,20 @@ func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request,
 		return h.endSession(w, r, in, sess)
 	case oidc.GrantsPath:
 		return h.signOutOfApp(w, r, in, sess)
+	}
+	// the library reads forms whole (multipart too) and logs what it
+	// refuses: bound them as the module's own routes are
+	if len(r.URL.RawQuery) > web.MaxNextLen {
+		return web.Reject(http.StatusRequestURITooLong, "the query is longer than 4096 bytes")
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		if web.MediaTypeIs(r.Header.Get("Content-Type"), "multipart/form-data") {
+			return web.Reject(http.StatusUnsupportedMediaType, "content type must be application/x-www-form-urlencoded")
+		}
+		if r.ContentLength > h.MaxBodySize {
+			return web.Reject(http.StatusRequestEntityTooLarge, "request body too large")
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodySize)
 	}
 	if h.provider.ServeHTTP(w, r) {
 		return web.Reject(http.StatusBadRequest, "the sign-in request has no known client_id or a redirect_uri its client has not registered")

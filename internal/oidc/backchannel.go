@@ -51,6 +51,10 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 		return nil
 	}
 	now, sid := p.clock.Now(), hex.EncodeToString(t.Grant.Session)
+	if list, err := p.grantsOf(t.Grant.User); err == nil &&
+		slices.ContainsFunc(list.Sessions, func(s sessionGrant) bool { return s.Client == c.ID && s.Session == sid }) {
+		return nil
+	}
 	return p.swapGrants(ctx, t.Grant.User, func(list *grantList) error {
 		list.Sessions = slices.DeleteFunc(list.Sessions, func(s sessionGrant) bool { return !now.Before(s.Until) })
 		if slices.ContainsFunc(list.Sessions, func(s sessionGrant) bool { return s.Client == c.ID && s.Session == sid }) {
@@ -70,8 +74,8 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 // session, any that holds a grant of the user. It sends in the
 // background and returns at once.
 func (p *Provider) LoggedOut(user string, ended []byte) {
-	var list grantList
-	if sealed := p.records.Get(grantsKey(user)); sealed == nil || p.records.Open(grantsKey(user), sealed, &list) != nil {
+	list, err := p.grantsOf(user)
+	if err != nil {
 		return
 	}
 	now, sid := p.clock.Now(), hex.EncodeToString(ended)

@@ -91,6 +91,10 @@ type Client struct {
 
 	// The client's name as the profile shows it. Default: its ID.
 	Name string `json:"name,omitempty"`
+
+	// secretGiven: the config has a secret, which its placeholders may
+	// have left empty
+	secretGiven bool
 }
 
 // Public reports whether the client has no secret.
@@ -222,7 +226,9 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 func (c *Config) SetDefaults(loginURL string, replace func(string) string) {
 	c.Issuer = replace(c.Issuer)
 	for i := range c.Clients {
-		c.Clients[i].Secret = replace(c.Clients[i].Secret)
+		cl := &c.Clients[i]
+		cl.secretGiven = cl.Secret != ""
+		cl.Secret = replace(cl.Secret)
 	}
 	if c.Issuer == "" {
 		if u, err := url.Parse(loginURL); err == nil && u.Scheme != "" && u.Host != "" {
@@ -274,6 +280,9 @@ func (c *Config) Validate() error {
 
 // validate checks one client.
 func (c *Client) validate() error {
+	if c.secretGiven && c.Public() {
+		return fmt.Errorf("the secret is empty once its placeholders are replaced (an unset environment variable?): a confidential client does not become public")
+	}
 	if !c.Public() && len(c.Secret) < MinSecretLen {
 		return fmt.Errorf("the secret must be at least %d characters", MinSecretLen)
 	}
@@ -329,6 +338,8 @@ func (c *Client) checkURI(uri string, redirect bool) error {
 		return fmt.Errorf("must be https (http only on loopback addresses)")
 	case u.Scheme != "https" && u.Scheme != "http" && (!redirect || !c.Public()):
 		return fmt.Errorf("must be https")
+	case u.Scheme != "https" && u.Scheme != "http" && !strings.Contains(u.Scheme, "."):
+		return fmt.Errorf("must be https, http on loopback, or a native app's own scheme in reverse domain order (com.example.app:, RFC 8252 §7.1)")
 	}
 	return nil
 }

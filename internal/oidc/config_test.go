@@ -84,6 +84,9 @@ func TestValidate(t *testing.T) {
 		"the ID must":                 func(c *Config) { c.Clients[0].ID = "a b" },
 		"at most 512":                 func(c *Config) { c.Clients[0].RedirectURIs[0] += strings.Repeat("x", 512) },
 		"backchannel_logout_uri":      func(c *Config) { c.Clients[0].BackchannelLogoutURI = "http://app.example.test/bc" },
+		"reverse domain order": func(c *Config) {
+			c.Clients = append(c.Clients, Client{ID: "native", RedirectURIs: []string{"javascript:alert(1)"}})
+		},
 	} {
 		c := good()
 		edit(c)
@@ -91,7 +94,12 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: %v", want, err)
 		}
 	}
-	c := good()
+	c := &Config{Clients: []Client{{ID: "app", Secret: "{env.MINIAPP_TEST_UNSET}", RedirectURIs: []string{"https://app.example.test/cb"}}}}
+	c.SetDefaults("https://auth.example.test/login", func(string) string { return "" })
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "client app: the secret is empty") {
+		t.Errorf("a secret of an unset variable: %v", err)
+	}
+	c = good()
 	c.Clients = append(c.Clients, Client{ID: "native", RedirectURIs: []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "com.example.app:/cb"}})
 	if err := c.Validate(); err != nil {
 		t.Errorf("a public client's loopback and native redirects: %v", err)
@@ -113,7 +121,8 @@ func TestDiscovery(t *testing.T) {
 	for key, want := range map[string]string{
 		"issuer": `"` + issuer + `"`, "response_types_supported": `["code"]`, "code_challenge_methods_supported": `["S256"]`,
 		"grant_types_supported": `["authorization_code","refresh_token"]`, "response_modes_supported": `["query","form_post"]`,
-		"id_token_signing_alg_values_supported": `["RS256"]`,
+		"id_token_signing_alg_values_supported": `["RS256"]`, "backchannel_logout_supported": "true",
+		"backchannel_logout_session_supported": "true",
 	} {
 		if got, _ := json.Marshal(d[key]); string(got) != want {
 			t.Errorf("%s: %s, want %s", key, got, want)
@@ -128,6 +137,10 @@ func TestDiscovery(t *testing.T) {
 		if v, ok := d[key]; ok && v != false {
 			t.Errorf("discovery has %s: %v", key, v)
 		}
+	}
+	if w, _ := f.serve(http.MethodGet, UserinfoPath, nil, nil); w.Code != http.StatusUnauthorized ||
+		w.Header().Get("WWW-Authenticate") != `Bearer realm="`+issuer+`"` {
+		t.Errorf("userinfo without a token: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
 	}
 	if w, _ := f.serve(http.MethodGet, devicePath, nil, nil); w.Code != http.StatusNotFound {
 		t.Errorf("the device endpoint: %d", w.Code)

@@ -28,6 +28,7 @@ func (p *Provider) discovery() ([]byte, error) {
 	d.RequestParameterSupported = false
 	d.RequestObjectSigningAlgValuesSupported = nil
 	d.ClaimsSupported = append(d.ClaimsSupported, "sid")
+	d.BackChannelLogoutSupported, d.BackChannelLogoutSessionSupported = true, true
 	return json.Marshal(d)
 }
 
@@ -49,7 +50,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) (refused bo
 		http.NotFound(w, r)
 		return false
 	}
-	a := &answer{ResponseWriter: w, path: r.URL.Path, issuer: p.cfg.Issuer}
+	a := &answer{ResponseWriter: w, path: r.URL.Path, issuer: p.cfg.Issuer, token: r.Header.Get("Authorization") != "" || r.URL.Query().Has("access_token")}
 	p.op.ServeHTTP(a, r)
 	return a.refused
 }
@@ -58,6 +59,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) (refused bo
 type answer struct {
 	http.ResponseWriter
 	path, issuer string
+	// token: the request carried an access token (userinfo)
+	token bool
 	// refused: an authorization request's 400 that the route answers;
 	// done: the answer is written, what the library writes more is
 	// dropped.
@@ -79,7 +82,12 @@ func (a *answer) WriteHeader(status int) {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Pragma", "no-cache")
 	case a.path == UserinfoPath && (status == http.StatusUnauthorized || status == http.StatusForbidden):
-		h.Set("WWW-Authenticate", `Bearer realm="`+a.issuer+`", error="invalid_token"`)
+		challenge := `Bearer realm="` + a.issuer + `"`
+		if a.token {
+			// RFC 6750 §3.1: no error code when no token came
+			challenge += `, error="invalid_token"`
+		}
+		h.Set("WWW-Authenticate", challenge)
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Control", "no-store")
 		a.ResponseWriter.WriteHeader(http.StatusUnauthorized)

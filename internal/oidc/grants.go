@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -19,8 +20,8 @@ func grantsKey(user string) string { return "oidc-grants:" + user }
 // the least recently used.
 const MaxGrants = 32
 
-// GrantInfo is an offline grant as the record keeps it and the profile
-// and the admin API show it.
+// GrantInfo is an offline grant as the profile and the admin API show
+// it.
 type GrantInfo struct {
 	// ID names the grant (hex), Client its client's ID.
 	ID     string `json:"id"`
@@ -34,18 +35,33 @@ type GrantInfo struct {
 	Until   time.Time `json:"until"`
 }
 
-// grantList is the record of a user's offline grants.
+// grantEntry is an offline grant as the user's record keeps it: what
+// it shows, and what tied it to the account at the sign-in (so that a
+// grant ended by sign out everywhere, a new password or a lost store is
+// not listed).
+type grantEntry struct {
+	GrantInfo
+	Account    []byte `json:"account"`
+	Counter    uint32 `json:"counter"`
+	Generation uint64 `json:"generation"`
+}
+
+// grantList is the record of a user's grants.
 type grantList struct {
-	Grants   []GrantInfo    `json:"grants"`
+	Grants   []grantEntry   `json:"grants"`
 	Sessions []sessionGrant `json:"sessions,omitempty"`
 }
 
-// accessToken makes the access token of a code's grant or of a refresh
-// token, good for the access token lifetime and never beyond its grant.
-func (p *Provider) accessToken(req op.TokenRequest) (*token, error) {
+// accessToken makes the access token of a code's grant (using the code
+// up) or of a refresh token, good for the access token lifetime and
+// never beyond its grant.
+func (p *Provider) accessToken(ctx context.Context, req op.TokenRequest) (*token, error) {
 	var t token
 	switch r := req.(type) {
 	case *request:
+		if err := p.useCode(ctx, r); err != nil {
+			return nil, err
+		}
 		t = token{Grant: *r.Grant, ClientID: r.ClientID, Scopes: r.Scopes, Offline: r.Offline()}
 	case *refreshRequest:
 		t = *r.token
@@ -53,7 +69,6 @@ func (p *Provider) accessToken(req op.TokenRequest) (*token, error) {
 		return nil, oidc.ErrUnsupportedGrantType()
 	}
 	t.Expires = min(p.clock.Now().Add(time.Duration(p.cfg.AccessTokenLifetime)).Unix(), t.Grant.Until)
-	p.issued(t.ClientID, "access_token")
 	return &t, nil
 }
 
@@ -61,21 +76,22 @@ func (p *Provider) accessToken(req op.TokenRequest) (*token, error) {
 // and, beyond MaxGrants, revoking the least recently used.
 func (p *Provider) addGrant(ctx context.Context, t *token) error {
 	now := p.clock.Now()
-	var dropped []GrantInfo
-	err := p.swapGrants(ctx, t.Grant.User, func(list *grantList) error {
-		list.Grants = slices.DeleteFunc(list.Grants, func(g GrantInfo) bool { return !now.Before(g.Until) })
+	g := &t.Grant
+	var dropped []grantEntry
+	err := p.swapGrants(ctx, g.User, func(list *grantList) error {
+		list.Grants = slices.DeleteFunc(list.Grants, func(e grantEntry) bool { return !now.Before(e.Until) })
 		dropped = nil
 		for len(list.Grants) >= MaxGrants {
-			oldest := slices.MinFunc(list.Grants, func(a, b GrantInfo) int { return a.Used.Compare(b.Used) })
+			oldest := slices.MinFunc(list.Grants, func(a, b grantEntry) int { return a.Used.Compare(b.Used) })
 			dropped = append(dropped, oldest)
-			list.Grants = slices.DeleteFunc(list.Grants, func(g GrantInfo) bool { return g.ID == oldest.ID })
+			list.Grants = slices.DeleteFunc(list.Grants, func(e grantEntry) bool { return e.ID == oldest.ID })
 		}
-		list.Grants = append(list.Grants, GrantInfo{ID: hex.EncodeToString(t.Grant.ID), Client: t.ClientID, Created: now, Used: now,
-			Until: time.Unix(t.Grant.Until, 0)})
+		list.Grants = append(list.Grants, grantEntry{GrantInfo: GrantInfo{ID: hex.EncodeToString(g.ID), Client: t.ClientID,
+			Created: now, Used: now, Until: time.Unix(g.Until, 0)}, Account: g.Account, Counter: g.Counter, Generation: g.Generation})
 		return nil
 	})
-	for _, g := range dropped {
-		p.revokeID(ctx, g)
+	for _, e := range dropped {
+		p.revokeID(ctx, e.ID, e.Until)
 	}
 	if err == nil {
 		p.issued(t.ClientID, "refresh_token")
@@ -91,88 +107,120 @@ var errReused = errors.New("the refresh token was used before: its grant is revo
 // (a stolen token, or a client's replay) revokes the grant.
 func (p *Provider) useGrant(ctx context.Context, t *token) error {
 	id := hex.EncodeToString(t.Grant.ID)
-	var reused *GrantInfo
+	var reused *grantEntry
 	err := p.swapGrants(ctx, t.Grant.User, func(list *grantList) error {
 		reused = nil
-		i := slices.IndexFunc(list.Grants, func(g GrantInfo) bool { return g.ID == id })
+		i := slices.IndexFunc(list.Grants, func(e grantEntry) bool { return e.ID == id })
 		if i < 0 {
 			return op.ErrInvalidRefreshToken
 		}
-		g := &list.Grants[i]
-		if g.Rotation != t.Rotation {
-			reused = new(GrantInfo)
-			*reused = *g
+		e := &list.Grants[i]
+		if e.Rotation != t.Rotation {
+			reused = new(grantEntry)
+			*reused = *e
 			list.Grants = slices.Delete(list.Grants, i, i+1)
 			return nil
 		}
-		g.Rotation++
-		g.Used = p.clock.Now()
+		e.Rotation++
+		e.Used = p.clock.Now()
 		return nil
 	})
+	if reused != nil {
+		// revoked even when the record's change did not reach the store
+		p.revokeID(ctx, reused.ID, reused.Until)
+		p.refused(t.ClientID, "refresh_token_reused")
+		return oidc.ErrInvalidGrant().WithDescription("%s", errReused)
+	}
 	switch {
 	case errors.Is(err, op.ErrInvalidRefreshToken):
 		p.refused(t.ClientID, "refresh_token_revoked")
 		return oidc.ErrInvalidGrant().WithDescription("the refresh token was revoked")
 	case err != nil:
 		return oidc.ErrServerError().WithDescription("the store did not answer")
-	case reused != nil:
-		p.revokeID(ctx, *reused)
-		p.refused(t.ClientID, "refresh_token_reused")
-		return oidc.ErrInvalidGrant().WithDescription("%s", errReused)
 	}
 	t.Rotation++
 	p.issued(t.ClientID, "refresh_token")
 	return nil
 }
 
-// RevokeGrant ends a grant of the user: its tokens, on every node within
-// the store's window, and its place in the user's grants.
+// revoke ends the grant of a token its client gave back (RFC 7009): on
+// the revocation list until the grant ends, and, for an offline grant,
+// out of the user's grants. A grant revoked before costs no write.
+func (p *Provider) revoke(ctx context.Context, t *token) error {
+	g := &t.Grant
+	until := time.Unix(g.Until, 0)
+	if p.shared.RevokedID([16]byte(g.ID), until) {
+		return nil
+	}
+	if t.Offline {
+		return p.RevokeGrant(ctx, g.User, g.ID)
+	}
+	p.shared.Revoke(ctx, [16]byte(g.ID), until)
+	return nil
+}
+
+// RevokeGrant ends an offline grant of the user: its tokens, on every
+// node within the store's window, and its place in the user's grants.
+// A grant the user does not hold is left alone.
 func (p *Provider) RevokeGrant(ctx context.Context, user string, grant []byte) error {
 	id := hex.EncodeToString(grant)
-	var found *GrantInfo
+	var found *grantEntry
 	err := p.swapGrants(ctx, user, func(list *grantList) error {
 		found = nil
-		i := slices.IndexFunc(list.Grants, func(g GrantInfo) bool { return g.ID == id })
+		i := slices.IndexFunc(list.Grants, func(e grantEntry) bool { return e.ID == id })
 		if i >= 0 {
-			found = new(GrantInfo)
+			found = new(grantEntry)
 			*found = list.Grants[i]
 			list.Grants = slices.Delete(list.Grants, i, i+1)
 		}
 		return nil
 	})
-	if found == nil {
-		// not offline (or gone already): its tokens end with the
-		// access token's lifetime at most
-		found = &GrantInfo{ID: id, Until: p.clock.Now().Add(time.Duration(p.cfg.AccessTokenLifetime))}
+	if found != nil {
+		p.revokeID(ctx, found.ID, found.Until)
 	}
-	p.revokeID(ctx, *found)
 	return err
 }
 
-// revokeID puts the grant's ID on the realm's revocation list until it
-// ends.
-func (p *Provider) revokeID(ctx context.Context, g GrantInfo) {
-	id, err := hex.DecodeString(g.ID)
+// revokeID puts a grant's ID (hex) on the realm's revocation list until
+// it ends.
+func (p *Provider) revokeID(ctx context.Context, grant string, until time.Time) {
+	id, err := hex.DecodeString(grant)
 	if err == nil && len(id) == 16 {
-		p.shared.Revoke(ctx, [16]byte(id), g.Until)
+		p.shared.Revoke(ctx, [16]byte(id), until)
 	}
 }
 
-// Grants are the user's live offline grants, newest first.
+// Grants are the user's live offline grants, newest first: not ended,
+// revoked, signed out everywhere since, nor of an account since changed.
 func (p *Provider) Grants(user string) ([]GrantInfo, error) {
-	var list grantList
+	list, err := p.grantsOf(user)
+	if err != nil {
+		return nil, err
+	}
+	now := p.clock.Now()
+	acct, ok := p.accounts.Lookup(user)
+	var live []GrantInfo
+	for _, e := range list.Grants {
+		id, err := hex.DecodeString(e.ID)
+		if err == nil && len(id) == 16 && ok && acct.ID == [16]byte(e.Account) && now.Before(e.Until) &&
+			!p.shared.Revoked(store.AccountID(acct.ID), [16]byte(id), e.Until, e.Counter, e.Generation) {
+			live = append(live, e.GrantInfo)
+		}
+	}
+	slices.SortFunc(live, func(a, b GrantInfo) int { return b.Created.Compare(a.Created) })
+	return live, nil
+}
+
+// grantsOf opens the user's grants record as this node holds it (empty
+// when there is none).
+func (p *Provider) grantsOf(user string) (*grantList, error) {
+	list := new(grantList)
 	if sealed := p.records.Get(grantsKey(user)); sealed != nil {
-		if err := p.records.Open(grantsKey(user), sealed, &list); err != nil {
+		if err := p.records.Open(grantsKey(user), sealed, list); err != nil {
 			return nil, err
 		}
 	}
-	now := p.clock.Now()
-	live := slices.DeleteFunc(list.Grants, func(g GrantInfo) bool {
-		id, err := hex.DecodeString(g.ID)
-		return err != nil || len(id) != 16 || !now.Before(g.Until) || p.shared.RevokedID([16]byte(id), g.Until)
-	})
-	slices.SortFunc(live, func(a, b GrantInfo) int { return b.Created.Compare(a.Created) })
-	return live, nil
+	return list, nil
 }
 
 // swapGrants changes the user's grants record with change, which sees

@@ -118,9 +118,23 @@ func (p *Provider) keys() (*keySet, error) {
 	return set, nil
 }
 
-// ensureKey makes the realm's first signing key, unless a node has.
+// keySet is the realm's signing keys, made now if the start could not
+// (the store did not answer then).
+func (p *Provider) keySet(ctx context.Context) (*keySet, error) {
+	set, err := p.keys()
+	if err != nil {
+		if err = p.ensureKey(ctx); err == nil {
+			set, err = p.keys()
+		}
+	}
+	return set, err
+}
+
+// ensureKey makes the realm's first signing key, unless a node has; a
+// record of keys that does not open (sealed with a key ring no longer
+// configured, or edited) is replaced, as nothing could sign with it.
 func (p *Provider) ensureKey(ctx context.Context) error {
-	if p.records.Get(keysRecord) != nil {
+	if _, err := p.keys(); err == nil {
 		return nil
 	}
 	k, err := newSigningKey(p.clock.Now())
@@ -129,7 +143,10 @@ func (p *Provider) ensureKey(ctx context.Context) error {
 	}
 	return p.records.Swap(ctx, keysRecord, func(sealed []byte) ([]byte, error) {
 		if sealed != nil {
-			return sealed, nil
+			if p.records.Open(keysRecord, sealed, new(keySet)) == nil {
+				return sealed, nil
+			}
+			p.logger.Warn("the OpenID Connect signing keys do not open (sealed with a secret_key no longer configured, or edited in the store): a new key replaces them, and ID tokens signed before no longer verify")
 		}
 		return p.records.Seal(keysRecord, &keySet{Keys: []signingKey{k}}), nil
 	})

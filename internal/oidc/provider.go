@@ -118,7 +118,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 		}
 	}
 	if err := p.ensureKey(ctx); err != nil {
-		return nil, err
+		// signing waits for the store: keySet tries again
+		p.logger.Warn("no OpenID Connect signing key yet: the store did not answer; trying again at the first token", zap.Error(err))
 	}
 	config := &op.Config{
 		CodeMethodS256:        true,

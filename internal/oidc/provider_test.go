@@ -71,12 +71,18 @@ func (c *counts) of(key string) int {
 	return c.m[key]
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	return newFixtureOn(t, filestore.New(&certmagic.FileStorage{Path: t.TempDir()}))
+}
+
+// newFixtureOn is newFixture over the store.
+func newFixtureOn(t testing.TB, mod store.Module) *fixture {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	clk := new(session.Clock)
-	realm, err := store.Join(ctx, filestore.New(&certmagic.FileStorage{Path: t.TempDir()}), store.Options{Realm: "r", Every: time.Hour,
+	realm, err := store.Join(ctx, mod, store.Options{Realm: "r", Every: time.Hour,
 		Remember: time.Hour, Now: clk.Now, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +150,7 @@ func (f *fixture) serve(method, target string, form url.Values, header http.Head
 
 // authorize starts an authorization and returns its request ID, or the
 // answer when it did not go to the callback.
-func (f *fixture) authorize(t *testing.T, q url.Values) (string, *httptest.ResponseRecorder) {
+func (f *fixture) authorize(t testing.TB, q url.Values) (string, *httptest.ResponseRecorder) {
 	t.Helper()
 	w, refused := f.serve(http.MethodGet, AuthorizePath+"?"+q.Encode(), nil, nil)
 	if refused {
@@ -164,7 +170,7 @@ func query(clientID, redirect, scope string) url.Values {
 }
 
 // respond finishes a request for s and returns where the browser goes.
-func (f *fixture) respond(t *testing.T, id string, s *Signed) *url.URL {
+func (f *fixture) respond(t testing.TB, id string, s *Signed) *url.URL {
 	t.Helper()
 	d := f.p.Finish(id, s)
 	if d.Step != Respond {
@@ -180,7 +186,7 @@ func (f *fixture) respond(t *testing.T, id string, s *Signed) *url.URL {
 }
 
 // code runs an authorization for s and returns its code.
-func (f *fixture) code(t *testing.T, clientID, redirect, scope string, s *Signed) string {
+func (f *fixture) code(t testing.TB, clientID, redirect, scope string, s *Signed) string {
 	t.Helper()
 	id, w := f.authorize(t, query(clientID, redirect, scope))
 	if id == "" {
@@ -204,7 +210,7 @@ type tokenResponse struct {
 }
 
 // token posts a token request as the client.
-func (f *fixture) token(t *testing.T, clientID string, form url.Values) tokenResponse {
+func (f *fixture) token(t testing.TB, clientID string, form url.Values) tokenResponse {
 	t.Helper()
 	h := http.Header{}
 	if clientID == "cli" {
@@ -222,7 +228,7 @@ func (f *fixture) token(t *testing.T, clientID string, form url.Values) tokenRes
 }
 
 // exchange redeems a code with the verifier.
-func (f *fixture) exchange(t *testing.T, clientID, redirect, code string) tokenResponse {
+func (f *fixture) exchange(t testing.TB, clientID, redirect, code string) tokenResponse {
 	t.Helper()
 	return f.token(t, clientID, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect},
 		"code_verifier": {verifier}})
@@ -347,6 +353,14 @@ func TestCodeOnce(t *testing.T) {
 	if wrong.status != http.StatusBadRequest || wrong.Error != "invalid_grant" {
 		t.Errorf("wrong verifier: %+v", wrong)
 	}
+	if tok := f.token(t, "vault", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {grafanaURI},
+		"code_verifier": {verifier}}); tok.status == http.StatusOK {
+		t.Errorf("another client redeemed grafana's code: %+v", tok)
+	}
+	// neither burnt the code: whoever intercepts one cannot spoil it
+	if tok := f.exchange(t, "grafana", grafanaURI, code); tok.status != http.StatusOK {
+		t.Errorf("the code after a wrong verifier and another client: %+v", tok)
+	}
 	code = f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1))
 	if tok := f.exchange(t, "grafana", "https://grafana.example.test/other", code); tok.status != http.StatusBadRequest {
 		t.Errorf("another redirect_uri: %+v", tok)
@@ -371,6 +385,8 @@ func TestAuthorizeRefusals(t *testing.T) {
 		"no scope":    func(q url.Values) { q.Del("scope") },
 		"long state":  func(q url.Values) { q.Set("state", strings.Repeat("s", MaxState+1)) },
 		"fragment rm": func(q url.Values) { q.Set("response_mode", "fragment") },
+		"short pkce":  func(q url.Values) { q.Set("code_challenge", "abc") },
+		"huge state":  func(q url.Values) { q.Set("state", strings.Repeat("<", MaxState)) },
 	} {
 		q := query("grafana", grafanaURI, "openid")
 		edit(q)
@@ -463,9 +479,15 @@ func TestSignOutEverywhere(t *testing.T) {
 	if status, _, _ := f.userinfo(offline.AccessToken); status != http.StatusOK {
 		t.Errorf("an offline token after the session's logout: %d", status)
 	}
+	if grants, _ := f.p.Grants("ada"); len(grants) != 1 {
+		t.Errorf("grants before sign out everywhere: %+v", grants)
+	}
 	f.p.shared.SignOutEverywhere(ctx, store.AccountID(f.ada.ID))
 	if status, _, _ := f.userinfo(offline.AccessToken); status != http.StatusUnauthorized {
 		t.Errorf("an offline token after sign out everywhere: %d", status)
+	}
+	if grants, _ := f.p.Grants("ada"); len(grants) != 0 {
+		t.Errorf("grants listed after sign out everywhere: %+v", grants)
 	}
 	if tok := f.token(t, "grafana", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {offline.RefreshToken}}); tok.Error != "invalid_grant" {
 		t.Errorf("a refresh after sign out everywhere: %+v", tok)
@@ -489,6 +511,22 @@ func TestRevoke(t *testing.T) {
 	}
 	if status, _, _ := f.userinfo(tok.AccessToken); status != http.StatusUnauthorized {
 		t.Errorf("an access token of a revoked grant: %d", status)
+	}
+	// an access token without offline_access whose grant ends (code and
+	// access token lifetimes) just past an hour's end, while the access
+	// token lifetime alone ends before it: the revocation list keeps IDs
+	// by the hour they end in
+	at := time.Now().Truncate(time.Hour).Add(time.Hour - 10*time.Minute - 30*time.Second)
+	if time.Until(at) < 0 {
+		at = at.Add(time.Hour)
+	}
+	f.clock.Advance(time.Until(at))
+	online := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1)))
+	if w, _ := f.serve(http.MethodPost, Prefix+"revoke", url.Values{"token": {online.AccessToken}, "token_type_hint": {"access_token"}}, h); w.Code != http.StatusOK {
+		t.Errorf("revoke an access token: %d %s", w.Code, w.Body)
+	}
+	if status, _, _ := f.userinfo(online.AccessToken); status != http.StatusUnauthorized {
+		t.Errorf("a revoked access token: %d", status)
 	}
 }
 
@@ -532,6 +570,18 @@ func TestFinish(t *testing.T) {
 	silent := func(q url.Values) { q.Set("prompt", "none") }
 	if loc := f.respond(t, start("grafana", grafanaURI, silent), nil); loc.Query().Get("error") != "login_required" {
 		t.Errorf("prompt=none without a session: %s", loc)
+	}
+	// an id_token_hint for ada while bob is signed in
+	tok := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1)))
+	f.p.cfg.client("grafana").Groups = nil
+	bob := f.signed(f.bob, 1)
+	f.clock.Advance(2 * time.Second)
+	hinted := func(q url.Values) { q.Set("prompt", "none"); q.Set("id_token_hint", tok.IDToken) }
+	if loc := f.respond(t, start("grafana", grafanaURI, hinted), bob); loc.Query().Get("error") != "login_required" {
+		t.Errorf("prompt=none with another user's hint: %s", loc)
+	}
+	if loc := f.respond(t, start("grafana", grafanaURI, hinted), f.signed(f.ada, 1)); loc.Query().Get("code") == "" {
+		t.Errorf("prompt=none with the user's own hint: %s", loc)
 	}
 	old := f.signed(f.ada, 1)
 	f.clock.Advance(time.Minute)
@@ -624,5 +674,37 @@ func TestKeyRotation(t *testing.T) {
 		if k.KID == old {
 			t.Error("the first key is still listed after its tokens expired")
 		}
+	}
+}
+
+// TestKeysThatDoNotOpen: a realm's signing keys sealed with a key ring
+// no longer configured are replaced at start, and the provider signs.
+func TestKeysThatDoNotOpen(t *testing.T) {
+	dir := t.TempDir()
+	first := newFixtureOn(t, filestore.New(&certmagic.FileStorage{Path: dir}))
+	old, err := first.p.keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOn(t, filestore.New(&certmagic.FileStorage{Path: dir}))
+	set, err := f.p.keys()
+	if err != nil || len(set.Keys) != 1 || set.Keys[0].KID == old.Keys[0].KID {
+		t.Fatalf("keys after a new key ring: %v", err)
+	}
+	tok := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1)))
+	f.idClaims(t, tok.IDToken)
+}
+
+// TestClientChanged: a token of a client whose groups no longer hold
+// the user (a reload) is refused at userinfo and refresh.
+func TestClientChanged(t *testing.T) {
+	f := newFixture(t)
+	tok := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid offline_access", f.signed(f.ada, 1)))
+	f.p.cfg.client("grafana").Groups = []string{"admins"}
+	if status, _, _ := f.userinfo(tok.AccessToken); status != http.StatusUnauthorized {
+		t.Errorf("userinfo after the client's groups left the user out: %d", status)
+	}
+	if r := f.token(t, "grafana", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}); r.Error != "invalid_grant" {
+		t.Errorf("refresh after the client's groups left the user out: %+v", r)
 	}
 }

@@ -31,6 +31,9 @@ type request struct {
 	Prompt       []string `json:"p,omitempty"`
 	MaxAge       *uint    `json:"ma,omitempty"`
 	Created      int64    `json:"t"`
+	// Hint is the sub of the request's id_token_hint: the user the
+	// client expects.
+	Hint string `json:"h,omitempty"`
 	// Grant is the signed-in session's grant, once done.
 	Grant *Grant `json:"g,omitempty"`
 

@@ -6,10 +6,12 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"regexp"
 	"slices"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -24,15 +26,19 @@ type storage struct{ p *Provider }
 // changed.
 var errNotLive = errors.New("the token is not valid")
 
+// challengeForm is an S256 challenge: a SHA-256 in base64url.
+var challengeForm = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
 // MaxState bounds an authorization request's state and nonce, which
 // travel sealed in its ID.
 const MaxState = 1024
 
 // CreateAuthRequest takes an authorization request the library checked
-// against its client (redirect URI, scopes), refusing what the library
-// would allow: any response type but code, any PKCE method but S256,
-// and a public client without a challenge.
-func (s storage) CreateAuthRequest(_ context.Context, ar *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
+// against its client (redirect URI, scopes, the id_token_hint whose sub
+// it passes), refusing what the library would allow: any response type
+// but code, any PKCE method but S256, and a public client without a
+// challenge.
+func (s storage) CreateAuthRequest(_ context.Context, ar *oidc.AuthRequest, hintSub string) (op.AuthRequest, error) {
 	c := s.p.cfg.client(ar.ClientID)
 	switch {
 	case c == nil:
@@ -45,6 +51,8 @@ func (s storage) CreateAuthRequest(_ context.Context, ar *oidc.AuthRequest, _ st
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	case ar.ResponseMode != "" && ar.ResponseMode != oidc.ResponseModeQuery && ar.ResponseMode != oidc.ResponseModeFormPost:
 		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query or form_post")
+	case ar.CodeChallenge != "" && !challengeForm.MatchString(ar.CodeChallenge):
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge must be 43 base64url characters (S256)")
 	case len(ar.State) > MaxState || len(ar.Nonce) > MaxState:
 		return nil, oidc.ErrInvalidRequest().WithDescription("state and nonce must be at most 1024 bytes")
 	}
@@ -55,8 +63,12 @@ func (s storage) CreateAuthRequest(_ context.Context, ar *oidc.AuthRequest, _ st
 	prompt := slices.DeleteFunc(slices.Clone(ar.Prompt), func(p string) bool { return p != oidc.PromptNone && p != oidc.PromptLogin })
 	r := &request{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: scopes, State: ar.State, Nonce: ar.Nonce,
 		Challenge: ar.CodeChallenge, ResponseMode: string(ar.ResponseMode), Prompt: slices.Compact(prompt), MaxAge: ar.MaxAge,
-		Created: s.p.clock.Now().Unix()}
+		Created: s.p.clock.Now().Unix(), Hint: hintSub}
 	r.id = sealRequest(s.p.seal, r)
+	if len(CallbackPath)+len("?id=")+len(r.id) > web.MaxNextLen {
+		// it comes back through the login page's next
+		return nil, oidc.ErrInvalidRequest().WithDescription("the authorization request is too large")
+	}
 	return r, nil
 }
 
@@ -65,34 +77,50 @@ func (s storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, 
 	return openRequest(s.p.seal, id, s.p.clock.Now())
 }
 
-// AuthRequestByCode opens a code once: a second use, here or on another
-// node (at once on Redis, within the store's window on storage), is
-// refused and revokes what the first use issued.
+// AuthRequestByCode opens a code that was not used before; it is used
+// up only once the library has checked the client and the verifier (see
+// useCode), so that a wrong verifier or secret does not burn it.
 func (s storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	data, _, err := s.p.seal.OpenData(session.PurposeOIDC, code, tokenName)
 	if err != nil {
 		s.p.refused("", "code_invalid")
 		return nil, errRequest
 	}
-	now := s.p.clock.Now()
-	r, err := openCode(string(data), now)
+	r, err := openCode(string(data), s.p.clock.Now())
 	if err != nil {
 		s.p.refused("", "code_invalid")
 		return nil, err
 	}
+	if s.p.shared.RevokedID(usedID(r.Grant.ID), time.Unix(r.Grant.Expires, 0)) {
+		return nil, s.p.reused(ctx, r)
+	}
+	return r, nil
+}
+
+// useCode uses up a code whose client and verifier the library checked:
+// a second use, here or on another node (at once on Redis; on storage
+// at once on this node and within the sync window on the others), is
+// refused and revokes what the first use issued.
+func (p *Provider) useCode(ctx context.Context, r *request) error {
 	g := r.Grant
 	used := usedID(g.ID)
-	n, _, err := s.p.shared.Strike(ctx, "oidc-code:"+hex.EncodeToString(g.ID), 1, 2*CodeLifetime)
+	n, _, err := p.shared.Strike(ctx, "oidc-code:"+hex.EncodeToString(g.ID), 1, 2*CodeLifetime)
 	if err != nil {
-		return nil, oidc.ErrServerError().WithDescription("the store did not answer")
+		return oidc.ErrServerError().WithDescription("the store did not answer")
 	}
-	if n > 1 || s.p.shared.RevokedID(used, time.Unix(g.Expires, 0)) {
-		s.p.shared.Revoke(ctx, [16]byte(g.ID), time.Unix(g.Until, 0))
-		s.p.refused(r.ClientID, "code_reused")
-		return nil, errors.New("the code was used before: what it gave is revoked")
+	if n > 1 || p.shared.RevokedID(used, time.Unix(g.Expires, 0)) {
+		return p.reused(ctx, r)
 	}
-	s.p.shared.Revoke(ctx, used, time.Unix(g.Expires, 0))
-	return r, nil
+	p.shared.Revoke(ctx, used, time.Unix(g.Expires, 0))
+	return nil
+}
+
+// reused refuses a code used before and revokes its grant (RFC 6749
+// §4.1.2).
+func (p *Provider) reused(ctx context.Context, r *request) error {
+	p.shared.Revoke(ctx, [16]byte(r.Grant.ID), time.Unix(r.Grant.Until, 0))
+	p.refused(r.ClientID, "code_reused")
+	return oidc.ErrInvalidGrant().WithDescription("the code was used before: what it gave is revoked")
 }
 
 // usedID is the revocation-list ID that marks a code used, apart from
@@ -110,13 +138,14 @@ func (storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // CreateAccessToken makes an access token of a code's grant.
 func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	t, err := s.p.accessToken(req)
+	t, err := s.p.accessToken(ctx, req)
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	if err := s.p.noteSession(ctx, t); err != nil {
 		return "", time.Time{}, oidc.ErrServerError().WithDescription("the store did not answer")
 	}
+	s.p.issued(t.ClientID, "access_token")
 	return sealAccess(s.p.seal, t), time.Unix(t.Expires, 0), nil
 }
 
@@ -125,7 +154,7 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 // refresh token, its next rotation, which uses it up (presenting it
 // again revokes the grant).
 func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, _ string) (string, string, time.Time, error) {
-	t, err := s.p.accessToken(req)
+	t, err := s.p.accessToken(ctx, req)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -143,6 +172,7 @@ func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 		return "", "", time.Time{}, err
 	}
 	t.Rotation = refresh.Rotation
+	s.p.issued(t.ClientID, "access_token")
 	return sealAccess(s.p.seal, t), sealRefresh(s.p.seal, &refresh), time.Unix(t.Expires, 0), nil
 }
 
@@ -178,7 +208,7 @@ func (s storage) RevokeToken(ctx context.Context, id, _, clientID string) *oidc.
 		// RFC 7009: an invalid token needs no revocation
 		return nil
 	}
-	if err := s.p.RevokeGrant(ctx, t.Grant.User, t.Grant.ID); err != nil {
+	if err := s.p.revoke(ctx, t); err != nil {
 		return oidc.ErrServerError().WithDescription("the store did not answer")
 	}
 	return nil
@@ -195,8 +225,8 @@ func (s storage) GetRefreshTokenInfo(_ context.Context, clientID, value string) 
 }
 
 // SigningKey is the key that signs now.
-func (s storage) SigningKey(context.Context) (op.SigningKey, error) {
-	set, err := s.p.keys()
+func (s storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	set, err := s.p.keySet(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +240,8 @@ func (storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, 
 
 // KeySet lists the keys that sign, will sign, or signed tokens still
 // valid.
-func (s storage) KeySet(context.Context) ([]op.Key, error) {
-	set, err := s.p.keys()
+func (s storage) KeySet(ctx context.Context) ([]op.Key, error) {
+	set, err := s.p.keySet(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +268,7 @@ func (s storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) e
 	want, ok := s.p.secrets[id]
 	got := sha256.Sum256([]byte(secret))
 	if !ok || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		s.p.refused(id, "client_secret")
 		return errors.New("wrong client secret")
 	}
 	return nil

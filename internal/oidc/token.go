@@ -68,7 +68,9 @@ func openRefresh(keys *session.Keyring, value string) (*token, bool) {
 }
 
 // live reports whether the token may still be used at now: not expired,
-// its account as it was (not removed, password unchanged), not signed
+// its client still configured and still admitting the user (a reload
+// may have changed its groups), its account as it was (not removed,
+// password unchanged), not signed
 // out everywhere since, its grant not revoked and, unless offline, its
 // browser session not ended.
 func (p *Provider) live(t *token, now time.Time) bool {
@@ -77,7 +79,7 @@ func (p *Provider) live(t *token, now time.Time) bool {
 		return false
 	}
 	acct, ok := p.accounts.Lookup(g.User)
-	if !ok || acct.ID != [16]byte(g.Account) {
+	if !ok || acct.ID != [16]byte(g.Account) || !p.admits(t.ClientID, acct.Groups, g.Factors) {
 		return false
 	}
 	id := store.AccountID(acct.ID)

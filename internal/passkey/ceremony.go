@@ -241,7 +241,7 @@ func (s *Service) FinishRegistration(ctx context.Context, rp *webauthn.WebAuthn,
 	if err != nil {
 		return Key{}, err
 	}
-	s.end(ctx, ended)
+	s.end(ctx, acct.Name, ended)
 	return k, nil
 }
 
@@ -333,5 +333,5 @@ func (s *Service) MarkUsed(ctx context.Context, a Assertion, started *session.Se
 		s.Logger.Error("recording a passkey's use failed: its signature counter, last use and session are not stored", zap.String("user", a.Account.Name), zap.Error(err))
 		return
 	}
-	s.end(ctx, ended)
+	s.end(ctx, a.Account.Name, ended)
 }

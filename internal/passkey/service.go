@@ -33,6 +33,9 @@ type Service struct {
 	// or empty), and Name the relying party's name (totp_issuer, or
 	// empty): see RelyingParty.
 	RPID, Domain, Name string
+	// Ended, when set, hears of the sessions a passkey's removal ended,
+	// for the apps that signed in through them.
+	Ended func(user string, session []byte)
 	// byHandle are the accounts by their user handle.
 	byHandle map[string]*account.Account
 }
@@ -182,7 +185,7 @@ func (s *Service) Remove(ctx context.Context, user string, id []byte) (Key, erro
 	if err != nil {
 		return removed, err
 	}
-	s.end(ctx, removed.Sessions)
+	s.end(ctx, user, removed.Sessions)
 	return removed, nil
 }
 
@@ -197,10 +200,13 @@ func (s *Service) fit(user string, keys []Key) ([]Session, error) {
 	return forgot, err
 }
 
-// end ends sessions a passkey started.
-func (s *Service) end(ctx context.Context, sessions []Session) {
+// end ends sessions of the user that a passkey started.
+func (s *Service) end(ctx context.Context, user string, sessions []Session) {
 	for _, sess := range sessions {
 		s.Records.Realm.Revoke(ctx, sess.ID, time.Unix(sess.Expires, 0))
+		if s.Ended != nil {
+			s.Ended(user, sess.ID[:])
+		}
 	}
 }
 
