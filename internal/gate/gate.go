@@ -169,11 +169,11 @@ type Client struct {
 // Start starts a session of the account with the factors it began with:
 // recorded in the store's index, sent as the cookie, and the browser
 // remembered as a device of the account.
-func (g *Gate) Start(ctx context.Context, h http.Header, wire Wire, acct *account.Account, client Client, factors uint8) *Session {
+func (g *Gate) Start(ctx context.Context, h http.Header, wire Wire, acct *account.Account, client Client, factors uint8, method session.Method) *Session {
 	id := store.AccountID(acct.ID)
 	counter := g.Shared.Counter(ctx, id)
 	s := session.New(acct.Name, acct.ID.Tag(), counter, g.Clock.Now(), g.Lifetime)
-	s.Generation, s.Factors = g.Shared.Generation(), factors
+	s.Generation, s.Factors, s.Method = g.Shared.Generation(), factors, method
 	g.Shared.Login(ctx, store.Entry{ID: s.ID, Account: id, Counter: s.Counter, Started: s.Issued, Expires: s.Expires,
 		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: DeviceName(client.UserAgent)})
 	g.setSession(h, wire, s)

@@ -99,7 +99,7 @@ func cookieLine(t *testing.T, h http.Header) string {
 func start(t *testing.T, g *Gate, wire Wire, factors uint8) (Wire, *Session, http.Header) {
 	t.Helper()
 	h := http.Header{}
-	s := g.Start(context.Background(), h, wire, ada(t, g), Client{IP: "192.0.2.7", UserAgent: firefox}, factors)
+	s := g.Start(context.Background(), h, wire, ada(t, g), Client{IP: "192.0.2.7", UserAgent: firefox}, factors, session.MethodPassword)
 	back := wire
 	back.Cookies = []string{"theme=dark", cookieLine(t, h)}
 	return back, s, h

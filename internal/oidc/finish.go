@@ -20,13 +20,14 @@ type Signed struct {
 	HasFactor bool
 	// Session, Expires, Counter and Generation bind the grant to the
 	// session (its end ends the grant's tokens, but an offline grant's);
-	// Issued and Factors are when and how it began.
+	// Issued, Factors and Method are when and how it began.
 	Session    [16]byte
 	Expires    time.Time
 	Counter    uint32
 	Generation uint64
 	Issued     time.Time
 	Factors    uint8
+	Method     session.Method
 }
 
 // Step is what the route does with an authorization request at its
@@ -97,7 +98,7 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 	}
 	g := &Grant{ID: session.Random(16), User: s.User, Subject: p.subjectOf(s.User), Account: s.Account[:], Counter: s.Counter,
 		Generation: s.Generation, Session: s.Session[:], SessionExpires: s.Expires.Unix(), AuthTime: s.Issued.Unix(),
-		Factors: s.Factors, Expires: now.Add(CodeLifetime).Unix()}
+		Factors: s.Factors, Method: uint8(s.Method), Expires: now.Add(CodeLifetime).Unix()}
 	if r.Offline() {
 		g.Until = now.Add(time.Duration(p.cfg.RefreshTokenLifetime)).Unix()
 	} else {

@@ -318,6 +318,18 @@ func TestClaimsPerScope(t *testing.T) {
 	if amr, _ := json.Marshal(claims["amr"]); string(amr) != `["pwd"]` {
 		t.Errorf("amr %s", amr)
 	}
+	for _, tc := range []struct {
+		factors uint8
+		method  session.Method
+		want    string
+	}{{2, session.MethodPasskey, `["hwk","user","mfa"]`}, {1, session.MethodPasskey, `["hwk"]`}} {
+		s := f.signed(f.ada, tc.factors)
+		s.Method = tc.method
+		tok := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", s))
+		if amr, _ := json.Marshal(f.idClaims(t, tok.IDToken)["amr"]); string(amr) != tc.want {
+			t.Errorf("amr of a passkey's session of %d factors: %s, want %s", tc.factors, amr, tc.want)
+		}
+	}
 	_, info, _ := f.userinfo(tok.AccessToken)
 	if len(info) != 1 || info["sub"] == nil {
 		t.Errorf("userinfo for openid alone: %v", info)

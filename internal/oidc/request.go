@@ -57,6 +57,7 @@ type Grant struct {
 	SessionExpires int64  `json:"se"`
 	AuthTime       int64  `json:"at"`
 	Factors        uint8  `json:"f"`
+	Method         uint8  `json:"m,omitempty"`
 	// Expires is the code's expiry; Until, when every token of the
 	// grant has expired (the refresh token's end, or else the access
 	// token's), which bounds how long its revocation is kept.
@@ -129,7 +130,7 @@ func (r *request) GetAMR() []string {
 	if r.Grant == nil {
 		return nil
 	}
-	return AMR(r.Grant.Factors)
+	return AMR(r.Grant.Factors, session.Method(r.Grant.Method))
 }
 
 // GetAuthTime is when the session began.
@@ -160,10 +161,15 @@ func (r *request) GetCodeChallenge() *oidc.CodeChallenge {
 func (r *request) Offline() bool { return slices.Contains(r.Scopes, oidc.ScopeOfflineAccess) }
 
 // AMR is how a session of that many factors began, as RFC 8176 names
-// methods: a password, or a password and a one-time code (a passkey
-// with user verification counts as two factors and is named as them).
-func AMR(factors uint8) []string {
-	if factors >= 2 {
+// methods: a password (and a one-time or recovery code), or a passkey
+// (a hardware-bound key, which with two factors verified its user).
+func AMR(factors uint8, method session.Method) []string {
+	switch {
+	case method == session.MethodPasskey && factors >= 2:
+		return []string{"hwk", "user", "mfa"}
+	case method == session.MethodPasskey:
+		return []string{"hwk"}
+	case factors >= 2:
 		return []string{"pwd", "otp", "mfa"}
 	}
 	return []string{"pwd"}

@@ -329,7 +329,9 @@ type refreshRequest struct {
 	subject string
 }
 
-func (r *refreshRequest) GetAMR() []string       { return AMR(r.token.Grant.Factors) }
+func (r *refreshRequest) GetAMR() []string {
+	return AMR(r.token.Grant.Factors, session.Method(r.token.Grant.Method))
+}
 func (r *refreshRequest) GetAudience() []string  { return []string{r.token.ClientID} }
 func (r *refreshRequest) GetAuthTime() time.Time { return time.Unix(r.token.Grant.AuthTime, 0) }
 func (r *refreshRequest) GetClientID() string    { return r.token.ClientID }

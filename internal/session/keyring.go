@@ -19,11 +19,13 @@ import (
 )
 
 const (
-	// sessionVersion 4 adds the factors to version 3, which still opens
-	// (as a session of one factor)
-	sessionVersion   = 4
+	// sessionVersion 5 adds the method to version 4, which added the
+	// factors to version 3; both still open (a password's session, of
+	// one factor for version 3)
+	sessionVersion   = 5
 	v3HeaderLen      = 1 + 3*8 + 4 + 8 + 16 + account.TagLen
-	sessionHeaderLen = v3HeaderLen + 1
+	v4HeaderLen      = v3HeaderLen + 1
+	sessionHeaderLen = v4HeaderLen + 1
 	keyIDLen         = 4
 	minKeyLen        = 32
 	// maxCookieLen bounds the cookie we try to open; a real one is far
@@ -163,7 +165,7 @@ func (kr *Keyring) Seal(p Purpose, s *Session, name, host string) string {
 	binary.BigEndian.PutUint64(plain[29:], s.Generation)
 	copy(plain[37:], s.ID[:])
 	copy(plain[53:], s.Account[:])
-	plain[v3HeaderLen] = s.Factors
+	plain[v3HeaderLen], plain[v4HeaderLen] = s.Factors, byte(s.Method)
 	plain = append(plain, s.User...)
 	return kr.seal(p, plain, name, host)
 }
@@ -256,18 +258,22 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 			continue
 		}
 		plain, err := k.aead.Open(out[:0], nil, raw[keyIDLen:], adBytes)
-		if err != nil || len(plain) <= v3HeaderLen || (plain[0] != sessionVersion && plain[0] != 3) {
+		if err != nil || len(plain) <= v3HeaderLen || plain[0] < 3 || plain[0] > sessionVersion {
 			return nil, errMalformed
 		}
-		header, factors := v3HeaderLen, byte(1)
-		if plain[0] == sessionVersion {
-			if len(plain) <= sessionHeaderLen {
-				return nil, errMalformed
-			}
-			header, factors = sessionHeaderLen, plain[v3HeaderLen]
+		header, factors, method := v3HeaderLen, byte(1), MethodPassword
+		switch plain[0] {
+		case 4:
+			header, factors = v4HeaderLen, plain[v3HeaderLen]
+		case sessionVersion:
+			header, factors, method = sessionHeaderLen, plain[v3HeaderLen], Method(plain[v4HeaderLen])
+		}
+		if len(plain) <= header {
+			return nil, errMalformed
 		}
 		return &Session{
 			Factors:    factors,
+			Method:     method,
 			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
 			Expires:    time.Unix(int64(binary.BigEndian.Uint64(plain[9:])), 0),
 			LastSeen:   time.Unix(int64(binary.BigEndian.Uint64(plain[17:])), 0),

@@ -12,7 +12,7 @@ import (
 
 func testSession() *Session {
 	return &Session{User: "ada é", ID: [16]byte(Random(16)), Counter: 7, Generation: 1<<40 + 3, Account: account.Tag(Random(account.TagLen)),
-		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0), Factors: 2}
+		Issued: time.Unix(100, 0), Expires: time.Unix(200, 0), LastSeen: time.Unix(150, 0), Factors: 2, Method: MethodPasskey}
 }
 
 func TestSealOpen(t *testing.T) {
@@ -23,7 +23,7 @@ func TestSealOpen(t *testing.T) {
 	s := testSession()
 	v := kr.Seal(PurposeSession, s, "c", "h")
 	got, err := kr.Open(PurposeSession, v, "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Generation != s.Generation || got.Account != s.Account || got.Factors != 2 ||
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Counter != 7 || got.Generation != s.Generation || got.Account != s.Account || got.Factors != 2 || got.Method != MethodPasskey ||
 		!got.Issued.Equal(s.Issued) || !got.Expires.Equal(s.Expires) || !got.LastSeen.Equal(s.LastSeen) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
@@ -115,16 +115,18 @@ func TestPurposes(t *testing.T) {
 	}
 }
 
-// TestVersion3: a cookie of version 3, issued before sessions recorded
-// their factors, still opens, as a session of one factor.
-func TestVersion3(t *testing.T) {
+// TestOlderVersions: a cookie of version 3, issued before sessions
+// recorded their factors, still opens, as a password's session of one
+// factor; one of version 4, before they recorded their method, as a
+// password's.
+func TestOlderVersions(t *testing.T) {
 	kr, err := NewKeyring([][]byte{Random(32)}, "miniapp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := testSession()
-	v4 := kr.Seal(PurposeSession, s, "c", "h")
-	raw, _ := base64.RawURLEncoding.DecodeString(v4)
+	v5 := kr.Seal(PurposeSession, s, "c", "h")
+	raw, _ := base64.RawURLEncoding.DecodeString(v5)
 	k := kr.keys[PurposeSession][0]
 	plain, err := k.aead.Open(nil, nil, raw[keyIDLen:], append([]byte{byte(PurposeSession)}, "c\x00h"...))
 	if err != nil {
@@ -133,10 +135,16 @@ func TestVersion3(t *testing.T) {
 	plain[0] = 3
 	v3 := append(plain[:v3HeaderLen:v3HeaderLen], plain[sessionHeaderLen:]...)
 	got, err := kr.Open(PurposeSession, kr.seal(PurposeSession, v3, "c", "h"), "c", "h")
-	if err != nil || got.User != s.User || got.ID != s.ID || got.Factors != 1 {
+	if err != nil || got.User != s.User || got.ID != s.ID || got.Factors != 1 || got.Method != MethodPassword {
 		t.Fatalf("a version 3 cookie: %+v %v", got, err)
 	}
-	plain[0] = 5
+	plain[0] = 4
+	v4 := append(plain[:v4HeaderLen:v4HeaderLen], plain[sessionHeaderLen:]...)
+	got, err = kr.Open(PurposeSession, kr.seal(PurposeSession, v4, "c", "h"), "c", "h")
+	if err != nil || got.User != s.User || got.Factors != 2 || got.Method != MethodPassword {
+		t.Fatalf("a version 4 cookie: %+v %v", got, err)
+	}
+	plain[0] = 6
 	if _, err := kr.Open(PurposeSession, kr.seal(PurposeSession, plain, "c", "h"), "c", "h"); err == nil {
 		t.Error("a cookie of an unknown version opened")
 	}

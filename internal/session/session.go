@@ -41,6 +41,29 @@ type Session struct {
 	// Factors is how the session began: 1 with a password alone, 2 with
 	// a second factor too.
 	Factors uint8
+	// Method is what the first factor was: a password or a passkey.
+	Method Method
+}
+
+// Method is how a session began.
+type Method uint8
+
+// The methods a session begins with.
+const (
+	// MethodPassword is a password (and, of two factors, a one-time or
+	// recovery code).
+	MethodPassword Method = iota
+	// MethodPasskey is a passkey (of two factors when it verified its
+	// user).
+	MethodPasskey
+)
+
+// String names the method as the logs do.
+func (m Method) String() string {
+	if m == MethodPasskey {
+		return "passkey"
+	}
+	return "password"
 }
 
 // New starts a session of the account at now with a fresh random ID, so

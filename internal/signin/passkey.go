@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"go.uber.org/zap"
 )
@@ -56,7 +57,7 @@ func (s *Service) Passkey(ctx context.Context, h http.Header, rp *webauthn.WebAu
 		factors = 2
 		s.Count.SecondFactor("success", "passkey")
 	}
-	out := s.signIn(ctx, h, acct, c, known, factors, "passkey")
+	out := s.signIn(ctx, h, acct, c, known, factors, session.MethodPasskey)
 	s.Passkeys.MarkUsed(ctx, a, out.Session.Session)
 	return out
 }

@@ -169,7 +169,7 @@ func (s *Service) Password(ctx context.Context, h http.Header, in Login) Outcome
 		return Outcome{Err: s.codeFailed(acct.Name, in.IP, http.StatusUnauthorized, err)}
 	}
 	if !has {
-		return s.signIn(ctx, h, acct, in.Client, in.Known, 1, "password")
+		return s.signIn(ctx, h, acct, in.Client, in.Known, 1, session.MethodPassword)
 	}
 	if in.Code == "" {
 		return s.askCode(ctx, h, acct, in.Client)
@@ -181,7 +181,7 @@ func (s *Service) Password(ctx context.Context, h http.Header, in Login) Outcome
 		return Outcome{Err: s.codeFailed(acct.Name, in.IP, http.StatusUnauthorized, err), Form: CodeForm}
 	}
 	s.Count.SecondFactor("success", string(kind))
-	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, "password")
+	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, session.MethodPassword)
 }
 
 // Code is the code step of a pending sign-in: a right code starts the
@@ -216,7 +216,7 @@ func (s *Service) Code(ctx context.Context, h http.Header, in Login) Outcome {
 	}
 	s.Gate.ClearPending(h, in.Wire)
 	s.Count.SecondFactor("success", string(kind))
-	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, "password")
+	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, session.MethodPassword)
 }
 
 // askCode ends a right password of an account with a second factor: no
@@ -228,10 +228,10 @@ func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Acco
 }
 
 // signIn starts the session of a complete sign-in, counted and logged.
-func (s *Service) signIn(ctx context.Context, h http.Header, acct *account.Account, c Client, known *session.Session, factors uint8, method string) Outcome {
-	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known}, factors)
+func (s *Service) signIn(ctx context.Context, h http.Header, acct *account.Account, c Client, known *session.Session, factors uint8, method session.Method) Outcome {
+	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known}, factors, method)
 	s.Count.Login("success")
-	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors), zap.String("method", method))
+	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors), zap.Stringer("method", method))
 	return Outcome{Session: sess}
 }
 

@@ -161,5 +161,6 @@ func (s *Service) Restart(ctx context.Context, h http.Header, sess *gate.Session
 	if s.Ended != nil {
 		s.Ended(sess.User, ended)
 	}
-	s.Gate.Start(ctx, h, c.Wire, sess.Account, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User)}, 2)
+	s.Gate.Start(ctx, h, c.Wire, sess.Account, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User)}, 2,
+		sess.Method)
 }

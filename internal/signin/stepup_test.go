@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
@@ -18,7 +19,7 @@ import (
 // signedIn is a session of ada started now with the factors.
 func (w *world) signedIn(t *testing.T, factors uint8) *gate.Session {
 	t.Helper()
-	return w.s.Gate.Start(context.Background(), http.Header{}, w.wire, w.acct(t, "ada"), gate.Client{IP: "192.0.2.1"}, factors)
+	return w.s.Gate.Start(context.Background(), http.Header{}, w.wire, w.acct(t, "ada"), gate.Client{IP: "192.0.2.1"}, factors, session.MethodPassword)
 }
 
 // TestStepUpOf: what a change of the sign-in methods needs, for each
