@@ -97,6 +97,13 @@ func (rv *Realm) Strike(ctx context.Context, key string, by int, window time.Dur
 	return n, until, err
 }
 
+// StrikesShared reports whether Strike counts for every node at once
+// (see SharedStrikes); otherwise it counts on this node alone.
+func (rv *Realm) StrikesShared() bool {
+	_, ok := rv.store.(SharedStrikes)
+	return ok
+}
+
 // Strikes reads key's count of failures and when its window ends.
 func (rv *Realm) Strikes(ctx context.Context, key string) (int, time.Time, error) {
 	var n int

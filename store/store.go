@@ -120,6 +120,12 @@ type Backend interface {
 	Close() error
 }
 
+// SharedStrikes is a Backend whose Strike counts for every node at once
+// (Redis): a count of one is proof that no node counted before.
+type SharedStrikes interface {
+	SharedStrikes()
+}
+
 // MaxRecord bounds a durable record's size, in bytes: a larger one read
 // from the store is refused, and no node writes one.
 const MaxRecord = 64 << 10

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"hash/maphash"
 	"net/http"
 	"net/url"
 	"slices"
@@ -65,6 +66,8 @@ type Provider struct {
 	// discoveryJSON is the discovery document, made once
 	discoveryJSON []byte
 	logger        *zap.Logger
+	// opened are the access tokens opened lately
+	opened accessCache
 	// http sends back-channel logouts
 	http    *http.Client
 	counter Counter
@@ -102,7 +105,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 	}
 	p := &Provider{cfg: cfg, realm: o.Realm, accounts: o.Accounts, shared: o.Shared, records: o.Records, seal: o.Keys, clock: o.Clock,
 		subjects: map[string]string{}, secrets: map[string][32]byte{}, logger: o.Logger, counter: o.Counter,
-		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+		http:   &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		opened: accessCache{seed: maphash.MakeSeed()}}
 	for acct := range o.Accounts.All() {
 		p.subjects[Subject(o.Realm, "cfg:"+acct.Name)] = acct.Name
 	}
@@ -208,7 +212,7 @@ func (c crypto) Decrypt(sealed string) (string, error) {
 		return "", errNotLive
 	}
 	plain := string(data)
-	t, ok := splitAccess(c.p.seal, plain)
+	t, ok := c.p.splitAccess(plain)
 	if !ok || !c.p.live(t, c.p.clock.Now()) {
 		if ok {
 			c.p.refused(t.ClientID, "access_token_ended")

@@ -98,9 +98,10 @@ func (s storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthReq
 }
 
 // useCode uses up a code whose client and verifier the library checked:
-// a second use, here or on another node (at once on Redis; on storage
-// at once on this node and within the sync window on the others), is
-// refused and revokes what the first use issued.
+// a second use, here or on another node, is refused and revokes what
+// the first use issued. Redis counts the code's uses for every node at
+// once; storage counts on this node, and a revocation of the code tells
+// the others within the sync window.
 func (p *Provider) useCode(ctx context.Context, r *request) error {
 	g := r.Grant
 	used := usedID(g.ID)
@@ -111,7 +112,9 @@ func (p *Provider) useCode(ctx context.Context, r *request) error {
 	if n > 1 || p.shared.RevokedID(used, time.Unix(g.Expires, 0)) {
 		return p.reused(ctx, r)
 	}
-	p.shared.Revoke(ctx, used, time.Unix(g.Expires, 0))
+	if !p.shared.StrikesShared() {
+		p.shared.Revoke(ctx, used, time.Unix(g.Expires, 0))
+	}
 	return nil
 }
 
@@ -202,7 +205,7 @@ func (storage) TerminateSession(context.Context, string, string) error { return 
 func (s storage) RevokeToken(ctx context.Context, id, _, clientID string) *oidc.Error {
 	t, ok := openRefresh(s.p.seal, id)
 	if !ok {
-		t, ok = openAccess(s.p.seal, id)
+		t, ok = s.p.opened.open(s.p.seal, id)
 	}
 	if !ok || t.ClientID != clientID {
 		// RFC 7009: an invalid token needs no revocation
@@ -281,7 +284,7 @@ func (s storage) SetUserinfoFromScopes(_ context.Context, info *oidc.UserInfo, s
 
 // SetUserinfoFromToken fills userinfo's claims for a live access token.
 func (s storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, id, sub, _ string) error {
-	t, ok := openAccess(s.p.seal, id)
+	t, ok := s.p.opened.open(s.p.seal, id)
 	if !ok || !s.p.live(t, s.p.clock.Now()) {
 		return errNotLive
 	}
@@ -291,7 +294,7 @@ func (s storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, id
 // SetIntrospectionFromToken describes a live access token to its own
 // client.
 func (s storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.IntrospectionResponse, id, sub, clientID string) error {
-	t, ok := openAccess(s.p.seal, id)
+	t, ok := s.p.opened.open(s.p.seal, id)
 	if !ok || t.ClientID != clientID || !s.p.live(t, s.p.clock.Now()) {
 		return errNotLive
 	}

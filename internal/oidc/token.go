@@ -2,7 +2,9 @@ package oidc
 
 import (
 	"encoding/json"
+	"hash/maphash"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
@@ -92,10 +94,40 @@ func (p *Provider) live(t *token, now time.Time) bool {
 
 // splitAccess opens the plain text of an access token (the library's
 // "<id>:<subject>") into its token.
-func splitAccess(keys *session.Keyring, plain string) (*token, bool) {
+func (p *Provider) splitAccess(plain string) (*token, bool) {
 	id, _, ok := strings.Cut(plain, ":")
 	if !ok {
 		return nil, false
 	}
-	return openAccess(keys, id)
+	return p.opened.open(p.seal, id)
+}
+
+// openedAccess is an access token's ID and what it opened to.
+type openedAccess struct {
+	id string
+	t  *token
+}
+
+// accessCache remembers access tokens opened lately, by their sealed
+// ID: userinfo opens its token twice (the library's Decrypt, then
+// SetUserinfoFromToken), and a resource server presents one token again
+// and again. Only what opened is kept, a slot per ID's hash; whether a
+// token is live is checked at each use, never kept. Its tokens are
+// shared: read, never changed.
+type accessCache struct {
+	seed  maphash.Seed
+	slots [256]atomic.Pointer[openedAccess]
+}
+
+// open opens an access token's ID, from the cache when it holds it.
+func (c *accessCache) open(keys *session.Keyring, id string) (*token, bool) {
+	slot := &c.slots[maphash.String(c.seed, id)%uint64(len(c.slots))]
+	if e := slot.Load(); e != nil && e.id == id {
+		return e.t, true
+	}
+	t, ok := openAccess(keys, id)
+	if ok {
+		slot.Store(&openedAccess{id: id, t: t})
+	}
+	return t, ok
 }

@@ -97,6 +97,9 @@ return {n, redis.call('PTTL', KEYS[1])}
 
 func (b *redisBackend) strikeKey(key string) string { return b.base + "strikes:" + key }
 
+// SharedStrikes marks the backend's strikes as counted for every node.
+func (*redisBackend) SharedStrikes() {}
+
 func (b *redisBackend) Strike(ctx context.Context, key string, by int, window time.Duration) (int, time.Time, error) {
 	res, err := strikeScript.Run(ctx, b.client, []string{b.strikeKey(key)}, window.Milliseconds(), by).Int64Slice()
 	if err != nil || len(res) != 2 {
