@@ -62,6 +62,14 @@ http://$APP {
 	miniapp {
 		user bench $hash
 		protect /private/*
+		oidc {
+			issuer http://$APP
+			access_token_lifetime 2h
+			client bench {
+				secret bench-client-secret-of-32-characters
+				redirect_uri http://127.0.0.1:9/cb
+			}
+		}
 	}
 	handle /private/respond {
 		respond "Hello, World!"
@@ -127,6 +135,18 @@ wsgi_cookie=$(curl -s -D - -o /dev/null -d 'username=bench&password=bench-passwo
 [ -n "$cookie" ] && [ -n "$wsgi_cookie" ] || { echo "login failed" >&2; exit 1; }
 [ "$(curl -s -H "Cookie: $cookie" "http://$APP/private/respond")" = "Hello, World!" ] || { echo "session refused" >&2; exit 1; }
 
+# an access token of the OpenID Connect provider, through its code flow
+# (PKCE S256), for userinfo
+verifier=bench-verifier-of-at-least-forty-three-characters-000
+challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '=')
+callback=$(curl -s -o /dev/null -w '%{redirect_url}' "http://$APP/miniapp/oidc/authorize?client_id=bench&response_type=code&scope=openid%20profile%20email&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&state=s&code_challenge=$challenge&code_challenge_method=S256")
+code=$(curl -s -o /dev/null -w '%{redirect_url}' -H "Cookie: $cookie" -H "Accept: text/html" "$callback" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+token=$(curl -s -u bench:bench-client-secret-of-32-characters -d grant_type=authorization_code -d "code=$code" \
+	--data-urlencode redirect_uri=http://127.0.0.1:9/cb -d "code_verifier=$verifier" "http://$APP/miniapp/oidc/token" |
+	sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[ -n "$token" ] && curl -sf -H "Authorization: Bearer $token" "http://$APP/miniapp/oidc/userinfo" >/dev/null ||
+	{ echo "no access token from the OpenID Connect provider" >&2; exit 1; }
+
 # the profile page's twin: Caddy's respond of the page's own body, with
 # the same headers, on a site of its own (a reload keeps the sessions)
 curl -s -D "$work/page.head" -o "$work/page.html" -H "Cookie: $cookie" -H "Accept: text/html" "http://$APP/profile"
@@ -185,7 +205,8 @@ measure() {
 }
 
 # target NAME URL TWIN_NAME TWIN_URL [HEADER...]: the route, then its twin;
-# the first eight are the module's, measured pinned too: against a
+# the first nine are the module's, measured pinned too (userinfo against
+# protect in front of respond: a token check against a session check): against a
 # respond of 13 bytes, and against the two twins set as targets: a
 # respond of the profile page's own body and headers, and Caddy's own
 # basic_auth in front of the same respond as protect
@@ -198,6 +219,7 @@ targets=(
 	"protect+respond|http://$APP/private/respond|basic_auth+respond|http://$TWIN/basic/respond|Cookie: $cookie;$basic"
 	"protect+file_server|http://$APP/private/static.txt|file_server|http://$TWIN/private/static.txt|Cookie: $cookie"
 	"miniapp_auth|http://$APP/miniapp/auth|respond_auth|http://$TWIN/hello|Cookie: $cookie;X-Forwarded-Proto: http;X-Forwarded-Host: $APP;X-Forwarded-Uri: /app"
+	"oidc_userinfo|http://$APP/miniapp/oidc/userinfo|protect+respond|http://$APP/private/respond|Authorization: Bearer $token;Cookie: $cookie"
 	"wsgi_hello|http://$WSGI/hello?name=World|respond|http://$TWIN/hello|"
 	"wsgi_profile|http://$WSGI/profile|respond|http://$TWIN/hello|Cookie: $wsgi_cookie"
 )
@@ -225,7 +247,7 @@ rounds "" "${targets[@]}"
 stop_caddy
 start_caddy 0
 wrk_pin=(taskset -c 1)
-rounds "pinned:" "${targets[@]:0:8}"
+rounds "pinned:" "${targets[@]:0:9}"
 wrk_pin=()
 stop_caddy
 start_caddy
@@ -321,7 +343,7 @@ table() {
 }
 table "" "${targets[@]}"
 printf '\npinned: Caddy on core 0 (taskset -c 0), wrk on core 1 (taskset -c 1)\n\n'
-table "pinned:" "${targets[@]:0:8}"
+table "pinned:" "${targets[@]:0:9}"
 printf '\nlogins/s at bcrypt cost 14, 1 connection: %s (refused: %s)\n' "$logins" "${logins_refused:-0}"
 awk -v a="$hello_alone" -v b="$hello_flooded" -v n="$flood_requests" -v r1="$rss_before_flood" -v r2="$rss_after_flood" \
 	'BEGIN {printf "/hello alone %.0f req/s, during a flood of %d failed logins from random addresses %.0f req/s (ratio %.2f); RSS %d -> %d KiB\n", a, n, b, b / a, r1, r2}'
