@@ -149,7 +149,7 @@ func (s storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (st
 		return "", time.Time{}, oidc.ErrServerError().WithDescription("the store did not answer")
 	}
 	s.p.issued(t.ClientID, "access_token")
-	return sealAccess(s.p.seal, t), time.Unix(t.Expires, 0), nil
+	return sealToken(s.p.seal, accessName, t), time.Unix(t.Expires, 0), nil
 }
 
 // CreateAccessAndRefreshTokens makes an access token and a refresh
@@ -176,7 +176,7 @@ func (s storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenR
 	}
 	t.Rotation = refresh.Rotation
 	s.p.issued(t.ClientID, "access_token")
-	return sealAccess(s.p.seal, t), sealRefresh(s.p.seal, &refresh), time.Unix(t.Expires, 0), nil
+	return sealToken(s.p.seal, accessName, t), sealToken(s.p.seal, refreshName, &refresh), time.Unix(t.Expires, 0), nil
 }
 
 // TokenRequestByRefreshToken opens a live refresh token; whether it is

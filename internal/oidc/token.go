@@ -27,22 +27,26 @@ type token struct {
 	Expires  int64  `json:"e"`
 }
 
-// accessName binds sealed access token IDs.
-const accessName = "access"
+// The names that bind sealed tokens: an access token's ID and a refresh
+// token. An access token's ID is sealed itself: the library wraps it
+// again, but passes a client's unopened value to RevokeToken as if it
+// were one, so the ID must be authentic (and has no ':', which the
+// library's token format splits on).
+const (
+	accessName  = "access"
+	refreshName = "refresh"
+)
 
-// sealAccess seals an access token into its ID: the library wraps the
-// ID again, but passes a client's unopened value to RevokeToken as if it
-// were one, so the ID itself must be authentic (and has no ':', which
-// the library's token format splits on).
-func sealAccess(keys *session.Keyring, t *token) string {
+// sealToken seals a token under the name.
+func sealToken(keys *session.Keyring, name string, t *token) string {
 	data, _ := json.Marshal(t) // plain values: never fails
-	return keys.SealData(session.PurposeOIDC, data, accessName)
+	return keys.SealData(session.PurposeOIDC, data, name)
 }
 
-// openAccess opens an access token's ID, without checking that it is
-// live.
-func openAccess(keys *session.Keyring, id string) (*token, bool) {
-	data, _, err := keys.OpenData(session.PurposeOIDC, id, accessName)
+// openToken opens a token sealed under the name, without checking that
+// it is live.
+func openToken(keys *session.Keyring, name, value string) (*token, bool) {
+	data, _, err := keys.OpenData(session.PurposeOIDC, value, name)
 	t := new(token)
 	if err != nil || json.Unmarshal(data, t) != nil {
 		return nil, false
@@ -50,23 +54,10 @@ func openAccess(keys *session.Keyring, id string) (*token, bool) {
 	return t, true
 }
 
-// refreshName binds sealed refresh tokens.
-const refreshName = "refresh"
-
-// sealRefresh seals a refresh token.
-func sealRefresh(keys *session.Keyring, t *token) string {
-	data, _ := json.Marshal(t) // plain values: never fails
-	return keys.SealData(session.PurposeOIDC, data, refreshName)
-}
-
 // openRefresh opens a refresh token, without checking that it is live.
 func openRefresh(keys *session.Keyring, value string) (*token, bool) {
-	data, _, err := keys.OpenData(session.PurposeOIDC, value, refreshName)
-	t := new(token)
-	if err != nil || json.Unmarshal(data, t) != nil || !t.Offline {
-		return nil, false
-	}
-	return t, true
+	t, ok := openToken(keys, refreshName, value)
+	return t, ok && t.Offline
 }
 
 // live reports whether the token may still be used at now: not expired,
@@ -125,7 +116,7 @@ func (c *accessCache) open(keys *session.Keyring, id string) (*token, bool) {
 	if e := slot.Load(); e != nil && e.id == id {
 		return e.t, true
 	}
-	t, ok := openAccess(keys, id)
+	t, ok := openToken(keys, accessName, id)
 	if ok {
 		slot.Store(&openedAccess{id: id, t: t})
 	}
