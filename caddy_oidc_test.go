@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -319,6 +320,22 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 	}
 	if claims := o.logoutClaims(t, "grafana"); claims["sub"] != idToken.Subject || claims["sid"] != nil {
 		t.Errorf("back-channel logout of sign out everywhere: %v", claims)
+	}
+
+	// no code nor ID token reached Caddy's access log, whose lines
+	// record URIs and response headers
+	call(t, o.client(), "GET", o.issuer+"/miniapp/oidc/keys", "")
+	if !o.accessLogHas("/miniapp/oidc/keys") {
+		t.Fatal("no access log line of the last request")
+	}
+	accessLog, err := os.ReadFile(o.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string]string{"a code": code, "an ID token": hint, "an access token": tok.AccessToken} {
+		if strings.Contains(string(accessLog), secret) {
+			t.Errorf("the access log holds %s", name)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
 
@@ -94,6 +95,14 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 	case oidc.SignIn:
 		return h.signInFirst(w, r, in, nil)
 	}
+	if client, ok := d.Code(); ok {
+		// the answer's Location carries the code, and Caddy's access
+		// log records response headers: this request is logged here,
+		// without it
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+		h.logger.Info("OpenID Connect sign-in", zap.String("user", sess.User), zap.String("client", client),
+			zap.String("client_ip", in.Client))
+	}
 	h.provider.Respond(w, r, d)
 	return nil
 }
@@ -122,6 +131,11 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Requ
 				return err
 			}
 			fields[name] = v
+		}
+		if fields["id_token_hint"] != "" {
+			// an ID token in the query, which Caddy's access log
+			// records: a logout it leads to is logged here
+			caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -108,6 +108,14 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 	return Decision{Step: Respond, req: r.granted(g)}
 }
 
+// Code reports whether the decision sends a code, to its client.
+func (d Decision) Code() (client string, ok bool) {
+	if d.Step != Respond || d.err != nil {
+		return "", false
+	}
+	return d.req.ClientID, true
+}
+
 // Respond writes a Respond decision: the browser goes back to the
 // client's redirect URI with a code, or with the error.
 func (p *Provider) Respond(w http.ResponseWriter, r *http.Request, d Decision) {
