@@ -214,6 +214,14 @@ func oneOrMore(d *caddyfile.Dispenser) ([]string, error) {
 	return args, nil
 }
 
+// LoginLimit is how many failed logins a client may make in a window.
+type LoginLimit struct {
+	// Failed attempts allowed in the window. Default: 5.
+	Failures int `json:"failures,omitempty"`
+	// The window, counted from the client's first failure. Default: 1m.
+	Window caddy.Duration `json:"window,omitempty"`
+}
+
 // loginLimitArgs reads `login_limit <failures> <window>`.
 func loginLimitArgs(d *caddyfile.Dispenser) (*LoginLimit, error) {
 	var count, window string

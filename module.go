@@ -181,10 +181,8 @@ type Handler struct {
 	PasskeyRPID string `json:"passkey_rp_id,omitempty"`
 
 	// Makes the realm an OpenID Connect provider for the clients it
-	// lists (Grafana, Gitea, oauth2-proxy...): they sign their users in
-	// through this login, its second factor and passkeys, and its sign
-	// out everywhere ends their tokens. Needs `login_url` (absolute) or
-	// its own `issuer`.
+	// lists (Grafana, Gitea, oauth2-proxy...), who sign in through this
+	// login. Needs `login_url` (absolute) or its own `issuer`.
 	OIDC *oidc.Config `json:"oidc,omitempty"`
 
 	accounts     *account.Set
@@ -201,12 +199,11 @@ type Handler struct {
 	records      *records.Store
 	ignoredRules *sso.Ignored
 	// the services the routes call, wired by Provision; passkeys is nil
-	// when passkeys are off
+	// when passkeys are off, provider (OpenID Connect) without `oidc`
 	gate     *gate.Gate
 	totp     *totp.Service
 	passkeys *passkey.Service
 	signin   *signin.Service
-	// provider is the OpenID Connect provider, nil without `oidc`
 	provider *oidc.Provider
 	// unregister leaves the admin API
 	unregister func()
@@ -231,14 +228,6 @@ type Account struct {
 	Email string `json:"email,omitempty"`
 	// The user's display name: `{http.miniapp.name}` and `Remote-Name`.
 	Name string `json:"name,omitempty"`
-}
-
-// LoginLimit is how many failed logins a client may make in a window.
-type LoginLimit struct {
-	// Failed attempts allowed in the window. Default: 5.
-	Failures int `json:"failures,omitempty"`
-	// The window, counted from the client's first failure. Default: 1m.
-	Window caddy.Duration `json:"window,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -324,10 +313,8 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 		return err
 	}
 	h.wire()
-	if h.OIDC != nil {
-		if h.provider, err = h.openIDProvider(ctx, repl); err != nil {
-			return err
-		}
+	if h.provider, err = h.openIDProvider(ctx, repl); err != nil {
+		return err
 	}
 	h.register()
 	return nil

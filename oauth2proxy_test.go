@@ -33,11 +33,15 @@ var oauth2Proxy struct {
 }
 
 // installOAuth2Proxy returns the path of oauth2-proxy at
-// oauth2ProxyVersion.
+// oauth2ProxyVersion: the one MINIAPP_OAUTH2_PROXY names (.ci/run
+// installs it there), or one installed now.
 func installOAuth2Proxy(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: installs and runs oauth2-proxy")
+	}
+	if path := os.Getenv("MINIAPP_OAUTH2_PROXY"); path != "" {
+		return path
 	}
 	oauth2Proxy.once.Do(func() {
 		dir, err := os.MkdirTemp("", "miniapp-oauth2-proxy-")

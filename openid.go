@@ -15,8 +15,11 @@ import (
 )
 
 // openIDProvider makes the realm's OpenID Connect provider of the `oidc`
-// config.
+// config, nil without one.
 func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc.Provider, error) {
+	if h.OIDC == nil {
+		return nil, nil
+	}
 	h.OIDC.SetDefaults(h.LoginURL, func(s string) string { return repl.ReplaceKnown(s, "") })
 	if err := h.OIDC.Validate(); err != nil {
 		return nil, err
@@ -55,10 +58,9 @@ func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request,
 		if web.MediaTypeIs(r.Header.Get("Content-Type"), "multipart/form-data") {
 			return web.Reject(http.StatusUnsupportedMediaType, "content type must be application/x-www-form-urlencoded")
 		}
-		if r.ContentLength > h.MaxBodySize {
-			return web.Reject(http.StatusRequestEntityTooLarge, "request body too large")
+		if err := web.LimitBody(w, r, h.MaxBodySize); err != nil {
+			return err
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodySize)
 	}
 	if h.provider.ServeHTTP(w, r) {
 		return web.Reject(http.StatusBadRequest, "the sign-in request has no known client_id or a redirect_uri its client has not registered")
@@ -116,21 +118,17 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Requ
 		return err
 	}
 	names := []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id"}
-	fields := web.Fields{}
+	var fields web.Fields
+	var err error
 	if r.Method == http.MethodPost {
 		// a relying party's form, from its own site: the hint is
 		// the proof, not the origin
-		var err error
 		if fields, err = web.ReadFields(w, r, h.MaxBodySize, names...); err != nil {
 			return err
 		}
 	} else {
-		for _, name := range names {
-			v, err := web.FormValue(r.URL.RawQuery, name)
-			if err != nil {
-				return err
-			}
-			fields[name] = v
+		if fields, err = web.QueryFields(r.URL.RawQuery, names...); err != nil {
+			return err
 		}
 		if fields["id_token_hint"] != "" {
 			// an ID token in the query, which Caddy's access log

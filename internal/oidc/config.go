@@ -100,6 +100,18 @@ type Client struct {
 // Public reports whether the client has no secret.
 func (c *Client) Public() bool { return c.Secret == "" }
 
+// member reports whether a user of the groups may sign in to the
+// client.
+func (c *Client) member(groups []string) bool {
+	return len(c.Groups) == 0 || slices.ContainsFunc(c.Groups, func(g string) bool { return slices.Contains(groups, g) })
+}
+
+// admits reports whether the client takes a user of the groups whose
+// session began with that many factors.
+func (c *Client) admits(groups []string, factors uint8) bool {
+	return c.member(groups) && (c.SecondFactor != "required" || factors >= 2)
+}
+
 // UnmarshalCaddyfile reads the block of the `oidc` subdirective:
 //
 //	oidc {

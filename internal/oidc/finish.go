@@ -85,7 +85,7 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 	if r.MaxAge != nil && s.Issued.Before(time.Unix(r.Created, 0).Add(-time.Duration(*r.MaxAge)*time.Second)) && !fresh {
 		return again(oidc.ErrLoginRequired().WithDescription("the session is older than max_age"))
 	}
-	if !p.admits(c.ID, s.Groups, 2) {
+	if !c.member(s.Groups) {
 		p.refused(c.ID, "groups")
 		return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this account may not sign in to this app")}
 	}
@@ -124,12 +124,4 @@ func (p *Provider) Respond(w http.ResponseWriter, r *http.Request, d Decision) {
 		return
 	}
 	op.AuthResponse(d.req, p.op, w, r)
-}
-
-// admits reports whether the client is configured and takes a user of
-// the groups whose session began with that many factors.
-func (p *Provider) admits(clientID string, groups []string, factors uint8) bool {
-	c := p.cfg.client(clientID)
-	return c != nil && (len(c.Groups) == 0 || slices.ContainsFunc(c.Groups, func(g string) bool { return slices.Contains(groups, g) })) &&
-		(c.SecondFactor != "required" || factors >= 2)
 }

@@ -72,7 +72,8 @@ func (p *Provider) live(t *token, now time.Time) bool {
 		return false
 	}
 	acct, ok := p.accounts.Lookup(g.User)
-	if !ok || acct.ID != [16]byte(g.Account) || !p.admits(t.ClientID, acct.Groups, g.Factors) {
+	c := p.cfg.client(t.ClientID)
+	if !ok || acct.ID != [16]byte(g.Account) || c == nil || !c.admits(acct.Groups, g.Factors) {
 		return false
 	}
 	id := store.AccountID(acct.ID)

@@ -127,10 +127,10 @@ func ReadFields(w http.ResponseWriter, r *http.Request, limit int64, names ...st
 // is 413 and is never read whole. It is the one reader of the module's
 // bodies, forms and JSON alike.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, Reject(http.StatusRequestEntityTooLarge, "request body too large")
+	if err := LimitBody(w, r, limit); err != nil {
+		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(r.Body)
 	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
 		return nil, Reject(http.StatusRequestEntityTooLarge, "request body too large")
 	}
@@ -139,6 +139,21 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	}
 	return body, nil
 }
+
+// LimitBody bounds the request's body to limit bytes, for a reader
+// other than ReadBody: a larger announced one is 413 at once, a longer
+// one fails its read.
+func LimitBody(w http.ResponseWriter, r *http.Request, limit int64) error {
+	if r.ContentLength > limit {
+		return Reject(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	return nil
+}
+
+// QueryFields reads the first non-empty value of each of the names from
+// an urlencoded query, checked as FormValue checks it.
+func QueryFields(raw string, names ...string) (Fields, error) { return formFields(raw, names) }
 
 // formFields parses an urlencoded form body.
 func formFields(body string, names []string) (Fields, error) {
