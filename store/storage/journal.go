@@ -59,27 +59,88 @@ type journalHead struct {
 	remember    time.Duration
 }
 
-// appendLine adds an entry to this node's current segment and stores the
-// segment, then the head that makes it visible. When a write fails the
-// caller retries the whole entry; an entry read twice is harmless.
+// queuedLine is a journal entry waiting for the write that carries it;
+// done receives that write's outcome, or errLead when this entry's
+// caller is to write the queue itself.
+type queuedLine struct {
+	line string
+	exp  int64
+	done chan error
+}
+
+// errLead hands the next write to a queued entry's caller.
+var errLead = errors.New("write the queued journal entries")
+
+// appendLine adds an entry to this node's journal. Entries appended
+// while a write is under way wait for the next one and go together
+// (a group commit: one segment, head and latest write for all of
+// them), so concurrent logouts and code exchanges cost one write, not
+// one each. The caller whose entry opens a write writes everything
+// queued by then, hands the rest to the next waiter and returns: no
+// caller writes for others longer than one write. When a write fails
+// each of its callers retries the whole entry; an entry read twice is
+// harmless.
 func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64) error {
+	q := queuedLine{line, exp, make(chan error, 1)}
+	b.queueMu.Lock()
+	b.queued = append(b.queued, q)
+	lead := !b.writing
+	b.writing = true
+	b.queueMu.Unlock()
+	if !lead {
+		if err := <-q.done; err != errLead {
+			return err
+		}
+	}
+	b.queueMu.Lock()
+	batch := b.queued
+	b.queued = nil
+	b.queueMu.Unlock()
+	// the others' entries are written even if this caller goes away
+	err := b.appendLines(context.WithoutCancel(ctx), batch)
+	for _, o := range batch {
+		if o.done != q.done {
+			o.done <- err
+		}
+	}
+	b.queueMu.Lock()
+	if len(b.queued) > 0 {
+		b.queued[0].done <- errLead
+	} else {
+		b.writing = false
+	}
+	b.queueMu.Unlock()
+	return err
+}
+
+// appendLines adds entries to this node's current segment (the next one
+// when it is full) and stores the segment, then the head that makes them
+// visible.
+func (b *storageBackend) appendLines(ctx context.Context, batch []queuedLine) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	seq, lines := b.seq, b.lines
-	if len(lines) >= segmentLines {
-		seq, lines = seq+1, nil
+	exp := int64(math.MinInt64)
+	for i, q := range batch {
+		if len(lines) >= segmentLines {
+			if i > 0 {
+				if err := b.storeSegment(ctx, seq, lines, exp); err != nil {
+					return err
+				}
+			}
+			seq, lines, exp = seq+1, nil, math.MinInt64
+		}
+		lines = append(lines[:len(lines):len(lines)], q.line)
+		exp = max(exp, q.exp)
 	}
-	lines = append(lines[:len(lines):len(lines)], line)
-	if err := b.storage.Store(ctx, b.segmentKey(b.node, seq), []byte(strings.Join(lines, "\n")+"\n")); err != nil {
-		return fmt.Errorf("storing journal segment: %v", err)
+	if err := b.storeSegment(ctx, seq, lines, exp); err != nil {
+		return err
 	}
-	b.seq, b.lines = seq, lines
-	b.maxExp[seq] = max(b.maxExp[seq], exp)
 	if err := b.writeHead(ctx); err != nil {
 		return err
 	}
 	// written after the head, so a node that sees it sees the head too;
-	// unique per entry, so it never comes back to a value seen before
+	// unique per write, so it never comes back to a value seen before
 	latest := fmt.Sprintf("%s %d %d", b.node, seq, len(lines))
 	if err := b.storage.Store(ctx, b.latestKey(), []byte(latest)); err != nil {
 		return fmt.Errorf("storing the latest journal entry: %v", err)
@@ -87,6 +148,18 @@ func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64)
 	// the next sync reads everything once: the latest entry is this
 	// node's own, and a store that loses it afterwards must be noticed
 	b.wrote = true
+	return nil
+}
+
+// storeSegment stores segment seq with its lines and makes it this node's
+// current one; exp is the latest expiry among the lines added; b.mu is
+// held.
+func (b *storageBackend) storeSegment(ctx context.Context, seq uint64, lines []string, exp int64) error {
+	if err := b.storage.Store(ctx, b.segmentKey(b.node, seq), []byte(strings.Join(lines, "\n")+"\n")); err != nil {
+		return fmt.Errorf("storing journal segment: %v", err)
+	}
+	b.seq, b.lines = seq, lines
+	b.maxExp[seq] = max(b.maxExp[seq], exp)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,6 +91,86 @@ func TestJournalPrunes(t *testing.T) {
 	if len(keys) != 2 || keys[0] != reader.headsDir() || keys[1] != reader.latestKey() {
 		t.Errorf("orphan journal kept: %v", keys)
 	}
+}
+
+// heldStorage holds the first journal segment write until release is
+// closed and counts the segment writes.
+type heldStorage struct {
+	*certmagic.FileStorage
+	release  chan struct{}
+	mu       sync.Mutex
+	segments int
+}
+
+func (s *heldStorage) Store(ctx context.Context, key string, value []byte) error {
+	if strings.Contains(key, "/journal/") && !strings.Contains(key, "/heads/") && !strings.HasSuffix(key, "/latest") {
+		s.mu.Lock()
+		s.segments++
+		first := s.segments == 1
+		s.mu.Unlock()
+		if first {
+			<-s.release
+		}
+	}
+	return s.FileStorage.Store(ctx, key, value)
+}
+
+// TestJournalGroupCommit: entries appended while a journal write is under
+// way go out together in the next write (one segment write for all,
+// across a segment's end), every caller learns its entry is stored, and
+// another node reads each entry.
+func TestJournalGroupCommit(t *testing.T) {
+	files := &certmagic.FileStorage{Path: t.TempDir()}
+	clk := new(session.Clock)
+	ctx := context.Background()
+	writer := openStorageBackend(t, files, clk)
+	expires := clk.Now().Add(time.Hour)
+	for range segmentLines - 5 {
+		if err := writer.Revoke(ctx, [16]byte(random(16)), expires); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := &heldStorage{FileStorage: files, release: make(chan struct{})}
+	writer.storage = held
+	const waiting = 20
+	errs := make(chan error, waiting+1)
+	go func() { errs <- writer.Revoke(ctx, [16]byte(random(16)), expires) }()
+	for held.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range waiting {
+		go func() { errs <- writer.Revoke(ctx, [16]byte(random(16)), expires) }()
+	}
+	for writer.queuedCount() < waiting {
+		time.Sleep(time.Millisecond)
+	}
+	close(held.release)
+	for range waiting + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the held write, then the waiting entries: the rest of the segment
+	// and the next one
+	if n := held.count(); n != 3 {
+		t.Errorf("%d segment writes for one write and %d entries waiting; want 3", n, waiting)
+	}
+	changes, err := openStorageBackend(t, files, clk).Changes(ctx)
+	if changes = withoutGeneration(changes); err != nil || len(changes) != segmentLines-5+waiting+1 {
+		t.Errorf("read %d entries, %v; want %d", len(changes), err, segmentLines-5+waiting+1)
+	}
+}
+
+func (s *heldStorage) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.segments
+}
+
+func (b *storageBackend) queuedCount() int {
+	b.queueMu.Lock()
+	defer b.queueMu.Unlock()
+	return len(b.queued)
 }
 
 // TestJournalSkipsBadLines passes over lines that do not parse, a line

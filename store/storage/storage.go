@@ -102,6 +102,11 @@ type storageBackend struct {
 	maxExp    map[uint64]int64
 	headWrote time.Time
 	unsent    []unsentLine
+	// the entries waiting for the next journal write, and whether one
+	// is under way (appendLine)
+	queueMu sync.Mutex
+	queued  []queuedLine
+	writing bool
 	// wrote is set by an append since the last read of changes
 	wrote bool
 
