@@ -14,27 +14,54 @@ import (
 // subjectOf is the sub of a configured account.
 func (p *Provider) subjectOf(user string) string { return Subject(p.realm, "cfg:"+user) }
 
-// claims fills info with the claims of sub's account for the scopes:
-// profile (preferred_username, name), email (email, email_verified: a
-// configured address is the operator's word) and groups (an array,
-// empty when there are none). An account gone from the config has none.
-func (p *Provider) claims(info *oidc.UserInfo, sub string, scopes []string) error {
+// Claims are what an account's scopes show a client: profile
+// (preferred_username, name), email (email, email_verified: a configured
+// address is the operator's word) and groups (an array, empty when there
+// are none). Userinfo answers them as they marshal.
+type Claims struct {
+	Subject           string `json:"sub"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Name              string `json:"name,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     bool   `json:"email_verified,omitempty"`
+	// Groups is nil without the groups scope.
+	Groups []string `json:"groups,omitzero"`
+}
+
+// claimsOf are the claims of sub's account for the scopes; an account
+// gone from the config has none.
+func (p *Provider) claimsOf(sub string, scopes []string) (Claims, error) {
 	acct, ok := p.accounts.Lookup(p.subjects[sub])
 	if !ok {
-		return errNotLive
+		return Claims{}, errNotLive
 	}
-	info.Subject = sub
+	c := Claims{Subject: sub}
 	for _, scope := range scopes {
 		switch scope {
 		case oidc.ScopeProfile:
-			info.PreferredUsername, info.Name = acct.Name, acct.FullName
+			c.PreferredUsername, c.Name = acct.Name, acct.FullName
 		case oidc.ScopeEmail:
 			if acct.Email != "" {
-				info.Email, info.EmailVerified = acct.Email, true
+				c.Email, c.EmailVerified = acct.Email, true
 			}
 		case scopeGroups:
-			info.AppendClaims("groups", append([]string{}, acct.Groups...))
+			c.Groups = append([]string{}, acct.Groups...)
 		}
+	}
+	return c, nil
+}
+
+// claims fills the library's info (an ID token's, introspection's) with
+// the claims of sub's account for the scopes.
+func (p *Provider) claims(info *oidc.UserInfo, sub string, scopes []string) error {
+	c, err := p.claimsOf(sub, scopes)
+	if err != nil {
+		return err
+	}
+	info.Subject, info.PreferredUsername, info.Name = c.Subject, c.PreferredUsername, c.Name
+	info.Email, info.EmailVerified = c.Email, oidc.Bool(c.EmailVerified)
+	if c.Groups != nil {
+		info.AppendClaims("groups", c.Groups)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -33,8 +34,7 @@ func (p *Provider) discovery() ([]byte, error) {
 }
 
 // ServeHTTP serves the library's endpoints under Prefix, adding what it
-// leaves out: no-store on token answers, an RFC 6750 challenge and a
-// JSON error on userinfo's refusals. It reports a refused authorization
+// leaves out (no-store on token answers), and userinfo. It reports a refused authorization
 // request that cannot go back to its client (no valid client or
 // redirect URI): the route answers that with an error page.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) (refused bool) {
@@ -44,32 +44,93 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) (refused bo
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(p.discoveryJSON)
 		return false
+	case UserinfoPath:
+		p.userinfo.ServeHTTP(w, r)
+		return false
 	case devicePath, CallbackPath, EndSessionPath:
 		// not the library's: the route serves the callback and
 		// end_session, and the device flow is off
 		http.NotFound(w, r)
 		return false
 	}
-	a := &answer{ResponseWriter: w, path: r.URL.Path, issuer: p.cfg.Issuer, token: r.Header.Get("Authorization") != "" || r.URL.Query().Has("access_token")}
+	a := &answer{ResponseWriter: w, path: r.URL.Path}
 	p.op.ServeHTTP(a, r)
 	return a.refused
 }
 
+// serveUserinfo answers userinfo (OpenID Connect Core §5.3) for a live
+// access token, which the library reads from the request (a bearer
+// header, or a form's access_token). The claims are marshalled here as
+// one typed value: the library's answer marshals its claims three times
+// over to merge the groups array in, most of what userinfo cost. A
+// refusal is RFC 6750's: 401, a Bearer challenge (with an error only
+// when a token came) and a JSON error.
+func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		writeJSON(w, http.StatusMethodNotAllowed, methodNotAllowed)
+		return
+	}
+	claims, came, err := p.userinfoOf(r)
+	if err != nil {
+		challenge := `Bearer realm="` + p.cfg.Issuer + `"`
+		if came {
+			// RFC 6750 §3.1: no error code when no token came
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		writeJSON(w, http.StatusUnauthorized, invalidToken)
+		return
+	}
+	data, _ := json.Marshal(claims) // plain values: never fails
+	writeJSON(w, http.StatusOK, append(data, '\n'))
+}
+
+// userinfoOf are the claims of the request's live access token; came
+// tells whether the request carried a token at all.
+func (p *Provider) userinfoOf(r *http.Request) (c Claims, came bool, err error) {
+	sealed, err := op.ParseUserinfoRequest(r, p.op.Decoder())
+	if err != nil || sealed == "" {
+		return Claims{}, r.Header.Get("Authorization") != "", errNotLive
+	}
+	plain, err := crypto{p}.Decrypt(sealed)
+	if err != nil {
+		return Claims{}, true, err
+	}
+	t, ok := p.splitAccess(plain)
+	_, sub, _ := strings.Cut(plain, ":")
+	if !ok {
+		return Claims{}, true, errNotLive
+	}
+	c, err = p.claimsOf(sub, t.Scopes)
+	return c, true, err
+}
+
+// writeJSON writes a JSON answer that is never stored.
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// invalidToken is userinfo's refusal of a missing, expired or revoked
+// access token; methodNotAllowed its refusal of another method.
+var (
+	invalidToken     = []byte(`{"error":"invalid_token","error_description":"the access token is missing, expired or revoked"}` + "\n")
+	methodNotAllowed = []byte(`{"error":"invalid_request","error_description":"method not allowed"}` + "\n")
+)
+
 // answer amends the library's answers on their way out.
 type answer struct {
 	http.ResponseWriter
-	path, issuer string
-	// token: the request carried an access token (userinfo)
-	token bool
+	path string
 	// refused: an authorization request's 400 that the route answers;
 	// done: the answer is written, what the library writes more is
 	// dropped.
 	refused, done, started bool
 }
-
-// invalidToken is userinfo's refusal of a missing, expired or revoked
-// access token.
-var invalidToken = []byte(`{"error":"invalid_token","error_description":"the access token is missing, expired or revoked"}` + "\n")
 
 func (a *answer) WriteHeader(status int) {
 	if a.started {
@@ -81,19 +142,6 @@ func (a *answer) WriteHeader(status int) {
 	case a.path == TokenPath:
 		h.Set("Cache-Control", "no-store")
 		h.Set("Pragma", "no-cache")
-	case a.path == UserinfoPath && (status == http.StatusUnauthorized || status == http.StatusForbidden):
-		challenge := `Bearer realm="` + a.issuer + `"`
-		if a.token {
-			// RFC 6750 §3.1: no error code when no token came
-			challenge += `, error="invalid_token"`
-		}
-		h.Set("WWW-Authenticate", challenge)
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "no-store")
-		a.ResponseWriter.WriteHeader(http.StatusUnauthorized)
-		_, _ = a.ResponseWriter.Write(invalidToken)
-		a.done = true
-		return
 	case a.path == AuthorizePath && status == http.StatusBadRequest:
 		a.refused, a.done = true, true
 		h.Del("Content-Type")

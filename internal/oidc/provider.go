@@ -60,8 +60,10 @@ type Provider struct {
 	// subjects maps each account's sub to its name
 	subjects map[string]string
 	// secrets are the confidential clients' secrets, hashed
-	secrets  map[string][32]byte
-	op       *op.Provider
+	secrets map[string][32]byte
+	op      *op.Provider
+	// userinfo serves userinfo, with the library's CORS
+	userinfo http.Handler
 	keyCache keyCache
 	// discoveryJSON is the discovery document, made once
 	discoveryJSON []byte
@@ -125,6 +127,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 		// signing waits for the store: keySet tries again
 		p.logger.Warn("no OpenID Connect signing key yet: the store did not answer; trying again at the first token", zap.Error(err))
 	}
+	// cross-origin requests from the clients' own origins, without
+	// credentials (the library's default reflects any origin with them)
+	corsOptions := &cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
+		AllowedHeaders: []string{"Accept", "Authorization", "Content-Type"},
+	}
+	p.userinfo = cors.New(*corsOptions).Handler(http.HandlerFunc(p.serveUserinfo))
 	config := &op.Config{
 		CodeMethodS256:        true,
 		AuthMethodPost:        true,
@@ -140,11 +150,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 			endpoint(EndSessionPath), endpoint(Prefix+"keys")),
 		op.WithCustomIntrospectionEndpoint(endpoint(Prefix + "introspect")),
 		op.WithCustomDeviceAuthorizationEndpoint(endpoint(devicePath)),
-		op.WithCORSOptions(&cors.Options{
-			AllowedOrigins: origins,
-			AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
-			AllowedHeaders: []string{"Accept", "Authorization", "Content-Type"},
-		}),
+		op.WithCORSOptions(corsOptions),
 	}
 	if iss.Scheme == "http" {
 		// Validate allows http on loopback addresses only

@@ -336,6 +336,45 @@ func TestClaimsPerScope(t *testing.T) {
 	}
 }
 
+// TestUserinfoRequests: the groups claim is an array even when empty;
+// the token may come in a form; another method is 405; cross-origin
+// requests are answered for a client's own origin only, never with
+// credentials, on userinfo as on the token endpoint.
+func TestUserinfoRequests(t *testing.T) {
+	f := newFixture(t)
+	tok := f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid groups", f.signed(f.bob, 1)))
+	status, info, h := f.userinfo(tok.AccessToken)
+	if groups, _ := json.Marshal(info["groups"]); status != http.StatusOK || string(groups) != "[]" || h.Get("Cache-Control") != "no-store" {
+		t.Errorf("userinfo of bob, who has no groups: %d %v %q", status, info, h.Get("Cache-Control"))
+	}
+	w, _ := f.serve(http.MethodPost, UserinfoPath, url.Values{"access_token": {tok.AccessToken}}, nil)
+	if !strings.Contains(w.Body.String(), `"sub":"`+info["sub"].(string)+`"`) {
+		t.Errorf("userinfo with the token in a form: %d %s", w.Code, w.Body)
+	}
+	w, _ = f.serve(http.MethodPost, UserinfoPath, url.Values{"access_token": {tok.AccessToken + "x"}}, nil)
+	if w.Code != http.StatusUnauthorized || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("userinfo with a bad token in a form: %d %q", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	w, _ = f.serve(http.MethodPut, UserinfoPath, nil, http.Header{"Authorization": {"Bearer " + tok.AccessToken}})
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD, POST" || strings.Contains(w.Body.String(), "sub") {
+		t.Errorf("PUT userinfo: %d %q %s", w.Code, w.Header().Get("Allow"), w.Body)
+	}
+	for _, path := range []string{UserinfoPath, TokenPath} {
+		for origin, allowed := range map[string]bool{"https://grafana.example.test": true, "https://evil.example": false} {
+			w, _ := f.serve(http.MethodOptions, path, nil, http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"POST"},
+				"Access-Control-Request-Headers": {"authorization"}})
+			got := w.Header().Get("Access-Control-Allow-Origin")
+			if allowed && got != origin || !allowed && got != "" || w.Header().Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("preflight of %s from %s: %d, allowed origin %q, credentials %q", path, origin, w.Code, got, w.Header().Get("Access-Control-Allow-Credentials"))
+			}
+		}
+		w, _ := f.serve(http.MethodGet, path, nil, http.Header{"Origin": {"https://evil.example"}, "Authorization": {"Bearer " + tok.AccessToken}})
+		if w.Header().Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s from another origin allowed", path)
+		}
+	}
+}
+
 // TestCodeOnce: a code works once; its second use is invalid_grant and
 // ends what the first gave; a wrong verifier or redirect URI is refused.
 func TestCodeOnce(t *testing.T) {
