@@ -34,6 +34,9 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 	if h.passkeys != nil {
 		h.passkeys.Ended = p.LoggedOut
 	}
+	// what this config ended (users removed, new passwords) is told to
+	// the clients by the node that records it
+	go p.Sweep(ctx)
 	return p, nil
 }
 

@@ -1,9 +1,11 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -27,6 +29,8 @@ type sessionGrant struct {
 	Client  string    `json:"client"`
 	Session string    `json:"session"`
 	Until   time.Time `json:"until"`
+	// Account is the account ID the session was bound to.
+	Account []byte `json:"account,omitempty"`
 }
 
 // maxSessionGrants bounds the sessions a user's grants record keeps.
@@ -63,7 +67,8 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 		if len(list.Sessions) >= maxSessionGrants {
 			list.Sessions = list.Sessions[1:]
 		}
-		list.Sessions = append(list.Sessions, sessionGrant{Client: c.ID, Session: sid, Until: time.Unix(t.Grant.SessionExpires, 0)})
+		list.Sessions = append(list.Sessions, sessionGrant{Client: c.ID, Session: sid, Until: time.Unix(t.Grant.SessionExpires, 0),
+			Account: t.Grant.Account})
 		return nil
 	})
 }
@@ -90,6 +95,13 @@ func (p *Provider) LoggedOut(user string, ended []byte) {
 			clients = append(clients, g.Client)
 		}
 	}
+	p.tell(user, clients, ended)
+}
+
+// tell sends the clients with a back-channel logout URI a logout token
+// of the user's session (ended nil: of every session), in the
+// background.
+func (p *Provider) tell(user string, clients []string, ended []byte) {
 	slices.Sort(clients)
 	for _, id := range slices.Compact(clients) {
 		c := p.cfg.client(id)
@@ -104,6 +116,51 @@ func (p *Provider) LoggedOut(user string, ended []byte) {
 		go p.deliver(c, token)
 	}
 }
+
+// Sweep ends, in the users' grants records, what the config ended: the
+// grants and sessions of a user no longer configured, or configured
+// with another password (a new account ID). Their tokens were refused
+// already; the clients holding them are told as by sign out everywhere.
+// The node whose change of a record reaches the store tells them: every
+// node sweeps at its start, one sends.
+func (p *Provider) Sweep(ctx context.Context) {
+	for _, key := range p.shared.RecordKeys() {
+		user, ok := strings.CutPrefix(key, grantsPrefix)
+		if !ok {
+			continue
+		}
+		acct, ok := p.accounts.Lookup(user)
+		ended := func(account []byte) bool { return !ok || account != nil && !bytes.Equal(account, acct.ID[:]) }
+		var clients []string
+		err := p.swapGrants(ctx, user, func(list *grantList) error {
+			clients = nil
+			list.Grants = slices.DeleteFunc(list.Grants, func(e grantEntry) bool {
+				if ended(e.Account) {
+					clients = append(clients, e.Client)
+				}
+				return ended(e.Account)
+			})
+			list.Sessions = slices.DeleteFunc(list.Sessions, func(s sessionGrant) bool {
+				if ended(s.Account) {
+					clients = append(clients, s.Client)
+				}
+				return ended(s.Account)
+			})
+			if len(clients) == 0 {
+				return errUnchanged
+			}
+			return nil
+		})
+		if err == nil && len(clients) > 0 {
+			p.logger.Info("OpenID Connect grants ended: the user was removed from the config or has a new password",
+				zap.String("user", user), zap.Strings("clients", clients))
+			p.tell(user, clients, nil)
+		}
+	}
+}
+
+// errUnchanged leaves a record as it is.
+var errUnchanged = errors.New("unchanged")
 
 // logoutToken makes a signed logout token for the client: sub, and sid
 // when one session ended.

@@ -1,12 +1,16 @@
 package oidc
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddyserver/caddy/v2"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -112,4 +116,54 @@ func TestBackchannelRetries(t *testing.T) {
 		t.Errorf("undelivered count %d", n)
 	}
 	none(t, tokens, "an attempt beyond logoutAttempts")
+}
+
+// TestSweep: a config that removes a user or gives one a new password
+// ends their grants and the sessions clients noted, and tells those
+// clients once (sub, no sid); a config that changes neither tells no
+// one, and a second sweep of the same change tells no one again.
+func TestSweep(t *testing.T) {
+	f := newFixture(t)
+	uri, tokens := receiver(t, http.StatusOK)
+	f.p.cfg.client("grafana").BackchannelLogoutURI = uri
+	f.p.cfg.client("cli").BackchannelLogoutURI = uri
+	f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1)))
+	f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid offline_access", f.signed(f.bob, 1)))
+	ctx := context.Background()
+
+	f.p.Sweep(ctx)
+	none(t, tokens, "a sweep of the same config")
+
+	// ada gets a new password, bob is removed
+	changed, err := account.Load([]account.Config{
+		{Username: "ada", Password: testhash.Bcrypt("new"), Groups: []string{"staff"}, Email: "ada@example.test"},
+	}, "r", caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(ctx, f.p.cfg, Options{Realm: "r", Accounts: changed, Shared: f.p.shared, Records: f.p.records,
+		Keys: f.p.seal, Clock: f.p.clock, Counter: f.counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sweep(ctx)
+	got := map[string]any{}
+	for range 2 {
+		claims := f.logoutClaims(t, next(t, tokens))
+		if claims["sid"] != nil {
+			t.Errorf("a sweep's logout token has a sid: %v", claims)
+		}
+		got[claims["aud"].(string)] = claims["sub"]
+	}
+	if got["grafana"] != Subject("r", "cfg:ada") || got["cli"] != Subject("r", "cfg:bob") {
+		t.Errorf("logout tokens of the sweep: %v", got)
+	}
+	for _, user := range []string{"ada", "bob"} {
+		if list, err := p.grantsOf(user); err != nil || len(list.Grants)+len(list.Sessions) != 0 {
+			t.Errorf("%s's grants after the sweep: %+v %v", user, list, err)
+		}
+	}
+	p.Sweep(ctx)
+	f.p.Sweep(ctx)
+	none(t, tokens, "a second sweep")
 }

@@ -68,7 +68,7 @@ func (p *Provider) claims(info *oidc.UserInfo, sub string, scopes []string) erro
 
 // SetUserinfoFromRequest adds to an ID token the sid of the browser
 // session it was issued through, which end_session and back-channel
-// logout name it by.
+// logout name it by, and to a refreshed one the acr of its sign-in.
 func (storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
 	var g *Grant
 	switch r := req.(type) {
@@ -76,6 +76,10 @@ func (storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, re
 		g = r.Grant
 	case *refreshRequest:
 		g = &r.token.Grant
+		if g.ACR != "" {
+			// the library puts a code's acr in its ID token itself
+			info.AppendClaims("acr", g.ACR)
+		}
 	}
 	if g != nil {
 		info.AppendClaims("sid", SessionID(g.Session))

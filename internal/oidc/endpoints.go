@@ -29,6 +29,7 @@ func (p *Provider) discovery() ([]byte, error) {
 	d.RequestParameterSupported = false
 	d.RequestObjectSigningAlgValuesSupported = nil
 	d.ClaimsSupported = append(d.ClaimsSupported, "sid")
+	d.ACRValuesSupported = []string{ACRMultiFactor}
 	d.BackChannelLogoutSupported, d.BackChannelLogoutSessionSupported = true, true
 	return json.Marshal(d)
 }

@@ -89,16 +89,24 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 		p.refused(c.ID, "groups")
 		return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this account may not sign in to this app")}
 	}
-	if c.SecondFactor == "required" && s.Factors < 2 {
-		if !s.HasFactor || fresh {
+	if s.Factors < 2 {
+		required := c.SecondFactor == "required"
+		switch {
+		case required && (!s.HasFactor || fresh):
 			p.refused(c.ID, "second_factor")
 			return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("this app needs a sign-in with a second factor")}
+		case required || r.ACR == ACRMultiFactor && s.HasFactor && !fresh:
+			// acr_values is a request, not a demand: a user without a
+			// second factor signs in without one
+			return again(oidc.ErrInteractionRequired().WithDescription("this app needs a sign-in with a second factor"))
 		}
-		return again(oidc.ErrInteractionRequired().WithDescription("this app needs a sign-in with a second factor"))
 	}
 	g := &Grant{ID: session.Random(16), User: s.User, Subject: p.subjectOf(s.User), Account: s.Account[:], Counter: s.Counter,
 		Generation: s.Generation, Session: s.Session[:], SessionExpires: s.Expires.Unix(), AuthTime: s.Issued.Unix(),
 		Factors: s.Factors, Method: uint8(s.Method), Expires: now.Add(CodeLifetime).Unix()}
+	if r.ACR == ACRMultiFactor && s.Factors >= 2 {
+		g.ACR = ACRMultiFactor
+	}
 	if r.Offline() {
 		g.Until = now.Add(time.Duration(p.cfg.RefreshTokenLifetime)).Unix()
 	} else {

@@ -14,7 +14,10 @@ import (
 
 // grantsKey names the record of a user's offline grants: the clients
 // holding a refresh token, each at its current rotation.
-func grantsKey(user string) string { return "oidc-grants:" + user }
+func grantsKey(user string) string { return grantsPrefix + user }
+
+// grantsPrefix starts the key of every user's grants record.
+const grantsPrefix = "oidc-grants:"
 
 // MaxGrants bounds a user's offline grants: a new one beyond it revokes
 // the least recently used.

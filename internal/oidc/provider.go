@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 		AuthMethodPost:        true,
 		GrantTypeRefreshToken: true,
 		SupportedScopes:       scopes,
-		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "at_hash", "c_hash", "azp",
+		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp",
 			"preferred_username", "name", "email", "email_verified", "groups"},
 	}
 	iss, _ := url.Parse(cfg.Issuer)

@@ -652,6 +652,57 @@ func TestFinish(t *testing.T) {
 	}
 }
 
+// TestACRValues: acr_values=mfa asks a one-factor session of a user
+// with a second factor to sign in again; two factors give acr "mfa" in
+// the ID token, refreshed ones too; a user without a second factor
+// signs in without, and gets no acr; unknown values and requests
+// without acr_values get none.
+func TestACRValues(t *testing.T) {
+	f := newFixture(t)
+	f.p.cfg.client("grafana").Groups = nil
+	ask := func(values, scope string, s *Signed) (*url.URL, string) {
+		q := query("grafana", grafanaURI, scope)
+		q.Set("acr_values", values)
+		id, w := f.authorize(t, q)
+		if id == "" {
+			t.Fatalf("authorize: %d %s", w.Code, w.Header().Get("Location"))
+		}
+		if d := f.p.Finish(id, s); d.Step != Respond {
+			return nil, "sign in again"
+		}
+		loc := f.respond(t, id, s)
+		return loc, loc.Query().Get("code")
+	}
+	one := f.signed(f.ada, 1)
+	one.HasFactor = true
+	f.clock.Advance(2 * time.Second)
+	if _, got := ask("urn:other mfa", "openid", one); got != "sign in again" {
+		t.Errorf("acr_values=mfa with one factor of two: %s", got)
+	}
+	_, code := ask("mfa", "openid offline_access", f.signed(f.ada, 2))
+	tok := f.exchange(t, "grafana", grafanaURI, code)
+	if acr := f.idClaims(t, tok.IDToken)["acr"]; acr != "mfa" {
+		t.Errorf("acr of two factors: %v", acr)
+	}
+	refreshed := f.token(t, "grafana", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	if acr := f.idClaims(t, refreshed.IDToken)["acr"]; acr != "mfa" {
+		t.Errorf("acr of a refreshed ID token: %v", acr)
+	}
+	for _, tc := range []struct {
+		values string
+		s      *Signed
+	}{{"mfa", f.signed(f.bob, 1)}, {"urn:other", f.signed(f.ada, 2)}, {"", f.signed(f.ada, 2)}} {
+		_, code := ask(tc.values, "openid", tc.s)
+		if code == "sign in again" {
+			t.Errorf("acr_values %q for %s: asked to sign in again", tc.values, tc.s.User)
+			continue
+		}
+		if acr, ok := f.idClaims(t, f.exchange(t, "grafana", grafanaURI, code).IDToken)["acr"]; ok {
+			t.Errorf("acr_values %q for %s: acr %v", tc.values, tc.s.User, acr)
+		}
+	}
+}
+
 // TestEndSession: a hint for the browser's session ends it and goes to
 // a registered URI with the state; any other hint ends nothing.
 func TestEndSession(t *testing.T) {

@@ -34,6 +34,8 @@ type request struct {
 	// Hint is the sub of the request's id_token_hint: the user the
 	// client expects.
 	Hint string `json:"h,omitempty"`
+	// ACR is the first of the request's acr_values this provider knows.
+	ACR string `json:"acr,omitempty"`
 	// Grant is the signed-in session's grant, once done.
 	Grant *Grant `json:"g,omitempty"`
 
@@ -58,12 +60,21 @@ type Grant struct {
 	AuthTime       int64  `json:"at"`
 	Factors        uint8  `json:"f"`
 	Method         uint8  `json:"m,omitempty"`
+	// ACR is the acr the client asked for and the sign-in met.
+	ACR string `json:"acr,omitempty"`
 	// Expires is the code's expiry; Until, when every token of the
 	// grant has expired (the refresh token's end, or else the access
 	// token's), which bounds how long its revocation is kept.
 	Expires int64 `json:"e"`
 	Until   int64 `json:"until"`
 }
+
+// ACRMultiFactor is the one acr value the provider knows: a sign-in
+// with two factors. A client that asks for it (acr_values, a voluntary
+// request) has a one-factor session of a user with a second factor
+// asked to sign in again with both; the ID token says acr "mfa" when
+// the sign-in had two factors, and no acr otherwise.
+const ACRMultiFactor = "mfa"
 
 // errRequest is an ID or a code that does not open or has expired.
 var errRequest = errors.New("the authorization request is unknown or has expired")
@@ -114,7 +125,6 @@ func (r *request) granted(g *Grant) *request {
 // The op.AuthRequest interface.
 
 func (r *request) GetID() string                      { return r.id }
-func (r *request) GetACR() string                     { return "" }
 func (r *request) GetAudience() []string              { return []string{r.ClientID} }
 func (r *request) GetClientID() string                { return r.ClientID }
 func (r *request) GetNonce() string                   { return r.Nonce }
@@ -124,6 +134,14 @@ func (r *request) GetResponseMode() oidc.ResponseMode { return oidc.ResponseMode
 func (r *request) GetScopes() []string                { return r.Scopes }
 func (r *request) GetState() string                   { return r.State }
 func (r *request) Done() bool                         { return r.Grant != nil }
+
+// GetACR is the acr the client asked for, when the sign-in met it.
+func (r *request) GetACR() string {
+	if r.Grant == nil {
+		return ""
+	}
+	return r.Grant.ACR
+}
 
 // GetAMR is how the session began (RFC 8176).
 func (r *request) GetAMR() []string {

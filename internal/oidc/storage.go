@@ -64,6 +64,9 @@ func (s storage) CreateAuthRequest(_ context.Context, ar *oidc.AuthRequest, hint
 	r := &request{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Scopes: scopes, State: ar.State, Nonce: ar.Nonce,
 		Challenge: ar.CodeChallenge, ResponseMode: string(ar.ResponseMode), Prompt: slices.Compact(prompt), MaxAge: ar.MaxAge,
 		Created: s.p.clock.Now().Unix(), Hint: hintSub}
+	if slices.Contains(ar.ACRValues, ACRMultiFactor) {
+		r.ACR = ACRMultiFactor
+	}
 	r.id = sealRequest(s.p.seal, r)
 	if len(CallbackPath)+len("?id=")+len(r.id) > web.MaxNextLen {
 		// it comes back through the login page's next
