@@ -3,6 +3,8 @@ package miniapp
 import (
 	"strconv"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -18,12 +20,13 @@ func init() {
 }
 
 // repeatable are the subdirectives that may appear more than once.
-var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": true}
+var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": true, "sign_in_with": true}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	miniapp {
-//	    user <name> <hash> [{
+//	    user <name> [<hash>] [{
+//	        sign_in_with <provider> <id or e-mail>
 //	        groups <group...>
 //	        email <address>
 //	        name <display name>
@@ -45,9 +48,10 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    passkeys on | off
 //	    passkey_rp_id <domain>
 //	    oidc { ... }
+//	    sign_in_with <provider> { ... }
 //	}
 //
-// `user`, `secret_key` and `protect` may be repeated; every other
+// `user`, `secret_key`, `protect` and `sign_in_with` may be repeated; every other
 // subdirective may appear once.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -80,6 +84,10 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 			return uerr
 		}
 		h.Accounts = append(h.Accounts, acct)
+	case "sign_in_with":
+		p, perr := idp.ParseProvider(d)
+		h.SignInWith = append(h.SignInWith, p)
+		err = perr
 	case "cookie_domain":
 		err = oneArg(d, &h.CookieDomain)
 	case "login_url":
@@ -152,7 +160,11 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 // `groups`, `email` and `name`.
 func userBlock(d *caddyfile.Dispenser) (Account, error) {
 	var acct Account
-	if !d.Args(&acct.Username, &acct.Password) || d.NextArg() {
+	if !d.Args(&acct.Username) {
+		return acct, d.ArgErr()
+	}
+	d.Args(&acct.Password)
+	if d.NextArg() {
 		return acct, d.ArgErr()
 	}
 	seen := map[string]bool{}
@@ -161,9 +173,15 @@ func userBlock(d *caddyfile.Dispenser) (Account, error) {
 		if seen[sub] {
 			return acct, d.Errf("duplicate subdirective %s", sub)
 		}
-		seen[sub] = true
+		seen[sub] = sub != "sign_in_with"
 		var err error
 		switch sub {
+		case "sign_in_with":
+			var l account.Link
+			if !d.Args(&l.Provider, &l.Subject) || d.NextArg() {
+				return acct, d.ArgErr()
+			}
+			acct.Links = append(acct.Links, l)
 		case "groups":
 			acct.Groups, err = oneOrMore(d)
 		case "email":

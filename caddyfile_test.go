@@ -167,7 +167,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	bad := map[string]string{
 		"argument on directive": "miniapp x",
 		"unknown":               "miniapp {\n nope 1\n}",
-		"user missing hash":     "miniapp {\n user ada\n}",
+		"user missing name":     "miniapp {\n user\n}",
+		"user link short":       "miniapp {\n user ada {\n sign_in_with github\n }\n}",
+		"sign_in_with no name":  "miniapp {\n sign_in_with {\n }\n}",
+		"sign_in_with unknown":  "miniapp {\n sign_in_with github {\n tenant x\n }\n}",
 		"user extra":            "miniapp {\n user ada h x\n}",
 		"key missing":           "miniapp {\n secret_key\n}",
 		"realm missing":         "miniapp {\n realm\n}",

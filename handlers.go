@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
@@ -55,13 +56,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.gate.Renew(w.Header(), wire, sess)
 	}
 	openID := h.provider != nil && oidc.Serves(r.URL.Path)
-	if sess != nil && h.signin.MustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] && !openID {
+	if sess != nil && h.signin.MustEnrol(sess) && !enrolPaths[r.URL.Path] && !web.AssetPaths[r.URL.Path] && !openID &&
+		!strings.HasPrefix(r.URL.Path, signInWithPrefix) {
 		return h.enrolFirst(w, r, sess, next)
 	}
 	setPlaceholders(r, sess)
 	answer, own := routes[r.URL.Path]
-	if openID {
+	switch {
+	case openID:
 		answer, own = (*Handler).openID, true
+	case !own && strings.HasPrefix(r.URL.Path, signInWithPrefix):
+		answer, own = (*Handler).signInWith, true
 	}
 	if !own {
 		if len(h.protected) == 0 || !h.protected.Match(r) {

@@ -32,7 +32,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, in web.Request, 
 		if err != nil {
 			return err
 		}
-		data := web.PageData{Title: "Sign in", Next: h.domain.SafeNext(next, in.Secure), Passkey: h.passkeys != nil}
+		next = h.domain.SafeNext(next, in.Secure)
+		data := web.PageData{Title: "Sign in", Next: next, Passkey: h.passkeys != nil, Providers: h.providerLinks(next)}
 		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
 			if p, _ := h.gate.Pending(r.Context(), wireOf(r)); p != nil {
 				data.Title, data.CodeStep = "Enter your code", true
@@ -111,7 +112,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, f web.Format, n
 			return h.site.JSON(w, r, refusal.Status, map[string]string{"error": refusal.Reason})
 		case web.HTML:
 			return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Sign in", Error: refusal.Reason, Next: next, User: name,
-				Passkey: h.passkeys != nil})
+				Passkey: h.passkeys != nil, Providers: h.providerLinks(next)})
 		}
 		return refusal
 	case refused && out.Form == signin.CodeForm && f == web.HTML && !web.HasErrorRoutes(r):

@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/admin"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
@@ -185,6 +186,12 @@ type Handler struct {
 	// login. Needs `login_url` (absolute) or its own `issuer`.
 	OIDC *oidc.Config `json:"oidc,omitempty"`
 
+	// Providers people may sign in with (GitHub, Google, any OpenID
+	// Connect provider), each a button on the login page. Only users
+	// linked to an identity there (a user's `sign_in_with`) sign in
+	// through one.
+	SignInWith []idp.Provider `json:"sign_in_with,omitempty"`
+
 	accounts     *account.Set
 	domain       gate.Domain
 	keys         *session.Keyring
@@ -205,6 +212,7 @@ type Handler struct {
 	passkeys *passkey.Service
 	signin   *signin.Service
 	provider *oidc.Provider
+	idp      *idp.Service
 	// unregister leaves the admin API
 	unregister func()
 }
@@ -215,9 +223,10 @@ type Account struct {
 	Username string `json:"username"`
 	// The password hash in Modular Crypt Format as printed by `caddy
 	// hash-password` (bcrypt `$2a$...` or argon2id `$argon2id$...`; both
-	// kinds may be mixed). `{env.*}` and `{file.*}` placeholders in the
+	// kinds may be mixed); none for a user who signs in only through
+	// `sign_in_with` providers. `{env.*}` and `{file.*}` placeholders in the
 	// name and the hash are replaced at load time.
-	Password string `json:"password"`
+	Password string `json:"password,omitempty"`
 	// The groups the user is in: `{http.miniapp.groups}` and the
 	// `Remote-Groups` header of `/miniapp/auth` (comma-separated), and
 	// its `group=` rules. Each 1 to 64 characters, without commas or
@@ -228,6 +237,13 @@ type Account struct {
 	Email string `json:"email,omitempty"`
 	// The user's display name: `{http.miniapp.name}` and `Remote-Name`.
 	Name string `json:"name,omitempty"`
+	// The identities at `sign_in_with` providers that sign in as the
+	// user: the provider's stable ID of the person (OpenID Connect's
+	// `sub`, GitHub's numeric user ID), or an e-mail address the provider
+	// says is verified where its block says `link_by_email`. A user with
+	// links may have no password hash: it signs in only through them
+	// (and passkeys).
+	Links []account.Link `json:"sign_in_with,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -277,7 +293,7 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	repl := caddy.NewReplacer()
 	configs := make([]account.Config, len(h.Accounts))
 	for i, a := range h.Accounts {
-		configs[i] = account.Config{Username: a.Username, Password: a.Password, Groups: a.Groups, Email: a.Email, Name: a.Name}
+		configs[i] = account.Config{Username: a.Username, Password: a.Password, Groups: a.Groups, Email: a.Email, Name: a.Name, Links: a.Links}
 	}
 	h.accounts, err = account.Load(configs, h.Realm, repl)
 	if err != nil {
@@ -314,6 +330,9 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	}
 	h.wire()
 	if h.provider, err = h.openIDProvider(ctx, repl); err != nil {
+		return err
+	}
+	if h.idp, err = h.signInWithService(func(s string) string { return repl.ReplaceKnown(s, "") }); err != nil {
 		return err
 	}
 	h.register()

@@ -25,7 +25,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"bad hash", Handler{Accounts: []Account{{Username: "ada", Password: "plaintext"}}}, `user "ada": password hash must be bcrypt`},
 		{"broken bcrypt", Handler{Accounts: []Account{{Username: "ada", Password: "$2a$10$short"}}}, `user "ada": password hash is not valid bcrypt`},
 		{"broken argon2id", Handler{Accounts: []Account{{Username: "ada", Password: "$argon2id$v=19$m=x"}}}, `user "ada": password hash is not valid argon2id`},
-		{"empty hash", Handler{Accounts: []Account{{Username: "ada"}}}, "user 1: name and password hash are required"},
+		{"empty hash", Handler{Accounts: []Account{{Username: "ada"}}}, `user "ada": a password hash is required`},
 		{"control in name", Handler{Accounts: []Account{{Username: "a\nb", Password: adaHash}}}, "control characters"},
 		{"short key", Handler{Accounts: testAccounts(), SecretKeys: []string{base64.StdEncoding.EncodeToString(session.Random(16))}}, "secret_key 1: key is 16 bytes, at least 32 are required"},
 		{"not base64", Handler{Accounts: testAccounts(), SecretKeys: []string{"not base64 at all!"}}, "secret_key 1: key is not base64"},

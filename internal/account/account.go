@@ -47,9 +47,25 @@ type Account struct {
 	Email     string
 	FullName  string
 	GroupList string
+	// Links are the provider identities that sign in as the account.
+	Links []Link
 
+	// hash is nil for an account without a password, which signs in
+	// only through its links (and passkeys).
 	hash []byte
 }
+
+// Link ties an identity at a provider to an account: the provider's
+// name and the identity's stable ID there (OpenID Connect's sub, or
+// GitHub's numeric user ID), or an e-mail address where the provider's
+// block allows linking by it.
+type Link struct {
+	Provider string `json:"provider"`
+	Subject  string `json:"subject"`
+}
+
+// HasPassword reports whether the account may sign in with a password.
+func (a *Account) HasPassword() bool { return a.hash != nil }
 
 // Placeholders are an account's fields as placeholder values.
 type Placeholders struct {
@@ -64,6 +80,7 @@ type Config struct {
 	Username, Password string
 	Groups             []string
 	Email, Name        string
+	Links              []Link
 }
 
 // HasGroup reports whether the account is in the group.
@@ -98,6 +115,7 @@ func (id ID) Tag() Tag { return Tag(id[:TagLen]) }
 // an unknown name is checked against.
 type Set struct {
 	users map[string]*Account
+	links map[Link]*Account
 	fake  *Account
 	// Mixed reports whether the accounts' hashes differ in algorithm or
 	// cost: an unknown name then takes as long as a wrong password only
@@ -116,28 +134,26 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 	if len(accounts) == 0 {
 		return nil, errors.New("at least one user is required")
 	}
-	set := &Set{users: make(map[string]*Account, len(accounts))}
+	set := &Set{users: make(map[string]*Account, len(accounts)), links: map[Link]*Account{}}
 	shares := map[string]int{}
 	var common *Account
 	for i, acct := range accounts {
 		name := repl.ReplaceKnown(acct.Username, "")
 		hash := repl.ReplaceKnown(acct.Password, "")
-		if name == "" || hash == "" {
-			if acct.Username != "" && acct.Password != "" {
-				// a placeholder such as {env.ADA_HASH} replaced by nothing
-				return nil, fmt.Errorf("user %d: name or password hash is empty (is its environment variable set?)", i+1)
-			}
-			return nil, fmt.Errorf("user %d: name and password hash are required", i+1)
+		switch {
+		case name == "" && acct.Username != "", hash == "" && acct.Password != "":
+			// a placeholder such as {env.ADA_HASH} replaced by nothing
+			return nil, fmt.Errorf("user %d: name or password hash is empty (is its environment variable set?)", i+1)
+		case name == "":
+			return nil, fmt.Errorf("user %d: a name is required", i+1)
+		case hash == "" && len(acct.Links) == 0:
+			return nil, fmt.Errorf("user %q: a password hash is required, or sign_in_with for a user who signs in only through providers", name)
 		}
 		if err := CheckName(name); err != nil {
 			return nil, fmt.Errorf("user %q: %v", name, err)
 		}
 		if _, dup := set.users[name]; dup {
 			return nil, fmt.Errorf("duplicate user %q", name)
-		}
-		cmp, err := comparerFor(hash)
-		if err != nil {
-			return nil, fmt.Errorf("user %q: %v", name, err)
 		}
 		if err := checkProfile(acct); err != nil {
 			return nil, fmt.Errorf("user %q: %v", name, err)
@@ -146,22 +162,65 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		user := &Account{Name: name, ID: newID(realm, name, hash), hash: []byte(hash), Comparer: cmp, JSONName: jsonName,
-			Groups: acct.Groups, Email: acct.Email, FullName: acct.Name, GroupList: strings.Join(acct.Groups, ",")}
+		user := &Account{Name: name, ID: newID(realm, name, hash), JSONName: jsonName, Groups: acct.Groups, Email: acct.Email,
+			FullName: acct.Name, GroupList: strings.Join(acct.Groups, ","), Links: acct.Links}
 		user.Placeholders = Placeholders{User: name, Groups: user.GroupList, Email: acct.Email, Name: acct.Name}
+		for _, l := range acct.Links {
+			if other, dup := set.links[l.key()]; dup {
+				return nil, fmt.Errorf("user %q: %s %q is linked to user %q already", name, l.Provider, l.Subject, other.Name)
+			}
+			set.links[l.key()] = user
+		}
 		set.users[name] = user
+		if hash == "" {
+			continue
+		}
+		if user.Comparer, err = comparerFor(hash); err != nil {
+			return nil, fmt.Errorf("user %q: %v", name, err)
+		}
+		user.hash = []byte(hash)
 		shares[hashParams(hash)]++
 		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
 			common = user
 		}
 	}
-	fake, err := fakeHashLike(string(common.hash))
+	like := defaultHash
+	if common != nil {
+		like = string(common.hash)
+	}
+	fake, err := fakeHashLike(like)
 	if err != nil {
 		return nil, fmt.Errorf("making the fake hash: %v", err)
 	}
-	set.fake = &Account{hash: fake, Comparer: common.Comparer}
+	cmp, err := comparerFor(string(fake))
+	if err != nil {
+		return nil, fmt.Errorf("making the fake hash: %v", err)
+	}
+	set.fake = &Account{hash: fake, Comparer: cmp}
 	set.Mixed = len(shares) > 1
 	return set, nil
+}
+
+// defaultHash gives the fake hash its parameters when no account has a
+// password: bcrypt at cost 14, as caddy hash-password makes it.
+const defaultHash = "$2a$14$"
+
+// key is the link as the set indexes it: an e-mail address in lower
+// case, as providers compare them.
+func (l Link) key() Link {
+	if strings.Contains(l.Subject, "@") {
+		l.Subject = strings.ToLower(l.Subject)
+	}
+	return l
+}
+
+// Linked is the account linked to an identity at a provider: by its
+// stable ID, or by an e-mail address (in any case), which the caller
+// may use only where the provider vouches for the address and its
+// block allows linking by it.
+func (s *Set) Linked(provider, subject string) (*Account, bool) {
+	acct, ok := s.links[Link{provider, subject}.key()]
+	return acct, ok
 }
 
 // Lookup returns the configured account of the name.
@@ -184,23 +243,28 @@ func (s *Set) ByID(id ID) (*Account, bool) {
 const (
 	reasonUnknownUser   = "unknown user"
 	reasonWrongPassword = "wrong password"
+	reasonNoPassword    = "no password: the user signs in through providers"
 )
 
-// Check checks a password. An unknown user costs the same as a wrong
-// password: the password is compared with the fake hash. A nil account
+// Check checks a password. An unknown user, and one without a password,
+// costs the same as a wrong password: the password is compared with the
+// fake hash. A nil account
 // comes with the reason of the failure; an error is the comparer's own
 // failure, no fault of the client's.
 func (s *Set) Check(name, password string) (*Account, string, error) {
 	acct, known := s.users[name]
-	if !known {
-		acct = s.fake
+	checked := acct
+	if !known || !acct.HasPassword() {
+		checked = s.fake
 	}
-	ok, err := acct.Comparer.Compare(acct.hash, []byte(password))
+	ok, err := checked.Comparer.Compare(checked.hash, []byte(password))
 	switch {
 	case err != nil:
 		return nil, "", err
 	case !known:
 		return nil, reasonUnknownUser, nil
+	case !acct.HasPassword():
+		return nil, reasonNoPassword, nil
 	case !ok:
 		return nil, reasonWrongPassword, nil
 	}

@@ -111,7 +111,10 @@ func TestLoadErrors(t *testing.T) {
 		want     string
 	}{
 		{nil, "at least one user"},
-		{[]Config{{Username: "ada"}}, "name and password hash are required"},
+		{[]Config{{Username: "ada"}}, "a password hash is required, or sign_in_with"},
+		{[]Config{{Password: adaHash}}, "a name is required"},
+		{[]Config{{Username: "ada", Links: []Link{{"github", "1"}}}, {Username: "bob", Links: []Link{{"github", "1"}}}}, `github "1" is linked to user "ada" already`},
+		{[]Config{{Username: "ada", Links: []Link{{"co", "Ada@Example.test"}}}, {Username: "bob", Links: []Link{{"co", "ada@example.TEST"}}}}, "linked to user"},
 		{[]Config{{Username: "ada", Password: "{env.MINIAPP_TEST_UNSET_HASH}"}}, "user 1: name or password hash is empty (is its environment variable set?)"},
 		{[]Config{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}, `duplicate user "ada"`},
 		{[]Config{{Username: "ada", Password: "plain"}}, "must be bcrypt"},
@@ -157,5 +160,38 @@ func TestProfile(t *testing.T) {
 		if _, err := Load([]Config{bad}, "miniapp", caddy.NewReplacer()); err == nil {
 			t.Errorf("%+v loaded", bad)
 		}
+	}
+}
+
+// TestLinks: an identity finds its account by provider and ID, an
+// e-mail address in any case; a user without a password never passes a
+// password check, which costs the fake hash's comparison; a set of such
+// users alone loads.
+func TestLinks(t *testing.T) {
+	set := load(t, Config{Username: "ada", Password: adaHash, Links: []Link{{"github", "1234567"}}},
+		Config{Username: "grace", Links: []Link{{"company", "Grace@Example.test"}, {"company", "sub-9"}}})
+	for _, tc := range []struct{ provider, subject, want string }{
+		{"github", "1234567", "ada"}, {"company", "grace@example.TEST", "grace"}, {"company", "sub-9", "grace"},
+		{"company", "1234567", ""}, {"github", "12345678", ""}, {"company", "SUB-9", ""},
+	} {
+		acct, ok := set.Linked(tc.provider, tc.subject)
+		if got := ""; ok {
+			got = acct.Name
+			if got != tc.want {
+				t.Errorf("%s %s: %q, want %q", tc.provider, tc.subject, got, tc.want)
+			}
+		} else if tc.want != "" {
+			t.Errorf("%s %s: none, want %q", tc.provider, tc.subject, tc.want)
+		}
+	}
+	stub := &recordingComparer{}
+	set.fake.Comparer = stub
+	grace, _ := set.Lookup("grace")
+	if acct, reason, _ := set.Check("grace", ""); acct != nil || reason != reasonNoPassword || len(stub.hashes) != 1 || grace.HasPassword() {
+		t.Errorf("a password check of a user without one: %v %q, compared %d", acct, reason, len(stub.hashes))
+	}
+	only := load(t, Config{Username: "grace", Links: []Link{{"github", "1"}}})
+	if _, reason, err := only.Check("grace", "x"); err != nil || reason != reasonNoPassword {
+		t.Errorf("a realm of users without passwords: %q %v", reason, err)
 	}
 }

@@ -18,9 +18,11 @@ const PendingLifetime = 5 * time.Minute
 // five minutes, bound to the account and its sign-out counter) carries
 // it to the code step.
 
-// SetPending starts the code step of a sign-in of acct.
-func (g *Gate) SetPending(ctx context.Context, h http.Header, wire Wire, acct *account.Account) {
+// SetPending starts the code step of a sign-in of acct whose first
+// factor was method.
+func (g *Gate) SetPending(ctx context.Context, h http.Header, wire Wire, acct *account.Account, method session.Method) {
 	p := session.New(acct.Name, acct.ID.Tag(), g.Shared.Counter(ctx, store.AccountID(acct.ID)), g.Clock.Now(), PendingLifetime)
+	p.Method = method
 	name := g.ownName(wire, "_pending")
 	setCookie(h, cookie{name: name, value: g.Keys.Seal(session.PurposePending, p, name, wire.Host), maxAge: int(PendingLifetime.Seconds()),
 		secure: wire.Secure, sameSite: http.SameSiteStrictMode})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
@@ -17,7 +18,7 @@ import (
 func pending(t *testing.T, g *Gate, wire Wire) (Wire, http.Header) {
 	t.Helper()
 	h := http.Header{}
-	g.SetPending(context.Background(), h, wire, ada(t, g))
+	g.SetPending(context.Background(), h, wire, ada(t, g), session.MethodPassword)
 	wire.Cookies = []string{"theme=dark; " + cookieLine(t, h)}
 	return wire, h
 }

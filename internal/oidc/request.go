@@ -183,6 +183,11 @@ func (r *request) Offline() bool { return slices.Contains(r.Scopes, oidc.ScopeOf
 // (a hardware-bound key, which with two factors verified its user).
 func AMR(factors uint8, method session.Method) []string {
 	switch {
+	case method == session.MethodProvider && factors >= 2:
+		return []string{"mfa"}
+	case method == session.MethodProvider:
+		// another provider's word: RFC 8176 has no value for it
+		return nil
 	case method == session.MethodPasskey && factors >= 2:
 		return []string{"hwk", "user", "mfa"}
 	case method == session.MethodPasskey:

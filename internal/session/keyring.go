@@ -59,6 +59,9 @@ const (
 	// PurposeOIDC seals the OpenID Connect provider's authorization
 	// requests, codes and tokens.
 	PurposeOIDC
+	// PurposeSignInWith seals a sign-in through another provider
+	// between its start and the provider's callback.
+	PurposeSignInWith
 	purposes = iota
 )
 
@@ -79,6 +82,8 @@ func (p Purpose) String() string {
 		return "ceremony"
 	case PurposeOIDC:
 		return "oidc"
+	case PurposeSignInWith:
+		return "sign-in-with"
 	}
 	return "purpose " + strconv.Itoa(int(p))
 }

@@ -56,12 +56,19 @@ const (
 	// MethodPasskey is a passkey (of two factors when it verified its
 	// user).
 	MethodPasskey
+	// MethodProvider is another provider's word (sign_in_with; of two
+	// factors with a code here too, or a second factor the provider
+	// checked and the operator trusts).
+	MethodProvider
 )
 
 // String names the method as the logs do.
 func (m Method) String() string {
-	if m == MethodPasskey {
+	switch m {
+	case MethodPasskey:
 		return "passkey"
+	case MethodProvider:
+		return "provider"
 	}
 	return "password"
 }

@@ -50,7 +50,7 @@ func (s *Service) Passkey(ctx context.Context, h http.Header, rp *webauthn.WebAu
 		// a passkey without user verification is one factor: the code
 		// follows
 		s.Passkeys.MarkUsed(ctx, a, nil)
-		return s.askCode(ctx, h, acct, c)
+		return s.askCode(ctx, h, acct, c, session.MethodPassword)
 	}
 	factors := uint8(1)
 	if a.Verified {

@@ -172,12 +172,12 @@ func (s *Service) Password(ctx context.Context, h http.Header, in Login) Outcome
 		return s.signIn(ctx, h, acct, in.Client, in.Known, 1, session.MethodPassword)
 	}
 	if in.Code == "" {
-		return s.askCode(ctx, h, acct, in.Client)
+		return s.askCode(ctx, h, acct, in.Client, session.MethodPassword)
 	}
 	kind, err := s.CheckCode(ctx, acct.Name, in.Code, in.IP, in.Known)
 	if err != nil {
 		// the password was right: the code alone may follow
-		s.Gate.SetPending(ctx, h, in.Wire, acct)
+		s.Gate.SetPending(ctx, h, in.Wire, acct, session.MethodPassword)
 		return Outcome{Err: s.codeFailed(acct.Name, in.IP, http.StatusUnauthorized, err), Form: CodeForm}
 	}
 	s.Count.SecondFactor("success", string(kind))
@@ -216,14 +216,15 @@ func (s *Service) Code(ctx context.Context, h http.Header, in Login) Outcome {
 	}
 	s.Gate.ClearPending(h, in.Wire)
 	s.Count.SecondFactor("success", string(kind))
-	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, session.MethodPassword)
+	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, p.Method)
 }
 
-// askCode ends a right password of an account with a second factor: no
-// session yet, a pending sign-in, and the code step.
-func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Account, c Client) Outcome {
-	s.Gate.SetPending(ctx, h, c.Wire, acct)
-	s.Logger.Info("password accepted; waiting for the second factor", zap.String("user", acct.Name), zap.String("client_ip", c.IP))
+// askCode ends a right first factor (method) of an account with a
+// second factor: no session yet, a pending sign-in, and the code step.
+func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Account, c Client, method session.Method) Outcome {
+	s.Gate.SetPending(ctx, h, c.Wire, acct, method)
+	s.Logger.Info("first factor accepted; waiting for the second factor", zap.String("user", acct.Name), zap.String("client_ip", c.IP),
+		zap.Stringer("method", method))
 	return Outcome{CodeNeeded: true}
 }
 

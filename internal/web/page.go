@@ -112,6 +112,15 @@ type PageData struct {
 	// appendStepUpField), or nothing: in the second factor's form, in a
 	// passkey's delete form; PasskeyStepUp in the form that adds one.
 	StepUp, PasskeyStepUp template.HTML
+	// Providers are the login page's buttons of the providers to sign
+	// in with.
+	Providers []ProviderLink
+}
+
+// ProviderLink is a login page's button of a provider: "Sign in with
+// <Label>", starting at Href.
+type ProviderLink struct {
+	Label, Href string
 }
 
 // StylePath is the stylesheet's path (on Base), for the layout

@@ -1,0 +1,262 @@
+package miniapp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
+	"github.com/caddy-miniapp/miniapp/internal/testport"
+)
+
+// withSites is a built Caddy with an identity provider (this module's
+// OpenID Connect provider, realm idp, on 127.0.0.1) and an app
+// (localhost) that signs in through it as "company" and through a fake
+// GitHub.
+type withSites struct {
+	port    int
+	process *caddyProcess
+	idp     string
+	app     string
+}
+
+// startWith starts the sites: at the provider carol (linked to the
+// app's ada) and dave (linked to no one); at the app ada (a password
+// too) and grace (GitHub's user 1234567, no password).
+func startWith(t *testing.T, github string) *withSites {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs the built Caddy")
+	}
+	s := &withSites{port: testport.Free(t)}
+	s.idp, s.app = fmt.Sprintf("http://127.0.0.1:%d", s.port), fmt.Sprintf("http://localhost:%d", s.port)
+	config := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	auto_https off
+	storage file_system %s
+}
+%s {
+	miniapp {
+		realm idp
+		user carol %s {
+			email carol@example.test
+		}
+		user dave %s
+		oidc {
+			issuer %s
+			client app {
+				secret %s
+				redirect_uri %s/login/with/company/callback
+			}
+		}
+	}
+	respond "idp"
+}
+%s {
+	miniapp {
+		user ada %s {
+			sign_in_with company %s
+		}
+		user grace {
+			sign_in_with github 1234567
+		}
+		sign_in_with company {
+			issuer %s
+			client_id app
+			client_secret %s
+			label "Company account"
+		}
+		sign_in_with github {
+			client_id gh-app
+			client_secret gh-secret
+			auth_url %s/login/oauth/authorize
+			token_url %s/login/oauth/access_token
+			api_url %s/api
+		}
+	}
+	respond "app"
+}
+`, testport.Free(t), s.port, t.TempDir(), s.idp, adaHash, adaHash, s.idp, oidcSecret, s.app,
+		s.app, adaHash, oidc.Subject("idp", "cfg:carol"), s.idp, oidcSecret, github, github, github)
+	file := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.process = runCaddy(t, ".", t.TempDir(), "--config", file, "--adapter", "caddyfile")
+	waitFor(t, (&ssoSites{}).browser(t), s.app+"/hello", s.process)
+	return s
+}
+
+// begin starts a sign-in at the app through the provider, keeping next,
+// and returns the provider's authorization URL and the flow cookie.
+func (s *withSites) begin(t *testing.T, c *http.Client, provider string) (*url.URL, *http.Cookie) {
+	t.Helper()
+	resp, _ := call(t, c, "GET", s.app+"/login/with/"+provider+"?next=/after", "", "Accept", "text/html")
+	to, err := resp.Location()
+	if resp.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("start: %d %v", resp.StatusCode, err)
+	}
+	var flow *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if strings.HasSuffix(ck.Name, "_with") {
+			flow = ck
+		}
+	}
+	if flow == nil || flow.SameSite != http.SameSiteLaxMode || !flow.HttpOnly || flow.MaxAge != 600 {
+		t.Fatalf("the flow cookie: %v", resp.Header["Set-Cookie"])
+	}
+	return to, flow
+}
+
+// atProvider follows the browser through this module's provider (its
+// login as user) to the app's callback, and returns the callback URL.
+func (s *withSites) atProvider(t *testing.T, c *http.Client, authURL *url.URL, user string) string {
+	t.Helper()
+	target := authURL.String()
+	for range 8 {
+		resp, _ := call(t, c, "GET", target, "", "Accept", "text/html")
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("GET %s: %d", target, resp.StatusCode)
+		}
+		switch {
+		case strings.HasPrefix(loc.String(), s.app+"/login/with/company/callback?"):
+			return loc.String()
+		case loc.Path == "/login":
+			form := url.Values{"username": {user}, "password": {adaPassword}, "next": {loc.Query().Get("next")}}
+			resp, _ := call(t, c, "POST", s.idp+"/login", form.Encode(), "Accept", "text/html", "Origin", s.idp)
+			next, err := resp.Location()
+			if err != nil {
+				t.Fatalf("login at the provider as %s: %d", user, resp.StatusCode)
+			}
+			target = next.String()
+		default:
+			target = loc.String()
+		}
+	}
+	t.Fatal("no way back to the app")
+	return ""
+}
+
+// profileUser is the user of the browser's session at the app, or "".
+func (s *withSites) profileUser(t *testing.T, c *http.Client) string {
+	t.Helper()
+	resp, body := call(t, c, "GET", s.app+"/profile", "", "Accept", "application/json")
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	var out struct{ Username string }
+	_ = json.Unmarshal([]byte(body), &out)
+	return out.Username
+}
+
+// TestCaddySignInWith: the login page offers the providers; a user
+// linked at an OpenID Connect provider (this module's own, on another
+// site) signs in through it and lands on next; a replayed callback and
+// an identity linked to no one are refused; GitHub's preset signs in a
+// user who has no password, whose password login is refused.
+func TestCaddySignInWith(t *testing.T) {
+	github := fakeGitHub(t)
+	s := startWith(t, github.URL)
+	c := (&ssoSites{}).browser(t)
+	_, page := call(t, c, "GET", s.app+"/login?next=/after", "", "Accept", "text/html")
+	for _, want := range []string{`href="/login/with/company?next=%2Fafter">Sign in with Company account</a>`, `href="/login/with/github?next=%2Fafter">Sign in with GitHub</a>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the login page lacks %s", want)
+		}
+	}
+
+	authURL, flow := s.begin(t, c, "company")
+	if !strings.HasPrefix(authURL.String(), s.idp+oidc.AuthorizePath+"?") || authURL.Query().Get("code_challenge_method") != "S256" {
+		t.Fatalf("the provider's URL: %s", authURL)
+	}
+	callback := s.atProvider(t, c, authURL, "carol")
+	resp, _ := call(t, c, "GET", callback, "", "Accept", "text/html")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/after" {
+		t.Fatalf("the callback: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if user := s.profileUser(t, c); user != "ada" {
+		t.Errorf("signed in through company as %q, want ada", user)
+	}
+
+	// the same callback again, with the flow cookie an attacker kept
+	replay := (&ssoSites{}).browser(t)
+	resp, body := call(t, replay, "GET", callback, "", "Accept", "text/html", "Cookie", flow.Name+"="+flow.Value)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "finished already") || s.profileUser(t, replay) != "" {
+		t.Errorf("a replayed callback: %d", resp.StatusCode)
+	}
+
+	// dave is linked to no one at the app
+	c = (&ssoSites{}).browser(t)
+	authURL, _ = s.begin(t, c, "company")
+	resp, body = call(t, c, "GET", s.atProvider(t, c, authURL, "dave"), "", "Accept", "text/html")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(strings.ToLower(body), "this account is not allowed here") || s.profileUser(t, c) != "" {
+		t.Errorf("an identity linked to no one: %d %s", resp.StatusCode, body)
+	}
+
+	// GitHub: grace, who has no password
+	c = (&ssoSites{}).browser(t)
+	authURL, _ = s.begin(t, c, "github")
+	resp, _ = call(t, c, "GET", authURL.String(), "")
+	back, err := resp.Location()
+	if err != nil {
+		t.Fatalf("the fake GitHub: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, c, "GET", back.String(), "", "Accept", "text/html"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("GitHub's callback: %d", resp.StatusCode)
+	}
+	if user := s.profileUser(t, c); user != "grace" {
+		t.Errorf("signed in through GitHub as %q, want grace", user)
+	}
+	resp, _ = call(t, (&ssoSites{}).browser(t), "POST", s.app+"/login", "username=grace&password=", "Origin", s.app)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("grace's password login without a password: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, (&ssoSites{}).browser(t), "POST", s.app+"/login", "username=grace&password=anything", "Origin", s.app)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("grace's password login: %d", resp.StatusCode)
+	}
+}
+
+// fakeGitHub is GitHub's OAuth and user API for user 1234567: its
+// authorize sends the browser straight back with a code.
+func fakeGitHub(t *testing.T) *httptest.Server {
+	t.Helper()
+	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/login/oauth/authorize":
+			q := r.URL.Query()
+			if q.Get("client_id") != "gh-app" || q.Get("code_challenge_method") != "S256" {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			http.Redirect(w, r, q.Get("redirect_uri")+"?code=gh-code&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+		case "/login/oauth/access_token":
+			id, secret, _ := r.BasicAuth()
+			if id == "" {
+				id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
+			}
+			if id != "gh-app" || secret != "gh-secret" || r.PostFormValue("code") != "gh-code" || r.PostFormValue("code_verifier") == "" {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"gho_t","token_type":"bearer"}`))
+		case "/api/user":
+			_, _ = w.Write([]byte(`{"id":1234567,"login":"grace-h","name":"Grace"}`))
+		case "/api/user/emails":
+			_, _ = w.Write([]byte(`[{"email":"grace@example.test","primary":true,"verified":false}]`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(gh.Close)
+	return gh
+}

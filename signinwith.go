@@ -1,0 +1,144 @@
+package miniapp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/idp"
+	"github.com/caddy-miniapp/miniapp/internal/web"
+)
+
+// signInWithPrefix starts the paths of a sign-in through another
+// provider: /login/with/<name> starts it, /login/with/<name>/callback
+// is where the provider sends the browser back.
+const signInWithPrefix = "/login/with/"
+
+// signInWithService makes the service of the `sign_in_with` blocks, nil
+// without any, and checks the users' links against them.
+func (h *Handler) signInWithService(replace func(string) string) (*idp.Service, error) {
+	for i := range h.SignInWith {
+		h.SignInWith[i].SetDefaults(replace)
+	}
+	if err := idp.ValidateAll(h.SignInWith); err != nil {
+		return nil, err
+	}
+	s := idp.New(h.SignInWith, h.keys, h.clock)
+	for acct := range h.accounts.All() {
+		for _, p := range s.Providers() {
+			if strings.HasPrefix(acct.Name, p.Name+":") {
+				return nil, fmt.Errorf("user %q: a name may not start with a provider's name and ':' (guests of %s are named so)", acct.Name, p.Name)
+			}
+		}
+		for _, l := range acct.Links {
+			p, ok := s.Provider(l.Provider)
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("user %q: sign_in_with %s: no such provider (a sign_in_with block names it)", acct.Name, l.Provider)
+			case strings.Contains(l.Subject, "@") && !p.LinkByEmail:
+				return nil, fmt.Errorf("user %q: sign_in_with %s %s: an e-mail address links only where the provider's block says link_by_email; use the provider's user ID", acct.Name, l.Provider, l.Subject)
+			case p.IsGitHub() && strings.Trim(l.Subject, "0123456789") != "":
+				return nil, fmt.Errorf("user %q: sign_in_with github %s: GitHub links by numeric user ID only (https://api.github.com/users/<login> shows it)", acct.Name, l.Subject)
+			}
+		}
+	}
+	if len(h.SignInWith) == 0 {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// providerLinks are the login page's buttons, keeping next.
+func (h *Handler) providerLinks(next string) []web.ProviderLink {
+	if h.idp == nil {
+		return nil
+	}
+	var links []web.ProviderLink
+	for _, p := range h.idp.Providers() {
+		href := signInWithPrefix + p.Name
+		if next != "" {
+			href += "?next=" + url.QueryEscape(next)
+		}
+		links = append(links, web.ProviderLink{Label: p.Label, Href: href})
+	}
+	return links
+}
+
+// signInWith starts a sign-in through a provider (GET
+// /login/with/<name>?next=…: the flow's cookie, then 302 to the
+// provider) or finishes it at the provider's callback (GET
+// /login/with/<name>/callback): the flow read once and used once, the
+// code exchanged, the identity signed in as any login.
+func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+	name, tail, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, signInWithPrefix), "/")
+	var p *idp.Provider
+	ok := false
+	if h.idp != nil {
+		p, ok = h.idp.Provider(name)
+	}
+	if !ok || tail != "" && tail != "callback" {
+		return web.Reject(http.StatusNotFound, "no such provider")
+	}
+	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	scheme := "http://"
+	if in.Secure {
+		scheme = "https://"
+	}
+	callback := scheme + strings.ToLower(r.Host) + signInWithPrefix + p.Name + "/callback"
+	if tail == "" {
+		next, err := web.FormValue(r.URL.RawQuery, "next")
+		if err != nil {
+			return err
+		}
+		start, err := h.idp.Begin(r.Context(), p, callback, h.domain.SafeNext(next, in.Secure))
+		if err != nil {
+			return h.signInWithFailed(w, r, in, "", err)
+		}
+		h.gate.SetFlow(w.Header(), wireOf(r), start.Cookie, idp.FlowLifetime)
+		w.Header().Set("Location", start.URL)
+		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
+		return nil
+	}
+	q, err := web.QueryFields(r.URL.RawQuery, "code", "state", "iss", "error")
+	if err != nil {
+		return err
+	}
+	sealed := h.gate.TakeFlow(w.Header(), wireOf(r))
+	f, err := h.idp.Open(r.Context(), p, callback, sealed, idp.Callback{Code: q["code"], State: q["state"], Iss: q["iss"], Error: q["error"]})
+	if err != nil {
+		return h.signInWithFailed(w, r, in, "", err)
+	}
+	// used once, on every node within the store's window (at once with
+	// Redis), before its code is
+	if h.shared.RevokedID(f.ID(), f.ExpiresAt()) {
+		return h.signInWithFailed(w, r, in, f.Next, &idp.Error{Status: http.StatusBadRequest, Reason: "this sign-in was finished already; start again"})
+	}
+	h.shared.Revoke(r.Context(), f.ID(), f.ExpiresAt())
+	id, err := h.idp.Exchange(r.Context(), p, callback, f, q["code"])
+	if err != nil {
+		return h.signInWithFailed(w, r, in, f.Next, err)
+	}
+	out := h.signin.Provider(r.Context(), w.Header(), p, id, clientOf(r, in))
+	return h.answer(w, r, in.Format, f.Next, "", out)
+}
+
+// signInWithFailed answers a sign-in through a provider that could not
+// go on: the login page with the reason for a browser, the status and
+// reason otherwise.
+func (h *Handler) signInWithFailed(w http.ResponseWriter, r *http.Request, in web.Request, next string, err error) error {
+	failed, ok := errors.AsType[*idp.Error](err)
+	if !ok {
+		return err
+	}
+	if in.Format != web.HTML {
+		return web.Reject(failed.Status, failed.Reason)
+	}
+	return h.site.Render(w, r, failed.Status, "login.html", web.PageData{Title: "Sign in", Error: failed.Reason, Next: next,
+		Passkey: h.passkeys != nil, Providers: h.providerLinks(next)})
+}
