@@ -322,6 +322,15 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 		t.Errorf("back-channel logout of sign out everywhere: %v", claims)
 	}
 
+	// a token, code or secret in the URL of an endpoint that takes
+	// them is refused, and its URL kept out of the access log
+	for _, target := range []string{oidc.UserinfoPath + "?access_token=" + tok.AccessToken,
+		oidc.TokenPath + "?grant_type=authorization_code&code=" + code + "&client_secret=" + oidcSecret} {
+		if resp, _ := call(t, o.client(), "POST", o.issuer+target, "client_id=grafana"); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST %s: %d, want 400", strings.SplitN(target, "?", 2)[0], resp.StatusCode)
+		}
+	}
+
 	// no code nor ID token reached Caddy's access log, whose lines
 	// record URIs and response headers
 	call(t, o.client(), "GET", o.issuer+"/miniapp/oidc/keys", "")
@@ -332,7 +341,7 @@ func TestCaddyOpenIDConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, secret := range map[string]string{"a code": code, "an ID token": hint, "an access token": tok.AccessToken} {
+	for name, secret := range map[string]string{"a code": code, "an ID token": hint, "an access token": tok.AccessToken, "a client secret": oidcSecret} {
 		if strings.Contains(string(accessLog), secret) {
 			t.Errorf("the access log holds %s", name)
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
@@ -35,8 +36,14 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 		h.passkeys.Ended = p.LoggedOut
 	}
 	// what this config ended (users removed, new passwords) is told to
-	// the clients by the node that records it
-	go p.Sweep(ctx)
+	// the clients once the config runs
+	go func() {
+		select {
+		case <-time.After(oidc.SweepAfter):
+			p.Sweep(ctx)
+		case <-ctx.Done():
+		}
+	}()
 	return p, nil
 }
 
@@ -51,6 +58,14 @@ func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request,
 		return h.endSession(w, r, in, sess)
 	case oidc.GrantsPath:
 		return h.signOutOfApp(w, r, in, sess)
+	}
+	if oidc.Credentialed(r.URL.Path) && r.URL.RawQuery != "" {
+		// a token, code or secret in the URL would reach Caddy's access
+		// log: this request is logged here, without its query
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+		h.logger.Info("OpenID Connect request refused: parameters in the URL", zap.String("path", r.URL.Path),
+			zap.String("client_ip", in.Client))
+		return web.Reject(http.StatusBadRequest, "send the parameters in the request body or the Authorization header, never in the URL")
 	}
 	// the library reads forms whole (multipart too) and logs what it
 	// refuses: bound them as the module's own routes are

@@ -29,8 +29,10 @@ type sessionGrant struct {
 	Client  string    `json:"client"`
 	Session string    `json:"session"`
 	Until   time.Time `json:"until"`
-	// Account is the account ID the session was bound to.
+	// Account is the account ID the session was bound to; Told, that
+	// its client was told the account ended (Sweep).
 	Account []byte `json:"account,omitempty"`
+	Told    bool   `json:"told,omitempty"`
 }
 
 // maxSessionGrants bounds the sessions a user's grants record keeps.
@@ -117,42 +119,60 @@ func (p *Provider) tell(user string, clients []string, ended []byte) {
 	}
 }
 
-// Sweep ends, in the users' grants records, what the config ended: the
-// grants and sessions of a user no longer configured, or configured
-// with another password (a new account ID). Their tokens were refused
-// already; the clients holding them are told as by sign out everywhere.
-// The node whose change of a record reaches the store tells them: every
-// node sweeps at its start, one sends.
+// SweepAfter is how long a config runs before its provider sweeps: a
+// config that is only validated, or whose load fails, never does.
+const SweepAfter = 10 * time.Second
+
+// Sweep tells the clients holding a grant of what the config ended:
+// the grants and sessions of a user no longer configured, or configured
+// with another password (a new account ID), whose tokens this config
+// refuses already. Each entry is told once: marked in the user's grants
+// record, never removed (a node that starts with an older config
+// announces what it refuses, and takes nothing from the newer one),
+// and the node whose mark reaches the store sends. Entries that have
+// ended are left alone.
 func (p *Provider) Sweep(ctx context.Context) {
+	if _, err := p.keys(); err != nil {
+		p.logger.Warn("back-channel logouts of removed users and new passwords not sent: no signing key yet", zap.Error(err))
+		return
+	}
+	now := p.clock.Now()
 	for _, key := range p.shared.RecordKeys() {
 		user, ok := strings.CutPrefix(key, grantsPrefix)
 		if !ok {
 			continue
 		}
 		acct, ok := p.accounts.Lookup(user)
-		ended := func(account []byte) bool { return !ok || account != nil && !bytes.Equal(account, acct.ID[:]) }
+		ended := func(account []byte, until time.Time, told bool) bool {
+			return !told && now.Before(until) && (!ok || account != nil && !bytes.Equal(account, acct.ID[:]))
+		}
 		var clients []string
 		err := p.swapGrants(ctx, user, func(list *grantList) error {
 			clients = nil
-			list.Grants = slices.DeleteFunc(list.Grants, func(e grantEntry) bool {
-				if ended(e.Account) {
-					clients = append(clients, e.Client)
+			for i := range list.Grants {
+				if e := &list.Grants[i]; ended(e.Account, e.Until, e.Told) {
+					e.Told, clients = true, append(clients, e.Client)
 				}
-				return ended(e.Account)
-			})
-			list.Sessions = slices.DeleteFunc(list.Sessions, func(s sessionGrant) bool {
-				if ended(s.Account) {
-					clients = append(clients, s.Client)
+			}
+			for i := range list.Sessions {
+				if s := &list.Sessions[i]; ended(s.Account, s.Until, s.Told) {
+					s.Told, clients = true, append(clients, s.Client)
 				}
-				return ended(s.Account)
-			})
+			}
 			if len(clients) == 0 {
 				return errUnchanged
 			}
 			return nil
 		})
-		if err == nil && len(clients) > 0 {
-			p.logger.Info("OpenID Connect grants ended: the user was removed from the config or has a new password",
+		switch {
+		case errors.Is(err, errUnchanged):
+		case err != nil:
+			p.logger.Warn("back-channel logouts of a removed user or a new password not sent: the store did not answer",
+				zap.String("user", user), zap.Error(err))
+		default:
+			slices.Sort(clients)
+			clients = slices.Compact(clients)
+			p.logger.Info("telling apps: the user was removed from the config or has a new password",
 				zap.String("user", user), zap.Strings("clients", clients))
 			p.tell(user, clients, nil)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -119,9 +120,11 @@ func TestBackchannelRetries(t *testing.T) {
 }
 
 // TestSweep: a config that removes a user or gives one a new password
-// ends their grants and the sessions clients noted, and tells those
-// clients once (sub, no sid); a config that changes neither tells no
-// one, and a second sweep of the same change tells no one again.
+// tells the clients of their grants and noted sessions once (sub, no
+// sid), and takes nothing from the record: a node that starts with the
+// older config again tells of the newer account's grants but leaves
+// them, and they work; a config that changes nothing tells no one, nor
+// does a second sweep of the same change.
 func TestSweep(t *testing.T) {
 	f := newFixture(t)
 	uri, tokens := receiver(t, http.StatusOK)
@@ -158,12 +161,23 @@ func TestSweep(t *testing.T) {
 	if got["grafana"] != Subject("r", "cfg:ada") || got["cli"] != Subject("r", "cfg:bob") {
 		t.Errorf("logout tokens of the sweep: %v", got)
 	}
-	for _, user := range []string{"ada", "bob"} {
-		if list, err := p.grantsOf(user); err != nil || len(list.Grants)+len(list.Sessions) != 0 {
-			t.Errorf("%s's grants after the sweep: %+v %v", user, list, err)
-		}
-	}
 	p.Sweep(ctx)
-	f.p.Sweep(ctx)
 	none(t, tokens, "a second sweep")
+
+	// the new ada signs in to cli; a node with the old config tells
+	// cli, and the grant stays
+	newAda, _ := changed.Lookup("ada")
+	s := f.signed(newAda, 1)
+	fresh := f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid offline_access", s))
+	f.p.Sweep(ctx)
+	if claims := f.logoutClaims(t, next(t, tokens)); claims["aud"] != "cli" {
+		t.Errorf("the old config's sweep told %v", claims)
+	}
+	if list, err := p.grantsOf("ada"); err != nil || len(list.Grants) != 1 {
+		t.Errorf("ada's grants after the old config's sweep: %+v %v", list, err)
+	}
+	f.p = p
+	if tok := f.token(t, "cli", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken}}); tok.AccessToken == "" {
+		t.Errorf("the new grant after the old config's sweep: %+v", tok)
+	}
 }

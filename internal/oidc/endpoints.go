@@ -92,17 +92,18 @@ func (p *Provider) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) userinfoOf(r *http.Request) (c Claims, came bool, err error) {
 	sealed, err := op.ParseUserinfoRequest(r, p.op.Decoder())
 	if err != nil || sealed == "" {
-		return Claims{}, r.Header.Get("Authorization") != "", errNotLive
+		// a header of another scheme (Basic) is no token: RFC 6750 §3.1
+		return Claims{}, false, errNotLive
 	}
 	plain, err := crypto{p}.Decrypt(sealed)
 	if err != nil {
 		return Claims{}, true, err
 	}
 	t, ok := p.splitAccess(plain)
-	_, sub, _ := strings.Cut(plain, ":")
 	if !ok {
 		return Claims{}, true, errNotLive
 	}
+	_, sub, _ := strings.Cut(plain, ":")
 	c, err = p.claimsOf(sub, t.Scopes)
 	return c, true, err
 }

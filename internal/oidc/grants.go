@@ -47,6 +47,8 @@ type grantEntry struct {
 	Account    []byte `json:"account"`
 	Counter    uint32 `json:"counter"`
 	Generation uint64 `json:"generation"`
+	// Told: its client was told the account ended (Sweep).
+	Told bool `json:"told,omitempty"`
 }
 
 // grantList is the record of a user's grants.

@@ -31,9 +31,17 @@ const (
 	CallbackPath   = AuthorizePath + "/callback"
 	TokenPath      = Prefix + "token"
 	UserinfoPath   = Prefix + "userinfo"
+	RevokePath     = Prefix + "revoke"
+	IntrospectPath = Prefix + "introspect"
 	EndSessionPath = Prefix + "end_session"
 	devicePath     = Prefix + "device_authorization"
 )
+
+// Credentialed reports whether requests to the path carry tokens,
+// codes or secrets: never in a query, which Caddy's access log records.
+func Credentialed(path string) bool {
+	return path == TokenPath || path == UserinfoPath || path == RevokePath || path == IntrospectPath
+}
 
 // Serves reports whether the provider answers the path: discovery, or
 // a path under Prefix.
@@ -118,8 +126,12 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 			p.secrets[c.ID] = sha256.Sum256([]byte(c.Secret))
 		}
 		for _, uri := range c.RedirectURIs {
-			if u, err := url.Parse(uri); err == nil && (u.Scheme == "https" || u.Scheme == "http") && !slices.Contains(origins, u.Scheme+"://"+u.Host) {
-				origins = append(origins, u.Scheme+"://"+u.Host)
+			origin := ""
+			if u, err := url.Parse(uri); err == nil {
+				origin = strings.ToLower(u.Scheme + "://" + u.Host)
+			}
+			if strings.HasPrefix(origin, "http") && !slices.Contains(origins, origin) {
+				origins = append(origins, origin)
 			}
 		}
 	}
@@ -127,12 +139,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 		// signing waits for the store: keySet tries again
 		p.logger.Warn("no OpenID Connect signing key yet: the store did not answer; trying again at the first token", zap.Error(err))
 	}
-	// cross-origin requests from the clients' own origins, without
-	// credentials (the library's default reflects any origin with them)
+	// cross-origin requests from the clients' own origins, matched
+	// exactly, without credentials (the library's default reflects any
+	// origin with them; rs/cors takes an empty list for every origin and
+	// '*' in one as a wildcard)
 	corsOptions := &cors.Options{
-		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost},
-		AllowedHeaders: []string{"Accept", "Authorization", "Content-Type"},
+		AllowOriginFunc: func(origin string) bool { return slices.Contains(origins, origin) },
+		AllowedMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost},
+		AllowedHeaders:  []string{"Accept", "Authorization", "Content-Type"},
 	}
 	p.userinfo = cors.New(*corsOptions).Handler(http.HandlerFunc(p.serveUserinfo))
 	config := &op.Config{
@@ -146,9 +160,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 	iss, _ := url.Parse(cfg.Issuer)
 	opts := []op.Option{
 		op.WithCrypto(crypto{p}),
-		op.WithCustomEndpoints(endpoint(AuthorizePath), endpoint(TokenPath), endpoint(UserinfoPath), endpoint(Prefix+"revoke"),
+		op.WithCustomEndpoints(endpoint(AuthorizePath), endpoint(TokenPath), endpoint(UserinfoPath), endpoint(RevokePath),
 			endpoint(EndSessionPath), endpoint(Prefix+"keys")),
-		op.WithCustomIntrospectionEndpoint(endpoint(Prefix + "introspect")),
+		op.WithCustomIntrospectionEndpoint(endpoint(IntrospectPath)),
 		op.WithCustomDeviceAuthorizationEndpoint(endpoint(devicePath)),
 		op.WithCORSOptions(corsOptions),
 	}

@@ -101,9 +101,9 @@ type openedAccess struct {
 }
 
 // accessCache remembers access tokens opened lately, by their sealed
-// ID: userinfo opens its token twice (the library's Decrypt, then
-// SetUserinfoFromToken), and a resource server presents one token again
-// and again. Only what opened is kept, a slot per ID's hash; whether a
+// ID: userinfo and introspection open a token twice (Decrypt, then
+// the claims), and a resource server presents one token again and
+// again. Only what opened is kept, a slot per ID's hash; whether a
 // token is live is checked at each use, never kept. Its tokens are
 // shared: read, never changed.
 type accessCache struct {

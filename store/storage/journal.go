@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,17 +69,23 @@ type queuedLine struct {
 	done chan error
 }
 
-// errLead hands the next write to a queued entry's caller.
-var errLead = errors.New("write the queued journal entries")
+// errLead hands the next write to a queued entry's caller;
+// errUnfinished is the outcome of a write that panicked.
+var (
+	errLead       = errors.New("write the queued journal entries")
+	errUnfinished = errors.New("the journal write did not finish")
+)
 
 // appendLine adds an entry to this node's journal. Entries appended
 // while a write is under way wait for the next one and go together
 // (a group commit: one segment, head and latest write for all of
 // them), so concurrent logouts and code exchanges cost one write, not
 // one each. The caller whose entry opens a write writes everything
-// queued by then, hands the rest to the next waiter and returns: no
-// caller writes for others longer than one write. When a write fails
-// each of its callers retries the whole entry; an entry read twice is
+// queued by then within store.Timeout, even if its own request ends,
+// hands the rest to the next waiter and returns: no caller writes for
+// others longer than one write. A waiter whose request ends leaves the
+// queue unless the write is its own already. When a write fails each
+// of its callers retries the whole entry; an entry read twice is
 // harmless.
 func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64) error {
 	q := queuedLine{line, exp, make(chan error, 1)}
@@ -88,7 +95,7 @@ func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64)
 	b.writing = true
 	b.queueMu.Unlock()
 	if !lead {
-		if err := <-q.done; err != errLead {
+		if err := b.wait(ctx, q); err != errLead {
 			return err
 		}
 	}
@@ -96,21 +103,47 @@ func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64)
 	batch := b.queued
 	b.queued = nil
 	b.queueMu.Unlock()
-	// the others' entries are written even if this caller goes away
-	err := b.appendLines(context.WithoutCancel(ctx), batch)
-	for _, o := range batch {
-		if o.done != q.done {
-			o.done <- err
+	err := errUnfinished
+	defer func() {
+		// the others learn the outcome and the next waiter leads, even
+		// when the storage panicked
+		for _, o := range batch {
+			if o.done != q.done {
+				o.done <- err
+			}
 		}
+		b.queueMu.Lock()
+		if len(b.queued) > 0 {
+			b.queued[0].done <- errLead
+		} else {
+			b.writing = false
+		}
+		b.queueMu.Unlock()
+	}()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), store.Timeout)
+	defer cancel()
+	err = b.appendLines(wctx, batch)
+	return err
+}
+
+// wait waits for the write of a queued entry: its outcome, errLead, or
+// the end of ctx, which takes the entry out of the queue unless its
+// outcome (or the lead) came meanwhile.
+func (b *storageBackend) wait(ctx context.Context, q queuedLine) error {
+	select {
+	case err := <-q.done:
+		return err
+	case <-ctx.Done():
 	}
 	b.queueMu.Lock()
-	if len(b.queued) > 0 {
-		b.queued[0].done <- errLead
-	} else {
-		b.writing = false
+	defer b.queueMu.Unlock()
+	select {
+	case err := <-q.done:
+		return err
+	default:
 	}
-	b.queueMu.Unlock()
-	return err
+	b.queued = slices.DeleteFunc(b.queued, func(o queuedLine) bool { return o.done == q.done })
+	return ctx.Err()
 }
 
 // appendLines adds entries to this node's current segment (the next one
@@ -119,7 +152,8 @@ func (b *storageBackend) appendLine(ctx context.Context, line string, exp int64)
 func (b *storageBackend) appendLines(ctx context.Context, batch []queuedLine) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	seq, lines := b.seq, b.lines
+	// a copy: b.lines stays as it is until its segment is stored
+	seq, lines := b.seq, slices.Clip(b.lines)
 	exp := int64(math.MinInt64)
 	for i, q := range batch {
 		if len(lines) >= segmentLines {
@@ -130,7 +164,7 @@ func (b *storageBackend) appendLines(ctx context.Context, batch []queuedLine) er
 			}
 			seq, lines, exp = seq+1, nil, math.MinInt64
 		}
-		lines = append(lines[:len(lines):len(lines)], q.line)
+		lines = append(lines, q.line)
 		exp = max(exp, q.exp)
 	}
 	if err := b.storeSegment(ctx, seq, lines, exp); err != nil {
