@@ -55,8 +55,37 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) (refused bo
 		return false
 	}
 	a := &answer{ResponseWriter: w, path: r.URL.Path}
+	if r.URL.Path == TokenPath {
+		// read here so that a refusal is counted by its client; the
+		// library finds the form read
+		_ = r.ParseForm()
+		a.client = r.PostForm.Get("client_id")
+		if id, _, ok := r.BasicAuth(); ok {
+			a.client = id
+		}
+	}
 	p.op.ServeHTTP(a, r)
+	if a.status >= http.StatusBadRequest && a.path == TokenPath {
+		p.refused(a.client, "token_"+tokenError(a.body))
+	}
 	return a.refused
+}
+
+// tokenErrors are the token endpoint's error codes (RFC 6749 §5.2), as
+// the refusals' reasons name them.
+var tokenErrors = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+	"invalid_scope", "server_error"}
+
+// tokenError is the error code of a token endpoint's JSON refusal, one
+// of tokenErrors or "other".
+func tokenError(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || !slices.Contains(tokenErrors, e.Error) {
+		return "other"
+	}
+	return e.Error
 }
 
 // serveUserinfo answers userinfo (OpenID Connect Core §5.3) for a live
@@ -132,13 +161,18 @@ type answer struct {
 	// done: the answer is written, what the library writes more is
 	// dropped.
 	refused, done, started bool
+	// status is the answer's status; client the token request's client
+	// and body the start of a refusal's body, for the refusal's count
+	status int
+	client string
+	body   []byte
 }
 
 func (a *answer) WriteHeader(status int) {
 	if a.started {
 		return
 	}
-	a.started = true
+	a.started, a.status = true, status
 	h := a.Header()
 	switch {
 	case a.path == TokenPath:
@@ -159,6 +193,9 @@ func (a *answer) Write(b []byte) (int, error) {
 	}
 	if a.done {
 		return len(b), nil
+	}
+	if a.status >= http.StatusBadRequest && len(a.body) < 1024 {
+		a.body = append(a.body, b[:min(len(b), 1024-len(a.body))]...)
 	}
 	return a.ResponseWriter.Write(b)
 }

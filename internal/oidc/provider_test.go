@@ -375,6 +375,20 @@ func TestUserinfoRequests(t *testing.T) {
 	}
 }
 
+// TestTokenRefusalsCounted: each refusal of the token endpoint is
+// counted by its client and error code, whether the client sent its
+// secret in the header or the body.
+func TestTokenRefusalsCounted(t *testing.T) {
+	f := newFixture(t)
+	code := f.code(t, "grafana", grafanaURI, "openid", f.signed(f.ada, 1))
+	f.token(t, "grafana", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {grafanaURI},
+		"code_verifier": {"not-" + verifier}})
+	f.serve(http.MethodPost, TokenPath, url.Values{"grant_type": {"password"}, "client_id": {"cli"}}, nil)
+	if n, m := f.counts.of("refused grafana token_invalid_grant"), f.counts.of("refused cli token_unsupported_grant_type"); n != 1 || m != 1 {
+		t.Errorf("counted %v", f.counts.m)
+	}
+}
+
 // TestCodeOnce: a code works once; its second use is invalid_grant and
 // ends what the first gave; a wrong verifier or redirect URI is refused.
 func TestCodeOnce(t *testing.T) {
