@@ -17,9 +17,13 @@ func (h *Handler) register() {
 	if h.provider != nil {
 		keys.Ended = h.provider.LoggedOut
 	}
-	h.unregister = admin.Register(&admin.Node{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Place: h.store.Place(),
+	node := &admin.Node{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Place: h.store.Place(),
 		Records: h.records, TOTP: h.totp, Passkeys: keys,
-		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }})
+		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }}
+	if h.Guests != nil {
+		node.Guest = h.signin.GuestNamed
+	}
+	h.unregister = admin.Register(node)
 }
 
 // openIDNode is the provider as the admin API sees it, nil without one

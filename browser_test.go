@@ -87,22 +87,7 @@ func TestBrowser(t *testing.T) {
 	shots := map[string][]byte{}
 	screenshot := func(name string) {
 		t.Helper()
-		for _, size := range []struct {
-			suffix        string
-			width, height int64
-			mobile        bool
-		}{{"phone", 390, 844, true}, {"desktop", 1280, 800, false}} {
-			opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
-			if size.mobile {
-				opts = append(opts, chromedp.EmulateMobile)
-			}
-			run(chromedp.EmulateViewport(size.width, size.height, opts...))
-			img, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-			if err != nil {
-				t.Fatal(err)
-			}
-			shots[name+"-"+size.suffix+".png"] = img
-		}
+		shoot(t, ctx, shots, name)
 	}
 
 	run(chromedp.Navigate(base+"/"), chromedp.Click(chromedp.CSS(`a[href="/login"]`)), chromedp.WaitVisible(chromedp.ID("username")))
@@ -267,6 +252,37 @@ func TestBrowser(t *testing.T) {
 	}
 	run(chromedp.Navigate(base+"/profile"), chromedp.WaitVisible(chromedp.ID("username")))
 
+	saveShots(t, shots)
+}
+
+// shoot takes the page's screenshots for the README, on a phone and on
+// a desktop.
+func shoot(t *testing.T, ctx context.Context, shots map[string][]byte, name string) {
+	t.Helper()
+	for _, size := range []struct {
+		suffix        string
+		width, height int64
+		mobile        bool
+	}{{"phone", 390, 844, true}, {"desktop", 1280, 800, false}} {
+		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+		if size.mobile {
+			opts = append(opts, chromedp.EmulateMobile)
+		}
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(size.width, size.height, opts...)); err != nil {
+			t.Fatal(err)
+		}
+		img, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		shots[name+"-"+size.suffix+".png"] = img
+	}
+}
+
+// saveShots checks the screenshots and writes them: to docs/ with
+// -update, to a temporary folder otherwise.
+func saveShots(t *testing.T, shots map[string][]byte) {
+	t.Helper()
 	dir := t.TempDir()
 	if *update {
 		dir = "docs"

@@ -24,11 +24,13 @@ type withSites struct {
 	process *caddyProcess
 	idp     string
 	app     string
+	admin   string
 }
 
 // startWith starts the sites: at the provider carol (linked to the
-// app's ada) and dave (linked to no one); at the app ada (a password
-// too) and grace (GitHub's user 1234567, no password).
+// app's ada), dave (linked to no one) and erin (in staff, linked to no
+// one); at the app ada (a password too), grace (GitHub's user 1234567,
+// no password), and guests from company in its staff.
 func startWith(t *testing.T, github string) *withSites {
 	t.Helper()
 	if testing.Short() {
@@ -36,6 +38,8 @@ func startWith(t *testing.T, github string) *withSites {
 	}
 	s := &withSites{port: testport.Free(t)}
 	s.idp, s.app = fmt.Sprintf("http://127.0.0.1:%d", s.port), fmt.Sprintf("http://localhost:%d", s.port)
+	adminPort := testport.Free(t)
+	s.admin = fmt.Sprintf("http://localhost:%d", adminPort)
 	config := fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
@@ -49,6 +53,9 @@ func startWith(t *testing.T, github string) *withSites {
 			email carol@example.test
 		}
 		user dave %s
+		user erin %s {
+			groups staff
+		}
 		oidc {
 			issuer %s
 			client app {
@@ -72,6 +79,13 @@ func startWith(t *testing.T, github string) *withSites {
 			client_id app
 			client_secret %s
 			label "Company account"
+			scopes openid profile email groups
+			groups_claim groups
+		}
+		guests {
+			from company
+			groups staff
+			give_groups readers
 		}
 		sign_in_with github {
 			client_id gh-app
@@ -83,7 +97,7 @@ func startWith(t *testing.T, github string) *withSites {
 	}
 	respond "app"
 }
-`, testport.Free(t), s.port, t.TempDir(), s.idp, adaHash, adaHash, s.idp, oidcSecret, s.app,
+`, adminPort, s.port, t.TempDir(), s.idp, adaHash, adaHash, adaHash, s.idp, oidcSecret, s.app,
 		s.app, adaHash, oidc.Subject("idp", "cfg:carol"), s.idp, oidcSecret, github, github, github)
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
@@ -160,8 +174,9 @@ func (s *withSites) profileUser(t *testing.T, c *http.Client) string {
 // TestCaddySignInWith: the login page offers the providers; a user
 // linked at an OpenID Connect provider (this module's own, on another
 // site) signs in through it and lands on next; a replayed callback and
-// an identity linked to no one are refused; GitHub's preset signs in a
-// user who has no password, whose password login is refused.
+// an identity linked to no one are refused, one the guests block admits
+// gets a guest's session with prefixed groups; GitHub's preset signs in
+// a user who has no password, whose password login is refused.
 func TestCaddySignInWith(t *testing.T) {
 	github := fakeGitHub(t)
 	s := startWith(t, github.URL)
@@ -185,6 +200,18 @@ func TestCaddySignInWith(t *testing.T) {
 	if user := s.profileUser(t, c); user != "ada" {
 		t.Errorf("signed in through company as %q, want ada", user)
 	}
+	_, prof := call(t, c, "GET", s.app+"/profile", "", "Accept", "application/json")
+	if !strings.Contains(prof, `"via":"company"`) {
+		t.Errorf("the sessions list does not say which provider: %s", prof)
+	}
+	if _, page := call(t, c, "GET", s.app+"/profile", "", "Accept", "text/html"); !strings.Contains(page, "· via Company account") ||
+		!strings.Contains(page, "Other accounts you sign in with") || !strings.Contains(page, oidc.Subject("idp", "cfg:carol")) ||
+		!strings.Contains(page, "ask its operator") {
+		t.Error("the profile page does not say which provider the session came through, or the user's links")
+	}
+	if !strings.Contains(prof, `"sign_in_with":[{"provider":"company","subject":"`+oidc.Subject("idp", "cfg:carol")+`"}]`) {
+		t.Errorf("the profile's JSON lacks the links: %s", prof)
+	}
 
 	// the same callback again, with the flow cookie an attacker kept
 	replay := (&ssoSites{}).browser(t)
@@ -199,6 +226,37 @@ func TestCaddySignInWith(t *testing.T) {
 	resp, body = call(t, c, "GET", s.atProvider(t, c, authURL, "dave"), "", "Accept", "text/html")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(strings.ToLower(body), "this account is not allowed here") || s.profileUser(t, c) != "" {
 		t.Errorf("an identity linked to no one: %d %s", resp.StatusCode, body)
+	}
+
+	// erin, in the provider's staff, is a guest: her groups there are
+	// prefixed, so /miniapp/auth's group rules see company:staff, never
+	// a local staff
+	c = (&ssoSites{}).browser(t)
+	authURL, _ = s.begin(t, c, "company")
+	if resp, _ := call(t, c, "GET", s.atProvider(t, c, authURL, "erin"), "", "Accept", "text/html"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("erin's callback: %d", resp.StatusCode)
+	}
+	erin := "company:" + oidc.Subject("idp", "cfg:erin")
+	if user := s.profileUser(t, c); user != erin {
+		t.Errorf("erin signed in as %q, want %q", user, erin)
+	}
+	for rule, want := range map[string]int{"group=company:staff": 200, "group=readers": 200, "group=staff": 403} {
+		resp, _ := call(t, c, "GET", s.app+"/miniapp/auth?"+rule, "")
+		if resp.StatusCode != want || want == 200 && (resp.Header.Get("Remote-User") != erin || resp.Header.Get("Remote-Groups") != "readers,company:staff") {
+			t.Errorf("/miniapp/auth?%s for the guest: %d %q %q, want %d", rule, resp.StatusCode, resp.Header.Get("Remote-User"), resp.Header.Get("Remote-Groups"), want)
+		}
+	}
+	if resp, _ := call(t, c, "POST", s.app+"/profile/totp", "action=setup", "Origin", s.app); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a guest setting up a second factor: %d", resp.StatusCode)
+	}
+	// the admin API finds the guest by name, and signs her out
+	admin := (&ssoSites{}).browser(t)
+	if _, body := call(t, admin, "GET", s.admin+"/miniapp/sessions?user="+url.QueryEscape(erin), ""); !strings.Contains(body, `"via":"company"`) {
+		t.Errorf("the admin API's sessions of the guest: %s", body)
+	}
+	if resp, body := call(t, admin, "POST", s.admin+"/miniapp/signout?user="+url.QueryEscape(erin), ""); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `"ended":1`) || s.profileUser(t, c) != "" {
+		t.Errorf("the admin API's sign-out of the guest: %d %s", resp.StatusCode, body)
 	}
 
 	// GitHub: grace, who has no password

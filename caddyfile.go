@@ -49,6 +49,7 @@ var repeatable = map[string]bool{"user": true, "secret_key": true, "protect": tr
 //	    passkey_rp_id <domain>
 //	    oidc { ... }
 //	    sign_in_with <provider> { ... }
+//	    guests { ... }
 //	}
 //
 // `user`, `secret_key`, `protect` and `sign_in_with` may be repeated; every other
@@ -88,6 +89,8 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		p, perr := idp.ParseProvider(d)
 		h.SignInWith = append(h.SignInWith, p)
 		err = perr
+	case "guests":
+		h.Guests, err = idp.ParseGuests(d)
 	case "cookie_domain":
 		err = oneArg(d, &h.CookieDomain)
 	case "login_url":

@@ -192,6 +192,11 @@ type Handler struct {
 	// through one.
 	SignInWith []idp.Provider `json:"sign_in_with,omitempty"`
 
+	// Who may sign in through a provider without an account here: a
+	// guest's session is of the user `<provider>:<id>` and carries what
+	// the provider said, sealed; nothing is stored. Default: no one.
+	Guests *idp.Guests `json:"guests,omitempty"`
+
 	accounts     *account.Set
 	domain       gate.Domain
 	keys         *session.Keyring
@@ -352,7 +357,10 @@ func (h *Handler) wire() {
 		h.passkeys.SetAccounts(h.accounts.All())
 	}
 	h.signin = &signin.Service{Realm: h.Realm, Accounts: h.accounts, Guard: h.guard, TOTP: h.totp, Passkeys: h.passkeys, Gate: h.gate,
-		Required: h.SecondFactor == factorRequired, Clock: h.clock, Logger: h.logger, Count: realmCounter(h.Realm)}
+		Required: h.SecondFactor == factorRequired, Guests: h.Guests, Clock: h.clock, Logger: h.logger, Count: realmCounter(h.Realm)}
+	if h.Guests != nil {
+		h.gate.Guests = h.signin.GuestAccount
+	}
 }
 
 // Validate checks the provisioned config.

@@ -25,6 +25,9 @@ func (h *Handler) managePasskeys(w http.ResponseWriter, r *http.Request, in web.
 	if sess == nil {
 		return h.signInFirst(w, r, in, nil)
 	}
+	if sess.Guest != nil {
+		return guestFactor()
+	}
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}

@@ -52,6 +52,17 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 			if h.provider != nil {
 				body = h.provider.AppendAppsJSON(append(body, `,"apps":`...), apps)
 			}
+			if links := sess.Account.Links; len(links) > 0 {
+				body = append(body, `,"sign_in_with":[`...)
+				for i, l := range links {
+					if i > 0 {
+						body = append(body, ',')
+					}
+					body = gate.AppendJSONString(append(body, `{"provider":`...), l.Provider)
+					body = append(gate.AppendJSONString(append(body, `,"subject":`...), l.Subject), '}')
+				}
+				body = append(body, ']')
+			}
 			return append(body, '}')
 		})
 		return nil
@@ -75,7 +86,7 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 			case web.ProfileExpiresText:
 				return expires.AppendFormat(b, web.TextTime)
 			case web.ProfileSessions:
-				return gate.AppendRows(b, sessions, sess.ID, others)
+				return gate.AppendRows(b, sessions, sess.ID, others, h.providerLabel)
 			case web.ProfileFactor:
 				return totp.AppendStatusLine(b, h.totp.StatusOf(sess.User))
 			case web.ProfileStepUp:
@@ -85,6 +96,8 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 					return b
 				}
 				return h.provider.AppendApps(b, apps)
+			case web.ProfileLinks:
+				return h.appendLinks(b, sess.Account.Links)
 			default:
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })
 			}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
@@ -45,10 +46,54 @@ func (h *Handler) signInWithService(replace func(string) string) (*idp.Service, 
 			}
 		}
 	}
+	if h.Guests != nil {
+		if err := h.Guests.Validate(h.SignInWith); err != nil {
+			return nil, err
+		}
+	}
 	if len(h.SignInWith) == 0 {
 		return nil, nil
 	}
 	return s, nil
+}
+
+// guestFactor refuses a guest's change of sign-in methods: a guest
+// signs in through a provider, and sets up a second factor there.
+func guestFactor() error {
+	return web.Reject(http.StatusForbidden, "guests sign in through their provider: set up two-step sign-in there")
+}
+
+// providerLabel is the label of a provider of the sessions list: its
+// block's, or its name for one the config no longer has.
+func (h *Handler) providerLabel(name string) string {
+	if h.idp != nil {
+		if p, ok := h.idp.Provider(name); ok {
+			return p.Label
+		}
+	}
+	return name
+}
+
+// appendLinks appends the profile's list of the user's accounts at
+// providers, none for a user without.
+func (h *Handler) appendLinks(b []byte, links []account.Link) []byte {
+	if len(links) == 0 {
+		return b
+	}
+	return web.LinksList.AppendPage(b, func(b []byte, _ int) []byte {
+		for _, l := range links {
+			b = web.LinkRow.AppendPage(b, func(b []byte, field int) []byte {
+				switch field {
+				case web.RowName:
+					return web.AppendText(b, h.providerLabel(l.Provider))
+				case web.RowDetail:
+					return web.AppendText(b, l.Subject)
+				}
+				return b
+			})
+		}
+		return b
+	})
 }
 
 // providerLinks are the login page's buttons, keeping next.

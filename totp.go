@@ -43,6 +43,9 @@ func (h *Handler) secondFactor(w http.ResponseWriter, r *http.Request, in web.Re
 	if sess == nil {
 		return h.signInFirst(w, r, in, nil)
 	}
+	if sess.Guest != nil {
+		return guestFactor()
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		return h.totpPage(w, r, in, sess, r.URL.Query().Has("replace"))

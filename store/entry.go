@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/hex"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,20 +35,30 @@ type Entry struct {
 	// Device is a short name of the browser and system, made of known
 	// names only.
 	Device string
+	// Via names the provider the user signed in through (sign_in_with),
+	// or is empty.
+	Via string
 }
 
 // String encodes the entry as one line of text for a store: the ID, the
-// account, the counter, the times, the generation and factors
-// ("<generation>:<factors>"; an entry written before factors were
-// recorded has the generation alone, and one factor), the address and
-// the device name, which comes last as it holds spaces.
+// account, the counter, the times, the generation, factors and provider
+// ("<generation>:<factors>[:<provider>]"; an entry written before
+// factors were recorded has the generation alone, and one factor), the
+// address and the device name, which comes last as it holds spaces.
 func (e Entry) String() string {
+	sign := strconv.FormatUint(e.Generation, 10) + ":" + strconv.Itoa(int(max(e.Factors, 1)))
+	if e.Via != "" {
+		sign += ":" + e.Via
+	}
 	return strings.Join([]string{
 		hex.EncodeToString(e.ID[:]), hex.EncodeToString(e.Account[:]), strconv.FormatUint(uint64(e.Counter), 10),
-		strconv.FormatInt(e.Started.Unix(), 10), strconv.FormatInt(e.Expires.Unix(), 10),
-		strconv.FormatUint(e.Generation, 10) + ":" + strconv.Itoa(int(max(e.Factors, 1))), e.Address, e.Device,
+		strconv.FormatInt(e.Started.Unix(), 10), strconv.FormatInt(e.Expires.Unix(), 10), sign, e.Address, e.Device,
 	}, " ")
 }
+
+// viaForm is what a provider's name in an entry may be: as a
+// sign_in_with block names it.
+var viaForm = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // ParseEntry reads an entry written by String.
 func ParseEntry(s string) (Entry, bool) {
@@ -56,9 +67,13 @@ func ParseEntry(s string) (Entry, bool) {
 		return Entry{}, false
 	}
 	gen, factors, found := strings.Cut(f[5], ":")
+	factors, via, _ := strings.Cut(factors, ":")
 	generation, err := strconv.ParseUint(gen, 10, 64)
 	if err != nil || (found && factors != "1" && factors != "2") {
 		return Entry{}, false
+	}
+	if !viaForm.MatchString(via) {
+		via = ""
 	}
 	f = slices.Delete(f, 5, 6)
 	id, err1 := hex.DecodeString(f[0])
@@ -78,7 +93,7 @@ func ParseEntry(s string) (Entry, bool) {
 	return Entry{
 		ID: [16]byte(id), Account: AccountID(acct), Counter: counter,
 		Started: time.Unix(started, 0), Expires: time.Unix(expires, 0), Generation: generation,
-		Factors: 1 + uint8(strings.Count(factors, "2")), Address: f[5], Device: DeviceLabel(f[6]),
+		Factors: 1 + uint8(strings.Count(factors, "2")), Address: f[5], Device: DeviceLabel(f[6]), Via: via,
 	}, true
 }
 

@@ -36,6 +36,14 @@ func TestSessionEntryText(t *testing.T) {
 	if got, ok := ParseEntry(e.String()); !ok || got.Factors != 2 {
 		t.Errorf("factors read back as %d (%v)", got.Factors, ok)
 	}
+	e.Via = "github"
+	if got, ok := ParseEntry(e.String()); !ok || got.Via != "github" || got.Factors != 2 {
+		t.Errorf("a provider's session read back as %+v (%v)", got, ok)
+	}
+	if got, ok := ParseEntry(strings.Replace(e.String(), ":github ", ":Git<b>Hub ", 1)); !ok || got.Via != "" {
+		t.Errorf("a forged provider read as %q (%v)", got.Via, ok)
+	}
+	e.Via = ""
 	old := strings.Replace(e.String(), ":2 ", " ", 1)
 	if got, ok := ParseEntry(old); !ok || got.Factors != 1 || got.Generation != e.Generation {
 		t.Errorf("an entry written before factors: %+v (%v)", got, ok)

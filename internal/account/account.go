@@ -201,6 +201,22 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 	return set, nil
 }
 
+// Guest is the account of a guest of the realm: a user without an
+// account here whom a provider vouched for, named <provider>:<id>,
+// with what the provider said (a display name, a verified e-mail
+// address) and the groups the config gives. Its ID is derived from the
+// realm and the name alone (the key guest:<provider>:<id>), so sign out
+// everywhere and the sessions list work for it as for any account; it
+// has no password.
+func Guest(realm, name, display, email string, groups []string) *Account {
+	sum := sha256.Sum256([]byte("miniapp guest v1\x00" + realm + "\x00" + name))
+	jsonName, _ := json.Marshal(name) // a string: never fails
+	a := &Account{Name: name, ID: ID(sum[:16]), JSONName: jsonName, Groups: groups, Email: email, FullName: display,
+		GroupList: strings.Join(groups, ",")}
+	a.Placeholders = Placeholders{User: name, Groups: a.GroupList, Email: email, Name: display}
+	return a
+}
+
 // defaultHash gives the fake hash its parameters when no account has a
 // password: bcrypt at cost 14, as caddy hash-password makes it.
 const defaultHash = "$2a$14$"

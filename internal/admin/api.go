@@ -37,8 +37,11 @@ var RealmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 type Node struct {
 	// Realm is the handler's realm.
 	Realm string
-	// Accounts are the handler's accounts.
+	// Accounts are the handler's accounts; Guest, when set, is the
+	// account of a guest by name (<provider>:<id>) where guests may sign
+	// in through that provider.
 	Accounts *account.Set
+	Guest    func(name string) (*account.Account, bool)
 	// Shared is the realm's shared state, Place its store's place.
 	Shared *store.Realm
 	Place  string
@@ -160,6 +163,9 @@ func accountsOf(r *http.Request) (string, []userAccount, error) {
 	var out []userAccount
 	for _, n := range nodes {
 		acct, ok := n.Accounts.Lookup(name)
+		if !ok && n.Guest != nil {
+			acct, ok = n.Guest(name)
+		}
 		// nodes of one realm and store share its state, even where
 		// their lifetimes give them two copies of it in memory
 		if ok && !slices.ContainsFunc(out, func(u userAccount) bool { return u.acct.ID == acct.ID && u.n.Place == n.Place }) {

@@ -28,8 +28,10 @@ type Gate struct {
 	// Shared is the realm's shared state: revocations, counters, the
 	// session index, known devices.
 	Shared *store.Realm
-	// Accounts are the handler's accounts.
+	// Accounts are the handler's accounts; Guests, when set, gives the
+	// account of a guest's session while the config admits it.
 	Accounts *account.Set
+	Guests   func(*session.Session) (*account.Account, bool)
 	// Clock is the handler's clock.
 	Clock *session.Clock
 	// Name is cookie_name.
@@ -123,6 +125,9 @@ func (g *Gate) Open(wire Wire, anyHost bool) (*Session, Refusal) {
 		return nil, "malformed"
 	}
 	acct, known := g.Accounts.Lookup(s.User)
+	if !known && s.Guest != nil && g.Guests != nil {
+		acct, known = g.Guests(s)
+	}
 	if !known || s.Account != acct.ID.Tag() || g.Shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter, s.Generation) {
 		return nil, "revoked"
 	}
@@ -164,6 +169,11 @@ func (g *Gate) KeepAlive(ctx context.Context, s *Session) {
 type Client struct {
 	IP, UserAgent string
 	Known         *session.Session
+	// Guest is what a guest's provider said, for a guest's session;
+	// Via names the provider the user signed in through, for the
+	// sessions list.
+	Guest *session.Guest
+	Via   string
 }
 
 // Start starts a session of the account with the factors it began with:
@@ -173,9 +183,9 @@ func (g *Gate) Start(ctx context.Context, h http.Header, wire Wire, acct *accoun
 	id := store.AccountID(acct.ID)
 	counter := g.Shared.Counter(ctx, id)
 	s := session.New(acct.Name, acct.ID.Tag(), counter, g.Clock.Now(), g.Lifetime)
-	s.Generation, s.Factors, s.Method = g.Shared.Generation(), factors, method
+	s.Generation, s.Factors, s.Method, s.Guest = g.Shared.Generation(), factors, method, client.Guest
 	g.Shared.Login(ctx, store.Entry{ID: s.ID, Account: id, Counter: s.Counter, Started: s.Issued, Expires: s.Expires,
-		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: DeviceName(client.UserAgent)})
+		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: DeviceName(client.UserAgent), Via: client.Via})
 	g.setSession(h, wire, s)
 	device := g.setDevice(h, wire, acct, counter, client.Known)
 	g.Shared.AddDevice(ctx, id, device.ID, device.Expires)

@@ -34,12 +34,14 @@ type View struct {
 	// Factors is how the session began: 1 with a password alone, 2 with
 	// a second factor too.
 	Factors int `json:"factors"`
+	// Via names the provider the user signed in through, if any.
+	Via string `json:"via,omitempty"`
 }
 
 // ViewOf is the entry as the admin API shows it.
 func ViewOf(e store.Entry) View {
 	return View{ID: hex.EncodeToString(e.ID[:]), Account: accountLabel(e.Account), Device: e.Device, Address: e.Address,
-		Started: e.Started.UTC(), Expires: e.Expires.UTC(), Factors: int(max(e.Factors, 1))}
+		Started: e.Started.UTC(), Expires: e.Expires.UTC(), Factors: int(max(e.Factors, 1)), Via: e.Via}
 }
 
 // accountLabel is a short tag of an account for the admin API: the same
@@ -103,7 +105,11 @@ func AppendJSON(b []byte, sessions []store.Entry, current [16]byte) []byte {
 		b = e.Started.UTC().AppendFormat(append(b, `,"started":"`...), web.ISOTime)
 		b = e.Expires.UTC().AppendFormat(append(b, `","expires":"`...), web.ISOTime)
 		b = strconv.AppendBool(append(b, `","current":`...), e.ID == current)
-		b = append(append(append(b, `,"factors":`...), FactorText[min(max(e.Factors, 1), 2)]...), '}')
+		b = append(append(b, `,"factors":`...), FactorText[min(max(e.Factors, 1), 2)]...)
+		if e.Via != "" {
+			b = AppendJSONString(append(b, `,"via":`...), e.Via)
+		}
+		b = append(b, '}')
 	}
 	return append(b, ']')
 }
@@ -129,8 +135,8 @@ func AppendJSONString(b []byte, s string) []byte {
 
 // AppendRows appends the profile page's list of sessions, with a
 // sign-out form for each other session, and a line for those not
-// listed.
-func AppendRows(b []byte, sessions []store.Entry, current [16]byte, others int) []byte {
+// listed; label names a session's provider ("via GitHub").
+func AppendRows(b []byte, sessions []store.Entry, current [16]byte, others int, label func(provider string) string) []byte {
 	for _, e := range sessions {
 		row, started := web.OtherSessionRow, e.Started.UTC()
 		if e.ID == current {
@@ -141,7 +147,11 @@ func AppendRows(b []byte, sessions []store.Entry, current [16]byte, others int) 
 			case web.RowName:
 				return web.AppendText(b, e.Device)
 			case web.RowDetail:
-				return web.AppendText(b, e.Address)
+				b = web.AppendText(b, e.Address)
+				if e.Via != "" {
+					b = web.AppendText(append(b, " · via "...), label(e.Via))
+				}
+				return b
 			case web.RowTimeISO:
 				return started.AppendFormat(b, web.ISOTime)
 			case web.RowTimeText:

@@ -142,11 +142,11 @@ func TestAppendJSON(t *testing.T) {
 func TestAppendRows(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC)
 	sessions := []store.Entry{
-		{ID: [16]byte{1}, Device: "Firefox on Linux", Address: "192.0.2.7", Started: now},
+		{ID: [16]byte{1}, Device: "Firefox on Linux", Address: "192.0.2.7", Started: now, Via: "github"},
 		{ID: [16]byte{2}, Device: "<b>bold</b>", Address: `"><script>`, Started: now.Add(-time.Hour)},
 	}
-	page := string(AppendRows(nil, sessions, [16]byte{1}, 0))
-	for _, want := range []string{"Firefox on Linux", "this device", "&lt;b&gt;bold&lt;/b&gt;", "&#34;&gt;&lt;script&gt;",
+	page := string(AppendRows(nil, sessions, [16]byte{1}, 0, strings.ToUpper))
+	for _, want := range []string{"Firefox on Linux", "this device", "192.0.2.7 · via GITHUB", "&lt;b&gt;bold&lt;/b&gt;", "&#34;&gt;&lt;script&gt;",
 		`value="02000000000000000000000000000000"`, `datetime="2026-03-01T11:30:00Z"`, "Sun, 01 Mar 2026 12:30 UTC"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("rows lack %q:\n%s", want, page)
@@ -160,7 +160,7 @@ func TestAppendRows(t *testing.T) {
 	if strings.Count(page, `action="/logout"`) != 1 {
 		t.Errorf("want one sign-out form, for the other session:\n%s", page)
 	}
-	if more := string(AppendRows(nil, nil, [16]byte{}, 3)); !strings.Contains(more, "not listed: 3") {
+	if more := string(AppendRows(nil, nil, [16]byte{}, 3, strings.ToUpper)); !strings.Contains(more, "not listed: 3") {
 		t.Errorf("others: %s", more)
 	}
 }

@@ -19,10 +19,13 @@ import (
 )
 
 const (
-	// sessionVersion 5 adds the method to version 4, which added the
-	// factors to version 3; both still open (a password's session, of
+	// sessionVersion 6 adds a guest's claims after the user name
+	// (written only for a guest: other sessions stay version 5, which
+	// older nodes open); 5 added the method to version 4, which added
+	// the factors to version 3; all still open (a password's session, of
 	// one factor for version 3)
-	sessionVersion   = 5
+	sessionVersion   = 6
+	methodVersion    = 5
 	v3HeaderLen      = 1 + 3*8 + 4 + 8 + 16 + account.TagLen
 	v4HeaderLen      = v3HeaderLen + 1
 	sessionHeaderLen = v4HeaderLen + 1
@@ -162,7 +165,7 @@ func NewSecret() string {
 // under another (__Host- over HTTPS), nor on another site.
 func (kr *Keyring) Seal(p Purpose, s *Session, name, host string) string {
 	plain := make([]byte, sessionHeaderLen, sessionHeaderLen+len(s.User))
-	plain[0] = sessionVersion
+	plain[0] = methodVersion
 	binary.BigEndian.PutUint64(plain[1:], uint64(s.Issued.Unix()))
 	binary.BigEndian.PutUint64(plain[9:], uint64(s.Expires.Unix()))
 	binary.BigEndian.PutUint64(plain[17:], uint64(s.LastSeen.Unix()))
@@ -172,6 +175,10 @@ func (kr *Keyring) Seal(p Purpose, s *Session, name, host string) string {
 	copy(plain[53:], s.Account[:])
 	plain[v3HeaderLen], plain[v4HeaderLen] = s.Factors, byte(s.Method)
 	plain = append(plain, s.User...)
+	if g := s.Guest; g != nil {
+		plain[0] = sessionVersion
+		plain = append(append(append(append(append(append(plain, 0), g.Name...), 0), g.Email...), 0), strings.Join(g.Groups, ",")...)
+	}
 	return kr.seal(p, plain, name, host)
 }
 
@@ -270,13 +277,25 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 		switch plain[0] {
 		case 4:
 			header, factors = v4HeaderLen, plain[v3HeaderLen]
-		case sessionVersion:
+		case methodVersion, sessionVersion:
 			header, factors, method = sessionHeaderLen, plain[v3HeaderLen], Method(plain[v4HeaderLen])
 		}
 		if len(plain) <= header {
 			return nil, errMalformed
 		}
+		user, guest := string(plain[header:]), (*Guest)(nil)
+		if plain[0] == sessionVersion {
+			parts := strings.Split(user, "\x00")
+			if len(parts) != 4 {
+				return nil, errMalformed
+			}
+			user, guest = parts[0], &Guest{Name: parts[1], Email: parts[2]}
+			if parts[3] != "" {
+				guest.Groups = strings.Split(parts[3], ",")
+			}
+		}
 		return &Session{
+			Guest:      guest,
 			Factors:    factors,
 			Method:     method,
 			Issued:     time.Unix(int64(binary.BigEndian.Uint64(plain[1:])), 0),
@@ -286,7 +305,7 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 			Generation: binary.BigEndian.Uint64(plain[29:]),
 			ID:         [16]byte(plain[37:53]),
 			Account:    account.Tag(plain[53:v3HeaderLen]),
-			User:       string(plain[header:]),
+			User:       user,
 		}, nil
 	}
 	return nil, errMalformed

@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +133,9 @@ func TestOlderVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if plain[0] != 5 {
+		t.Errorf("a session that is no guest's sealed as version %d: older nodes open only 5", plain[0])
+	}
 	plain[0] = 3
 	v3 := append(plain[:v3HeaderLen:v3HeaderLen], plain[sessionHeaderLen:]...)
 	got, err := kr.Open(PurposeSession, kr.seal(PurposeSession, v3, "c", "h"), "c", "h")
@@ -146,7 +150,32 @@ func TestOlderVersions(t *testing.T) {
 	}
 	plain[0] = 6
 	if _, err := kr.Open(PurposeSession, kr.seal(PurposeSession, plain, "c", "h"), "c", "h"); err == nil {
+		t.Error("a version 6 cookie without a guest's claims opened")
+	}
+	plain[0] = 7
+	if _, err := kr.Open(PurposeSession, kr.seal(PurposeSession, plain, "c", "h"), "c", "h"); err == nil {
 		t.Error("a cookie of an unknown version opened")
+	}
+}
+
+// TestGuestCookie: a guest's claims travel in the cookie (version 6)
+// and come back as they went, without groups too.
+func TestGuestCookie(t *testing.T) {
+	kr, err := NewKeyring([][]byte{Random(32)}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Guest{{Name: "Erin E", Email: "erin@example.test", Groups: []string{"staff", "ops"}}, {Name: "erin"}} {
+		s := testSession()
+		s.User, s.Guest = "company:sub-1", g
+		got, err := kr.Open(PurposeSession, kr.Seal(PurposeSession, s, "c", "h"), "c", "h")
+		if err != nil || got.User != s.User || got.Guest == nil || got.Guest.Name != g.Name || got.Guest.Email != g.Email ||
+			!slices.Equal(got.Guest.Groups, g.Groups) || got.Method != s.Method {
+			t.Errorf("a guest's cookie: %+v %+v %v", got, got.Guest, err)
+		}
+	}
+	if got, _ := kr.Open(PurposeSession, kr.Seal(PurposeSession, testSession(), "c", "h"), "c", "h"); got.Guest != nil {
+		t.Error("an account's session opened as a guest's")
 	}
 }
 

@@ -41,8 +41,21 @@ type Session struct {
 	// Factors is how the session began: 1 with a password alone, 2 with
 	// a second factor too.
 	Factors uint8
-	// Method is what the first factor was: a password or a passkey.
+	// Method is what the first factor was: a password, a passkey or
+	// another provider's word.
 	Method Method
+	// Guest is what a provider said of a guest (a user without an
+	// account here, named <provider>:<id>), carried in the cookie; nil
+	// for a configured account's session.
+	Guest *Guest
+}
+
+// Guest is what a guest's provider said of them: a display name, an
+// e-mail address it verified (or none), and its groups there (without
+// the provider's prefix), each free of NUL, commas and white space.
+type Guest struct {
+	Name, Email string
+	Groups      []string
 }
 
 // Method is how a session began.

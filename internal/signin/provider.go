@@ -1,10 +1,14 @@
 package signin
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"go.uber.org/zap"
@@ -14,15 +18,21 @@ import (
 // under the client's login throttle (it costs no password check, so it
 // takes no slot): the account linked to it, then the account's second
 // factor as after a password (unless the provider checked one itself
-// and its block trusts that), a new session. An identity linked to no
-// account is refused and counts as a failed login of the client.
+// and its block trusts that), a new session; or, for an identity linked
+// to no account that the guests block admits, a guest's session. Any
+// other identity is refused and counts as a failed login of the client.
 func (s *Service) Provider(ctx context.Context, h http.Header, p *idp.Provider, id idp.Identity, c Client) Outcome {
+	c.Via = p.Name
 	place, wait, err := s.Guard.EnterCheck(s.guardLogin(c.IP, "", nil), s.Clock.Now())
 	if err != nil {
 		return s.tooMany(Login{Client: c}, wait, "login throttled", "too many failed logins from this client; try again later")
 	}
 	acct := s.linked(p, id)
-	place.Leave(acct == nil)
+	guest := acct == nil && s.Guests.Admits(id)
+	place.Leave(acct == nil && !guest)
+	if guest {
+		return s.signInGuest(ctx, h, p, id, c)
+	}
 	if acct == nil {
 		s.Count.Login("failure")
 		s.Logger.Warn("login failed", zap.String("provider", p.Name), zap.String("subject", id.Subject), zap.String("client_ip", c.IP),
@@ -57,4 +67,65 @@ func (s *Service) linked(p *idp.Provider, id idp.Identity) *account.Account {
 		}
 	}
 	return nil
+}
+
+// maxGuestGroups bounds the provider's groups a guest's cookie carries,
+// joined.
+const maxGuestGroups = 512
+
+// signInGuest starts a guest's session: the user <provider>:<id>, with
+// what the provider said sealed in the cookie, and nothing stored. A
+// guest has no second factor here: with second_factor required, only
+// one the provider checked and its block trusts lets a guest in.
+func (s *Service) signInGuest(ctx context.Context, h http.Header, p *idp.Provider, id idp.Identity, c Client) Outcome {
+	factors := uint8(1)
+	if p.TrustProviderMFA && id.MFA {
+		factors = 2
+	}
+	if s.Required && factors < 2 {
+		s.Count.Login("failure")
+		s.Logger.Warn("login failed", zap.String("provider", p.Name), zap.String("subject", id.Subject), zap.String("client_ip", c.IP),
+			zap.String("reason", "a guest without a second factor the provider checked"))
+		return Outcome{Err: refuse(http.StatusForbidden, "this site needs two-step sign-in: use one at "+p.Label), Form: PasswordForm}
+	}
+	g := &session.Guest{Name: cmp.Or(id.Username, id.Name)}
+	if id.EmailVerified {
+		g.Email = id.Email
+	}
+	size := 0
+	for _, group := range id.Groups {
+		if size += len(group) + 1; size > maxGuestGroups {
+			break
+		}
+		g.Groups = append(g.Groups, group)
+	}
+	acct := account.Guest(s.Realm, id.Provider+":"+id.Subject, g.Name, g.Email, s.Guests.GroupsOf(id.Provider, g.Groups))
+	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Guest: g, Via: c.Via}, factors, session.MethodProvider)
+	s.Count.Login("success")
+	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors),
+		zap.Stringer("method", session.MethodProvider), zap.Bool("guest", true))
+	return Outcome{Session: sess}
+}
+
+// GuestAccount is the account of a guest's session while the config
+// admits it (its provider still among the guests' providers, its claims
+// still meeting the conditions), with the groups the config gives now.
+func (s *Service) GuestAccount(sess *session.Session) (*account.Account, bool) {
+	provider, _, ok := strings.Cut(sess.User, ":")
+	g := sess.Guest
+	if !ok || g == nil || !s.Guests.Admits(idp.Identity{Provider: provider, Groups: g.Groups, Email: g.Email, EmailVerified: g.Email != ""}) {
+		return nil, false
+	}
+	return account.Guest(s.Realm, sess.User, g.Name, g.Email, s.Guests.GroupsOf(provider, g.Groups)), true
+}
+
+// GuestNamed is the account of a guest by name (<provider>:<id>) where
+// guests may sign in through that provider, as the admin API signs it
+// out or lists its sessions: its ID is all that counts there.
+func (s *Service) GuestNamed(name string) (*account.Account, bool) {
+	provider, id, ok := strings.Cut(name, ":")
+	if !ok || id == "" || s.Guests == nil || !slices.Contains(s.Guests.From, provider) {
+		return nil, false
+	}
+	return account.Guest(s.Realm, name, "", "", nil), true
 }

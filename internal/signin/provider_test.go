@@ -104,3 +104,50 @@ func TestProviderSecondFactor(t *testing.T) {
 		t.Errorf("a trusting provider that checked no second factor: %+v", out)
 	}
 }
+
+// TestProviderGuests: an identity linked to no account that the guests
+// block admits gets a guest's session (<provider>:<id>, the given and
+// prefixed groups, its claims in the cookie, nothing stored), which
+// opens while the config admits it; with second_factor required only a
+// provider's trusted second factor lets a guest in.
+func TestProviderGuests(t *testing.T) {
+	w := linkedWorld(t)
+	ctx := context.Background()
+	company := &idp.Provider{Name: "company", Label: "Company"}
+	w.s.Guests = &idp.Guests{From: []string{"company"}, Groups: []string{"staff"}, GiveGroups: []string{"readers"}}
+	w.s.Gate.Guests = w.s.GuestAccount
+	erin := idp.Identity{Provider: "company", Subject: "sub-erin", Username: "erin", Email: "erin@example.test", EmailVerified: true,
+		Groups: []string{"staff", "ops"}}
+	h := http.Header{}
+	out := w.s.Provider(ctx, h, company, erin, w.client("192.0.2.20"))
+	if out.Session == nil || out.Session.User != "company:sub-erin" || out.Session.Account.FullName != "erin" ||
+		out.Session.Account.GroupList != "readers,company:staff,company:ops" || out.Session.Account.Email != "erin@example.test" {
+		t.Fatalf("erin as a guest: %+v", out)
+	}
+	opened, why := w.s.Gate.Open(w.back(t, h), false)
+	if opened == nil || opened.Account.GroupList != "readers,company:staff,company:ops" || opened.Guest == nil {
+		t.Fatalf("the guest's cookie opens as %+v %q", opened, why)
+	}
+	if len(w.s.TOTP.Records.Realm.RecordKeys()) != 0 {
+		t.Errorf("a guest's sign-in stored %v", w.s.TOTP.Records.Realm.RecordKeys())
+	}
+	outsider := erin
+	outsider.Subject, outsider.Groups = "sub-x", []string{"ops"}
+	if out := w.s.Provider(ctx, http.Header{}, company, outsider, w.client("192.0.2.20")); refusal(out) == nil || refusal(out).Status != http.StatusForbidden {
+		t.Errorf("an identity the guests block does not admit: %+v", out)
+	}
+	// a config that no longer admits the guest ends its session
+	w.s.Guests.Groups = []string{"admins"}
+	if opened, _ := w.s.Gate.Open(w.back(t, h), false); opened != nil {
+		t.Error("a guest's session opens after the config stopped admitting it")
+	}
+	w.s.Guests.Groups = nil
+	w.s.Required = true
+	if out := w.s.Provider(ctx, http.Header{}, company, erin, w.client("192.0.2.21")); refusal(out) == nil {
+		t.Errorf("a guest of one factor with second_factor required: %+v", out)
+	}
+	company.TrustProviderMFA, erin.MFA = true, true
+	if out := w.s.Provider(ctx, http.Header{}, company, erin, w.client("192.0.2.21")); out.Session == nil || out.Session.Factors != 2 {
+		t.Errorf("a guest with the provider's trusted second factor: %+v", out)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/session"
@@ -50,6 +51,9 @@ type Service struct {
 	Gate *gate.Gate
 	// Required is second_factor required.
 	Required bool
+	// Guests is who may sign in through a provider without an account
+	// here; nil for no one.
+	Guests *idp.Guests
 	// Clock, Logger and Count are the handler's.
 	Clock  *session.Clock
 	Logger *zap.Logger
@@ -69,6 +73,8 @@ type Client struct {
 	IP string
 	// UserAgent is the User-Agent header.
 	UserAgent string
+	// Via names the provider the client signs in through, if any.
+	Via string
 }
 
 // Login is a POST /login, read once: a name and password (and a code,
@@ -230,7 +236,7 @@ func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Acco
 
 // signIn starts the session of a complete sign-in, counted and logged.
 func (s *Service) signIn(ctx context.Context, h http.Header, acct *account.Account, c Client, known *session.Session, factors uint8, method session.Method) Outcome {
-	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known}, factors, method)
+	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known, Via: c.Via}, factors, method)
 	s.Count.Login("success")
 	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors), zap.Stringer("method", method))
 	return Outcome{Session: sess}

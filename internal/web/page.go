@@ -88,7 +88,8 @@ type PageData struct {
 	Passkeys template.HTML
 	// Apps is the profile's list of the apps holding a refresh token of
 	// the user, made of app rows, with its heading; empty for none.
-	Apps template.HTML
+	// Links is its list of the user's accounts at providers, likewise.
+	Apps, Links template.HTML
 	// Passkey is whether the page offers passkeys.
 	Passkey bool
 	// a session row: the device name, the address, the session ID, and
@@ -221,8 +222,9 @@ func AppendText(b []byte, s string) []byte {
 }
 
 // The fields of the profile page: the user, the session's times as
-// datetime and as text, the list of sessions, the second factor's state
-// and the list of passkeys (both lists HTML made of rows).
+// datetime and as text, the list of sessions, the second factor's state,
+// the list of passkeys, a passkey's step-up field, the apps and the
+// accounts at providers (the lists HTML made of rows).
 const (
 	ProfileUser = iota
 	ProfileIssuedISO
@@ -234,6 +236,7 @@ const (
 	ProfilePasskeys
 	ProfileStepUp
 	ProfileApps
+	ProfileLinks
 	ProfileFields
 )
 
@@ -244,7 +247,7 @@ func newProfilePage(passkeys bool) *Page {
 		return PageData{Title: "Profile", User: m[ProfileUser], IssuedISO: m[ProfileIssuedISO], IssuedText: m[ProfileIssuedText],
 			ExpiresISO: m[ProfileExpiresISO], ExpiresText: m[ProfileExpiresText], Sessions: template.HTML(m[ProfileSessions]),
 			Status: m[ProfileFactor], Passkeys: template.HTML(m[ProfilePasskeys]), Passkey: passkeys, PasskeyStepUp: template.HTML(m[ProfileStepUp]),
-			Apps: template.HTML(m[ProfileApps])}
+			Apps: template.HTML(m[ProfileApps]), Links: template.HTML(m[ProfileLinks])}
 	}, ProfileFields)
 }
 
@@ -275,6 +278,8 @@ var (
 	PasskeyRow            = newRow("passkey")
 	AppRow                = newRow("app")
 	AppsList              = NewPage("apps", func(m []string) PageData { return PageData{Apps: template.HTML(m[0])} }, 1)
+	LinkRow               = newRow("link")
+	LinksList             = NewPage("links", func(m []string) PageData { return PageData{Apps: template.HTML(m[0])} }, 1)
 )
 
 // newRow pre-renders a row of the profile's lists.

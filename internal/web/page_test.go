@@ -25,16 +25,17 @@ func fillPage(p *Page, values []string, raw ...int) []byte {
 func TestProfilePage(t *testing.T) {
 	for _, user := range []string{"ada", `<b>"o'neil"</b> & co`, "élodie", "miniappfield1x"} {
 		values := []string{user, "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "2026-11-24T15:17:11Z", "Tue, 24 Nov 2026 15:17 UTC", "<li>a row</li>\n", "on <b>x</b>", "<li>a key</li>\n",
-			`<input id="passkey-step-up" name="password">`, "<h2>Apps</h2>\n"}
+			`<input id="passkey-step-up" name="password">`, "<h2>Apps</h2>\n", "<h2>Links</h2>\n"}
 		for passkeys, p := range map[bool]*Page{true: ProfilePage, false: ProfilePageNoPasskeys} {
 			var want bytes.Buffer
 			err := pages.ExecuteTemplate(&want, "profile.html", PageData{Title: "Profile",
 				User: values[0], IssuedISO: values[1], IssuedText: values[2], ExpiresISO: values[3], ExpiresText: values[4], Sessions: template.HTML(values[5]), Status: values[6],
-				Passkeys: template.HTML(values[7]), Passkey: passkeys, PasskeyStepUp: template.HTML(values[8]), Apps: template.HTML(values[9])})
+				Passkeys: template.HTML(values[7]), Passkey: passkeys, PasskeyStepUp: template.HTML(values[8]), Apps: template.HTML(values[9]),
+				Links: template.HTML(values[10])})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := fillPage(p, values, ProfileSessions, ProfilePasskeys, ProfileStepUp, ProfileApps); !bytes.Equal(got, want.Bytes()) {
+			if got := fillPage(p, values, ProfileSessions, ProfilePasskeys, ProfileStepUp, ProfileApps, ProfileLinks); !bytes.Equal(got, want.Bytes()) {
 				t.Errorf("user %q, passkeys %v: pre-rendered page differs from the template:\n%s\n---\n%s", user, passkeys, got, want.Bytes())
 			}
 		}
@@ -46,11 +47,19 @@ func TestProfilePage(t *testing.T) {
 	if got := fillPage(AppsList, []string{"<li>an app</li>\n"}, 0); !bytes.Equal(got, want.Bytes()) {
 		t.Errorf("the list of apps differs from the template:\n%s\n---\n%s", got, want.Bytes())
 	}
+	want.Reset()
+	if err := pages.ExecuteTemplate(&want, "links", PageData{Apps: "<li>a link</li>\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fillPage(LinksList, []string{"<li>a link</li>\n"}, 0); !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("the list of links differs from the template:\n%s\n---\n%s", got, want.Bytes())
+	}
 	for _, device := range []string{"Firefox on Linux", `<b>"x'</b> & y`, "miniappfield4x"} {
 		values := []string{device, "203.0.113.7", "2026-11-24T03:17:11Z", "Tue, 24 Nov 2026 03:17 UTC", "00112233445566778899aabbccddeeff",
 			`<input name="current_code">`}
 		data := PageData{Device: values[0], Address: values[1], IssuedISO: values[2], IssuedText: values[3], SessionID: values[4], StepUp: template.HTML(values[5])}
-		for name, row := range map[string]*Page{"this-session": ThisSessionRow, "other-session": OtherSessionRow, "passkey": PasskeyRow, "app": AppRow} {
+		for name, row := range map[string]*Page{"this-session": ThisSessionRow, "other-session": OtherSessionRow, "passkey": PasskeyRow, "app": AppRow,
+			"link": LinkRow} {
 			var want bytes.Buffer
 			if err := pages.ExecuteTemplate(&want, name, data); err != nil {
 				t.Fatal(err)
