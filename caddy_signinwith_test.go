@@ -213,9 +213,24 @@ func TestCaddySignInWith(t *testing.T) {
 		t.Errorf("the profile's JSON lacks the links: %s", prof)
 	}
 
+	// ada sets up a second factor: her next sign-in through company asks
+	// for it, in the callback's own answer (its cookie is Strict)
+	_, recovery := enrolOver(t, c, s.app)
+	c2 := (&ssoSites{}).browser(t)
+	authURL2, _ := s.begin(t, c2, "company")
+	resp, body := call(t, c2, "GET", s.atProvider(t, c2, authURL2, "carol"), "", "Accept", "text/html")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `autocomplete="one-time-code"`) || s.profileUser(t, c2) != "" {
+		t.Fatalf("a linked user with a second factor at the callback: %d", resp.StatusCode)
+	}
+	resp, _ = call(t, c2, "POST", s.app+"/login", "code="+recovery[0]+"&next=%2Fafter", "Origin", s.app)
+	if _, prof := call(t, c2, "GET", s.app+"/profile", "", "Accept", "application/json"); resp.StatusCode != http.StatusSeeOther ||
+		resp.Header.Get("Location") != "/after" || !strings.Contains(prof, `"username":"ada"`) || !strings.Contains(prof, `"factors":2`) {
+		t.Errorf("the code step after company: %d to %q, profile %s", resp.StatusCode, resp.Header.Get("Location"), prof)
+	}
+
 	// the same callback again, with the flow cookie an attacker kept
 	replay := (&ssoSites{}).browser(t)
-	resp, body := call(t, replay, "GET", callback, "", "Accept", "text/html", "Cookie", flow.Name+"="+flow.Value)
+	resp, body = call(t, replay, "GET", callback, "", "Accept", "text/html", "Cookie", flow.Name+"="+flow.Value)
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "finished already") || s.profileUser(t, replay) != "" {
 		t.Errorf("a replayed callback: %d", resp.StatusCode)
 	}

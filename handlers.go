@@ -65,7 +65,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	switch {
 	case openID:
 		answer, own = (*Handler).openID, true
-	case !own && strings.HasPrefix(r.URL.Path, signInWithPrefix):
+	case !own && h.idp != nil && strings.HasPrefix(r.URL.Path, signInWithPrefix):
 		answer, own = (*Handler).signInWith, true
 	}
 	if !own {

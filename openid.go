@@ -106,7 +106,7 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 	if sess != nil {
 		signed = &oidc.Signed{User: sess.User, Account: sess.Account.ID, Groups: sess.Account.Groups,
 			HasFactor: h.signin.HasFactor(sess.Account), Session: sess.ID, Expires: sess.Expires, Counter: sess.Counter,
-			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors, Method: sess.Method}
+			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors, Method: sess.Method, Guest: sess.Guest != nil}
 	}
 	d := h.provider.Finish(id, signed)
 	switch d.Step {

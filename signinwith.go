@@ -11,6 +11,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
+	"go.uber.org/zap"
 )
 
 // signInWithPrefix starts the paths of a sign-in through another
@@ -170,6 +171,13 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 		return h.signInWithFailed(w, r, in, f.Next, err)
 	}
 	out := h.signin.Provider(r.Context(), w.Header(), p, id, clientOf(r, in))
+	if out.CodeNeeded && in.Format == web.HTML {
+		// the pending sign-in's cookie is SameSite=Strict: a redirect
+		// begun at the provider's site would come without it, so the
+		// code form is this answer, and its POST is this site's own
+		w.Header().Set("Cache-Control", "no-store")
+		return h.site.Render(w, r, http.StatusOK, "login.html", web.PageData{Title: "Enter your code", Next: f.Next, CodeStep: true})
+	}
 	return h.answer(w, r, in.Format, f.Next, "", out)
 }
 
@@ -180,6 +188,10 @@ func (h *Handler) signInWithFailed(w http.ResponseWriter, r *http.Request, in we
 	failed, ok := errors.AsType[*idp.Error](err)
 	if !ok {
 		return err
+	}
+	if failed.Cause != nil {
+		h.logger.Warn("sign-in through a provider failed", zap.String("provider", strings.TrimPrefix(r.URL.Path, signInWithPrefix)),
+			zap.String("reason", failed.Reason), zap.String("client_ip", in.Client), zap.Error(failed.Cause))
 	}
 	if in.Format != web.HTML {
 		return web.Reject(failed.Status, failed.Reason)

@@ -221,21 +221,34 @@ func Guest(realm, name, display, email string, groups []string) *Account {
 // password: bcrypt at cost 14, as caddy hash-password makes it.
 const defaultHash = "$2a$14$"
 
-// key is the link as the set indexes it: an e-mail address in lower
-// case, as providers compare them.
+// IsEmail reports whether the link is by e-mail address.
+func (l Link) IsEmail() bool { return strings.Contains(l.Subject, "@") }
+
+// key is the link as the set indexes it: an ID as it is, an e-mail
+// address in lower case (as providers compare them) and apart, so that
+// an ID that looks like an address never matches an e-mail link.
 func (l Link) key() Link {
-	if strings.Contains(l.Subject, "@") {
-		l.Subject = strings.ToLower(l.Subject)
+	if l.IsEmail() {
+		l.Subject = "email\x00" + strings.ToLower(l.Subject)
 	}
 	return l
 }
 
-// Linked is the account linked to an identity at a provider: by its
-// stable ID, or by an e-mail address (in any case), which the caller
-// may use only where the provider vouches for the address and its
-// block allows linking by it.
-func (s *Set) Linked(provider, subject string) (*Account, bool) {
-	acct, ok := s.links[Link{provider, subject}.key()]
+// Linked is the account linked to an identity's stable ID at a
+// provider.
+func (s *Set) Linked(provider, id string) (*Account, bool) {
+	if strings.Contains(id, "@") {
+		id = "id\x00" + id // never an e-mail link
+	}
+	acct, ok := s.links[Link{provider, id}]
+	return acct, ok
+}
+
+// LinkedByEmail is the account linked to an e-mail address (in any
+// case) at a provider, which the caller may use only where the provider
+// vouches for the address and its block allows linking by it.
+func (s *Set) LinkedByEmail(provider, email string) (*Account, bool) {
+	acct, ok := s.links[Link{provider, "email\x00" + strings.ToLower(email)}]
 	return acct, ok
 }
 

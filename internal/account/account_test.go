@@ -170,8 +170,14 @@ func TestProfile(t *testing.T) {
 func TestLinks(t *testing.T) {
 	set := load(t, Config{Username: "ada", Password: adaHash, Links: []Link{{"github", "1234567"}}},
 		Config{Username: "grace", Links: []Link{{"company", "Grace@Example.test"}, {"company", "sub-9"}}})
+	if acct, ok := set.LinkedByEmail("company", "grace@example.TEST"); !ok || acct.Name != "grace" {
+		t.Errorf("grace by her address in another case: %v", acct)
+	}
+	if _, ok := set.Linked("company", "grace@example.test"); ok {
+		t.Error("an ID that looks like an address matched an e-mail link")
+	}
 	for _, tc := range []struct{ provider, subject, want string }{
-		{"github", "1234567", "ada"}, {"company", "grace@example.TEST", "grace"}, {"company", "sub-9", "grace"},
+		{"github", "1234567", "ada"}, {"company", "sub-9", "grace"},
 		{"company", "1234567", ""}, {"github", "12345678", ""}, {"company", "SUB-9", ""},
 	} {
 		acct, ok := set.Linked(tc.provider, tc.subject)

@@ -12,12 +12,12 @@ package idp
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -245,21 +245,12 @@ func checkURL(raw string) error {
 	switch {
 	case err != nil || u.Host == "" || u.User != nil:
 		return errors.New("must be an absolute URL")
-	case u.Scheme != "https" && (u.Scheme != "http" || !loopback(u.Hostname())):
+	case u.Scheme != "https" && (u.Scheme != "http" || !web.Loopback(u.Hostname())):
 		return errors.New("must be https (http only on loopback addresses)")
 	case u.RawQuery != "" || u.Fragment != "":
 		return errors.New("must have no query or fragment")
 	}
 	return nil
-}
-
-// loopback reports whether host is localhost or a loopback address.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ValidateAll checks the providers and that no name comes twice.

@@ -27,6 +27,8 @@ const FlowLifetime = 10 * time.Minute
 type Error struct {
 	Status int
 	Reason string
+	// Cause is what went wrong with the provider, for the log.
+	Cause error
 }
 
 func (e *Error) Error() string { return e.Reason }
@@ -197,7 +199,7 @@ func (s *Service) discover(ctx context.Context, p *Provider) (*discovery, error)
 	}
 	found, err := gooidc.NewProvider(s.context(ctx), p.Issuer)
 	if err != nil {
-		return nil, unavailable(p)
+		return nil, unavailable(p, err)
 	}
 	var extra struct {
 		IssParam bool `json:"authorization_response_iss_parameter_supported"`
@@ -211,8 +213,8 @@ func (s *Service) discover(ctx context.Context, p *Provider) (*discovery, error)
 }
 
 // unavailable is a provider that did not answer as it should.
-func unavailable(p *Provider) *Error {
-	return fail(http.StatusBadGateway, p.Label+" did not answer as expected; try again later")
+func unavailable(p *Provider, cause error) *Error {
+	return &Error{Status: http.StatusBadGateway, Reason: p.Label + " did not answer as expected; try again later", Cause: cause}
 }
 
 // context is ctx with the service's HTTP client, which oauth2 and

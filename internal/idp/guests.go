@@ -17,7 +17,9 @@ type Guests struct {
 	From []string `json:"from"`
 
 	// Only members of one of these groups at the provider (its
-	// `groups_claim`). Default: any.
+	// `groups_claim`): a group's name there, or `<provider>:<group>`,
+	// which `from` with several providers needs (a group's name means
+	// nothing across providers). Default: any.
 	Groups []string `json:"groups,omitempty"`
 
 	// Only users whose e-mail address, which the provider says it
@@ -84,6 +86,11 @@ func (g *Guests) Validate(providers []Provider) error {
 			return fmt.Errorf("guests: groups needs groups_claim in sign_in_with %s, which gives no groups", name)
 		}
 	}
+	for _, group := range g.Groups {
+		if !strings.Contains(group, ":") && len(g.From) > 1 {
+			return fmt.Errorf("guests: groups %q: with several providers in from, name each group with its provider (company:%s)", group, group)
+		}
+	}
 	for _, group := range g.GiveGroups {
 		if len(group) > maxGroupLen || !plain(group) || strings.ContainsAny(group, ", ") {
 			return fmt.Errorf("guests: give_groups %q must be 1 to %d characters without commas, spaces or control characters", group, maxGroupLen)
@@ -104,7 +111,7 @@ func (g *Guests) Admits(id Identity) bool {
 	if g == nil || !slices.Contains(g.From, id.Provider) {
 		return false
 	}
-	if len(g.Groups) > 0 && !slices.ContainsFunc(id.Groups, func(group string) bool { return slices.Contains(g.Groups, group) }) {
+	if len(g.Groups) > 0 && !slices.ContainsFunc(id.Groups, func(group string) bool { return g.Asks(id.Provider, group) }) {
 		return false
 	}
 	if len(g.EmailDomains) > 0 {
@@ -112,6 +119,11 @@ func (g *Guests) Admits(id Identity) bool {
 		return id.EmailVerified && slices.ContainsFunc(g.EmailDomains, func(d string) bool { return strings.EqualFold(d, domain) })
 	}
 	return true
+}
+
+// Asks reports whether the block's groups name the provider's group.
+func (g *Guests) Asks(provider, group string) bool {
+	return slices.Contains(g.Groups, provider+":"+group) || slices.Contains(g.Groups, group)
 }
 
 // GroupsOf are a guest's groups here: GiveGroups, then the provider's

@@ -1,15 +1,18 @@
 package idp
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
@@ -58,19 +61,22 @@ func (s *Service) Exchange(ctx context.Context, p *Provider, callback string, f 
 	ctx = s.context(ctx)
 	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
-		return Identity{}, fail(http.StatusBadGateway, p.Label+" did not accept the sign-in's code; start again")
+		return Identity{}, &Error{Status: http.StatusBadGateway, Reason: p.Label + " did not accept the sign-in's code; start again", Cause: err}
 	}
 	if p.IsGitHub() {
 		return s.githubUser(ctx, p, tok)
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	idt, err := d.VerifierContext(ctx, &gooidc.Config{ClientID: p.ClientID}).Verify(ctx, raw)
-	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
-		return Identity{}, fail(http.StatusBadGateway, p.Label+" sent an ID token that does not check out; start again")
+	idt, err := d.Verifier(&gooidc.Config{ClientID: p.ClientID}).Verify(ctx, raw)
+	if err == nil && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
+		err = errors.New("the ID token's nonce is not the sign-in's")
+	}
+	if err != nil {
+		return Identity{}, &Error{Status: http.StatusBadGateway, Reason: p.Label + " sent an ID token that does not check out; start again", Cause: err}
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return Identity{}, unavailable(p)
+		return Identity{}, unavailable(p, err)
 	}
 	id := Identity{Provider: p.Name, Subject: idt.Subject, Username: text(claims["preferred_username"]), Name: text(claims["name"]),
 		Email: text(claims["email"]), EmailVerified: claims["email_verified"] == true || claims["email_verified"] == "true"}
@@ -127,7 +133,7 @@ func groups(v any) []string {
 	var out []string
 	for _, g := range all {
 		s, ok := g.(string)
-		if ok && s != "" && len(s) <= maxGroupLen && plain(s) && !strings.ContainsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\u00a0' }) &&
+		if ok && s != "" && len(s) <= maxGroupLen && plain(s) && !strings.ContainsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) &&
 			!slices.Contains(out, s) && len(out) < maxGroups {
 			out = append(out, s)
 		}
@@ -144,11 +150,11 @@ func (s *Service) githubUser(ctx context.Context, p *Provider, tok *oauth2.Token
 		Name  string `json:"name"`
 	}
 	if err := s.githubGet(ctx, p, tok, "/user", &user); err != nil || user.ID <= 0 {
-		return Identity{}, unavailable(p)
+		return Identity{}, unavailable(p, cmp.Or(err, errors.New("GitHub's /user has no id")))
 	}
 	var emails []githubEmail
 	if err := s.githubGet(ctx, p, tok, "/user/emails", &emails); err != nil {
-		return Identity{}, unavailable(p)
+		return Identity{}, unavailable(p, err)
 	}
 	id := Identity{Provider: p.Name, Subject: strconv.FormatInt(user.ID, 10), Username: text(user.Login), Name: text(user.Name)}
 	if i := slices.IndexFunc(emails, func(e githubEmail) bool { return e.Primary }); i >= 0 {

@@ -402,6 +402,18 @@ func TestGuests(t *testing.T) {
 			t.Errorf("%s admitted", name)
 		}
 	}
+	two := &Guests{From: []string{"company", "partner"}, Groups: []string{"staff"}}
+	providers = append(providers, Provider{Name: "partner", GroupsClaim: "groups"})
+	if err := two.Validate(providers); err == nil {
+		t.Error("an unqualified group with two providers accepted")
+	}
+	two.Groups = []string{"company:staff"}
+	if err := two.Validate(providers); err != nil {
+		t.Fatal(err)
+	}
+	if two.Admits(Identity{Provider: "partner", Groups: []string{"staff"}}) || !two.Admits(Identity{Provider: "company", Groups: []string{"staff"}}) {
+		t.Error("company:staff admits by the group's name at another provider")
+	}
 	if groups := g.GroupsOf("company", []string{"ops"}); !slices.Equal(groups, []string{"readers", "company:ops"}) {
 		t.Errorf("groups %v", groups)
 	}

@@ -10,13 +10,13 @@ package oidc
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -264,7 +264,7 @@ func (c *Config) Validate() error {
 	}
 	iss, err := url.Parse(c.Issuer)
 	if err != nil || iss.Host == "" || iss.Path != "" || iss.RawQuery != "" || iss.Fragment != "" || iss.User != nil ||
-		iss.Scheme != "https" && (iss.Scheme != "http" || !Loopback(iss.Hostname())) {
+		iss.Scheme != "https" && (iss.Scheme != "http" || !web.Loopback(iss.Hostname())) {
 		return fmt.Errorf("oidc issuer %q must be an https origin, without a path, query or fragment (http only on localhost and loopback addresses)", c.Issuer)
 	}
 	if len(c.Clients) == 0 {
@@ -346,7 +346,7 @@ func (c *Client) checkURI(uri string, redirect bool) error {
 		return fmt.Errorf("must not have a fragment")
 	case u.User != nil:
 		return fmt.Errorf("must not carry user info")
-	case u.Scheme == "http" && !Loopback(u.Hostname()):
+	case u.Scheme == "http" && !web.Loopback(u.Hostname()):
 		return fmt.Errorf("must be https (http only on loopback addresses)")
 	case u.Scheme != "https" && u.Scheme != "http" && (!redirect || !c.Public()):
 		return fmt.Errorf("must be https")
@@ -354,15 +354,6 @@ func (c *Client) checkURI(uri string, redirect bool) error {
 		return fmt.Errorf("must be https, http on loopback, or a native app's own scheme in reverse domain order (com.example.app:, RFC 8252 §7.1)")
 	}
 	return nil
-}
-
-// Loopback reports whether host is localhost or a loopback address.
-func Loopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // clientID is what a client ID may be.
@@ -395,7 +386,7 @@ func (c *Config) FormActions() []string {
 				continue
 			case u.Scheme != "http" && u.Scheme != "https":
 				source = u.Scheme + ":"
-			case cl.Public() && Loopback(u.Hostname()):
+			case cl.Public() && web.Loopback(u.Hostname()):
 				source = u.Scheme + "://" + strings.TrimSuffix(u.Host, ":"+u.Port()) + ":*"
 			default:
 				source = u.Scheme + "://" + u.Host

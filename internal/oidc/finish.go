@@ -28,6 +28,9 @@ type Signed struct {
 	Issued     time.Time
 	Factors    uint8
 	Method     session.Method
+	// Guest: the session is a guest's (sign_in_with's guests), whom
+	// the provider does not sign in to apps.
+	Guest bool
 }
 
 // Step is what the route does with an authorization request at its
@@ -84,6 +87,10 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 	}
 	if r.MaxAge != nil && s.Issued.Before(time.Unix(r.Created, 0).Add(-time.Duration(*r.MaxAge)*time.Second)) && !fresh {
 		return again(oidc.ErrLoginRequired().WithDescription("the session is older than max_age"))
+	}
+	if s.Guest {
+		p.refused(c.ID, "guest")
+		return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("a guest of this site may not sign in to its apps")}
 	}
 	if !c.member(s.Groups) {
 		p.refused(c.ID, "groups")

@@ -28,10 +28,15 @@ func (s *Service) Provider(ctx context.Context, h http.Header, p *idp.Provider, 
 		return s.tooMany(Login{Client: c}, wait, "login throttled", "too many failed logins from this client; try again later")
 	}
 	acct := s.linked(p, id)
-	guest := acct == nil && s.Guests.Admits(id)
+	var g *session.Guest
+	if acct == nil && s.Guests != nil {
+		g = s.guestClaims(id)
+	}
+	// the conditions hold for exactly what the cookie will carry
+	guest := g != nil && s.Guests.Admits(idp.Identity{Provider: id.Provider, Groups: g.Groups, Email: g.Email, EmailVerified: g.Email != ""})
 	place.Leave(acct == nil && !guest)
 	if guest {
-		return s.signInGuest(ctx, h, p, id, c)
+		return s.signInGuest(ctx, h, p, id, g, c)
 	}
 	if acct == nil {
 		s.Count.Login("failure")
@@ -62,7 +67,7 @@ func (s *Service) linked(p *idp.Provider, id idp.Identity) *account.Account {
 		return acct
 	}
 	if p.LinkByEmail && id.EmailVerified && id.Email != "" {
-		if acct, ok := s.Accounts.Linked(p.Name, id.Email); ok {
+		if acct, ok := s.Accounts.LinkedByEmail(p.Name, id.Email); ok {
 			return acct
 		}
 	}
@@ -77,7 +82,7 @@ const maxGuestGroups = 512
 // what the provider said sealed in the cookie, and nothing stored. A
 // guest has no second factor here: with second_factor required, only
 // one the provider checked and its block trusts lets a guest in.
-func (s *Service) signInGuest(ctx context.Context, h http.Header, p *idp.Provider, id idp.Identity, c Client) Outcome {
+func (s *Service) signInGuest(ctx context.Context, h http.Header, p *idp.Provider, id idp.Identity, g *session.Guest, c Client) Outcome {
 	factors := uint8(1)
 	if p.TrustProviderMFA && id.MFA {
 		factors = 2
@@ -88,23 +93,33 @@ func (s *Service) signInGuest(ctx context.Context, h http.Header, p *idp.Provide
 			zap.String("reason", "a guest without a second factor the provider checked"))
 		return Outcome{Err: refuse(http.StatusForbidden, "this site needs two-step sign-in: use one at "+p.Label), Form: PasswordForm}
 	}
-	g := &session.Guest{Name: cmp.Or(id.Username, id.Name)}
-	if id.EmailVerified {
-		g.Email = id.Email
-	}
-	size := 0
-	for _, group := range id.Groups {
-		if size += len(group) + 1; size > maxGuestGroups {
-			break
-		}
-		g.Groups = append(g.Groups, group)
-	}
 	acct := account.Guest(s.Realm, id.Provider+":"+id.Subject, g.Name, g.Email, s.Guests.GroupsOf(id.Provider, g.Groups))
 	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Guest: g, Via: c.Via}, factors, session.MethodProvider)
 	s.Count.Login("success")
 	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors),
 		zap.Stringer("method", session.MethodProvider), zap.Bool("guest", true))
 	return Outcome{Session: sess}
+}
+
+// guestClaims is what a guest's cookie carries of the identity: its
+// display name, its address if verified, and its groups up to
+// maxGuestGroups bytes, those the guests block asks for first.
+func (s *Service) guestClaims(id idp.Identity) *session.Guest {
+	g := &session.Guest{Name: cmp.Or(id.Username, id.Name)}
+	if id.EmailVerified {
+		g.Email = id.Email
+	}
+	asked := func(group string) bool { return s.Guests.Asks(id.Provider, group) }
+	groups := append(slices.DeleteFunc(slices.Clone(id.Groups), func(g string) bool { return !asked(g) }),
+		slices.DeleteFunc(slices.Clone(id.Groups), asked)...)
+	size := 0
+	for _, group := range groups {
+		if size += len(group) + 1; size > maxGuestGroups {
+			break
+		}
+		g.Groups = append(g.Groups, group)
+	}
+	return g
 }
 
 // GuestAccount is the account of a guest's session while the config

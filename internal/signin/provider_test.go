@@ -2,6 +2,7 @@ package signin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -149,5 +150,28 @@ func TestProviderGuests(t *testing.T) {
 	company.TrustProviderMFA, erin.MFA = true, true
 	if out := w.s.Provider(ctx, http.Header{}, company, erin, w.client("192.0.2.21")); out.Session == nil || out.Session.Factors != 2 {
 		t.Errorf("a guest with the provider's trusted second factor: %+v", out)
+	}
+}
+
+// TestGuestManyGroups: a guest whose asked-for group comes after more
+// groups than the cookie carries is admitted, and its session opens:
+// the asked-for groups go first, and the conditions hold for what the
+// cookie carries.
+func TestGuestManyGroups(t *testing.T) {
+	w := linkedWorld(t)
+	w.s.Guests = &idp.Guests{From: []string{"company"}, Groups: []string{"staff"}}
+	w.s.Gate.Guests = w.s.GuestAccount
+	var groups []string
+	for i := range 60 {
+		groups = append(groups, fmt.Sprintf("group-with-a-long-name-%02d", i))
+	}
+	id := idp.Identity{Provider: "company", Subject: "sub-many", Groups: append(groups, "staff")}
+	h := http.Header{}
+	out := w.s.Provider(context.Background(), h, &idp.Provider{Name: "company"}, id, w.client("192.0.2.30"))
+	if out.Session == nil || !out.Session.Account.HasGroup("company:staff") {
+		t.Fatalf("a guest with many groups: %+v", out)
+	}
+	if opened, why := w.s.Gate.Open(w.back(t, h), false); opened == nil {
+		t.Errorf("the guest's session does not open: %q", why)
 	}
 }

@@ -306,3 +306,13 @@ func Allow(w http.ResponseWriter, r *http.Request, allowed string, methods ...st
 	w.Header().Set("Allow", allowed)
 	return Reject(http.StatusMethodNotAllowed, "method not allowed")
 }
+
+// Loopback reports whether host is localhost (or a name under it) or a
+// loopback address: where plain http is allowed for trying things out.
+func Loopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
