@@ -25,6 +25,8 @@ type withSites struct {
 	idp     string
 	app     string
 	admin   string
+	// accessLog is the app's access log
+	accessLog string
 }
 
 // startWith starts the sites: at the provider carol (linked to the
@@ -40,6 +42,7 @@ func startWith(t *testing.T, github string) *withSites {
 	s.idp, s.app = fmt.Sprintf("http://127.0.0.1:%d", s.port), fmt.Sprintf("http://localhost:%d", s.port)
 	adminPort := testport.Free(t)
 	s.admin = fmt.Sprintf("http://localhost:%d", adminPort)
+	s.accessLog = filepath.Join(t.TempDir(), "access.log")
 	config := fmt.Sprintf(`{
 	admin localhost:%d
 	http_port %d
@@ -67,6 +70,9 @@ func startWith(t *testing.T, github string) *withSites {
 	respond "idp"
 }
 %s {
+	log {
+		output file %s
+	}
 	miniapp {
 		user ada %s {
 			sign_in_with company %s
@@ -98,7 +104,7 @@ func startWith(t *testing.T, github string) *withSites {
 	respond "app"
 }
 `, adminPort, s.port, t.TempDir(), s.idp, adaHash, adaHash, adaHash, s.idp, oidcSecret, s.app,
-		s.app, adaHash, oidc.Subject("idp", "cfg:carol"), s.idp, oidcSecret, github, github, github)
+		s.app, s.accessLog, adaHash, oidc.Subject("idp", "cfg:carol"), s.idp, oidcSecret, github, github, github)
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -119,7 +125,7 @@ func (s *withSites) begin(t *testing.T, c *http.Client, provider string) (*url.U
 	}
 	var flow *http.Cookie
 	for _, ck := range resp.Cookies() {
-		if strings.HasSuffix(ck.Name, "_with") {
+		if strings.Contains(ck.Name, "_with_") {
 			flow = ck
 		}
 	}
@@ -228,6 +234,24 @@ func TestCaddySignInWith(t *testing.T) {
 		t.Errorf("the code step after company: %d to %q, profile %s", resp.StatusCode, resp.Header.Get("Location"), prof)
 	}
 
+	// two sign-ins begun in two tabs of one browser each finish: their
+	// flows have cookies of their own; a HEAD neither starts one nor
+	// uses one up
+	if resp, _ := call(t, c2, "HEAD", s.app+"/login/with/company", ""); resp.StatusCode != http.StatusMethodNotAllowed || len(resp.Cookies()) != 0 {
+		t.Errorf("HEAD of a sign-in's start: %d %v", resp.StatusCode, resp.Header["Set-Cookie"])
+	}
+	tab1, _ := s.begin(t, c2, "company")
+	tab2, _ := s.begin(t, c2, "company")
+	back1, back2 := s.atProvider(t, c2, tab1, "carol"), s.atProvider(t, c2, tab2, "carol")
+	if resp, _ := call(t, c2, "HEAD", back1, ""); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("HEAD of a callback: %d", resp.StatusCode)
+	}
+	for i, back := range []string{back2, back1} {
+		if resp, body := call(t, c2, "GET", back, "", "Accept", "text/html"); resp.StatusCode != http.StatusOK || !strings.Contains(body, `autocomplete="one-time-code"`) {
+			t.Errorf("the callback of tab %d: %d", 2-i, resp.StatusCode)
+		}
+	}
+
 	// the same callback again, with the flow cookie an attacker kept
 	replay := (&ssoSites{}).browser(t)
 	resp, body = call(t, replay, "GET", callback, "", "Accept", "text/html", "Cookie", flow.Name+"="+flow.Value)
@@ -295,6 +319,19 @@ func TestCaddySignInWith(t *testing.T) {
 	resp, _ = call(t, (&ssoSites{}).browser(t), "POST", s.app+"/login", "username=grace&password=anything", "Origin", s.app)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("grace's password login: %d", resp.StatusCode)
+	}
+
+	// no provider's code reached the app's access log, which records
+	// query strings
+	code, _ := url.Parse(callback)
+	accessLog, err := os.ReadFile(s.accessLog)
+	if err != nil || !strings.Contains(string(accessLog), "/login/with/github") {
+		t.Fatalf("the access log: %v", err)
+	}
+	for _, secret := range []string{code.Query().Get("code"), "gh-code"} {
+		if strings.Contains(string(accessLog), secret) {
+			t.Errorf("the access log holds the code %s", secret)
+		}
 	}
 }
 

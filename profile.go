@@ -38,7 +38,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 		// built by hand: this is the hot JSON path, and the name is
 		// JSON-encoded once at load time
 		web.WriteBuilt(w, r, http.StatusOK, web.AppJSON, func(body []byte) []byte {
-			body = append(append(append(body, `{"username":`...), sess.Account.JSONName...), `,"issued":"`...)
+			body = append(append(body, `{"username":`...), sess.Account.JSONName...)
+			if sess.Account.FullName != "" {
+				body = gate.AppendJSONString(append(body, `,"name":`...), sess.Account.FullName)
+			}
+			body = append(body, `,"issued":"`...)
 			body = sess.Issued.UTC().AppendFormat(body, web.ISOTime)
 			body = append(body, `","expires":"`...)
 			body = sess.Expires.UTC().AppendFormat(body, web.ISOTime)
@@ -76,6 +80,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 		return page.AppendPage(body, func(b []byte, field int) []byte {
 			switch field {
 			case web.ProfileUser:
+				if sess.Guest != nil && sess.Account.FullName != "" {
+					// a guest's ID says little: its name at the provider first
+					b = web.AppendText(b, sess.Account.FullName)
+					return web.AppendText(append(b, " ("...), sess.User+")")
+				}
 				return web.AppendText(b, sess.User)
 			case web.ProfileIssuedISO:
 				return issued.AppendFormat(b, web.ISOTime)

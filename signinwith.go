@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
 
@@ -128,7 +130,8 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 	if !ok || tail != "" && tail != "callback" {
 		return web.Reject(http.StatusNotFound, "no such provider")
 	}
-	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
+	// GET alone: a HEAD must not start a sign-in nor use up its flow
+	if err := web.Allow(w, r, "GET", http.MethodGet); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -146,16 +149,24 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 		if err != nil {
 			return h.signInWithFailed(w, r, in, "", err)
 		}
-		h.gate.SetFlow(w.Header(), wireOf(r), start.Cookie, idp.FlowLifetime)
+		h.gate.SetFlow(w.Header(), wireOf(r), start.Key, start.Cookie, idp.FlowLifetime)
 		w.Header().Set("Location", start.URL)
 		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
 		return nil
 	}
+	// the code is the provider's secret for this site, and Caddy's
+	// access log records the query: this request is logged by the
+	// sign-in, without it
+	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 	q, err := web.QueryFields(r.URL.RawQuery, "code", "state", "iss", "error")
 	if err != nil {
 		return err
 	}
-	sealed := h.gate.TakeFlow(w.Header(), wireOf(r))
+	key, ok := idp.FlowKey(q["state"])
+	if !ok {
+		return h.signInWithFailed(w, r, in, "", &idp.Error{Status: http.StatusBadRequest, Reason: "the answer does not belong to a sign-in here; start again"})
+	}
+	sealed := h.gate.TakeFlow(w.Header(), wireOf(r), key)
 	f, err := h.idp.Open(r.Context(), p, callback, sealed, idp.Callback{Code: q["code"], State: q["state"], Iss: q["iss"], Error: q["error"]})
 	if err != nil {
 		return h.signInWithFailed(w, r, in, "", err)
@@ -166,11 +177,11 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 		return h.signInWithFailed(w, r, in, f.Next, &idp.Error{Status: http.StatusBadRequest, Reason: "this sign-in was finished already; start again"})
 	}
 	h.shared.Revoke(r.Context(), f.ID(), f.ExpiresAt())
-	id, err := h.idp.Exchange(r.Context(), p, callback, f, q["code"])
-	if err != nil {
-		return h.signInWithFailed(w, r, in, f.Next, err)
+	exchange := func(ctx context.Context) (idp.Identity, error) { return h.idp.Exchange(ctx, p, callback, f, q["code"]) }
+	out := h.signin.Provider(r.Context(), w.Header(), p, exchange, clientOf(r, in))
+	if _, failed := errors.AsType[*idp.Error](out.Err); failed {
+		return h.signInWithFailed(w, r, in, f.Next, out.Err)
 	}
-	out := h.signin.Provider(r.Context(), w.Header(), p, id, clientOf(r, in))
 	if out.CodeNeeded && in.Format == web.HTML {
 		// the pending sign-in's cookie is SameSite=Strict: a redirect
 		// begun at the provider's site would come without it, so the
@@ -189,10 +200,9 @@ func (h *Handler) signInWithFailed(w http.ResponseWriter, r *http.Request, in we
 	if !ok {
 		return err
 	}
-	if failed.Cause != nil {
-		h.logger.Warn("sign-in through a provider failed", zap.String("provider", strings.TrimPrefix(r.URL.Path, signInWithPrefix)),
-			zap.String("reason", failed.Reason), zap.String("client_ip", in.Client), zap.Error(failed.Cause))
-	}
+	// the callback is not in the access log: every refusal is here
+	h.logger.Warn("sign-in through a provider failed", zap.String("path", r.URL.Path), zap.Int("status", failed.Status),
+		zap.String("reason", failed.Reason), zap.String("client_ip", in.Client), zap.NamedError("cause", failed.Cause))
 	if in.Format != web.HTML {
 		return web.Reject(failed.Status, failed.Reason)
 	}

@@ -252,6 +252,26 @@ func (s *Set) LinkedByEmail(provider, email string) (*Account, bool) {
 	return acct, ok
 }
 
+// LinkTag is the tag of a session begun through the link: bound to the
+// account and to the link, so that such a session ends when its link is
+// removed or changed, and the account's other sessions do not.
+func (a *Account) LinkTag(l Link) Tag {
+	k := l.key()
+	sum := sha256.Sum256([]byte("miniapp link v1\x00" + string(a.ID[:]) + "\x00" + k.Provider + "\x00" + k.Subject))
+	return Tag(sum[:TagLen])
+}
+
+// LinkOf is the account's link that a session's tag is bound to, if
+// it still has it.
+func (a *Account) LinkOf(tag Tag) (Link, bool) {
+	for _, l := range a.Links {
+		if a.LinkTag(l) == tag {
+			return l, true
+		}
+	}
+	return Link{}, false
+}
+
 // Lookup returns the configured account of the name.
 func (s *Set) Lookup(name string) (*Account, bool) {
 	acct, ok := s.users[name]

@@ -54,6 +54,9 @@ type Wire struct {
 type Session struct {
 	*session.Session
 	Account *account.Account
+	// Link is the account's link a session begun through a provider is
+	// bound to; nil for any other.
+	Link *account.Link
 }
 
 // CookieName is the session cookie's name for the wire: with the
@@ -128,10 +131,34 @@ func (g *Gate) Open(wire Wire, anyHost bool) (*Session, Refusal) {
 	if !known && s.Guest != nil && g.Guests != nil {
 		acct, known = g.Guests(s)
 	}
-	if !known || s.Account != acct.ID.Tag() || g.Shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter, s.Generation) {
+	if !known {
 		return nil, "revoked"
 	}
-	return &Session{Session: s, Account: acct}, ""
+	link, holds := Holds(acct, s)
+	if !holds || g.Shared.Revoked(store.AccountID(acct.ID), s.ID, s.Expires, s.Counter, s.Generation) {
+		return nil, "revoked"
+	}
+	return &Session{Session: s, Account: acct, Link: link}, ""
+}
+
+// Holds reports whether a session (or a pending sign-in) is bound to
+// acct as configured now: to its ID, or, for one begun through a
+// provider the account is linked to, to that link, which it returns.
+func Holds(acct *account.Account, s *session.Session) (*account.Link, bool) {
+	if s.Method != session.MethodProvider || s.Guest != nil {
+		return nil, s.Account == acct.ID.Tag()
+	}
+	l, ok := acct.LinkOf(s.Account)
+	return &l, ok
+}
+
+// tagOf is what a new session (or pending sign-in) of acct is bound to:
+// the link it began through, or the account's ID.
+func tagOf(acct *account.Account, link *account.Link) account.Tag {
+	if link != nil {
+		return acct.LinkTag(*link)
+	}
+	return acct.ID.Tag()
 }
 
 // usedSince is the session's time of last use: its cookie's, or a later
@@ -170,26 +197,30 @@ type Client struct {
 	IP, UserAgent string
 	Known         *session.Session
 	// Guest is what a guest's provider said, for a guest's session;
-	// Via names the provider the user signed in through, for the
-	// sessions list.
+	// Link is the account's link a linked user signed in through; Via
+	// names the provider of either, for the sessions list.
 	Guest *session.Guest
+	Link  *account.Link
 	Via   string
 }
 
 // Start starts a session of the account with the factors it began with:
 // recorded in the store's index, sent as the cookie, and the browser
-// remembered as a device of the account.
+// remembered as a device of the account (a guest's browser is not: a
+// guest has no password to throttle).
 func (g *Gate) Start(ctx context.Context, h http.Header, wire Wire, acct *account.Account, client Client, factors uint8, method session.Method) *Session {
 	id := store.AccountID(acct.ID)
 	counter := g.Shared.Counter(ctx, id)
-	s := session.New(acct.Name, acct.ID.Tag(), counter, g.Clock.Now(), g.Lifetime)
+	s := session.New(acct.Name, tagOf(acct, client.Link), counter, g.Clock.Now(), g.Lifetime)
 	s.Generation, s.Factors, s.Method, s.Guest = g.Shared.Generation(), factors, method, client.Guest
 	g.Shared.Login(ctx, store.Entry{ID: s.ID, Account: id, Counter: s.Counter, Started: s.Issued, Expires: s.Expires,
 		Generation: s.Generation, Factors: s.Factors, Address: client.IP, Device: DeviceName(client.UserAgent), Via: client.Via})
 	g.setSession(h, wire, s)
-	device := g.setDevice(h, wire, acct, counter, client.Known)
-	g.Shared.AddDevice(ctx, id, device.ID, device.Expires)
-	return &Session{Session: s, Account: acct}
+	if client.Guest == nil {
+		device := g.setDevice(h, wire, acct, counter, client.Known)
+		g.Shared.AddDevice(ctx, id, device.ID, device.Expires)
+	}
+	return &Session{Session: s, Account: acct, Link: client.Link}
 }
 
 // setSession sends the sealed session, kept by the browser until the

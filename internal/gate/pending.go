@@ -19,9 +19,9 @@ const PendingLifetime = 5 * time.Minute
 // it to the code step.
 
 // SetPending starts the code step of a sign-in of acct whose first
-// factor was method.
-func (g *Gate) SetPending(ctx context.Context, h http.Header, wire Wire, acct *account.Account, method session.Method) {
-	p := session.New(acct.Name, acct.ID.Tag(), g.Shared.Counter(ctx, store.AccountID(acct.ID)), g.Clock.Now(), PendingLifetime)
+// factor was method (through link, for a provider's).
+func (g *Gate) SetPending(ctx context.Context, h http.Header, wire Wire, acct *account.Account, method session.Method, link *account.Link) {
+	p := session.New(acct.Name, tagOf(acct, link), g.Shared.Counter(ctx, store.AccountID(acct.ID)), g.Clock.Now(), PendingLifetime)
 	p.Method = method
 	name := g.ownName(wire, "_pending")
 	setCookie(h, cookie{name: name, value: g.Keys.Seal(session.PurposePending, p, name, wire.Host), maxAge: int(PendingLifetime.Seconds()),
@@ -34,8 +34,9 @@ func (g *Gate) ClearPending(h http.Header, wire Wire) {
 }
 
 // Pending returns the wire's pending sign-in and its account, or nil: a
-// cookie that is forged, expired, used, of a changed or removed account,
-// or from before the account's last sign out everywhere is none.
+// cookie that is forged, expired, used, of a changed or removed account
+// or link, or from before the account's last sign out everywhere is
+// none.
 func (g *Gate) Pending(ctx context.Context, wire Wire) (*session.Session, *account.Account) {
 	name := g.ownName(wire, "_pending")
 	value, ok := cookieValue(wire.Cookies, name)
@@ -47,7 +48,10 @@ func (g *Gate) Pending(ctx context.Context, wire Wire) (*session.Session, *accou
 		return nil, nil
 	}
 	acct, known := g.Accounts.Lookup(p.User)
-	if !known || p.Account != acct.ID.Tag() || p.Counter < g.Shared.Counter(ctx, store.AccountID(acct.ID)) {
+	if !known {
+		return nil, nil
+	}
+	if _, holds := Holds(acct, p); !holds || p.Counter < g.Shared.Counter(ctx, store.AccountID(acct.ID)) {
 		return nil, nil
 	}
 	return p, acct

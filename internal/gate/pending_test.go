@@ -18,7 +18,7 @@ import (
 func pending(t *testing.T, g *Gate, wire Wire) (Wire, http.Header) {
 	t.Helper()
 	h := http.Header{}
-	g.SetPending(context.Background(), h, wire, ada(t, g), session.MethodPassword)
+	g.SetPending(context.Background(), h, wire, ada(t, g), session.MethodPassword, nil)
 	wire.Cookies = []string{"theme=dark; " + cookieLine(t, h)}
 	return wire, h
 }

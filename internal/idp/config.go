@@ -238,6 +238,17 @@ func (p *Provider) Validate() error {
 	return nil
 }
 
+// issuer is what a flow is bound to: the issuer, or GitHub's
+// authorization endpoint.
+func (p *Provider) issuer() string { return or(p.Issuer, p.AuthURL) }
+
+// secure reports whether an endpoint is https, or http on a loopback
+// address.
+func secure(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Host != "" && u.User == nil && (u.Scheme == "https" || u.Scheme == "http" && web.Loopback(u.Hostname()))
+}
+
 // checkURL checks an endpoint: https, or http on a loopback address;
 // no query or fragment.
 func checkURL(raw string) error {
@@ -245,7 +256,7 @@ func checkURL(raw string) error {
 	switch {
 	case err != nil || u.Host == "" || u.User != nil:
 		return errors.New("must be an absolute URL")
-	case u.Scheme != "https" && (u.Scheme != "http" || !web.Loopback(u.Hostname())):
+	case !secure(raw):
 		return errors.New("must be https (http only on loopback addresses)")
 	case u.RawQuery != "" || u.Fragment != "":
 		return errors.New("must have no query or fragment")

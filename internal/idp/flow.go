@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -29,6 +30,10 @@ type Error struct {
 	Reason string
 	// Cause is what went wrong with the provider, for the log.
 	Cause error
+	// Refused: the provider refused what the client brought (a code, an
+	// ID token), which counts as a failed login of the client; not a
+	// provider that is down.
+	Refused bool
 }
 
 func (e *Error) Error() string { return e.Reason }
@@ -81,7 +86,11 @@ func (s *Service) Provider(name string) (*Provider, bool) {
 // Flow is a sign-in on its way through a provider: sealed into the
 // browser's cookie at the start, opened at the callback.
 type Flow struct {
+	// Provider names the provider and Issuer is its issuer (GitHub's
+	// authorization endpoint) at the start: a callback after a config
+	// change that moved the provider elsewhere is refused.
 	Provider string `json:"p"`
+	Issuer   string `json:"i"`
 	State    string `json:"s"`
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
@@ -89,6 +98,24 @@ type Flow struct {
 	Next    string `json:"x,omitempty"`
 	Expires int64  `json:"e"`
 }
+
+// stateForm is what a flow's state looks like: 32 random bytes,
+// base64url.
+var stateForm = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// FlowKey names a flow's cookie by the start of its state, so that
+// sign-ins started in several tabs each keep their own, and a callback
+// with another state never touches them; ok is false for a state that
+// no flow has.
+func FlowKey(state string) (key string, ok bool) {
+	if !stateForm.MatchString(state) {
+		return "", false
+	}
+	return state[:12], true
+}
+
+// Key is the flow's cookie's key (see FlowKey).
+func (f *Flow) Key() string { return f.State[:12] }
 
 // ID names the flow for its single use: a digest of its state.
 func (f *Flow) ID() [16]byte {
@@ -99,10 +126,11 @@ func (f *Flow) ID() [16]byte {
 // ExpiresAt is when the flow ends.
 func (f *Flow) ExpiresAt() time.Time { return time.Unix(f.Expires, 0) }
 
-// Start is a sign-in's start: the cookie value that carries its flow,
-// and the provider's authorization URL the browser goes to.
+// Start is a sign-in's start: the key and value of the cookie that
+// carries its flow, and the provider's authorization URL the browser
+// goes to.
 type Start struct {
-	Cookie, URL string
+	Key, Cookie, URL string
 }
 
 // Begin starts a sign-in through the provider, coming back to callback
@@ -113,14 +141,14 @@ func (s *Service) Begin(ctx context.Context, p *Provider, callback, next string)
 	if err != nil {
 		return Start{}, err
 	}
-	f := Flow{Provider: p.Name, State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier(), Next: next,
+	f := Flow{Provider: p.Name, Issuer: p.issuer(), State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier(), Next: next,
 		Expires: s.clock.Now().Add(FlowLifetime).Unix()}
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(f.Verifier)}
 	if !p.IsGitHub() {
 		opts = append(opts, gooidc.Nonce(f.Nonce))
 	}
 	data, _ := json.Marshal(&f) // plain values: never fails
-	return Start{Cookie: s.keys.SealData(session.PurposeSignInWith, data, callback), URL: conf.AuthCodeURL(f.State, opts...)}, nil
+	return Start{Key: f.Key(), Cookie: s.keys.SealData(session.PurposeSignInWith, data, callback), URL: conf.AuthCodeURL(f.State, opts...)}, nil
 }
 
 // Callback is the provider's answer at the callback, as the route read
@@ -140,7 +168,8 @@ var errorCode = regexp.MustCompile(`^[a-z_]{1,40}$`)
 func (s *Service) Open(ctx context.Context, p *Provider, callback, sealed string, cb Callback) (*Flow, error) {
 	data, _, err := s.keys.OpenData(session.PurposeSignInWith, sealed, callback)
 	f := new(Flow)
-	if sealed == "" || err != nil || json.Unmarshal(data, f) != nil || f.Provider != p.Name || !s.clock.Now().Before(f.ExpiresAt()) {
+	if sealed == "" || err != nil || json.Unmarshal(data, f) != nil || f.Provider != p.Name || f.Issuer != p.issuer() ||
+		!s.clock.Now().Before(f.ExpiresAt()) {
 		return nil, fail(http.StatusBadRequest, "the sign-in has expired or was started elsewhere; start again")
 	}
 	if subtle.ConstantTimeCompare([]byte(cb.State), []byte(f.State)) != 1 {
@@ -202,9 +231,15 @@ func (s *Service) discover(ctx context.Context, p *Provider) (*discovery, error)
 		return nil, unavailable(p, err)
 	}
 	var extra struct {
-		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+		IssParam bool   `json:"authorization_response_iss_parameter_supported"`
+		Keys     string `json:"jwks_uri"`
 	}
 	_ = found.Claims(&extra) // a document that parsed: never fails
+	for _, u := range []string{found.Endpoint().AuthURL, found.Endpoint().TokenURL, extra.Keys} {
+		if !secure(u) {
+			return nil, unavailable(p, fmt.Errorf("its discovery names an endpoint that is not https: %q", u))
+		}
+	}
 	d = &discovery{Provider: found, issParam: extra.IssParam}
 	s.mu.Lock()
 	s.discovered[p.Name] = d

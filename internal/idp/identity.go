@@ -60,8 +60,12 @@ func (s *Service) Exchange(ctx context.Context, p *Provider, callback string, f 
 	}
 	ctx = s.context(ctx)
 	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	if answered, ok := errors.AsType[*oauth2.RetrieveError](err); ok && answered.Response != nil && answered.Response.StatusCode < 500 {
+		// the provider refused the code the client brought
+		return Identity{}, &Error{Status: http.StatusBadRequest, Reason: p.Label + " did not accept the sign-in's code; start again", Cause: err, Refused: true}
+	}
 	if err != nil {
-		return Identity{}, &Error{Status: http.StatusBadGateway, Reason: p.Label + " did not accept the sign-in's code; start again", Cause: err}
+		return Identity{}, unavailable(p, err)
 	}
 	if p.IsGitHub() {
 		return s.githubUser(ctx, p, tok)
@@ -72,7 +76,7 @@ func (s *Service) Exchange(ctx context.Context, p *Provider, callback string, f 
 		err = errors.New("the ID token's nonce is not the sign-in's")
 	}
 	if err != nil {
-		return Identity{}, &Error{Status: http.StatusBadGateway, Reason: p.Label + " sent an ID token that does not check out; start again", Cause: err}
+		return Identity{}, &Error{Status: http.StatusBadRequest, Reason: p.Label + " sent an ID token that does not check out; start again", Cause: err, Refused: true}
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
@@ -80,6 +84,9 @@ func (s *Service) Exchange(ctx context.Context, p *Provider, callback string, f 
 	}
 	id := Identity{Provider: p.Name, Subject: idt.Subject, Username: text(claims["preferred_username"]), Name: text(claims["name"]),
 		Email: text(claims["email"]), EmailVerified: claims["email_verified"] == true || claims["email_verified"] == "true"}
+	if p.Name == Google && id.EmailVerified {
+		id.EmailVerified = googleOwns(id.Email, text(claims["hd"]))
+	}
 	if amr, ok := claims["amr"].([]any); ok {
 		id.MFA = slices.ContainsFunc(amr, func(m any) bool { return m == "mfa" || m == "otp" || m == "hwk" })
 	}
@@ -87,6 +94,20 @@ func (s *Service) Exchange(ctx context.Context, p *Provider, callback string, f 
 		id.Groups = groups(claims[p.GroupsClaim])
 	}
 	return id.checked(p)
+}
+
+// googleOwns reports whether Google's word on an address holds: a
+// Gmail address, or one of the Workspace domain (hd) the account
+// belongs to. Google verifies other addresses of personal accounts
+// once, at sign-up, so such an address may have left its owner since
+// (a former employee's work address): it neither links a user nor
+// meets email_domains.
+func googleOwns(email, hd string) bool {
+	_, domain, _ := strings.Cut(strings.ToLower(email), "@")
+	if hd == "" {
+		return domain == "gmail.com" || domain == "googlemail.com"
+	}
+	return domain == strings.ToLower(hd)
 }
 
 // checked refuses an identity whose ID cannot name a user and drops an

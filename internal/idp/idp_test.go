@@ -37,6 +37,8 @@ type fakeIdP struct {
 	claims func(c map[string]any)
 	// signer signs the ID token: the provider's key, or another
 	signWith *rsa.PrivateKey
+	// tokenURL, when set, is the token endpoint discovery names
+	tokenURL string
 }
 
 func newFakeIdP(t *testing.T) *fakeIdP {
@@ -53,8 +55,12 @@ func (f *fakeIdP) serve(w http.ResponseWriter, r *http.Request) {
 	iss := f.srv.URL
 	switch r.URL.Path {
 	case "/.well-known/openid-configuration":
+		tokenURL := iss + "/token"
+		if f.tokenURL != "" {
+			tokenURL = f.tokenURL
+		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": iss, "authorization_endpoint": iss + "/authorize",
-			"token_endpoint": iss + "/token", "jwks_uri": iss + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"},
+			"token_endpoint": tokenURL, "jwks_uri": iss + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"},
 			"authorization_response_iss_parameter_supported": f.issParam})
 	case "/keys":
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &f.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
@@ -114,12 +120,18 @@ const callback = "https://auth.example.test/login/with/company/callback"
 // newService is a service with the fake as provider "company".
 func newService(t *testing.T, f *fakeIdP) (*Service, *Provider, *session.Clock) {
 	t.Helper()
+	return newServiceAs(t, f, "company")
+}
+
+// newServiceAs is a service with the fake as the provider of the name.
+func newServiceAs(t *testing.T, f *fakeIdP, name string) (*Service, *Provider, *session.Clock) {
+	t.Helper()
 	keys, err := session.NewKeyring([][]byte{session.Random(32)}, "r")
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := new(session.Clock)
-	p := Provider{Name: "company", Issuer: f.srv.URL, ClientID: "client", ClientSecret: "s3cret", GroupsClaim: "groups"}
+	p := Provider{Name: name, Issuer: f.srv.URL, ClientID: "client", ClientSecret: "s3cret", GroupsClaim: "groups"}
 	p.SetDefaults(func(s string) string { return s })
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
@@ -171,8 +183,9 @@ func TestSignIn(t *testing.T) {
 }
 
 // TestIDTokenChecks: an ID token of another issuer or audience, with
-// another nonce, expired, signed by another key or without a usable sub
-// signs no one in.
+// another nonce, expired or signed by another key signs no one in and is
+// the client's failure (400, refused); one without a usable sub is the
+// provider's (502).
 func TestIDTokenChecks(t *testing.T) {
 	f := newFakeIdP(t)
 	s, p, _ := newService(t, f)
@@ -188,8 +201,122 @@ func TestIDTokenChecks(t *testing.T) {
 		f.signWith = f.key
 		f.claims = edit
 		_, err := signIn(t, s, p, f)
-		if e, ok := errors.AsType[*Error](err); !ok || e.Status != http.StatusBadGateway {
-			t.Errorf("%s: %v", name, err)
+		e, ok := errors.AsType[*Error](err)
+		if name == "sub" && (!ok || e.Status != http.StatusBadGateway || e.Refused) || name != "sub" && (!ok || e.Status != http.StatusBadRequest || !e.Refused) {
+			t.Errorf("%s: %+v", name, err)
+		}
+	}
+}
+
+// TestExchangeRefused: a code the provider refuses is the client's
+// failure (400, refused); a provider that does not answer is not (502).
+func TestExchangeRefused(t *testing.T) {
+	f := newFakeIdP(t)
+	s, p, _ := newService(t, f)
+	ctx := context.Background()
+	start, err := s.Begin(ctx, p, callback, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := f.authorize(t, start)
+	flow, err := s.Open(ctx, p, callback, start.Cookie, cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Exchange(ctx, p, callback, flow, "forged-code")
+	if e, ok := errors.AsType[*Error](err); !ok || e.Status != http.StatusBadRequest || !e.Refused {
+		t.Errorf("a forged code: %+v", err)
+	}
+	f.srv.Close()
+	_, err = s.Exchange(ctx, p, callback, flow, cb.Code)
+	if e, ok := errors.AsType[*Error](err); !ok || e.Status != http.StatusBadGateway || e.Refused {
+		t.Errorf("a provider that is down: %+v", err)
+	}
+}
+
+// TestFlowKey: a flow's cookie is named by the start of its state, and
+// a callback's state that no flow can have names none.
+func TestFlowKey(t *testing.T) {
+	f := newFakeIdP(t)
+	s, p, _ := newService(t, f)
+	start, err := s.Begin(context.Background(), p, callback, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := f.authorize(t, start)
+	if key, ok := FlowKey(cb.State); !ok || key != start.Key || len(key) != 12 {
+		t.Errorf("the state's key %q %v, the start's %q", key, ok, start.Key)
+	}
+	other, _ := s.Begin(context.Background(), p, callback, "")
+	if other.Key == start.Key {
+		t.Error("two flows share a cookie")
+	}
+	for _, state := range []string{"", "short", cb.State + "x", strings.Repeat("!", 43), "../" + cb.State[3:]} {
+		if _, ok := FlowKey(state); ok {
+			t.Errorf("a flow key for %q", state)
+		}
+	}
+}
+
+// TestFlowIssuer: a flow is bound to the provider's issuer at its
+// start: after a config change that moved the provider elsewhere, its
+// callback is refused.
+func TestFlowIssuer(t *testing.T) {
+	f := newFakeIdP(t)
+	s, p, _ := newService(t, f)
+	ctx := context.Background()
+	start, err := s.Begin(ctx, p, callback, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := f.authorize(t, start)
+	p.Issuer = newFakeIdP(t).srv.URL
+	if _, err := s.Open(ctx, p, callback, start.Cookie, cb); err == nil {
+		t.Error("a flow of another issuer opened")
+	}
+}
+
+// TestDiscoveryEndpoints: a discovery document that names an endpoint
+// off https (and off loopback) is refused.
+func TestDiscoveryEndpoints(t *testing.T) {
+	f := newFakeIdP(t)
+	f.tokenURL = "http://idp.example.test/token"
+	s, p, _ := newService(t, f)
+	_, err := s.Begin(context.Background(), p, callback, "")
+	if e, ok := errors.AsType[*Error](err); !ok || e.Status != http.StatusBadGateway || !strings.Contains(e.Cause.Error(), "not https") {
+		t.Errorf("discovery with an http token endpoint: %v", err)
+	}
+}
+
+// TestGoogle: Google's word on an e-mail address counts for a Gmail
+// address, or one of the Workspace domain (hd) the account belongs to;
+// a personal account's other address is not verified here.
+func TestGoogle(t *testing.T) {
+	f := newFakeIdP(t)
+	s, p, _ := newServiceAs(t, f, Google)
+	if p.Label != "Google" {
+		t.Errorf("label %q", p.Label)
+	}
+	for _, c := range []struct {
+		email, hd string
+		verified  bool
+	}{
+		{"ada@gmail.com", "", true},
+		{"ada@example.test", "", false},
+		{"ada@example.test", "example.test", true},
+		{"ada@Example.Test", "example.test", true},
+		{"ada@other.test", "example.test", false},
+		{"ada@gmail.com", "example.test", false},
+	} {
+		f.claims = func(claims map[string]any) {
+			claims["email"] = c.email
+			if c.hd != "" {
+				claims["hd"] = c.hd
+			}
+		}
+		id, err := signIn(t, s, p, f)
+		if err != nil || id.EmailVerified != c.verified {
+			t.Errorf("%s of hd %q: verified %v %v, want %v", c.email, c.hd, id.EmailVerified, err, c.verified)
 		}
 	}
 }

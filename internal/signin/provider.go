@@ -3,6 +3,7 @@ package signin
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,20 +15,38 @@ import (
 	"go.uber.org/zap"
 )
 
-// Provider signs in with an identity another provider vouched for,
-// under the client's login throttle (it costs no password check, so it
-// takes no slot): the account linked to it, then the account's second
-// factor as after a password (unless the provider checked one itself
-// and its block trusts that), a new session; or, for an identity linked
-// to no account that the guests block admits, a guest's session. Any
-// other identity is refused and counts as a failed login of the client.
-func (s *Service) Provider(ctx context.Context, h http.Header, p *idp.Provider, id idp.Identity, c Client) Outcome {
+// Exchange finishes a sign-in at a provider: the callback's code
+// exchanged for the identity the provider vouches for, or an
+// *idp.Error.
+type Exchange func(context.Context) (idp.Identity, error)
+
+// Provider signs in with the identity a provider vouches for, under the
+// client's login throttle: the exchange runs only where the throttle
+// lets the client in (it costs no password check, so it takes no
+// slot), and a code or ID token the provider refuses counts as a failed
+// login of the client. Then the account linked to the identity, its
+// second factor as after a password (unless the provider checked one
+// itself and its block trusts that), a new session bound to the link;
+// or, for an identity linked to no account that the guests block
+// admits, a guest's session. Any other identity is refused and counts
+// as a failed login too.
+func (s *Service) Provider(ctx context.Context, h http.Header, p *idp.Provider, exchange Exchange, c Client) Outcome {
 	c.Via = p.Name
 	place, wait, err := s.Guard.EnterCheck(s.guardLogin(c.IP, "", nil), s.Clock.Now())
 	if err != nil {
 		return s.tooMany(Login{Client: c}, wait, "login throttled", "too many failed logins from this client; try again later")
 	}
-	acct := s.linked(p, id)
+	id, err := exchange(ctx)
+	if err != nil {
+		failed, ok := errors.AsType[*idp.Error](err)
+		refused := ok && failed.Refused
+		place.Leave(refused)
+		if refused {
+			s.Count.Login("failure")
+		}
+		return Outcome{Err: err}
+	}
+	acct, link := s.linked(p, id)
 	var g *session.Guest
 	if acct == nil && s.Guests != nil {
 		g = s.guestClaims(id)
@@ -44,6 +63,7 @@ func (s *Service) Provider(ctx context.Context, h http.Header, p *idp.Provider, 
 			zap.String("reason", "not linked to a user"))
 		return Outcome{Err: refuse(http.StatusForbidden, "this account is not allowed here"), Form: PasswordForm}
 	}
+	c.Link = &link
 	has, err := s.TOTP.HasNow(ctx, acct.Name)
 	if err != nil {
 		return Outcome{Err: s.codeFailed(acct.Name, c.IP, http.StatusUnauthorized, err)}
@@ -59,19 +79,19 @@ func (s *Service) Provider(ctx context.Context, h http.Header, p *idp.Provider, 
 	return s.signIn(ctx, h, acct, c, nil, factors, session.MethodProvider)
 }
 
-// linked is the account linked to the identity: by its stable ID, or
-// by its e-mail address where the provider vouches for it and its block
-// allows linking by it; nil for none.
-func (s *Service) linked(p *idp.Provider, id idp.Identity) *account.Account {
+// linked is the account linked to the identity, with the link: by its
+// stable ID, or by its e-mail address where the provider vouches for it
+// and its block allows linking by it; nil for none.
+func (s *Service) linked(p *idp.Provider, id idp.Identity) (*account.Account, account.Link) {
 	if acct, ok := s.Accounts.Linked(p.Name, id.Subject); ok {
-		return acct
+		return acct, account.Link{Provider: p.Name, Subject: id.Subject}
 	}
 	if p.LinkByEmail && id.EmailVerified && id.Email != "" {
 		if acct, ok := s.Accounts.LinkedByEmail(p.Name, id.Email); ok {
-			return acct
+			return acct, account.Link{Provider: p.Name, Subject: id.Email}
 		}
 	}
-	return nil
+	return nil, account.Link{}
 }
 
 // maxGuestGroups bounds the provider's groups a guest's cookie carries,

@@ -73,8 +73,10 @@ type Client struct {
 	IP string
 	// UserAgent is the User-Agent header.
 	UserAgent string
-	// Via names the provider the client signs in through, if any.
-	Via string
+	// Via names the provider the client signs in through, if any, and
+	// Link the account's link to the identity there.
+	Via  string
+	Link *account.Link
 }
 
 // Login is a POST /login, read once: a name and password (and a code,
@@ -183,7 +185,7 @@ func (s *Service) Password(ctx context.Context, h http.Header, in Login) Outcome
 	kind, err := s.CheckCode(ctx, acct.Name, in.Code, in.IP, in.Known)
 	if err != nil {
 		// the password was right: the code alone may follow
-		s.Gate.SetPending(ctx, h, in.Wire, acct, session.MethodPassword)
+		s.Gate.SetPending(ctx, h, in.Wire, acct, session.MethodPassword, nil)
 		return Outcome{Err: s.codeFailed(acct.Name, in.IP, http.StatusUnauthorized, err), Form: CodeForm}
 	}
 	s.Count.SecondFactor("success", string(kind))
@@ -222,13 +224,16 @@ func (s *Service) Code(ctx context.Context, h http.Header, in Login) Outcome {
 	}
 	s.Gate.ClearPending(h, in.Wire)
 	s.Count.SecondFactor("success", string(kind))
+	if link, _ := gate.Holds(acct, p); link != nil {
+		in.Link, in.Via = link, link.Provider
+	}
 	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, p.Method)
 }
 
 // askCode ends a right first factor (method) of an account with a
 // second factor: no session yet, a pending sign-in, and the code step.
 func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Account, c Client, method session.Method) Outcome {
-	s.Gate.SetPending(ctx, h, c.Wire, acct, method)
+	s.Gate.SetPending(ctx, h, c.Wire, acct, method, c.Link)
 	s.Logger.Info("first factor accepted; waiting for the second factor", zap.String("user", acct.Name), zap.String("client_ip", c.IP),
 		zap.Stringer("method", method))
 	return Outcome{CodeNeeded: true}
@@ -236,7 +241,7 @@ func (s *Service) askCode(ctx context.Context, h http.Header, acct *account.Acco
 
 // signIn starts the session of a complete sign-in, counted and logged.
 func (s *Service) signIn(ctx context.Context, h http.Header, acct *account.Account, c Client, known *session.Session, factors uint8, method session.Method) Outcome {
-	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known, Via: c.Via}, factors, method)
+	sess := s.Gate.Start(ctx, h, c.Wire, acct, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: known, Link: c.Link, Via: c.Via}, factors, method)
 	s.Count.Login("success")
 	s.Logger.Info("login", zap.String("user", acct.Name), zap.String("client_ip", c.IP), zap.Uint8("factors", factors), zap.Stringer("method", method))
 	return Outcome{Session: sess}

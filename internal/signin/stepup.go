@@ -37,6 +37,10 @@ const (
 	// StepUpPasskey: the account's only second factor is a passkey: a
 	// passkey sign-in within RecentSignIn, as nothing else proves it.
 	StepUpPasskey
+	// StepUpSignIn: the account has neither a second factor nor a
+	// password (it signs in through providers) and the session is
+	// older: a sign-in within RecentSignIn.
+	StepUpSignIn
 )
 
 // StepUpOf is what a change of the session's account needs now.
@@ -44,8 +48,11 @@ func (s *Service) StepUpOf(sess *gate.Session) StepUp {
 	recent := s.Clock.Now().Sub(sess.Issued) <= RecentSignIn
 	switch {
 	case !s.guardedByFactor(sess.Account):
-		if recent {
+		switch {
+		case recent:
 			return StepUpNone
+		case !sess.Account.HasPassword():
+			return StepUpSignIn
 		}
 		return StepUpPassword
 	case recent && sess.Factors >= 2:
@@ -102,6 +109,8 @@ func (s *Service) AllowChange(ctx context.Context, sess *gate.Session, adds bool
 			return s.codeFailed(sess.User, c.IP, http.StatusForbidden, err)
 		}
 		return nil
+	case StepUpSignIn:
+		return refuse(http.StatusForbidden, "sign in again to change how you sign in (a sign-in counts for 10 minutes)")
 	}
 	return refuse(http.StatusForbidden, "sign in again with your passkey to change how you sign in (a passkey sign-in counts for 10 minutes)")
 }
@@ -143,6 +152,8 @@ func (k StepUp) AppendField(b []byte, id string) []byte {
 		return append(b, `" name="current_code" type="text" autocomplete="one-time-code" maxlength="32" required>`...)
 	case StepUpPasskey:
 		return append(b, `<p class="meta">To change this, sign in again with your passkey first.</p>`...)
+	case StepUpSignIn:
+		return append(b, `<p class="meta">To change this, sign in again first.</p>`...)
 	}
 	return b
 }
@@ -161,6 +172,9 @@ func (s *Service) Restart(ctx context.Context, h http.Header, sess *gate.Session
 	if s.Ended != nil {
 		s.Ended(sess.User, ended)
 	}
-	s.Gate.Start(ctx, h, c.Wire, sess.Account, gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User)}, 2,
-		sess.Method)
+	restarted := gate.Client{IP: c.IP, UserAgent: c.UserAgent, Known: s.Gate.KnownDevice(ctx, c.Wire, sess.User), Link: sess.Link}
+	if sess.Link != nil {
+		restarted.Via = sess.Link.Provider
+	}
+	s.Gate.Start(ctx, h, c.Wire, sess.Account, restarted, 2, sess.Method)
 }
