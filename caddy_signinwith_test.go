@@ -1,6 +1,7 @@
 package miniapp
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/testport"
+	"golang.org/x/oauth2"
 )
 
 // withSites is a built Caddy with an identity provider (this module's
@@ -100,11 +102,17 @@ func startWith(t *testing.T, github string) *withSites {
 			token_url %s/login/oauth/access_token
 			api_url %s/api
 		}
+		oidc {
+			issuer %s
+			client tool {
+				redirect_uri http://127.0.0.1/tool
+			}
+		}
 	}
 	respond "app"
 }
 `, adminPort, s.port, t.TempDir(), s.idp, adaHash, adaHash, adaHash, s.idp, oidcSecret, s.app,
-		s.app, s.accessLog, adaHash, oidc.Subject("idp", "cfg:carol"), s.idp, oidcSecret, github, github, github)
+		s.app, s.accessLog, adaHash, oidc.Subject("idp", "cfg:carol"), s.idp, oidcSecret, github, github, github, s.app)
 	file := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -288,6 +296,11 @@ func TestCaddySignInWith(t *testing.T) {
 	if resp, _ := call(t, c, "POST", s.app+"/profile/totp", "action=setup", "Origin", s.app); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a guest setting up a second factor: %d", resp.StatusCode)
 	}
+	// the app's own OpenID Connect provider signs the guest in to a tool
+	// as the subject of guest:<provider>:<id>, its ID its username
+	if claims := s.toolSignIn(t, c); claims["sub"] != oidc.Subject(defaultRealm, "guest:"+erin) || claims["preferred_username"] != erin {
+		t.Errorf("the guest's ID token at a tool: %v", claims)
+	}
 	// the admin API finds the guest by name, and signs her out
 	admin := (&ssoSites{}).browser(t)
 	if _, body := call(t, admin, "GET", s.admin+"/miniapp/sessions?user="+url.QueryEscape(erin), ""); !strings.Contains(body, `"via":"company"`) {
@@ -333,6 +346,44 @@ func TestCaddySignInWith(t *testing.T) {
 			t.Errorf("the access log holds the code %s", secret)
 		}
 	}
+}
+
+// toolSignIn signs the browser's user in to the app's client "tool"
+// (public, PKCE) and returns the ID token's claims.
+func (s *withSites) toolSignIn(t *testing.T, c *http.Client) map[string]any {
+	t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	q := url.Values{"client_id": {"tool"}, "redirect_uri": {"http://127.0.0.1/tool"}, "response_type": {"code"}, "scope": {"openid profile"},
+		"state": {"state-of-the-tool"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	target := s.app + oidc.AuthorizePath + "?" + q.Encode()
+	for range 4 {
+		resp, _ := call(t, c, "GET", target, "", "Accept", "text/html")
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("GET %s: %d", target, resp.StatusCode)
+		}
+		if target = loc.String(); strings.HasPrefix(target, "http://127.0.0.1/tool?") {
+			break
+		}
+	}
+	back, _ := url.Parse(target)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {"http://127.0.0.1/tool"},
+		"client_id": {"tool"}, "code_verifier": {verifier}}
+	resp, body := call(t, c, "POST", s.app+oidc.TokenPath, form.Encode())
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	_ = json.Unmarshal([]byte(body), &tok)
+	parts := strings.Split(tok.IDToken, ".")
+	if resp.StatusCode != http.StatusOK || len(parts) != 3 {
+		t.Fatalf("the tool's token: %d %s", resp.StatusCode, body)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	claims := map[string]any{}
+	if err != nil || json.Unmarshal(payload, &claims) != nil {
+		t.Fatalf("the ID token's payload: %v", err)
+	}
+	return claims
 }
 
 // fakeGitHub is GitHub's OAuth and user API for user 1234567: its

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -26,8 +28,14 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 		return nil, err
 	}
 	h.site.CSP = strings.Replace(h.site.Policy(), "form-action 'self'", "form-action 'self' "+strings.Join(h.OIDC.FormActions(), " "), 1)
-	p, err := oidc.New(ctx, h.OIDC, oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records,
-		Keys: h.keys, Clock: h.clock, Logger: h.logger, Counter: openIDCounter(h.Realm)})
+	o := oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records, Keys: h.keys, Clock: h.clock,
+		Logger: h.logger, Counter: openIDCounter(h.Realm)}
+	if h.Guests != nil {
+		o.Guests = func(user string, g *session.Guest) (*account.Account, bool) {
+			return h.signin.GuestAccount(&session.Session{User: user, Guest: g})
+		}
+	}
+	p, err := oidc.New(ctx, h.OIDC, o)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +114,7 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 	if sess != nil {
 		signed = &oidc.Signed{User: sess.User, Account: sess.Account.ID, Groups: sess.Account.Groups,
 			HasFactor: h.signin.HasFactor(sess.Account), Session: sess.ID, Expires: sess.Expires, Counter: sess.Counter,
-			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors, Method: sess.Method, Guest: sess.Guest != nil}
+			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors, Method: sess.Method, Guest: sess.Guest}
 	}
 	d := h.provider.Finish(id, signed)
 	switch d.Step {

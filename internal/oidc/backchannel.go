@@ -33,6 +33,9 @@ type sessionGrant struct {
 	// its client was told the account ended (Sweep).
 	Account []byte `json:"account,omitempty"`
 	Told    bool   `json:"told,omitempty"`
+	// Guest is what a guest's provider said, nil for a configured
+	// account.
+	Guest *session.Guest `json:"guest,omitempty"`
 }
 
 // maxSessionGrants bounds the sessions a user's grants record keeps.
@@ -70,7 +73,7 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 			list.Sessions = list.Sessions[1:]
 		}
 		list.Sessions = append(list.Sessions, sessionGrant{Client: c.ID, Session: sid, Until: time.Unix(t.Grant.SessionExpires, 0),
-			Account: t.Grant.Account})
+			Account: t.Grant.Account, Guest: t.Grant.Guest})
 		return nil
 	})
 }
@@ -97,20 +100,36 @@ func (p *Provider) LoggedOut(user string, ended []byte) {
 			clients = append(clients, g.Client)
 		}
 	}
-	p.tell(user, clients, ended)
+	p.tell(user, list.guest(), clients, ended)
+}
+
+// guest is what the provider of a guest whose record this is said: the
+// newest of its entries; nil for a configured account's.
+func (l *grantList) guest() *session.Guest {
+	for i := len(l.Sessions) - 1; i >= 0; i-- {
+		if g := l.Sessions[i].Guest; g != nil {
+			return g
+		}
+	}
+	for i := len(l.Grants) - 1; i >= 0; i-- {
+		if g := l.Grants[i].Guest; g != nil {
+			return g
+		}
+	}
+	return nil
 }
 
 // tell sends the clients with a back-channel logout URI a logout token
 // of the user's session (ended nil: of every session), in the
-// background.
-func (p *Provider) tell(user string, clients []string, ended []byte) {
+// background; guest is nil for a configured account.
+func (p *Provider) tell(user string, guest *session.Guest, clients []string, ended []byte) {
 	slices.Sort(clients)
 	for _, id := range slices.Compact(clients) {
 		c := p.cfg.client(id)
 		if c == nil || c.BackchannelLogoutURI == "" {
 			continue
 		}
-		token, err := p.logoutToken(c.ID, p.subjectOf(user), ended)
+		token, err := p.logoutToken(c.ID, p.subjectOf(user, guest != nil), ended)
 		if err != nil {
 			p.logger.Error("back-channel logout: no logout token", zap.String("client", c.ID), zap.Error(err))
 			continue
@@ -142,12 +161,17 @@ func (p *Provider) Sweep(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		acct, ok := p.accounts.Lookup(user)
+		list, err := p.grantsOf(user)
+		if err != nil {
+			continue
+		}
+		guest := list.guest()
+		acct, ok := p.accountOf(user, guest)
 		ended := func(account []byte, until time.Time, told bool) bool {
 			return !told && now.Before(until) && (!ok || account != nil && !bytes.Equal(account, acct.ID[:]))
 		}
 		var clients []string
-		err := p.swapGrants(ctx, user, func(list *grantList) error {
+		err = p.swapGrants(ctx, user, func(list *grantList) error {
 			clients = nil
 			for i := range list.Grants {
 				if e := &list.Grants[i]; ended(e.Account, e.Until, e.Told) {
@@ -174,7 +198,7 @@ func (p *Provider) Sweep(ctx context.Context) {
 			clients = slices.Compact(clients)
 			p.logger.Info("telling apps: the user was removed from the config or has a new password",
 				zap.String("user", user), zap.Strings("clients", clients))
-			p.tell(user, clients, nil)
+			p.tell(user, guest, clients, nil)
 		}
 	}
 }

@@ -2,8 +2,11 @@ package oidc
 
 import (
 	"context"
+
 	"crypto/sha256"
 	"encoding/base64"
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"slices"
 	"time"
 
@@ -11,8 +14,27 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// subjectOf is the sub of a configured account.
-func (p *Provider) subjectOf(user string) string { return Subject(p.realm, "cfg:"+user) }
+// subjectOf is the sub of a configured account (key cfg:<name>) or of
+// a guest (key guest:<provider>:<id>).
+func (p *Provider) subjectOf(user string, guest bool) string {
+	if guest {
+		return Subject(p.realm, "guest:"+user)
+	}
+	return Subject(p.realm, "cfg:"+user)
+}
+
+// accountOf is the account of a grant's user as the config has it now:
+// a configured account, or a guest the guests block still admits with
+// what its provider said.
+func (p *Provider) accountOf(user string, guest *session.Guest) (*account.Account, bool) {
+	if guest == nil {
+		return p.accounts.Lookup(user)
+	}
+	if p.guests == nil {
+		return nil, false
+	}
+	return p.guests(user, guest)
+}
 
 // Claims are what an account's scopes show a client: profile
 // (preferred_username, name), email (email, email_verified: a configured
@@ -28,14 +50,16 @@ type Claims struct {
 	Groups []string `json:"groups,omitzero"`
 }
 
-// claimsOf are the claims of sub's account for the scopes; an account
-// gone from the config has none.
-func (p *Provider) claimsOf(sub string, scopes []string) (Claims, error) {
-	acct, ok := p.accounts.Lookup(p.subjects[sub])
+// claimsOf are the claims of the grant's account for the scopes; an
+// account gone from the config (a guest it no longer admits) has none.
+// A guest's preferred_username is its ID (<provider>:<id>), never the
+// name it has at its provider, which could be a configured user's.
+func (p *Provider) claimsOf(g *Grant, scopes []string) (Claims, error) {
+	acct, ok := p.accountOf(g.User, g.Guest)
 	if !ok {
 		return Claims{}, errNotLive
 	}
-	c := Claims{Subject: sub}
+	c := Claims{Subject: g.Subject}
 	for _, scope := range scopes {
 		switch scope {
 		case oidc.ScopeProfile:
@@ -52,9 +76,9 @@ func (p *Provider) claimsOf(sub string, scopes []string) (Claims, error) {
 }
 
 // claims fills the library's info (an ID token's, introspection's) with
-// the claims of sub's account for the scopes.
-func (p *Provider) claims(info *oidc.UserInfo, sub string, scopes []string) error {
-	c, err := p.claimsOf(sub, scopes)
+// the claims of the grant's account for the scopes.
+func (p *Provider) claims(info *oidc.UserInfo, g *Grant, scopes []string) error {
+	c, err := p.claimsOf(g, scopes)
 	if err != nil {
 		return err
 	}
@@ -66,10 +90,11 @@ func (p *Provider) claims(info *oidc.UserInfo, sub string, scopes []string) erro
 	return nil
 }
 
-// SetUserinfoFromRequest adds to an ID token the sid of the browser
-// session it was issued through, which end_session and back-channel
-// logout name it by, and to a refreshed one the acr of its sign-in.
-func (storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+// SetUserinfoFromRequest fills an ID token's claims by scope from its
+// grant, and adds the sid of the browser session it was issued through,
+// which end_session and back-channel logout name it by, and to a
+// refreshed one the acr of its sign-in.
+func (s storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	var g *Grant
 	switch r := req.(type) {
 	case *request:
@@ -81,9 +106,13 @@ func (storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, re
 			info.AppendClaims("acr", g.ACR)
 		}
 	}
-	if g != nil {
-		info.AppendClaims("sid", SessionID(g.Session))
+	if g == nil {
+		return errNotLive
 	}
+	if err := s.p.claims(info, g, scopes); err != nil {
+		return err
+	}
+	info.AppendClaims("sid", SessionID(g.Session))
 	return nil
 }
 

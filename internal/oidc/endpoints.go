@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -132,8 +131,7 @@ func (p *Provider) userinfoOf(r *http.Request) (c Claims, came bool, err error) 
 	if !ok {
 		return Claims{}, true, errNotLive
 	}
-	_, sub, _ := strings.Cut(plain, ":")
-	c, err = p.claimsOf(sub, t.Scopes)
+	c, err = p.claimsOf(&t.Grant, t.Scopes)
 	return c, true, err
 }
 

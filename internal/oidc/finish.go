@@ -28,9 +28,11 @@ type Signed struct {
 	Issued     time.Time
 	Factors    uint8
 	Method     session.Method
-	// Guest: the session is a guest's (sign_in_with's guests), whom
-	// the provider does not sign in to apps.
-	Guest bool
+	// Guest is what a guest's provider said (sign_in_with's guests), nil
+	// for a configured account: a guest's grant carries it, its sub is
+	// derived from guest:<provider>:<id>, and it is live while the
+	// config admits the guest.
+	Guest *session.Guest
 }
 
 // Step is what the route does with an authorization request at its
@@ -82,15 +84,12 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 		return again(oidc.ErrLoginRequired())
 	}
 	fresh := !s.Issued.Before(time.Unix(r.Created, 0))
-	if r.Hint != "" && r.Hint != p.subjectOf(s.User) && !fresh {
+	sub := p.subjectOf(s.User, s.Guest != nil)
+	if r.Hint != "" && r.Hint != sub && !fresh {
 		return again(oidc.ErrLoginRequired().WithDescription("another user is signed in"))
 	}
 	if r.MaxAge != nil && s.Issued.Before(time.Unix(r.Created, 0).Add(-time.Duration(*r.MaxAge)*time.Second)) && !fresh {
 		return again(oidc.ErrLoginRequired().WithDescription("the session is older than max_age"))
-	}
-	if s.Guest {
-		p.refused(c.ID, "guest")
-		return Decision{Step: Respond, req: r, err: oidc.ErrAccessDenied().WithDescription("a guest of this site may not sign in to its apps")}
 	}
 	if !c.member(s.Groups) {
 		p.refused(c.ID, "groups")
@@ -108,7 +107,7 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 			return again(oidc.ErrInteractionRequired().WithDescription("this app needs a sign-in with a second factor"))
 		}
 	}
-	g := &Grant{ID: session.Random(16), User: s.User, Subject: p.subjectOf(s.User), Account: s.Account[:], Counter: s.Counter,
+	g := &Grant{ID: session.Random(16), User: s.User, Subject: sub, Guest: s.Guest, Account: s.Account[:], Counter: s.Counter,
 		Generation: s.Generation, Session: s.Session[:], SessionExpires: s.Expires.Unix(), AuthTime: s.Issued.Unix(),
 		Factors: s.Factors, Method: uint8(s.Method), Expires: now.Add(CodeLifetime).Unix()}
 	if r.ACR == ACRMultiFactor && s.Factors >= 2 {

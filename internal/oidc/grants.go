@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -49,6 +50,9 @@ type grantEntry struct {
 	Generation uint64 `json:"generation"`
 	// Told: its client was told the account ended (Sweep).
 	Told bool `json:"told,omitempty"`
+	// Guest is what a guest's provider said, nil for a configured
+	// account.
+	Guest *session.Guest `json:"guest,omitempty"`
 }
 
 // grantList is the record of a user's grants.
@@ -92,7 +96,8 @@ func (p *Provider) addGrant(ctx context.Context, t *token) error {
 			list.Grants = slices.DeleteFunc(list.Grants, func(e grantEntry) bool { return e.ID == oldest.ID })
 		}
 		list.Grants = append(list.Grants, grantEntry{GrantInfo: GrantInfo{ID: hex.EncodeToString(g.ID), Client: t.ClientID,
-			Created: now, Used: now, Until: time.Unix(g.Until, 0)}, Account: g.Account, Counter: g.Counter, Generation: g.Generation})
+			Created: now, Used: now, Until: time.Unix(g.Until, 0)}, Account: g.Account, Counter: g.Counter, Generation: g.Generation,
+			Guest: g.Guest})
 		return nil
 	})
 	for _, e := range dropped {
@@ -203,9 +208,9 @@ func (p *Provider) Grants(user string) ([]GrantInfo, error) {
 		return nil, err
 	}
 	now := p.clock.Now()
-	acct, ok := p.accounts.Lookup(user)
 	var live []GrantInfo
 	for _, e := range list.Grants {
+		acct, ok := p.accountOf(user, e.Guest)
 		id, err := hex.DecodeString(e.ID)
 		if err == nil && len(id) == 16 && ok && acct.ID == [16]byte(e.Account) && now.Before(e.Until) &&
 			!p.shared.Revoked(store.AccountID(acct.ID), [16]byte(id), e.Until, e.Counter, e.Generation) {

@@ -65,8 +65,9 @@ type Provider struct {
 	records  *records.Store
 	seal     *session.Keyring
 	clock    *session.Clock
-	// subjects maps each account's sub to its name
-	subjects map[string]string
+	// guests is the account of a guest the config admits, nil without
+	// guests
+	guests func(user string, g *session.Guest) (*account.Account, bool)
 	// secrets are the confidential clients' secrets, hashed
 	secrets map[string][32]byte
 	op      *op.Provider
@@ -96,6 +97,10 @@ type Options struct {
 	// Realm names the realm; Accounts are its accounts.
 	Realm    string
 	Accounts *account.Set
+	// Guests is the account of a guest (a user named <provider>:<id>
+	// with what its provider said) while the config admits it; nil
+	// without a guests block.
+	Guests func(user string, g *session.Guest) (*account.Account, bool)
 	// Shared is the realm's store, Records its sealed records.
 	Shared  *store.Realm
 	Records *records.Store
@@ -114,12 +119,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*Provider, error) {
 		o.Logger = zap.NewNop()
 	}
 	p := &Provider{cfg: cfg, realm: o.Realm, accounts: o.Accounts, shared: o.Shared, records: o.Records, seal: o.Keys, clock: o.Clock,
-		subjects: map[string]string{}, secrets: map[string][32]byte{}, logger: o.Logger, counter: o.Counter,
+		guests: o.Guests, secrets: map[string][32]byte{}, logger: o.Logger, counter: o.Counter,
 		http:   &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		opened: accessCache{seed: maphash.MakeSeed()}}
-	for acct := range o.Accounts.All() {
-		p.subjects[Subject(o.Realm, "cfg:"+acct.Name)] = acct.Name
-	}
 	var origins []string
 	for _, c := range cfg.Clients {
 		if !c.Public() {

@@ -626,11 +626,6 @@ func TestFinish(t *testing.T) {
 	if d := f.p.Finish(start("vault", vault, nil), one); d.Step != SignIn {
 		t.Errorf("one factor of two, for a client that needs both: %+v", d)
 	}
-	guest := f.signed(f.bob, 1)
-	guest.Guest = true
-	if loc := f.respond(t, start("cli", cliURI, nil), guest); loc.Query().Get("error") != "access_denied" {
-		t.Errorf("a guest: %s", loc)
-	}
 	if loc := f.respond(t, start("vault", vault, nil), f.signed(f.bob, 1)); loc.Query().Get("error") != "access_denied" {
 		t.Errorf("no second factor at all: %s", loc)
 	}

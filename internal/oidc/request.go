@@ -47,12 +47,15 @@ type request struct {
 // and stays the ID of every token of the grant, rotated refresh tokens
 // included: revoking it ends them all.
 type Grant struct {
-	ID         []byte `json:"id"`
-	User       string `json:"u"`
-	Subject    string `json:"sub"`
-	Account    []byte `json:"a"`
-	Counter    uint32 `json:"n"`
-	Generation uint64 `json:"gen"`
+	ID      []byte `json:"id"`
+	User    string `json:"u"`
+	Subject string `json:"sub"`
+	// Guest is what a guest's provider said, nil for a configured
+	// account.
+	Guest      *session.Guest `json:"g,omitempty"`
+	Account    []byte         `json:"a"`
+	Counter    uint32         `json:"n"`
+	Generation uint64         `json:"gen"`
 	// Session and SessionExpires name the browser session: its logout
 	// ends the grant's tokens, except a refresh token's.
 	Session        []byte `json:"sid"`

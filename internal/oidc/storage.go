@@ -195,7 +195,7 @@ func (s storage) TokenRequestByRefreshToken(_ context.Context, value string) (op
 		}
 		return nil, op.ErrInvalidRefreshToken
 	}
-	return &refreshRequest{token: t, subject: s.p.subjectOf(t.Grant.User)}, nil
+	return &refreshRequest{token: t, subject: t.Grant.Subject}, nil
 }
 
 // TerminateSession is never called: the module serves end_session.
@@ -227,7 +227,7 @@ func (s storage) GetRefreshTokenInfo(_ context.Context, clientID, value string) 
 	if !ok || t.ClientID != clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return s.p.subjectOf(t.Grant.User), value, nil
+	return t.Grant.Subject, value, nil
 }
 
 // SigningKey is the key that signs now.
@@ -280,29 +280,30 @@ func (s storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) e
 	return nil
 }
 
-// SetUserinfoFromScopes fills an ID token's claims by scope.
-func (s storage) SetUserinfoFromScopes(_ context.Context, info *oidc.UserInfo, sub, _ string, scopes []string) error {
-	return s.p.claims(info, sub, scopes)
+// SetUserinfoFromScopes leaves an ID token's claims to
+// SetUserinfoFromRequest, which has its grant.
+func (storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
 }
 
 // SetUserinfoFromToken fills userinfo's claims for a live access token.
-func (s storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, id, sub, _ string) error {
+func (s storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, id, _, _ string) error {
 	t, ok := s.p.opened.open(s.p.seal, id)
 	if !ok || !s.p.live(t, s.p.clock.Now()) {
 		return errNotLive
 	}
-	return s.p.claims(info, sub, t.Scopes)
+	return s.p.claims(info, &t.Grant, t.Scopes)
 }
 
 // SetIntrospectionFromToken describes a live access token to its own
 // client.
-func (s storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.IntrospectionResponse, id, sub, clientID string) error {
+func (s storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.IntrospectionResponse, id, _, clientID string) error {
 	t, ok := s.p.opened.open(s.p.seal, id)
 	if !ok || t.ClientID != clientID || !s.p.live(t, s.p.clock.Now()) {
 		return errNotLive
 	}
 	info := new(oidc.UserInfo)
-	if err := s.p.claims(info, sub, t.Scopes); err != nil {
+	if err := s.p.claims(info, &t.Grant, t.Scopes); err != nil {
 		return err
 	}
 	resp.SetUserInfo(info)

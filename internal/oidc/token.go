@@ -71,7 +71,7 @@ func (p *Provider) live(t *token, now time.Time) bool {
 	if !now.Before(time.Unix(t.Expires, 0)) || len(g.ID) != 16 || len(g.Session) != 16 || len(g.Account) != 16 {
 		return false
 	}
-	acct, ok := p.accounts.Lookup(g.User)
+	acct, ok := p.accountOf(g.User, g.Guest)
 	c := p.cfg.client(t.ClientID)
 	if !ok || acct.ID != [16]byte(g.Account) || c == nil || !c.admits(acct.Groups, g.Factors) {
 		return false

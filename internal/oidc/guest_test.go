@@ -1,0 +1,70 @@
+package oidc
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+)
+
+// TestGuest: a guest (a user a provider vouched for, without an account
+// here) signs in to an app as its own subject, keyed
+// guest:<provider>:<id>: its ID as preferred_username (never its name at
+// the provider, which may be a configured user's), its name, verified
+// address and groups (the given and the prefixed ones, so a client's
+// local groups are never met by a provider's); its tokens live while
+// the config admits it.
+func TestGuest(t *testing.T) {
+	f := newFixture(t)
+	admitted := true
+	f.p.guests = func(user string, g *session.Guest) (*account.Account, bool) {
+		if !admitted {
+			return nil, false
+		}
+		groups := []string{"readers"}
+		for _, group := range g.Groups {
+			groups = append(groups, "company:"+group)
+		}
+		return account.Guest("r", user, g.Name, g.Email, groups), true
+	}
+	claims := &session.Guest{Name: "ada", Email: "erin@example.test", Groups: []string{"staff"}}
+	acct, _ := f.p.guests("company:sub-erin", claims)
+	s := f.signed(acct, 1)
+	s.Guest = claims
+	tok := f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid profile email groups", s))
+	if tok.status != http.StatusOK || tok.IDToken == "" {
+		t.Fatalf("token: %+v", tok)
+	}
+	id := f.idClaims(t, tok.IDToken)
+	sub := Subject("r", "guest:company:sub-erin")
+	if id["sub"] != sub || sub == Subject("r", "cfg:company:sub-erin") || id["preferred_username"] != "company:sub-erin" || id["name"] != "ada" ||
+		id["email"] != "erin@example.test" {
+		t.Errorf("a guest's ID token: %v", id)
+	}
+	if groups, _ := json.Marshal(id["groups"]); string(groups) != `["readers","company:staff"]` {
+		t.Errorf("a guest's groups: %s", groups)
+	}
+	if status, info, _ := f.userinfo(tok.AccessToken); status != http.StatusOK || info["sub"] != sub || info["preferred_username"] != "company:sub-erin" {
+		t.Errorf("a guest's userinfo: %d %v", status, info)
+	}
+	// grafana wants the local group staff, which company:staff is not
+	if loc := f.respond(t, start(t, f, "grafana", grafanaURI), s); loc.Query().Get("error") != "access_denied" {
+		t.Errorf("a guest of the provider's staff at a client of the local staff: %s", loc)
+	}
+	admitted = false
+	if status, _, _ := f.userinfo(tok.AccessToken); status != http.StatusUnauthorized {
+		t.Errorf("a guest the config no longer admits: userinfo %d", status)
+	}
+}
+
+// start is an authorization request's ID at the callback.
+func start(t *testing.T, f *fixture, clientID, redirect string) string {
+	t.Helper()
+	id, w := f.authorize(t, query(clientID, redirect, "openid"))
+	if id == "" {
+		t.Fatalf("authorize: %d %s", w.Code, w.Body)
+	}
+	return id
+}
