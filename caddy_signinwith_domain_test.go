@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/testport"
 )
@@ -17,7 +18,9 @@ import (
 // provider at the login site is one sign-in for every app of the
 // domain: an app behind forward_auth sends the browser to the login
 // page, GitHub's preset signs grace in there, and the browser lands on
-// the app's page as grace.
+// the app's page as grace. A GitHub guest's address counts only where
+// GitHub verified it, and the callback's code reaches no log, the
+// error log of a refused callback neither.
 func TestCaddySignInWithDomain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: runs the built Caddy")
@@ -26,6 +29,7 @@ func TestCaddySignInWithDomain(t *testing.T) {
 	port := testport.Free(t)
 	auth := fmt.Sprintf("auth.example.test:%d", port)
 	config := fmt.Sprintf(`{
+	debug
 	admin localhost:%d
 	http_port %d
 	auto_https off
@@ -45,8 +49,15 @@ http://%s {
 			token_url %s/login/oauth/access_token
 			api_url %s/api
 		}
+		guests {
+			from github
+			email_domains example.test
+		}
 	}
 	respond "auth site"
+	handle_errors {
+		respond "{err.status_code} {err.message}"
+	}
 }
 http://app1.example.test:%d {
 	forward_auth 127.0.0.1:%d {
@@ -97,5 +108,40 @@ http://app1.example.test:%d {
 	}
 	if resp, body := call(t, c, "GET", page, "", "Accept", "text/html"); resp.StatusCode != http.StatusOK || body != "app1 user=grace" {
 		t.Errorf("the app after the sign-in: %d %q", resp.StatusCode, body)
+	}
+
+	// guests from GitHub at example.test: erin's primary address there
+	// is unverified, fay's verified
+	for as, want := range map[string]string{"unverified": "", "verified": "github:7654322"} {
+		c := sites.browser(t)
+		resp, _ := call(t, c, "GET", sites.url("auth", "/login/with/github?next=%2Fprofile"), "", "Accept", "text/html")
+		at, err := resp.Location()
+		if err != nil {
+			t.Fatalf("start: %d", resp.StatusCode)
+		}
+		resp, _ = call(t, c, "GET", at.String()+"&as="+as, "")
+		back, err := resp.Location()
+		if err != nil {
+			t.Fatalf("the fake GitHub: %d", resp.StatusCode)
+		}
+		resp, _ = call(t, c, "GET", back.String(), "", "Accept", "text/html")
+		if _, body := call(t, c, "GET", page, ""); want == "" && resp.StatusCode != http.StatusForbidden || want != "" && body != "app1 user="+want {
+			t.Errorf("the GitHub guest with a primary address %s: %d, app1 says %q", as, resp.StatusCode, body)
+		}
+	}
+
+	// a refused callback's code stays out of Caddy's logs, its error
+	// log too (debug, with handle_errors): the module answers and logs
+	// it itself
+	state := strings.Repeat("s", 43)
+	resp, body = call(t, c, "GET", sites.url("auth", "/login/with/github/callback?state="+state+"%zz&code=leaked-code-1"), "")
+	if resp.StatusCode != http.StatusBadRequest || body != "invalid percent-encoding in parameters\n" {
+		t.Errorf("a callback with a bad escape: %d %q", resp.StatusCode, body)
+	}
+	// Caddy's error log writes its line after the answer
+	time.Sleep(200 * time.Millisecond)
+	out := sites.process.out.String()
+	if !strings.Contains(out, `"msg":"sign-in through a provider refused","path":"/login/with/github/callback"`) || strings.Contains(out, "leaked-code-1") || strings.Contains(out, "gh-code") {
+		t.Errorf("Caddy's log of the callbacks holds a code, or no line of them:\n%s", out)
 	}
 }

@@ -386,8 +386,22 @@ func (s *withSites) toolSignIn(t *testing.T, c *http.Client) map[string]any {
 	return claims
 }
 
-// fakeGitHub is GitHub's OAuth and user API for user 1234567: its
-// authorize sends the browser straight back with a code.
+// ghUsers are the fake GitHub's users by the authorize URL's as=: grace
+// (1234567) by default, whose primary address is unverified, and two
+// more at example.test, one with it unverified.
+var ghUsers = map[string]struct {
+	id       int
+	login    string
+	email    string
+	verified bool
+}{
+	"":           {1234567, "grace-h", "grace@example.test", false},
+	"unverified": {7654321, "erin-gh", "erin@example.test", false},
+	"verified":   {7654322, "fay-gh", "fay@example.test", true},
+}
+
+// fakeGitHub is GitHub's OAuth and user API for the users of ghUsers:
+// its authorize sends the browser straight back with a code.
 func fakeGitHub(t *testing.T) *httptest.Server {
 	t.Helper()
 	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -398,22 +412,32 @@ func fakeGitHub(t *testing.T) *httptest.Server {
 				http.Error(w, "bad request", http.StatusBadRequest)
 				return
 			}
-			http.Redirect(w, r, q.Get("redirect_uri")+"?code=gh-code&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+			// as= picks another user: the test adds it to the URL
+			code := "gh-code" + q.Get("as")
+			http.Redirect(w, r, q.Get("redirect_uri")+"?code="+code+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
 		case "/login/oauth/access_token":
 			id, secret, _ := r.BasicAuth()
 			if id == "" {
 				id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 			}
-			if id != "gh-app" || secret != "gh-secret" || r.PostFormValue("code") != "gh-code" || r.PostFormValue("code_verifier") == "" {
+			as, ok := strings.CutPrefix(r.PostFormValue("code"), "gh-code")
+			if id != "gh-app" || secret != "gh-secret" || !ok || ghUsers[as].id == 0 || r.PostFormValue("code_verifier") == "" {
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"access_token":"gho_t","token_type":"bearer"}`))
-		case "/api/user":
-			_, _ = w.Write([]byte(`{"id":1234567,"login":"grace-h","name":"Grace"}`))
-		case "/api/user/emails":
-			_, _ = w.Write([]byte(`[{"email":"grace@example.test","primary":true,"verified":false}]`))
+			_, _ = w.Write([]byte(`{"access_token":"gho_` + as + `","token_type":"bearer"}`))
+		case "/api/user", "/api/user/emails":
+			u := ghUsers[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer gho_")]
+			if u.id == 0 {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			if r.URL.Path == "/api/user" {
+				_, _ = fmt.Fprintf(w, `{"id":%d,"login":"%s","name":"%s"}`, u.id, u.login, u.login)
+				return
+			}
+			_, _ = fmt.Fprintf(w, `[{"email":"%s","primary":true,"verified":%v},{"email":"x@example.test","primary":false,"verified":true}]`, u.email, u.verified)
 		default:
 			http.NotFound(w, r)
 		}

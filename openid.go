@@ -115,6 +115,10 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 		signed = &oidc.Signed{User: sess.User, Account: sess.Account.ID, Groups: sess.Account.Groups,
 			HasFactor: h.signin.HasFactor(sess.Account), Session: sess.ID, Expires: sess.Expires, Counter: sess.Counter,
 			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors, Method: sess.Method, Guest: sess.Guest}
+		if sess.Link != nil {
+			tag := sess.Account.LinkTag(*sess.Link)
+			signed.Link = tag[:]
+		}
 	}
 	d := h.provider.Finish(id, signed)
 	switch d.Step {

@@ -2,6 +2,7 @@ package miniapp
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -118,8 +119,7 @@ func (h *Handler) providerLinks(next string) []web.ProviderLink {
 // signInWith starts a sign-in through a provider (GET
 // /login/with/<name>?next=…: the flow's cookie, then 302 to the
 // provider) or finishes it at the provider's callback (GET
-// /login/with/<name>/callback): the flow read once and used once, the
-// code exchanged, the identity signed in as any login.
+// /login/with/<name>/callback).
 func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
 	name, tail, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, signInWithPrefix), "/")
 	var p *idp.Provider
@@ -155,9 +155,20 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 		return nil
 	}
 	// the code is the provider's secret for this site, and Caddy's
-	// access log records the query: this request is logged by the
-	// sign-in, without it
+	// access and error logs record the URI: the callback is logged by the
+	// sign-in, without it, and answered here, never through handle_errors
 	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	if err := h.signInWithCallback(w, r, in, p, callback); err != nil {
+		h.logger.Warn("sign-in through a provider refused", zap.String("path", r.URL.Path), zap.String("client_ip", in.Client), zap.Error(err))
+		return h.site.Refuse(w, r, in.Format, err)
+	}
+	return nil
+}
+
+// signInWithCallback finishes a sign-in at the provider's callback: the
+// flow its state names, read once and used once, the code exchanged,
+// the identity signed in as any login.
+func (h *Handler) signInWithCallback(w http.ResponseWriter, r *http.Request, in web.Request, p *idp.Provider, callback string) error {
 	q, err := web.QueryFields(r.URL.RawQuery, "code", "state", "iss", "error")
 	if err != nil {
 		return err
@@ -171,9 +182,11 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 	if err != nil {
 		return h.signInWithFailed(w, r, in, "", err)
 	}
-	// used once, on every node within the store's window (at once with
-	// Redis), before its code is
-	if h.shared.RevokedID(f.ID(), f.ExpiresAt()) {
+	// used once, before its code is: at once on this node (and on every
+	// node with Redis), on every node within the store's window
+	flowID := f.ID()
+	used, _, err := h.shared.Strike(r.Context(), "sign-in-with:"+hex.EncodeToString(flowID[:]), 1, idp.FlowLifetime)
+	if err == nil && used > 1 || h.shared.RevokedID(f.ID(), f.ExpiresAt()) {
 		return h.signInWithFailed(w, r, in, f.Next, &idp.Error{Status: http.StatusBadRequest, Reason: "this sign-in was finished already; start again"})
 	}
 	h.shared.Revoke(r.Context(), f.ID(), f.ExpiresAt())
@@ -193,8 +206,9 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 }
 
 // signInWithFailed answers a sign-in through a provider that could not
-// go on: the login page with the reason for a browser, the status and
-// reason otherwise.
+// go on, logged: the login page with the reason for a browser, the
+// status and reason otherwise, never through handle_errors (see
+// signInWith).
 func (h *Handler) signInWithFailed(w http.ResponseWriter, r *http.Request, in web.Request, next string, err error) error {
 	failed, ok := errors.AsType[*idp.Error](err)
 	if !ok {
@@ -204,7 +218,7 @@ func (h *Handler) signInWithFailed(w http.ResponseWriter, r *http.Request, in we
 	h.logger.Warn("sign-in through a provider failed", zap.String("path", r.URL.Path), zap.Int("status", failed.Status),
 		zap.String("reason", failed.Reason), zap.String("client_ip", in.Client), zap.NamedError("cause", failed.Cause))
 	if in.Format != web.HTML {
-		return web.Reject(failed.Status, failed.Reason)
+		return h.site.Refuse(w, r, in.Format, web.Reject(failed.Status, failed.Reason))
 	}
 	return h.site.Render(w, r, failed.Status, "login.html", web.PageData{Title: "Sign in", Error: failed.Reason, Next: next,
 		Passkey: h.passkeys != nil, Providers: h.providerLinks(next)})

@@ -229,9 +229,21 @@ func (l Link) IsEmail() bool { return strings.Contains(l.Subject, "@") }
 // an ID that looks like an address never matches an e-mail link.
 func (l Link) key() Link {
 	if l.IsEmail() {
-		l.Subject = "email\x00" + strings.ToLower(l.Subject)
+		l.Subject = "email\x00" + asciiLower(l.Subject)
 	}
 	return l
+}
+
+// asciiLower is s with its ASCII letters in lower case: addresses are
+// compared so, and any other letter exactly (Unicode's lower case would
+// make the Kelvin sign a k).
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }
 
 // Linked is the account linked to an identity's stable ID at a
@@ -248,7 +260,7 @@ func (s *Set) Linked(provider, id string) (*Account, bool) {
 // case) at a provider, which the caller may use only where the provider
 // vouches for the address and its block allows linking by it.
 func (s *Set) LinkedByEmail(provider, email string) (*Account, bool) {
-	acct, ok := s.links[Link{provider, "email\x00" + strings.ToLower(email)}]
+	acct, ok := s.links[Link{provider, "email\x00" + asciiLower(email)}]
 	return acct, ok
 }
 

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -17,10 +18,29 @@ import (
 // flowSuffix ends the flow cookies' names, before the flow's key.
 const flowSuffix = "_with_"
 
+// maxFlows bounds the flows a browser holds: a page that starts
+// sign-ins again and again must not fill the browser's cookies for the
+// site (and every request's Cookie header).
+const maxFlows = 3
+
 // SetFlow sends the sealed flow of a sign-in through a provider, under
-// its key.
+// its key, and deletes the oldest flows the browser holds beyond
+// maxFlows.
 func (g *Gate) SetFlow(h http.Header, wire Wire, key, sealed string, lifetime time.Duration) {
-	setCookie(h, cookie{name: g.ownName(wire, flowSuffix+key), value: sealed, maxAge: int(lifetime.Seconds()), secure: wire.Secure,
+	prefix := g.ownName(wire, flowSuffix)
+	var held []string
+	for _, line := range wire.Cookies {
+		for part := range strings.SplitSeq(line, ";") {
+			if name, _, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.HasPrefix(name, prefix) {
+				held = append(held, name)
+			}
+		}
+	}
+	// browsers send the cookies of one path oldest first
+	for _, name := range held[:max(len(held)-(maxFlows-1), 0)] {
+		setCookie(h, cookie{name: name, maxAge: -1, secure: wire.Secure, sameSite: http.SameSiteLaxMode})
+	}
+	setCookie(h, cookie{name: prefix + key, value: sealed, maxAge: int(lifetime.Seconds()), secure: wire.Secure,
 		sameSite: http.SameSiteLaxMode})
 }
 

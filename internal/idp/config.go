@@ -98,6 +98,10 @@ type Provider struct {
 // Connect.
 func (p *Provider) IsGitHub() bool { return p.Name == GitHub }
 
+// isGoogle reports whether the provider is Google: the preset, or any
+// block with Google's issuer.
+func (p *Provider) isGoogle() bool { return p.Name == Google || p.Issuer == googleIssuer }
+
 // ParseProvider reads a `sign_in_with` block:
 //
 //	sign_in_with <name> {

@@ -6,7 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -49,10 +51,15 @@ type Service struct {
 	client    *http.Client
 
 	// discovered holds each OpenID Connect provider's discovery, once it
-	// answered
+	// answered; failed, when its last try failed
 	mu         sync.Mutex
 	discovered map[string]*discovery
+	failed     map[string]time.Time
 }
+
+// retryDiscovery is how long a provider whose discovery failed is not
+// asked again: starting sign-ins must not hammer it.
+const retryDiscovery = 10 * time.Second
 
 // discovery is what an OpenID Connect provider's discovery document
 // says.
@@ -64,7 +71,8 @@ type discovery struct {
 
 // New makes the service of validated providers.
 func New(providers []Provider, keys *session.Keyring, clock *session.Clock) *Service {
-	s := &Service{keys: keys, clock: clock, client: &http.Client{Timeout: 10 * time.Second}, discovered: map[string]*discovery{}}
+	s := &Service{keys: keys, clock: clock, client: &http.Client{Timeout: 10 * time.Second, Transport: capped{http.DefaultTransport}},
+		discovered: map[string]*discovery{}, failed: map[string]time.Time{}}
 	for i := range providers {
 		s.providers = append(s.providers, &providers[i])
 	}
@@ -220,12 +228,30 @@ func (s *Service) oauth(ctx context.Context, p *Provider, callback string) (*oau
 // it answers; a provider that does not is tried again at the next
 // sign-in.
 func (s *Service) discover(ctx context.Context, p *Provider) (*discovery, error) {
+	now := s.clock.Now()
 	s.mu.Lock()
-	d := s.discovered[p.Name]
+	d, failed := s.discovered[p.Name], s.failed[p.Name]
 	s.mu.Unlock()
 	if d != nil {
 		return d, nil
 	}
+	if now.Sub(failed) < retryDiscovery {
+		return nil, unavailable(p, errors.New("its discovery failed moments ago"))
+	}
+	d, err := s.fetchDiscovery(ctx, p)
+	s.mu.Lock()
+	if err != nil {
+		s.failed[p.Name] = now
+	} else {
+		s.discovered[p.Name] = d
+	}
+	s.mu.Unlock()
+	return d, err
+}
+
+// fetchDiscovery reads an OpenID Connect provider's discovery document,
+// whose endpoints must be https (or http on loopback).
+func (s *Service) fetchDiscovery(ctx context.Context, p *Provider) (*discovery, error) {
 	found, err := gooidc.NewProvider(s.context(ctx), p.Issuer)
 	if err != nil {
 		return nil, unavailable(p, err)
@@ -240,11 +266,38 @@ func (s *Service) discover(ctx context.Context, p *Provider) (*discovery, error)
 			return nil, unavailable(p, fmt.Errorf("its discovery names an endpoint that is not https: %q", u))
 		}
 	}
-	d = &discovery{Provider: found, issParam: extra.IssParam}
-	s.mu.Lock()
-	s.discovered[p.Name] = d
-	s.mu.Unlock()
-	return d, nil
+	return &discovery{Provider: found, issParam: extra.IssParam}, nil
+}
+
+// capped is a transport whose answers' bodies end with an error past
+// maxBodyBytes: a provider's discovery, keys, tokens and user are small,
+// and go-oidc reads them whole.
+type capped struct{ base http.RoundTripper }
+
+func (c capped) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxBodyBytes}
+	}
+	return resp, err
+}
+
+// cappedBody is a body that may hold left bytes more.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+// errTooLarge is an answer larger than maxBodyBytes.
+var errTooLarge = errors.New("the provider's answer is too large")
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errTooLarge
+	}
+	n, err := b.ReadCloser.Read(p[:min(int64(len(p)), b.left)])
+	b.left -= int64(n)
+	return n, err
 }
 
 // unavailable is a provider that did not answer as it should.

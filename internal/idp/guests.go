@@ -87,8 +87,8 @@ func (g *Guests) Validate(providers []Provider) error {
 		}
 	}
 	for _, group := range g.Groups {
-		if !strings.Contains(group, ":") && len(g.From) > 1 {
-			return fmt.Errorf("guests: groups %q: with several providers in from, name each group with its provider (company:%s)", group, group)
+		if provider, _, _ := strings.Cut(group, ":"); len(g.From) > 1 && !slices.Contains(g.From, provider) {
+			return fmt.Errorf("guests: groups %q: with several providers in from, name each group with one of them (%s:%s)", group, g.From[0], group)
 		}
 	}
 	for _, group := range g.GiveGroups {
@@ -121,9 +121,16 @@ func (g *Guests) Admits(id Identity) bool {
 	return true
 }
 
-// Asks reports whether the block's groups name the provider's group.
+// Asks reports whether the block's groups name the provider's group:
+// as <provider>:<group> (a group of another provider never, whatever
+// its name there), or by its name alone where from has one provider.
 func (g *Guests) Asks(provider, group string) bool {
-	return slices.Contains(g.Groups, provider+":"+group) || slices.Contains(g.Groups, group)
+	return slices.ContainsFunc(g.Groups, func(entry string) bool {
+		if from, name, ok := strings.Cut(entry, ":"); ok && slices.Contains(g.From, from) {
+			return from == provider && name == group
+		}
+		return len(g.From) == 1 && entry == group
+	})
 }
 
 // GroupsOf are a guest's groups here: GiveGroups, then the provider's

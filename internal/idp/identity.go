@@ -84,7 +84,7 @@ func (s *Service) Exchange(ctx context.Context, p *Provider, callback string, f 
 	}
 	id := Identity{Provider: p.Name, Subject: idt.Subject, Username: text(claims["preferred_username"]), Name: text(claims["name"]),
 		Email: text(claims["email"]), EmailVerified: claims["email_verified"] == true || claims["email_verified"] == "true"}
-	if p.Name == Google && id.EmailVerified {
+	if p.isGoogle() && id.EmailVerified {
 		id.EmailVerified = googleOwns(id.Email, text(claims["hd"]))
 	}
 	if amr, ok := claims["amr"].([]any); ok {

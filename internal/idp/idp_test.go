@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -288,6 +289,33 @@ func TestDiscoveryEndpoints(t *testing.T) {
 	}
 }
 
+// TestCappedAnswers: a provider's answer larger than maxBodyBytes is
+// refused, and a provider whose discovery failed is not asked again at
+// once.
+func TestCappedAnswers(t *testing.T) {
+	asked := 0
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked++
+		_, _ = w.Write([]byte(`{"issuer":"` + strings.Repeat("x", maxBodyBytes) + `"}`))
+	}))
+	t.Cleanup(huge.Close)
+	keys, _ := session.NewKeyring([][]byte{session.Random(32)}, "r")
+	clk := new(session.Clock)
+	s := New([]Provider{{Name: "huge", Issuer: huge.URL, ClientID: "c", ClientSecret: "s3cret"}}, keys, clk)
+	p, _ := s.Provider("huge")
+	_, err := s.Begin(context.Background(), p, callback, "")
+	if e, ok := errors.AsType[*Error](err); !ok || e.Status != http.StatusBadGateway || !strings.Contains(fmt.Sprint(e.Cause), errTooLarge.Error()) {
+		t.Errorf("a huge discovery: %v", err)
+	}
+	if _, err := s.Begin(context.Background(), p, callback, ""); err == nil || asked != 1 {
+		t.Errorf("asked %d times within %v: %v", asked, retryDiscovery, err)
+	}
+	clk.Advance(retryDiscovery)
+	if _, err := s.Begin(context.Background(), p, callback, ""); err == nil || asked != 2 {
+		t.Errorf("asked %d times after %v", asked, retryDiscovery)
+	}
+}
+
 // TestGoogle: Google's word on an e-mail address counts for a Gmail
 // address, or one of the Workspace domain (hd) the account belongs to;
 // a personal account's other address is not verified here.
@@ -296,6 +324,9 @@ func TestGoogle(t *testing.T) {
 	s, p, _ := newServiceAs(t, f, Google)
 	if p.Label != "Google" {
 		t.Errorf("label %q", p.Label)
+	}
+	if other := (&Provider{Name: "workspace", Issuer: googleIssuer}); !other.isGoogle() {
+		t.Error("a block of another name with Google's issuer is not Google")
 	}
 	for _, c := range []struct {
 		email, hd string
@@ -540,6 +571,14 @@ func TestGuests(t *testing.T) {
 	}
 	if two.Admits(Identity{Provider: "partner", Groups: []string{"staff"}}) || !two.Admits(Identity{Provider: "company", Groups: []string{"staff"}}) {
 		t.Error("company:staff admits by the group's name at another provider")
+	}
+	// a partner group named company:staff is partner's, not company's
+	if two.Admits(Identity{Provider: "partner", Groups: []string{"company:staff"}}) {
+		t.Error("a group of another provider named company:staff admitted")
+	}
+	two.Groups = []string{"gitlab:staff"}
+	if err := two.Validate(providers); err == nil {
+		t.Error("a group of a provider not in from accepted")
 	}
 	if groups := g.GroupsOf("company", []string{"ops"}); !slices.Equal(groups, []string{"readers", "company:ops"}) {
 		t.Errorf("groups %v", groups)

@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -34,8 +33,9 @@ type sessionGrant struct {
 	Account []byte `json:"account,omitempty"`
 	Told    bool   `json:"told,omitempty"`
 	// Guest is what a guest's provider said, nil for a configured
-	// account.
+	// account; Link the tag of the link the session began through.
 	Guest *session.Guest `json:"guest,omitempty"`
+	Link  []byte         `json:"link,omitempty"`
 }
 
 // maxSessionGrants bounds the sessions a user's grants record keeps.
@@ -73,7 +73,7 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 			list.Sessions = list.Sessions[1:]
 		}
 		list.Sessions = append(list.Sessions, sessionGrant{Client: c.ID, Session: sid, Until: time.Unix(t.Grant.SessionExpires, 0),
-			Account: t.Grant.Account, Guest: t.Grant.Guest})
+			Account: t.Grant.Account, Guest: t.Grant.Guest, Link: t.Grant.Link})
 		return nil
 	})
 }
@@ -167,19 +167,19 @@ func (p *Provider) Sweep(ctx context.Context) {
 		}
 		guest := list.guest()
 		acct, ok := p.accountOf(user, guest)
-		ended := func(account []byte, until time.Time, told bool) bool {
-			return !told && now.Before(until) && (!ok || account != nil && !bytes.Equal(account, acct.ID[:]))
+		ended := func(id, link []byte, until time.Time, told bool) bool {
+			return !told && now.Before(until) && (!ok || id != nil && !holds(acct, id, link))
 		}
 		var clients []string
 		err = p.swapGrants(ctx, user, func(list *grantList) error {
 			clients = nil
 			for i := range list.Grants {
-				if e := &list.Grants[i]; ended(e.Account, e.Until, e.Told) {
+				if e := &list.Grants[i]; ended(e.Account, e.Link, e.Until, e.Told) {
 					e.Told, clients = true, append(clients, e.Client)
 				}
 			}
 			for i := range list.Sessions {
-				if s := &list.Sessions[i]; ended(s.Account, s.Until, s.Told) {
+				if s := &list.Sessions[i]; ended(s.Account, s.Link, s.Until, s.Told) {
 					s.Told, clients = true, append(clients, s.Client)
 				}
 			}

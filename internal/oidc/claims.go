@@ -50,6 +50,20 @@ type Claims struct {
 	Groups []string `json:"groups,omitzero"`
 }
 
+// holds reports whether the account as the config has it now is the
+// one a grant was made for: its ID, and the link its session began
+// through (if any) still its.
+func holds(acct *account.Account, id, link []byte) bool {
+	if len(id) != len(acct.ID) || [16]byte(id) != acct.ID {
+		return false
+	}
+	if len(link) == 0 {
+		return true
+	}
+	_, ok := acct.LinkOf(account.Tag(link))
+	return len(link) == account.TagLen && ok
+}
+
 // claimsOf are the claims of the grant's account for the scopes; an
 // account gone from the config (a guest it no longer admits) has none.
 // A guest's preferred_username is its ID (<provider>:<id>), never the

@@ -33,6 +33,10 @@ type Signed struct {
 	// derived from guest:<provider>:<id>, and it is live while the
 	// config admits the guest.
 	Guest *session.Guest
+	// Link is the tag of the account's link a session begun through a
+	// provider is bound to (nil for any other): its grants end with the
+	// link as the session does.
+	Link []byte
 }
 
 // Step is what the route does with an authorization request at its
@@ -107,7 +111,7 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 			return again(oidc.ErrInteractionRequired().WithDescription("this app needs a sign-in with a second factor"))
 		}
 	}
-	g := &Grant{ID: session.Random(16), User: s.User, Subject: sub, Guest: s.Guest, Account: s.Account[:], Counter: s.Counter,
+	g := &Grant{ID: session.Random(16), User: s.User, Subject: sub, Guest: s.Guest, Link: s.Link, Account: s.Account[:], Counter: s.Counter,
 		Generation: s.Generation, Session: s.Session[:], SessionExpires: s.Expires.Unix(), AuthTime: s.Issued.Unix(),
 		Factors: s.Factors, Method: uint8(s.Method), Expires: now.Add(CodeLifetime).Unix()}
 	if r.ACR == ACRMultiFactor && s.Factors >= 2 {

@@ -51,8 +51,9 @@ type grantEntry struct {
 	// Told: its client was told the account ended (Sweep).
 	Told bool `json:"told,omitempty"`
 	// Guest is what a guest's provider said, nil for a configured
-	// account.
+	// account; Link the tag of the link its session began through.
 	Guest *session.Guest `json:"guest,omitempty"`
+	Link  []byte         `json:"link,omitempty"`
 }
 
 // grantList is the record of a user's grants.
@@ -97,7 +98,7 @@ func (p *Provider) addGrant(ctx context.Context, t *token) error {
 		}
 		list.Grants = append(list.Grants, grantEntry{GrantInfo: GrantInfo{ID: hex.EncodeToString(g.ID), Client: t.ClientID,
 			Created: now, Used: now, Until: time.Unix(g.Until, 0)}, Account: g.Account, Counter: g.Counter, Generation: g.Generation,
-			Guest: g.Guest})
+			Guest: g.Guest, Link: g.Link})
 		return nil
 	})
 	for _, e := range dropped {
@@ -212,7 +213,7 @@ func (p *Provider) Grants(user string) ([]GrantInfo, error) {
 	for _, e := range list.Grants {
 		acct, ok := p.accountOf(user, e.Guest)
 		id, err := hex.DecodeString(e.ID)
-		if err == nil && len(id) == 16 && ok && acct.ID == [16]byte(e.Account) && now.Before(e.Until) &&
+		if err == nil && len(id) == 16 && ok && holds(acct, e.Account, e.Link) && now.Before(e.Until) &&
 			!p.shared.Revoked(store.AccountID(acct.ID), [16]byte(id), e.Until, e.Counter, e.Generation) {
 			live = append(live, e.GrantInfo)
 		}

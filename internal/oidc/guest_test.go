@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddyserver/caddy/v2"
 )
 
 // TestGuest: a guest (a user a provider vouched for, without an account
@@ -67,4 +69,38 @@ func start(t *testing.T, f *fixture, clientID, redirect string) string {
 		t.Fatalf("authorize: %d %s", w.Code, w.Body)
 	}
 	return id
+}
+
+// TestLinkBound: the tokens of a session begun through a provider live
+// while the account still has that link, as the session does; removing
+// the link ends them, and the account's other tokens live on.
+func TestLinkBound(t *testing.T) {
+	f := newFixture(t)
+	hash := testhash.Bcrypt("pw")
+	load := func(links ...account.Link) *account.Account {
+		set, err := account.Load([]account.Config{{Username: "ada", Password: hash, Groups: []string{"staff"}, Links: links}}, "r", caddy.NewReplacer())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.p.accounts = set
+		acct, _ := set.Lookup("ada")
+		return acct
+	}
+	link := account.Link{Provider: "company", Subject: "sub-1"}
+	ada := load(link)
+	viaLink := f.signed(ada, 1)
+	tag := ada.LinkTag(link)
+	viaLink.Link = tag[:]
+	linked := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", viaLink))
+	other := f.exchange(t, "grafana", grafanaURI, f.code(t, "grafana", grafanaURI, "openid", f.signed(ada, 1)))
+	if status, _, _ := f.userinfo(linked.AccessToken); status != http.StatusOK {
+		t.Fatalf("a token through the link: userinfo %d", status)
+	}
+	load(account.Link{Provider: "company", Subject: "sub-2"})
+	if status, _, _ := f.userinfo(linked.AccessToken); status != http.StatusUnauthorized {
+		t.Errorf("a token through a link since changed: userinfo %d", status)
+	}
+	if status, _, _ := f.userinfo(other.AccessToken); status != http.StatusOK {
+		t.Errorf("a token of the account's password session: userinfo %d", status)
+	}
 }

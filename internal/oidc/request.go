@@ -52,10 +52,13 @@ type Grant struct {
 	Subject string `json:"sub"`
 	// Guest is what a guest's provider said, nil for a configured
 	// account.
-	Guest      *session.Guest `json:"g,omitempty"`
-	Account    []byte         `json:"a"`
-	Counter    uint32         `json:"n"`
-	Generation uint64         `json:"gen"`
+	Guest *session.Guest `json:"g,omitempty"`
+	// Link is the tag of the account's link the session was bound to,
+	// nil for none.
+	Link       []byte `json:"l,omitempty"`
+	Account    []byte `json:"a"`
+	Counter    uint32 `json:"n"`
+	Generation uint64 `json:"gen"`
 	// Session and SessionExpires name the browser session: its logout
 	// ends the grant's tokens, except a refresh token's.
 	Session        []byte `json:"sid"`

@@ -73,7 +73,7 @@ func (p *Provider) live(t *token, now time.Time) bool {
 	}
 	acct, ok := p.accountOf(g.User, g.Guest)
 	c := p.cfg.client(t.ClientID)
-	if !ok || acct.ID != [16]byte(g.Account) || c == nil || !c.admits(acct.Groups, g.Factors) {
+	if !ok || !holds(acct, g.Account, g.Link) || c == nil || !c.admits(acct.Groups, g.Factors) {
 		return false
 	}
 	id := store.AccountID(acct.ID)

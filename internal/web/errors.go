@@ -42,6 +42,20 @@ func (s Site) Fail(w http.ResponseWriter, r *http.Request, f Format, err error) 
 	if HasErrorRoutes(r) {
 		return herr
 	}
+	return s.Refuse(w, r, f, err)
+}
+
+// Refuse answers a request the module refuses itself, in format f, never
+// through handle_errors: Caddy's error log records the request's URI,
+// which must not hold what a provider's callback carries. Any other
+// error is an internal one, answered without its cause.
+func (s Site) Refuse(w http.ResponseWriter, r *http.Request, f Format, err error) error {
+	herr, ok := errors.AsType[caddyhttp.HandlerError](err)
+	if !ok || herr.Err == nil {
+		s.Logger.Error("internal error", zap.String("path", r.URL.Path), zap.Error(err))
+		Write(w, r, http.StatusInternalServerError, TextPlain, []byte("internal server error\n"))
+		return nil
+	}
 	reason := herr.Err.Error()
 	switch f {
 	case JSON:

@@ -307,10 +307,11 @@ func Allow(w http.ResponseWriter, r *http.Request, allowed string, methods ...st
 	return Reject(http.StatusMethodNotAllowed, "method not allowed")
 }
 
-// Loopback reports whether host is localhost (or a name under it) or a
-// loopback address: where plain http is allowed for trying things out.
+// Loopback reports whether host is localhost or a loopback address:
+// where plain http is allowed for trying things out. Not a name under
+// localhost, which a resolver may send over the network.
 func Loopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(host)

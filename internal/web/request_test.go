@@ -93,3 +93,15 @@ func FuzzNext(f *testing.F) {
 		}
 	})
 }
+
+// TestLoopback: plain http is for localhost and loopback addresses
+// only, never a name under localhost, which a resolver may send over
+// the network.
+func TestLoopback(t *testing.T) {
+	for host, want := range map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, "127.8.9.10": true,
+		"app.localhost": false, "localhost.example.test": false, "example.test": false, "10.0.0.1": false, "": false} {
+		if got := Loopback(host); got != want {
+			t.Errorf("Loopback(%q) = %v", host, got)
+		}
+	}
+}
