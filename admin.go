@@ -19,7 +19,7 @@ func (h *Handler) register() {
 	}
 	node := &admin.Node{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Place: h.store.Place(),
 		Records: h.records, TOTP: h.totp, Passkeys: keys,
-		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }}
+		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }, Users: h.users, LoginURL: h.LoginURL}
 	if h.Guests != nil {
 		node.Guest = h.signin.GuestNamed
 	}

@@ -105,6 +105,8 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		err = oneArg(d, &h.SecondFactor)
 	case "totp_issuer":
 		err = oneArg(d, &h.TOTPIssuer)
+	case "password_hash":
+		err = oneArg(d, &h.PasswordHash)
 	case "passkeys":
 		var v string
 		if err = oneArg(d, &v); err == nil {

@@ -30,18 +30,21 @@ func asset(contentType string, body []byte) route {
 
 // routes are the module's own paths, matched exactly.
 var routes = map[string]route{
-	"/hello":         (*Handler).hello,
-	"/login":         (*Handler).login,
-	"/profile":       (*Handler).profile,
-	"/logout":        (*Handler).logout,
-	authPath:         (*Handler).auth,
-	web.StylePath:    asset(web.TextCSS, web.Stylesheet),
-	web.StablePath:   asset(web.TextCSS, web.Stylesheet),
-	web.ScriptPath:   asset(web.TextJavaScript, web.PasskeyScript),
-	web.FaviconPath:  asset(web.ImageSVG, web.Favicon),
-	totpPath:         (*Handler).secondFactor,
-	passkeysPath:     (*Handler).managePasskeys,
-	loginPasskeyPath: (*Handler).loginPasskey,
+	"/hello":             (*Handler).hello,
+	"/login":             (*Handler).login,
+	"/profile":           (*Handler).profile,
+	"/logout":            (*Handler).logout,
+	authPath:             (*Handler).auth,
+	web.StylePath:        asset(web.TextCSS, web.Stylesheet),
+	web.StablePath:       asset(web.TextCSS, web.Stylesheet),
+	web.ScriptPath:       asset(web.TextJavaScript, web.PasskeyScript),
+	web.FaviconPath:      asset(web.ImageSVG, web.Favicon),
+	totpPath:             (*Handler).secondFactor,
+	passkeysPath:         (*Handler).managePasskeys,
+	loginPasskeyPath:     (*Handler).loginPasskey,
+	invitePath:           (*Handler).invite,
+	passwordPath:         (*Handler).changePassword,
+	web.InviteScriptPath: asset(web.TextJavaScript, web.InviteScript),
 }
 
 // ServeHTTP reads the session once and sets the user placeholders,
@@ -85,16 +88,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// fail answers a route's error: a sign-in's refusal with its
-// Retry-After, then as the site answers errors.
+// fail answers a route's error as the site answers errors.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f web.Format, err error) error {
+	return h.site.Fail(w, r, f, rejection(w, err))
+}
+
+// rejection is a route's error as the site answers it: a sign-in's
+// refusal becomes its status and reason, with its Retry-After.
+func rejection(w http.ResponseWriter, err error) error {
 	if refusal, ok := errors.AsType[*signin.Refusal](err); ok {
 		if refusal.Wait > 0 {
 			w.Header().Set("Retry-After", refusal.RetryAfter())
 		}
-		err = web.Reject(refusal.Status, refusal.Reason)
+		return web.Reject(refusal.Status, refusal.Reason)
 	}
-	return h.site.Fail(w, r, f, err)
+	return err
 }
 
 // enrolPaths are the paths a session that must enrol may use.

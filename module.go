@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
-	"github.com/caddy-miniapp/miniapp/internal/admin"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/idp"
@@ -32,6 +31,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/sso"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
+	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
@@ -170,6 +170,12 @@ type Handler struct {
 	// site's codes. Default: the site's host.
 	TOTPIssuer string `json:"totp_issuer,omitempty"`
 
+	// How the passwords of accounts managed in the store (`caddy miniapp
+	// user`) are hashed: `argon2id` (the default, as Caddy's own argon2id
+	// hasher) or `bcrypt`, which reads only 72 bytes of a password, so
+	// longer ones are refused.
+	PasswordHash string `json:"password_hash,omitempty"`
+
 	// Whether users may register passkeys on their profile and sign in
 	// with them, without a password or a user name. Default: true.
 	Passkeys *bool `json:"passkeys,omitempty"`
@@ -218,6 +224,7 @@ type Handler struct {
 	signin   *signin.Service
 	provider *oidc.Provider
 	idp      *idp.Service
+	users    *users.Service
 	// unregister leaves the admin API
 	unregister func()
 }
@@ -334,6 +341,7 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 		return err
 	}
 	h.wire()
+	h.manageUsers()
 	if h.provider, err = h.openIDProvider(ctx, repl); err != nil {
 		return err
 	}
@@ -361,41 +369,6 @@ func (h *Handler) wire() {
 	if h.Guests != nil {
 		h.gate.Guests = h.signin.GuestAccount
 	}
-}
-
-// Validate checks the provisioned config.
-func (h *Handler) Validate() error {
-	if time.Duration(h.SessionLifetime) <= 0 {
-		return fmt.Errorf("session_lifetime must be positive, got %v", time.Duration(h.SessionLifetime))
-	}
-	if time.Duration(h.IdleTimeout) <= 0 {
-		return fmt.Errorf("idle_timeout must be positive, got %v", time.Duration(h.IdleTimeout))
-	}
-	if h.LoginLimit.Failures < 1 || time.Duration(h.LoginLimit.Window) <= 0 {
-		return fmt.Errorf("login_limit must be a positive count and window, got %d %v", h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
-	}
-	if time.Duration(h.RevocationSync) <= 0 {
-		return fmt.Errorf("revocation_sync must be positive, got %v", time.Duration(h.RevocationSync))
-	}
-	if h.MaxBodySize < 0 {
-		return fmt.Errorf("max_body_size must be positive, got %d", h.MaxBodySize)
-	}
-	if !admin.RealmName.MatchString(h.Realm) {
-		return fmt.Errorf("realm %q must be 1 to 64 letters, digits, '.', '_' or '-'", h.Realm)
-	}
-	if h.SecondFactor != "" && h.SecondFactor != factorOptional && h.SecondFactor != factorRequired {
-		return fmt.Errorf("second_factor must be optional or required, got %q", h.SecondFactor)
-	}
-	if h.PasskeyRPID != "" && (gate.CheckDomain(strings.ToLower(h.PasskeyRPID)) != nil && h.PasskeyRPID != "localhost") {
-		return fmt.Errorf("passkey_rp_id %q must be a domain name, not a public suffix or an IP address", h.PasskeyRPID)
-	}
-	if len(h.TOTPIssuer) > 64 || account.CheckText(h.TOTPIssuer) != nil || strings.Contains(h.TOTPIssuer, ":") {
-		return fmt.Errorf("totp_issuer must be at most 64 characters of text without ':'")
-	}
-	if !validCookieName(h.CookieName) {
-		return fmt.Errorf("cookie_name %q is not a valid cookie name", h.CookieName)
-	}
-	return nil
 }
 
 // Cleanup releases the shared throttle and revocation list and leaves

@@ -106,6 +106,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 				}
 				return h.provider.AppendApps(b, apps)
 			case web.ProfileLinks:
+				if sess.Account.Managed {
+					b = append(b, `<h2 id="password-title">Password</h2>
+<p><a href="/profile/password" aria-describedby="password-title">Change your password</a></p>
+`...)
+				}
 				return h.appendLinks(b, sess.Account.Links)
 			default:
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })

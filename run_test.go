@@ -70,7 +70,27 @@ func (e *buildError) Error() string { return e.err.Error() + "\n" + e.output }
 type caddyProcess struct {
 	cmd  *exec.Cmd
 	home string
-	out  *strings.Builder
+	out  *output
+}
+
+// output is a process's output, which a test may read while the process
+// writes it.
+type output struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+// String is the output so far.
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
 
 // runCaddy starts `caddy run` with the given args in dir, its home (and
@@ -80,7 +100,7 @@ func runCaddy(t *testing.T, dir, home string, args ...string) *caddyProcess {
 	cmd := exec.Command(buildCaddy(t), append([]string{"run"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
-	out := new(strings.Builder)
+	out := new(output)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ func (h *Handler) signInWith(w http.ResponseWriter, r *http.Request, in web.Requ
 	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 	if err := h.signInWithCallback(w, r, in, p, callback); err != nil {
 		h.logger.Warn("sign-in through a provider refused", zap.String("path", r.URL.Path), zap.String("client_ip", in.Client), zap.Error(err))
-		return h.site.Refuse(w, r, in.Format, err)
+		return h.site.Refuse(w, r, in.Format, rejection(w, err))
 	}
 	return nil
 }

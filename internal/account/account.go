@@ -34,6 +34,10 @@ type Account struct {
 	// ID is what sessions, revocations and sign-out counters are bound
 	// to: the account as configured, in its realm.
 	ID ID
+	// Stable is what its passkeys are bound to: ID for an account of the
+	// Caddyfile (a new hash is a new account); for a managed account,
+	// derived from its immutable ID, which a new password keeps.
+	Stable ID
 	// Comparer is Caddy's comparer for the hash's algorithm.
 	Comparer caddyauth.Comparer
 	// Placeholders are the account's fields made once as placeholder
@@ -49,6 +53,9 @@ type Account struct {
 	GroupList string
 	// Links are the provider identities that sign in as the account.
 	Links []Link
+	// Managed: the account lives in the realm's store (see Managed), and
+	// its passwords are normalised to NFC.
+	Managed bool
 
 	// hash is nil for an account without a password, which signs in
 	// only through its links (and passkeys).
@@ -112,11 +119,14 @@ func newID(realm, name, hash string) ID {
 func (id ID) Tag() Tag { return Tag(id[:TagLen]) }
 
 // Set is a realm's configured accounts by name, with the fake account
-// an unknown name is checked against.
+// an unknown name is checked against, and the accounts managed in the
+// realm's store after them.
 type Set struct {
 	users map[string]*Account
 	links map[Link]*Account
 	fake  *Account
+	// managed finds an account managed in the store, nil for none
+	managed Source
 	// Mixed reports whether the accounts' hashes differ in algorithm or
 	// cost: an unknown name then takes as long as a wrong password only
 	// for the users whose hashes are like most users'.
@@ -162,7 +172,8 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		user := &Account{Name: name, ID: newID(realm, name, hash), JSONName: jsonName, Groups: acct.Groups, Email: acct.Email,
+		id := newID(realm, name, hash)
+		user := &Account{Name: name, ID: id, Stable: id, JSONName: jsonName, Groups: acct.Groups, Email: acct.Email,
 			FullName: acct.Name, GroupList: strings.Join(acct.Groups, ","), Links: acct.Links}
 		user.Placeholders = Placeholders{User: name, Groups: user.GroupList, Email: acct.Email, Name: acct.Name}
 		for _, l := range acct.Links {
@@ -211,7 +222,7 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 func Guest(realm, name, display, email string, groups []string) *Account {
 	sum := sha256.Sum256([]byte("miniapp guest v1\x00" + realm + "\x00" + name))
 	jsonName, _ := json.Marshal(name) // a string: never fails
-	a := &Account{Name: name, ID: ID(sum[:16]), JSONName: jsonName, Groups: groups, Email: email, FullName: display,
+	a := &Account{Name: name, ID: ID(sum[:16]), Stable: ID(sum[:16]), JSONName: jsonName, Groups: groups, Email: email, FullName: display,
 		GroupList: strings.Join(groups, ",")}
 	a.Placeholders = Placeholders{User: name, Groups: a.GroupList, Email: email, Name: display}
 	return a
@@ -284,10 +295,13 @@ func (a *Account) LinkOf(tag Tag) (Link, bool) {
 	return Link{}, false
 }
 
-// Lookup returns the configured account of the name.
+// Lookup returns the account of the name: the configured one, or the
+// one managed in the store.
 func (s *Set) Lookup(name string) (*Account, bool) {
-	acct, ok := s.users[name]
-	return acct, ok
+	if acct, ok := s.users[name]; ok || s.managed == nil {
+		return acct, ok
+	}
+	return s.managed.Lookup(name)
 }
 
 // ByID returns the account with the ID.
@@ -309,14 +323,17 @@ const (
 
 // Check checks a password. An unknown user, and one without a password,
 // costs the same as a wrong password: the password is compared with the
-// fake hash. A nil account
-// comes with the reason of the failure; an error is the comparer's own
-// failure, no fault of the client's.
+// fake hash. A managed account's password is compared normalised to
+// NFC, as it was hashed. A nil account comes with the reason of the
+// failure; an error is the comparer's own failure, no fault of the
+// client's.
 func (s *Set) Check(name, password string) (*Account, string, error) {
-	acct, known := s.users[name]
+	acct, known := s.Lookup(name)
 	checked := acct
 	if !known || !acct.HasPassword() {
 		checked = s.fake
+	} else if acct.Managed {
+		password = NFC(password)
 	}
 	ok, err := checked.Comparer.Compare(checked.hash, []byte(password))
 	switch {

@@ -21,6 +21,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
+	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -53,6 +54,10 @@ type Node struct {
 	Passkeys *passkey.Service
 	// OpenID is the realm's OpenID Connect provider, nil without one.
 	OpenID OpenID
+	// Users are the realm's managed users; LoginURL is the handler's
+	// login_url, whose host an invite's link names.
+	Users    *users.Service
+	LoginURL string
 	// Logger logs what the admin API did; Logout counts a session ended.
 	Logger *zap.Logger
 	Logout func()
@@ -92,6 +97,7 @@ func Register(n *Node) (unregister func()) {
 //	GET    /miniapp/passkeys?user=<name>[&realm=<realm>]
 //	DELETE /miniapp/passkeys?user=<name>[&realm=<realm>]
 //	DELETE /miniapp/passkeys/<id>[?realm=<realm>]
+//	POST   /miniapp/users[?realm=<realm>] (and the rest of users.go)
 //
 // The realm is "miniapp" when not given. A realm that no handler of the
 // running config has, or a user it does not have, is a 404.
@@ -116,6 +122,8 @@ func (API) Routes() []caddy.AdminRoute {
 		{Pattern: "/miniapp/passkeys/", Handler: caddy.AdminHandlerFunc(deletePasskey)},
 		{Pattern: "/miniapp/oidc/grants", Handler: caddy.AdminHandlerFunc(grants)},
 		{Pattern: "/miniapp/oidc/keys", Handler: caddy.AdminHandlerFunc(rotateKey)},
+		{Pattern: "/miniapp/users", Handler: caddy.AdminHandlerFunc(usersRoot)},
+		{Pattern: "/miniapp/users/", Handler: caddy.AdminHandlerFunc(userPath)},
 	}
 }
 

@@ -153,7 +153,7 @@ func TestCaddyModule(t *testing.T) {
 	if info.ID != "admin.api.miniapp" || info.New() == nil {
 		t.Errorf("module %+v", info)
 	}
-	if len(API{}.Routes()) != 8 {
+	if len(API{}.Routes()) != 10 {
 		t.Errorf("%d routes", len(API{}.Routes()))
 	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +29,7 @@ import (
 func Command() caddycmd.Command {
 	return caddycmd.Command{
 		Name:  "miniapp",
-		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> | passkeys-reset <user> | oidc-grants <user> | oidc-revoke <user> | oidc-rotate-key [--address <admin>] [--realm <realm>]",
+		Usage: "sessions <user> | revoke <session-id> | signout <user> | totp-reset <user> | passkeys <user> | passkey-delete <id> | passkeys-reset <user> | oidc-grants <user> | oidc-revoke <user> | oidc-rotate-key | user add|list|set|remove|reset [--address <admin>] [--realm <realm>]",
 		Short: "Lists and ends miniapp sessions through the admin API",
 		Long: `
 Lists and ends the sessions of miniapp users on a running Caddy, through
@@ -52,6 +53,16 @@ its admin API (the module admin.api.miniapp), as caddy reload does:
   caddy miniapp oidc-rotate-key        publishes a new signing key of the
                                        OpenID Connect provider, which
                                        signs an hour later
+  caddy miniapp user add <name>        makes an account in the realm's
+                                       store and prints its invite link
+                                       (--groups a,b --email --name
+                                       --valid 7d --site https://...)
+  caddy miniapp user list              a table of the managed accounts
+  caddy miniapp user set <name>        changes --groups, --email, --name
+  caddy miniapp user remove <name>     removes the account; its sessions,
+                                       second factor and passkeys end
+  caddy miniapp user reset <name>      ends its password and sessions and
+                                       prints a link to set a new one
 
 --address is the admin API's address (default localhost:2019, or the one
 in --config); --realm the handler's realm (default miniapp). The exit
@@ -63,9 +74,9 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 			cmd.PersistentFlags().String("realm", "", "The realm of the miniapp handler (default miniapp)")
 			cmd.RunE = func(_ *cobra.Command, args []string) error {
 				if len(args) == 0 {
-					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys, passkey-delete, passkeys-reset, oidc-grants, oidc-revoke or oidc-rotate-key")
+					return errors.New("a command is required: sessions, revoke, signout, totp-reset, passkeys, passkey-delete, passkeys-reset, oidc-grants, oidc-revoke, oidc-rotate-key or user")
 				}
-				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys, passkey-delete, passkeys-reset, oidc-grants, oidc-revoke or oidc-rotate-key", args[0])
+				return fmt.Errorf("unknown command %q: want sessions, revoke, signout, totp-reset, passkeys, passkey-delete, passkeys-reset, oidc-grants, oidc-revoke, oidc-rotate-key or user", args[0])
 			}
 			cmd.AddCommand(
 				miniappCommand("sessions <user>", "Lists a user's sessions", listSessionsCommand),
@@ -78,6 +89,7 @@ status is 0 on success, and 1 with a one-line reason otherwise.`,
 				miniappCommand("oidc-grants <user>", "Lists the apps holding a refresh token of a user", listGrantsCommand),
 				miniappCommand("oidc-revoke <user>", "Revokes the OpenID Connect grants of a user", revokeGrantsCommand),
 				rotateKeyCommand(),
+				userCommand(),
 			)
 		},
 	}
@@ -155,6 +167,11 @@ func adminAddress(address, config, adapter string) (string, error) {
 // do sends a request to path with the query (plus the realm), and decodes
 // the JSON answer into v. An error answer becomes its one-line message.
 func (c adminClient) do(method, path string, query url.Values, v any) error {
+	return c.send(method, path, query, nil, v)
+}
+
+// send is do with a JSON body (nil: none).
+func (c adminClient) send(method, path string, query url.Values, body, v any) error {
 	if c.realm != "" {
 		query.Set("realm", c.realm)
 	}
@@ -162,7 +179,16 @@ func (c adminClient) do(method, path string, query url.Values, v any) error {
 	if len(query) > 0 {
 		uri += "?" + query.Encode()
 	}
-	resp, err := caddycmd.AdminAPIRequest(c.address, method, uri, nil, nil)
+	var header http.Header
+	var reader io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		header, reader = http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(data)
+	}
+	resp, err := caddycmd.AdminAPIRequest(c.address, method, uri, header, reader)
 	if err != nil {
 		// the admin API's error is JSON on the message's last line
 		msg := strings.TrimSpace(err.Error())

@@ -216,7 +216,7 @@ func (s *Service) FinishRegistration(ctx context.Context, rp *webauthn.WebAuthn,
 	}
 	k := Key{ID: cred.ID, PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
 		UserVerified: cred.Flags.UserVerified, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
-		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount, Account: acct.ID.Tag(),
+		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount, Account: acct.Stable.Tag(),
 		Name: cmp.Or(in.Name, device), Created: s.Clock.Now().Unix()}
 	for _, t := range cred.Transport {
 		// a handful of short names (usb, nfc, ble, internal, hybrid...)
@@ -290,7 +290,7 @@ func (s *Service) Login(ctx context.Context, rp *webauthn.WebAuthn, ceremony str
 	}
 	var acct *account.Account
 	_, cred, err := rp.ValidatePasskeyLogin(func(_, handle []byte) (webauthn.User, error) {
-		a, ok := s.byHandle[string(handle)]
+		a, ok := s.byUserHandle(handle)
 		if !ok {
 			return nil, errors.New("no account has this user handle (removed, or its password hash changed)")
 		}

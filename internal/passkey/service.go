@@ -36,7 +36,10 @@ type Service struct {
 	// Ended, when set, hears of the sessions a passkey's removal ended,
 	// for the apps that signed in through them.
 	Ended func(user string, session []byte)
-	// byHandle are the accounts by their user handle.
+	// Managed, when set, are the accounts managed in the store, whose
+	// user handles a sign-in that names no user may hold too.
+	Managed func() iter.Seq[*account.Account]
+	// byHandle are the configured accounts by their user handle.
 	byHandle map[string]*account.Account
 }
 
@@ -47,6 +50,20 @@ func (s *Service) SetAccounts(accounts iter.Seq[*account.Account]) {
 	for a := range accounts {
 		s.byHandle[string(UserHandle(a))] = a
 	}
+}
+
+// byUserHandle is the account of a user handle: a configured one, or
+// one managed in the store.
+func (s *Service) byUserHandle(handle []byte) (*account.Account, bool) {
+	if a, ok := s.byHandle[string(handle)]; ok || s.Managed == nil {
+		return a, ok
+	}
+	for a := range s.Managed() {
+		if string(UserHandle(a)) == string(handle) {
+			return a, true
+		}
+	}
+	return nil, false
 }
 
 // Of returns the user's passkeys as this node holds them, and the
@@ -93,21 +110,21 @@ func (s *Service) Swap(ctx context.Context, user string, change func([]Key) ([]K
 // does not open is an error.
 func (s *Service) Verifying(acct *account.Account) (bool, error) {
 	keys, _, err := s.Of(acct.Name)
-	return slices.ContainsFunc(keys, func(k Key) bool { return k.UserVerified && k.Account == acct.ID.Tag() }), err
+	return slices.ContainsFunc(keys, func(k Key) bool { return k.UserVerified && k.Account == acct.Stable.Tag() }), err
 }
 
 // Current are the user's passkeys that belong to the account as it is
 // configured now (those of an older password hash sign nobody in).
 func (s *Service) Current(acct *account.Account) []Key {
 	keys, _, _ := s.Of(acct.Name)
-	return slices.DeleteFunc(keys, func(k Key) bool { return k.Account != acct.ID.Tag() })
+	return slices.DeleteFunc(keys, func(k Key) bool { return k.Account != acct.Stable.Tag() })
 }
 
-// UserHandle is the account's WebAuthn user handle: derived from its ID,
-// so an account whose password hash changed has another, and telling
-// nothing of the user.
+// UserHandle is the account's WebAuthn user handle: derived from its
+// stable ID, so a configured account whose password hash changed has
+// another (a managed one keeps it), and telling nothing of the user.
 func UserHandle(acct *account.Account) []byte {
-	sum := sha256.Sum256(append([]byte("miniapp passkey user handle\x00"), acct.ID[:]...))
+	sum := sha256.Sum256(append([]byte("miniapp passkey user handle\x00"), acct.Stable[:]...))
 	return sum[:16]
 }
 
@@ -127,7 +144,7 @@ func (u user) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 func credentials(acct *account.Account, keys []Key) []webauthn.Credential {
 	var out []webauthn.Credential
 	for _, k := range keys {
-		if k.Account != acct.ID.Tag() {
+		if k.Account != acct.Stable.Tag() {
 			continue
 		}
 		transports := make([]protocol.AuthenticatorTransport, len(k.Transports))

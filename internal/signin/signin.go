@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
+	"github.com/caddy-miniapp/miniapp/internal/users"
 	"go.uber.org/zap"
 )
 
@@ -54,6 +55,8 @@ type Service struct {
 	// Guests is who may sign in through a provider without an account
 	// here; nil for no one.
 	Guests *idp.Guests
+	// Users are the realm's managed accounts.
+	Users *users.Service
 	// Clock, Logger and Count are the handler's.
 	Clock  *session.Clock
 	Logger *zap.Logger

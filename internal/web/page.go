@@ -26,6 +26,10 @@ var (
 	// ScriptPath, named by its content likewise.
 	PasskeyScript = mustRead("templates/passkey.js")
 	ScriptPath    = "/miniapp/passkey." + contentHash(PasskeyScript) + ".js"
+	// InviteScript moves an invite link's token into its form, served at
+	// InviteScriptPath likewise.
+	InviteScript     = mustRead("templates/invite.js")
+	InviteScriptPath = "/miniapp/invite." + contentHash(InviteScript) + ".js"
 	// Favicon is the pages' icon, served at FaviconPath likewise, so
 	// that browsers stop asking for /favicon.ico.
 	Favicon     = mustRead("templates/favicon.svg")
@@ -38,7 +42,7 @@ var (
 const StablePath = "/miniapp/style.css"
 
 // AssetPaths are the paths of the pages' static files.
-var AssetPaths = map[string]bool{StylePath: true, ScriptPath: true, FaviconPath: true, StablePath: true}
+var AssetPaths = map[string]bool{StylePath: true, ScriptPath: true, FaviconPath: true, StablePath: true, InviteScriptPath: true}
 
 // mustRead returns an embedded file.
 func mustRead(name string) []byte {
@@ -116,6 +120,9 @@ type PageData struct {
 	// Providers are the login page's buttons of the providers to sign
 	// in with.
 	Providers []ProviderLink
+	// MinLength is the shortest new password the invite and password
+	// pages take.
+	MinLength int
 }
 
 // ProviderLink is a login page's button of a provider: "Sign in with
@@ -131,6 +138,9 @@ func (d PageData) StylePath() string { return d.Base + StylePath }
 // ScriptPath is the passkey script's path, for the pages that offer
 // passkeys.
 func (PageData) ScriptPath() string { return ScriptPath }
+
+// InviteScriptPath is the invite page's script's path.
+func (PageData) InviteScriptPath() string { return InviteScriptPath }
 
 // FaviconPath is the icon's path (on Base), for the layout template.
 func (d PageData) FaviconPath() string { return d.Base + FaviconPath }

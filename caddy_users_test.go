@@ -1,0 +1,200 @@
+package miniapp
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// usersCLI runs `caddy miniapp` against the node's admin API.
+func usersCLI(t *testing.T, n *node, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(buildCaddy(t), append([]string{"miniapp"}, append(args, "--address", fmt.Sprintf("localhost:%d", n.admin))...)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return out.String(), cmd.ProcessState.ExitCode()
+}
+
+// browserOf is a client with its own cookies that does not follow
+// redirects.
+func browserOf(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// tokenOf is the token of an invite link: after its '#'.
+func tokenOf(t *testing.T, out string) string {
+	t.Helper()
+	_, token, ok := strings.Cut(strings.TrimSpace(out), "/login/invite#")
+	if !ok || len(token) != 43 {
+		t.Fatalf("no invite link in %q", out)
+	}
+	return token
+}
+
+// TestCaddyUsers: through a built Caddy and its CLI, an account made in
+// the store (node A) accepts its invite on node B of the same store,
+// signs in, changes its password (its other sessions end, this one goes
+// on), is reset (every session ends, a new link works once) and is
+// removed (its session and password with it); the Caddyfile's ada is
+// left alone, and no token reaches Caddy's log.
+func TestCaddyUsers(t *testing.T) {
+	storage := t.TempDir()
+	a, b := newNode(t, storage), newNode(t, storage)
+	a.start()
+	b.start()
+	a.ready()
+	b.ready()
+
+	out, code := usersCLI(t, a, "user", "add", "grace", "--groups", "staff", "--email", "grace@example.test", "--valid", "2d", "--site", b.url(""))
+	if code != 0 || !strings.Contains(out, "made grace") || !strings.Contains(out, b.url("/login/invite#")) {
+		t.Fatalf("user add: %d %s", code, out)
+	}
+	token := tokenOf(t, out)
+	if out, code := usersCLI(t, a, "user", "add", "ada"); code != 1 || !strings.Contains(out, "managed in the server's config") {
+		t.Errorf("user add of a configured name: %d %s", code, out)
+	}
+	if out, code := usersCLI(t, a, "user", "add", "grace"); code != 1 || !strings.Contains(out, "exists already") {
+		t.Errorf("user add twice: %d %s", code, out)
+	}
+
+	// the invite page, then its form on node B
+	c := browserOf(t)
+	resp, page := call(t, c, "GET", b.url(invitePath), "", "Accept", "text/html")
+	if resp.StatusCode != 200 || !strings.Contains(page, `name="token"`) || !strings.Contains(page, `autocomplete="new-password"`) || !strings.Contains(page, "/miniapp/invite.") {
+		t.Fatalf("the invite page: %d", resp.StatusCode)
+	}
+	form := func(token, password string) string {
+		return url.Values{"token": {token}, "password": {password}}.Encode()
+	}
+	resp, page = call(t, c, "POST", b.url(invitePath), form(token, "too short"), "Accept", "text/html", "Origin", b.url(""))
+	if resp.StatusCode != 400 || !strings.Contains(page, "at least 15 characters") {
+		t.Errorf("a short password: %d", resp.StatusCode)
+	}
+	const first, second, third = "a correct horse, battery staple", "grace hopper wrote the first compiler", "nanoseconds are eleven inches"
+	resp, _ = call(t, c, "POST", b.url(invitePath), form(token, first), "Accept", "text/html", "Origin", b.url(""))
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/profile" {
+		t.Fatalf("the invite: %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), b.process.out.String())
+	}
+	if user := profileName(t, c, b); user != "grace" {
+		t.Errorf("signed in as %q after the invite", user)
+	}
+	if resp, _ := call(t, browserOf(t), "POST", a.url(invitePath), form(token, second), "Origin", a.url("")); resp.StatusCode != 400 {
+		t.Errorf("the invite used again, on node A: %d", resp.StatusCode)
+	}
+	out, _ = usersCLI(t, a, "user", "list")
+	if !strings.Contains(out, "grace") || !strings.Contains(out, "staff") || !strings.Contains(out, "set") {
+		t.Errorf("user list: %s", out)
+	}
+
+	// her own password: the other session ends, this one goes on
+	other := signInAs(t, a, "grace", first)
+	for _, tc := range []struct {
+		current, next string
+		status        int
+	}{{"wrong password here!", second, 403}, {first, "short", 400}, {first, "grace", 400}} {
+		resp, _ := call(t, c, "POST", b.url(passwordPath), url.Values{"password": {tc.current}, "new_password": {tc.next}}.Encode(),
+			"Accept", "application/json", "Origin", b.url(""))
+		if resp.StatusCode != tc.status {
+			t.Errorf("a password change %q -> %q: %d, want %d", tc.current, tc.next, resp.StatusCode, tc.status)
+		}
+	}
+	resp, body := call(t, c, "POST", b.url(passwordPath), url.Values{"password": {first}, "new_password": {second}}.Encode(),
+		"Accept", "application/json", "Origin", b.url(""))
+	if resp.StatusCode != 200 || body != `{"changed":true}` {
+		t.Fatalf("the password change: %d %s", resp.StatusCode, body)
+	}
+	if user := profileName(t, c, b); user != "grace" {
+		t.Error("the session that changed the password ended")
+	}
+	waitUntil(t, func() bool { return profileName(t, other, a) == "" }, "grace's other session on node A ends")
+	if resp, _ := call(t, browserOf(t), "POST", a.url("/login"), "username=grace&password="+url.QueryEscape(first), "Origin", a.url("")); resp.StatusCode != 401 {
+		t.Errorf("the old password on node A: %d", resp.StatusCode)
+	}
+	signInAs(t, a, "grace", second)
+	ada := signInAs(t, a, "ada", adaPassword)
+	if resp, _ := call(t, ada, "POST", a.url(passwordPath), "password=x&new_password=y", "Accept", "application/json", "Origin", a.url("")); resp.StatusCode != 409 {
+		t.Errorf("ada's password change: %d", resp.StatusCode)
+	}
+
+	// the admin API changes her groups; a reset ends her password and
+	// sessions, and its link works once
+	resp, body = call(t, browserOf(t), "PATCH", fmt.Sprintf("http://localhost:%d/miniapp/users/grace", a.admin), `{"groups":["ops"]}`,
+		"Content-Type", "application/json")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"groups":["ops"]`) {
+		t.Errorf("PATCH grace: %d %s", resp.StatusCode, body)
+	}
+	out, code = usersCLI(t, a, "user", "reset", "grace")
+	if code != 0 {
+		t.Fatalf("user reset: %s", out)
+	}
+	reset := tokenOf(t, out)
+	waitUntil(t, func() bool { return profileName(t, c, b) == "" }, "grace's session on node B ends with the reset")
+	if resp, _ := call(t, browserOf(t), "POST", b.url("/login"), "username=grace&password="+url.QueryEscape(second), "Origin", b.url("")); resp.StatusCode != 401 {
+		t.Errorf("the password before the reset: %d", resp.StatusCode)
+	}
+	if resp, _ := call(t, c, "POST", b.url(invitePath), form(reset, third), "Accept", "application/json", "Origin", b.url("")); resp.StatusCode != 200 {
+		t.Fatalf("the reset link: %d", resp.StatusCode)
+	}
+
+	// removed: her session and password end with her
+	if out, code := usersCLI(t, a, "user", "remove", "grace"); code != 0 || !strings.Contains(out, "removed grace") {
+		t.Fatalf("user remove: %d %s", code, out)
+	}
+	waitUntil(t, func() bool { return profileName(t, c, b) == "" }, "grace's session ends with her account")
+	if resp, _ := call(t, browserOf(t), "POST", a.url("/login"), "username=grace&password="+url.QueryEscape(third), "Origin", a.url("")); resp.StatusCode != 401 {
+		t.Errorf("a removed user's password: %d", resp.StatusCode)
+	}
+	for _, p := range []*node{a, b} {
+		for _, secret := range []string{token, reset, first, second, third} {
+			if strings.Contains(p.process.out.String(), secret) {
+				t.Errorf("Caddy's log holds a token or a password")
+			}
+		}
+	}
+}
+
+// signInAs signs a new browser in on the node.
+func signInAs(t *testing.T, n *node, user, password string) *http.Client {
+	t.Helper()
+	c := browserOf(t)
+	if resp, _ := call(t, c, "POST", n.url("/login"), "username="+url.QueryEscape(user)+"&password="+url.QueryEscape(password), "Origin", n.url("")); resp.StatusCode != 303 {
+		t.Fatalf("%s's login on %s: %d", user, n.url(""), resp.StatusCode)
+	}
+	return c
+}
+
+// profileName is the user the browser is signed in as on the node, or "".
+func profileName(t *testing.T, c *http.Client, n *node) string {
+	t.Helper()
+	resp, body := call(t, c, "GET", n.url("/profile"), "", "Accept", "application/json")
+	var out struct{ Username string }
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil {
+		return ""
+	}
+	return out.Username
+}
+
+// waitUntil waits for ok within the store's window (revocation_sync 1s,
+// and a margin), failing with what.
+func waitUntil(t *testing.T, ok func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Errorf("not so: %s", what)
+}
