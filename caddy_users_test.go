@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/testredis"
 )
 
 // usersCLI runs `caddy miniapp` against the node's admin API.
@@ -44,19 +46,44 @@ func tokenOf(t *testing.T, out string) string {
 	return token
 }
 
-// TestCaddyUsers: through a built Caddy and its CLI, an account made in
-// the store (node A) accepts its invite on node B of the same store,
-// signs in, changes its password (its other sessions end, this one goes
-// on), is reset (every session ends, a new link works once) and is
-// removed (its session and password with it); the Caddyfile's ada is
-// left alone, and no token reaches Caddy's log.
+// TestCaddyUsers: through built Caddys and the CLI, on Redis and on a
+// shared storage, an account made in the store on node A accepts its
+// invite on node B, signs in, changes its password (its other sessions
+// end, on both nodes, this one goes on), is reset (every session ends,
+// a new link works once) and is removed (its session and password with
+// it); the Caddyfile's ada is left alone, and no token reaches Caddy's
+// log.
 func TestCaddyUsers(t *testing.T) {
-	storage := t.TempDir()
-	a, b := newNode(t, storage), newNode(t, storage)
-	a.start()
-	b.start()
-	a.ready()
-	b.ready()
+	buildCaddy(t)
+	for _, backend := range []string{"redis", "storage"} {
+		t.Run(backend, func(t *testing.T) {
+			shared, store := t.TempDir(), ""
+			if backend == "redis" {
+				store = "store redis {\n\t\t\taddress " + testredis.Start(t).Addr + "\n\t\t}"
+			}
+			nodes := make([]*node, 2)
+			for i := range nodes {
+				dir := shared
+				if backend == "redis" {
+					dir = t.TempDir() // nothing shared through Caddy's storage
+				}
+				nodes[i] = newNode(t, dir)
+				// the test's refused passwords and its sign-ins on a node
+				// that has not seen a change yet are all one client's
+				nodes[i].store = store + "\n\t\tlogin_limit 100 1m"
+				nodes[i].writeConfig("ok")
+				nodes[i].start()
+			}
+			for _, n := range nodes {
+				n.ready()
+			}
+			usersOnTwoNodes(t, nodes[0], nodes[1])
+		})
+	}
+}
+
+// usersOnTwoNodes is TestCaddyUsers on nodes a and b of one store.
+func usersOnTwoNodes(t *testing.T, a, b *node) {
 
 	out, code := usersCLI(t, a, "user", "add", "grace", "--groups", "staff", "--email", "grace@example.test", "--valid", "2d", "--site", b.url(""))
 	if code != 0 || !strings.Contains(out, "made grace") || !strings.Contains(out, b.url("/login/invite#")) {
@@ -80,8 +107,8 @@ func TestCaddyUsers(t *testing.T) {
 		return url.Values{"token": {token}, "password": {password}}.Encode()
 	}
 	resp, page = call(t, c, "POST", b.url(invitePath), form(token, "too short"), "Accept", "text/html", "Origin", b.url(""))
-	if resp.StatusCode != 400 || !strings.Contains(page, "at least 15 characters") {
-		t.Errorf("a short password: %d", resp.StatusCode)
+	if resp.StatusCode != 400 || !strings.Contains(page, "at least 15 characters") || !strings.Contains(page, `value="`+token+`"`) {
+		t.Errorf("a short password: %d, or the page lost the token", resp.StatusCode)
 	}
 	const first, second, third = "a correct horse, battery staple", "grace hopper wrote the first compiler", "nanoseconds are eleven inches"
 	resp, _ = call(t, c, "POST", b.url(invitePath), form(token, first), "Accept", "text/html", "Origin", b.url(""))
@@ -91,13 +118,16 @@ func TestCaddyUsers(t *testing.T) {
 	if user := profileName(t, c, b); user != "grace" {
 		t.Errorf("signed in as %q after the invite", user)
 	}
+	if _, page := call(t, c, "GET", b.url("/profile"), "", "Accept", "text/html"); !strings.Contains(page, `href="/profile/password"`) {
+		t.Error("grace's profile has no link to change her password")
+	}
 	if resp, _ := call(t, browserOf(t), "POST", a.url(invitePath), form(token, second), "Origin", a.url("")); resp.StatusCode != 400 {
 		t.Errorf("the invite used again, on node A: %d", resp.StatusCode)
 	}
-	out, _ = usersCLI(t, a, "user", "list")
-	if !strings.Contains(out, "grace") || !strings.Contains(out, "staff") || !strings.Contains(out, "set") {
-		t.Errorf("user list: %s", out)
-	}
+	waitUntil(t, func() bool {
+		out, _ = usersCLI(t, a, "user", "list")
+		return strings.Contains(out, "grace") && strings.Contains(out, "staff") && strings.Contains(out, " set")
+	}, "user list on node A shows grace with her password set")
 
 	// her own password: the other session ends, this one goes on
 	other := signInAs(t, a, "grace", first)
@@ -120,13 +150,18 @@ func TestCaddyUsers(t *testing.T) {
 		t.Error("the session that changed the password ended")
 	}
 	waitUntil(t, func() bool { return profileName(t, other, a) == "" }, "grace's other session on node A ends")
-	if resp, _ := call(t, browserOf(t), "POST", a.url("/login"), "username=grace&password="+url.QueryEscape(first), "Origin", a.url("")); resp.StatusCode != 401 {
-		t.Errorf("the old password on node A: %d", resp.StatusCode)
-	}
+	waitUntil(t, func() bool {
+		resp, _ := call(t, browserOf(t), "POST", a.url("/login"), "username=grace&password="+url.QueryEscape(first), "Origin", a.url(""))
+		return resp.StatusCode == 401
+	}, "node A refuses the old password")
 	signInAs(t, a, "grace", second)
 	ada := signInAs(t, a, "ada", adaPassword)
 	if resp, _ := call(t, ada, "POST", a.url(passwordPath), "password=x&new_password=y", "Accept", "application/json", "Origin", a.url("")); resp.StatusCode != 409 {
 		t.Errorf("ada's password change: %d", resp.StatusCode)
+	}
+	if _, page := call(t, ada, "GET", a.url("/profile"), "", "Accept", "text/html"); !strings.Contains(page, "managed in the server&#39;s config") &&
+		!strings.Contains(page, "managed in the server's config") {
+		t.Error("ada's profile does not say her password is managed in the server's config")
 	}
 
 	// the admin API changes her groups; a reset ends her password and
@@ -142,21 +177,25 @@ func TestCaddyUsers(t *testing.T) {
 	}
 	reset := tokenOf(t, out)
 	waitUntil(t, func() bool { return profileName(t, c, b) == "" }, "grace's session on node B ends with the reset")
-	if resp, _ := call(t, browserOf(t), "POST", b.url("/login"), "username=grace&password="+url.QueryEscape(second), "Origin", b.url("")); resp.StatusCode != 401 {
-		t.Errorf("the password before the reset: %d", resp.StatusCode)
-	}
+	waitUntil(t, func() bool {
+		resp, _ := call(t, browserOf(t), "POST", b.url("/login"), "username=grace&password="+url.QueryEscape(second), "Origin", b.url(""))
+		return resp.StatusCode == 401
+	}, "node B refuses the password before the reset")
 	if resp, _ := call(t, c, "POST", b.url(invitePath), form(reset, third), "Accept", "application/json", "Origin", b.url("")); resp.StatusCode != 200 {
 		t.Fatalf("the reset link: %d", resp.StatusCode)
 	}
 
-	// removed: her session and password end with her
+	// removed: her sessions on both nodes and her password end with her
+	onA := signInAs(t, a, "grace", third)
 	if out, code := usersCLI(t, a, "user", "remove", "grace"); code != 0 || !strings.Contains(out, "removed grace") {
 		t.Fatalf("user remove: %d %s", code, out)
 	}
-	waitUntil(t, func() bool { return profileName(t, c, b) == "" }, "grace's session ends with her account")
-	if resp, _ := call(t, browserOf(t), "POST", a.url("/login"), "username=grace&password="+url.QueryEscape(third), "Origin", a.url("")); resp.StatusCode != 401 {
-		t.Errorf("a removed user's password: %d", resp.StatusCode)
-	}
+	waitUntil(t, func() bool { return profileName(t, c, b) == "" }, "grace's session on node B ends with her account")
+	waitUntil(t, func() bool { return profileName(t, onA, a) == "" }, "grace's session on node A ends with her account")
+	waitUntil(t, func() bool {
+		resp, _ := call(t, browserOf(t), "POST", b.url("/login"), "username=grace&password="+url.QueryEscape(third), "Origin", b.url(""))
+		return resp.StatusCode == 401
+	}, "node B refuses a removed user's password")
 	for _, p := range []*node{a, b} {
 		for _, secret := range []string{token, reset, first, second, third} {
 			if strings.Contains(p.process.out.String(), secret) {
@@ -166,12 +205,19 @@ func TestCaddyUsers(t *testing.T) {
 	}
 }
 
-// signInAs signs a new browser in on the node.
+// signInAs signs a new browser in on the node, once the node has the
+// password (a change on another node reaches it within the store's
+// window).
 func signInAs(t *testing.T, n *node, user, password string) *http.Client {
 	t.Helper()
 	c := browserOf(t)
-	if resp, _ := call(t, c, "POST", n.url("/login"), "username="+url.QueryEscape(user)+"&password="+url.QueryEscape(password), "Origin", n.url("")); resp.StatusCode != 303 {
-		t.Fatalf("%s's login on %s: %d", user, n.url(""), resp.StatusCode)
+	status := 0
+	for deadline := time.Now().Add(5 * time.Second); status != 303 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, _ := call(t, c, "POST", n.url("/login"), "username="+url.QueryEscape(user)+"&password="+url.QueryEscape(password), "Origin", n.url(""))
+		status = resp.StatusCode
+	}
+	if status != 303 {
+		t.Fatalf("%s's login on %s: %d", user, n.url(""), status)
 	}
 	return c
 }

@@ -119,6 +119,10 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 			tag := sess.Account.LinkTag(*sess.Link)
 			signed.Link = tag[:]
 		}
+		signed.Key = sess.Account.SubjectKey()
+		if sess.Guest != nil {
+			signed.Key = "guest:" + sess.User
+		}
 	}
 	d := h.provider.Finish(id, signed)
 	switch d.Step {

@@ -106,9 +106,14 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 				}
 				return h.provider.AppendApps(b, apps)
 			case web.ProfileLinks:
-				if sess.Account.Managed {
+				switch {
+				case sess.Account.Managed:
 					b = append(b, `<h2 id="password-title">Password</h2>
 <p><a href="/profile/password" aria-describedby="password-title">Change your password</a></p>
+`...)
+				case sess.Account.HasPassword() && sess.Guest == nil:
+					b = append(b, `<h2 id="password-title">Password</h2>
+<p class="meta">Your password is managed in the server's config: ask its operator to change it.</p>
 `...)
 				}
 				return h.appendLinks(b, sess.Account.Links)

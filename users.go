@@ -70,9 +70,19 @@ func (h *Handler) invite(w http.ResponseWriter, r *http.Request, in web.Request,
 	if body["token"] == "" || body["password"] == "" {
 		return web.Reject(http.StatusBadRequest, "token and password are required")
 	}
-	out := h.signin.Invite(r.Context(), w.Header(), strings.TrimSpace(body["token"]), body["password"], rules, clientOf(r, in))
-	if refusal, ok := out.Err.(*signin.Refusal); ok && in.Format == web.HTML && !web.HasErrorRoutes(r) {
+	token := strings.TrimSpace(body["token"])
+	out := h.signin.Invite(r.Context(), w.Header(), token, body["password"], rules, clientOf(r, in))
+	if refusal, ok := out.Err.(*signin.Refusal); ok {
+		if in.Format != web.HTML || web.HasErrorRoutes(r) {
+			return refusal
+		}
+		// a password the rules refused leaves the token usable: the
+		// form keeps it (the script took it out of the address)
 		page.Error = refusal.Reason
+		if out.Form == signin.PasswordForm {
+			page.Token = token
+		}
+		_ = rejection(w, refusal)
 		return h.site.Render(w, r, refusal.Status, "invite.html", page)
 	}
 	return h.answer(w, r, in.Format, "/profile", "", out)
@@ -109,6 +119,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, in web.
 	err = h.signin.ChangePassword(r.Context(), w.Header(), sess, body["password"], body["new_password"], rules, clientOf(r, in))
 	if refusal, ok := err.(*signin.Refusal); ok && in.Format == web.HTML && !web.HasErrorRoutes(r) {
 		page.Error = refusal.Reason
+		_ = rejection(w, refusal)
 		return h.site.Render(w, r, refusal.Status, "password.html", page)
 	}
 	if err != nil {

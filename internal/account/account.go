@@ -54,8 +54,11 @@ type Account struct {
 	// Links are the provider identities that sign in as the account.
 	Links []Link
 	// Managed: the account lives in the realm's store (see Managed), and
-	// its passwords are normalised to NFC.
-	Managed bool
+	// its passwords are normalised to NFC; UID is then its immutable ID
+	// (hex) and Generation its password's.
+	Managed    bool
+	UID        string
+	Generation uint32
 
 	// hash is nil for an account without a password, which signs in
 	// only through its links (and passkeys).
@@ -69,6 +72,16 @@ type Account struct {
 type Link struct {
 	Provider string `json:"provider"`
 	Subject  string `json:"subject"`
+}
+
+// SubjectKey is what an OpenID Connect provider derives the account's
+// sub from: cfg:<name> for the Caddyfile's, uid:<id> for a managed
+// account (never its name, which a removed user's successor may take).
+func (a *Account) SubjectKey() string {
+	if a.Managed {
+		return "uid:" + a.UID
+	}
+	return "cfg:" + a.Name
 }
 
 // HasPassword reports whether the account may sign in with a password.

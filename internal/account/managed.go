@@ -3,6 +3,7 @@ package account
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 
@@ -48,7 +49,7 @@ func Managed(realm string, m ManagedConfig) (*Account, error) {
 	jsonName, _ := json.Marshal(m.Name) // a string: never fails
 	stable := sha256.Sum256([]byte("miniapp managed account v1\x00" + realm + "\x00" + m.Name + "\x00" + string(m.UID[:])))
 	a := &Account{Name: m.Name, ID: ID(sum[:16]), Stable: ID(stable[:16]), JSONName: jsonName, Groups: m.Groups, Email: m.Email, FullName: m.Full,
-		GroupList: strings.Join(m.Groups, ","), Managed: true}
+		GroupList: strings.Join(m.Groups, ","), Managed: true, UID: hex.EncodeToString(m.UID[:]), Generation: m.Generation}
 	a.Placeholders = Placeholders{User: m.Name, Groups: a.GroupList, Email: m.Email, Name: m.Full}
 	if m.Hash != "" {
 		cmp, err := comparerFor(m.Hash)

@@ -105,6 +105,17 @@ func usersRoot(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		switch {
+		case n.Accounts.InConfig(in.Name):
+			return apiError(http.StatusConflict, users.ErrInConfig)
+		case n.Users.Exists(in.Name):
+			return apiError(http.StatusConflict, users.ErrExists)
+		}
+		// what an earlier account of the name left (its second factor,
+		// passkeys, grants) must not pass to the new one
+		if err := clearRecords(r, n, in.Name); err != nil {
+			return err
+		}
 		token, err := n.Users.Create(r.Context(), in.Name, users.Profile{Groups: &in.Groups, Email: &in.Email, DisplayName: &in.DisplayName}, valid)
 		if err != nil {
 			return userError(err)
@@ -133,10 +144,10 @@ func userPath(w http.ResponseWriter, r *http.Request) error {
 	if tail != "" && tail != "reset" {
 		return apiError(http.StatusNotFound, errors.New("no such endpoint"))
 	}
-	if _, ok := n.Users.Lookup(name); !ok {
-		if n.Accounts.InConfig(name) {
-			return apiError(http.StatusConflict, users.ErrInConfig)
-		}
+	switch {
+	case n.Accounts.InConfig(name):
+		return apiError(http.StatusConflict, users.ErrInConfig)
+	case !n.Users.Exists(name):
 		return apiError(http.StatusNotFound, users.ErrNoUser)
 	}
 	switch {
@@ -178,12 +189,14 @@ func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) err
 	if err != nil {
 		return err
 	}
-	before, _ := n.Users.Lookup(name)
+	before, known := n.Users.Lookup(name)
 	token, err := n.Users.Reset(r.Context(), name, valid)
 	if err != nil {
 		return userError(err)
 	}
-	n.Shared.SignOutEverywhere(r.Context(), store.AccountID(before.ID))
+	if known {
+		n.Shared.SignOutEverywhere(r.Context(), store.AccountID(before.ID))
+	}
 	n.openIDLoggedOut(name)
 	link, err := n.link(in.Site, token)
 	if err != nil {
@@ -208,14 +221,23 @@ func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) er
 		n.Shared.SignOutEverywhere(r.Context(), id)
 	}
 	n.openIDLoggedOut(name)
-	for _, key := range []string{totp.Key(name), passkey.RecordKey(name), "oidc-grants:" + name} {
-		if err := n.Records.Swap(r.Context(), key, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
-			n.Logger.Warn("a removed user's record stays in the store", zap.String("user", name), zap.String("record", key), zap.Error(err))
-		}
+	if err := clearRecords(r, n, name); err != nil {
+		n.Logger.Warn("a removed user's records stay in the store until an account of the name is made again", zap.String("user", name), zap.Error(err))
 	}
 	n.Logger.Info("user removed", zap.String("user", name), zap.Int("sessions", out.Ended), zap.String("by", "admin API"),
 		zap.String("remote_addr", r.RemoteAddr))
 	return writeJSON(w, out)
+}
+
+// clearRecords removes what hangs on a managed account's name: its
+// second factor, passkeys and OpenID Connect grants.
+func clearRecords(r *http.Request, n *Node, name string) error {
+	for _, key := range []string{totp.Key(name), passkey.RecordKey(name), "oidc-grants:" + name} {
+		if err := n.Records.Swap(r.Context(), key, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+			return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+		}
+	}
+	return nil
 }
 
 // openIDLoggedOut tells the realm's OpenID Connect provider, if any,

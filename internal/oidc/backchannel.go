@@ -33,9 +33,11 @@ type sessionGrant struct {
 	Account []byte `json:"account,omitempty"`
 	Told    bool   `json:"told,omitempty"`
 	// Guest is what a guest's provider said, nil for a configured
-	// account; Link the tag of the link the session began through.
-	Guest *session.Guest `json:"guest,omitempty"`
-	Link  []byte         `json:"link,omitempty"`
+	// account; Link the tag of the link the session began through;
+	// Subject the account's sub.
+	Guest   *session.Guest `json:"guest,omitempty"`
+	Link    []byte         `json:"link,omitempty"`
+	Subject string         `json:"sub,omitempty"`
 }
 
 // maxSessionGrants bounds the sessions a user's grants record keeps.
@@ -73,7 +75,7 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 			list.Sessions = list.Sessions[1:]
 		}
 		list.Sessions = append(list.Sessions, sessionGrant{Client: c.ID, Session: sid, Until: time.Unix(t.Grant.SessionExpires, 0),
-			Account: t.Grant.Account, Guest: t.Grant.Guest, Link: t.Grant.Link})
+			Account: t.Grant.Account, Guest: t.Grant.Guest, Link: t.Grant.Link, Subject: t.Grant.Subject})
 		return nil
 	})
 }
@@ -100,7 +102,23 @@ func (p *Provider) LoggedOut(user string, ended []byte) {
 			clients = append(clients, g.Client)
 		}
 	}
-	p.tell(user, list.guest(), clients, ended)
+	p.tell(list.subject(p, user), clients, ended)
+}
+
+// subject is the sub of the user whose record this is: its newest
+// entry's.
+func (l *grantList) subject(p *Provider, user string) string {
+	for i := len(l.Sessions) - 1; i >= 0; i-- {
+		if sub := l.Sessions[i].Subject; sub != "" {
+			return sub
+		}
+	}
+	for i := len(l.Grants) - 1; i >= 0; i-- {
+		if sub := l.Grants[i].Subject; sub != "" {
+			return sub
+		}
+	}
+	return p.subjectOf(user, l.guest() != nil)
 }
 
 // guest is what the provider of a guest whose record this is said: the
@@ -120,16 +138,16 @@ func (l *grantList) guest() *session.Guest {
 }
 
 // tell sends the clients with a back-channel logout URI a logout token
-// of the user's session (ended nil: of every session), in the
-// background; guest is nil for a configured account.
-func (p *Provider) tell(user string, guest *session.Guest, clients []string, ended []byte) {
+// of the session of the user of sub (ended nil: of every session), in
+// the background.
+func (p *Provider) tell(sub string, clients []string, ended []byte) {
 	slices.Sort(clients)
 	for _, id := range slices.Compact(clients) {
 		c := p.cfg.client(id)
 		if c == nil || c.BackchannelLogoutURI == "" {
 			continue
 		}
-		token, err := p.logoutToken(c.ID, p.subjectOf(user, guest != nil), ended)
+		token, err := p.logoutToken(c.ID, sub, ended)
 		if err != nil {
 			p.logger.Error("back-channel logout: no logout token", zap.String("client", c.ID), zap.Error(err))
 			continue
@@ -198,7 +216,7 @@ func (p *Provider) Sweep(ctx context.Context) {
 			clients = slices.Compact(clients)
 			p.logger.Info("telling apps: the user was removed from the config or has a new password",
 				zap.String("user", user), zap.Strings("clients", clients))
-			p.tell(user, guest, clients, nil)
+			p.tell(list.subject(p, user), clients, nil)
 		}
 	}
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // subjectOf is the sub of a configured account (key cfg:<name>) or of
-// a guest (key guest:<provider>:<id>).
+// a guest (key guest:<provider>:<id>), for a grants record from before
+// its entries kept their sub.
 func (p *Provider) subjectOf(user string, guest bool) string {
 	if guest {
 		return Subject(p.realm, "guest:"+user)

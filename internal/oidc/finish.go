@@ -37,6 +37,9 @@ type Signed struct {
 	// provider is bound to (nil for any other): its grants end with the
 	// link as the session does.
 	Link []byte
+	// Key is what the account's sub is derived from: cfg:<name>,
+	// uid:<id> (a managed account) or guest:<provider>:<id>.
+	Key string
 }
 
 // Step is what the route does with an authorization request at its
@@ -88,7 +91,7 @@ func (p *Provider) Finish(id string, s *Signed) Decision {
 		return again(oidc.ErrLoginRequired())
 	}
 	fresh := !s.Issued.Before(time.Unix(r.Created, 0))
-	sub := p.subjectOf(s.User, s.Guest != nil)
+	sub := Subject(p.realm, s.Key)
 	if r.Hint != "" && r.Hint != sub && !fresh {
 		return again(oidc.ErrLoginRequired().WithDescription("another user is signed in"))
 	}

@@ -51,9 +51,11 @@ type grantEntry struct {
 	// Told: its client was told the account ended (Sweep).
 	Told bool `json:"told,omitempty"`
 	// Guest is what a guest's provider said, nil for a configured
-	// account; Link the tag of the link its session began through.
-	Guest *session.Guest `json:"guest,omitempty"`
-	Link  []byte         `json:"link,omitempty"`
+	// account; Link the tag of the link its session began through;
+	// Subject the account's sub.
+	Guest   *session.Guest `json:"guest,omitempty"`
+	Link    []byte         `json:"link,omitempty"`
+	Subject string         `json:"sub,omitempty"`
 }
 
 // grantList is the record of a user's grants.
@@ -98,7 +100,7 @@ func (p *Provider) addGrant(ctx context.Context, t *token) error {
 		}
 		list.Grants = append(list.Grants, grantEntry{GrantInfo: GrantInfo{ID: hex.EncodeToString(g.ID), Client: t.ClientID,
 			Created: now, Used: now, Until: time.Unix(g.Until, 0)}, Account: g.Account, Counter: g.Counter, Generation: g.Generation,
-			Guest: g.Guest, Link: g.Link})
+			Guest: g.Guest, Link: g.Link, Subject: g.Subject})
 		return nil
 	})
 	for _, e := range dropped {

@@ -1,13 +1,16 @@
 package oidc
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -34,7 +37,7 @@ func TestGuest(t *testing.T) {
 	claims := &session.Guest{Name: "ada", Email: "erin@example.test", Groups: []string{"staff"}}
 	acct, _ := f.p.guests("company:sub-erin", claims)
 	s := f.signed(acct, 1)
-	s.Guest = claims
+	s.Guest, s.Key = claims, "guest:company:sub-erin"
 	tok := f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid profile email groups", s))
 	if tok.status != http.StatusOK || tok.IDToken == "" {
 		t.Fatalf("token: %+v", tok)
@@ -102,5 +105,45 @@ func TestLinkBound(t *testing.T) {
 	}
 	if status, _, _ := f.userinfo(other.AccessToken); status != http.StatusOK {
 		t.Errorf("a token of the account's password session: userinfo %d", status)
+	}
+}
+
+// TestManagedSubject: a managed account's sub is derived from its
+// immutable ID, never its name: one removed and made again under the
+// same name is another subject, and neither is a configured user's of
+// that name.
+func TestManagedSubject(t *testing.T) {
+	f := newFixture(t)
+	u := &users.Service{Realm: "r", Records: f.p.records, Config: f.p.accounts, Hash: users.Argon2id, Clock: f.clock}
+	f.p.accounts.Manage(u)
+	ctx := context.Background()
+	subOf := func() string {
+		t.Helper()
+		token, err := u.Create(ctx, "mia", users.Profile{}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := u.Redeem(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acct, err := u.Use(ctx, r, testhash.Bcrypt("pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid profile", f.signed(acct, 1)))
+		claims := f.idClaims(t, tok.IDToken)
+		if claims["sub"] != Subject("r", "uid:"+acct.UID) || claims["preferred_username"] != "mia" {
+			t.Errorf("mia's ID token: %v", claims)
+		}
+		sub, _ := claims["sub"].(string)
+		return sub
+	}
+	first := subOf()
+	if _, err := u.Remove(ctx, "mia"); err != nil {
+		t.Fatal(err)
+	}
+	if second := subOf(); second == first || first == Subject("r", "cfg:mia") {
+		t.Errorf("mia made again has the removed mia's sub, or a configured mia's")
 	}
 }

@@ -125,7 +125,7 @@ func newFixtureOn(t testing.TB, mod store.Module) *fixture {
 func (f *fixture) signed(acct *account.Account, factors uint8) *Signed {
 	now := f.clock.Now().Truncate(time.Second)
 	return &Signed{User: acct.Name, Account: acct.ID, Groups: acct.Groups, Session: [16]byte(session.Random(16)),
-		Expires: now.Add(12 * time.Hour), Issued: now, Factors: factors, Generation: f.p.shared.Generation()}
+		Expires: now.Add(12 * time.Hour), Issued: now, Factors: factors, Generation: f.p.shared.Generation(), Key: acct.SubjectKey()}
 }
 
 // serve sends a request to the provider's endpoints.

@@ -33,7 +33,8 @@ func (s *Service) Invite(ctx context.Context, h http.Header, token, password str
 	}
 	if err := rules.Check(r.Name, password); err != nil {
 		place.Leave(false)
-		return Outcome{Err: refuse(http.StatusBadRequest, err.Error())}
+		// the token stays usable: the password form again
+		return Outcome{Err: refuse(http.StatusBadRequest, err.Error()), Form: PasswordForm}
 	}
 	hash, err := rules.Hasher.Hash(password)
 	if err != nil {
@@ -85,7 +86,7 @@ func (s *Service) ChangePassword(ctx context.Context, h http.Header, sess *gate.
 	if err != nil {
 		return err
 	}
-	changed, err := s.Users.SetPassword(ctx, sess.User, hash)
+	changed, err := s.Users.SetPassword(ctx, sess.Account, hash)
 	if err != nil {
 		return s.usersFailed(err)
 	}
@@ -105,6 +106,8 @@ func (s *Service) usersFailed(err error) error {
 	switch {
 	case errors.Is(err, users.ErrToken):
 		return refuse(http.StatusBadRequest, err.Error())
+	case errors.Is(err, users.ErrInConfig), errors.Is(err, users.ErrChanged):
+		return refuse(http.StatusConflict, err.Error())
 	case errors.As(err, &down):
 		s.Logger.Error("the store did not answer for a managed account", zap.Error(down.Err))
 		return &Refusal{Status: http.StatusServiceUnavailable, Reason: "try again shortly", Wait: 5e9}

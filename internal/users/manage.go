@@ -154,12 +154,17 @@ func (s *Service) Reset(ctx context.Context, name string, valid time.Duration) (
 }
 
 // SetPassword sets a user's new password hash (its rules checked by
-// the caller): a new generation, so that its other sessions end; a
-// token still out is used up.
-func (s *Service) SetPassword(ctx context.Context, name, hash string) (*account.Account, error) {
+// the caller) for the account as the caller saw it (its immutable ID
+// and generation): a new generation, so that its other sessions end; a
+// token still out is used up. An account reset, or removed and made
+// again, since is ErrChanged.
+func (s *Service) SetPassword(ctx context.Context, seen *account.Account, hash string) (*account.Account, error) {
 	var old *Token
 	var rec *Record
-	err := s.swap(ctx, name, func(r *Record) error {
+	err := s.swap(ctx, seen.Name, func(r *Record) error {
+		if r.UID != seen.UID || r.Generation != seen.Generation {
+			return ErrChanged
+		}
 		old, rec = r.Token, r
 		r.Hash, r.Token = hash, nil
 		r.Generation++

@@ -78,6 +78,7 @@ var (
 	ErrNoUser     = errors.New("no such user")
 	ErrToken      = errors.New("this link is used, expired or not one of ours; ask for a new one")
 	ErrUnreadable = errors.New("the user's record does not open (edited in the store, or sealed with a key no longer configured)")
+	ErrChanged    = errors.New("the account changed meanwhile (a reset, or removed); sign in again")
 )
 
 // Service is a realm's managed users.
@@ -135,6 +136,10 @@ func (s *Service) Lookup(name string) (*account.Account, bool) {
 	s.mu.Unlock()
 	return acct, true
 }
+
+// Exists reports whether the store holds a record of the name as this
+// node does, one that opens or not.
+func (s *Service) Exists(name string) bool { return s.Records.Get(Key(name)) != nil }
 
 // open opens a user's sealed record.
 func (s *Service) open(name string, sealed []byte) (*Record, error) {

@@ -77,8 +77,18 @@ func TestInvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, err := s.Use(ctx, r, hash)
-	if err != nil || after.ID == acct.ID {
-		t.Fatalf("use: %v, the same account ID %v", err, after.ID == acct.ID)
+	if err != nil || after.ID == acct.ID || after.Stable != acct.Stable {
+		t.Fatalf("use: %v, the same account ID %v, the same stable ID %v", err, after.ID == acct.ID, after.Stable == acct.Stable)
+	}
+	// a new password: a new account ID for its sessions, the same stable
+	// ID for what hangs on the account
+	changed, err := s.SetPassword(ctx, after, hash)
+	if err != nil || changed.ID == after.ID || changed.Stable != after.Stable {
+		t.Fatalf("a password change: %v, the same account ID %v, the same stable ID %v", err, changed.ID == after.ID, changed.Stable == after.Stable)
+	}
+	// a change from a session that saw the account before: refused
+	if _, err := s.SetPassword(ctx, after, hash); !errors.Is(err, ErrChanged) {
+		t.Errorf("a change of an account changed since: %v", err)
 	}
 	if got, reason, err := s.Config.Check("grace", "cafe\u0301 au lait, sans sucre"); got == nil || err != nil {
 		t.Errorf("grace's password, decomposed: %q %v", reason, err)

@@ -121,8 +121,10 @@ type PageData struct {
 	// in with.
 	Providers []ProviderLink
 	// MinLength is the shortest new password the invite and password
-	// pages take.
+	// pages take; Token is the invite page's token, kept when its
+	// password was refused.
 	MinLength int
+	Token     string
 }
 
 // ProviderLink is a login page's button of a provider: "Sign in with
