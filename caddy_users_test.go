@@ -7,11 +7,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 )
 
@@ -243,4 +246,73 @@ func waitUntil(t *testing.T, ok func() bool, what string) {
 		}
 	}
 	t.Errorf("not so: %s", what)
+}
+
+// TestCaddyUsersDomain: with cookie_domain, an invite link names
+// login_url's host, and a managed account signed in there is seen by an
+// app of the domain behind forward_auth like a configured one; its
+// token reaches no log.
+func TestCaddyUsersDomain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs the built Caddy")
+	}
+	sites := &ssoSites{port: testport.Free(t)}
+	admin := testport.Free(t)
+	auth := fmt.Sprintf("auth.example.test:%d", sites.port)
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	config := fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	auto_https off
+	storage file_system %s
+}
+http://%s {
+	log {
+		output file %s
+	}
+	miniapp {
+		cookie_domain example.test
+		login_url http://%s/login
+		user ada %s
+	}
+	respond "auth site"
+}
+http://app1.example.test:%d {
+	forward_auth 127.0.0.1:%d {
+		uri /miniapp/auth?group=staff
+		header_up Host %s
+		header_up -X-Original-URL
+		copy_headers Remote-User Remote-Groups
+	}
+	respond "app1 user={http.request.header.Remote-User} groups={http.request.header.Remote-Groups}"
+}
+`, admin, sites.port, t.TempDir(), auth, accessLog, auth, adaHash, sites.port, sites.port, auth)
+	file := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sites.process = runCaddy(t, ".", t.TempDir(), "--config", file, "--adapter", "caddyfile")
+	c := sites.browser(t)
+	waitFor(t, c, sites.url("auth", "/hello"), sites.process)
+
+	out, code := usersCLI(t, &node{t: t, admin: admin}, "user", "add", "grace", "--groups", "staff")
+	if code != 0 || !strings.Contains(out, "http://"+auth+"/login/invite#") {
+		t.Fatalf("user add: %d %s", code, out)
+	}
+	token := tokenOf(t, out)
+	resp, _ := call(t, c, "POST", sites.url("auth", invitePath), url.Values{"token": {token}, "password": {"grace hopper wrote the first compiler"}}.Encode(),
+		"Accept", "text/html", "Origin", sites.url("auth", ""))
+	if resp.StatusCode != 303 {
+		t.Fatalf("the invite: %d", resp.StatusCode)
+	}
+	if resp, body := call(t, c, "GET", sites.url("app1", "/report"), ""); resp.StatusCode != 200 || body != "app1 user=grace groups=staff" {
+		t.Errorf("the app for grace: %d %q", resp.StatusCode, body)
+	}
+	logged, err := os.ReadFile(accessLog)
+	if err != nil || !strings.Contains(string(logged), invitePath) {
+		t.Fatalf("the access log: %v", err)
+	}
+	if strings.Contains(string(logged), token) || strings.Contains(sites.process.out.String(), token) {
+		t.Error("Caddy's logs hold the invite's token")
+	}
 }
