@@ -25,6 +25,17 @@ func (s *Set) InConfig(name string) bool {
 	return ok
 }
 
+// LikeConfigured reports whether the name is a configured user's in
+// any case: a managed account may not be told from one by case alone.
+func (s *Set) LikeConfigured(name string) bool {
+	for configured := range s.users {
+		if strings.EqualFold(configured, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // ManagedConfig is an account managed in the realm's store: its name,
 // its immutable random ID, the generation of its password (a change or
 // reset moves it on), its password hash (none before its invite is

@@ -72,8 +72,10 @@ func (s *Service) Create(ctx context.Context, name string, p Profile, valid time
 	switch {
 	case !nameForm.MatchString(name):
 		return "", ErrName
-	case s.Config.InConfig(name):
+	case s.Config.LikeConfigured(name):
 		return "", ErrInConfig
+	case s.likeManaged(name):
+		return "", ErrExists
 	}
 	if err := p.check(); err != nil {
 		return "", err
@@ -94,6 +96,17 @@ func (s *Service) Create(ctx context.Context, name string, p Profile, valid time
 		return "", err
 	}
 	return token, s.index(ctx, t, rec)
+}
+
+// likeManaged reports whether a managed user's name is the name in
+// another case: two accounts are never told apart by case alone.
+func (s *Service) likeManaged(name string) bool {
+	for _, key := range s.Records.Realm.RecordKeys() {
+		if other, ok := strings.CutPrefix(key, keyPrefix); ok && other != name && strings.EqualFold(other, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Update changes what describes a user.
@@ -206,6 +219,9 @@ func (s *Service) Redeem(ctx context.Context, token string) (Redeemed, error) {
 	}
 	rec, err := s.open(ix.Name, sealed)
 	if sealed == nil || err != nil || !s.live(rec, ix.UID, digest) {
+		// a token no longer out (expired, replaced, its user gone)
+		// needs no index
+		s.unindex(ctx, &Token{Digest: digest})
 		return Redeemed{}, ErrToken
 	}
 	return Redeemed{Name: rec.Name, Purpose: rec.Token.Purpose, uid: ix.UID, digest: digest}, nil

@@ -139,6 +139,9 @@ func TestTokens(t *testing.T) {
 	if _, err := a.Redeem(ctx, reset); !errors.Is(err, ErrToken) {
 		t.Errorf("an expired token: %v", err)
 	}
+	if a.Records.Get(indexKey(digestOf(reset))) != nil {
+		t.Error("an expired token's index stays")
+	}
 	second, err := a.Reset(ctx, "grace", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +166,7 @@ func TestManage(t *testing.T) {
 	clk := new(session.Clock)
 	s := node(t, t.TempDir(), clk)
 	ctx := context.Background()
-	for name, want := range map[string]error{"ada": ErrInConfig, "github:1": ErrName, "": ErrName, "a b": ErrName, strings.Repeat("x", 65): ErrName} {
+	for name, want := range map[string]error{"ada": ErrInConfig, "ADA": ErrInConfig, "github:1": ErrName, "": ErrName, "a b": ErrName, strings.Repeat("x", 65): ErrName} {
 		if _, err := s.Create(ctx, name, Profile{}, 0); !errors.Is(err, want) {
 			t.Errorf("create %q: %v, want %v", name, err, want)
 		}
@@ -171,8 +174,10 @@ func TestManage(t *testing.T) {
 	if _, err := s.Create(ctx, "grace", Profile{}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create(ctx, "grace", Profile{}, 0); !errors.Is(err, ErrExists) {
-		t.Errorf("grace twice: %v", err)
+	for _, again := range []string{"grace", "Grace"} {
+		if _, err := s.Create(ctx, again, Profile{}, 0); !errors.Is(err, ErrExists) {
+			t.Errorf("%s after grace: %v", again, err)
+		}
 	}
 	bad := []string{"a,b"}
 	if err := s.Update(ctx, "grace", Profile{Groups: &bad}); err == nil {
