@@ -107,6 +107,15 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser, sub string) erro
 		err = oneArg(d, &h.TOTPIssuer)
 	case "password_hash":
 		err = oneArg(d, &h.PasswordHash)
+	case "remember_second_factor":
+		var v string
+		if err = oneArg(d, &v); err == nil {
+			dur, perr := caddy.ParseDuration(v)
+			if perr != nil || dur < 0 {
+				return d.Errf("remember_second_factor must be a duration (30d), got %q", v)
+			}
+			h.RememberSecondFactor = caddy.Duration(dur)
+		}
 	case "passkeys":
 		var v string
 		if err = oneArg(d, &v); err == nil {

@@ -44,6 +44,7 @@ var routes = map[string]route{
 	loginPasskeyPath:     (*Handler).loginPasskey,
 	invitePath:           (*Handler).invite,
 	passwordPath:         (*Handler).changePassword,
+	trustPath:            (*Handler).untrust,
 	web.InviteScriptPath: asset(web.TextJavaScript, web.InviteScript),
 }
 
@@ -360,6 +361,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, in web.Request
 		ended := sess.ID[:]
 		if everywhere {
 			h.shared.SignOutEverywhere(r.Context(), store.AccountID(sess.Account.ID))
+			h.endTrusts(r, sess.User)
 			ended = nil
 		}
 		if h.provider != nil {

@@ -36,7 +36,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, in web.Request, 
 		data := web.PageData{Title: "Sign in", Next: next, Passkey: h.passkeys != nil, Providers: h.providerLinks(next)}
 		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
 			if p, _ := h.gate.Pending(r.Context(), wireOf(r)); p != nil {
-				data.Title, data.CodeStep = "Enter your code", true
+				data.Title, data.CodeStep, data.TrustFor = "Enter your code", true, h.trustFor()
 				w.Header().Set("Cache-Control", "no-store")
 			}
 		}
@@ -67,11 +67,11 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request, in web.Reque
 	if err != nil {
 		return login, "", err
 	}
-	body, err := web.ReadFields(w, r, h.MaxBodySize, "username", "password", "code", "next")
+	body, err := web.ReadFields(w, r, h.MaxBodySize, "username", "password", "code", "next", "trust_browser")
 	if err != nil {
 		return login, "", err
 	}
-	login.Name, login.Password, login.Code = body["username"], body["password"], body["code"]
+	login.Name, login.Password, login.Code, login.Trust = body["username"], body["password"], body["code"], body["trust_browser"] == "1"
 	next = h.domain.SafeNext(cmp.Or(next, body["next"]), in.Secure)
 	if err := totp.CheckCode(login.Code); err != nil {
 		return login, "", web.Reject(http.StatusBadRequest, err.Error())
@@ -119,7 +119,8 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, f web.Format, n
 		if refusal.Wait > 0 {
 			w.Header().Set("Retry-After", refusal.RetryAfter())
 		}
-		return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Enter your code", Error: refusal.Reason, Next: next, CodeStep: true})
+		return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Enter your code", Error: refusal.Reason, Next: next, CodeStep: true,
+			TrustFor: h.trustFor()})
 	case refused:
 		return refusal
 	}

@@ -170,6 +170,12 @@ type Handler struct {
 	// site's codes. Default: the site's host.
 	TOTPIssuer string `json:"totp_issuer,omitempty"`
 
+	// How long a browser trusted for the second factor at its code step
+	// ("trust this browser", a cookie of its own) skips the code at a
+	// password sign-in: such a session counts as two factors for access,
+	// never for changing sign-in methods. Default: 0, never.
+	RememberSecondFactor caddy.Duration `json:"remember_second_factor,omitempty"`
+
 	// How the passwords of accounts managed in the store (`caddy miniapp
 	// user`) are hashed: `argon2id` (the default, as Caddy's own argon2id
 	// hasher) or `bcrypt`, which reads only 72 bytes of a password, so
@@ -227,35 +233,6 @@ type Handler struct {
 	users    *users.Service
 	// unregister leaves the admin API
 	unregister func()
-}
-
-// Account is a user who may sign in.
-type Account struct {
-	// The user's name.
-	Username string `json:"username"`
-	// The password hash in Modular Crypt Format as printed by `caddy
-	// hash-password` (bcrypt `$2a$...` or argon2id `$argon2id$...`; both
-	// kinds may be mixed); none for a user who signs in only through
-	// `sign_in_with` providers. `{env.*}` and `{file.*}` placeholders in the
-	// name and the hash are replaced at load time.
-	Password string `json:"password,omitempty"`
-	// The groups the user is in: `{http.miniapp.groups}` and the
-	// `Remote-Groups` header of `/miniapp/auth` (comma-separated), and
-	// its `group=` rules. Each 1 to 64 characters, without commas or
-	// spaces.
-	Groups []string `json:"groups,omitempty"`
-	// The user's email address: `{http.miniapp.email}` and
-	// `Remote-Email`.
-	Email string `json:"email,omitempty"`
-	// The user's display name: `{http.miniapp.name}` and `Remote-Name`.
-	Name string `json:"name,omitempty"`
-	// The identities at `sign_in_with` providers that sign in as the
-	// user: the provider's stable ID of the person (OpenID Connect's
-	// `sub`, GitHub's numeric user ID), or an e-mail address the provider
-	// says is verified where its block says `link_by_email`. A user with
-	// links may have no password hash: it signs in only through them
-	// (and passkeys).
-	Links []account.Link `json:"sign_in_with,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -365,7 +342,8 @@ func (h *Handler) wire() {
 		h.passkeys.SetAccounts(h.accounts.All())
 	}
 	h.signin = &signin.Service{Realm: h.Realm, Accounts: h.accounts, Guard: h.guard, TOTP: h.totp, Passkeys: h.passkeys, Gate: h.gate,
-		Required: h.SecondFactor == factorRequired, Guests: h.Guests, Clock: h.clock, Logger: h.logger, Count: realmCounter(h.Realm)}
+		Required: h.SecondFactor == factorRequired, Guests: h.Guests, Remember: time.Duration(h.RememberSecondFactor), Clock: h.clock,
+		Logger: h.logger, Count: realmCounter(h.Realm)}
 	if h.Guests != nil {
 		h.gate.Guests = h.signin.GuestAccount
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
@@ -55,6 +56,22 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 			}
 			if h.provider != nil {
 				body = h.provider.AppendAppsJSON(append(body, `,"apps":`...), apps)
+			}
+			if h.RememberSecondFactor > 0 {
+				body = strconv.AppendBool(append(body, `,"trusted":`...), sess.Method == session.MethodTrusted)
+				trusts, _ := h.totp.Trusts(sess.User)
+				body = append(body, `,"trusted_browsers":[`...)
+				for i, t := range trusts {
+					if i > 0 {
+						body = append(body, ',')
+					}
+					body = gate.AppendJSONString(append(body, `{"id":`...), t.ID)
+					body = gate.AppendJSONString(append(body, `,"device":`...), t.Device)
+					body = gate.AppendJSONString(append(body, `,"address":`...), t.Address)
+					body = t.Expires.UTC().AppendFormat(append(body, `,"expires":"`...), web.ISOTime)
+					body = append(body, `"}`...)
+				}
+				body = append(body, ']')
 			}
 			if links := sess.Account.Links; len(links) > 0 {
 				body = append(body, `,"sign_in_with":[`...)
@@ -115,6 +132,10 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 					b = append(b, `<h2 id="password-title">Password</h2>
 <p class="meta">Your password is managed in the server's config: ask its operator to change it.</p>
 `...)
+				}
+				if h.RememberSecondFactor > 0 {
+					trusts, _ := h.totp.Trusts(sess.User)
+					b = appendTrusts(b, trusts)
 				}
 				return h.appendLinks(b, sess.Account.Links)
 			default:

@@ -200,7 +200,7 @@ func (h *Handler) signInWithCallback(w http.ResponseWriter, r *http.Request, in 
 		// begun at the provider's site would come without it, so the
 		// code form is this answer, and its POST is this site's own
 		w.Header().Set("Cache-Control", "no-store")
-		return h.site.Render(w, r, http.StatusOK, "login.html", web.PageData{Title: "Enter your code", Next: f.Next, CodeStep: true})
+		return h.site.Render(w, r, http.StatusOK, "login.html", web.PageData{Title: "Enter your code", Next: f.Next, CodeStep: true, TrustFor: h.trustFor()})
 	}
 	return h.answer(w, r, in.Format, f.Next, "", out)
 }

@@ -156,6 +156,7 @@ func (h *Handler) disableTOTP(w http.ResponseWriter, r *http.Request, in web.Req
 	if err := h.totp.Remove(r.Context(), sess.User); err != nil {
 		return h.signin.CodeFailed(sess.User, in.Client, http.StatusBadRequest, err)
 	}
+	h.endTrusts(r, sess.User)
 	h.logger.Info("second factor removed", zap.String("user", sess.User), zap.String("client_ip", in.Client), zap.String("by", "user"))
 	if in.Format == web.JSON {
 		return h.site.JSON(w, r, http.StatusOK, map[string]totp.Status{"second_factor": h.totp.StatusOf(sess.User)})

@@ -1,11 +1,14 @@
 package miniapp
 
 import (
+	"html/template"
 	"net/http"
 	"strings"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 )
@@ -103,6 +106,9 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, in web.
 	w.Header().Set("Cache-Control", "no-store")
 	rules := h.rules(r)
 	page := web.PageData{Title: "Change your password", MinLength: rules.Min}
+	if k := h.signin.StepUpOf(sess); k == signin.StepUpCode || k == signin.StepUpPasskey {
+		page.StepUp = template.HTML(k.AppendField(nil, "current-code"))
+	}
 	if !sess.Account.Managed {
 		return web.Reject(http.StatusConflict, users.ErrInConfig.Error())
 	}
@@ -112,11 +118,14 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, in web.
 	if err := h.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, h.MaxBodySize, "password", "new_password")
+	body, err := web.ReadFields(w, r, h.MaxBodySize, "password", "current_code", "new_password")
 	if err != nil {
 		return err
 	}
-	err = h.signin.ChangePassword(r.Context(), w.Header(), sess, body["password"], body["new_password"], rules, clientOf(r, in))
+	if err := totp.CheckCode(body["current_code"]); err != nil {
+		return web.Reject(http.StatusBadRequest, err.Error())
+	}
+	err = h.signin.ChangePassword(r.Context(), w.Header(), sess, body["password"], body["current_code"], body["new_password"], rules, clientOf(r, in))
 	if refusal, ok := err.(*signin.Refusal); ok && in.Format == web.HTML && !web.HasErrorRoutes(r) {
 		page.Error = refusal.Reason
 		_ = rejection(w, refusal)
@@ -130,4 +139,33 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, in web.
 	}
 	web.Redirect(w, r, "/profile")
 	return nil
+}
+
+// Account is a user who may sign in.
+type Account struct {
+	// The user's name.
+	Username string `json:"username"`
+	// The password hash in Modular Crypt Format as printed by `caddy
+	// hash-password` (bcrypt `$2a$...` or argon2id `$argon2id$...`; both
+	// kinds may be mixed); none for a user who signs in only through
+	// `sign_in_with` providers. `{env.*}` and `{file.*}` placeholders in the
+	// name and the hash are replaced at load time.
+	Password string `json:"password,omitempty"`
+	// The groups the user is in: `{http.miniapp.groups}` and the
+	// `Remote-Groups` header of `/miniapp/auth` (comma-separated), and
+	// its `group=` rules. Each 1 to 64 characters, without commas or
+	// spaces.
+	Groups []string `json:"groups,omitempty"`
+	// The user's email address: `{http.miniapp.email}` and
+	// `Remote-Email`.
+	Email string `json:"email,omitempty"`
+	// The user's display name: `{http.miniapp.name}` and `Remote-Name`.
+	Name string `json:"name,omitempty"`
+	// The identities at `sign_in_with` providers that sign in as the
+	// user: the provider's stable ID of the person (OpenID Connect's
+	// `sub`, GitHub's numeric user ID), or an e-mail address the provider
+	// says is verified where its block says `link_by_email`. A user with
+	// links may have no password hash: it signs in only through them
+	// (and passkeys).
+	Links []account.Link `json:"sign_in_with,omitempty"`
 }

@@ -197,6 +197,9 @@ func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) err
 	if known {
 		n.Shared.SignOutEverywhere(r.Context(), store.AccountID(before.ID))
 	}
+	if err := n.TOTP.UntrustAll(r.Context(), name); err != nil {
+		return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+	}
 	n.openIDLoggedOut(name)
 	link, err := n.link(in.Site, token)
 	if err != nil {
@@ -232,7 +235,7 @@ func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) er
 // clearRecords removes what hangs on a managed account's name: its
 // second factor, passkeys and OpenID Connect grants.
 func clearRecords(r *http.Request, n *Node, name string) error {
-	for _, key := range []string{totp.Key(name), passkey.RecordKey(name), "oidc-grants:" + name} {
+	for _, key := range []string{totp.Key(name), totp.TrustKey(name), passkey.RecordKey(name), "oidc-grants:" + name} {
 		if err := n.Records.Swap(r.Context(), key, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
 			return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
 		}

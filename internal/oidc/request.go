@@ -189,6 +189,9 @@ func (r *request) Offline() bool { return slices.Contains(r.Scopes, oidc.ScopeOf
 // (a hardware-bound key, which with two factors verified its user).
 func AMR(factors uint8, method session.Method) []string {
 	switch {
+	case method == session.MethodTrusted:
+		// a password on a trusted browser: no code this time
+		return []string{"pwd"}
 	case method == session.MethodProvider && factors >= 2:
 		return []string{"mfa"}
 	case method == session.MethodProvider:

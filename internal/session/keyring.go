@@ -65,6 +65,9 @@ const (
 	// PurposeSignInWith seals a sign-in through another provider
 	// between its start and the provider's callback.
 	PurposeSignInWith
+	// PurposeTrust seals the cookie of a browser trusted for the second
+	// factor.
+	PurposeTrust
 	purposes = iota
 )
 
@@ -87,6 +90,8 @@ func (p Purpose) String() string {
 		return "oidc"
 	case PurposeSignInWith:
 		return "sign-in-with"
+	case PurposeTrust:
+		return "trust"
 	}
 	return "purpose " + strconv.Itoa(int(p))
 }

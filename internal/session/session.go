@@ -73,6 +73,10 @@ const (
 	// factors with a code here too, or a second factor the provider
 	// checked and the operator trusts).
 	MethodProvider
+	// MethodTrusted is a password on a browser trusted for the second
+	// factor (remember_second_factor): two factors for access, never for
+	// a step-up.
+	MethodTrusted
 )
 
 // String names the method as the logs do.
@@ -82,6 +86,8 @@ func (m Method) String() string {
 		return "passkey"
 	case MethodProvider:
 		return "provider"
+	case MethodTrusted:
+		return "trusted"
 	}
 	return "password"
 }

@@ -58,13 +58,27 @@ func (s *Service) Invite(ctx context.Context, h http.Header, token, password str
 }
 
 // ChangePassword changes the password of the session's managed account:
-// the current one checked as a login (a wrong one counts as a failed
-// login, 403), the new one against the rules (400). The account's other
-// sessions end; this one starts anew with its factors. Its second
-// factor and passkeys stay.
-func (s *Service) ChangePassword(ctx context.Context, h http.Header, sess *gate.Session, current, next string, rules users.Rules, c Client) error {
+// under the step-up policy (an account with a second factor gives a
+// current code unless the session began with both within RecentSignIn;
+// a trusted browser's never counts), the current password checked as a
+// login (a wrong one counts as a failed login, 403), the new one against
+// the rules (400). The account's other sessions and trusted browsers
+// end; this one starts anew with its factors. Its second factor and
+// passkeys stay.
+func (s *Service) ChangePassword(ctx context.Context, h http.Header, sess *gate.Session, current, code, next string, rules users.Rules, c Client) error {
 	if !sess.Account.Managed {
 		return refuse(http.StatusConflict, users.ErrInConfig.Error())
+	}
+	switch s.StepUpOf(sess) {
+	case StepUpCode:
+		if code == "" {
+			return refuse(http.StatusForbidden, "enter a current code from your authenticator app (or a recovery code) to change your password")
+		}
+		if _, err := s.CheckCode(ctx, sess.User, code, c.IP, nil); err != nil {
+			return s.codeFailed(sess.User, c.IP, http.StatusForbidden, err)
+		}
+	case StepUpPasskey:
+		return refuse(http.StatusForbidden, "sign in again with your passkey to change your password (a passkey sign-in counts for 10 minutes)")
 	}
 	place, wait, err := s.Guard.Enter(ctx, s.guardLogin(c.IP, sess.User, nil), s.Clock.Now())
 	if err != nil {
@@ -91,6 +105,9 @@ func (s *Service) ChangePassword(ctx context.Context, h http.Header, sess *gate.
 		return s.usersFailed(err)
 	}
 	s.Gate.Shared.SignOutEverywhere(ctx, store.AccountID(sess.Account.ID))
+	if err := s.TOTP.UntrustAll(ctx, sess.User); err != nil {
+		s.Logger.Error("trusted browsers not ended: the store did not answer", zap.String("user", sess.User), zap.Error(err))
+	}
 	if s.Ended != nil {
 		s.Ended(sess.User, nil)
 	}

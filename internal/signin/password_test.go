@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/users"
 )
 
@@ -82,17 +84,17 @@ func TestChangePassword(t *testing.T) {
 	}
 	sess, _ := w.s.Gate.Open(w.back(t, here), false)
 	for current, want := range map[string]int{"not the password!": 403} {
-		if err := w.s.ChangePassword(ctx, http.Header{}, sess, current, "an even longer password", rules, w.client("192.0.2.80")); err == nil ||
+		if err := w.s.ChangePassword(ctx, http.Header{}, sess, current, "", "an even longer password", rules, w.client("192.0.2.80")); err == nil ||
 			err.(*Refusal).Status != want {
 			t.Errorf("current %q: %v", current, err)
 		}
 	}
-	if err := w.s.ChangePassword(ctx, http.Header{}, sess, "a long and fine password", "lin", rules, w.client("192.0.2.80")); err == nil ||
+	if err := w.s.ChangePassword(ctx, http.Header{}, sess, "a long and fine password", "", "lin", rules, w.client("192.0.2.80")); err == nil ||
 		err.(*Refusal).Status != 400 {
 		t.Errorf("a refused new password: %v", err)
 	}
 	renewed := http.Header{}
-	if err := w.s.ChangePassword(ctx, renewed, sess, "a long and fine password", "an even longer password", rules, w.client("192.0.2.80")); err != nil {
+	if err := w.s.ChangePassword(ctx, renewed, sess, "a long and fine password", "", "an even longer password", rules, w.client("192.0.2.80")); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := w.s.Gate.Open(w.back(t, there), false); s != nil {
@@ -105,8 +107,35 @@ func TestChangePassword(t *testing.T) {
 		t.Error("the old password still signs in")
 	}
 	ada := w.signedIn(t, 1)
-	if err := w.s.ChangePassword(ctx, http.Header{}, ada, adaPassword, "an even longer password", rules, w.client("192.0.2.82")); err == nil ||
+	if err := w.s.ChangePassword(ctx, http.Header{}, ada, adaPassword, "", "an even longer password", rules, w.client("192.0.2.82")); err == nil ||
 		err.(*Refusal).Status != http.StatusConflict {
 		t.Errorf("ada's change: %v", err)
+	}
+}
+
+// TestChangePasswordStepUp: a managed account with a second factor
+// changes its password from a fresh sign-in of both, or with a current
+// code; a trusted browser's session, though of two factors, needs the
+// code.
+func TestChangePasswordStepUp(t *testing.T) {
+	w := newWorld(t)
+	u := withUsers(w)
+	ctx := context.Background()
+	token, _ := u.Create(ctx, "lin", users.Profile{}, time.Hour)
+	w.s.Invite(ctx, http.Header{}, token, "a long and fine password", rules, w.client("192.0.2.85"))
+	w.enrol(t, "lin")
+	lin, _ := w.s.Accounts.Lookup("lin")
+	trusted := w.s.Gate.Start(ctx, http.Header{}, w.wire, lin, gate.Client{IP: "192.0.2.85"}, 2, session.MethodTrusted)
+	if err := w.s.ChangePassword(ctx, http.Header{}, trusted, "a long and fine password", "", "an even longer password", rules, w.client("192.0.2.85")); err == nil ||
+		err.(*Refusal).Status != http.StatusForbidden {
+		t.Errorf("a trusted session without a code: %v", err)
+	}
+	if err := w.s.ChangePassword(ctx, http.Header{}, trusted, "a long and fine password", w.code(t), "an even longer password", rules, w.client("192.0.2.85")); err != nil {
+		t.Errorf("a trusted session with a code: %v", err)
+	}
+	lin, _ = w.s.Accounts.Lookup("lin")
+	fresh := w.s.Gate.Start(ctx, http.Header{}, w.wire, lin, gate.Client{IP: "192.0.2.85"}, 2, session.MethodPassword)
+	if err := w.s.ChangePassword(ctx, http.Header{}, fresh, "an even longer password", "", "the longest password so far", rules, w.client("192.0.2.85")); err != nil {
+		t.Errorf("a fresh sign-in of two factors: %v", err)
 	}
 }

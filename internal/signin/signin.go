@@ -57,6 +57,9 @@ type Service struct {
 	Guests *idp.Guests
 	// Users are the realm's managed accounts.
 	Users *users.Service
+	// Remember is remember_second_factor: how long a browser trusted
+	// for the second factor at its code step skips it; 0 for never.
+	Remember time.Duration
 	// Clock, Logger and Count are the handler's.
 	Clock  *session.Clock
 	Logger *zap.Logger
@@ -87,6 +90,9 @@ type Client struct {
 // sign-in.
 type Login struct {
 	Name, Password, Code string
+	// Trust: trust this browser for the second factor (trust_browser=1
+	// beside the code).
+	Trust bool
 	Client
 	// Known is the browser's device cookie for the name, or nil.
 	Known *session.Session
@@ -183,6 +189,9 @@ func (s *Service) Password(ctx context.Context, h http.Header, in Login) Outcome
 		return s.signIn(ctx, h, acct, in.Client, in.Known, 1, session.MethodPassword)
 	}
 	if in.Code == "" {
+		if s.trustedBrowser(in.Wire, acct) {
+			return s.signIn(ctx, h, acct, in.Client, in.Known, 2, session.MethodTrusted)
+		}
 		return s.askCode(ctx, h, acct, in.Client, session.MethodPassword)
 	}
 	kind, err := s.CheckCode(ctx, acct.Name, in.Code, in.IP, in.Known)
@@ -192,6 +201,7 @@ func (s *Service) Password(ctx context.Context, h http.Header, in Login) Outcome
 		return Outcome{Err: s.codeFailed(acct.Name, in.IP, http.StatusUnauthorized, err), Form: CodeForm}
 	}
 	s.Count.SecondFactor("success", string(kind))
+	s.trustBrowser(ctx, h, acct, in)
 	return s.signIn(ctx, h, acct, in.Client, in.Known, 2, session.MethodPassword)
 }
 
@@ -227,6 +237,7 @@ func (s *Service) Code(ctx context.Context, h http.Header, in Login) Outcome {
 	}
 	s.Gate.ClearPending(h, in.Wire)
 	s.Count.SecondFactor("success", string(kind))
+	s.trustBrowser(ctx, h, acct, in)
 	if link, _ := gate.Holds(acct, p); link != nil {
 		in.Link, in.Via = link, link.Provider
 	}

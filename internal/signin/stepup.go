@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 )
@@ -55,7 +56,8 @@ func (s *Service) StepUpOf(sess *gate.Session) StepUp {
 			return StepUpSignIn
 		}
 		return StepUpPassword
-	case recent && sess.Factors >= 2:
+	case recent && sess.Factors >= 2 && sess.Method != session.MethodTrusted:
+		// a trusted browser's second factor was not shown this time
 		return StepUpNone
 	case s.TOTP.Has(sess.User):
 		return StepUpCode

@@ -125,6 +125,9 @@ type PageData struct {
 	// password was refused.
 	MinLength int
 	Token     string
+	// TrustFor is how long the code step's "trust this browser" lasts
+	// (remember_second_factor, as text: "30 days"); empty for none.
+	TrustFor string
 }
 
 // ProviderLink is a login page's button of a provider: "Sign in with
