@@ -11,8 +11,8 @@ import (
 // TestCaddyTrust: with remember_second_factor, a code step with "trust
 // this browser" lets that browser's next password sign-in skip the code
 // (a session of two factors, trusted), while another browser is asked
-// for it; the trusted session cannot replace the factor without a
-// code; stopping the trust on the profile, and sign out everywhere, end
+// for it; the trusted session cannot replace the factor nor delete a
+// passkey without a current code; stopping the trust on the profile, and sign out everywhere, end
 // it.
 func TestCaddyTrust(t *testing.T) {
 	n := newNode(t, t.TempDir())
@@ -20,11 +20,25 @@ func TestCaddyTrust(t *testing.T) {
 	n.writeConfig("ok")
 	n.start()
 	n.ready()
-	_, recovery := enrolOver(t, signInAs(t, n, "ada", adaPassword), n.url(""))
+	setup := signInAs(t, n, "ada", adaPassword)
+	_, recovery := enrolOver(t, setup, n.url(""))
 	password := "username=ada&password=" + url.QueryEscape(adaPassword)
+	// a passkey, from the fresh session of two factors the setup left
+	auth := newAuthenticator(t, "localhost")
+	resp, body := call(t, setup, "POST", n.url(passkeysPath), "action=begin", "Accept", "application/json", "Origin", n.url(""))
+	var options map[string]any
+	if err := json.Unmarshal([]byte(body), &options); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a passkey's registration: %d %s", resp.StatusCode, body)
+	}
+	finish, _ := json.Marshal(map[string]any{"ceremony": options["ceremony"], "credential": auth.create(options, n.url("")), "name": "laptop"})
+	if resp, body := call(t, setup, "POST", n.url(passkeysPath), string(finish), "Content-Type", "application/json", "Accept", "application/json",
+		"Origin", n.url("")); resp.StatusCode != 201 {
+		t.Fatalf("a passkey's registration: %d %s", resp.StatusCode, body)
+	}
+	passkeyID := b64url.EncodeToString(auth.id)
 
 	c := browserOf(t)
-	resp, _ := call(t, c, "POST", n.url("/login"), password, "Accept", "text/html", "Origin", n.url(""))
+	resp, _ = call(t, c, "POST", n.url("/login"), password, "Accept", "text/html", "Origin", n.url(""))
 	if resp.StatusCode != 303 || !strings.HasPrefix(resp.Header.Get("Location"), "/login?step=code") {
 		t.Fatalf("a password of an account with a factor: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -50,7 +64,7 @@ func TestCaddyTrust(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"trusted_browsers"`
 	}
-	_, body := call(t, c, "GET", n.url("/profile"), "", "Accept", "application/json")
+	_, body = call(t, c, "GET", n.url("/profile"), "", "Accept", "application/json")
 	if err := json.Unmarshal([]byte(body), &prof); err != nil || prof.Factors != 2 || !prof.Trusted || len(prof.Browsers) != 1 {
 		t.Fatalf("the trusted session's profile: %s", body)
 	}
@@ -61,6 +75,14 @@ func TestCaddyTrust(t *testing.T) {
 	// which a fresh sign-in of two factors would not
 	if resp, _ := call(t, c, "POST", n.url("/profile/totp"), "", "Accept", "application/json", "Origin", n.url("")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("the trusted session replacing the factor without a code: %d", resp.StatusCode)
+	}
+	deletePasskey := "action=delete&id=" + passkeyID
+	if resp, _ := call(t, c, "POST", n.url(passkeysPath), deletePasskey, "Accept", "application/json", "Origin", n.url("")); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("the trusted session deleting a passkey without a code: %d", resp.StatusCode)
+	}
+	if resp, body := call(t, c, "POST", n.url(passkeysPath), deletePasskey+"&current_code="+recovery[2], "Accept", "application/json",
+		"Origin", n.url("")); resp.StatusCode != http.StatusOK {
+		t.Errorf("the trusted session deleting a passkey with a current code: %d %s", resp.StatusCode, body)
 	}
 
 	// stopping the trust on the profile
