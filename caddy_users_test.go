@@ -174,6 +174,14 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"groups":["ops"]`) {
 		t.Errorf("PATCH grace: %d %s", resp.StatusCode, body)
 	}
+	if out, code := usersCLI(t, a, "user", "set", "grace", "--groups", "ops,staff", "--name", "Grace Hopper"); code != 0 ||
+		!strings.Contains(out, "changed grace (groups ops,staff)") {
+		t.Errorf("user set: %d %s", code, out)
+	}
+	if resp, body := call(t, browserOf(t), "PATCH", fmt.Sprintf("http://localhost:%d/miniapp/users/ada", a.admin), `{"groups":["ops"]}`,
+		"Content-Type", "application/json"); resp.StatusCode != 409 {
+		t.Errorf("PATCH of the Caddyfile's ada: %d %s", resp.StatusCode, body)
+	}
 	out, code = usersCLI(t, a, "user", "reset", "grace")
 	if code != 0 {
 		t.Fatalf("user reset: %s", out)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -20,7 +21,6 @@ func TestProvisionErrors(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		{"no users", Handler{SecretKeys: []string{testKey}}, "at least one user is required"},
 		{"duplicate", Handler{Accounts: []Account{{Username: "ada", Password: adaHash}, {Username: "ada", Password: adaHash}}}, `duplicate user "ada"`},
 		{"bad hash", Handler{Accounts: []Account{{Username: "ada", Password: "plaintext"}}}, `user "ada": password hash must be bcrypt`},
 		{"broken bcrypt", Handler{Accounts: []Account{{Username: "ada", Password: "$2a$10$short"}}}, `user "ada": password hash is not valid bcrypt`},
@@ -87,5 +87,31 @@ func TestValidate(t *testing.T) {
 		SecondFactor: factorRequired, TOTPIssuer: "Example Corp", PasskeyRPID: "example.com"}
 	if err := good.Validate(); err != nil {
 		t.Errorf("valid config refused: %v", err)
+	}
+}
+
+// TestOnlyManagedUsers: a handler without a user line provisions, and
+// the accounts made in its store sign in.
+func TestOnlyManagedUsers(t *testing.T) {
+	a := newApp(t, "", func(h *Handler) { h.Accounts = nil })
+	if w := a.do(request{method: "POST", target: "/login", contentType: "application/x-www-form-urlencoded",
+		body: "username=ada&password=" + adaPassword}); w.Code != 401 {
+		t.Fatalf("a login without users: %d", w.Code)
+	}
+	ctx := context.Background()
+	token, err := a.h.users.Create(ctx, "grace", users.Profile{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.h.users.Redeem(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := users.Argon2id.Hash("grace hopper wrote the first compiler")
+	if _, err := a.h.users.Use(ctx, r, hash); err != nil {
+		t.Fatal(err)
+	}
+	if c := a.login("grace", "grace hopper wrote the first compiler", false); c == nil {
+		t.Error("the managed grace does not sign in")
 	}
 }

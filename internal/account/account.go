@@ -154,9 +154,6 @@ var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk
 // parameters that most accounts share, so that checking an unknown name
 // costs as much as a wrong password.
 func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
-	if len(accounts) == 0 {
-		return nil, errors.New("at least one user is required")
-	}
 	set := &Set{users: make(map[string]*Account, len(accounts)), links: map[Link]*Account{}}
 	shares := map[string]int{}
 	var common *Account

@@ -110,7 +110,6 @@ func TestLoadErrors(t *testing.T) {
 		accounts []Config
 		want     string
 	}{
-		{nil, "at least one user"},
 		{[]Config{{Username: "ada"}}, "a password hash is required, or sign_in_with"},
 		{[]Config{{Password: adaHash}}, "a name is required"},
 		{[]Config{{Username: "ada", Links: []Link{{"github", "1"}}}, {Username: "bob", Links: []Link{{"github", "1"}}}}, `github "1" is linked to user "ada" already`},
