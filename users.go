@@ -29,6 +29,12 @@ func (h *Handler) manageUsers() {
 	}
 	h.users = &users.Service{Realm: h.Realm, Records: h.records, Config: h.accounts, Hash: hasher, Clock: h.clock}
 	h.accounts.Manage(h.users)
+	if !h.accounts.Hashed() {
+		// an unknown name costs as much as a managed account's password
+		if sample, err := hasher.Hash("fake"); err == nil {
+			_ = h.accounts.FakeLike(sample)
+		}
+	}
 	h.signin.Users = h.users
 	if h.passkeys != nil {
 		h.passkeys.Managed = h.users.Accounts

@@ -140,6 +140,8 @@ type Set struct {
 	fake  *Account
 	// managed finds an account managed in the store, nil for none
 	managed Source
+	// hashed: a configured account has a password
+	hashed bool
 	// Mixed reports whether the accounts' hashes differ in algorithm or
 	// cost: an unknown name then takes as long as a wrong password only
 	// for the users whose hashes are like most users'.
@@ -219,6 +221,7 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 	}
 	set.fake = &Account{hash: fake, Comparer: cmp}
 	set.Mixed = len(shares) > 1
+	set.hashed = common != nil
 	return set, nil
 }
 

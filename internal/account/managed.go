@@ -19,6 +19,29 @@ type Source interface {
 // configured ones: a name of both is the config's.
 func (s *Set) Manage(src Source) { s.managed = src }
 
+// Hashed reports whether a configured account has a password.
+func (s *Set) Hashed() bool { return s.hashed }
+
+// FakeLike gives the fake hash the parameters of hash (a hash of the
+// managed accounts' hasher) where no configured account has a password:
+// an unknown name then costs as much as a managed account's wrong
+// password.
+func (s *Set) FakeLike(hash string) error {
+	if s.hashed {
+		return nil
+	}
+	fake, err := fakeHashLike(hash)
+	if err != nil {
+		return err
+	}
+	cmp, err := comparerFor(string(fake))
+	if err != nil {
+		return err
+	}
+	s.fake = &Account{hash: fake, Comparer: cmp}
+	return nil
+}
+
 // InConfig reports whether the name is a configured user's.
 func (s *Set) InConfig(name string) bool {
 	_, ok := s.users[name]
