@@ -7,9 +7,7 @@
 package account
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // MaxNameLen bounds a user name, in bytes.
@@ -63,15 +60,6 @@ type Account struct {
 	// hash is nil for an account without a password, which signs in
 	// only through its links (and passkeys).
 	hash []byte
-}
-
-// Link ties an identity at a provider to an account: the provider's
-// name and the identity's stable ID there (OpenID Connect's sub, or
-// GitHub's numeric user ID), or an e-mail address where the provider's
-// block allows linking by it.
-type Link struct {
-	Provider string `json:"provider"`
-	Subject  string `json:"subject"`
 }
 
 // SubjectKey is what an OpenID Connect provider derives the account's
@@ -147,9 +135,6 @@ type Set struct {
 	// for the users whose hashes are like most users'.
 	Mixed bool
 }
-
-// bcryptEncoding is bcrypt's own base64 alphabet, used to make fake hashes.
-var bcryptEncoding = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
 
 // Load builds the accounts from the config, replacing placeholders in
 // names and hashes. The fake account's hash has the algorithm and
@@ -241,73 +226,6 @@ func Guest(realm, name, display, email string, groups []string) *Account {
 	return a
 }
 
-// defaultHash gives the fake hash its parameters when no account has a
-// password: bcrypt at cost 14, as caddy hash-password makes it.
-const defaultHash = "$2a$14$"
-
-// IsEmail reports whether the link is by e-mail address.
-func (l Link) IsEmail() bool { return strings.Contains(l.Subject, "@") }
-
-// key is the link as the set indexes it: an ID as it is, an e-mail
-// address in lower case (as providers compare them) and apart, so that
-// an ID that looks like an address never matches an e-mail link.
-func (l Link) key() Link {
-	if l.IsEmail() {
-		l.Subject = "email\x00" + asciiLower(l.Subject)
-	}
-	return l
-}
-
-// asciiLower is s with its ASCII letters in lower case: addresses are
-// compared so, and any other letter exactly (Unicode's lower case would
-// make the Kelvin sign a k).
-func asciiLower(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}, s)
-}
-
-// Linked is the account linked to an identity's stable ID at a
-// provider.
-func (s *Set) Linked(provider, id string) (*Account, bool) {
-	if strings.Contains(id, "@") {
-		id = "id\x00" + id // never an e-mail link
-	}
-	acct, ok := s.links[Link{provider, id}]
-	return acct, ok
-}
-
-// LinkedByEmail is the account linked to an e-mail address (in any
-// case) at a provider, which the caller may use only where the provider
-// vouches for the address and its block allows linking by it.
-func (s *Set) LinkedByEmail(provider, email string) (*Account, bool) {
-	acct, ok := s.links[Link{provider, "email\x00" + asciiLower(email)}]
-	return acct, ok
-}
-
-// LinkTag is the tag of a session begun through the link: bound to the
-// account and to the link, so that such a session ends when its link is
-// removed or changed, and the account's other sessions do not.
-func (a *Account) LinkTag(l Link) Tag {
-	k := l.key()
-	sum := sha256.Sum256([]byte("miniapp link v1\x00" + string(a.ID[:]) + "\x00" + k.Provider + "\x00" + k.Subject))
-	return Tag(sum[:TagLen])
-}
-
-// LinkOf is the account's link that a session's tag is bound to, if
-// it still has it.
-func (a *Account) LinkOf(tag Tag) (Link, bool) {
-	for _, l := range a.Links {
-		if a.LinkTag(l) == tag {
-			return l, true
-		}
-	}
-	return Link{}, false
-}
-
 // Lookup returns the account of the name: the configured one, or the
 // one managed in the store.
 func (s *Set) Lookup(name string) (*Account, bool) {
@@ -360,67 +278,6 @@ func (s *Set) Check(name, password string) (*Account, string, error) {
 		return nil, reasonWrongPassword, nil
 	}
 	return acct, "", nil
-}
-
-// hashParams is the part of a hash that names its algorithm and cost:
-// "$2a$14$" for bcrypt, "$argon2id$v=19$m=47104,t=1,p=1" for argon2id.
-func hashParams(hash string) string {
-	if strings.HasPrefix(hash, "$argon2id$") {
-		return strings.Join(strings.SplitN(hash, "$", 5)[:4], "$")
-	}
-	return hash[:7]
-}
-
-// comparerFor checks that hash parses and returns Caddy's comparer for
-// the algorithm the hash names.
-func comparerFor(hash string) (caddyauth.Comparer, error) {
-	var algorithm string
-	switch {
-	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("password hash is not valid bcrypt: %v", err)
-		}
-		algorithm = "bcrypt"
-	case strings.HasPrefix(hash, "$argon2id$"):
-		if _, _, err := caddyauth.DecodeHash([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("password hash is not valid argon2id: %v", err)
-		}
-		algorithm = "argon2id"
-	default:
-		return nil, errors.New("password hash must be bcrypt ($2a$...) or argon2id ($argon2id$...), as printed by caddy hash-password")
-	}
-	info, err := caddy.GetModule("http.authentication.hashes." + algorithm)
-	if err != nil {
-		return nil, err
-	}
-	return info.New().(caddyauth.Comparer), nil
-}
-
-// fakeHashLike returns a hash with the same algorithm and parameters as
-// hash but a random salt and digest, so that no password matches it.
-func fakeHashLike(hash string) ([]byte, error) {
-	if strings.HasPrefix(hash, "$argon2id$") {
-		parts := strings.Split(hash, "$")
-		for _, i := range []int{4, 5} {
-			raw, err := base64.RawStdEncoding.DecodeString(parts[i])
-			if err != nil {
-				return nil, err
-			}
-			parts[i] = base64.RawStdEncoding.EncodeToString(randomBytes(len(raw)))
-		}
-		return []byte(strings.Join(parts, "$")), nil
-	}
-	// bcrypt: the parameters, then 22 characters of salt and 31 of digest
-	salt := bcryptEncoding.EncodeToString(randomBytes(16))
-	digest := bcryptEncoding.EncodeToString(randomBytes(23))
-	return []byte(hashParams(hash) + salt + digest), nil
-}
-
-// randomBytes returns n bytes from the system's secure random source.
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails; crashes the program if the source does
-	return b
 }
 
 // Bounds of what describes a user.

@@ -162,11 +162,12 @@ func userPath(w http.ResponseWriter, r *http.Request) error {
 			return userError(err)
 		}
 		n.Logger.Info("user changed", zap.String("user", name), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
-		i := slices.IndexFunc(n.Users.List(), func(u users.Info) bool { return u.Name == name })
+		list := n.Users.List()
+		i := slices.IndexFunc(list, func(u users.Info) bool { return u.Name == name })
 		if i < 0 {
 			return apiError(http.StatusNotFound, users.ErrNoUser)
 		}
-		return writeJSON(w, userOf(n, n.Users.List()[i]))
+		return writeJSON(w, userOf(n, list[i]))
 	case tail == "" && r.Method == http.MethodDelete:
 		return removeUser(w, r, n, name)
 	}

@@ -113,7 +113,12 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, forged := range []string{"", "x", strings.Repeat("A", 43), token[:42] + "A"} {
+	// the last of 43 characters carries 4 bits: another valid one
+	last := "A"
+	if strings.HasSuffix(token, last) {
+		last = "E"
+	}
+	for _, forged := range []string{"", "x", strings.Repeat("A", 43), token[:42] + last} {
 		if _, err := b.Redeem(ctx, forged); !errors.Is(err, ErrToken) {
 			t.Errorf("forged %q: %v", forged, err)
 		}
