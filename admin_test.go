@@ -227,7 +227,7 @@ func TestAdminPasskeysReset(t *testing.T) {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
 	signedIn := sessionCookie(t, a.passkeyLogin(auth))
-	key := passkey.RecordKey("ada")
+	key := "passkeys:ada"
 	if ok, err := a.h.shared.SwapRecord(context.Background(), key, a.h.shared.Record(key), []byte("edited in the store")); !ok || err != nil {
 		t.Fatal(ok, err)
 	}

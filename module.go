@@ -303,7 +303,7 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if h.keys, err = h.loadKeys(ctx, repl); err != nil {
 		return fmt.Errorf("loading key set: %v", err)
 	}
-	h.records = &records.Store{Realm: h.shared, Keys: h.keys, Logger: h.logger}
+	h.records = &records.Store{Realm: h.shared, Keys: h.keys, Logger: h.logger, Accounts: h.accounts}
 	h.records.Reseal(ctx)
 
 	h.protected = caddyhttp.MatchPath(h.Protect)

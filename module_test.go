@@ -115,3 +115,36 @@ func TestOnlyManagedUsers(t *testing.T) {
 		t.Error("the managed grace does not sign in")
 	}
 }
+
+// TestManagedHashUnlike: a load warns where the store has managed
+// accounts whose hasher is unlike most of the Caddyfile's hashes (a
+// wrong password of theirs then costs another time than an unknown
+// name), and only there.
+func TestManagedHashUnlike(t *testing.T) {
+	dir := t.TempDir()
+	argon, err := users.Argon2id.Hash(adaPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withArgon := func(h *Handler) { h.Accounts = []Account{{Username: "ada", Password: argon}} }
+	a := newApp(t, dir, withArgon)
+	if _, err := a.h.users.Create(context.Background(), "mia", users.Profile{}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "managed accounts' passwords are hashed unlike most of the Caddyfile's"
+	for _, c := range []struct {
+		name   string
+		dir    string
+		change func(*Handler)
+		warns  bool
+	}{
+		{"argon2id in both", dir, withArgon, false},
+		{"bcrypt in the Caddyfile", dir, nil, true},
+		{"bcrypt in the Caddyfile, none managed", "", nil, false},
+	} {
+		app := newApp(t, c.dir, c.change)
+		if got := app.logs.FilterMessageSnippet(warning).Len() > 0; got != c.warns {
+			t.Errorf("%s: warned %v", c.name, got)
+		}
+	}
+}

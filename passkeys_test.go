@@ -474,7 +474,7 @@ func TestPasskeyAcrossNodes(t *testing.T) {
 			if w := a.register(auth, a.httpsLogin("ada", adaPassword), ""); w.Code != 201 {
 				t.Fatalf("registration on A: %d", w.Code)
 			}
-			syncUntilRecord(t, b, passkey.RecordKey("ada"))
+			syncUntilRecord(t, b, "passkeys:ada")
 			if w := b.passkeyLogin(auth); w.Code != 200 {
 				t.Errorf("sign-in on B: %d %q", w.Code, w.Body)
 			}

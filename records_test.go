@@ -30,7 +30,7 @@ func TestRecordsEditedRefused(t *testing.T) {
 		t.Fatalf("registration: %d", w.Code)
 	}
 	e := a.enrol("grace", gracePassword)
-	for _, key := range []string{passkey.RecordKey("ada"), totp.Key("grace")} {
+	for _, key := range []string{"passkeys:ada", "totp:grace"} {
 		file := filepath.Join(dir, "miniapp", "miniapp", "records", hex.EncodeToString([]byte(key)))
 		data, err := os.ReadFile(file)
 		if err != nil {

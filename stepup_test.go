@@ -10,7 +10,6 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
-	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/store"
 )
 
@@ -200,7 +199,7 @@ func TestPasswordCannotRemovePasskey(t *testing.T) {
 		if w.Code != 403 {
 			t.Errorf("required %v: confirming codes of his own: %d %q", required, w.Code, w.Body)
 		}
-		if a.h.shared.Record(totp.Key("ada")) != nil {
+		if a.h.shared.Record("totp:ada") != nil {
 			t.Errorf("required %v: a second factor was enrolled", required)
 		}
 		if w := a.passkeyLogin(c.auth); w.Code != 200 {

@@ -159,7 +159,7 @@ func TestTOTPEnrolment(t *testing.T) {
 			t.Errorf("%s lives on: %d", name, code)
 		}
 	}
-	sealed := string(a.h.shared.Record(totp.Key("ada")))
+	sealed := string(a.h.shared.Record("totp:ada"))
 	if sealed == "" || strings.Contains(sealed, begin.Secret) || strings.Contains(sealed, strings.ReplaceAll(codes[0], "-", "")) {
 		t.Errorf("the record holds the secret or a recovery code in clear: %q", sealed)
 	}
@@ -649,7 +649,7 @@ func TestTOTPAcrossNodes(t *testing.T) {
 			dir := t.TempDir()
 			a, b := twoNodes(t, dir, use)
 			e := a.enrol("ada", adaPassword)
-			syncUntilRecord(t, b, totp.Key("ada"))
+			syncUntilRecord(t, b, "totp:ada")
 			a.advance(30 * time.Second)
 			code := a.codeFor(e.secret)
 			if w := b.post("/login", "username=ada&password="+adaPassword+"&code="+code, nil); w.Code != 200 {
@@ -779,7 +779,7 @@ func TestPendingSingleUseAcrossNodes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a, b := twoNodes(t, t.TempDir(), use)
 			e := a.enrol("ada", adaPassword)
-			syncUntilRecord(t, b, totp.Key("ada"))
+			syncUntilRecord(t, b, "totp:ada")
 			a.advance(30 * time.Second)
 			pending := cookieNamed(a.post("/login", "username=ada&password="+adaPassword, nil), "miniapp_session_pending")
 			if w := a.post("/login", "code="+a.codeFor(e.secret), pending); w.Code != 200 {

@@ -11,6 +11,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddy-miniapp/miniapp/internal/web"
+	"go.uber.org/zap"
 )
 
 // The routes of the accounts managed in the realm's store: the page of
@@ -29,11 +30,13 @@ func (h *Handler) manageUsers() {
 	}
 	h.users = &users.Service{Realm: h.Realm, Records: h.records, Config: h.accounts, Hash: hasher, Clock: h.clock}
 	h.accounts.Manage(h.users)
-	if !h.accounts.Hashed() {
+	switch like := hasher.FakeHash(); {
+	case !h.accounts.Hashed():
 		// an unknown name costs as much as a managed account's password
-		if sample, err := hasher.Hash("fake"); err == nil {
-			_ = h.accounts.FakeLike(sample)
-		}
+		_ = h.accounts.FakeLike(like)
+	case !h.accounts.Like(like) && h.users.Some():
+		h.logger.Warn("managed accounts' passwords are hashed unlike most of the Caddyfile's: a wrong password of one of them takes another time than an unknown name, which tells their names apart; set password_hash to the algorithm of the Caddyfile's hashes",
+			zap.String("password_hash", string(hasher)))
 	}
 	h.signin.Users = h.users
 	if h.passkeys != nil {

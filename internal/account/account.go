@@ -72,6 +72,34 @@ func (a *Account) SubjectKey() string {
 	return "cfg:" + a.Name
 }
 
+// RecordKey names the account's record of a kind (its second factor,
+// trusted browsers, passkeys, OpenID Connect grants): kind:<name> for a
+// user of the Caddyfile; kind@<id>:<name> for a managed account, whose
+// records hang on its immutable ID, so that they outlive a password
+// change and pass neither to a later account of the name nor to a user
+// of the Caddyfile given it (whose key has ':' right after the kind).
+func (a *Account) RecordKey(kind string) string {
+	if a.Managed {
+		return kind + "@" + a.UID + ":" + a.Name
+	}
+	return kind + ":" + a.Name
+}
+
+// RecordUser is the user name a record key of the kind (see RecordKey)
+// names; whether the key is still that user's is for the caller to
+// compare with the account's RecordKey.
+func RecordUser(kind, key string) (string, bool) {
+	if name, ok := strings.CutPrefix(key, kind+":"); ok {
+		return name, true
+	}
+	rest, ok := strings.CutPrefix(key, kind+"@")
+	if !ok {
+		return "", false
+	}
+	_, name, ok := strings.Cut(rest, ":")
+	return name, ok
+}
+
 // HasPassword reports whether the account may sign in with a password.
 func (a *Account) HasPassword() bool { return a.hash != nil }
 

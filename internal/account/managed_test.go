@@ -21,6 +21,9 @@ func TestFakeLike(t *testing.T) {
 	if err := some.FakeLike(argonSample); err != nil || !strings.HasPrefix(string(some.fake.hash), "$2a$") || !some.Hashed() || none.Hashed() {
 		t.Errorf("the fake hash of a realm with bcrypt passwords: %s %v", some.fake.hash, err)
 	}
+	if some.Like(argonSample) || !some.Like(adaHash) || !none.Like(argonSample) {
+		t.Errorf("Like: %v %v %v", some.Like(argonSample), some.Like(adaHash), none.Like(argonSample))
+	}
 }
 
 // TestManaged: a managed account's ID moves with its password's
@@ -43,5 +46,33 @@ func TestManaged(t *testing.T) {
 	}
 	if NFC("cafe\u0301") != "caf\u00e9" {
 		t.Error("NFC")
+	}
+}
+
+// TestRecordKey: a managed account's records are keyed by its immutable
+// ID, which a new password keeps and a later account of the name does
+// not share; no name of the Caddyfile makes such a key.
+func TestRecordKey(t *testing.T) {
+	m := ManagedConfig{Name: "mia:x", UID: [16]byte{1, 2, 3}}
+	a, _ := Managed("r", m)
+	m.Generation++
+	changed, _ := Managed("r", m)
+	later, _ := Managed("r", ManagedConfig{Name: "mia:x", UID: [16]byte{9}})
+	configured := load(t, Config{Username: "mia:x", Password: adaHash}).users["mia:x"]
+	sneaky := load(t, Config{Username: "@01020300000000000000000000000000:mia:x", Password: adaHash}).users["@01020300000000000000000000000000:mia:x"]
+	key := a.RecordKey("totp")
+	if key != "totp@01020300000000000000000000000000:mia:x" || changed.RecordKey("totp") != key || later.RecordKey("totp") == key ||
+		configured.RecordKey("totp") != "totp:mia:x" || sneaky.RecordKey("totp") == key {
+		t.Errorf("record keys: %q %q %q %q %q", key, changed.RecordKey("totp"), later.RecordKey("totp"), configured.RecordKey("totp"), sneaky.RecordKey("totp"))
+	}
+	for key, want := range map[string]string{key: "mia:x", "totp:mia:x": "mia:x", "totp:": ""} {
+		if name, ok := RecordUser("totp", key); !ok || name != want {
+			t.Errorf("RecordUser(%q) = %q, %v", key, name, ok)
+		}
+	}
+	for _, key := range []string{"trust:mia", "totpx:mia", "totp@0102", "passkeys@01:mia"} {
+		if name, ok := RecordUser("totp", key); ok {
+			t.Errorf("RecordUser(%q) = %q", key, name)
+		}
 	}
 }

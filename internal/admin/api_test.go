@@ -76,7 +76,7 @@ func register(t *testing.T, realm, dir string, every time.Duration, accounts ...
 	}
 	core, logs := observer.New(zap.InfoLevel)
 	logger := zap.New(core)
-	rec := &records.Store{Realm: shared, Keys: keys, Logger: logger}
+	rec := &records.Store{Realm: shared, Keys: keys, Logger: logger, Accounts: set}
 	logouts := new(atomic.Int64)
 	n := &Node{Realm: realm, Accounts: set, Shared: shared, Place: mod.Place(), Records: rec,
 		TOTP: &totp.Service{Records: rec, Clock: clk, Logger: logger}, Passkeys: &passkey.Service{Records: rec, Clock: clk, Logger: logger},
@@ -115,13 +115,19 @@ func (n *testNode) revoked(e store.Entry) bool {
 // routes it, and returns the answer and the handler's error.
 func do(t *testing.T, method, target string) (*httptest.ResponseRecorder, error) {
 	t.Helper()
+	return doJSON(t, method, target, "")
+}
+
+// doJSON is do with a JSON body.
+func doJSON(t *testing.T, method, target, body string) (*httptest.ResponseRecorder, error) {
+	t.Helper()
 	mux := http.NewServeMux()
 	var err error
 	for _, route := range (API{}).Routes() {
 		mux.HandleFunc(route.Pattern, func(w http.ResponseWriter, r *http.Request) { err = route.Handler.ServeHTTP(w, r) })
 	}
 	w := httptest.NewRecorder()
-	r := httptest.NewRequest(method, target, nil)
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	r.RemoteAddr = "127.0.0.1:5555"
 	mux.ServeHTTP(w, r)
 	return w, err

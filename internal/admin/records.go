@@ -57,7 +57,7 @@ func secondFactor(w http.ResponseWriter, r *http.Request) error {
 		status := accounts[0].n.TOTP.StatusOf(name)
 		return writeJSON(w, TOTP{Enrolled: status.TOTP, RecoveryCodesLeft: status.RecoveryCodesLeft})
 	}
-	out, err := resetRecord(r, name, accounts, totp.Key(name))
+	out, err := resetRecord(r, name, accounts, totp.Kind)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func passkeys(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if r.Method == http.MethodDelete {
-		out, err := resetRecord(r, name, accounts, passkey.RecordKey(name))
+		out, err := resetRecord(r, name, accounts, passkey.Kind)
 		if err != nil {
 			return err
 		}
@@ -99,14 +99,15 @@ func passkeys(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, out)
 }
 
-// resetRecord removes the user's record named key (a second factor, the
+// resetRecord removes the user's record of a kind (a second factor, the
 // passkeys) whether it opens or not, once per store, and signs the
 // user's accounts out everywhere.
-func resetRecord(r *http.Request, name string, accounts []userAccount, key string) (RecordReset, error) {
+func resetRecord(r *http.Request, name string, accounts []userAccount, kind string) (RecordReset, error) {
 	out := RecordReset{User: name}
 	for i, u := range accounts {
-		// the record is the realm's and the name's: one per store
-		if !slices.ContainsFunc(accounts[:i], func(o userAccount) bool { return o.n.Place == u.n.Place }) {
+		// the record is the account's in the realm: one per store
+		key := u.acct.RecordKey(kind)
+		if !slices.ContainsFunc(accounts[:i], func(o userAccount) bool { return o.n.Place == u.n.Place && o.acct.RecordKey(kind) == key }) {
 			err := u.n.Records.Swap(r.Context(), key, func(sealed []byte) ([]byte, error) {
 				out.Removed = out.Removed || sealed != nil
 				return nil, nil

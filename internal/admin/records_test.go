@@ -79,7 +79,7 @@ func TestPasskeys(t *testing.T) {
 	if views := decode[[]passkey.View](t, w); len(views) != 1 || views[0].ID != "AQID" || views[0].Name != k.Name || views[0].LastUsed != nil {
 		t.Errorf("passkeys %s", w.Body)
 	}
-	if err := n.Records.Swap(ctx, passkey.RecordKey("ada"), func([]byte) ([]byte, error) { return []byte("edited"), nil }); err != nil {
+	if err := n.Records.Swap(ctx, "passkeys:ada", func([]byte) ([]byte, error) { return []byte("edited"), nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := do(t, "GET", "/miniapp/passkeys"+q); apiStatus(err) != http.StatusConflict {
@@ -93,7 +93,7 @@ func TestPasskeys(t *testing.T) {
 	if got := decode[RecordReset](t, w); got != (RecordReset{User: "ada", Removed: true, Ended: 1}) {
 		t.Errorf("reset %+v", got)
 	}
-	if n.Records.Get(passkey.RecordKey("ada")) != nil || !n.revoked(e) {
+	if n.Records.Get("passkeys:ada") != nil || !n.revoked(e) {
 		t.Error("the record or the session is left")
 	}
 	if logged := n.logs.FilterMessage("passkeys removed").All(); len(logged) != 1 || logged[0].ContextMap()["had_passkeys"] != true {

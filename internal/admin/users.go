@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/totp"
@@ -110,11 +112,6 @@ func usersRoot(w http.ResponseWriter, r *http.Request) error {
 			return apiError(http.StatusConflict, users.ErrInConfig)
 		case n.Users.Exists(in.Name):
 			return apiError(http.StatusConflict, users.ErrExists)
-		}
-		// what an earlier account of the name left (its second factor,
-		// passkeys, grants) must not pass to the new one
-		if err := clearRecords(r, n, in.Name); err != nil {
-			return err
 		}
 		token, err := n.Users.Create(r.Context(), in.Name, users.Profile{Groups: &in.Groups, Email: &in.Email, DisplayName: &in.DisplayName}, valid)
 		if err != nil {
@@ -225,19 +222,21 @@ func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) er
 		n.Shared.SignOutEverywhere(r.Context(), id)
 	}
 	n.openIDLoggedOut(name)
-	if err := clearRecords(r, n, name); err != nil {
-		n.Logger.Warn("a removed user's records stay in the store until an account of the name is made again", zap.String("user", name), zap.Error(err))
+	if acct != nil {
+		if err := clearRecords(r, n, acct); err != nil {
+			n.Logger.Warn("a removed user's records stay in the store, where no account reads them", zap.String("user", name), zap.Error(err))
+		}
 	}
 	n.Logger.Info("user removed", zap.String("user", name), zap.Int("sessions", out.Ended), zap.String("by", "admin API"),
 		zap.String("remote_addr", r.RemoteAddr))
 	return writeJSON(w, out)
 }
 
-// clearRecords removes what hangs on a managed account's name: its
-// second factor, passkeys and OpenID Connect grants.
-func clearRecords(r *http.Request, n *Node, name string) error {
-	for _, key := range []string{totp.Key(name), totp.TrustKey(name), passkey.RecordKey(name), "oidc-grants:" + name} {
-		if err := n.Records.Swap(r.Context(), key, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+// clearRecords removes what hangs on a managed account's ID: its
+// second factor, trusted browsers, passkeys and OpenID Connect grants.
+func clearRecords(r *http.Request, n *Node, acct *account.Account) error {
+	for _, kind := range []string{totp.Kind, totp.TrustKind, passkey.Kind, oidc.GrantsKind} {
+		if err := n.Records.Swap(r.Context(), acct.RecordKey(kind), func([]byte) ([]byte, error) { return nil, nil }); err != nil {
 			return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
@@ -175,8 +176,10 @@ func (p *Provider) Sweep(ctx context.Context) {
 	}
 	now := p.clock.Now()
 	for _, key := range p.shared.RecordKeys() {
-		user, ok := strings.CutPrefix(key, grantsPrefix)
-		if !ok {
+		user, ok := account.RecordUser(GrantsKind, key)
+		// a managed account's record where the Caddyfile now has its
+		// name waits for the account (removing one removes its records)
+		if !ok || p.records.Key(GrantsKind, user) != key {
 			continue
 		}
 		list, err := p.grantsOf(user)

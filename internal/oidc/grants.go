@@ -13,12 +13,10 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// grantsKey names the record of a user's offline grants: the clients
-// holding a refresh token, each at its current rotation.
-func grantsKey(user string) string { return grantsPrefix + user }
-
-// grantsPrefix starts the key of every user's grants record.
-const grantsPrefix = "oidc-grants:"
+// GrantsKind names the records of a user's offline grants (see
+// records.Store.Key): the clients holding a refresh token, each at its
+// current rotation.
+const GrantsKind = "oidc-grants"
 
 // MaxGrants bounds a user's offline grants: a new one beyond it revokes
 // the least recently used.
@@ -227,9 +225,10 @@ func (p *Provider) Grants(user string) ([]GrantInfo, error) {
 // grantsOf opens the user's grants record as this node holds it (empty
 // when there is none).
 func (p *Provider) grantsOf(user string) (*grantList, error) {
+	key := p.records.Key(GrantsKind, user)
 	list := new(grantList)
-	if sealed := p.records.Get(grantsKey(user)); sealed != nil {
-		if err := p.records.Open(grantsKey(user), sealed, list); err != nil {
+	if sealed := p.records.Get(key); sealed != nil {
+		if err := p.records.Open(key, sealed, list); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +238,7 @@ func (p *Provider) grantsOf(user string) (*grantList, error) {
 // swapGrants changes the user's grants record with change, which sees
 // it opened (empty when there is none); an empty list removes it.
 func (p *Provider) swapGrants(ctx context.Context, user string, change func(*grantList) error) error {
-	key := grantsKey(user)
+	key := p.records.Key(GrantsKind, user)
 	return p.records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
 		var list grantList
 		if sealed != nil {

@@ -111,7 +111,7 @@ func newFixtureOn(t testing.TB, mod store.Module) *fixture {
 	}
 	c := &counts{m: map[string]int{}}
 	p, err := New(ctx, cfg, Options{Realm: "r", Accounts: accounts, Shared: realm,
-		Records: &records.Store{Realm: realm, Keys: keys, Logger: zap.NewNop()}, Keys: keys, Clock: clk, Counter: c})
+		Records: &records.Store{Realm: realm, Keys: keys, Logger: zap.NewNop(), Accounts: accounts}, Keys: keys, Clock: clk, Counter: c})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -502,7 +502,7 @@ func TestLoginRefused(t *testing.T) {
 		if _, err := f.register(t, auth, [16]byte{}, ""); err != nil {
 			t.Fatal(err)
 		}
-		f.spoil(t, RecordKey("ada"))
+		f.spoil(t, "passkeys:ada")
 		if _, err := f.login(t, auth); !errors.Is(err, ErrRefused) {
 			t.Errorf("an unreadable record: %v", err)
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"iter"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
@@ -18,8 +17,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// RecordKey names the store record of the user's passkeys.
-func RecordKey(user string) string { return "passkeys:" + user }
+// Kind names the records of passkeys (see records.Store.Key).
+const Kind = "passkeys"
+
+// key names the store record of the user's passkeys.
+func (s *Service) key(user string) string { return s.Records.Key(Kind, user) }
 
 // Service is a realm's passkeys, in its records.
 type Service struct {
@@ -70,7 +72,7 @@ func (s *Service) byUserHandle(handle []byte) (*account.Account, bool) {
 // sealed record they came from; a record that does not open is
 // records.ErrUnreadable, and signs nobody in.
 func (s *Service) Of(user string) ([]Key, []byte, error) {
-	sealed := s.Records.Get(RecordKey(user))
+	sealed := s.Records.Get(s.key(user))
 	keys, err := s.open(user, sealed)
 	return keys, sealed, err
 }
@@ -81,7 +83,7 @@ func (s *Service) open(user string, sealed []byte) ([]Key, error) {
 		return nil, nil
 	}
 	var keys []Key
-	if err := s.Records.Open(RecordKey(user), sealed, &keys); err != nil {
+	if err := s.Records.Open(s.key(user), sealed, &keys); err != nil {
 		return nil, err
 	}
 	return keys, nil
@@ -90,7 +92,7 @@ func (s *Service) open(user string, sealed []byte) ([]Key, error) {
 // Swap stores the user's passkeys made by change from the current ones
 // (see records.Store.Swap); none left removes the record.
 func (s *Service) Swap(ctx context.Context, user string, change func([]Key) ([]Key, error)) error {
-	key := RecordKey(user)
+	key := s.key(user)
 	return s.Records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
 		keys, err := s.open(user, sealed)
 		if err != nil {
@@ -162,8 +164,8 @@ func credentials(acct *account.Account, keys []Key) []webauthn.Credential {
 // or empty: a credential ID is unique in a realm.
 func (s *Service) Owner(id []byte) string {
 	for _, key := range s.Records.Realm.RecordKeys() {
-		user, ok := strings.CutPrefix(key, "passkeys:")
-		if !ok {
+		user, ok := account.RecordUser(Kind, key)
+		if !ok || s.key(user) != key {
 			continue
 		}
 		if keys, _, err := s.Of(user); err == nil && Find(keys, id) >= 0 {

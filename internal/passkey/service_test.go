@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	core, logs := observer.New(zap.DebugLevel)
 	logger := zap.New(core)
 	accounts := loadAccounts(t, adaHash, graceHash)
-	s := &Service{Records: &records.Store{Realm: realm, Keys: keys, Logger: logger}, Clock: clk, Logger: logger}
+	s := &Service{Records: &records.Store{Realm: realm, Keys: keys, Logger: logger, Accounts: accounts}, Clock: clk, Logger: logger}
 	s.SetAccounts(accounts.All())
 	return &fixture{s: s, accounts: accounts, logs: logs}
 }
@@ -100,12 +100,6 @@ func key(acct *account.Account, id byte, verified bool) Key {
 		Created: 1_700_000_000}
 }
 
-func TestRecordKey(t *testing.T) {
-	if RecordKey("ada") != "passkeys:ada" {
-		t.Errorf("RecordKey %q", RecordKey("ada"))
-	}
-}
-
 // TestOfSwap: none, keys stored and read back, a swap that leaves none
 // removes the record, a change's error stores nothing, a record that
 // does not open is records.ErrUnreadable.
@@ -134,10 +128,10 @@ func TestOfSwap(t *testing.T) {
 	if err := f.s.Swap(ctx, "ada", func([]Key) ([]Key, error) { return []Key{}, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if f.s.Records.Get(RecordKey("ada")) != nil {
+	if f.s.Records.Get("passkeys:ada") != nil {
 		t.Error("a swap to no passkeys left the record")
 	}
-	f.spoil(t, RecordKey("ada"))
+	f.spoil(t, "passkeys:ada")
 	if _, _, err := f.s.Of("ada"); !errors.Is(err, records.ErrUnreadable) {
 		t.Errorf("a record that does not open: %v", err)
 	}
@@ -174,7 +168,7 @@ func TestVerifying(t *testing.T) {
 		}
 	}
 	f := newFixture(t)
-	f.spoil(t, RecordKey("ada"))
+	f.spoil(t, "passkeys:ada")
 	if got, err := f.s.Verifying(f.acct(t, "ada")); got || !errors.Is(err, records.ErrUnreadable) {
 		t.Errorf("a record that does not open: %v %v", got, err)
 	}
@@ -246,7 +240,7 @@ func TestOwner(t *testing.T) {
 	f := newFixture(t)
 	f.put(t, "ada", key(f.acct(t, "ada"), 1, true))
 	f.put(t, "grace", key(f.acct(t, "grace"), 2, true), key(f.acct(t, "grace"), 3, false))
-	f.spoil(t, RecordKey("mallory"))
+	f.spoil(t, "passkeys:mallory")
 	f.spoil(t, "totp:ada")
 	for id, want := range map[byte]string{1: "ada", 2: "grace", 3: "grace", 4: ""} {
 		if got := f.s.Owner([]byte{id, id, id}); got != want {
@@ -255,6 +249,34 @@ func TestOwner(t *testing.T) {
 	}
 	if got := f.s.Owner([]byte{1, 1}); got != "" {
 		t.Errorf("a prefix of an ID: %q", got)
+	}
+}
+
+// managed is a user source of one managed account.
+type managed struct{ acct *account.Account }
+
+func (m managed) Lookup(name string) (*account.Account, bool) { return m.acct, name == m.acct.Name }
+
+// TestOwnerManaged: a managed account's passkeys are kept under its
+// immutable ID: a later account of the name does not own them.
+func TestOwnerManaged(t *testing.T) {
+	f := newFixture(t)
+	as := func(uid byte) *account.Account {
+		acct, err := account.Managed("r", account.ManagedConfig{Name: "mia", UID: [16]byte{uid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.accounts.Manage(managed{acct})
+		return acct
+	}
+	mia := as(1)
+	f.put(t, "mia", key(mia, 5, true))
+	if got := f.s.Owner([]byte{5, 5, 5}); got != "mia" || f.s.Records.Get(mia.RecordKey(Kind)) == nil || f.s.Records.Get("passkeys:mia") != nil {
+		t.Errorf("a managed account's passkey: owner %q", got)
+	}
+	as(2)
+	if keys, _, err := f.s.Of("mia"); err != nil || len(keys) != 0 || f.s.Owner([]byte{5, 5, 5}) != "" {
+		t.Errorf("a later account of the name: %d passkeys, %v", len(keys), err)
 	}
 }
 
@@ -311,8 +333,8 @@ func TestRemove(t *testing.T) {
 	if _, err := f.s.Remove(ctx, "ada", k1.ID); !errors.Is(err, ErrNoKey) {
 		t.Errorf("removed twice: %v", err)
 	}
-	if _, err := f.s.Remove(ctx, "ada", k2.ID); err != nil || f.s.Records.Get(RecordKey("ada")) != nil {
-		t.Errorf("the last passkey: %v, record left %v", err, f.s.Records.Get(RecordKey("ada")) != nil)
+	if _, err := f.s.Remove(ctx, "ada", k2.ID); err != nil || f.s.Records.Get("passkeys:ada") != nil {
+		t.Errorf("the last passkey: %v, record left %v", err, f.s.Records.Get("passkeys:ada") != nil)
 	}
 }
 

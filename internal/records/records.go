@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 	"go.uber.org/zap"
@@ -39,6 +40,24 @@ type Store struct {
 	Keys *session.Keyring
 	// Logger logs what Reseal did.
 	Logger *zap.Logger
+	// Accounts are the realm's accounts, which name their records (see
+	// Key).
+	Accounts Accounts
+}
+
+// Accounts finds an account by its user name.
+type Accounts interface {
+	Lookup(name string) (*account.Account, bool)
+}
+
+// Key names the user's record of a kind: the account's (see
+// account.Account.RecordKey), or kind:<user> for a name without one
+// (a guest, a user no longer configured).
+func (s *Store) Key(kind, user string) string {
+	if acct, ok := s.Accounts.Lookup(user); ok {
+		return acct.RecordKey(kind)
+	}
+	return kind + ":" + user
 }
 
 // Get is the sealed record named key as this node holds it, nil for

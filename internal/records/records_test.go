@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
@@ -84,5 +85,32 @@ func TestSwapOpenReseal(t *testing.T) {
 	}
 	if err := d.Swap(ctx, "k", func([]byte) ([]byte, error) { return nil, nil }); err != nil || d.Get("k") != nil {
 		t.Errorf("remove: %v", err)
+	}
+}
+
+// accounts finds accounts by name in a map.
+type accounts map[string]*account.Account
+
+func (a accounts) Lookup(name string) (*account.Account, bool) {
+	acct, ok := a[name]
+	return acct, ok
+}
+
+// TestKey: a user's record is named by the user's account (a managed
+// one by its immutable ID), and by the name where there is none.
+func TestKey(t *testing.T) {
+	mia, err := account.Managed("r", account.ManagedConfig{Name: "mia", UID: [16]byte{7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{Accounts: accounts{"mia": mia, "ada": {Name: "ada"}}}
+	if got := s.Key("totp", "mia"); got != mia.RecordKey("totp") || got == "totp:mia" {
+		t.Errorf("a managed account's key: %q", got)
+	}
+	if got := s.Key("passkeys", "ada"); got != "passkeys:ada" {
+		t.Errorf("a configured account's key: %q", got)
+	}
+	if got := s.Key("oidc-grants", "github:42"); got != "oidc-grants:github:42" {
+		t.Errorf("a name without an account: %q", got)
 	}
 }

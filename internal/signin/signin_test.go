@@ -114,7 +114,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &records.Store{Realm: shared, Keys: keys, Logger: logger}
+	rec := &records.Store{Realm: shared, Keys: keys, Logger: logger, Accounts: accounts}
 	g := &gate.Gate{Keys: keys, Shared: shared, Accounts: accounts, Clock: clk, Name: "miniapp_session", Domain: domain,
 		Lifetime: 12 * time.Hour, Idle: time.Hour}
 	pk := &passkey.Service{Records: rec, Clock: clk, Logger: logger}
@@ -572,12 +572,12 @@ func TestHasFactor(t *testing.T) {
 	}{
 		{"nothing", func(*testing.T, *world) {}, false},
 		{"one-time codes", func(t *testing.T, w *world) { w.enrol(t, "ada") }, true},
-		{"an unreadable code record", func(t *testing.T, w *world) { spoil(t, w, totp.Key("ada")) }, true},
+		{"an unreadable code record", func(t *testing.T, w *world) { spoil(t, w, "totp:ada") }, true},
 		{"a passkey that verifies", func(t *testing.T, w *world) { w.putKey(t, "ada", true) }, true},
 		{"a passkey that does not verify", func(t *testing.T, w *world) { w.putKey(t, "ada", false) }, false},
 		{"another user's passkey", func(t *testing.T, w *world) { w.putKey(t, "grace", true) }, false},
 		{"a passkey, with passkeys off", func(t *testing.T, w *world) { w.putKey(t, "ada", true); w.s.Passkeys = nil }, false},
-		{"an unreadable passkeys record", func(t *testing.T, w *world) { spoil(t, w, passkey.RecordKey("ada")) }, false},
+		{"an unreadable passkeys record", func(t *testing.T, w *world) { spoil(t, w, "passkeys:ada") }, false},
 	} {
 		w := newWorld(t)
 		tc.setup(t, w)

@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
-	"github.com/caddy-miniapp/miniapp/internal/passkey"
 	"github.com/caddy-miniapp/miniapp/internal/session"
-	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 )
@@ -43,9 +41,9 @@ func TestStepUpOf(t *testing.T) {
 		{"a passkey, one factor, recent", func(t *testing.T, w *world) { w.putKey(t, "ada", true) }, 1, 0, StepUpPasskey},
 		{"a passkey, two factors, older", func(t *testing.T, w *world) { w.putKey(t, "ada", true) }, 2, time.Hour, StepUpPasskey},
 		{"a passkey that does not verify, older", func(t *testing.T, w *world) { w.putKey(t, "ada", false) }, 1, time.Hour, StepUpPassword},
-		{"an unreadable passkeys record, older", func(t *testing.T, w *world) { spoil(t, w, passkey.RecordKey("ada")) }, 2, time.Hour, StepUpPasskey},
-		{"an unreadable passkeys record, recent", func(t *testing.T, w *world) { spoil(t, w, passkey.RecordKey("ada")) }, 2, 0, StepUpNone},
-		{"an unreadable code record, one factor", func(t *testing.T, w *world) { spoil(t, w, totp.Key("ada")) }, 1, 0, StepUpCode},
+		{"an unreadable passkeys record, older", func(t *testing.T, w *world) { spoil(t, w, "passkeys:ada") }, 2, time.Hour, StepUpPasskey},
+		{"an unreadable passkeys record, recent", func(t *testing.T, w *world) { spoil(t, w, "passkeys:ada") }, 2, 0, StepUpNone},
+		{"an unreadable code record, one factor", func(t *testing.T, w *world) { spoil(t, w, "totp:ada") }, 1, 0, StepUpCode},
 		{"a passkey with passkeys off, older", func(t *testing.T, w *world) { w.putKey(t, "ada", true); w.s.Passkeys = nil }, 2, time.Hour,
 			StepUpPassword},
 	} {

@@ -37,10 +37,13 @@ type Throttled struct {
 
 func (e Throttled) Error() string { return "too many wrong codes" }
 
-// Key names the store record of the user's factor. The factor belongs
-// to the realm and the user name, not to the password hash: a new
+// Kind names the records of second factors (see records.Store.Key): a
+// factor belongs to the account, not to its password hash, so a new
 // password keeps it.
-func Key(user string) string { return "totp:" + user }
+const Kind = "totp"
+
+// key names the store record of the user's factor.
+func (s *Service) key(user string) string { return s.Records.Key(Kind, user) }
 
 // Service is a realm's second factors, in its records.
 type Service struct {
@@ -56,7 +59,7 @@ type Service struct {
 // has none, and the sealed record. A record that does not open is
 // ErrUnreadable.
 func (s *Service) Of(user string) (*Factor, []byte, error) {
-	sealed := s.Records.Get(Key(user))
+	sealed := s.Records.Get(s.key(user))
 	f, err := s.open(user, sealed)
 	return f, sealed, err
 }
@@ -67,7 +70,7 @@ func (s *Service) open(user string, sealed []byte) (*Factor, error) {
 		return nil, nil
 	}
 	var f Factor
-	if err := s.Records.Open(Key(user), sealed, &f); err != nil || f.Secret == "" {
+	if err := s.Records.Open(s.key(user), sealed, &f); err != nil || f.Secret == "" {
 		return nil, ErrUnreadable
 	}
 	return &f, nil
@@ -76,7 +79,7 @@ func (s *Service) open(user string, sealed []byte) (*Factor, error) {
 // Has reports whether the user has one-time codes; a record that does
 // not open counts.
 func (s *Service) Has(user string) bool {
-	return s.Records.Get(Key(user)) != nil
+	return s.Records.Get(s.key(user)) != nil
 }
 
 // HasNow is Has as the store says it now rather than this node's
@@ -86,9 +89,9 @@ func (s *Service) Has(user string) bool {
 // StoreFailed: a factor is never taken for absent.
 func (s *Service) HasNow(ctx context.Context, user string) (bool, error) {
 	realm := s.Records.Realm
-	sealed, err := realm.ReadRecord(ctx, Key(user))
+	sealed, err := realm.ReadRecord(ctx, s.key(user))
 	if err != nil {
-		if sealed, err = realm.RecordNow(ctx, Key(user)); err != nil {
+		if sealed, err = realm.RecordNow(ctx, s.key(user)); err != nil {
 			return false, records.StoreFailed{Err: err}
 		}
 	}
@@ -117,7 +120,7 @@ func (s *Service) StatusOf(user string) Status {
 // records.Store.Swap). A record that does not open is ErrUnreadable (an
 // operator's reset removes it).
 func (s *Service) Swap(ctx context.Context, user string, change func(*Factor) (*Factor, error)) error {
-	key := Key(user)
+	key := s.key(user)
 	return s.Records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
 		f, err := s.open(user, sealed)
 		if err != nil {

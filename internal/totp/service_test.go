@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
@@ -44,7 +45,7 @@ func newService(t *testing.T, dir string, every time.Duration, clk *session.Cloc
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	logger := zap.New(core)
-	return &Service{Records: &records.Store{Realm: realm, Keys: keys, Logger: logger}, Clock: clk, Logger: logger}, logs
+	return &Service{Records: &records.Store{Realm: realm, Keys: keys, Logger: logger, Accounts: accounts{}}, Clock: clk, Logger: logger}, logs
 }
 
 // enrolled is a service where ada has a factor of testSecret, with its
@@ -59,14 +60,53 @@ func enrolled(t *testing.T) (*Service, []string, *observer.ObservedLogs) {
 	return s, codes, logs
 }
 
-func TestKey(t *testing.T) {
-	if Key("ada") != "totp:ada" || Key("ada") == Key("adb") {
-		t.Errorf("Key: %q", Key("ada"))
+// accounts finds accounts by name in a map.
+type accounts map[string]*account.Account
+
+func (a accounts) Lookup(name string) (*account.Account, bool) {
+	acct, ok := a[name]
+	return acct, ok
+}
+
+// TestManagedAccount: a managed account's factor and trusted browsers
+// hang on its immutable ID: a new password keeps them; a later account
+// of the name, or a user of the Caddyfile given it, does not see them.
+func TestManagedAccount(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, t.TempDir(), time.Hour, new(session.Clock))
+	mia := account.ManagedConfig{Name: "mia", UID: [16]byte{1}}
+	as := func(m account.ManagedConfig) {
+		acct, err := account.Managed("r", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Records.Accounts = accounts{"mia": acct}
+	}
+	as(mia)
+	if _, _, err := s.Enrol(ctx, "mia", testSecret, codeAt(t, testSecret, s.Clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Trust(ctx, "mia", Trust{ID: "01000000000000000000000000000000", Expires: s.Clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Records.Get("totp:mia") != nil || s.Records.Get("trust:mia") != nil {
+		t.Error("a managed account's records are kept under its name")
+	}
+	mia.Generation++
+	as(mia)
+	if !s.Has("mia") || !s.Trusted("mia", [16]byte{1}) {
+		t.Error("a new password lost the factor or the trusted browser")
+	}
+	as(account.ManagedConfig{Name: "mia", UID: [16]byte{2}})
+	if s.Has("mia") || s.StatusOf("mia").TOTP || s.Trusted("mia", [16]byte{1}) {
+		t.Error("a later account of the name has the earlier one's factor or trust")
+	}
+	s.Records.Accounts = accounts{"mia": {Name: "mia"}}
+	if s.Has("mia") || s.Trusted("mia", [16]byte{1}) {
+		t.Error("a user of the Caddyfile given the name has the managed account's factor or trust")
 	}
 }
 
-// TestUseOnce: a code works once, on this node and any other, and a
-// later step's code works after it.
 func TestUseOnce(t *testing.T) {
 	s, _, _ := enrolled(t)
 	ctx := context.Background()
@@ -167,7 +207,7 @@ func TestUseWithoutFactor(t *testing.T) {
 			t.Fatalf("no factor: %v", err)
 		}
 	}
-	if err := s.Records.Swap(ctx, Key("ada"), func([]byte) ([]byte, error) { return []byte("edited in the store"), nil }); err != nil {
+	if err := s.Records.Swap(ctx, "totp:ada", func([]byte) ([]byte, error) { return []byte("edited in the store"), nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Use(ctx, "ada", "123456"); !errors.Is(err, ErrUnreadable) {
@@ -209,15 +249,15 @@ func TestOf(t *testing.T) {
 	if f, sealed, err := s.Of("ada"); f != nil || sealed != nil || err != nil {
 		t.Errorf("no factor: %+v %q %v", f, sealed, err)
 	}
-	if err := s.Records.Swap(ctx, Key("ada"), func([]byte) ([]byte, error) { return s.Records.Seal(Key("ada"), Factor{}), nil }); err != nil {
+	if err := s.Records.Swap(ctx, "totp:ada", func([]byte) ([]byte, error) { return s.Records.Seal("totp:ada", Factor{}), nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Of("ada"); !errors.Is(err, ErrUnreadable) {
 		t.Errorf("a factor without a secret: %v", err)
 	}
 	// sealed under another user's name
-	if err := s.Records.Swap(ctx, Key("ada"), func([]byte) ([]byte, error) {
-		return s.Records.Seal(Key("grace"), Factor{Secret: testSecret}), nil
+	if err := s.Records.Swap(ctx, "totp:ada", func([]byte) ([]byte, error) {
+		return s.Records.Seal("totp:grace", Factor{Secret: testSecret}), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +276,7 @@ func TestEnrol(t *testing.T) {
 		// a real code of 000000 is one in a million
 		t.Fatalf("a wrong first code: %v %v", codes, err)
 	}
-	if s.Has("ada") || s.Records.Get(Key("ada")) != nil {
+	if s.Has("ada") || s.Records.Get("totp:ada") != nil {
 		t.Fatal("a wrong first code stored a factor")
 	}
 	if _, _, err := s.Enrol(ctx, "ada", testSecret, codeAt(t, testSecret, s.Clock.Now().Add(-90*time.Second))); !errors.Is(err, ErrWrongCode) {
@@ -322,12 +362,12 @@ func TestNewRecoveryCodes(t *testing.T) {
 // TestSwapError: a change's error is Swap's, and nothing is stored.
 func TestSwapError(t *testing.T) {
 	s, _, _ := enrolled(t)
-	before := s.Records.Get(Key("ada"))
+	before := s.Records.Get("totp:ada")
 	stop := errors.New("stop")
 	if err := s.Swap(context.Background(), "ada", func(*Factor) (*Factor, error) { return &Factor{Secret: "X"}, stop }); err != stop {
 		t.Errorf("Swap: %v", err)
 	}
-	if string(s.Records.Get(Key("ada"))) != string(before) {
+	if string(s.Records.Get("totp:ada")) != string(before) {
 		t.Error("a failed change was stored")
 	}
 }

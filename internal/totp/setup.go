@@ -42,13 +42,13 @@ type Enrollment struct {
 func (s *Service) seal(user string, sessionID [16]byte, secret string, steppedUp bool) string {
 	data, _ := json.Marshal(Enrollment{Secret: secret, Session: hex.EncodeToString(sessionID[:]),
 		Expires: s.Clock.Now().Add(EnrollmentLifetime).Unix(), SteppedUp: steppedUp})
-	return s.Records.Keys.SealData(session.PurposeEnrollment, data, Key(user))
+	return s.Records.Keys.SealData(session.PurposeEnrollment, data, s.key(user))
 }
 
 // OpenEnrollment opens the setup of the user's session, refusing
 // another session's or an expired one with ErrSetupExpired.
 func (s *Service) OpenEnrollment(user string, sessionID [16]byte, value string) (Enrollment, error) {
-	data, _, err := s.Records.Keys.OpenData(session.PurposeEnrollment, value, Key(user))
+	data, _, err := s.Records.Keys.OpenData(session.PurposeEnrollment, value, s.key(user))
 	var e Enrollment
 	if err != nil || json.Unmarshal(data, &e) != nil || e.Session != hex.EncodeToString(sessionID[:]) || s.Clock.Now().Unix() >= e.Expires {
 		return e, ErrSetupExpired

@@ -112,7 +112,7 @@ func TestOpenEnrollment(t *testing.T) {
 		{"empty", func(s *Service, _ string) error { _, err := s.OpenEnrollment("ada", sid, ""); return err }, false},
 		{"a record sealed under the name", func(s *Service, _ string) error {
 			data, _ := json.Marshal(Enrollment{Secret: testSecret, Session: hex.EncodeToString(sid[:]), Expires: s.Clock.Now().Add(time.Hour).Unix()})
-			_, err := s.OpenEnrollment("ada", sid, s.Records.Keys.SealData(session.PurposeRecord, data, Key("ada")))
+			_, err := s.OpenEnrollment("ada", sid, s.Records.Keys.SealData(session.PurposeRecord, data, "totp:ada"))
 			return err
 		}, false},
 	} {

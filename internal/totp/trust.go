@@ -8,13 +8,17 @@ import (
 )
 
 // A browser trusted for the second factor (remember_second_factor) is
-// one entry of the user's record trust:<name>: the cookie names it, and
+// one entry of the user's record of trusted browsers: the cookie names it, and
 // its trust lasts while the entry does. Sign out everywhere, a new
 // password, turning the second factor off and an operator's resets end
 // them all.
 
-// TrustKey names the record of a user's trusted browsers.
-func TrustKey(user string) string { return "trust:" + user }
+// TrustKind names the records of trusted browsers (see
+// records.Store.Key).
+const TrustKind = "trust"
+
+// trustKey names the record of a user's trusted browsers.
+func (s *Service) trustKey(user string) string { return s.Records.Key(TrustKind, user) }
 
 // MaxTrusts bounds a user's trusted browsers: a new one beyond it ends
 // the oldest.
@@ -34,8 +38,8 @@ type Trust struct {
 // that does not open is an error.
 func (s *Service) Trusts(user string) ([]Trust, error) {
 	var list []Trust
-	if sealed := s.Records.Get(TrustKey(user)); sealed != nil {
-		if err := s.Records.Open(TrustKey(user), sealed, &list); err != nil {
+	if sealed := s.Records.Get(s.trustKey(user)); sealed != nil {
+		if err := s.Records.Open(s.trustKey(user), sealed, &list); err != nil {
 			return nil, err
 		}
 	}
@@ -81,16 +85,16 @@ func (s *Service) Untrust(ctx context.Context, user, id string) (bool, error) {
 // UntrustAll ends every trusted browser of the user, whether the record
 // opens or not.
 func (s *Service) UntrustAll(ctx context.Context, user string) error {
-	if s.Records.Get(TrustKey(user)) == nil {
+	if s.Records.Get(s.trustKey(user)) == nil {
 		return nil
 	}
-	return s.Records.Swap(ctx, TrustKey(user), func([]byte) ([]byte, error) { return nil, nil })
+	return s.Records.Swap(ctx, s.trustKey(user), func([]byte) ([]byte, error) { return nil, nil })
 }
 
 // swapTrusts changes the user's trusted browsers; none left removes the
 // record.
 func (s *Service) swapTrusts(ctx context.Context, user string, change func([]Trust) []Trust) error {
-	key := TrustKey(user)
+	key := s.trustKey(user)
 	return s.Records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
 		var list []Trust
 		if sealed != nil {

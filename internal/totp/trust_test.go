@@ -44,7 +44,7 @@ func TestTrusts(t *testing.T) {
 		t.Errorf("expired trusts are listed: %d", len(list))
 	}
 	clk.Advance(-time.Hour)
-	if err := s.UntrustAll(ctx, "ada"); err != nil || s.Trusted("ada", ids[5]) || s.Records.Get(TrustKey("ada")) != nil {
+	if err := s.UntrustAll(ctx, "ada"); err != nil || s.Trusted("ada", ids[5]) || s.Records.Get("trust:ada") != nil {
 		t.Errorf("ending all: %v", err)
 	}
 }

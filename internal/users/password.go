@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
-	"golang.org/x/crypto/argon2"
 )
 
 // Hasher names how new passwords are hashed.
@@ -21,24 +21,12 @@ type Hasher string
 
 // The hashers.
 const (
-	// Argon2id hashes in the format and with the parameters of Caddy's
-	// own argon2id hasher (caddy hash-password), whose comparer checks
-	// it. Caddy's hasher cannot be set up from outside its package (its
-	// zero value has no parameters), so the key is derived here with
-	// golang.org/x/crypto/argon2 as Caddy does.
+	// Argon2id hashes with Caddy's own argon2id hasher and its default
+	// parameters (those of caddy hash-password).
 	Argon2id Hasher = "argon2id"
 	// Bcrypt hashes with Caddy's bcrypt hasher; it reads only the first
 	// 72 bytes of a password, so longer ones are refused.
 	Bcrypt Hasher = "bcrypt"
-)
-
-// Caddy's argon2id parameters (caddy hash-password's defaults).
-const (
-	argonTime    = 1
-	argonMemory  = 46 * 1024
-	argonThreads = 1
-	argonKeyLen  = 32
-	argonSalt    = 16
 )
 
 // MaxBytes is the longest password the hasher takes, in bytes.
@@ -49,6 +37,15 @@ func (h Hasher) MaxBytes() int {
 	return 1024
 }
 
+// FakeHash is Caddy's fake hash of the hasher's algorithm: a hash with
+// its parameters, which no password matches.
+func (h Hasher) FakeHash() string {
+	if h == Bcrypt {
+		return string(caddyauth.BcryptHash{}.FakeHash())
+	}
+	return string(caddyauth.Argon2idHash{}.FakeHash())
+}
+
 // Hash hashes a password normalised to NFC.
 func (h Hasher) Hash(password string) (string, error) {
 	plain := []byte(account.NFC(password))
@@ -56,13 +53,31 @@ func (h Hasher) Hash(password string) (string, error) {
 		hash, err := caddyauth.BcryptHash{}.Hash(plain)
 		return string(hash), err
 	}
-	salt := make([]byte, argonSalt)
-	if _, err := rand.Read(salt); err != nil {
+	hasher, err := argon2idHasher()
+	if err != nil {
 		return "", err
 	}
-	key := argon2.IDKey(plain, salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+	hash, err := hasher.Hash(plain)
+	return string(hash), err
+}
+
+// argon2idHasher is Caddy's argon2id hasher with its default parameters
+// (its fake hash's, as caddy hash-password makes them) and a fresh salt
+// of their length: Caddy's hasher is set up only from a hash (its zero
+// value has no parameters), so it is made from its fake hash with the
+// salt replaced.
+func argon2idHasher() (*caddyauth.Argon2idHash, error) {
+	parts := strings.Split(Argon2id.FakeHash(), "$")
+	if len(parts) != 6 {
+		return nil, errors.New("caddy's argon2id fake hash is not in the PHC format")
+	}
+	salt := make([]byte, base64.RawStdEncoding.DecodedLen(len(parts[4])))
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	parts[4] = base64.RawStdEncoding.EncodeToString(salt)
+	hasher, _, err := caddyauth.DecodeHash([]byte(strings.Join(parts, "$")))
+	return hasher, err
 }
 
 // Rules are what a new password must meet (NIST SP 800-63B-4): at least

@@ -176,6 +176,12 @@ func (s *Service) Accounts() iter.Seq[*account.Account] {
 	}
 }
 
+// Some reports whether the realm has a managed user, as this node holds
+// them.
+func (s *Service) Some() bool {
+	return slices.ContainsFunc(s.Records.Realm.RecordKeys(), func(key string) bool { return strings.HasPrefix(key, keyPrefix) })
+}
+
 // Info is a managed user as the operator lists it.
 type Info struct {
 	Name        string    `json:"name"`

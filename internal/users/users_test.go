@@ -14,6 +14,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -280,5 +281,11 @@ func TestHash(t *testing.T) {
 		if ok, err := acct.Comparer.Compare([]byte(one), []byte("a long enough password")); !ok || err != nil {
 			t.Errorf("%s: Caddy's comparer refused its hash: %v", h, err)
 		}
+	}
+	// argon2id: caddy hash-password's parameters, a salt of its own
+	hash, _ := Argon2id.Hash("a long enough password")
+	parts, fake := strings.Split(hash, "$"), strings.Split(string(caddyauth.Argon2idHash{}.FakeHash()), "$")
+	if len(parts) != 6 || parts[3] != "m=47104,t=1,p=1" || len(parts[4]) != 22 || parts[4] == fake[4] || len(parts[5]) != 43 {
+		t.Errorf("an argon2id hash: %s", hash)
 	}
 }
