@@ -52,7 +52,7 @@ func (h *Handler) untrust(w http.ResponseWriter, r *http.Request, in web.Request
 	if id, err := hex.DecodeString(body["id"]); err != nil || len(id) != 16 {
 		return web.Reject(http.StatusBadRequest, "id must be a trusted browser's ID of 32 hex digits")
 	}
-	ended, err := h.signin.Untrust(r.Context(), sess.User, body["id"])
+	ended, err := h.signin.Untrust(r.Context(), sess.User, body["id"], in.Client)
 	switch {
 	case err != nil:
 		h.logger.Error("ending a trusted browser", zap.String("user", sess.User), zap.Error(err))

@@ -257,13 +257,18 @@ func signOut(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, SignOut{User: name, Ended: ended, Accounts: len(accounts)})
 }
 
-// signOutEverywhere ends every session of the account and says how many
+// signOutEverywhere ends every session and trusted browser of the
+// account and says how many sessions
 // were live.
 func signOutEverywhere(r *http.Request, u userAccount) (int, error) {
 	acct := store.AccountID(u.acct.ID)
 	listed, others := u.n.Shared.Sessions(nil, acct, [16]byte{})
 	if !u.n.Shared.SignOutEverywhere(r.Context(), acct) {
 		return 0, apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
+	}
+	// a browser trusted for the second factor is trusted no more
+	if err := u.n.TOTP.UntrustAll(r.Context(), u.acct.Name); err != nil {
+		return 0, apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
 	}
 	loggedOut([]*Node{u.n}, u.acct.Name, nil)
 	return len(listed) + others, nil
@@ -280,11 +285,20 @@ type SignOut struct {
 	Accounts int `json:"accounts"`
 }
 
-// userName is the name of the nodes' account with the ID.
+// userName is the name of the nodes' account with the ID: a Caddyfile
+// user's, or a managed one's.
 func userName(nodes []*Node, id store.AccountID) string {
 	for _, n := range nodes {
 		if acct, ok := n.Accounts.ByID(account.ID(id)); ok {
 			return acct.Name
+		}
+		if n.Users == nil {
+			continue
+		}
+		for acct := range n.Users.Accounts() {
+			if acct.ID == account.ID(id) {
+				return acct.Name
+			}
 		}
 	}
 	return ""

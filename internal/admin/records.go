@@ -61,10 +61,6 @@ func secondFactor(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// a browser trusted for the factor is trusted no more
-	if err := accounts[0].n.TOTP.UntrustAll(r.Context(), name); err != nil {
-		return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
-	}
 	accounts[0].n.Logger.Info("second factor removed", zap.String("user", name), zap.Bool("had_factor", out.Removed),
 		zap.Int("sessions", out.Ended), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 	return writeJSON(w, out)

@@ -107,8 +107,12 @@ func usersRoot(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		base, err := n.linkBase(in.Site)
+		if err != nil {
+			return err
+		}
 		switch {
-		case n.Accounts.InConfig(in.Name):
+		case inConfig(r, in.Name):
 			return apiError(http.StatusConflict, users.ErrInConfig)
 		case n.Users.Exists(in.Name):
 			return apiError(http.StatusConflict, users.ErrExists)
@@ -117,10 +121,7 @@ func usersRoot(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return userError(err)
 		}
-		link, err := n.link(in.Site, token)
-		if err != nil {
-			return err
-		}
+		link := base + invitePath + token
 		n.Logger.Info("user invited", zap.String("user", in.Name), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
@@ -141,11 +142,14 @@ func userPath(w http.ResponseWriter, r *http.Request) error {
 	if tail != "" && tail != "reset" {
 		return apiError(http.StatusNotFound, errors.New("no such endpoint"))
 	}
+	// a managed user whose name a reload gave to the Caddyfile can only
+	// be removed: the name is the config's everywhere else
+	shadowed := n.Accounts.InConfig(name)
 	switch {
-	case n.Accounts.InConfig(name):
-		return apiError(http.StatusConflict, users.ErrInConfig)
-	case !n.Users.Exists(name):
+	case !n.Users.Exists(name) && !shadowed:
 		return apiError(http.StatusNotFound, users.ErrNoUser)
+	case shadowed && (!n.Users.Exists(name) || tail != "" || r.Method != http.MethodDelete):
+		return apiError(http.StatusConflict, users.ErrInConfig)
 	}
 	switch {
 	case tail == "reset" && r.Method == http.MethodPost:
@@ -166,7 +170,7 @@ func userPath(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, userOf(n, list[i]))
 	case tail == "" && r.Method == http.MethodDelete:
-		return removeUser(w, r, n, name)
+		return removeUser(w, r, n, name, shadowed)
 	}
 	if tail == "reset" {
 		w.Header().Set("Allow", http.MethodPost)
@@ -187,6 +191,10 @@ func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) err
 	if err != nil {
 		return err
 	}
+	base, err := n.linkBase(in.Site)
+	if err != nil {
+		return err
+	}
 	before, known := n.Users.Lookup(name)
 	token, err := n.Users.Reset(r.Context(), name, valid)
 	if err != nil {
@@ -199,17 +207,18 @@ func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) err
 		return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
 	}
 	n.openIDLoggedOut(name)
-	link, err := n.link(in.Site, token)
-	if err != nil {
-		return err
-	}
 	n.Logger.Info("user's password reset", zap.String("user", name), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
-	return writeJSON(w, Invite{Token: token, Link: link})
+	return writeJSON(w, Invite{Token: token, Link: base + invitePath + token})
 }
 
 // removeUser removes a user: its sessions, second factor, passkeys and
-// OpenID Connect grants end with it.
-func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) error {
+// OpenID Connect grants end with it, and the apps are told while its
+// grants are still found by its name. A user shadowed by the Caddyfile's
+// of the name leaves that user's sessions and apps alone.
+func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string, shadowed bool) error {
+	if !shadowed {
+		n.openIDLoggedOut(name)
+	}
 	acct, err := n.Users.Remove(r.Context(), name)
 	if err != nil {
 		return userError(err)
@@ -221,7 +230,6 @@ func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) er
 		out.Ended = len(listed) + others
 		n.Shared.SignOutEverywhere(r.Context(), id)
 	}
-	n.openIDLoggedOut(name)
 	if acct != nil {
 		if err := clearRecords(r, n, acct); err != nil {
 			n.Logger.Warn("a removed user's records stay in the store, where no account reads them", zap.String("user", name), zap.Error(err))
@@ -259,10 +267,12 @@ func userOf(n *Node, u users.Info) User {
 		newest := slices.MaxFunc(listed, func(a, b store.Entry) int { return a.Started.Compare(b.Started) }).Started.UTC()
 		out.LastSignIn = &newest
 	}
-	if n.TOTP.Has(u.Name) {
+	// the account's own records, also where a reload gave its name to
+	// the Caddyfile (a passkeys record is removed with its last key)
+	if n.Records.Get(u.Account.RecordKey(totp.Kind)) != nil {
 		out.Factors = append(out.Factors, "totp")
 	}
-	if keys, _, err := n.Passkeys.Of(u.Name); err == nil && len(keys) > 0 {
+	if n.Records.Get(u.Account.RecordKey(passkey.Kind)) != nil {
 		out.Factors = append(out.Factors, "passkey")
 	}
 	return out
@@ -281,22 +291,34 @@ func usersNode(r *http.Request) (*Node, error) {
 	return nodes[i], nil
 }
 
-// link is the link that carries a token: https://<host>/login/invite#<token>,
-// the host from login_url or else the site asked for, or the path alone
-// when neither is known. The token is in the fragment, which neither
-// access logs nor Referer headers carry.
-func (n *Node) link(site, token string) (string, error) {
-	base := ""
+// invitePath starts what follows a link's origin: the token is in the
+// fragment, which neither access logs nor Referer headers carry.
+const invitePath = "/login/invite#"
+
+// linkBase is the origin of a link that carries a token
+// (https://<host>/login/invite#<token>): login_url's, or else the site
+// asked for, or none (the path alone) when neither is known. It is read
+// before anything changes, so that a bad site changes nothing.
+func (n *Node) linkBase(site string) (string, error) {
 	if u, err := url.Parse(n.LoginURL); err == nil && u.Host != "" {
-		base = u.Scheme + "://" + u.Host
-	} else if site != "" {
-		u, err := url.Parse(site)
-		if err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" || u.User != nil {
-			return "", apiError(http.StatusBadRequest, errors.New("site must be an absolute http or https URL"))
-		}
-		base = u.Scheme + "://" + u.Host
+		return u.Scheme + "://" + u.Host, nil
 	}
-	return base + "/login/invite#" + token, nil
+	if site == "" {
+		return "", nil
+	}
+	u, err := url.Parse(site)
+	if err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" || u.User != nil {
+		return "", apiError(http.StatusBadRequest, errors.New("site must be an absolute http or https URL"))
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// inConfig reports whether a site of the request's realm has a
+// Caddyfile user of the name, in any case: sites of one realm may each
+// list other users, and a managed account may not take any one's name.
+func inConfig(r *http.Request, name string) bool {
+	nodes, _ := nodesOf(r)
+	return slices.ContainsFunc(nodes, func(n *Node) bool { return n.Accounts.LikeConfigured(name) })
 }
 
 // validOf reads how long a link works: a Caddy duration (48h, 7d), the

@@ -128,7 +128,7 @@ func flag(c *cobra.Command, name string) string {
 
 // splitGroups reads a comma-separated list of groups.
 func splitGroups(s string) []string {
-	var out []string
+	out := []string{} // none: `--groups ""` clears them
 	for g := range strings.SplitSeq(s, ",") {
 		if g = strings.TrimSpace(g); g != "" {
 			out = append(out, g)

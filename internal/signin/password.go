@@ -125,6 +125,12 @@ func (s *Service) usersFailed(err error) error {
 		return refuse(http.StatusBadRequest, err.Error())
 	case errors.Is(err, users.ErrInConfig), errors.Is(err, users.ErrChanged):
 		return refuse(http.StatusConflict, err.Error())
+	case errors.Is(err, users.ErrNoUser):
+		// removed on another node meanwhile
+		return refuse(http.StatusConflict, "this account was removed")
+	case errors.Is(err, users.ErrUnreadable):
+		s.Logger.Error("a managed account's record does not open", zap.Error(err))
+		return refuse(http.StatusConflict, "this account cannot be changed now; ask the server's operator")
 	case errors.As(err, &down):
 		s.Logger.Error("the store did not answer for a managed account", zap.Error(down.Err))
 		return &Refusal{Status: http.StatusServiceUnavailable, Reason: "try again shortly", Wait: 5e9}

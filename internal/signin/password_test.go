@@ -2,12 +2,14 @@ package signin
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/users"
 )
 
@@ -93,9 +95,16 @@ func TestChangePassword(t *testing.T) {
 		err.(*Refusal).Status != 400 {
 		t.Errorf("a refused new password: %v", err)
 	}
+	trust := [16]byte{1}
+	if err := w.s.TOTP.Trust(ctx, "lin", totp.Trust{ID: hex.EncodeToString(trust[:]), Expires: w.s.Clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	renewed := http.Header{}
 	if err := w.s.ChangePassword(ctx, renewed, sess, "a long and fine password", "", "an even longer password", rules, w.client("192.0.2.80")); err != nil {
 		t.Fatal(err)
+	}
+	if w.s.TOTP.Trusted("lin", trust) {
+		t.Error("a trusted browser outlived the password change")
 	}
 	if s, _ := w.s.Gate.Open(w.back(t, there), false); s != nil {
 		t.Error("lin's other session is still open")
@@ -110,6 +119,13 @@ func TestChangePassword(t *testing.T) {
 	if err := w.s.ChangePassword(ctx, http.Header{}, ada, adaPassword, "", "an even longer password", rules, w.client("192.0.2.82")); err == nil ||
 		err.(*Refusal).Status != http.StatusConflict {
 		t.Errorf("ada's change: %v", err)
+	}
+	// an account removed or unreadable meanwhile is a conflict, not a
+	// server error
+	for _, err := range []error{users.ErrNoUser, users.ErrUnreadable} {
+		if r, ok := w.s.usersFailed(err).(*Refusal); !ok || r.Status != http.StatusConflict {
+			t.Errorf("%v: %v", err, w.s.usersFailed(err))
+		}
 	}
 }
 

@@ -44,12 +44,13 @@ func (s *Service) trustBrowser(ctx context.Context, h http.Header, acct *account
 	s.Logger.Info("browser trusted for the second factor", zap.String("user", acct.Name), zap.String("client_ip", in.IP))
 }
 
-// Untrust ends one of the user's trusted browsers, by its ID (hex); ok
-// is false for none of the user's.
-func (s *Service) Untrust(ctx context.Context, user, id string) (bool, error) {
+// Untrust ends one of the user's trusted browsers, by its ID (hex), as
+// asked from the client address ip; ok is false for none of the user's.
+// The sessions it began go on: sign out everywhere ends them.
+func (s *Service) Untrust(ctx context.Context, user, id, ip string) (bool, error) {
 	ok, err := s.TOTP.Untrust(ctx, user, id)
 	if err == nil && ok {
-		s.Logger.Info("browser no longer trusted", zap.String("user", user))
+		s.Logger.Info("browser no longer trusted", zap.String("user", user), zap.String("client_ip", ip))
 	}
 	return ok, err
 }

@@ -83,12 +83,17 @@ func (s *Service) Untrust(ctx context.Context, user, id string) (bool, error) {
 }
 
 // UntrustAll ends every trusted browser of the user, whether the record
-// opens or not.
+// opens or not, and one trusted on another node moments ago, before
+// this node's sync.
 func (s *Service) UntrustAll(ctx context.Context, user string) error {
-	if s.Records.Get(s.trustKey(user)) == nil {
-		return nil
+	key := s.trustKey(user)
+	if s.Records.Get(key) == nil {
+		sealed, err := s.Records.Realm.ReadRecord(ctx, key)
+		if err != nil || sealed == nil {
+			return err
+		}
 	}
-	return s.Records.Swap(ctx, s.trustKey(user), func([]byte) ([]byte, error) { return nil, nil })
+	return s.Records.Swap(ctx, key, func([]byte) ([]byte, error) { return nil, nil })
 }
 
 // swapTrusts changes the user's trusted browsers; none left removes the

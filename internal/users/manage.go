@@ -205,7 +205,7 @@ func (s *Service) Redeem(ctx context.Context, token string) (Redeemed, error) {
 		return Redeemed{}, ErrToken
 	}
 	digest := digestOf(token)
-	sealed, err := s.fresh(ctx, indexKey(digest))
+	sealed, err := s.stored(ctx, indexKey(digest))
 	if err != nil {
 		return Redeemed{}, err
 	}
@@ -213,7 +213,7 @@ func (s *Service) Redeem(ctx context.Context, token string) (Redeemed, error) {
 	if sealed == nil || s.Records.Open(indexKey(digest), sealed, &ix) != nil {
 		return Redeemed{}, ErrToken
 	}
-	sealed, err = s.fresh(ctx, Key(ix.Name))
+	sealed, err = s.stored(ctx, Key(ix.Name))
 	if err != nil {
 		return Redeemed{}, err
 	}
@@ -258,13 +258,11 @@ func (s *Service) live(rec *Record, uid, digest string) bool {
 		s.Clock.Now().Before(rec.Token.Expires)
 }
 
-// fresh is the record named key as this node holds it, or else as the
-// store does: one made on another node moments ago, before this node's
-// sync (a store that does not answer is records.StoreFailed).
-func (s *Service) fresh(ctx context.Context, key string) ([]byte, error) {
-	if sealed := s.Records.Get(key); sealed != nil {
-		return sealed, nil
-	}
+// stored is the record named key as the store holds it (and this node
+// from then on): a change made on another node moments ago, before this
+// node's sync, counts, so that a token is never judged by a stale copy
+// (a store that does not answer is records.StoreFailed).
+func (s *Service) stored(ctx context.Context, key string) ([]byte, error) {
 	sealed, err := s.Records.Realm.ReadRecord(ctx, key)
 	if err != nil {
 		return nil, records.StoreFailed{Err: err}
@@ -278,7 +276,7 @@ func (s *Service) swap(ctx context.Context, name string, change func(*Record) er
 	if s.Config.InConfig(name) {
 		return ErrInConfig
 	}
-	if _, err := s.fresh(ctx, Key(name)); err != nil {
+	if _, err := s.stored(ctx, Key(name)); err != nil {
 		return err
 	}
 	return s.Records.Swap(ctx, Key(name), func(sealed []byte) ([]byte, error) {

@@ -26,23 +26,32 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 // configured.
 func node(t *testing.T, dir string, clk *session.Clock) *Service {
 	t.Helper()
+	return nodeIn(t, dir, clk, "r", time.Hour)
+}
+
+// nodeIn is a service of the realm over the store in dir, on clk, with
+// ada configured; every tells two nodes of one realm on one folder apart
+// (the process shares a realm of one place and options), each with its
+// own copy of the records.
+func nodeIn(t *testing.T, dir string, clk *session.Clock, name string, every time.Duration) *Service {
+	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	realm, err := store.Join(ctx, storage.New(&certmagic.FileStorage{Path: dir}), store.Options{Realm: "r", Every: time.Hour,
+	realm, err := store.Join(ctx, storage.New(&certmagic.FileStorage{Path: dir}), store.Options{Realm: name, Every: every,
 		Remember: time.Hour, Now: clk.Now, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = realm.Release() })
-	keys, err := session.NewKeyring([][]byte{secret}, "r")
+	keys, err := session.NewKeyring([][]byte{secret}, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := account.Load([]account.Config{{Username: "ada", Password: testhash.Bcrypt("lovelace")}}, "r", caddy.NewReplacer())
+	cfg, err := account.Load([]account.Config{{Username: "ada", Password: testhash.Bcrypt("lovelace")}}, name, caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{Realm: "r", Records: &records.Store{Realm: realm, Keys: keys, Logger: zap.NewNop()}, Config: cfg, Hash: Argon2id, Clock: clk}
+	s := &Service{Realm: name, Records: &records.Store{Realm: realm, Keys: keys, Logger: zap.NewNop()}, Config: cfg, Hash: Argon2id, Clock: clk}
 	cfg.Manage(s)
 	return s
 }
@@ -162,6 +171,45 @@ func TestTokens(t *testing.T) {
 	other := node(t, t.TempDir(), clk)
 	if _, err := other.Redeem(ctx, third); !errors.Is(err, ErrToken) {
 		t.Errorf("another realm's store: %v", err)
+	}
+	if _, err := nodeIn(t, dir, clk, "q", time.Hour).Redeem(ctx, third); !errors.Is(err, ErrToken) {
+		t.Errorf("another realm on the same store: %v", err)
+	}
+}
+
+// TestStaleNode: a token made on node A is judged on node B by the
+// store, not by B's copy from before the change: a reset's link works
+// on a node that has not synced yet, and is not thrown away there.
+func TestStaleNode(t *testing.T) {
+	clk := new(session.Clock)
+	dir := t.TempDir()
+	a, b := nodeIn(t, dir, clk, "r", time.Hour), nodeIn(t, dir, clk, "r", 2*time.Hour)
+	ctx := context.Background()
+	invite, err := a.Create(ctx, "grace", Profile{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := b.Hash.Hash("a long enough password here")
+	r, err := b.Redeem(ctx, invite)
+	if err != nil {
+		t.Fatalf("an invite of node A on node B: %v", err)
+	}
+	if _, err := b.Use(ctx, r, hash); err != nil {
+		t.Fatal(err)
+	}
+	reset, err := a.Reset(ctx, "grace", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct, ok := b.Lookup("grace"); !ok || !acct.HasPassword() {
+		t.Fatal("node B saw the reset at once: the test needs a stale copy")
+	}
+	r, err = b.Redeem(ctx, reset)
+	if err != nil {
+		t.Fatalf("a reset of node A on a stale node B: %v", err)
+	}
+	if _, err := b.Use(ctx, r, hash); err != nil {
+		t.Errorf("a reset of node A used on a stale node B: %v", err)
 	}
 }
 
