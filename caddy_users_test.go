@@ -207,13 +207,52 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 		resp, _ := call(t, browserOf(t), "POST", b.url("/login"), "username=grace&password="+url.QueryEscape(third), "Origin", b.url(""))
 		return resp.StatusCode == 401
 	}, "node B refuses a removed user's password")
+	invite, again := usersAdminAPI(t, b)
 	for _, p := range []*node{a, b} {
-		for _, secret := range []string{token, reset, first, second, third} {
+		for _, secret := range []string{token, reset, first, second, third, invite, again} {
 			if strings.Contains(p.process.out.String(), secret) {
 				t.Errorf("Caddy's log holds a token or a password")
 			}
 		}
 	}
+}
+
+// usersAdminAPI makes, lists, resets (without a site: the link is a
+// path alone) and removes a user through the
+// node's admin API itself, as a script would, and returns the tokens.
+func usersAdminAPI(t *testing.T, n *node) (string, string) {
+	t.Helper()
+	api := func(method, path, body string) (int, map[string]any, string) {
+		resp, text := call(t, browserOf(t), method, fmt.Sprintf("http://localhost:%d%s", n.admin, path), body, "Content-Type", "application/json")
+		var out map[string]any
+		_ = json.Unmarshal([]byte(text), &out)
+		return resp.StatusCode, out, text
+	}
+	code, made, text := api("POST", "/miniapp/users", `{"name": "hedy", "groups": ["staff"], "email": "hedy@example.test", "display_name": "Hedy Lamarr", "valid": "48h", "site": "`+n.url("")+`"}`)
+	invite, _ := made["token"].(string)
+	if code != 201 || made["name"] != "hedy" || invite == "" || made["link"] != n.url("/login/invite#")+invite {
+		t.Fatalf("POST /miniapp/users: %d %s", code, text)
+	}
+	if code, _, text := api("GET", "/miniapp/users", ""); code != 200 || !strings.Contains(text, `"name":"hedy","groups":["staff"],"email":"hedy@example.test","display_name":"Hedy Lamarr"`) ||
+		!strings.Contains(text, `"password":false`) {
+		t.Errorf("GET /miniapp/users: %d %s", code, text)
+	}
+	code, reset, text := api("POST", "/miniapp/users/hedy/reset", `{"valid": "1h"}`)
+	again, _ := reset["token"].(string)
+	if code != 200 || again == "" || again == invite || reset["link"] != "/login/invite#"+again {
+		t.Errorf("POST /miniapp/users/hedy/reset: %d %s", code, text)
+	}
+	if resp, _ := call(t, browserOf(t), "POST", n.url(invitePath), url.Values{"token": {invite}, "password": {"a long and fine password"}}.Encode(),
+		"Origin", n.url("")); resp.StatusCode != 400 {
+		t.Errorf("the invite a reset replaced: %d", resp.StatusCode)
+	}
+	if code, out, text := api("DELETE", "/miniapp/users/hedy", ""); code != 200 || out["user"] != "hedy" || out["ended"] != 0.0 {
+		t.Errorf("DELETE /miniapp/users/hedy: %d %q", code, text)
+	}
+	if code, _, text := api("DELETE", "/miniapp/users/hedy", ""); code != 404 {
+		t.Errorf("DELETE of a removed user: %d %s", code, text)
+	}
+	return invite, again
 }
 
 // signInAs signs a new browser in on the node, once the node has the
