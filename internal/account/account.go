@@ -215,8 +215,8 @@ func Load(accounts []Config, realm string, repl *caddy.Replacer) (*Set, error) {
 			return nil, fmt.Errorf("user %q: %v", name, err)
 		}
 		user.hash = []byte(hash)
-		shares[hashParams(hash)]++
-		if common == nil || shares[hashParams(hash)] > shares[hashParams(string(common.hash))] {
+		shares[costOf(hash)]++
+		if common == nil || shares[costOf(hash)] > shares[costOf(string(common.hash))] {
 			common = user
 		}
 	}

@@ -28,6 +28,15 @@ func hashParams(hash string) string {
 	return hash[:7]
 }
 
+// costOf names what checking a hash costs: its parameters, with
+// bcrypt's $2a$, $2b$ and $2y$ one.
+func costOf(hash string) string {
+	if p := hashParams(hash); !strings.HasPrefix(p, "$2") {
+		return p
+	}
+	return "$2$" + hash[4:7]
+}
+
 // comparerFor checks that hash parses and returns Caddy's comparer for
 // the algorithm the hash names.
 func comparerFor(hash string) (caddyauth.Comparer, error) {

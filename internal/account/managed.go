@@ -45,7 +45,7 @@ func (s *Set) FakeLike(hash string) error {
 // Like reports whether a hash has the algorithm and parameters of the
 // fake hash an unknown name is checked against: a wrong password then
 // costs as much as an unknown name.
-func (s *Set) Like(hash string) bool { return hashParams(hash) == hashParams(string(s.fake.hash)) }
+func (s *Set) Like(hash string) bool { return costOf(hash) == costOf(string(s.fake.hash)) }
 
 // InConfig reports whether the name is a configured user's.
 func (s *Set) InConfig(name string) bool {

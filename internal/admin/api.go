@@ -266,11 +266,11 @@ func signOutEverywhere(r *http.Request, u userAccount) (int, error) {
 	if !u.n.Shared.SignOutEverywhere(r.Context(), acct) {
 		return 0, apiError(http.StatusConflict, errors.New("the user's sign-out counter is at its limit and cannot be raised; see the log"))
 	}
+	loggedOut([]*Node{u.n}, u.acct.Name, nil)
 	// a browser trusted for the second factor is trusted no more
 	if err := u.n.TOTP.UntrustAll(r.Context(), u.acct.Name); err != nil {
-		return 0, apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+		return 0, apiError(http.StatusServiceUnavailable, errors.New("the sessions ended; the trusted browsers did not (the store did not answer): try again"))
 	}
-	loggedOut([]*Node{u.n}, u.acct.Name, nil)
 	return len(listed) + others, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/account"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -33,6 +34,9 @@ type OpenID interface {
 	// LoggedOut tells the apps of the user's session (nil: of every
 	// session) that it ended.
 	LoggedOut(user string, session []byte)
+	// LoggedOutAccount tells the apps of every session of the account
+	// that it ended, by the account's own record.
+	LoggedOutAccount(acct *account.Account)
 }
 
 // loggedOut tells the realm's provider, if any, that a session of the
@@ -40,6 +44,15 @@ type OpenID interface {
 func loggedOut(nodes []*Node, user string, session []byte) {
 	if n, err := providerOf(nodes); err == nil {
 		n.OpenID.LoggedOut(user, session)
+	}
+}
+
+// loggedOutAccount tells the realm's provider, if any, that every
+// session of the account ended.
+func loggedOutAccount(r *http.Request, acct *account.Account) {
+	nodes, _ := nodesOf(r)
+	if n, err := providerOf(nodes); err == nil {
+		n.OpenID.LoggedOutAccount(acct)
 	}
 }
 

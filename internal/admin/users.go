@@ -170,7 +170,7 @@ func userPath(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, userOf(n, list[i]))
 	case tail == "" && r.Method == http.MethodDelete:
-		return removeUser(w, r, n, name, shadowed)
+		return removeUser(w, r, n, name)
 	}
 	if tail == "reset" {
 		w.Header().Set("Allow", http.MethodPost)
@@ -203,22 +203,21 @@ func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) err
 	if known {
 		n.Shared.SignOutEverywhere(r.Context(), store.AccountID(before.ID))
 	}
-	if err := n.TOTP.UntrustAll(r.Context(), name); err != nil {
-		return apiError(http.StatusServiceUnavailable, errors.New("the store did not answer; try again"))
+	if known {
+		loggedOutAccount(r, before)
 	}
-	n.openIDLoggedOut(name)
+	if err := n.TOTP.UntrustAll(r.Context(), name); err != nil {
+		return apiError(http.StatusServiceUnavailable, errors.New("the password and sessions ended; its trusted browsers did not (the store did not answer): try again"))
+	}
 	n.Logger.Info("user's password reset", zap.String("user", name), zap.String("by", "admin API"), zap.String("remote_addr", r.RemoteAddr))
 	return writeJSON(w, Invite{Token: token, Link: base + invitePath + token})
 }
 
 // removeUser removes a user: its sessions, second factor, passkeys and
-// OpenID Connect grants end with it, and the apps are told while its
-// grants are still found by its name. A user shadowed by the Caddyfile's
-// of the name leaves that user's sessions and apps alone.
-func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string, shadowed bool) error {
-	if !shadowed {
-		n.openIDLoggedOut(name)
-	}
+// OpenID Connect grants end with it (their apps told). A user shadowed
+// by the Caddyfile's of the name leaves that user's sessions and apps
+// alone.
+func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) error {
 	acct, err := n.Users.Remove(r.Context(), name)
 	if err != nil {
 		return userError(err)
@@ -229,6 +228,7 @@ func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string, sh
 		listed, others := n.Shared.Sessions(nil, id, [16]byte{})
 		out.Ended = len(listed) + others
 		n.Shared.SignOutEverywhere(r.Context(), id)
+		loggedOutAccount(r, acct)
 	}
 	if acct != nil {
 		if err := clearRecords(r, n, acct); err != nil {
@@ -249,14 +249,6 @@ func clearRecords(r *http.Request, n *Node, acct *account.Account) error {
 		}
 	}
 	return nil
-}
-
-// openIDLoggedOut tells the realm's OpenID Connect provider, if any,
-// that every session of the user ended.
-func (n *Node) openIDLoggedOut(user string) {
-	if n.OpenID != nil {
-		n.OpenID.LoggedOut(user, nil)
-	}
 }
 
 // userOf is a managed user as the list shows it.

@@ -87,7 +87,20 @@ func (p *Provider) noteSession(ctx context.Context, t *token) error {
 // session, any that holds a grant of the user. It sends in the
 // background and returns at once.
 func (p *Provider) LoggedOut(user string, ended []byte) {
-	list, err := p.grantsOf(user)
+	p.loggedOutAt(p.records.Key(GrantsKind, user), user, ended)
+}
+
+// LoggedOutAccount tells the clients holding a grant or a session of
+// the account that every session of it ended, by the account's own
+// record: found also when the name no longer leads to the account (a
+// managed user being removed, or shadowed by a Caddyfile user).
+func (p *Provider) LoggedOutAccount(acct *account.Account) {
+	p.loggedOutAt(acct.RecordKey(GrantsKind), acct.Name, nil)
+}
+
+// loggedOutAt is LoggedOut by the grants record named key.
+func (p *Provider) loggedOutAt(key, user string, ended []byte) {
+	list, err := p.grantsAt(key)
 	if err != nil {
 		return
 	}
@@ -177,22 +190,24 @@ func (p *Provider) Sweep(ctx context.Context) {
 	now := p.clock.Now()
 	for _, key := range p.shared.RecordKeys() {
 		user, ok := account.RecordUser(GrantsKind, key)
-		// a managed account's record where the Caddyfile now has its
-		// name waits for the account (removing one removes its records)
-		if !ok || p.records.Key(GrantsKind, user) != key {
+		if !ok {
 			continue
 		}
-		list, err := p.grantsOf(user)
+		list, err := p.grantsAt(key)
 		if err != nil {
 			continue
 		}
 		guest := list.guest()
 		acct, ok := p.accountOf(user, guest)
+		// a record the name's account does not name is of an account
+		// gone: a managed one the Caddyfile's of the name shadows, or a
+		// Caddyfile user whose name a managed account took
+		ok = ok && p.records.Key(GrantsKind, user) == key
 		ended := func(id, link []byte, until time.Time, told bool) bool {
 			return !told && now.Before(until) && (!ok || id != nil && !holds(acct, id, link))
 		}
 		var clients []string
-		err = p.swapGrants(ctx, user, func(list *grantList) error {
+		err = p.swapGrantsAt(ctx, key, func(list *grantList) error {
 			clients = nil
 			for i := range list.Grants {
 				if e := &list.Grants[i]; ended(e.Account, e.Link, e.Until, e.Told) {

@@ -225,7 +225,11 @@ func (p *Provider) Grants(user string) ([]GrantInfo, error) {
 // grantsOf opens the user's grants record as this node holds it (empty
 // when there is none).
 func (p *Provider) grantsOf(user string) (*grantList, error) {
-	key := p.records.Key(GrantsKind, user)
+	return p.grantsAt(p.records.Key(GrantsKind, user))
+}
+
+// grantsAt opens the grants record named key as this node holds it.
+func (p *Provider) grantsAt(key string) (*grantList, error) {
 	list := new(grantList)
 	if sealed := p.records.Get(key); sealed != nil {
 		if err := p.records.Open(key, sealed, list); err != nil {
@@ -238,7 +242,11 @@ func (p *Provider) grantsOf(user string) (*grantList, error) {
 // swapGrants changes the user's grants record with change, which sees
 // it opened (empty when there is none); an empty list removes it.
 func (p *Provider) swapGrants(ctx context.Context, user string, change func(*grantList) error) error {
-	key := p.records.Key(GrantsKind, user)
+	return p.swapGrantsAt(ctx, p.records.Key(GrantsKind, user), change)
+}
+
+// swapGrantsAt is swapGrants on the record named key.
+func (p *Provider) swapGrantsAt(ctx context.Context, key string, change func(*grantList) error) error {
 	return p.records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
 		var list grantList
 		if sealed != nil {

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
+	"github.com/caddy-miniapp/miniapp/internal/records"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // TestGuest: a guest (a user a provider vouched for, without an account
@@ -145,5 +147,58 @@ func TestManagedSubject(t *testing.T) {
 	}
 	if second := subOf(); second == first || first == Subject("r", "cfg:mia") {
 		t.Errorf("mia made again has the removed mia's sub, or a configured mia's")
+	}
+}
+
+// TestManagedGrantsTold: a managed account's grants live under its ID;
+// LoggedOutAccount tells its apps by that record, and a sweep tells
+// them once the name leads to another account (a Caddyfile user given
+// the name), while the managed account's own record stays readable.
+func TestManagedGrantsTold(t *testing.T) {
+	f := newFixture(t)
+	uri, tokens := receiver(t, http.StatusOK)
+	f.p.cfg.client("cli").BackchannelLogoutURI = uri
+	u := &users.Service{Realm: "r", Records: f.p.records, Config: f.p.accounts, Hash: users.Argon2id, Clock: f.clock}
+	f.p.accounts.Manage(u)
+	ctx := context.Background()
+	token, err := u.Create(ctx, "mia", users.Profile{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := u.Redeem(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mia, err := u.Use(ctx, r, testhash.Bcrypt("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid offline_access", f.signed(mia, 1)))
+	key := mia.RecordKey(GrantsKind)
+	if f.p.records.Get(key) == nil || f.p.records.Get("oidc-grants:mia") != nil {
+		t.Fatalf("mia's grants are not under her ID")
+	}
+	f.p.LoggedOutAccount(mia)
+	if claims := f.logoutClaims(t, next(t, tokens)); claims["sub"] != Subject("r", "uid:"+mia.UID) {
+		t.Errorf("LoggedOutAccount told %v", claims)
+	}
+	// a reload gives the name to the Caddyfile
+	shadowing, err := account.Load([]account.Config{{Username: "mia", Password: testhash.Bcrypt("other")}}, "r", caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shadowing.Manage(u)
+	rec := &records.Store{Realm: f.p.records.Realm, Keys: f.p.records.Keys, Logger: zap.NewNop(), Accounts: shadowing}
+	p, err := New(ctx, f.p.cfg, Options{Realm: "r", Accounts: shadowing, Shared: f.p.shared, Records: rec,
+		Keys: f.p.seal, Clock: f.p.clock, Counter: f.counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sweep(ctx)
+	if claims := f.logoutClaims(t, next(t, tokens)); claims["sub"] != Subject("r", "uid:"+mia.UID) || claims["aud"] != "cli" {
+		t.Errorf("the sweep told %v", claims)
+	}
+	if list, err := p.grantsAt(key); err != nil || len(list.Grants) != 1 || !list.Grants[0].Told {
+		t.Errorf("mia's record after the sweep: %+v %v", list, err)
 	}
 }

@@ -48,3 +48,26 @@ func TestTrusts(t *testing.T) {
 		t.Errorf("ending all: %v", err)
 	}
 }
+
+// TestUntrustAllStale: ending every trust on a node that has not seen a
+// trust made on another node moments ago ends it too.
+func TestUntrustAllStale(t *testing.T) {
+	clk := new(session.Clock)
+	dir, secret := t.TempDir(), session.Random(32)
+	a, _ := newService(t, dir, time.Hour, clk, secret)
+	b, _ := newService(t, dir, 2*time.Hour, clk, secret)
+	ctx := context.Background()
+	id := [16]byte{7}
+	if err := a.Trust(ctx, "ada", Trust{ID: hex.EncodeToString(id[:]), Expires: clk.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Records.Get("trust:ada") != nil {
+		t.Fatal("node B saw the trust at once: the test needs a stale copy")
+	}
+	if err := b.UntrustAll(ctx, "ada"); err != nil {
+		t.Fatal(err)
+	}
+	if sealed, err := a.Records.Realm.ReadRecord(ctx, "trust:ada"); err != nil || sealed != nil {
+		t.Errorf("the trust made on node A outlived node B's UntrustAll: %v", err)
+	}
+}
