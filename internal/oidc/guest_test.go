@@ -110,6 +110,26 @@ func TestLinkBound(t *testing.T) {
 	}
 }
 
+// managedUser makes a managed user of the name with a password, as its
+// invite would.
+func managedUser(t *testing.T, u *users.Service, name string) *account.Account {
+	t.Helper()
+	ctx := context.Background()
+	token, err := u.Create(ctx, name, users.Profile{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := u.Redeem(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := u.Use(ctx, r, testhash.Bcrypt("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
+}
+
 // TestManagedSubject: a managed account's sub is derived from its
 // immutable ID, never its name: one removed and made again under the
 // same name is another subject, and neither is a configured user's of
@@ -121,18 +141,7 @@ func TestManagedSubject(t *testing.T) {
 	ctx := context.Background()
 	subOf := func() string {
 		t.Helper()
-		token, err := u.Create(ctx, "mia", users.Profile{}, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := u.Redeem(ctx, token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		acct, err := u.Use(ctx, r, testhash.Bcrypt("pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		acct := managedUser(t, u, "mia")
 		tok := f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid profile", f.signed(acct, 1)))
 		claims := f.idClaims(t, tok.IDToken)
 		if claims["sub"] != Subject("r", "uid:"+acct.UID) || claims["preferred_username"] != "mia" {
@@ -161,18 +170,7 @@ func TestManagedGrantsTold(t *testing.T) {
 	u := &users.Service{Realm: "r", Records: f.p.records, Config: f.p.accounts, Hash: users.Argon2id, Clock: f.clock}
 	f.p.accounts.Manage(u)
 	ctx := context.Background()
-	token, err := u.Create(ctx, "mia", users.Profile{}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := u.Redeem(ctx, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mia, err := u.Use(ctx, r, testhash.Bcrypt("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mia := managedUser(t, u, "mia")
 	f.exchange(t, "cli", cliURI, f.code(t, "cli", cliURI, "openid offline_access", f.signed(mia, 1)))
 	key := mia.RecordKey(GrantsKind)
 	if f.p.records.Get(key) == nil || f.p.records.Get("oidc-grants:mia") != nil {
