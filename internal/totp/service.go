@@ -139,9 +139,10 @@ func (s *Service) Swap(ctx context.Context, user string, change func(*Factor) (*
 // the record it was checked against). Attempts are counted per account
 // in the store before the check, so that neither spreading guesses over
 // clients or nodes nor sending many at once helps; a right code takes
-// its attempt back.
+// its attempt back. The attempts are the account's, like its factor: a
+// managed account's and a Caddyfile user's of one name count apart.
 func (s *Service) Use(ctx context.Context, user, code string) (CodeKind, error) {
-	attempts := "code:" + user
+	attempts := s.Records.Key("code", user)
 	n, until, err := s.Records.Realm.Strike(ctx, attempts, 1, Window)
 	if err != nil {
 		return "", records.StoreFailed{Err: err}

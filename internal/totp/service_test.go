@@ -105,6 +105,22 @@ func TestManagedAccount(t *testing.T) {
 	if s.Has("mia") || s.Trusted("mia", [16]byte{1}) {
 		t.Error("a user of the Caddyfile given the name has the managed account's factor or trust")
 	}
+	// wrong codes are counted per account
+	as(mia)
+	wrong := "000000"
+	if _, ok := MatchStep(testSecret, wrong, s.Clock.Now()); ok {
+		wrong = "111111"
+	}
+	for range MaxFailures + 1 {
+		_, _ = s.Use(ctx, "mia", wrong)
+	}
+	if _, err := s.Use(ctx, "mia", wrong); !errors.As(err, new(Throttled)) {
+		t.Fatalf("the managed mia's wrong codes: %v", err)
+	}
+	s.Records.Accounts = accounts{"mia": {Name: "mia"}}
+	if _, err := s.Use(ctx, "mia", "000000"); !errors.Is(err, ErrNoFactor) {
+		t.Errorf("the Caddyfile's mia after the managed mia's wrong codes: %v", err)
+	}
 }
 
 func TestUseOnce(t *testing.T) {
