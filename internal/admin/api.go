@@ -258,8 +258,7 @@ func signOut(w http.ResponseWriter, r *http.Request) error {
 }
 
 // signOutEverywhere ends every session and trusted browser of the
-// account and says how many sessions
-// were live.
+// account and says how many sessions were live.
 func signOutEverywhere(r *http.Request, u userAccount) (int, error) {
 	acct := store.AccountID(u.acct.ID)
 	listed, others := u.n.Shared.Sessions(nil, acct, [16]byte{})

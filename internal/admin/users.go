@@ -62,20 +62,15 @@ type Invite struct {
 	Link  string `json:"link"`
 }
 
-// User is a managed user as GET /miniapp/users lists it.
+// User is a managed user as GET /miniapp/users lists it: as the store
+// keeps it, with what its sessions and records say.
 type User struct {
-	Name        string    `json:"name"`
-	Groups      []string  `json:"groups"`
-	Email       string    `json:"email,omitempty"`
-	DisplayName string    `json:"display_name,omitempty"`
-	Created     time.Time `json:"created"`
+	users.Info
 	// LastSignIn is the start of the user's newest session this node
 	// knows, nil for none.
 	LastSignIn *time.Time `json:"last_sign_in"`
-	// Password: the user has set one; Factors are its second factors
-	// (totp, passkey).
-	Password bool     `json:"password"`
-	Factors  []string `json:"factors"`
+	// Factors are its second factors (totp, passkey).
+	Factors []string `json:"factors"`
 }
 
 // UserRemoved is the answer of DELETE /miniapp/users/<name>.
@@ -99,15 +94,7 @@ func usersRoot(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, out)
 	case http.MethodPost:
-		var in NewUser
-		if err := readJSON(r, &in); err != nil {
-			return err
-		}
-		valid, err := validOf(in.Valid)
-		if err != nil {
-			return err
-		}
-		base, err := n.linkBase(in.Site)
+		in, valid, base, err := readLinkRequest(r, n)
 		if err != nil {
 			return err
 		}
@@ -183,15 +170,7 @@ func userPath(w http.ResponseWriter, r *http.Request) error {
 // resetUser ends a user's password and sessions and makes a link to set
 // a new one.
 func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) error {
-	var in NewUser
-	if err := readJSON(r, &in); err != nil {
-		return err
-	}
-	valid, err := validOf(in.Valid)
-	if err != nil {
-		return err
-	}
-	base, err := n.linkBase(in.Site)
+	_, valid, base, err := readLinkRequest(r, n)
 	if err != nil {
 		return err
 	}
@@ -202,8 +181,6 @@ func resetUser(w http.ResponseWriter, r *http.Request, n *Node, name string) err
 	}
 	if known {
 		n.Shared.SignOutEverywhere(r.Context(), store.AccountID(before.ID))
-	}
-	if known {
 		loggedOutAccount(r, before)
 	}
 	if err := n.TOTP.UntrustAll(r.Context(), name); err != nil {
@@ -229,8 +206,6 @@ func removeUser(w http.ResponseWriter, r *http.Request, n *Node, name string) er
 		out.Ended = len(listed) + others
 		n.Shared.SignOutEverywhere(r.Context(), id)
 		loggedOutAccount(r, acct)
-	}
-	if acct != nil {
 		if err := clearRecords(r, n, acct); err != nil {
 			n.Logger.Warn("a removed user's records stay in the store, where no account reads them", zap.String("user", name), zap.Error(err))
 		}
@@ -253,8 +228,7 @@ func clearRecords(r *http.Request, n *Node, acct *account.Account) error {
 
 // userOf is a managed user as the list shows it.
 func userOf(n *Node, u users.Info) User {
-	out := User{Name: u.Name, Groups: u.Groups, Email: u.Email, DisplayName: u.DisplayName, Created: u.Created, Password: u.Password,
-		Factors: []string{}}
+	out := User{Info: u, Factors: []string{}}
 	if listed, _ := n.Shared.Sessions(nil, store.AccountID(u.Account.ID), [16]byte{}); len(listed) > 0 {
 		newest := slices.MaxFunc(listed, func(a, b store.Entry) int { return a.Started.Compare(b.Started) }).Started.UTC()
 		out.LastSignIn = &newest
@@ -281,6 +255,22 @@ func usersNode(r *http.Request) (*Node, error) {
 		return nil, apiError(http.StatusNotFound, errors.New("the realm has no managed users"))
 	}
 	return nodes[i], nil
+}
+
+// readLinkRequest reads the body of a request that makes a link (an
+// invite, a reset), with how long the link works and the origin it
+// names, all checked before anything changes.
+func readLinkRequest(r *http.Request, n *Node) (NewUser, time.Duration, string, error) {
+	var in NewUser
+	if err := readJSON(r, &in); err != nil {
+		return in, 0, "", err
+	}
+	valid, err := validOf(in.Valid)
+	if err != nil {
+		return in, 0, "", err
+	}
+	base, err := n.linkBase(in.Site)
+	return in, valid, base, err
 }
 
 // invitePath starts what follows a link's origin: the token is in the

@@ -72,18 +72,19 @@ func (s *Service) byUserHandle(handle []byte) (*account.Account, bool) {
 // sealed record they came from; a record that does not open is
 // records.ErrUnreadable, and signs nobody in.
 func (s *Service) Of(user string) ([]Key, []byte, error) {
-	sealed := s.Records.Get(s.key(user))
-	keys, err := s.open(user, sealed)
+	key := s.key(user)
+	sealed := s.Records.Get(key)
+	keys, err := s.open(key, sealed)
 	return keys, sealed, err
 }
 
-// open opens a sealed passkeys record of the user; nil for none.
-func (s *Service) open(user string, sealed []byte) ([]Key, error) {
+// open opens the sealed passkeys record named key; nil for none.
+func (s *Service) open(key string, sealed []byte) ([]Key, error) {
 	if sealed == nil {
 		return nil, nil
 	}
 	var keys []Key
-	if err := s.Records.Open(s.key(user), sealed, &keys); err != nil {
+	if err := s.Records.Open(key, sealed, &keys); err != nil {
 		return nil, err
 	}
 	return keys, nil
@@ -94,7 +95,7 @@ func (s *Service) open(user string, sealed []byte) ([]Key, error) {
 func (s *Service) Swap(ctx context.Context, user string, change func([]Key) ([]Key, error)) error {
 	key := s.key(user)
 	return s.Records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
-		keys, err := s.open(user, sealed)
+		keys, err := s.open(key, sealed)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +169,7 @@ func (s *Service) Owner(id []byte) string {
 		if !ok || s.key(user) != key {
 			continue
 		}
-		if keys, _, err := s.Of(user); err == nil && Find(keys, id) >= 0 {
+		if keys, err := s.open(key, s.Records.Get(key)); err == nil && Find(keys, id) >= 0 {
 			return user
 		}
 	}

@@ -59,18 +59,19 @@ type Service struct {
 // has none, and the sealed record. A record that does not open is
 // ErrUnreadable.
 func (s *Service) Of(user string) (*Factor, []byte, error) {
-	sealed := s.Records.Get(s.key(user))
-	f, err := s.open(user, sealed)
+	key := s.key(user)
+	sealed := s.Records.Get(key)
+	f, err := s.open(key, sealed)
 	return f, sealed, err
 }
 
-// open opens a sealed factor record of the user; nil for none.
-func (s *Service) open(user string, sealed []byte) (*Factor, error) {
+// open opens the sealed factor record named key; nil for none.
+func (s *Service) open(key string, sealed []byte) (*Factor, error) {
 	if sealed == nil {
 		return nil, nil
 	}
 	var f Factor
-	if err := s.Records.Open(s.key(user), sealed, &f); err != nil || f.Secret == "" {
+	if err := s.Records.Open(key, sealed, &f); err != nil || f.Secret == "" {
 		return nil, ErrUnreadable
 	}
 	return &f, nil
@@ -88,10 +89,10 @@ func (s *Service) Has(user string) bool {
 // answer, this node's copy once it has read every record, else a
 // StoreFailed: a factor is never taken for absent.
 func (s *Service) HasNow(ctx context.Context, user string) (bool, error) {
-	realm := s.Records.Realm
-	sealed, err := realm.ReadRecord(ctx, s.key(user))
+	realm, key := s.Records.Realm, s.key(user)
+	sealed, err := realm.ReadRecord(ctx, key)
 	if err != nil {
-		if sealed, err = realm.RecordNow(ctx, s.key(user)); err != nil {
+		if sealed, err = realm.RecordNow(ctx, key); err != nil {
 			return false, records.StoreFailed{Err: err}
 		}
 	}
@@ -122,7 +123,7 @@ func (s *Service) StatusOf(user string) Status {
 func (s *Service) Swap(ctx context.Context, user string, change func(*Factor) (*Factor, error)) error {
 	key := s.key(user)
 	return s.Records.Swap(ctx, key, func(sealed []byte) ([]byte, error) {
-		f, err := s.open(user, sealed)
+		f, err := s.open(key, sealed)
 		if err != nil {
 			return nil, err
 		}

@@ -8,10 +8,10 @@ import (
 )
 
 // A browser trusted for the second factor (remember_second_factor) is
-// one entry of the user's record of trusted browsers: the cookie names it, and
-// its trust lasts while the entry does. Sign out everywhere, a new
-// password, turning the second factor off and an operator's resets end
-// them all.
+// one entry of the user's record of trusted browsers: the cookie names
+// it, and its trust lasts while the entry does. Sign out everywhere, a
+// new password, turning the second factor off and an operator's resets
+// end them all.
 
 // TrustKind names the records of trusted browsers (see
 // records.Store.Key).
@@ -38,8 +38,9 @@ type Trust struct {
 // that does not open is an error.
 func (s *Service) Trusts(user string) ([]Trust, error) {
 	var list []Trust
-	if sealed := s.Records.Get(s.trustKey(user)); sealed != nil {
-		if err := s.Records.Open(s.trustKey(user), sealed, &list); err != nil {
+	key := s.trustKey(user)
+	if sealed := s.Records.Get(key); sealed != nil {
+		if err := s.Records.Open(key, sealed, &list); err != nil {
 			return nil, err
 		}
 	}
