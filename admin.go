@@ -13,15 +13,16 @@ func init() {
 // register makes the provisioned handler known to the admin API, as a
 // node of its realm, until Cleanup.
 func (h *Handler) register() {
-	keys := &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger}
-	if h.provider != nil {
-		keys.Ended = h.provider.LoggedOut
+	a := h.app
+	keys := &passkey.Service{Records: a.Records, Clock: a.Clock, Logger: a.Logger}
+	if a.Provider != nil {
+		keys.Ended = a.Provider.LoggedOut
 	}
-	node := &admin.Node{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Place: h.store.Place(),
-		Records: h.records, TOTP: h.totp, Passkeys: keys,
-		OpenID: h.openIDNode(), Logger: h.logger, Logout: func() { h.count(metrics.logouts) }, Users: h.users, LoginURL: h.LoginURL}
+	node := &admin.Node{Realm: h.Realm, Accounts: a.Accounts, Shared: a.Shared, Place: h.store.Place(),
+		Records: a.Records, TOTP: a.TOTP, Passkeys: keys,
+		OpenID: h.openIDNode(), Logger: a.Logger, Logout: realmCounter(h.Realm).Logout, Users: a.Users, LoginURL: h.LoginURL}
 	if h.Guests != nil {
-		node.Guest = h.signin.GuestNamed
+		node.Guest = a.SignIn.GuestNamed
 	}
 	h.unregister = admin.Register(node)
 }
@@ -29,8 +30,8 @@ func (h *Handler) register() {
 // openIDNode is the provider as the admin API sees it, nil without one
 // (a nil *oidc.Provider in the interface would not be nil).
 func (h *Handler) openIDNode() admin.OpenID {
-	if h.provider == nil {
+	if h.app.Provider == nil {
 		return nil
 	}
-	return h.provider
+	return h.app.Provider
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/admin"
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -228,14 +229,14 @@ func TestAdminPasskeysReset(t *testing.T) {
 	}
 	signedIn := sessionCookie(t, a.passkeyLogin(auth))
 	key := "passkeys:ada"
-	if ok, err := a.h.shared.SwapRecord(context.Background(), key, a.h.shared.Record(key), []byte("edited in the store")); !ok || err != nil {
+	if ok, err := a.h.app.Shared.SwapRecord(context.Background(), key, a.h.app.Shared.Record(key), []byte("edited in the store")); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	if err := serveAdmin(httptest.NewRecorder(), httptest.NewRequest("GET", "/miniapp/passkeys?realm=admin-passkeys-reset&user=ada", nil)); err == nil {
 		t.Error("GET of a record that does not open answered")
 	}
 	// the user is told it is the passkeys, the log names the reset that fixes it
-	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=begin", a.stepUpSession("ada", 2, 0)))
+	w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=begin", a.stepUpSession("ada", 2, 0)))
 	if w.Code != 403 || !strings.Contains(w.Body.String(), "your passkeys cannot be read") || a.logs.FilterMessageSnippet("passkeys-reset").Len() != 1 ||
 		strings.Contains(a.logText(), "totp-reset") || strings.Contains(a.logText(), "second factor refused") {
 		t.Errorf("adding a passkey beside a record that does not open: %d %q\n%s", w.Code, w.Body, a.logText())
@@ -250,7 +251,7 @@ func TestAdminPasskeysReset(t *testing.T) {
 			t.Errorf("DELETE %d: %v %s, want %+v", i, err, w.Body, want)
 		}
 	}
-	if a.h.shared.Record(key) != nil {
+	if a.h.app.Shared.Record(key) != nil {
 		t.Error("the record is still there")
 	}
 	if code, _ := a.httpsProfile(signedIn); code != 401 {

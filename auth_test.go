@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/sso"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddyserver/caddy/v2"
@@ -23,7 +24,7 @@ import (
 // forwarded is a check of /miniapp/auth as Caddy's forward_auth sends
 // it for a request to uri on host.
 func forwarded(c *http.Cookie, host, uri, accept string) request {
-	return request{target: authPath, cookie: c, accept: accept, https: true, header: map[string]string{
+	return request{target: routes.AuthPath, cookie: c, accept: accept, https: true, header: map[string]string{
 		"Host": "auth.example.test", "X-Forwarded-Proto": "https", "X-Forwarded-Host": host, "X-Forwarded-Uri": uri}}
 }
 
@@ -71,7 +72,7 @@ func TestAuthEndpoint(t *testing.T) {
 	}
 
 	// nginx: 401 with the login page in Location, from X-Original-URL
-	nginx := request{target: authPath, cookie: nil, accept: "text/html", header: map[string]string{
+	nginx := request{target: routes.AuthPath, cookie: nil, accept: "text/html", header: map[string]string{
 		"Host": "127.0.0.1:9000", "X-Original-URL": "https://app.example.test/doc?id=7"}}
 	w = a.do(nginx)
 	if loc := w.Header().Get("Location"); w.Code != 401 || loc != "https://auth.example.test/login?next="+url.QueryEscape("https://app.example.test/doc?id=7") {
@@ -97,13 +98,13 @@ func TestAuthEndpoint(t *testing.T) {
 	} {
 		for i, c := range []*http.Cookie{ada, grace} {
 			r := forwarded(c, "app.example.test", "/", "text/html")
-			r.target = authPath + "?" + query
+			r.target = routes.AuthPath + "?" + query
 			if w := a.do(r); w.Code != want[i] {
 				t.Errorf("%s for %s: %d, want %d", query, []string{"ada", "grace"}[i], w.Code, want[i])
 			}
 		}
 	}
-	if w := a.do(request{method: "POST", target: authPath}); w.Code != 405 {
+	if w := a.do(request{method: "POST", target: routes.AuthPath}); w.Code != 405 {
 		t.Errorf("POST: %d", w.Code)
 	}
 
@@ -182,11 +183,11 @@ func TestAuthRulesFromEndpointOnly(t *testing.T) {
 	for _, rule := range []string{"group=admins", "user=ada", "factor=2"} {
 		for _, query := range []string{rule, rule + "&" + rule, strings.ToUpper(rule), "x=1&" + rule, strings.Replace(rule, "=", "%3D", 1)} {
 			caddy := forwarded(grace, "app.example.test", "/secret?"+query, "")
-			caddy.target = authPath + "?" + rule
+			caddy.target = routes.AuthPath + "?" + rule
 			if w := a.do(caddy); w.Code != 403 {
 				t.Errorf("?%s with X-Forwarded-Uri /secret?%s: %d, want 403", rule, query, w.Code)
 			}
-			nginx := request{target: authPath + "?" + rule, cookie: grace, header: map[string]string{
+			nginx := request{target: routes.AuthPath + "?" + rule, cookie: grace, header: map[string]string{
 				"Host": "127.0.0.1:9000", "X-Original-URL": "https://app.example.test/secret?" + query, "X-Forwarded-Uri": "/secret?" + query}}
 			if w := a.do(nginx); w.Code != 403 {
 				t.Errorf("?%s with X-Original-URL ...?%s: %d, want 403", rule, query, w.Code)
@@ -196,7 +197,7 @@ func TestAuthRulesFromEndpointOnly(t *testing.T) {
 	// percent-encoded names and values are rules too: they can only tighten
 	for _, query := range []string{"gr%6Fup=admins", "group=%61dmins", "us%65r=ada", "factor=%32"} {
 		r := forwarded(grace, "app.example.test", "/", "")
-		r.target = authPath + "?" + query
+		r.target = routes.AuthPath + "?" + query
 		if w := a.do(r); w.Code != 403 {
 			t.Errorf("?%s: %d, want 403", query, w.Code)
 		}
@@ -204,7 +205,7 @@ func TestAuthRulesFromEndpointOnly(t *testing.T) {
 	// a name that is no rule is ignored, and logged once
 	for range 3 {
 		r := forwarded(grace, "app.example.test", "/", "")
-		r.target = authPath + "?groups=admins&Group=admins"
+		r.target = routes.AuthPath + "?groups=admins&Group=admins"
 		if w := a.do(r); w.Code != 200 {
 			t.Errorf("?groups=admins&Group=admins: %d, want 200 (no rule)", w.Code)
 		}
@@ -218,7 +219,7 @@ func TestAuthRulesFromEndpointOnly(t *testing.T) {
 	// counted, and an hour later the operator's typo is named again
 	for i := range 40 {
 		r := forwarded(grace, "app.example.test", "/", "")
-		r.target = authPath + "?flood" + strconv.Itoa(i) + "=1"
+		r.target = routes.AuthPath + "?flood" + strconv.Itoa(i) + "=1"
 		a.do(r)
 	}
 	if n := a.logs.FilterMessageSnippet("is no rule and was ignored").Len(); n != sso.MaxIgnored {
@@ -226,7 +227,7 @@ func TestAuthRulesFromEndpointOnly(t *testing.T) {
 	}
 	a.advance(sso.IgnoredWindow)
 	r := forwarded(grace, "app.example.test", "/", "")
-	r.target = authPath + "?groups=admins"
+	r.target = routes.AuthPath + "?groups=admins"
 	a.do(r)
 	if a.logs.FilterField(zap.String("parameter", "groups")).Len() != 2 || a.logs.FilterField(zap.Int("not_named", 10)).Len() != 1 {
 		t.Errorf("an hour later:\n%s", a.logText())
@@ -243,12 +244,12 @@ func TestAuthEdges(t *testing.T) {
 	ada := sessionCookie(t, a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword,
 		https: true, header: map[string]string{"Host": "auth.example.test"}}))
 	app := forwarded(ada, "app.example.test", "/search?user=bob", "")
-	app.target = authPath + "?"
+	app.target = routes.AuthPath + "?"
 	if w := a.do(app); w.Code != 200 {
 		t.Errorf("the app's own query taken for rules: %d", w.Code)
 	}
 	// forward_auth with a uri without ? passes the app's query on: it is read as rules
-	app.target = authPath + "?user=bob"
+	app.target = routes.AuthPath + "?user=bob"
 	if w := a.do(app); w.Code != 403 {
 		t.Errorf("the endpoint's query that equals the app's: %d, want 403", w.Code)
 	}
@@ -256,7 +257,7 @@ func TestAuthEdges(t *testing.T) {
 		t.Errorf("Accept with HTML and JSON alike: %d, want 302", w.Code)
 	}
 	nginx := func(c *http.Cookie, original, accept string) *httptest.ResponseRecorder {
-		return a.do(request{target: authPath, cookie: c, accept: accept, header: map[string]string{"Host": "127.0.0.1:9000", "X-Original-URL": original}})
+		return a.do(request{target: routes.AuthPath, cookie: c, accept: accept, header: map[string]string{"Host": "127.0.0.1:9000", "X-Original-URL": original}})
 	}
 	if w := nginx(nil, "https://app.example.test/x", "application/json"); w.Code != 401 || w.Header().Get("Location") != "" {
 		t.Errorf("an API client behind nginx: %d %q", w.Code, w.Header().Get("Location"))
@@ -271,7 +272,7 @@ func TestAuthEdges(t *testing.T) {
 		t.Errorf("a next too long: %q", w.Header().Get("Location"))
 	}
 	single := newApp(t, "", nil)
-	w := single.do(request{target: authPath, accept: "text/html", header: map[string]string{
+	w := single.do(request{target: routes.AuthPath, accept: "text/html", header: map[string]string{
 		"Host": "site.test", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "site.test", "X-Forwarded-Uri": "/docs?page=2"}})
 	if loc := w.Header().Get("Location"); w.Code != 302 || loc != "/login?next=%2Fdocs%3Fpage%3D2" {
 		t.Errorf("without cookie_domain: %d to %q", w.Code, loc)
@@ -284,7 +285,7 @@ func TestAuthEdges(t *testing.T) {
 func TestAuthNotAllowedOneSite(t *testing.T) {
 	a := newApp(t, "", nil)
 	grace := a.login("grace", gracePassword, false)
-	r := request{target: authPath + "?group=admins", cookie: grace, accept: "text/html", header: map[string]string{
+	r := request{target: routes.AuthPath + "?group=admins", cookie: grace, accept: "text/html", header: map[string]string{
 		"Host": "example.com", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "example.com", "X-Forwarded-Uri": "/admin?x=1"}}
 	w := a.do(r)
 	next := "/login?next=" + url.QueryEscape("/admin?x=1")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -97,7 +98,7 @@ func BenchmarkRoutes(b *testing.B) {
 		{"profile_html", request{method: "GET", target: "/profile", accept: "text/html", cookie: c, https: true}, 200},
 		{"profile_no_session", request{method: "GET", target: "/profile"}, 401},
 		{"protected_with_session", request{method: "GET", target: "/private/report.pdf", cookie: c, https: true}, 299},
-		{"auth_with_session", request{method: "GET", target: authPath, cookie: c, https: true, header: map[string]string{
+		{"auth_with_session", request{method: "GET", target: routes.AuthPath, cookie: c, https: true, header: map[string]string{
 			"X-Forwarded-Proto": "https", "X-Forwarded-Host": "example.com", "X-Forwarded-Uri": "/app/page"}}, 200},
 		{"passthrough_no_cookie", request{method: "GET", target: "/index.html"}, 299},
 	} {
@@ -114,7 +115,7 @@ func BenchmarkSession(b *testing.B) {
 	r.AddCookie(c)
 	b.ReportAllocs()
 	for b.Loop() {
-		if a.h.sessionOf(r, wireOf(r)) == nil {
+		if a.h.sessionOf(r, routes.WireOf(r)) == nil {
 			b.Fatal("no session")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/chromedp/chromedp"
 )
 
@@ -34,7 +35,7 @@ func TestBrowserInvite(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("user add: %s", out)
 	}
-	link := n.url(invitePath) + "#" + tokenOf(t, out)
+	link := n.url(routes.InvitePath) + "#" + tokenOf(t, out)
 	ctx := browser(t, "")
 	run := func(steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -43,7 +44,7 @@ func TestBrowserInvite(t *testing.T) {
 		}
 	}
 	run(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("password")), chromedp.WaitNotVisible(chromedp.ID("token-row")))
-	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != n.url(invitePath) {
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != n.url(routes.InvitePath) {
 		t.Errorf("the invite page's address after its script: %s", loc)
 	}
 	if token, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("token"))); "#"+token != link[strings.Index(link, "#"):] {

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 )
 
 // TestCaddyTrust: with remember_second_factor, a code step with "trust
@@ -25,13 +27,13 @@ func TestCaddyTrust(t *testing.T) {
 	password := "username=ada&password=" + url.QueryEscape(adaPassword)
 	// a passkey, from the fresh session of two factors the setup left
 	auth := newAuthenticator(t, "localhost")
-	resp, body := call(t, setup, "POST", n.url(passkeysPath), "action=begin", "Accept", "application/json", "Origin", n.url(""))
+	resp, body := call(t, setup, "POST", n.url(routes.PasskeysPath), "action=begin", "Accept", "application/json", "Origin", n.url(""))
 	var options map[string]any
 	if err := json.Unmarshal([]byte(body), &options); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("a passkey's registration: %d %s", resp.StatusCode, body)
 	}
 	finish, _ := json.Marshal(map[string]any{"ceremony": options["ceremony"], "credential": auth.create(options, n.url("")), "name": "laptop"})
-	if resp, body := call(t, setup, "POST", n.url(passkeysPath), string(finish), "Content-Type", "application/json", "Accept", "application/json",
+	if resp, body := call(t, setup, "POST", n.url(routes.PasskeysPath), string(finish), "Content-Type", "application/json", "Accept", "application/json",
 		"Origin", n.url("")); resp.StatusCode != 201 {
 		t.Fatalf("a passkey's registration: %d %s", resp.StatusCode, body)
 	}
@@ -77,16 +79,16 @@ func TestCaddyTrust(t *testing.T) {
 		t.Errorf("the trusted session replacing the factor without a code: %d", resp.StatusCode)
 	}
 	deletePasskey := "action=delete&id=" + passkeyID
-	if resp, _ := call(t, c, "POST", n.url(passkeysPath), deletePasskey, "Accept", "application/json", "Origin", n.url("")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := call(t, c, "POST", n.url(routes.PasskeysPath), deletePasskey, "Accept", "application/json", "Origin", n.url("")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("the trusted session deleting a passkey without a code: %d", resp.StatusCode)
 	}
-	if resp, body := call(t, c, "POST", n.url(passkeysPath), deletePasskey+"&current_code="+recovery[2], "Accept", "application/json",
+	if resp, body := call(t, c, "POST", n.url(routes.PasskeysPath), deletePasskey+"&current_code="+recovery[2], "Accept", "application/json",
 		"Origin", n.url("")); resp.StatusCode != http.StatusOK {
 		t.Errorf("the trusted session deleting a passkey with a current code: %d %s", resp.StatusCode, body)
 	}
 
 	// stopping the trust on the profile
-	if resp, _ := call(t, c, "POST", n.url(trustPath), "id="+prof.Browsers[0].ID, "Accept", "text/html", "Origin", n.url("")); resp.StatusCode != 303 {
+	if resp, _ := call(t, c, "POST", n.url(routes.TrustPath), "id="+prof.Browsers[0].ID, "Accept", "text/html", "Origin", n.url("")); resp.StatusCode != 303 {
 		t.Fatalf("stop trusting: %d", resp.StatusCode)
 	}
 	call(t, c, "POST", n.url("/logout"), "", "Origin", n.url(""))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/testport"
 	"github.com/caddy-miniapp/miniapp/internal/testredis"
 )
@@ -102,19 +103,19 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 
 	// the invite page, then its form on node B
 	c := browserOf(t)
-	resp, page := call(t, c, "GET", b.url(invitePath), "", "Accept", "text/html")
+	resp, page := call(t, c, "GET", b.url(routes.InvitePath), "", "Accept", "text/html")
 	if resp.StatusCode != 200 || !strings.Contains(page, `name="token"`) || !strings.Contains(page, `autocomplete="new-password"`) || !strings.Contains(page, "/miniapp/invite.") {
 		t.Fatalf("the invite page: %d", resp.StatusCode)
 	}
 	form := func(token, password string) string {
 		return url.Values{"token": {token}, "password": {password}}.Encode()
 	}
-	resp, page = call(t, c, "POST", b.url(invitePath), form(token, "too short"), "Accept", "text/html", "Origin", b.url(""))
+	resp, page = call(t, c, "POST", b.url(routes.InvitePath), form(token, "too short"), "Accept", "text/html", "Origin", b.url(""))
 	if resp.StatusCode != 400 || !strings.Contains(page, "at least 15 characters") || !strings.Contains(page, `value="`+token+`"`) {
 		t.Errorf("a short password: %d, or the page lost the token", resp.StatusCode)
 	}
 	const first, second, third = "a correct horse, battery staple", "grace hopper wrote the first compiler", "nanoseconds are eleven inches"
-	resp, _ = call(t, c, "POST", b.url(invitePath), form(token, first), "Accept", "text/html", "Origin", b.url(""))
+	resp, _ = call(t, c, "POST", b.url(routes.InvitePath), form(token, first), "Accept", "text/html", "Origin", b.url(""))
 	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/profile" {
 		t.Fatalf("the invite: %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), b.process.out.String())
 	}
@@ -124,7 +125,7 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 	if _, page := call(t, c, "GET", b.url("/profile"), "", "Accept", "text/html"); !strings.Contains(page, `href="/profile/password"`) {
 		t.Error("grace's profile has no link to change her password")
 	}
-	if resp, _ := call(t, browserOf(t), "POST", a.url(invitePath), form(token, second), "Origin", a.url("")); resp.StatusCode != 400 {
+	if resp, _ := call(t, browserOf(t), "POST", a.url(routes.InvitePath), form(token, second), "Origin", a.url("")); resp.StatusCode != 400 {
 		t.Errorf("the invite used again, on node A: %d", resp.StatusCode)
 	}
 	waitUntil(t, func() bool {
@@ -138,13 +139,13 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 		current, next string
 		status        int
 	}{{"wrong password here!", second, 403}, {first, "short", 400}, {first, "grace", 400}} {
-		resp, _ := call(t, c, "POST", b.url(passwordPath), url.Values{"password": {tc.current}, "new_password": {tc.next}}.Encode(),
+		resp, _ := call(t, c, "POST", b.url(routes.PasswordPath), url.Values{"password": {tc.current}, "new_password": {tc.next}}.Encode(),
 			"Accept", "application/json", "Origin", b.url(""))
 		if resp.StatusCode != tc.status {
 			t.Errorf("a password change %q -> %q: %d, want %d", tc.current, tc.next, resp.StatusCode, tc.status)
 		}
 	}
-	resp, body := call(t, c, "POST", b.url(passwordPath), url.Values{"password": {first}, "new_password": {second}}.Encode(),
+	resp, body := call(t, c, "POST", b.url(routes.PasswordPath), url.Values{"password": {first}, "new_password": {second}}.Encode(),
 		"Accept", "application/json", "Origin", b.url(""))
 	if resp.StatusCode != 200 || body != `{"changed":true}` {
 		t.Fatalf("the password change: %d %s", resp.StatusCode, body)
@@ -159,7 +160,7 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 	}, "node A refuses the old password")
 	signInAs(t, a, "grace", second)
 	ada := signInAs(t, a, "ada", adaPassword)
-	if resp, _ := call(t, ada, "POST", a.url(passwordPath), "password=x&new_password=y", "Accept", "application/json", "Origin", a.url("")); resp.StatusCode != 409 {
+	if resp, _ := call(t, ada, "POST", a.url(routes.PasswordPath), "password=x&new_password=y", "Accept", "application/json", "Origin", a.url("")); resp.StatusCode != 409 {
 		t.Errorf("ada's password change: %d", resp.StatusCode)
 	}
 	if _, page := call(t, ada, "GET", a.url("/profile"), "", "Accept", "text/html"); !strings.Contains(page, "managed in the server&#39;s config") &&
@@ -192,7 +193,7 @@ func usersOnTwoNodes(t *testing.T, a, b *node) {
 		resp, _ := call(t, browserOf(t), "POST", b.url("/login"), "username=grace&password="+url.QueryEscape(second), "Origin", b.url(""))
 		return resp.StatusCode == 401
 	}, "node B refuses the password before the reset")
-	if resp, _ := call(t, c, "POST", b.url(invitePath), form(reset, third), "Accept", "application/json", "Origin", b.url("")); resp.StatusCode != 200 {
+	if resp, _ := call(t, c, "POST", b.url(routes.InvitePath), form(reset, third), "Accept", "application/json", "Origin", b.url("")); resp.StatusCode != 200 {
 		t.Fatalf("the reset link: %d", resp.StatusCode)
 	}
 
@@ -242,7 +243,7 @@ func usersAdminAPI(t *testing.T, n *node) (string, string) {
 	if code != 200 || again == "" || again == invite || reset["link"] != "/login/invite#"+again {
 		t.Errorf("POST /miniapp/users/hedy/reset: %d %s", code, text)
 	}
-	if resp, _ := call(t, browserOf(t), "POST", n.url(invitePath), url.Values{"token": {invite}, "password": {"a long and fine password"}}.Encode(),
+	if resp, _ := call(t, browserOf(t), "POST", n.url(routes.InvitePath), url.Values{"token": {invite}, "password": {"a long and fine password"}}.Encode(),
 		"Origin", n.url("")); resp.StatusCode != 400 {
 		t.Errorf("the invite a reset replaced: %d", resp.StatusCode)
 	}
@@ -347,7 +348,7 @@ http://app1.example.test:%d {
 		t.Fatalf("user add: %d %s", code, out)
 	}
 	token := tokenOf(t, out)
-	resp, _ := call(t, c, "POST", sites.url("auth", invitePath), url.Values{"token": {token}, "password": {"grace hopper wrote the first compiler"}}.Encode(),
+	resp, _ := call(t, c, "POST", sites.url("auth", routes.InvitePath), url.Values{"token": {token}, "password": {"grace hopper wrote the first compiler"}}.Encode(),
 		"Accept", "text/html", "Origin", sites.url("auth", ""))
 	if resp.StatusCode != 303 {
 		t.Fatalf("the invite: %d", resp.StatusCode)
@@ -356,7 +357,7 @@ http://app1.example.test:%d {
 		t.Errorf("the app for grace: %d %q", resp.StatusCode, body)
 	}
 	logged, err := os.ReadFile(accessLog)
-	if err != nil || !strings.Contains(string(logged), invitePath) {
+	if err != nil || !strings.Contains(string(logged), routes.InvitePath) {
 		t.Fatalf("the access log: %v", err)
 	}
 	if strings.Contains(string(logged), token) || strings.Contains(sites.process.out.String(), token) {

@@ -25,6 +25,12 @@ const (
 	defaultRealm           = admin.DefaultRealm
 )
 
+// The second_factor policies.
+const (
+	factorOptional = "optional"
+	factorRequired = "required"
+)
+
 // setDefaults fills in the config fields left empty.
 func (h *Handler) setDefaults() {
 	if h.SessionLifetime == 0 {

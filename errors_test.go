@@ -87,7 +87,7 @@ func TestInternalError(t *testing.T) {
 	a := newApp(t, "", nil)
 	r := withCaddyContext(httptest.NewRequest("GET", "/hello", nil), false)
 	w := httptest.NewRecorder()
-	if err := a.h.site.Internal(w, r, errors.New("disk on fire at /var/secret")); err != nil {
+	if err := a.h.app.Site.Internal(w, r, errors.New("disk on fire at /var/secret")); err != nil {
 		t.Fatal(err)
 	}
 	if w.Code != 500 || w.Body.String() != "internal server error\n" {
@@ -98,7 +98,7 @@ func TestInternalError(t *testing.T) {
 		t.Errorf("cause not logged: %v", entries)
 	}
 	r = withCaddyContext(httptest.NewRequest("GET", "/hello", nil), true)
-	err := a.h.site.Internal(httptest.NewRecorder(), r, errors.New("disk on fire"))
+	err := a.h.app.Site.Internal(httptest.NewRecorder(), r, errors.New("disk on fire"))
 	var he caddyhttp.HandlerError
 	if !errors.As(err, &he) || he.StatusCode != 500 || strings.Contains(err.Error(), "disk") {
 		t.Errorf("with handle_errors: %v", err)

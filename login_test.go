@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/guard"
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
@@ -86,7 +87,7 @@ func TestHashSlots(t *testing.T) {
 	checks := guard.NewSlots(2, 300*time.Millisecond)
 	a := newApp(t, "", func(h *Handler) {
 		h.LoginLimit = &LoginLimit{Failures: 1, Window: caddy.Duration(time.Minute)}
-		h.guard.Slots = checks
+		h.slots = checks
 	})
 	for _, holder := range []string{"one", "two"} {
 		if err := checks.Acquire(context.Background(), holder, false); err != nil {
@@ -162,7 +163,7 @@ func TestMixedHashesWarn(t *testing.T) {
 // logged with its cause, a bare 500 for the client, and no session.
 func TestComparerFailure(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) { h.LoginLimit = &LoginLimit{Failures: 2, Window: caddy.Duration(time.Minute)} })
-	ada, _ := a.h.accounts.Lookup("ada")
+	ada, _ := a.h.app.Accounts.Lookup("ada")
 	ada.Comparer = failingComparer{}
 	w := a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword})
 	if w.Code != 500 || w.Body.String() != "internal server error\n" || len(w.Result().Cookies()) != 0 {
@@ -297,10 +298,10 @@ func TestKnownDevice(t *testing.T) {
 		h.Accounts = []Account{{Username: "ada", Password: testhash.Bcrypt(adaPassword)}}
 	})
 	changed.ip = a.ip
-	if d := changed.h.gate.KnownDevice(context.Background(), wireOf(withCaddyContext(deviceRequest(device), false)), "ada"); d != nil {
+	if d := changed.h.app.Gate.KnownDevice(context.Background(), routes.WireOf(withCaddyContext(deviceRequest(device), false)), "ada"); d != nil {
 		t.Error("device cookie of the old password hash still known")
 	}
-	if d := a.h.gate.KnownDevice(context.Background(), wireOf(withCaddyContext(deviceRequest(device), false)), "ada"); d == nil {
+	if d := a.h.app.Gate.KnownDevice(context.Background(), routes.WireOf(withCaddyContext(deviceRequest(device), false)), "ada"); d == nil {
 		t.Error("device cookie not known to the handler that issued it")
 	}
 }
@@ -328,7 +329,7 @@ func TestDevicesForgotten(t *testing.T) {
 		return a.do(request{method: "POST", target: "/login", contentType: form, body: "username=ada&password=" + adaPassword, cookie: c})
 	}
 	known := func(c *http.Cookie) bool {
-		return a.h.gate.KnownDevice(context.Background(), wireOf(withCaddyContext(deviceRequest(c), false)), "ada") != nil
+		return a.h.app.Gate.KnownDevice(context.Background(), routes.WireOf(withCaddyContext(deviceRequest(c), false)), "ada") != nil
 	}
 	w := login(nil)
 	first, session := deviceCookie(t, w), sessionCookie(t, w)
@@ -361,7 +362,7 @@ func TestDeviceFloodFair(t *testing.T) {
 	a := newApp(t, "", func(h *Handler) {
 		h.Accounts = []Account{{Username: "ada", Password: adaHash}, {Username: "grace", Password: slow}}
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
-		h.guard.Slots = guard.NewSlots(1, 10*time.Second)
+		h.slots = guard.NewSlots(1, 10*time.Second)
 	})
 	flood := func(c *http.Cookie) request {
 		return request{method: "POST", target: "/login", contentType: form, body: "username=grace&password=" + gracePassword, cookie: c}

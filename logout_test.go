@@ -35,7 +35,7 @@ func TestRevocationsExpire(t *testing.T) {
 	s, _ := a.open(c.Value)
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 	ctx := context.Background()
-	if err := a.h.shared.Sync(ctx); err != nil || !a.h.shared.Revoked(a.id("ada"), s.ID, s.Expires, s.Counter, s.Generation) {
+	if err := a.h.app.Shared.Sync(ctx); err != nil || !a.h.app.Shared.Revoked(a.id("ada"), s.ID, s.Expires, s.Counter, s.Generation) {
 		t.Fatalf("revocation lost by sync: %v", err)
 	}
 }
@@ -58,13 +58,13 @@ func TestRevocationsFromOtherInstance(t *testing.T) {
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 200 {
 		t.Fatalf("before sync: %d", w.Code)
 	}
-	if err := a.h.shared.Sync(ctx); err != nil {
+	if err := a.h.app.Shared.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if w := a.do(request{target: "/profile", cookie: c}); w.Code != 401 {
 		t.Errorf("after sync: %d", w.Code)
 	}
-	if counter := a.h.shared.Counter(ctx, a.id("grace")); counter != 1 {
+	if counter := a.h.app.Shared.Counter(ctx, a.id("grace")); counter != 1 {
 		t.Errorf("sign out everywhere of another instance not read")
 	}
 }
@@ -144,7 +144,7 @@ func TestStorageDown(t *testing.T) {
 	if w := a.do(request{target: "/profile", cookie: before}); w.Code != 401 {
 		t.Fatalf("logout not in force while storage is down: %d", w.Code)
 	}
-	if err := h.shared.Sync(context.Background()); err == nil {
+	if err := h.app.Shared.Sync(context.Background()); err == nil {
 		t.Fatal("sync reported no error while storage is down")
 	}
 	if logs.FilterMessageSnippet("will retry").Len() == 0 {
@@ -162,7 +162,7 @@ func TestStorageDown(t *testing.T) {
 	}
 
 	storage.down.Store(false)
-	if err := h.shared.Sync(context.Background()); err != nil {
+	if err := h.app.Shared.Sync(context.Background()); err != nil {
 		t.Fatalf("sync after storage is back: %v", err)
 	}
 	// another instance, started now, reads the logout made meanwhile
@@ -231,7 +231,7 @@ func TestLongNameSignOutDurable(t *testing.T) {
 		t.Fatalf("sign-out counter key: %v %v", keys, err)
 	}
 	b := newApp(t, dir, accounts)
-	if counter := b.h.shared.Counter(context.Background(), b.id(long)); counter != 1 {
+	if counter := b.h.app.Shared.Counter(context.Background(), b.id(long)); counter != 1 {
 		t.Errorf("sign out everywhere of a 200-byte name lost on restart: counter %d", counter)
 	}
 }
@@ -249,14 +249,14 @@ func TestPendingOutlivesItsList(t *testing.T) {
 	a.do(request{method: "POST", target: "/logout", cookie: c})
 
 	reloaded, _ := provisionOn(t, storage, func(h *Handler) { h.RevocationSync = caddy.Duration(5 * time.Second) })
-	if reloaded.shared == old.shared {
+	if reloaded.app.Shared == old.app.Shared {
 		t.Fatal("the reload kept the list; it should have made a new one")
 	}
 	if err := old.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
 	storage.down.Store(false)
-	if err := reloaded.shared.Sync(context.Background()); err != nil {
+	if err := reloaded.app.Shared.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b := &testApp{t: t, h: reloaded, logs: logs, storage: storage, ip: nextIP()}
@@ -327,9 +327,9 @@ func TestRedisDown(t *testing.T) {
 	}
 
 	r.Start()
-	if err := a.h.shared.Sync(context.Background()); err != nil {
+	if err := a.h.app.Shared.Sync(context.Background()); err != nil {
 		// the first command may meet a connection to the old server
-		if err = a.h.shared.Sync(context.Background()); err != nil {
+		if err = a.h.app.Shared.Sync(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -412,7 +412,7 @@ func TestStoreLostData(t *testing.T) {
 					node = newApp(t, dir, p.use)
 				} else {
 					p.wipe()
-					if err := a.h.shared.Sync(context.Background()); err != nil {
+					if err := a.h.app.Shared.Sync(context.Background()); err != nil {
 						t.Fatal(err)
 					}
 					if a.logs.FilterMessageSnippet("lost the realm's data").Len() != 1 {

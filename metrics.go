@@ -80,11 +80,14 @@ func (h *Handler) count(vec *prometheus.CounterVec, labels ...string) {
 	vec.WithLabelValues(append([]string{h.Realm}, labels...)...).Inc()
 }
 
-// realmCounter counts a realm's sign-in events.
+// realmCounter counts a realm's sign-in and sign-out events.
 type realmCounter string
 
 // Login counts a login by its result.
 func (c realmCounter) Login(result string) { metrics.logins.WithLabelValues(string(c), result).Inc() }
+
+// Logout counts a session ended by its user or the operator.
+func (c realmCounter) Logout() { metrics.logouts.WithLabelValues(string(c)).Inc() }
 
 // SecondFactor counts a second factor's check by its result and reason.
 func (c realmCounter) SecondFactor(result, reason string) {

@@ -16,23 +16,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/account"
-	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/guard"
 	"github.com/caddy-miniapp/miniapp/internal/idp"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
-	"github.com/caddy-miniapp/miniapp/internal/passkey"
-	"github.com/caddy-miniapp/miniapp/internal/records"
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/session"
-	"github.com/caddy-miniapp/miniapp/internal/signin"
-	"github.com/caddy-miniapp/miniapp/internal/sso"
-	"github.com/caddy-miniapp/miniapp/internal/totp"
 	"github.com/caddy-miniapp/miniapp/internal/users"
-	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddy-miniapp/miniapp/store/storage"
 
@@ -209,29 +201,14 @@ type Handler struct {
 	// the provider said, sealed; nothing is stored. Default: no one.
 	Guests *idp.Guests `json:"guests,omitempty"`
 
-	accounts     *account.Set
-	domain       gate.Domain
-	keys         *session.Keyring
-	store        store.Module
-	shared       *store.Realm
-	guard        guard.Guard
-	clock        *session.Clock
-	protected    caddyhttp.MatchPath
-	csrf         *http.CrossOriginProtection
-	logger       *zap.Logger
-	site         web.Site
-	records      *records.Store
-	ignoredRules *sso.Ignored
-	// the services the routes call, wired by Provision; passkeys is nil
-	// when passkeys are off, provider (OpenID Connect) without `oidc`
-	gate     *gate.Gate
-	totp     *totp.Service
-	passkeys *passkey.Service
-	signin   *signin.Service
-	provider *oidc.Provider
-	idp      *idp.Service
-	users    *users.Service
-	// unregister leaves the admin API
+	// app is the routes and their services, made by Provision; store,
+	// clock and slots are set by tests before it
+	app   *routes.App
+	store store.Module
+	clock *session.Clock
+	slots *guard.Slots
+	// protected matches Protect; unregister leaves the admin API
+	protected  caddyhttp.MatchPath
 	unregister func()
 }
 
@@ -260,52 +237,33 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // give their own (and may set the clock, the password check slots or the
 // store first).
 func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap.Logger) error {
-	h.logger = logger
-	h.ignoredRules = new(sso.Ignored)
 	if h.store == nil {
 		h.store = storage.New(st)
 	}
 	h.setDefaults()
-	var err error
-	if h.domain, err = gate.NewDomain(h.CookieDomain, h.LoginURL, h.CookieName); err != nil {
-		return err
-	}
-	h.site = web.Site{Logger: logger, CSP: h.domain.CSP}
-	h.csrf = http.NewCrossOriginProtection()
 	if h.clock == nil {
 		h.clock = new(session.Clock)
 	}
-	if h.guard.Slots == nil {
-		h.guard.Slots = guard.ProcessSlots
+	if h.slots == nil {
+		h.slots = guard.ProcessSlots
 	}
-
-	repl := caddy.NewReplacer()
 	configs := make([]account.Config, len(h.Accounts))
 	for i, a := range h.Accounts {
 		configs[i] = account.Config{Username: a.Username, Password: a.Password, Groups: a.Groups, Email: a.Email, Name: a.Name, Links: a.Links}
 	}
-	h.accounts, err = account.Load(configs, h.Realm, repl)
+	var err error
+	h.app, err = routes.New(ctx, routes.Config{Realm: h.Realm, Accounts: configs, SecretKeys: h.SecretKeys,
+		CookieName: h.CookieName, CookieDomain: h.CookieDomain, LoginURL: h.LoginURL,
+		Lifetime: time.Duration(h.SessionLifetime), Idle: time.Duration(h.IdleTimeout), Sync: time.Duration(h.RevocationSync),
+		MaxBody: h.MaxBodySize, Failures: h.LoginLimit.Failures, Window: time.Duration(h.LoginLimit.Window),
+		Required: h.SecondFactor == factorRequired, TOTPIssuer: h.TOTPIssuer, Remember: time.Duration(h.RememberSecondFactor),
+		PasswordHash: h.hasher(),
+		Passkeys:     h.Passkeys == nil || *h.Passkeys, PasskeyRPID: h.PasskeyRPID,
+		OIDC: h.OIDC, SignInWith: h.SignInWith, Guests: h.Guests,
+		Store: h.store, Logger: logger, Clock: h.clock, Slots: h.slots, Count: realmCounter(h.Realm), CountOpenID: openIDCounter(h.Realm)})
 	if err != nil {
 		return err
 	}
-	if err := h.accounts.Claim(ctx, h.Realm); err != nil {
-		return err
-	}
-	if h.accounts.Mixed {
-		h.logger.Warn("users' password hashes differ in algorithm or cost; an unknown name takes as long as a wrong password only for the users whose hashes are like most users' (hash them all alike with caddy hash-password)")
-	}
-
-	h.shared, err = store.Join(ctx, h.store, store.Options{Realm: h.Realm, Every: time.Duration(h.RevocationSync),
-		Remember: time.Duration(h.SessionLifetime), Now: h.clock.Now, Logger: h.logger})
-	if err != nil {
-		return fmt.Errorf("opening the store: %v", err)
-	}
-	if h.keys, err = h.loadKeys(ctx, repl); err != nil {
-		return fmt.Errorf("loading key set: %v", err)
-	}
-	h.records = &records.Store{Realm: h.shared, Keys: h.keys, Logger: h.logger, Accounts: h.accounts}
-	h.records.Reseal(ctx)
-
 	h.protected = caddyhttp.MatchPath(h.Protect)
 	if err := h.protected.Provision(ctx); err != nil {
 		return fmt.Errorf("protect: %v", err)
@@ -313,40 +271,17 @@ func (h *Handler) provision(ctx caddy.Context, st certmagic.Storage, logger *zap
 	if err := metrics.register(ctx.GetMetricsRegistry(), h.Realm); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
-	h.guard.Throttle, err = guard.OpenThrottle(h.Realm, h.LoginLimit.Failures, time.Duration(h.LoginLimit.Window))
-	if err != nil {
-		return err
-	}
-	h.wire()
-	h.manageUsers()
-	if h.provider, err = h.openIDProvider(ctx, repl); err != nil {
-		return err
-	}
-	if h.idp, err = h.signInWithService(func(s string) string { return repl.ReplaceKnown(s, "") }); err != nil {
-		return err
-	}
 	h.register()
 	return nil
 }
 
-// wire builds the services the routes call, over the provisioned
-// accounts, store, keys and guard.
-func (h *Handler) wire() {
-	h.gate = &gate.Gate{Keys: h.keys, Shared: h.shared, Accounts: h.accounts, Clock: h.clock, Name: h.CookieName,
-		Domain:   h.domain,
-		Lifetime: time.Duration(h.SessionLifetime), Idle: time.Duration(h.IdleTimeout)}
-	h.totp = &totp.Service{Records: h.records, Clock: h.clock, Logger: h.logger}
-	if h.Passkeys == nil || *h.Passkeys {
-		h.passkeys = &passkey.Service{Records: h.records, Clock: h.clock, Logger: h.logger, RPID: strings.ToLower(h.PasskeyRPID),
-			Domain: h.domain.Name, Name: h.TOTPIssuer}
-		h.passkeys.SetAccounts(h.accounts.All())
+// hasher is how managed accounts' passwords are hashed: password_hash,
+// argon2id unless bcrypt.
+func (h *Handler) hasher() users.Hasher {
+	if h.PasswordHash == string(users.Bcrypt) {
+		return users.Bcrypt
 	}
-	h.signin = &signin.Service{Realm: h.Realm, Accounts: h.accounts, Guard: h.guard, TOTP: h.totp, Passkeys: h.passkeys, Gate: h.gate,
-		Required: h.SecondFactor == factorRequired, Guests: h.Guests, Remember: time.Duration(h.RememberSecondFactor), Clock: h.clock,
-		Logger: h.logger, Count: realmCounter(h.Realm)}
-	if h.Guests != nil {
-		h.gate.Guests = h.signin.GuestAccount
-	}
+	return users.Argon2id
 }
 
 // Cleanup releases the shared throttle and revocation list and leaves
@@ -356,14 +291,10 @@ func (h *Handler) Cleanup() error {
 	if h.unregister != nil {
 		h.unregister()
 	}
-	var errs []error
-	if h.guard.Throttle != nil {
-		errs = append(errs, h.guard.Throttle.Release())
+	if h.app == nil {
+		return nil
 	}
-	if h.shared != nil {
-		errs = append(errs, h.shared.Release())
-	}
-	return errors.Join(errs...)
+	return errors.Join(h.app.Close()...)
 }
 
 // Interface guards

@@ -99,16 +99,16 @@ func TestOnlyManagedUsers(t *testing.T) {
 		t.Fatalf("a login without users: %d", w.Code)
 	}
 	ctx := context.Background()
-	token, err := a.h.users.Create(ctx, "grace", users.Profile{}, time.Hour)
+	token, err := a.h.app.Users.Create(ctx, "grace", users.Profile{}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := a.h.users.Redeem(ctx, token)
+	r, err := a.h.app.Users.Redeem(ctx, token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hash, _ := users.Argon2id.Hash("grace hopper wrote the first compiler")
-	if _, err := a.h.users.Use(ctx, r, hash); err != nil {
+	if _, err := a.h.app.Users.Use(ctx, r, hash); err != nil {
 		t.Fatal(err)
 	}
 	if c := a.login("grace", "grace hopper wrote the first compiler", false); c == nil {
@@ -128,7 +128,7 @@ func TestManagedHashUnlike(t *testing.T) {
 	}
 	withArgon := func(h *Handler) { h.Accounts = []Account{{Username: "ada", Password: argon}} }
 	a := newApp(t, dir, withArgon)
-	if _, err := a.h.users.Create(context.Background(), "mia", users.Profile{}, time.Hour); err != nil {
+	if _, err := a.h.app.Users.Create(context.Background(), "mia", users.Profile{}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	const warning = "managed accounts' passwords are hashed unlike most of the Caddyfile's"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/passkey"
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/web"
@@ -165,15 +166,15 @@ func (a *testApp) httpsLogin(user, password string) *http.Cookie {
 // register registers the authenticator for the session's user.
 func (a *testApp) register(auth *authenticator, cookie *http.Cookie, name string) *httptest.ResponseRecorder {
 	a.t.Helper()
-	options, ceremony := a.beginJSON(passkeysPath, cookie)
-	return a.finish(passkeysPath, ceremony, auth.create(options, "https://"+passkeyHost), name, cookie)
+	options, ceremony := a.beginJSON(routes.PasskeysPath, cookie)
+	return a.finish(routes.PasskeysPath, ceremony, auth.create(options, "https://"+passkeyHost), name, cookie)
 }
 
 // passkeyLogin signs in with the authenticator.
 func (a *testApp) passkeyLogin(auth *authenticator) *httptest.ResponseRecorder {
 	a.t.Helper()
-	options, ceremony := a.beginJSON(loginPasskeyPath, nil)
-	return a.finish(loginPasskeyPath, ceremony, auth.get(options, "https://"+passkeyHost), "", nil)
+	options, ceremony := a.beginJSON(routes.LoginPasskeyPath, nil)
+	return a.finish(routes.LoginPasskeyPath, ceremony, auth.get(options, "https://"+passkeyHost), "", nil)
 }
 
 // httpsProfile is the profile's JSON over HTTPS for the cookie.
@@ -192,23 +193,23 @@ func (a *testApp) httpsProfile(cookie *http.Cookie) (int, factorProfile) {
 func TestPasskeyRegistrationAndLogin(t *testing.T) {
 	a := newApp(t, "", nil)
 	cookie := a.httpsLogin("ada", adaPassword)
-	options, ceremony := a.beginJSON(passkeysPath, cookie)
+	options, ceremony := a.beginJSON(routes.PasskeysPath, cookie)
 	pk := options["publicKey"].(map[string]any)
 	sel := pk["authenticatorSelection"].(map[string]any)
 	if sel["residentKey"] != "required" || sel["userVerification"] != "preferred" || pk["attestation"] != "none" || pk["rp"].(map[string]any)["id"] != passkeyHost {
 		t.Errorf("registration options: %v", pk)
 	}
 	auth := newAuthenticator(t, passkeyHost)
-	w := a.finish(passkeysPath, ceremony, auth.create(options, "https://"+passkeyHost), "my laptop", cookie)
+	w := a.finish(routes.PasskeysPath, ceremony, auth.create(options, "https://"+passkeyHost), "my laptop", cookie)
 	created := decode[passkey.View](t, w)
 	if w.Code != 201 || created.ID != b64url.EncodeToString(auth.id) || created.Name != "my laptop" {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
-	options, ceremony = a.beginJSON(loginPasskeyPath, nil)
+	options, ceremony = a.beginJSON(routes.LoginPasskeyPath, nil)
 	if pk := options["publicKey"].(map[string]any); pk["allowCredentials"] != nil || pk["userVerification"] != "preferred" {
 		t.Errorf("login options: %v", pk)
 	}
-	w = a.finish(loginPasskeyPath, ceremony, auth.get(options, "https://"+passkeyHost), "", nil)
+	w = a.finish(routes.LoginPasskeyPath, ceremony, auth.get(options, "https://"+passkeyHost), "", nil)
 	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"username":"ada"}` {
 		t.Fatalf("passkey login: %d %q", w.Code, w.Body)
 	}
@@ -248,12 +249,12 @@ func TestPasskeyChecks(t *testing.T) {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
 	// replay: the same assertion twice
-	options, ceremony := a.beginJSON(loginPasskeyPath, nil)
+	options, ceremony := a.beginJSON(routes.LoginPasskeyPath, nil)
 	assertion := auth.get(options, "https://"+passkeyHost)
-	if w := a.finish(loginPasskeyPath, ceremony, assertion, "", nil); w.Code != 200 {
+	if w := a.finish(routes.LoginPasskeyPath, ceremony, assertion, "", nil); w.Code != 200 {
 		t.Fatalf("first use: %d %q", w.Code, w.Body)
 	}
-	if w := a.finish(loginPasskeyPath, ceremony, assertion, "", nil); w.Code != 400 && w.Code != 401 {
+	if w := a.finish(routes.LoginPasskeyPath, ceremony, assertion, "", nil); w.Code != 400 && w.Code != 401 {
 		t.Errorf("a replayed assertion: %d", w.Code)
 	}
 	for name, tc := range map[string]struct {
@@ -264,16 +265,16 @@ func TestPasskeyChecks(t *testing.T) {
 	} {
 		other := *auth
 		other.rpID = tc.rpID
-		options, ceremony := a.beginJSON(loginPasskeyPath, nil)
-		if w := a.finish(loginPasskeyPath, ceremony, other.get(options, tc.origin), "", nil); w.Code != 401 {
+		options, ceremony := a.beginJSON(routes.LoginPasskeyPath, nil)
+		if w := a.finish(routes.LoginPasskeyPath, ceremony, other.get(options, tc.origin), "", nil); w.Code != 401 {
 			t.Errorf("%s: %d", name, w.Code)
 		}
 	}
 	// a counter that goes back: a cloned key
 	clone := *auth
 	clone.counter = 1
-	options, ceremony = a.beginJSON(loginPasskeyPath, nil)
-	if w := a.finish(loginPasskeyPath, ceremony, clone.get(options, "https://"+passkeyHost), "", nil); w.Code != 401 {
+	options, ceremony = a.beginJSON(routes.LoginPasskeyPath, nil)
+	if w := a.finish(routes.LoginPasskeyPath, ceremony, clone.get(options, "https://"+passkeyHost), "", nil); w.Code != 401 {
 		t.Errorf("a counter that went back: %d", w.Code)
 	}
 	if a.logs.FilterMessageSnippet("signature counter went backwards").Len() != 1 {
@@ -300,7 +301,7 @@ func TestPasskeyChecks(t *testing.T) {
 	// the sessions it started, this one too
 	started := sessionCookie(t, a.passkeyLogin(auth))
 	other := sessionCookie(t, a.passkeyLogin(auth))
-	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+b64url.EncodeToString(auth.id), started))
+	w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+b64url.EncodeToString(auth.id), started))
 	if w.Code != 200 {
 		t.Fatalf("delete: %d %q", w.Code, w.Body)
 	}
@@ -320,9 +321,9 @@ func TestPasskeyChecks(t *testing.T) {
 func TestPasskeyInput(t *testing.T) {
 	a := newApp(t, "", nil)
 	cookie := a.httpsLogin("ada", adaPassword)
-	_, ceremony := a.beginJSON(passkeysPath, cookie)
+	_, ceremony := a.beginJSON(routes.PasskeysPath, cookie)
 	huge := `{"ceremony":"` + ceremony + `","credential":{"response":{"clientDataJSON":"` + strings.Repeat("A", 1<<20) + `"}}}`
-	if w := a.do(passkeyRequest("POST", passkeysPath, jsonType, huge, cookie)); w.Code != 413 {
+	if w := a.do(passkeyRequest("POST", routes.PasskeysPath, jsonType, huge, cookie)); w.Code != 413 {
 		t.Errorf("a 1 MiB clientDataJSON: %d", w.Code)
 	}
 	for name, body := range map[string]string{
@@ -332,56 +333,56 @@ func TestPasskeyInput(t *testing.T) {
 		"a forged ceremony": `{"ceremony":"AAAA","credential":{"id":"x"}}`,
 		"a long name":       `{"ceremony":"` + ceremony + `","credential":{},"name":"` + strings.Repeat("n", 65) + `"}`,
 	} {
-		if w := a.do(passkeyRequest("POST", passkeysPath, jsonType, body, cookie)); w.Code != 400 {
+		if w := a.do(passkeyRequest("POST", routes.PasskeysPath, jsonType, body, cookie)); w.Code != 400 {
 			t.Errorf("%s: %d %q", name, w.Code, w.Body)
 		}
 	}
 	// a registration's ceremony is its session's alone, and no login's
 	other := a.httpsLogin("ada", adaPassword)
-	options, ceremony := a.beginJSON(passkeysPath, cookie)
+	options, ceremony := a.beginJSON(routes.PasskeysPath, cookie)
 	auth := newAuthenticator(t, passkeyHost)
-	if w := a.finish(passkeysPath, ceremony, auth.create(options, "https://"+passkeyHost), "", other); w.Code != 400 {
+	if w := a.finish(routes.PasskeysPath, ceremony, auth.create(options, "https://"+passkeyHost), "", other); w.Code != 400 {
 		t.Errorf("another session's ceremony: %d", w.Code)
 	}
-	if w := a.finish(loginPasskeyPath, ceremony, auth.create(options, "https://"+passkeyHost), "", nil); w.Code != 400 {
+	if w := a.finish(routes.LoginPasskeyPath, ceremony, auth.create(options, "https://"+passkeyHost), "", nil); w.Code != 400 {
 		t.Errorf("a registration's ceremony at login: %d", w.Code)
 	}
-	if w := a.do(request{method: "POST", target: loginPasskeyPath, contentType: form, body: "action=begin", accept: "application/json"}); w.Code != 400 {
+	if w := a.do(request{method: "POST", target: routes.LoginPasskeyPath, contentType: form, body: "action=begin", accept: "application/json"}); w.Code != 400 {
 		t.Errorf("plain HTTP on another host than localhost: %d", w.Code)
 	}
-	ip := passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)
+	ip := passkeyRequest("POST", routes.LoginPasskeyPath, form, "action=begin", nil)
 	ip.header = map[string]string{"Host": "203.0.113.9"}
 	if w := a.do(ip); w.Code != 400 {
 		t.Errorf("an IP address host: %d", w.Code)
 	}
-	hostile := passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)
+	hostile := passkeyRequest("POST", routes.LoginPasskeyPath, form, "action=begin", nil)
 	hostile.header = map[string]string{"Host": "a%zz"}
 	if w := a.do(hostile); w.Code != 400 {
 		t.Errorf("a Host that is no host: %d", w.Code)
 	}
 	upper := newApp(t, "", func(h *Handler) { h.PasskeyRPID = "Example.COM" })
-	if w := upper.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 200 {
+	if w := upper.do(passkeyRequest("POST", routes.LoginPasskeyPath, form, "action=begin", nil)); w.Code != 200 {
 		t.Errorf("passkey_rp_id in capitals: %d %q", w.Code, w.Body)
 	}
 	b := newApp(t, "", func(h *Handler) { h.PasskeyRPID = "login.example.org" })
-	if w := b.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 400 {
+	if w := b.do(passkeyRequest("POST", routes.LoginPasskeyPath, form, "action=begin", nil)); w.Code != 400 {
 		t.Errorf("a host outside passkey_rp_id: %d", w.Code)
 	}
 	d := domainApp(t, "", "https://auth.example.test/login")
-	onDomain := passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)
+	onDomain := passkeyRequest("POST", routes.LoginPasskeyPath, form, "action=begin", nil)
 	onDomain.header = map[string]string{"Host": "auth.example.test"}
 	if w := d.do(onDomain); w.Code != 200 || decode[map[string]any](t, w)["publicKey"].(map[string]any)["rpId"] != "example.test" {
 		t.Errorf("the RP ID with cookie_domain: %d %s", w.Code, w.Body)
 	}
 	off := false
 	c := newApp(t, "", func(h *Handler) { h.Passkeys = &off })
-	if w := c.do(passkeyRequest("POST", loginPasskeyPath, form, "action=begin", nil)); w.Code != 404 {
+	if w := c.do(passkeyRequest("POST", routes.LoginPasskeyPath, form, "action=begin", nil)); w.Code != 404 {
 		t.Errorf("passkeys off: %d", w.Code)
 	}
 	if page := c.do(request{target: "/login", accept: "text/html"}).Body.String(); strings.Contains(page, `id="passkey-signin"`) || strings.Contains(page, web.ScriptPath) {
 		t.Error("the login page offers passkeys that are off")
 	}
-	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id=AAAA&name=x", cookie)); w.Code != 404 {
+	if w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=rename&id=AAAA&name=x", cookie)); w.Code != 404 {
 		t.Errorf("renaming an unknown passkey: %d", w.Code)
 	}
 }
@@ -396,13 +397,13 @@ func TestPasskeyManage(t *testing.T) {
 		t.Fatalf("registration: %d", w.Code)
 	}
 	id := b64url.EncodeToString(auth.id)
-	w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id="+id+"&name=work+phone", cookie))
+	w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=rename&id="+id+"&name=work+phone", cookie))
 	if renamed := decode[passkey.View](t, w); w.Code != 200 || renamed.Name != "work phone" {
 		t.Fatalf("rename: %d %q", w.Code, w.Body)
 	}
 	// the profile page shows a name as text, never as markup
 	hostile := `<img src=x onerror=alert(1)>"&'`
-	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=rename&id="+id+"&name="+url.QueryEscape(hostile), cookie)); w.Code != 200 {
+	if w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=rename&id="+id+"&name="+url.QueryEscape(hostile), cookie)); w.Code != 200 {
 		t.Fatalf("rename to markup: %d %q", w.Code, w.Body)
 	}
 	page := a.do(request{target: "/profile", accept: "text/html", cookie: cookie, https: true}).Body.String()
@@ -410,14 +411,14 @@ func TestPasskeyManage(t *testing.T) {
 		t.Errorf("the profile page does not escape the passkey's name:\n%s", page)
 	}
 	a.advance(signin.RecentSignIn + time.Minute)
-	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id, cookie)); w.Code != 403 {
+	if w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+id, cookie)); w.Code != 403 {
 		t.Errorf("a delete from an old session: %d", w.Code)
 	}
 	// the passkey is ada's second factor: her password does not remove it
-	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id+"&password="+url.QueryEscape(adaPassword), cookie)); w.Code != 403 {
+	if w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+id+"&password="+url.QueryEscape(adaPassword), cookie)); w.Code != 403 {
 		t.Errorf("a delete with the password: %d %q", w.Code, w.Body)
 	}
-	if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+id, sessionCookie(t, a.passkeyLogin(auth)))); w.Code != 200 {
+	if w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+id, sessionCookie(t, a.passkeyLogin(auth)))); w.Code != 200 {
 		t.Errorf("a delete from a passkey sign-in: %d %q", w.Code, w.Body)
 	}
 	if a.logs.FilterMessage("passkey removed").Len() != 1 {
@@ -439,7 +440,7 @@ func TestPasskeyRequired(t *testing.T) {
 	if code, _ := a.httpsProfile(cookie); code != 403 {
 		t.Errorf("the session after a passkey without user verification: %d, want 403 (still enrolling)", code)
 	}
-	if w := a.do(passkeyRequest("POST", totpPath, form, "", cookie)); w.Code != 200 {
+	if w := a.do(passkeyRequest("POST", routes.TOTPPath, form, "", cookie)); w.Code != 200 {
 		t.Errorf("setting up codes after a passkey without user verification: %d %q", w.Code, w.Body)
 	}
 	strong := newAuthenticator(t, passkeyHost)
@@ -455,7 +456,7 @@ func TestPasskeyRequired(t *testing.T) {
 		t.Errorf("a passkey sign-in under second_factor required: %d", code)
 	}
 	// deleting the passkey this session began with ends it too
-	w = a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+b64url.EncodeToString(strong.id), signedIn))
+	w = a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+b64url.EncodeToString(strong.id), signedIn))
 	if w.Code != 200 {
 		t.Fatalf("delete: %d %q", w.Code, w.Body)
 	}

@@ -109,7 +109,7 @@ func TestLongUserRecords(t *testing.T) {
 	if _, p := b.profileOf(e.session); p.SecondFactor != (totp.Status{TOTP: true, RecoveryCodesLeft: 10}) {
 		t.Errorf("another node's view of the long name's factor: %+v", p.SecondFactor)
 	}
-	if keys, _, err := b.h.passkeys.Of(long); len(keys) != 1 || err != nil {
+	if keys, _, err := b.h.app.Passkeys.Of(long); len(keys) != 1 || err != nil {
 		t.Errorf("another node's view of the long name's passkeys: %d %v", len(keys), err)
 	}
 }
@@ -126,7 +126,7 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if w := a.register(auth, a.stepUpSession("ada", 2, 0), ""); w.Code != 201 {
 		t.Fatalf("registration: %d %q", w.Code, w.Body)
 	}
-	err := a.h.passkeys.Swap(context.Background(), "ada", func(keys []passkey.Key) ([]passkey.Key, error) {
+	err := a.h.app.Passkeys.Swap(context.Background(), "ada", func(keys []passkey.Key) ([]passkey.Key, error) {
 		for len(keys) < passkey.MaxKeys {
 			keys = append(keys, passkey.Key{ID: session.Random(1023), PublicKey: session.Random(77), Account: keys[0].Account, Name: "old key"})
 		}
@@ -147,18 +147,18 @@ func TestPasskeysRecordBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, _, _ := a.h.passkeys.Of("ada")
+	before, _, _ := a.h.app.Passkeys.Of("ada")
 	var remembered []passkey.Session
 	for _, k := range before {
 		remembered = append(remembered, k.Sessions...)
 	}
 	a.advance(time.Minute)
 	cookie := sessionCookie(t, a.passkeyLogin(auth))
-	started, err := a.h.keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
+	started, err := a.h.app.Keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, sealed, err := a.h.passkeys.Of("ada")
+	keys, sealed, err := a.h.app.Passkeys.Of("ada")
 	if err != nil || len(sealed) > store.MaxRecord {
 		t.Fatalf("the record after the sign-in: %d bytes, %v", len(sealed), err)
 	}
@@ -178,7 +178,7 @@ func TestPasskeysRecordBounded(t *testing.T) {
 		}
 	}
 	for _, id := range remembered {
-		if !kept[id.ID] && !a.h.shared.RevokedID(id.ID, time.Unix(id.Expires, 0)) {
+		if !kept[id.ID] && !a.h.app.Shared.RevokedID(id.ID, time.Unix(id.Expires, 0)) {
 			t.Errorf("session %x is neither remembered nor ended", id.ID)
 		}
 	}

@@ -152,7 +152,7 @@ func fill(t *testing.T, dir string, st store.Module) {
 			t.Fatalf("logout %d: %d", i, w.Code)
 		}
 	}
-	if pending := a.h.shared.Pending(); pending != 0 {
+	if pending := a.h.app.Shared.Pending(); pending != 0 {
 		t.Fatalf("%d writes still pending", pending)
 	}
 }

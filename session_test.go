@@ -202,7 +202,7 @@ func TestConcurrentSessions(t *testing.T) {
 	}
 	a := newApp(t, "", func(h *Handler) {
 		h.Accounts = accounts
-		h.guard.Slots = guard.NewSlots(1, time.Minute)
+		h.slots = guard.NewSlots(1, time.Minute)
 		h.LoginLimit = &LoginLimit{Failures: 1 << 20, Window: caddy.Duration(time.Minute)}
 	})
 	deadline := time.Now().Add(3 * time.Second)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
+	"github.com/caddy-miniapp/miniapp/internal/testreq"
 	"github.com/caddy-miniapp/miniapp/store"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -147,15 +148,7 @@ func withClientIP(r *http.Request, ip string) *http.Request {
 // withCaddyContext adds what Caddy's server puts in a request context;
 // errorRoutes says whether the site has handle_errors routes.
 func withCaddyContext(r *http.Request, errorRoutes bool) *http.Request {
-	repl := caddy.NewReplacer()
-	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
-	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.7"})
-	srv := &caddyhttp.Server{}
-	if errorRoutes {
-		srv.Errors = &caddyhttp.HTTPErrorConfig{Routes: caddyhttp.RouteList{{}}}
-	}
-	ctx = context.WithValue(ctx, caddyhttp.ServerCtxKey, srv)
-	return r.WithContext(ctx)
+	return testreq.Caddy(r, errorRoutes, "192.0.2.7")
 }
 
 // login signs in and returns the session cookie.
@@ -193,7 +186,7 @@ func (a *testApp) advance(d time.Duration) {
 
 // id is the store's ID of the app's account of the name.
 func (a *testApp) id(name string) store.AccountID {
-	acct, ok := a.h.accounts.Lookup(name)
+	acct, ok := a.h.app.Accounts.Lookup(name)
 	if !ok {
 		a.t.Fatalf("no user %q", name)
 	}
@@ -203,7 +196,7 @@ func (a *testApp) id(name string) store.AccountID {
 // open opens a cookie value issued by the app over plain HTTP for the
 // test requests' host.
 func (a *testApp) open(value string) (*session.Session, error) {
-	return a.h.keys.Open(session.PurposeSession, value, "miniapp_session", "example.com")
+	return a.h.app.Keys.Open(session.PurposeSession, value, "miniapp_session", "example.com")
 }
 
 // entryOf is a session of acct that started at start and lasts an hour.
@@ -215,18 +208,18 @@ func entryOf(acct store.AccountID, start time.Time) store.Entry {
 // newSession is a session of the named account that begins now, as a
 // login would start it, without the login's store write.
 func (a *testApp) newSession(name string) *session.Session {
-	acct, ok := a.h.accounts.Lookup(name)
+	acct, ok := a.h.app.Accounts.Lookup(name)
 	if !ok {
 		a.t.Fatalf("no user %q", name)
 	}
-	counter := a.h.shared.Counter(context.Background(), store.AccountID(acct.ID))
+	counter := a.h.app.Shared.Counter(context.Background(), store.AccountID(acct.ID))
 	s := session.New(name, acct.ID.Tag(), counter, a.h.clock.Now(), time.Duration(a.h.SessionLifetime))
-	s.Generation = a.h.shared.Generation()
+	s.Generation = a.h.app.Shared.Generation()
 	return s
 }
 
 // seal seals a session as a cookie over plain HTTP for the test
 // requests' host.
 func (a *testApp) seal(s *session.Session) *http.Cookie {
-	return &http.Cookie{Name: "miniapp_session", Value: a.h.keys.Seal(session.PurposeSession, s, "miniapp_session", "example.com")}
+	return &http.Cookie{Name: "miniapp_session", Value: a.h.app.Keys.Seal(session.PurposeSession, s, "miniapp_session", "example.com")}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/store"
@@ -18,26 +19,26 @@ import (
 // have made it.
 func (a *testApp) stepUpSession(user string, factors uint8, age time.Duration) *http.Cookie {
 	a.t.Helper()
-	acct, ok := a.h.accounts.Lookup(user)
+	acct, ok := a.h.app.Accounts.Lookup(user)
 	if !ok {
 		a.t.Fatalf("no user %q", user)
 	}
-	s := session.New(user, acct.ID.Tag(), a.h.shared.Counter(context.Background(), store.AccountID(acct.ID)), a.h.clock.Now().Add(-age),
+	s := session.New(user, acct.ID.Tag(), a.h.app.Shared.Counter(context.Background(), store.AccountID(acct.ID)), a.h.clock.Now().Add(-age),
 		time.Duration(a.h.SessionLifetime))
-	s.Generation, s.Factors = a.h.shared.Generation(), factors
+	s.Generation, s.Factors = a.h.app.Shared.Generation(), factors
 	name := "__Host-" + "miniapp_session"
-	return &http.Cookie{Name: name, Value: a.h.keys.Seal(session.PurposeSession, s, name, passkeyHost)}
+	return &http.Cookie{Name: name, Value: a.h.app.Keys.Seal(session.PurposeSession, s, name, passkeyHost)}
 }
 
 // setupFor is a setup of a new secret sealed for the session of the
 // cookie as the setup page makes it (not stepped up), and that secret.
 func (a *testApp) setupFor(cookie *http.Cookie) (enrollment, secret string) {
 	a.t.Helper()
-	s, err := a.h.keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
+	s, err := a.h.app.Keys.Open(session.PurposeSession, cookie.Value, cookie.Name, passkeyHost)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	setup, err := a.h.totp.NewSetup("test", s.User, s.ID, false)
+	setup, err := a.h.app.TOTP.NewSetup("test", s.User, s.ID, false)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -99,14 +100,14 @@ func (c *stepUpCase) change(op string, cookie *http.Cookie, proof int) int {
 	var r request
 	switch op {
 	case "add passkey":
-		r = passkeyRequest("POST", passkeysPath, form, "action=begin"+body, cookie)
+		r = passkeyRequest("POST", routes.PasskeysPath, form, "action=begin"+body, cookie)
 	case "delete passkey":
-		r = passkeyRequest("POST", passkeysPath, form, "action=delete&id="+c.passkey+body, cookie)
+		r = passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+c.passkey+body, cookie)
 	case "begin TOTP":
-		r = passkeyRequest("POST", totpPath, form, strings.TrimPrefix(body, "&"), cookie)
+		r = passkeyRequest("POST", routes.TOTPPath, form, strings.TrimPrefix(body, "&"), cookie)
 	case "confirm TOTP":
 		enrollment, secret := a.setupFor(cookie)
-		r = passkeyRequest("POST", totpPath, form, "enrollment="+url.QueryEscape(enrollment)+"&code="+a.codeFor(secret)+body, cookie)
+		r = passkeyRequest("POST", routes.TOTPPath, form, "enrollment="+url.QueryEscape(enrollment)+"&code="+a.codeFor(secret)+body, cookie)
 	}
 	return a.do(r).Code
 }
@@ -171,7 +172,7 @@ func TestStepUpTOTPChanges(t *testing.T) {
 		for _, action := range []string{"disable", "recovery-codes"} {
 			c := newStepUpCase(t, "totp", required)
 			c.a.advance(31 * time.Second)
-			w := c.a.do(passkeyRequest("POST", totpPath, form, "action="+action+"&code="+c.a.codeFor(c.secret), c.a.stepUpSession("ada", 1, signin.RecentSignIn+time.Minute)))
+			w := c.a.do(passkeyRequest("POST", routes.TOTPPath, form, "action="+action+"&code="+c.a.codeFor(c.secret), c.a.stepUpSession("ada", 1, signin.RecentSignIn+time.Minute)))
 			if required && w.Code != 403 || !required && w.Code != 200 {
 				t.Errorf("%s from an old session of one factor (required %v): %d %q", action, required, w.Code, w.Body)
 			}
@@ -188,18 +189,18 @@ func TestPasswordCannotRemovePasskey(t *testing.T) {
 		c := newStepUpCase(t, "passkey", required)
 		a := c.a
 		attacker := a.httpsLogin("ada", adaPassword)
-		if w := a.do(passkeyRequest("POST", passkeysPath, form, "action=delete&id="+c.passkey+"&password="+url.QueryEscape(adaPassword), attacker)); w.Code != 403 {
+		if w := a.do(passkeyRequest("POST", routes.PasskeysPath, form, "action=delete&id="+c.passkey+"&password="+url.QueryEscape(adaPassword), attacker)); w.Code != 403 {
 			t.Errorf("required %v: deleting the only passkey with the password: %d %q", required, w.Code, w.Body)
 		}
-		if w := a.do(passkeyRequest("POST", totpPath, form, "password="+url.QueryEscape(adaPassword), attacker)); w.Code != 403 {
+		if w := a.do(passkeyRequest("POST", routes.TOTPPath, form, "password="+url.QueryEscape(adaPassword), attacker)); w.Code != 403 {
 			t.Errorf("required %v: beginning codes with the password: %d %q", required, w.Code, w.Body)
 		}
 		enrollment, secret := a.setupFor(attacker)
-		w := a.do(passkeyRequest("POST", totpPath, form, "enrollment="+url.QueryEscape(enrollment)+"&code="+a.codeFor(secret)+"&password="+url.QueryEscape(adaPassword), attacker))
+		w := a.do(passkeyRequest("POST", routes.TOTPPath, form, "enrollment="+url.QueryEscape(enrollment)+"&code="+a.codeFor(secret)+"&password="+url.QueryEscape(adaPassword), attacker))
 		if w.Code != 403 {
 			t.Errorf("required %v: confirming codes of his own: %d %q", required, w.Code, w.Body)
 		}
-		if a.h.shared.Record("totp:ada") != nil {
+		if a.h.app.Shared.Record("totp:ada") != nil {
 			t.Errorf("required %v: a second factor was enrolled", required)
 		}
 		if w := a.passkeyLogin(c.auth); w.Code != 200 {
@@ -231,7 +232,7 @@ func TestStepUpPages(t *testing.T) {
 	} {
 		c := newStepUpCase(t, tc.kind, false)
 		cookie := c.a.stepUpSession("ada", tc.factors, tc.age)
-		for _, path := range []string{"/profile", totpPath + "?replace=1"} {
+		for _, path := range []string{"/profile", routes.TOTPPath + "?replace=1"} {
 			body := c.a.do(request{target: path, accept: "text/html", cookie: cookie, https: true}).Body.String()
 			fields := strings.Count(body, `name="current_code"`) + strings.Count(body, `name="password"`) + strings.Count(body, "sign in again with your passkey first")
 			if tc.want != "" && !strings.Contains(body, tc.want) || tc.want == "" && fields != 0 || strings.Contains(body, `name="password"`) != tc.password {

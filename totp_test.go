@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/routes"
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/signin"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
@@ -125,7 +126,7 @@ func TestTOTPEnrolment(t *testing.T) {
 		!strings.Contains(begin.URI, "secret="+begin.Secret) || len(begin.Secret) != 32 {
 		t.Fatalf("begin: %d %q", w.Code, w.Body)
 	}
-	if a.h.totp.Has("ada") {
+	if a.h.app.TOTP.Has("ada") {
 		t.Fatal("a factor stored at the beginning of its setup")
 	}
 	wrong := "000000"
@@ -133,8 +134,8 @@ func TestTOTPEnrolment(t *testing.T) {
 		wrong = "111111"
 	}
 	w = a.post("/profile/totp", "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+wrong, cookie)
-	if w.Code != 400 || a.h.totp.Has("ada") {
-		t.Fatalf("a wrong first code: %d %q, stored: %v", w.Code, w.Body, a.h.totp.Has("ada"))
+	if w.Code != 400 || a.h.app.TOTP.Has("ada") {
+		t.Fatalf("a wrong first code: %d %q, stored: %v", w.Code, w.Body, a.h.app.TOTP.Has("ada"))
 	}
 	page := a.do(request{method: "POST", target: "/profile/totp", contentType: form, accept: "text/html", cookie: cookie,
 		body: "enrollment=" + url.QueryEscape(begin.Enrollment) + "&code=" + wrong})
@@ -159,7 +160,7 @@ func TestTOTPEnrolment(t *testing.T) {
 			t.Errorf("%s lives on: %d", name, code)
 		}
 	}
-	sealed := string(a.h.shared.Record("totp:ada"))
+	sealed := string(a.h.app.Shared.Record("totp:ada"))
 	if sealed == "" || strings.Contains(sealed, begin.Secret) || strings.Contains(sealed, strings.ReplaceAll(codes[0], "-", "")) {
 		t.Errorf("the record holds the secret or a recovery code in clear: %q", sealed)
 	}
@@ -353,7 +354,7 @@ func TestTOTPStoreDownAtStart(t *testing.T) {
 		t.Errorf("a user without a factor, while nothing is known: %d", w.Code)
 	}
 	storage.down.Store(false)
-	if err := b.h.shared.Sync(context.Background()); err != nil {
+	if err := b.h.app.Shared.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if w := b.post("/login", "username=ada&password="+adaPassword, nil); w.Code != 401 || cookieNamed(w, "miniapp_session_pending") == nil {
@@ -409,12 +410,12 @@ func TestPendingSignIn(t *testing.T) {
 	if foreign != nil {
 		t.Fatal("a pending sign-in for an account without a factor")
 	}
-	otherRealm := a.h.keys.Seal(session.PurposePending, b.newSession("ada"), "miniapp_session_pending", "example.com")
+	otherRealm := a.h.app.Keys.Seal(session.PurposePending, b.newSession("ada"), "miniapp_session_pending", "example.com")
 	if code := codeWith(&http.Cookie{Name: "miniapp_session_pending", Value: otherRealm}); code != 401 {
 		t.Errorf("a pending cookie of another account: %d", code)
 	}
 	signedOut := start()
-	a.h.shared.SignOutEverywhere(context.Background(), a.id("ada"))
+	a.h.app.Shared.SignOutEverywhere(context.Background(), a.id("ada"))
 	if code := codeWith(signedOut); code != 401 {
 		t.Errorf("a pending cookie from before a sign out everywhere: %d", code)
 	}
@@ -486,7 +487,7 @@ func TestTOTPManage(t *testing.T) {
 	if w := a.post("/profile/totp", "action=disable&code="+codes[0], e.session); w.Code != 200 || !strings.Contains(w.Body.String(), `"totp":false`) {
 		t.Fatalf("turning it off with a recovery code: %d %q", w.Code, w.Body)
 	}
-	if a.h.totp.Has("ada") || a.logs.FilterMessage("second factor removed").Len() != 1 {
+	if a.h.app.TOTP.Has("ada") || a.logs.FilterMessage("second factor removed").Len() != 1 {
 		t.Error("the factor is still there, or its removal not logged")
 	}
 	if w := a.post("/login", "username=ada&password="+adaPassword, nil); w.Code != 200 {
@@ -557,12 +558,12 @@ func TestSecondFactorRequired(t *testing.T) {
 		h.Protect = []string{"/app/*"}
 	})
 	w := a.do(request{method: "POST", target: "/login", contentType: form, accept: "text/html", body: "username=ada&password=" + adaPassword + "&next=/app/x"})
-	if w.Code != 303 || w.Header().Get("Location") != totpPath {
+	if w.Code != 303 || w.Header().Get("Location") != routes.TOTPPath {
 		t.Fatalf("a password alone: %d to %q", w.Code, w.Header().Get("Location"))
 	}
 	cookie := sessionCookie(t, w)
 	for _, target := range []string{"/profile", "/app/x"} {
-		if w := a.do(request{target: target, accept: "text/html", cookie: cookie}); w.Code != 303 || w.Header().Get("Location") != totpPath {
+		if w := a.do(request{target: target, accept: "text/html", cookie: cookie}); w.Code != 303 || w.Header().Get("Location") != routes.TOTPPath {
 			t.Errorf("a browser at %s: %d to %q", target, w.Code, w.Header().Get("Location"))
 		}
 		w := a.do(request{target: target, accept: "application/json", cookie: cookie})
@@ -573,22 +574,22 @@ func TestSecondFactorRequired(t *testing.T) {
 	if w := a.do(request{target: "/public", cookie: cookie}); w.Code != 299 {
 		t.Errorf("a public path: %d", w.Code)
 	}
-	w = a.do(request{target: authPath, accept: "text/html", cookie: cookie})
-	if w.Code != 302 || w.Header().Get("Location") != totpPath {
+	w = a.do(request{target: routes.AuthPath, accept: "text/html", cookie: cookie})
+	if w.Code != 302 || w.Header().Get("Location") != routes.TOTPPath {
 		t.Errorf("the auth endpoint for a browser: %d to %q", w.Code, w.Header().Get("Location"))
 	}
-	if w := a.do(request{target: authPath, cookie: cookie}); w.Code != 403 {
+	if w := a.do(request{target: routes.AuthPath, cookie: cookie}); w.Code != 403 {
 		t.Errorf("the auth endpoint for an API client: %d", w.Code)
 	}
-	nginx := a.do(request{target: authPath, accept: "text/html", cookie: cookie, header: map[string]string{"X-Original-URL": "http://example.com/app/x"}})
-	if nginx.Code != 401 || nginx.Header().Get("Location") != totpPath {
+	nginx := a.do(request{target: routes.AuthPath, accept: "text/html", cookie: cookie, header: map[string]string{"X-Original-URL": "http://example.com/app/x"}})
+	if nginx.Code != 401 || nginx.Header().Get("Location") != routes.TOTPPath {
 		t.Errorf("the auth endpoint behind nginx: %d to %q", nginx.Code, nginx.Header().Get("Location"))
 	}
-	if w := a.do(request{target: totpPath, accept: "text/html", cookie: cookie}); w.Code != 200 || !strings.Contains(w.Body.String(), "requires two-step sign-in") {
+	if w := a.do(request{target: routes.TOTPPath, accept: "text/html", cookie: cookie}); w.Code != 200 || !strings.Contains(w.Body.String(), "requires two-step sign-in") {
 		t.Fatalf("the setup page: %d", w.Code)
 	}
-	begin := decode[totp.Setup](t, a.post(totpPath, "", cookie))
-	w = a.post(totpPath, "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie)
+	begin := decode[totp.Setup](t, a.post(routes.TOTPPath, "", cookie))
+	w = a.post(routes.TOTPPath, "enrollment="+url.QueryEscape(begin.Enrollment)+"&code="+a.codeFor(begin.Secret), cookie)
 	if w.Code != 200 {
 		t.Fatalf("enrolment: %d %q", w.Code, w.Body)
 	}
@@ -596,7 +597,7 @@ func TestSecondFactorRequired(t *testing.T) {
 	if w := a.do(request{target: "/app/x", cookie: fresh}); w.Code != 299 {
 		t.Errorf("a protected path after enrolment: %d", w.Code)
 	}
-	if w := a.do(request{target: authPath, cookie: fresh}); w.Code != 200 {
+	if w := a.do(request{target: routes.AuthPath, cookie: fresh}); w.Code != 200 {
 		t.Errorf("the auth endpoint after enrolment: %d", w.Code)
 	}
 }
@@ -620,14 +621,14 @@ func TestAuthSecondFactor(t *testing.T) {
 		{"one factor of an account with two, API", oneFactor, "", 403},
 		{"an account without a factor", grace, "text/html", 403},
 	} {
-		if w := a.do(request{target: authPath + "?factor=2", accept: tc.accept, cookie: tc.cookie}); w.Code != tc.want {
+		if w := a.do(request{target: routes.AuthPath + "?factor=2", accept: tc.accept, cookie: tc.cookie}); w.Code != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, w.Code, tc.want)
 		}
 	}
-	if w := a.do(request{target: authPath + "?factor=3", cookie: e.session}); w.Code != 400 {
+	if w := a.do(request{target: routes.AuthPath + "?factor=3", cookie: e.session}); w.Code != 400 {
 		t.Errorf("factor=3: %d", w.Code)
 	}
-	if w := a.do(request{target: authPath, cookie: grace}); w.Code != 200 {
+	if w := a.do(request{target: routes.AuthPath, cookie: grace}); w.Code != 200 {
 		t.Errorf("one factor without factor=2: %d", w.Code)
 	}
 	r := withClientIP(withCaddyContext(httptest.NewRequest("GET", "/x", nil), false), "192.0.2.1")
@@ -747,11 +748,11 @@ func twoNodes(t *testing.T, dir string, use func(*Handler)) (*testApp, *testApp)
 // syncUntilRecord syncs the app until it holds the record.
 func syncUntilRecord(t *testing.T, a *testApp, key string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); a.h.shared.Record(key) == nil; {
+	for deadline := time.Now().Add(5 * time.Second); a.h.app.Shared.Record(key) == nil; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the record %s did not reach the other node", key)
 		}
-		_ = a.h.shared.Sync(context.Background())
+		_ = a.h.app.Shared.Sync(context.Background())
 	}
 }
 
@@ -785,7 +786,7 @@ func TestPendingSingleUseAcrossNodes(t *testing.T) {
 			if w := a.post("/login", "code="+a.codeFor(e.secret), pending); w.Code != 200 {
 				t.Fatalf("the code on node A: %d %q", w.Code, w.Body)
 			}
-			if err := b.h.shared.Sync(context.Background()); err != nil {
+			if err := b.h.app.Shared.Sync(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			a.advance(30 * time.Second)

@@ -1,4 +1,4 @@
-package miniapp
+package routes
 
 import (
 	"encoding/hex"
@@ -12,14 +12,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// trustPath ends one of the user's browsers trusted for the second
+// TrustPath ends one of the user's browsers trusted for the second
 // factor (POST id, from the profile's list).
-const trustPath = "/profile/trust"
+const TrustPath = "/profile/trust"
 
 // trustFor is how long "trust this browser" lasts, as the code step
 // says it; empty when remember_second_factor is off.
-func (h *Handler) trustFor() string {
-	d := time.Duration(h.RememberSecondFactor)
+func (a *App) trustFor() string {
+	d := time.Duration(a.Remember)
 	switch {
 	case d <= 0:
 		return ""
@@ -32,35 +32,35 @@ func (h *Handler) trustFor() string {
 	return d.String()
 }
 
-// untrust ends one of the session's user's trusted browsers (POST
+// Untrust ends one of the session's user's trusted browsers (POST
 // /profile/trust with id, form or JSON): a browser 303 /profile, JSON
 // {"ended": true}; 404 for a trust not the user's.
-func (h *Handler) untrust(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) Untrust(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
 	if sess == nil {
-		return h.signInFirst(w, r, in, nil)
+		return a.SignInFirst(w, r, in, nil)
 	}
-	if err := h.sameOrigin(r); err != nil {
+	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, h.MaxBodySize, "id")
+	body, err := web.ReadFields(w, r, a.MaxBody, "id")
 	if err != nil {
 		return err
 	}
 	if id, err := hex.DecodeString(body["id"]); err != nil || len(id) != 16 {
 		return web.Reject(http.StatusBadRequest, "id must be a trusted browser's ID of 32 hex digits")
 	}
-	ended, err := h.signin.Untrust(r.Context(), sess.User, body["id"], in.Client)
+	ended, err := a.SignIn.Untrust(r.Context(), sess.User, body["id"], in.Client)
 	switch {
 	case err != nil:
-		h.logger.Error("ending a trusted browser", zap.String("user", sess.User), zap.Error(err))
+		a.Logger.Error("ending a trusted browser", zap.String("user", sess.User), zap.Error(err))
 		return web.Reject(http.StatusServiceUnavailable, "the store did not answer; try again")
 	case !ended:
 		return web.Reject(http.StatusNotFound, "no such trusted browser of yours")
 	case in.Format == web.JSON:
-		return h.site.JSON(w, r, http.StatusOK, map[string]bool{"ended": true})
+		return a.Site.JSON(w, r, http.StatusOK, map[string]bool{"ended": true})
 	}
 	web.Redirect(w, r, "/profile")
 	return nil
@@ -68,9 +68,9 @@ func (h *Handler) untrust(w http.ResponseWriter, r *http.Request, in web.Request
 
 // endTrusts ends every browser of the user trusted for the second
 // factor: sign out everywhere, turning the factor off.
-func (h *Handler) endTrusts(r *http.Request, user string) {
-	if err := h.totp.UntrustAll(r.Context(), user); err != nil {
-		h.logger.Error("trusted browsers not ended: the store did not answer", zap.String("user", user), zap.Error(err))
+func (a *App) endTrusts(r *http.Request, user string) {
+	if err := a.TOTP.UntrustAll(r.Context(), user); err != nil {
+		a.Logger.Error("trusted browsers not ended: the store did not answer", zap.String("user", user), zap.Error(err))
 	}
 }
 

@@ -1,4 +1,4 @@
-package miniapp
+package routes
 
 import (
 	"cmp"
@@ -19,29 +19,29 @@ import (
 
 // openIDProvider makes the realm's OpenID Connect provider of the `oidc`
 // config, nil without one.
-func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc.Provider, error) {
-	if h.OIDC == nil {
+func (a *App) openIDProvider(ctx caddy.Context, c Config, replace func(string) string) (*oidc.Provider, error) {
+	if c.OIDC == nil {
 		return nil, nil
 	}
-	h.OIDC.SetDefaults(h.LoginURL, func(s string) string { return repl.ReplaceKnown(s, "") })
-	if err := h.OIDC.Validate(); err != nil {
+	c.OIDC.SetDefaults(c.LoginURL, replace)
+	if err := c.OIDC.Validate(); err != nil {
 		return nil, err
 	}
-	h.site.CSP = strings.Replace(h.site.Policy(), "form-action 'self'", "form-action 'self' "+strings.Join(h.OIDC.FormActions(), " "), 1)
-	o := oidc.Options{Realm: h.Realm, Accounts: h.accounts, Shared: h.shared, Records: h.records, Keys: h.keys, Clock: h.clock,
-		Logger: h.logger, Counter: openIDCounter(h.Realm)}
-	if h.Guests != nil {
+	a.Site.CSP = strings.Replace(a.Site.Policy(), "form-action 'self'", "form-action 'self' "+strings.Join(c.OIDC.FormActions(), " "), 1)
+	o := oidc.Options{Realm: a.Realm, Accounts: a.Accounts, Shared: a.Shared, Records: a.Records, Keys: a.Keys, Clock: a.Clock,
+		Logger: a.Logger, Counter: c.CountOpenID}
+	if c.Guests != nil {
 		o.Guests = func(user string, g *session.Guest) (*account.Account, bool) {
-			return h.signin.GuestAccount(&session.Session{User: user, Guest: g})
+			return a.SignIn.GuestAccount(&session.Session{User: user, Guest: g})
 		}
 	}
-	p, err := oidc.New(ctx, h.OIDC, o)
+	p, err := oidc.New(ctx, c.OIDC, o)
 	if err != nil {
 		return nil, err
 	}
-	h.signin.Ended = p.LoggedOut
-	if h.passkeys != nil {
-		h.passkeys.Ended = p.LoggedOut
+	a.SignIn.Ended = p.LoggedOut
+	if a.Passkeys != nil {
+		a.Passkeys.Ended = p.LoggedOut
 	}
 	// what this config ended (users removed, new passwords) is told to
 	// the clients once the config runs
@@ -55,23 +55,23 @@ func (h *Handler) openIDProvider(ctx caddy.Context, repl *caddy.Replacer) (*oidc
 	return p, nil
 }
 
-// openID serves the provider's paths: the callback (where a signed-in
+// OpenID serves the provider's paths: the callback (where a signed-in
 // session finishes an authorization) and end_session here, the
 // protocol's endpoints through the library.
-func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) OpenID(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	switch r.URL.Path {
 	case oidc.CallbackPath:
-		return h.openIDCallback(w, r, in, sess)
+		return a.openIDCallback(w, r, in, sess)
 	case oidc.EndSessionPath:
-		return h.endSession(w, r, in, sess)
+		return a.endSession(w, r, in, sess)
 	case oidc.GrantsPath:
-		return h.signOutOfApp(w, r, in, sess)
+		return a.signOutOfApp(w, r, in, sess)
 	}
 	if oidc.Credentialed(r.URL.Path) && r.URL.RawQuery != "" {
 		// a token, code or secret in the URL would reach Caddy's access
 		// log: this request is logged here, without its query
 		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-		h.logger.Info("OpenID Connect request refused: parameters in the URL", zap.String("path", r.URL.Path),
+		a.Logger.Info("OpenID Connect request refused: parameters in the URL", zap.String("path", r.URL.Path),
 			zap.String("client_ip", in.Client))
 		return web.Reject(http.StatusBadRequest, "send the parameters in the request body or the Authorization header, never in the URL")
 	}
@@ -84,11 +84,11 @@ func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request,
 		if web.MediaTypeIs(r.Header.Get("Content-Type"), "multipart/form-data") {
 			return web.Reject(http.StatusUnsupportedMediaType, "content type must be application/x-www-form-urlencoded")
 		}
-		if err := web.LimitBody(w, r, h.MaxBodySize); err != nil {
+		if err := web.LimitBody(w, r, a.MaxBody); err != nil {
 			return err
 		}
 	}
-	if h.provider.ServeHTTP(w, r) {
+	if a.Provider.ServeHTTP(w, r) {
 		return web.Reject(http.StatusBadRequest, "the sign-in request has no known client_id or a redirect_uri its client has not registered")
 	}
 	return nil
@@ -97,7 +97,7 @@ func (h *Handler) openID(w http.ResponseWriter, r *http.Request, in web.Request,
 // openIDCallback finishes an authorization request with the browser's
 // session: back to the client with a code or an error, or to the login
 // page first.
-func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) openIDCallback(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
@@ -106,14 +106,14 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if sess != nil && h.signin.MustEnrol(sess) {
-		web.Redirect(w, r, totpPath)
+	if sess != nil && a.SignIn.MustEnrol(sess) {
+		web.Redirect(w, r, TOTPPath)
 		return nil
 	}
 	var signed *oidc.Signed
 	if sess != nil {
 		signed = &oidc.Signed{User: sess.User, Account: sess.Account.ID, Groups: sess.Account.Groups,
-			HasFactor: h.signin.HasFactor(sess.Account), Session: sess.ID, Expires: sess.Expires, Counter: sess.Counter,
+			HasFactor: a.SignIn.HasFactor(sess.Account), Session: sess.ID, Expires: sess.Expires, Counter: sess.Counter,
 			Generation: sess.Generation, Issued: sess.Issued, Factors: sess.Factors, Method: sess.Method, Guest: sess.Guest}
 		if sess.Link != nil {
 			tag := sess.Account.LinkTag(*sess.Link)
@@ -124,22 +124,22 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 			signed.Key = "guest:" + sess.User
 		}
 	}
-	d := h.provider.Finish(id, signed)
+	d := a.Provider.Finish(id, signed)
 	switch d.Step {
 	case oidc.Refuse:
 		return web.Reject(http.StatusBadRequest, d.Reason)
 	case oidc.SignIn:
-		return h.signInFirst(w, r, in, nil)
+		return a.SignInFirst(w, r, in, nil)
 	}
 	if client, ok := d.Code(); ok {
 		// the answer's Location carries the code, and Caddy's access
 		// log records response headers: this request is logged here,
 		// without it
 		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-		h.logger.Info("OpenID Connect sign-in", zap.String("user", sess.User), zap.String("client", client),
+		a.Logger.Info("OpenID Connect sign-in", zap.String("user", sess.User), zap.String("client", client),
 			zap.String("client_ip", in.Client))
 	}
-	h.provider.Respond(w, r, d)
+	a.Provider.Respond(w, r, d)
 	return nil
 }
 
@@ -147,7 +147,7 @@ func (h *Handler) openIDCallback(w http.ResponseWriter, r *http.Request, in web.
 // the browser's session it ends that session and goes on to the
 // client's registered post_logout_redirect_uri; otherwise it shows the
 // sign-out page, whose button does it.
-func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) endSession(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Requ
 	if r.Method == http.MethodPost {
 		// a relying party's form, from its own site: the hint is
 		// the proof, not the origin
-		if fields, err = web.ReadFields(w, r, h.MaxBodySize, names...); err != nil {
+		if fields, err = web.ReadFields(w, r, a.MaxBody, names...); err != nil {
 			return err
 		}
 	} else {
@@ -175,34 +175,34 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, in web.Requ
 	if sess != nil {
 		current = sess.ID
 	}
-	out := h.provider.EndSession(r.Context(), fields["id_token_hint"], fields["post_logout_redirect_uri"], fields["state"],
+	out := a.Provider.EndSession(r.Context(), fields["id_token_hint"], fields["post_logout_redirect_uri"], fields["state"],
 		fields["client_id"], current)
 	if !out.End {
 		data := web.PageData{Title: "Sign out"}
 		if sess != nil {
 			data.User = sess.User
 		}
-		return h.site.Render(w, r, http.StatusOK, "logout.html", data)
+		return a.Site.Render(w, r, http.StatusOK, "logout.html", data)
 	}
-	h.signOut(w, r, in, sess, false)
-	web.Redirect(w, r, cmp.Or(out.Redirect, h.domain.LoginURL))
+	a.signOut(w, r, in, sess, false)
+	web.Redirect(w, r, cmp.Or(out.Redirect, a.Domain.LoginURL))
 	return nil
 }
 
 // signOutOfApp revokes one of the signed-in user's grants, chosen on
 // the profile page ("sign out of this app"), and goes back to the
 // profile.
-func (h *Handler) signOutOfApp(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) signOutOfApp(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
-	if err := h.sameOrigin(r); err != nil {
+	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
 	if sess == nil {
-		return h.signInFirst(w, r, in, nil)
+		return a.SignInFirst(w, r, in, nil)
 	}
-	body, err := web.ReadFields(w, r, h.MaxBodySize, "grant")
+	body, err := web.ReadFields(w, r, a.MaxBody, "grant")
 	if err != nil {
 		return err
 	}
@@ -210,14 +210,14 @@ func (h *Handler) signOutOfApp(w http.ResponseWriter, r *http.Request, in web.Re
 	if !ok {
 		return web.Reject(http.StatusBadRequest, "grant must be 32 hex digits")
 	}
-	grants, err := h.provider.Grants(sess.User)
+	grants, err := a.Provider.Grants(sess.User)
 	if err != nil || !slices.ContainsFunc(grants, func(g oidc.GrantInfo) bool { return g.ID == body["grant"] }) {
 		return web.Reject(http.StatusNotFound, "no such app of this user")
 	}
-	if err := h.provider.RevokeGrant(r.Context(), sess.User, id); err != nil {
+	if err := a.Provider.RevokeGrant(r.Context(), sess.User, id); err != nil {
 		return web.Reject(http.StatusServiceUnavailable, "the store did not answer; try again")
 	}
-	h.logger.Info("OpenID Connect grant revoked", zap.String("user", sess.User), zap.String("by", "profile page"),
+	a.Logger.Info("OpenID Connect grant revoked", zap.String("user", sess.User), zap.String("by", "profile page"),
 		zap.String("client_ip", in.Client))
 	web.Redirect(w, r, "/profile")
 	return nil

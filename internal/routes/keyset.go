@@ -1,4 +1,4 @@
-package miniapp
+package routes
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/store"
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
 
@@ -30,13 +29,4 @@ func loadOrCreateKeyring(ctx context.Context, shared *store.Realm, cacheKey, rea
 	}
 	storedKeysCache.Store(cacheKey, data)
 	return session.OpenKeySet(data, realm)
-}
-
-// loadKeys is the handler's key ring: secret_key, or else the realm's
-// key set in its store.
-func (h *Handler) loadKeys(ctx context.Context, repl *caddy.Replacer) (*session.Keyring, error) {
-	if len(h.SecretKeys) > 0 {
-		return session.ParseKeys(h.SecretKeys, h.Realm, func(v string) string { return repl.ReplaceKnown(v, "") })
-	}
-	return loadOrCreateKeyring(ctx, h.shared, h.store.Place()+"\x00"+h.Realm, h.Realm, h.logger)
 }

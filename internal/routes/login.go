@@ -1,4 +1,4 @@
-package miniapp
+package routes
 
 import (
 	"cmp"
@@ -16,14 +16,14 @@ import (
 // The passkey routes: registering and managing (signed in), and signing
 // in without a password or a user name.
 const (
-	passkeysPath     = "/profile/passkeys"
-	loginPasskeyPath = "/login/passkey"
+	PasskeysPath     = "/profile/passkeys"
+	LoginPasskeyPath = "/login/passkey"
 )
 
-// login shows the form (GET; with step=code, the code form of a pending
+// Login shows the form (GET; with step=code, the code form of a pending
 // sign-in) or signs in (POST): the input read once, the sign-in's
 // outcome, the answer written once.
-func (h *Handler) login(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+func (a *App) Login(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD, POST", http.MethodGet, http.MethodHead, http.MethodPost); err != nil {
 		return err
 	}
@@ -32,53 +32,53 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, in web.Request, 
 		if err != nil {
 			return err
 		}
-		next = h.domain.SafeNext(next, in.Secure)
-		data := web.PageData{Title: "Sign in", Next: next, Passkey: h.passkeys != nil, Providers: h.providerLinks(next)}
+		next = a.Domain.SafeNext(next, in.Secure)
+		data := web.PageData{Title: "Sign in", Next: next, Passkey: a.Passkeys != nil, Providers: a.providerLinks(next)}
 		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
-			if p, _ := h.gate.Pending(r.Context(), wireOf(r)); p != nil {
-				data.Title, data.CodeStep, data.TrustFor = "Enter your code", true, h.trustFor()
+			if p, _ := a.Gate.Pending(r.Context(), WireOf(r)); p != nil {
+				data.Title, data.CodeStep, data.TrustFor = "Enter your code", true, a.trustFor()
 				w.Header().Set("Cache-Control", "no-store")
 			}
 		}
-		return h.site.Render(w, r, http.StatusOK, "login.html", data)
+		return a.Site.Render(w, r, http.StatusOK, "login.html", data)
 	}
-	login, next, err := h.readLogin(w, r, in)
+	login, next, err := a.readLogin(w, r, in)
 	if err != nil {
 		return err
 	}
 	var out signin.Outcome
 	if login.Pending != nil {
-		out = h.signin.Code(r.Context(), w.Header(), login)
+		out = a.SignIn.Code(r.Context(), w.Header(), login)
 	} else {
-		out = h.signin.Password(r.Context(), w.Header(), login)
+		out = a.SignIn.Password(r.Context(), w.Header(), login)
 	}
-	return h.answer(w, r, in.Format, next, login.Name, out)
+	return a.answer(w, r, in.Format, next, login.Name, out)
 }
 
 // readLogin reads a login: a same-origin POST of username and password
 // (and a code, for an account with a second factor), or of a code alone
 // with a pending sign-in's cookie; and where to go next.
-func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request, in web.Request) (signin.Login, string, error) {
+func (a *App) readLogin(w http.ResponseWriter, r *http.Request, in web.Request) (signin.Login, string, error) {
 	var login signin.Login
-	if err := h.sameOrigin(r); err != nil {
+	if err := a.sameOrigin(r); err != nil {
 		return login, "", err
 	}
 	next, err := web.FormValue(r.URL.RawQuery, "next")
 	if err != nil {
 		return login, "", err
 	}
-	body, err := web.ReadFields(w, r, h.MaxBodySize, "username", "password", "code", "next", "trust_browser")
+	body, err := web.ReadFields(w, r, a.MaxBody, "username", "password", "code", "next", "trust_browser")
 	if err != nil {
 		return login, "", err
 	}
 	login.Name, login.Password, login.Code, login.Trust = body["username"], body["password"], body["code"], body["trust_browser"] == "1"
-	next = h.domain.SafeNext(cmp.Or(next, body["next"]), in.Secure)
+	next = a.Domain.SafeNext(cmp.Or(next, body["next"]), in.Secure)
 	if err := totp.CheckCode(login.Code); err != nil {
 		return login, "", web.Reject(http.StatusBadRequest, err.Error())
 	}
 	login.Client = clientOf(r, in)
 	if login.Name == "" && login.Password == "" && login.Code != "" {
-		if login.Pending, login.PendingAccount = h.gate.Pending(r.Context(), login.Wire); login.Pending == nil {
+		if login.Pending, login.PendingAccount = a.Gate.Pending(r.Context(), login.Wire); login.Pending == nil {
 			return login, "", web.Reject(http.StatusUnauthorized, "the sign-in has expired; sign in again")
 		}
 		login.Name = login.Pending.User
@@ -93,34 +93,34 @@ func (h *Handler) readLogin(w http.ResponseWriter, r *http.Request, in web.Reque
 			return login, "", err
 		}
 	}
-	login.Known = h.gate.KnownDevice(r.Context(), login.Wire, login.Name)
+	login.Known = a.Gate.KnownDevice(r.Context(), login.Wire, login.Name)
 	return login, next, nil
 }
 
 // answer writes a sign-in's outcome once, in format f: the session's
 // next page (or its user, as JSON), the code step, or the refusal (a
 // browser sees its form again).
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, f web.Format, next, name string, out signin.Outcome) error {
+func (a *App) answer(w http.ResponseWriter, r *http.Request, f web.Format, next, name string, out signin.Outcome) error {
 	refusal, refused := errors.AsType[*signin.Refusal](out.Err)
 	switch {
 	case out.Err != nil && !refused:
 		return out.Err
 	case refused && out.Form == signin.PasswordForm:
-		w.Header().Set("WWW-Authenticate", h.challenge(r))
+		w.Header().Set("WWW-Authenticate", a.challenge(r))
 		switch f {
 		case web.JSON:
-			return h.site.JSON(w, r, refusal.Status, map[string]string{"error": refusal.Reason})
+			return a.Site.JSON(w, r, refusal.Status, map[string]string{"error": refusal.Reason})
 		case web.HTML:
-			return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Sign in", Error: refusal.Reason, Next: next, User: name,
-				Passkey: h.passkeys != nil, Providers: h.providerLinks(next)})
+			return a.Site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Sign in", Error: refusal.Reason, Next: next, User: name,
+				Passkey: a.Passkeys != nil, Providers: a.providerLinks(next)})
 		}
 		return refusal
 	case refused && out.Form == signin.CodeForm && f == web.HTML && !web.HasErrorRoutes(r):
 		if refusal.Wait > 0 {
 			w.Header().Set("Retry-After", refusal.RetryAfter())
 		}
-		return h.site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Enter your code", Error: refusal.Reason, Next: next, CodeStep: true,
-			TrustFor: h.trustFor()})
+		return a.Site.Render(w, r, refusal.Status, "login.html", web.PageData{Title: "Enter your code", Error: refusal.Reason, Next: next, CodeStep: true,
+			TrustFor: a.trustFor()})
 	case refused:
 		return refusal
 	}
@@ -134,63 +134,63 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, f web.Format, n
 			web.Redirect(w, r, to)
 			return nil
 		}
-		return h.site.JSON(w, r, http.StatusUnauthorized, map[string]any{"error": "second factor required", "second_factor": []string{"totp"}})
+		return a.Site.JSON(w, r, http.StatusUnauthorized, map[string]any{"error": "second factor required", "second_factor": []string{"totp"}})
 	}
 	if f == web.JSON {
-		return h.site.JSON(w, r, http.StatusOK, map[string]string{"username": out.Session.User})
+		return a.Site.JSON(w, r, http.StatusOK, map[string]string{"username": out.Session.User})
 	}
-	if h.signin.MustEnrol(out.Session) {
-		next = totpPath
+	if a.SignIn.MustEnrol(out.Session) {
+		next = TOTPPath
 	}
 	web.Redirect(w, r, cmp.Or(next, "/profile"))
 	return nil
 }
 
-// loginPasskey signs in with a passkey, without a password or a user
+// LoginPasskey signs in with a passkey, without a password or a user
 // name: action=begin gives a discoverable login's options, and the JSON
 // end checks the assertion and signs in (see signin.Service.Passkey).
-func (h *Handler) loginPasskey(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
-	if h.passkeys == nil {
+func (a *App) LoginPasskey(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+	if a.Passkeys == nil {
 		return web.Reject(http.StatusNotFound, "passkeys are off")
 	}
 	if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 		return err
 	}
-	if err := h.sameOrigin(r); err != nil {
+	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	rp, err := h.passkeys.RelyingParty(passkey.Site{Host: r.Host, Secure: in.Secure})
+	rp, err := a.Passkeys.RelyingParty(passkey.Site{Host: r.Host, Secure: in.Secure})
 	if err != nil {
 		return err
 	}
 	if !web.IsJSON(r.Header.Get("Content-Type")) {
-		body, err := web.ReadFields(w, r, h.MaxBodySize, "action")
+		body, err := web.ReadFields(w, r, a.MaxBody, "action")
 		if err != nil {
 			return err
 		}
 		if body["action"] != "begin" {
 			return web.Reject(http.StatusBadRequest, "action must be begin")
 		}
-		options, err := h.passkeys.BeginLogin(rp)
+		options, err := a.Passkeys.BeginLogin(rp)
 		if err != nil {
-			return h.site.Internal(w, r, err)
+			return a.Site.Internal(w, r, err)
 		}
-		return h.site.JSON(w, r, http.StatusOK, options)
+		return a.Site.JSON(w, r, http.StatusOK, options)
 	}
-	finish, err := h.readFinish(w, r)
+	finish, err := a.readFinish(w, r)
 	if err != nil {
 		return err
 	}
 	next, _ := web.FormValue(r.URL.RawQuery, "next")
-	out := h.signin.Passkey(r.Context(), w.Header(), rp, finish, clientOf(r, in))
-	return h.answer(w, r, web.JSON, h.domain.SafeNext(next, in.Secure), "", out)
+	out := a.SignIn.Passkey(r.Context(), w.Header(), rp, finish, clientOf(r, in))
+	return a.answer(w, r, web.JSON, a.Domain.SafeNext(next, in.Secure), "", out)
 }
 
 // readFinish reads a passkey ceremony's JSON end through the one bounded
 // body reader.
-func (h *Handler) readFinish(w http.ResponseWriter, r *http.Request) (passkey.Finish, error) {
-	body, err := web.ReadBody(w, r, h.MaxBodySize)
+func (a *App) readFinish(w http.ResponseWriter, r *http.Request) (passkey.Finish, error) {
+	body, err := web.ReadBody(w, r, a.MaxBody)
 	if err != nil {
 		return passkey.Finish{}, err
 	}

@@ -1,4 +1,4 @@
-package miniapp
+package routes
 
 import (
 	"net/http"
@@ -11,19 +11,19 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/sso"
 )
 
-// authPath is the endpoint that other sites, in this Caddy or another
+// AuthPath is the endpoint that other sites, in this Caddy or another
 // server, ask through forward_auth (or nginx's auth_request) whether a
 // request's session is valid.
-const authPath = "/miniapp/auth"
+const AuthPath = "/miniapp/auth"
 
-// auth answers whether the request that forward_auth or auth_request
+// Auth answers whether the request that forward_auth or auth_request
 // forwards carries a valid session for the site it was sent to (see
 // internal/sso): 200 with Remote-* headers, 403 when a rule of the
 // endpoint's own query refuses the user, and without a session a
 // redirect to the login page for a browser or 401 for any other client
 // (401 with the login page in Location for nginx, which takes no
 // redirect from it).
-func (h *Handler) auth(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) Auth(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
@@ -33,22 +33,22 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, in web.Request, s
 		return web.Reject(http.StatusBadRequest, err.Error())
 	}
 	for _, name := range rules.Ignored {
-		h.ignoredRules.Warn(h.logger, h.clock.Now(), name)
+		a.ignored.Warn(a.Logger, a.Clock.Now(), name)
 	}
 	w.Header()["Cache-Control"] = noStore
 	browser := in.HTML
 	var facts *sso.Session
 	if sess != nil {
-		facts = &sso.Session{Account: sess.Account, Factors: sess.Factors, MustEnrol: h.signin.MustEnrol(sess),
-			HasFactor: func() bool { return h.signin.HasFactor(sess.Account) }}
+		facts = &sso.Session{Account: sess.Account, Factors: sess.Factors, MustEnrol: a.SignIn.MustEnrol(sess),
+			HasFactor: func() bool { return a.SignIn.HasFactor(sess.Account) }}
 	}
-	decision := sso.Decide(rules, facts, sess != nil && h.gate.Covers(wireOf(r), check.OriginalHost()), browser)
+	decision := sso.Decide(rules, facts, sess != nil && a.Gate.Covers(WireOf(r), check.OriginalHost()), browser)
 	switch decision.Verdict {
 	case sso.SignIn:
 		original, nginx := check.Original()
-		return h.authSignIn(w, r, in, original, nginx, browser)
+		return a.authSignIn(w, r, in, original, nginx, browser)
 	case sso.Enrol:
-		w.Header().Set("Location", h.domain.LoginSite()+totpPath)
+		w.Header().Set("Location", a.Domain.LoginSite()+TOTPPath)
 		if check.OriginalURL != "" {
 			// auth_request takes 2xx, 401 and 403 alone
 			return web.Reject(http.StatusUnauthorized, "second factor enrollment required")
@@ -57,13 +57,13 @@ func (h *Handler) auth(w http.ResponseWriter, r *http.Request, in web.Request, s
 		return nil
 	case sso.NotAllowed:
 		if browser && !web.HasErrorRoutes(r) {
-			return h.notAllowed(w, r, in, sess, check)
+			return a.notAllowed(w, r, in, sess, check)
 		}
 		return web.Reject(http.StatusForbidden, decision.Reason)
 	case sso.Refuse:
 		return web.Reject(http.StatusForbidden, decision.Reason)
 	}
-	h.gate.KeepAlive(r.Context(), sess)
+	a.Gate.KeepAlive(r.Context(), sess)
 	header := w.Header()
 	setRemote(header, "Remote-User", sess.Account.Name)
 	setRemote(header, "Remote-Groups", sess.Account.GroupList)
@@ -91,38 +91,38 @@ func setRemote(header http.Header, name, value string) {
 // site asked about would answer 403 again), offering to sign in as
 // someone else: sign out on the login site, then its login page with
 // next.
-func (h *Handler) notAllowed(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, check sso.Check) error {
+func (a *App) notAllowed(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, check sso.Check) error {
 	original, _ := check.Original()
 	// without cookie_domain the site asked about is this one: its own
 	// sign-out form, a same-origin POST, goes on to the login page
-	again := h.domain.SignInURL(h.domain.Next(original, in.Host))
+	again := a.Domain.SignInURL(a.Domain.Next(original, in.Host))
 	site := ""
-	if h.domain.Name != "" {
+	if a.Domain.Name != "" {
 		// another site of the domain: the login site's sign-out page,
 		// whose form signs out and goes on to next
-		site = h.domain.LoginSite()
+		site = a.Domain.LoginSite()
 		again = site + "/logout?next=" + url.QueryEscape(again)
 	}
-	w.Header().Set("Content-Security-Policy", h.domain.PolicyFor(site))
+	w.Header().Set("Content-Security-Policy", a.Domain.PolicyFor(site))
 	title := web.Describe(http.StatusForbidden)
-	return h.site.Render(w, r, http.StatusForbidden, "forbidden.html", web.PageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
+	return a.Site.Render(w, r, http.StatusForbidden, "forbidden.html", web.PageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
 }
 
 // authSignIn answers a forwarded request without a valid session for
 // its site.
-func (h *Handler) authSignIn(w http.ResponseWriter, r *http.Request, in web.Request, original *url.URL, nginx, browser bool) error {
-	next := h.domain.Next(original, in.Host)
+func (a *App) authSignIn(w http.ResponseWriter, r *http.Request, in web.Request, original *url.URL, nginx, browser bool) error {
+	next := a.Domain.Next(original, in.Host)
 	switch {
 	case nginx && browser:
 		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
 		// auth_request_set can send the browser to Location
-		w.Header().Set("Location", h.domain.SignInURL(next))
+		w.Header().Set("Location", a.Domain.SignInURL(next))
 	case browser:
-		w.Header().Set("Location", h.domain.SignInURL(next))
+		w.Header().Set("Location", a.Domain.SignInURL(next))
 		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
 		return nil
 	}
-	w.Header().Set("WWW-Authenticate", h.challenge(r))
+	w.Header().Set("WWW-Authenticate", a.challenge(r))
 	return web.Reject(http.StatusUnauthorized, "sign in required")
 }
 

@@ -1,4 +1,4 @@
-package miniapp
+package routes
 
 import (
 	"encoding/hex"
@@ -16,24 +16,24 @@ import (
 	"go.uber.org/zap"
 )
 
-// profile shows the signed-in user, the session's times, the account's
+// Profile shows the signed-in user, the session's times, the account's
 // sessions, its second factor and its passkeys.
-func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
+func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
 	if err := web.Allow(w, r, "GET, HEAD", http.MethodGet, http.MethodHead); err != nil {
 		return err
 	}
 	if sess == nil {
-		return h.signInFirst(w, r, in, nil)
+		return a.SignInFirst(w, r, in, nil)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	// most accounts have a few sessions: their copy stays on the stack
 	var few [4]store.Entry
-	sessions, others := h.gate.Sessions(few[:0], sess, gate.Client{IP: in.Client, UserAgent: r.UserAgent()})
+	sessions, others := a.Gate.Sessions(few[:0], sess, gate.Client{IP: in.Client, UserAgent: r.UserAgent()})
 	var apps []oidc.GrantInfo
-	if h.provider != nil {
+	if a.Provider != nil {
 		// a record that does not open lists no apps; revoking them
 		// all (caddy miniapp oidc-revoke) starts it anew
-		apps, _ = h.provider.Grants(sess.User)
+		apps, _ = a.Provider.Grants(sess.User)
 	}
 	if in.Format == web.JSON {
 		// built by hand: this is the hot JSON path, and the name is
@@ -50,16 +50,16 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 			body = gate.AppendJSON(append(body, `","sessions":`...), sessions, sess.ID)
 			body = strconv.AppendInt(append(body, `,"other_sessions":`...), int64(others), 10)
 			body = append(append(append(body, `,"factors":`...), gate.FactorText[min(sess.Factors, 2)]...), `,"second_factor":`...)
-			body = totp.AppendStatus(body, h.totp.StatusOf(sess.User))
-			if h.passkeys != nil {
-				body = passkey.AppendJSON(append(body, `,"passkeys":`...), h.passkeys.Current(sess.Account))
+			body = totp.AppendStatus(body, a.TOTP.StatusOf(sess.User))
+			if a.Passkeys != nil {
+				body = passkey.AppendJSON(append(body, `,"passkeys":`...), a.Passkeys.Current(sess.Account))
 			}
-			if h.provider != nil {
-				body = h.provider.AppendAppsJSON(append(body, `,"apps":`...), apps)
+			if a.Provider != nil {
+				body = a.Provider.AppendAppsJSON(append(body, `,"apps":`...), apps)
 			}
-			if h.RememberSecondFactor > 0 {
+			if a.Remember > 0 {
 				body = strconv.AppendBool(append(body, `,"trusted":`...), sess.Method == session.MethodTrusted)
-				trusts, _ := h.totp.Trusts(sess.User)
+				trusts, _ := a.TOTP.Trusts(sess.User)
 				body = append(body, `,"trusted_browsers":[`...)
 				for i, t := range trusts {
 					if i > 0 {
@@ -89,8 +89,8 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 		return nil
 	}
 	page, keys, stepUp := web.ProfilePageNoPasskeys, []passkey.Key(nil), signin.StepUpNone
-	if h.passkeys != nil {
-		page, keys, stepUp = web.ProfilePage, h.passkeys.Current(sess.Account), h.signin.StepUpOf(sess)
+	if a.Passkeys != nil {
+		page, keys, stepUp = web.ProfilePage, a.Passkeys.Current(sess.Account), a.SignIn.StepUpOf(sess)
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
 	web.WriteBuilt(w, r, http.StatusOK, web.TextHTML, func(body []byte) []byte {
@@ -112,16 +112,16 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 			case web.ProfileExpiresText:
 				return expires.AppendFormat(b, web.TextTime)
 			case web.ProfileSessions:
-				return gate.AppendRows(b, sessions, sess.ID, others, h.providerLabel)
+				return gate.AppendRows(b, sessions, sess.ID, others, a.providerLabel)
 			case web.ProfileFactor:
-				return totp.AppendStatusLine(b, h.totp.StatusOf(sess.User))
+				return totp.AppendStatusLine(b, a.TOTP.StatusOf(sess.User))
 			case web.ProfileStepUp:
 				return stepUp.AppendField(b, "passkey-step-up")
 			case web.ProfileApps:
-				if h.provider == nil {
+				if a.Provider == nil {
 					return b
 				}
-				return h.provider.AppendApps(b, apps)
+				return a.Provider.AppendApps(b, apps)
 			case web.ProfileLinks:
 				switch {
 				case sess.Account.Managed:
@@ -133,11 +133,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 <p class="meta">Your password is managed in the server's config: ask its operator to change it.</p>
 `...)
 				}
-				if h.RememberSecondFactor > 0 {
-					trusts, _ := h.totp.Trusts(sess.User)
+				if a.Remember > 0 {
+					trusts, _ := a.TOTP.Trusts(sess.User)
 					b = appendTrusts(b, trusts)
 				}
-				return h.appendLinks(b, sess.Account.Links)
+				return a.appendLinks(b, sess.Account.Links)
 			default:
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })
 			}
@@ -148,19 +148,19 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, in web.Request
 
 // endOther ends another session of the signed-in user, chosen on the
 // profile page, and goes back to the profile.
-func (h *Handler) endOther(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, id [16]byte) error {
+func (a *App) endOther(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, id [16]byte) error {
 	if sess == nil {
-		return h.signInFirst(w, r, in, nil)
+		return a.SignInFirst(w, r, in, nil)
 	}
 	acct := store.AccountID(sess.Account.ID)
-	if _, ok := h.shared.EndSession(r.Context(), &acct, id); !ok {
+	if _, ok := a.Shared.EndSession(r.Context(), &acct, id); !ok {
 		return web.Reject(http.StatusNotFound, "no such session of this user")
 	}
-	h.count(metrics.logouts)
-	if h.provider != nil {
-		h.provider.LoggedOut(sess.User, id[:])
+	a.count.Logout()
+	if a.Provider != nil {
+		a.Provider.LoggedOut(sess.User, id[:])
 	}
-	h.logger.Info("session ended", zap.String("user", sess.User), zap.String("session", hex.EncodeToString(id[:])),
+	a.Logger.Info("session ended", zap.String("user", sess.User), zap.String("session", hex.EncodeToString(id[:])),
 		zap.String("by", "profile page"), zap.String("client_ip", in.Client))
 	web.Redirect(w, r, "/profile")
 	return nil
