@@ -68,7 +68,7 @@ type Config struct {
 	Required   bool
 	TOTPIssuer string
 	Remember   time.Duration
-	// PasswordHash hashes managed accounts' passwords.
+	// PasswordHash hashes managed accounts' passwords (default argon2id).
 	PasswordHash users.Hasher
 	// Passkeys turns passkeys on, for PasskeyRPID (or the request's host).
 	Passkeys    bool

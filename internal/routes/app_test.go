@@ -135,12 +135,19 @@ func (x *tester) serve(route func(*App, http.ResponseWriter, *http.Request, web.
 // login signs ada in and returns the session cookie.
 func (x *tester) login() *http.Cookie {
 	x.t.Helper()
-	w := x.serve((*App).Login, call{method: "POST", target: "/login", form: "username=ada&password=" + adaPassword})
+	return x.loginAt("")
+}
+
+// loginAt signs ada in on the site at base (a scheme and host, or
+// empty) and returns the session cookie.
+func (x *tester) loginAt(base string) *http.Cookie {
+	x.t.Helper()
+	w := x.serve((*App).Login, call{method: "POST", target: base + "/login", form: "username=ada&password=" + adaPassword})
 	if w.Code != http.StatusSeeOther {
 		x.t.Fatalf("login: %d %s", w.Code, w.Body)
 	}
 	for _, c := range w.Result().Cookies() {
-		if c.Name == "miniapp_session" && c.Value != "" {
+		if strings.HasSuffix(c.Name, "miniapp_session") && c.Value != "" {
 			return c
 		}
 	}

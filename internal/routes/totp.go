@@ -19,12 +19,6 @@ import (
 // replaces and removes one-time codes.
 const TOTPPath = "/profile/totp"
 
-// The second_factor policies.
-const (
-	factorOptional = "optional"
-	factorRequired = "required"
-)
-
 // totpChange is a POST of the second factor's page, read once.
 type totpChange struct {
 	action, enrollment, code string

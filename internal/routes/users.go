@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"cmp"
 	"html/template"
 	"net/http"
 	"strings"
@@ -23,6 +24,7 @@ const (
 // manageUsers wires the realm's managed accounts: found after the
 // Caddyfile's, signed in like them.
 func (a *App) manageUsers(hasher users.Hasher) {
+	hasher = cmp.Or(hasher, users.Argon2id)
 	a.Users = &users.Service{Realm: a.Realm, Records: a.Records, Config: a.Accounts, Hash: hasher, Clock: a.Clock}
 	a.Accounts.Manage(a.Users)
 	switch like := hasher.FakeHash(); {

@@ -1,0 +1,42 @@
+package routes
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestProfile(t *testing.T) {
+	x := newTester(t, nil)
+	c := x.login()
+	x.login()
+	w := x.serve((*App).Profile, call{method: "GET", target: "/profile", cookie: c, header: []string{"Accept", "application/json"}})
+	var p struct {
+		Username string `json:"username"`
+		Sessions []any  `json:"sessions"`
+		Factors  int    `json:"factors"`
+		Passkeys []any  `json:"passkeys"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("JSON: %d %v %s", w.Code, err, w.Body)
+	}
+	if p.Username != "ada" || len(p.Sessions) != 2 || p.Factors != 1 || p.Passkeys == nil {
+		t.Errorf("JSON: %+v, want ada, both sessions, one factor, a passkeys list", p)
+	}
+	w = x.serve((*App).Profile, call{method: "GET", target: "/profile", cookie: c, header: []string{"Accept", "text/html"}})
+	body := w.Body.String()
+	if w.Code != http.StatusOK || !strings.Contains(body, "ada") || !strings.Contains(body, `name="session"`) ||
+		w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("page: %d %q", w.Code, body)
+	}
+	if strings.Contains(body, "Change your password") || !strings.Contains(body, "managed in the server's config") {
+		t.Error("a Caddyfile user's page offers to change the password")
+	}
+	if w := x.serve((*App).Profile, call{method: "GET", target: "/profile", header: []string{"Accept", "text/html"}}); w.Code != http.StatusSeeOther {
+		t.Errorf("without a session: %d, want 303 to the login page", w.Code)
+	}
+	if w := x.serve((*App).Profile, call{method: "POST", target: "/profile", cookie: c}); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", w.Code)
+	}
+}
