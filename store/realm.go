@@ -71,6 +71,9 @@ type Realm struct {
 	// record until then.
 	recordsLoaded atomic.Bool
 
+	// version counts the changes taken in (see Version)
+	version atomic.Uint64
+
 	// down is set when a request's store call failed, and cleared by
 	// the next sync that succeeds: meanwhile requests answer from
 	// memory at once instead of each waiting for the store
@@ -273,6 +276,11 @@ func (rv *Realm) sync(ctx context.Context) (int, error) {
 // only what changed since the one before.
 const bigJoin = 10_000
 
+// Version counts the changes this node has taken in, its own and the
+// store's: what the realm holds here (sessions, revocations, counters,
+// records) is unchanged while it is, apart from what has expired.
+func (rv *Realm) Version() uint64 { return rv.version.Load() }
+
 // expireLocked drops the revocations and sessions whose hour of expiry
 // has passed; rv.mu is held.
 func (rv *Realm) expireLocked(now time.Time) {
@@ -292,6 +300,9 @@ func (rv *Realm) expireLocked(now time.Time) {
 // applyLocked takes in one change, from the store or made here; rv.mu
 // is held.
 func (rv *Realm) applyLocked(c Change) {
+	if c.Generation == 0 || c.Generation != rv.generation {
+		rv.version.Add(1)
+	}
 	switch {
 	case c.Generation != 0:
 		if rv.generation != 0 && c.Generation != rv.generation {

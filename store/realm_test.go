@@ -43,6 +43,32 @@ func TestRealmExpire(t *testing.T) {
 	}
 }
 
+// TestRealmVersion: every change taken in counts, reads and a known
+// generation reported again do not.
+func TestRealmVersion(t *testing.T) {
+	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.NewNop()})
+	acct := AccountID(random(16))
+	e := indexEntry(acct, time.Now().Truncate(time.Second))
+	v := rv.Version()
+	for _, c := range []Change{{Generation: 7}, {Login: &e}, {Revoked: true, ID: e.ID, Expires: e.Expires}, {Account: acct, Counter: 3},
+		{Record: "totp:ada", Value: []byte("x")}, {Record: "totp:ada"}, {ID: e.ID, Expires: e.Expires, Used: time.Now()}} {
+		rv.mu.Lock()
+		rv.applyLocked(c)
+		rv.mu.Unlock()
+		if rv.Version() != v+1 {
+			t.Errorf("%+v: version %d, want %d", c, rv.Version(), v+1)
+		}
+		v = rv.Version()
+	}
+	rv.Sessions(nil, acct, e.ID)
+	rv.mu.Lock()
+	rv.applyLocked(Change{Generation: 7})
+	rv.mu.Unlock()
+	if rv.Version() != v {
+		t.Errorf("a read or the known generation again changed the version: %d, want %d", rv.Version(), v)
+	}
+}
+
 // TestRealmGeneration: once the store reports a new generation, the
 // sessions of the old one (and of none) are refused, the index keeps the
 // new generation's sessions alone, the sign-out counters start again from

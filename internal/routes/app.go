@@ -123,6 +123,7 @@ type App struct {
 	count   Counter
 	csrf    *http.CrossOriginProtection
 	ignored sso.Ignored
+	pages   pages
 }
 
 // New opens the realm's store and keys and wires the services over

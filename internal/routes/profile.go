@@ -26,9 +26,18 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 		return a.SignInFirst(w, r, in, nil)
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	// the realm's version before anything the page shows is read: a
+	// change meanwhile makes the page kept below stale at once
+	version, now, client := a.Shared.Version(), a.Clock.Now(), gate.Client{IP: in.Client, UserAgent: r.UserAgent()}
+	if in.Format != web.JSON {
+		if body, ok := a.pages.get(sess.ID, version, client, now); ok {
+			web.Write(w, r, http.StatusOK, web.TextHTML, body)
+			return nil
+		}
+	}
 	// most accounts have a few sessions: their copy stays on the stack
 	var few [4]store.Entry
-	sessions, others := a.Gate.Sessions(few[:0], sess, gate.Client{IP: in.Client, UserAgent: r.UserAgent()})
+	sessions, others := a.Gate.Sessions(few[:0], sess, client)
 	var apps []oidc.GrantInfo
 	if a.Provider != nil {
 		// a record that does not open lists no apps; revoking them
@@ -94,7 +103,7 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 	}
 	issued, expires := sess.Issued.UTC(), sess.Expires.UTC()
 	web.WriteBuilt(w, r, http.StatusOK, web.TextHTML, func(body []byte) []byte {
-		return page.AppendPage(body, func(b []byte, field int) []byte {
+		body = page.AppendPage(body, func(b []byte, field int) []byte {
 			switch field {
 			case web.ProfileUser:
 				if sess.Guest != nil && sess.Account.FullName != "" {
@@ -142,6 +151,12 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })
 			}
 		})
+		until := now.Add(pageFresh)
+		if sess.Expires.Before(until) {
+			until = sess.Expires
+		}
+		a.pages.put(sess.ID, version, client, until, body, now)
+		return body
 	})
 	return nil
 }

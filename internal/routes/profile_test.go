@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -38,5 +39,34 @@ func TestProfile(t *testing.T) {
 	}
 	if w := x.serve((*App).Profile, call{method: "POST", target: "/profile", cookie: c}); w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d, want 405", w.Code)
+	}
+}
+
+func TestProfileKept(t *testing.T) {
+	x := newTester(t, nil)
+	a, b := x.login(), x.login()
+	page := func(c *http.Cookie) string {
+		return x.serve((*App).Profile, call{method: "GET", target: "/profile", cookie: c, header: []string{"Accept", "text/html"}}).Body.String()
+	}
+	idA, idB := x.session(a), x.session(b)
+	first := page(a)
+	if page(a) != first {
+		t.Fatal("the same page twice without a change differs")
+	}
+	// a page is its own session's: each lists the other to sign out
+	if !strings.Contains(first, hex.EncodeToString(idB[:])) || strings.Contains(first, `value="`+hex.EncodeToString(idA[:])) {
+		t.Error("A's page does not offer to end B alone")
+	}
+	if second := page(b); !strings.Contains(second, hex.EncodeToString(idA[:])) || strings.Contains(second, `value="`+hex.EncodeToString(idB[:])) {
+		t.Error("B was shown A's page")
+	}
+	// any change of the realm shows at once
+	x.login()
+	if n := strings.Count(page(a), `name="session"`); n != 2 {
+		t.Errorf("after another sign-in the page lists %d other sessions, want 2", n)
+	}
+	x.serve((*App).Logout, call{method: "POST", target: "/logout", cookie: b})
+	if strings.Contains(page(a), hex.EncodeToString(idB[:])) {
+		t.Error("a session signed out is still listed")
 	}
 }
