@@ -2,14 +2,15 @@
 // a greeting at /hello and a cookie-session login gate at /login,
 // /profile and /logout, in front of whatever the site serves next.
 //
-// This package is the Caddy module and only its glue: the config, the
-// route table and the routes' reading and writing, the admin API and
-// command shells, the metrics. Each flow lives in the package of its
-// concern under internal/ (web, gate, signin, totp, passkey, sso,
-// records, admin, session, account, guard), the shared state in store
-// with one package per backend (store/storage, store/redis). A route
-// reads its request once into a value, asks those packages and writes
-// the outcome once.
+// This package is the Caddy module and only its glue: the config,
+// ServeHTTP with its route table, the admin API and command shells, the
+// metrics. Each route's reading and writing, and the wiring of the
+// services, are in internal/routes; each flow lives in the package of
+// its concern under internal/ (web, gate, signin, totp, passkey, sso,
+// oidc, idp, users, records, admin, session, account, guard), the shared
+// state in store with one package per backend (store/storage,
+// store/redis). A route reads its request once into a value, asks those
+// packages and writes the outcome once.
 package miniapp
 
 import (
