@@ -271,35 +271,6 @@ func loginLimitArgs(d *caddyfile.Dispenser) (*LoginLimit, error) {
 	return &LoginLimit{Failures: n, Window: caddy.Duration(dur)}, nil
 }
 
-// Account is a user who may sign in.
-type Account struct {
-	// The user's name.
-	Username string `json:"username"`
-	// The password hash in Modular Crypt Format as printed by `caddy
-	// hash-password` (bcrypt `$2a$...` or argon2id `$argon2id$...`; both
-	// kinds may be mixed); none for a user who signs in only through
-	// `sign_in_with` providers. `{env.*}` and `{file.*}` placeholders in the
-	// name and the hash are replaced at load time.
-	Password string `json:"password,omitempty"`
-	// The groups the user is in: `{http.miniapp.groups}` and the
-	// `Remote-Groups` header of `/miniapp/auth` (comma-separated), and
-	// its `group=` rules. Each 1 to 64 characters, without commas or
-	// spaces.
-	Groups []string `json:"groups,omitempty"`
-	// The user's email address: `{http.miniapp.email}` and
-	// `Remote-Email`.
-	Email string `json:"email,omitempty"`
-	// The user's display name: `{http.miniapp.name}` and `Remote-Name`.
-	Name string `json:"name,omitempty"`
-	// The identities at `sign_in_with` providers that sign in as the
-	// user: the provider's stable ID of the person (OpenID Connect's
-	// `sub`, GitHub's numeric user ID), or an e-mail address the provider
-	// says is verified where its block says `link_by_email`. A user with
-	// links may have no password hash: it signs in only through them
-	// (and passkeys).
-	Links []account.Link `json:"sign_in_with,omitempty"`
-}
-
 // parseCaddyfile makes a handler from the miniapp directive.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -277,8 +278,9 @@ func (rv *Realm) sync(ctx context.Context) (int, error) {
 const bigJoin = 10_000
 
 // Version counts the changes this node has taken in, its own and the
-// store's: what the realm holds here (sessions, revocations, counters,
-// records) is unchanged while it is, apart from what has expired.
+// store's: what the realm holds here (the sessions and their index,
+// revocations, sign-out counters, records, the generation) is unchanged
+// while it is, apart from sessions' last use and what has expired.
 func (rv *Realm) Version() uint64 { return rv.version.Load() }
 
 // expireLocked drops the revocations and sessions whose hour of expiry
@@ -300,11 +302,11 @@ func (rv *Realm) expireLocked(now time.Time) {
 // applyLocked takes in one change, from the store or made here; rv.mu
 // is held.
 func (rv *Realm) applyLocked(c Change) {
-	if c.Generation == 0 || c.Generation != rv.generation {
-		rv.version.Add(1)
-	}
 	switch {
 	case c.Generation != 0:
+		if c.Generation != rv.generation {
+			rv.version.Add(1)
+		}
 		if rv.generation != 0 && c.Generation != rv.generation {
 			// every session of the old generation is refused now; the
 			// sign-out counters start again from the store's, which lost
@@ -321,10 +323,14 @@ func (rv *Realm) applyLocked(c Change) {
 		}
 		rv.generation = c.Generation
 	case c.Record != "":
+		old, had := rv.records[c.Record]
 		if c.Value == nil {
 			delete(rv.records, c.Record)
 		} else {
 			rv.records[c.Record] = c.Value
+		}
+		if had != (c.Value != nil) || !bytes.Equal(old, c.Value) {
+			rv.version.Add(1)
 		}
 	case !c.Used.IsZero():
 		hour := c.Expires.Unix() / 3600
@@ -340,6 +346,7 @@ func (rv *Realm) applyLocked(c Change) {
 		_, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]
 		if !revoked && c.Login.Counter >= rv.users[c.Login.Account] && (rv.generation == 0 || c.Login.Generation == rv.generation) {
 			rv.sessions.add(*c.Login)
+			rv.version.Add(1)
 		}
 	case c.Revoked:
 		hour := c.Expires.Unix() / 3600
@@ -350,9 +357,11 @@ func (rv *Realm) applyLocked(c Change) {
 		}
 		ids[c.ID] = struct{}{}
 		rv.sessions.remove(c.ID)
+		rv.version.Add(1)
 	case c.Counter > rv.users[c.Account] && c.Counter <= MaxCounter:
 		rv.users[c.Account] = c.Counter
 		rv.sessions.signedOut(c.Account, c.Counter)
+		rv.version.Add(1)
 	}
 }
 

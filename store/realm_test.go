@@ -43,15 +43,17 @@ func TestRealmExpire(t *testing.T) {
 	}
 }
 
-// TestRealmVersion: every change taken in counts, reads and a known
-// generation reported again do not.
+// TestRealmVersion: every change taken in counts; reads, a session's
+// last use and what changes nothing (a known generation or record
+// again, a lower counter) do not.
 func TestRealmVersion(t *testing.T) {
 	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.NewNop()})
 	acct := AccountID(random(16))
 	e := indexEntry(acct, time.Now().Truncate(time.Second))
+	e.Generation = 7
 	v := rv.Version()
 	for _, c := range []Change{{Generation: 7}, {Login: &e}, {Revoked: true, ID: e.ID, Expires: e.Expires}, {Account: acct, Counter: 3},
-		{Record: "totp:ada", Value: []byte("x")}, {Record: "totp:ada"}, {ID: e.ID, Expires: e.Expires, Used: time.Now()}} {
+		{Record: "totp:ada", Value: []byte("x")}, {Record: "totp:ada", Value: []byte("y")}, {Record: "totp:ada"}} {
 		rv.mu.Lock()
 		rv.applyLocked(c)
 		rv.mu.Unlock()
@@ -61,11 +63,17 @@ func TestRealmVersion(t *testing.T) {
 		v = rv.Version()
 	}
 	rv.Sessions(nil, acct, e.ID)
+	for _, c := range []Change{{Generation: 7}, {Account: acct, Counter: 2}, {Record: "totp:ada"}, {ID: e.ID, Expires: e.Expires, Used: time.Now()}} {
+		rv.mu.Lock()
+		rv.applyLocked(c)
+		rv.mu.Unlock()
+	}
 	rv.mu.Lock()
-	rv.applyLocked(Change{Generation: 7})
+	rv.applyLocked(Change{Record: "totp:bob", Value: []byte("x")})
+	rv.applyLocked(Change{Record: "totp:bob", Value: []byte("x")})
 	rv.mu.Unlock()
-	if rv.Version() != v {
-		t.Errorf("a read or the known generation again changed the version: %d, want %d", rv.Version(), v)
+	if rv.Version() != v+1 {
+		t.Errorf("a read, a last use or a change of nothing changed the version: %d, want %d", rv.Version(), v+1)
 	}
 }
 

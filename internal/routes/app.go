@@ -12,6 +12,7 @@
 package routes
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -68,7 +69,7 @@ type Config struct {
 	Required   bool
 	TOTPIssuer string
 	Remember   time.Duration
-	// PasswordHash hashes managed accounts' passwords (default argon2id).
+	// PasswordHash hashes managed accounts' passwords.
 	PasswordHash users.Hasher
 	// Passkeys turns passkeys on, for PasskeyRPID (or the request's host).
 	Passkeys    bool
@@ -95,22 +96,12 @@ type Config struct {
 // Passkeys is nil when passkeys are off, Provider without `oidc`, IdP
 // without `sign_in_with`.
 type App struct {
-	// Realm, MaxBody, Remember and TOTPIssuer are as in Config; Required
-	// is second_factor required.
-	Realm      string
-	MaxBody    int64
-	Remember   time.Duration
-	TOTPIssuer string
-	Required   bool
-
 	Accounts *account.Set
 	Shared   *store.Realm
 	Keys     *session.Keyring
 	Records  *records.Store
-	Guard    guard.Guard
 	Clock    *session.Clock
 	Logger   *zap.Logger
-	Domain   gate.Domain
 	Site     web.Site
 	Gate     *gate.Gate
 	TOTP     *totp.Service
@@ -119,6 +110,17 @@ type App struct {
 	Provider *oidc.Provider
 	IdP      *idp.Service
 	Users    *users.Service
+
+	// realm, maxBody, remember, totpIssuer and required are as in
+	// Config; domain places the cookie and the login page; guard guards
+	// sign-ins
+	realm      string
+	maxBody    int64
+	remember   time.Duration
+	totpIssuer string
+	required   bool
+	domain     gate.Domain
+	guard      guard.Guard
 
 	count   Counter
 	csrf    *http.CrossOriginProtection
@@ -129,13 +131,13 @@ type App struct {
 // New opens the realm's store and keys and wires the services over
 // them. On an error the caller releases what it made (Close).
 func New(ctx caddy.Context, c Config) (*App, error) {
-	a := &App{Realm: c.Realm, MaxBody: c.MaxBody, Remember: c.Remember, TOTPIssuer: c.TOTPIssuer, Required: c.Required,
+	a := &App{realm: c.Realm, maxBody: c.MaxBody, remember: c.Remember, totpIssuer: c.TOTPIssuer, required: c.Required,
 		Clock: c.Clock, Logger: c.Logger, count: c.Count, csrf: http.NewCrossOriginProtection()}
 	var err error
-	if a.Domain, err = gate.NewDomain(c.CookieDomain, c.LoginURL, c.CookieName); err != nil {
+	if a.domain, err = gate.NewDomain(c.CookieDomain, c.LoginURL, c.CookieName); err != nil {
 		return a, err
 	}
-	a.Site = web.Site{Logger: c.Logger, CSP: a.Domain.CSP}
+	a.Site = web.Site{Logger: c.Logger, CSP: a.domain.CSP}
 	repl := caddy.NewReplacer()
 	replace := func(s string) string { return repl.ReplaceKnown(s, "") }
 	if a.Accounts, err = account.Load(c.Accounts, c.Realm, repl); err != nil {
@@ -161,8 +163,8 @@ func New(ctx caddy.Context, c Config) (*App, error) {
 	}
 	a.Records = &records.Store{Realm: a.Shared, Keys: a.Keys, Logger: c.Logger, Accounts: a.Accounts}
 	a.Records.Reseal(ctx)
-	a.Guard.Slots = c.Slots
-	if a.Guard.Throttle, err = guard.OpenThrottle(c.Realm, c.Failures, c.Window); err != nil {
+	a.guard.Slots = c.Slots
+	if a.guard.Throttle, err = guard.OpenThrottle(c.Realm, c.Failures, c.Window); err != nil {
 		return a, err
 	}
 	a.wire(c)
@@ -179,15 +181,15 @@ func New(ctx caddy.Context, c Config) (*App, error) {
 // wire builds the services the routes call, over the accounts, store,
 // keys and guard.
 func (a *App) wire(c Config) {
-	a.Gate = &gate.Gate{Keys: a.Keys, Shared: a.Shared, Accounts: a.Accounts, Clock: a.Clock, Name: c.CookieName, Domain: a.Domain,
+	a.Gate = &gate.Gate{Keys: a.Keys, Shared: a.Shared, Accounts: a.Accounts, Clock: a.Clock, Name: c.CookieName, Domain: a.domain,
 		Lifetime: c.Lifetime, Idle: c.Idle}
 	a.TOTP = &totp.Service{Records: a.Records, Clock: a.Clock, Logger: a.Logger}
 	if c.Passkeys {
 		a.Passkeys = &passkey.Service{Records: a.Records, Clock: a.Clock, Logger: a.Logger, RPID: strings.ToLower(c.PasskeyRPID),
-			Domain: a.Domain.Name, Name: c.TOTPIssuer}
+			Domain: a.domain.Name, Name: c.TOTPIssuer}
 		a.Passkeys.SetAccounts(a.Accounts.All())
 	}
-	a.SignIn = &signin.Service{Realm: c.Realm, Accounts: a.Accounts, Guard: a.Guard, TOTP: a.TOTP, Passkeys: a.Passkeys, Gate: a.Gate,
+	a.SignIn = &signin.Service{Realm: c.Realm, Accounts: a.Accounts, Guard: a.guard, TOTP: a.TOTP, Passkeys: a.Passkeys, Gate: a.Gate,
 		Required: c.Required, Guests: c.Guests, Remember: c.Remember, Clock: a.Clock, Logger: a.Logger, Count: c.Count}
 	if c.Guests != nil {
 		a.Gate.Guests = a.SignIn.GuestAccount
@@ -198,8 +200,8 @@ func (a *App) wire(c Config) {
 // with an App that New left half made.
 func (a *App) Close() []error {
 	var errs []error
-	if a.Guard.Throttle != nil {
-		errs = append(errs, a.Guard.Throttle.Release())
+	if a.guard.Throttle != nil {
+		errs = append(errs, a.guard.Throttle.Release())
 	}
 	if a.Shared != nil {
 		errs = append(errs, a.Shared.Release())
@@ -225,4 +227,44 @@ func clientOf(r *http.Request, in web.Request) signin.Client {
 // came over HTTPS, its host.
 func WireOf(r *http.Request) gate.Wire {
 	return gate.Wire{Cookies: r.Header["Cookie"], Secure: web.Secure(r), Host: web.Host(r)}
+}
+
+// SignInFirst answers a request that needs a session: browsers go to the
+// login page and come back afterwards, other clients get 401.
+func (a *App) SignInFirst(w http.ResponseWriter, r *http.Request, in web.Request, _ *gate.Session) error {
+	if in.Format == web.HTML {
+		next := r.URL.RequestURI()
+		if a.domain.Name != "" {
+			// the login site is another host: come back to this one
+			next = web.URL(r)
+		}
+		web.Redirect(w, r, a.domain.SignInURL(next))
+		return nil
+	}
+	w.Header().Set("WWW-Authenticate", a.challenge(r))
+	return web.Reject(http.StatusUnauthorized, "sign in required")
+}
+
+// challenge is the WWW-Authenticate value of a 401: there is no standard
+// scheme for a login form, so it follows the cookie authentication draft
+// (draft-broyer-http-cookie-auth) in naming the form and the cookie.
+func (a *App) challenge(r *http.Request) string {
+	return `Cookie realm="` + a.realm + `", form-action="` + a.domain.LoginURL + `", cookie-name="` + a.Gate.CookieName(WireOf(r)) + `"`
+}
+
+// rejection is a route's error as the site answers it: a sign-in's
+// refusal becomes its status and reason, with its Retry-After.
+func rejection(w http.ResponseWriter, err error) error {
+	if refusal, ok := errors.AsType[*signin.Refusal](err); ok {
+		if refusal.Wait > 0 {
+			w.Header().Set("Retry-After", refusal.RetryAfter())
+		}
+		return web.Reject(refusal.Status, refusal.Reason)
+	}
+	return err
+}
+
+// Fail answers a route's error as the site answers errors.
+func (a *App) Fail(w http.ResponseWriter, r *http.Request, f web.Format, err error) error {
+	return a.Site.Fail(w, r, f, rejection(w, err))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-miniapp/miniapp/internal/session"
 	"github.com/caddy-miniapp/miniapp/internal/testhash"
 	"github.com/caddy-miniapp/miniapp/internal/testreq"
+	"github.com/caddy-miniapp/miniapp/internal/users"
 	"github.com/caddy-miniapp/miniapp/internal/web"
 	"github.com/caddy-miniapp/miniapp/store/storage"
 	"github.com/caddyserver/caddy/v2"
@@ -73,7 +74,7 @@ type tester struct {
 func testConfig(t *testing.T) Config {
 	return Config{Realm: fmt.Sprintf("routes-%d", realms.Add(1)), Accounts: []account.Config{{Username: "ada", Password: adaHash, Groups: []string{"staff"}}},
 		SecretKeys: []string{testKey}, CookieName: "miniapp_session", Lifetime: 12 * time.Hour, Idle: time.Hour, Sync: time.Second,
-		MaxBody: 64 << 10, Failures: 5, Window: time.Minute, Passkeys: true,
+		MaxBody: 64 << 10, Failures: 5, Window: time.Minute, Passkeys: true, PasswordHash: users.Argon2id,
 		Store: storage.New(&certmagic.FileStorage{Path: t.TempDir()}), Clock: new(session.Clock), Slots: guard.NewSlots(2, 10*time.Second)}
 }
 
@@ -163,7 +164,7 @@ func TestNew(t *testing.T) {
 	if _, ok := x.a.Accounts.Lookup("ada"); !ok || x.a.Users == nil || x.a.SignIn.Users == nil {
 		t.Error("the Caddyfile's user and the managed accounts are not wired")
 	}
-	if x.a.Guard.Throttle == nil || x.a.Guard.Slots == nil {
+	if x.a.guard.Throttle == nil || x.a.guard.Slots == nil {
 		t.Error("the login guard is not wired")
 	}
 	on := newTester(t, nil)
@@ -215,5 +216,18 @@ func TestSameOrigin(t *testing.T) {
 	w = x.serve((*App).Hello, call{method: "POST", target: "/hello", form: "name=Ada", header: []string{"Sec-Fetch-Site", "same-origin"}})
 	if w.Code != http.StatusOK || w.Body.String() != "Hello, Ada!" {
 		t.Errorf("a same-origin POST: %d %q", w.Code, w.Body)
+	}
+}
+
+func TestSignInFirst(t *testing.T) {
+	x := newTester(t, nil)
+	w := x.serve((*App).SignInFirst, call{method: "GET", target: "/private/a?b=c", header: []string{"Accept", "text/html"}})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login?next=%2Fprivate%2Fa%3Fb%3Dc" {
+		t.Errorf("a browser: %d to %q, want 303 to the login page with next", w.Code, w.Header().Get("Location"))
+	}
+	w = x.serve((*App).SignInFirst, call{method: "GET", target: "/private/a", header: []string{"Accept", "application/json"}})
+	want := `Cookie realm="` + x.a.realm + `", form-action="/login", cookie-name="miniapp_session"`
+	if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") != want {
+		t.Errorf("another client: %d with %q, want 401 with %q", w.Code, w.Header().Get("WWW-Authenticate"), want)
 	}
 }

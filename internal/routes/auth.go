@@ -48,7 +48,7 @@ func (a *App) Auth(w http.ResponseWriter, r *http.Request, in web.Request, sess 
 		original, nginx := check.Original()
 		return a.authSignIn(w, r, in, original, nginx, browser)
 	case sso.Enrol:
-		w.Header().Set("Location", a.Domain.LoginSite()+TOTPPath)
+		w.Header().Set("Location", a.domain.LoginSite()+TOTPPath)
 		if check.OriginalURL != "" {
 			// auth_request takes 2xx, 401 and 403 alone
 			return web.Reject(http.StatusUnauthorized, "second factor enrollment required")
@@ -95,15 +95,15 @@ func (a *App) notAllowed(w http.ResponseWriter, r *http.Request, in web.Request,
 	original, _ := check.Original()
 	// without cookie_domain the site asked about is this one: its own
 	// sign-out form, a same-origin POST, goes on to the login page
-	again := a.Domain.SignInURL(a.Domain.Next(original, in.Host))
+	again := a.domain.SignInURL(a.domain.Next(original, in.Host))
 	site := ""
-	if a.Domain.Name != "" {
+	if a.domain.Name != "" {
 		// another site of the domain: the login site's sign-out page,
 		// whose form signs out and goes on to next
-		site = a.Domain.LoginSite()
+		site = a.domain.LoginSite()
 		again = site + "/logout?next=" + url.QueryEscape(again)
 	}
-	w.Header().Set("Content-Security-Policy", a.Domain.PolicyFor(site))
+	w.Header().Set("Content-Security-Policy", a.domain.PolicyFor(site))
 	title := web.Describe(http.StatusForbidden)
 	return a.Site.Render(w, r, http.StatusForbidden, "forbidden.html", web.PageData{Title: title, Status: title, User: sess.User, Base: site, Next: again})
 }
@@ -111,14 +111,14 @@ func (a *App) notAllowed(w http.ResponseWriter, r *http.Request, in web.Request,
 // authSignIn answers a forwarded request without a valid session for
 // its site.
 func (a *App) authSignIn(w http.ResponseWriter, r *http.Request, in web.Request, original *url.URL, nginx, browser bool) error {
-	next := a.Domain.Next(original, in.Host)
+	next := a.domain.Next(original, in.Host)
 	switch {
 	case nginx && browser:
 		// auth_request takes 2xx, 401 and 403 alone; error_page 401 with
 		// auth_request_set can send the browser to Location
-		w.Header().Set("Location", a.Domain.SignInURL(next))
+		w.Header().Set("Location", a.domain.SignInURL(next))
 	case browser:
-		w.Header().Set("Location", a.Domain.SignInURL(next))
+		w.Header().Set("Location", a.domain.SignInURL(next))
 		web.Write(w, r, http.StatusFound, web.TextPlain, []byte("Found\n"))
 		return nil
 	}

@@ -1,7 +1,6 @@
 package routes
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -25,18 +24,5 @@ func TestHello(t *testing.T) {
 		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.body) {
 			t.Errorf("%s %s: %d %q, want %d %q", tc.c.method, tc.c.target, w.Code, w.Body, tc.status, tc.body)
 		}
-	}
-}
-
-func TestSignInFirst(t *testing.T) {
-	x := newTester(t, nil)
-	w := x.serve((*App).SignInFirst, call{method: "GET", target: "/private/a?b=c", header: []string{"Accept", "text/html"}})
-	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login?next=%2Fprivate%2Fa%3Fb%3Dc" {
-		t.Errorf("a browser: %d to %q, want 303 to the login page with next", w.Code, w.Header().Get("Location"))
-	}
-	w = x.serve((*App).SignInFirst, call{method: "GET", target: "/private/a", header: []string{"Accept", "application/json"}})
-	want := `Cookie realm="` + x.a.Realm + `", form-action="/login", cookie-name="miniapp_session"`
-	if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") != want {
-		t.Errorf("another client: %d with %q, want 401 with %q", w.Code, w.Header().Get("WWW-Authenticate"), want)
 	}
 }

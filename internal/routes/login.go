@@ -32,7 +32,7 @@ func (a *App) Login(w http.ResponseWriter, r *http.Request, in web.Request, _ *g
 		if err != nil {
 			return err
 		}
-		next = a.Domain.SafeNext(next, in.Secure)
+		next = a.domain.SafeNext(next, in.Secure)
 		data := web.PageData{Title: "Sign in", Next: next, Passkey: a.Passkeys != nil, Providers: a.providerLinks(next)}
 		if step, _ := web.FormValue(r.URL.RawQuery, "step"); step == "code" {
 			if p, _ := a.Gate.Pending(r.Context(), WireOf(r)); p != nil {
@@ -67,12 +67,12 @@ func (a *App) readLogin(w http.ResponseWriter, r *http.Request, in web.Request) 
 	if err != nil {
 		return login, "", err
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "username", "password", "code", "next", "trust_browser")
+	body, err := web.ReadFields(w, r, a.maxBody, "username", "password", "code", "next", "trust_browser")
 	if err != nil {
 		return login, "", err
 	}
 	login.Name, login.Password, login.Code, login.Trust = body["username"], body["password"], body["code"], body["trust_browser"] == "1"
-	next = a.Domain.SafeNext(cmp.Or(next, body["next"]), in.Secure)
+	next = a.domain.SafeNext(cmp.Or(next, body["next"]), in.Secure)
 	if err := totp.CheckCode(login.Code); err != nil {
 		return login, "", web.Reject(http.StatusBadRequest, err.Error())
 	}
@@ -165,7 +165,7 @@ func (a *App) LoginPasskey(w http.ResponseWriter, r *http.Request, in web.Reques
 		return err
 	}
 	if !web.IsJSON(r.Header.Get("Content-Type")) {
-		body, err := web.ReadFields(w, r, a.MaxBody, "action")
+		body, err := web.ReadFields(w, r, a.maxBody, "action")
 		if err != nil {
 			return err
 		}
@@ -184,13 +184,13 @@ func (a *App) LoginPasskey(w http.ResponseWriter, r *http.Request, in web.Reques
 	}
 	next, _ := web.FormValue(r.URL.RawQuery, "next")
 	out := a.SignIn.Passkey(r.Context(), w.Header(), rp, finish, clientOf(r, in))
-	return a.answer(w, r, web.JSON, a.Domain.SafeNext(next, in.Secure), "", out)
+	return a.answer(w, r, web.JSON, a.domain.SafeNext(next, in.Secure), "", out)
 }
 
 // readFinish reads a passkey ceremony's JSON end through the one bounded
 // body reader.
 func (a *App) readFinish(w http.ResponseWriter, r *http.Request) (passkey.Finish, error) {
-	body, err := web.ReadBody(w, r, a.MaxBody)
+	body, err := web.ReadBody(w, r, a.maxBody)
 	if err != nil {
 		return passkey.Finish{}, err
 	}

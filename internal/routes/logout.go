@@ -16,7 +16,7 @@ import (
 // back to the profile. With cookie_domain, GET shows a page whose form
 // does the same.
 func (a *App) Logout(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session) error {
-	if a.Domain.Name == "" {
+	if a.domain.Name == "" {
 		if err := web.Allow(w, r, "POST", http.MethodPost); err != nil {
 			return err
 		}
@@ -32,7 +32,7 @@ func (a *App) Logout(w http.ResponseWriter, r *http.Request, in web.Request, ses
 			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		data := web.PageData{Title: "Sign out", Next: a.Domain.SafeNext(next, in.Secure)}
+		data := web.PageData{Title: "Sign out", Next: a.domain.SafeNext(next, in.Secure)}
 		if sess != nil {
 			data.User = sess.User
 		}
@@ -41,7 +41,7 @@ func (a *App) Logout(w http.ResponseWriter, r *http.Request, in web.Request, ses
 	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "all", "session", "next")
+	body, err := web.ReadFields(w, r, a.maxBody, "all", "session", "next")
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (a *App) Logout(w http.ResponseWriter, r *http.Request, in web.Request, ses
 		}
 	}
 	a.signOut(w, r, in, sess, body["all"] == "1")
-	web.Redirect(w, r, cmp.Or(a.Domain.SafeNext(body["next"], in.Secure), a.Domain.LoginURL))
+	web.Redirect(w, r, cmp.Or(a.domain.SafeNext(body["next"], in.Secure), a.domain.LoginURL))
 	return nil
 }
 
@@ -64,6 +64,7 @@ func (a *App) Logout(w http.ResponseWriter, r *http.Request, in web.Request, ses
 func (a *App) signOut(w http.ResponseWriter, r *http.Request, in web.Request, sess *gate.Session, everywhere bool) {
 	if sess != nil {
 		a.Shared.Revoke(r.Context(), sess.ID, sess.Expires)
+		a.pages.drop(sess.ID)
 		ended := sess.ID[:]
 		if everywhere {
 			a.Shared.SignOutEverywhere(r.Context(), store.AccountID(sess.Account.ID))

@@ -28,7 +28,7 @@ func (a *App) openIDProvider(ctx caddy.Context, c Config, replace func(string) s
 		return nil, err
 	}
 	a.Site.CSP = strings.Replace(a.Site.Policy(), "form-action 'self'", "form-action 'self' "+strings.Join(c.OIDC.FormActions(), " "), 1)
-	o := oidc.Options{Realm: a.Realm, Accounts: a.Accounts, Shared: a.Shared, Records: a.Records, Keys: a.Keys, Clock: a.Clock,
+	o := oidc.Options{Realm: a.realm, Accounts: a.Accounts, Shared: a.Shared, Records: a.Records, Keys: a.Keys, Clock: a.Clock,
 		Logger: a.Logger, Counter: c.CountOpenID}
 	if c.Guests != nil {
 		o.Guests = func(user string, g *session.Guest) (*account.Account, bool) {
@@ -84,7 +84,7 @@ func (a *App) OpenID(w http.ResponseWriter, r *http.Request, in web.Request, ses
 		if web.MediaTypeIs(r.Header.Get("Content-Type"), "multipart/form-data") {
 			return web.Reject(http.StatusUnsupportedMediaType, "content type must be application/x-www-form-urlencoded")
 		}
-		if err := web.LimitBody(w, r, a.MaxBody); err != nil {
+		if err := web.LimitBody(w, r, a.maxBody); err != nil {
 			return err
 		}
 	}
@@ -157,7 +157,7 @@ func (a *App) endSession(w http.ResponseWriter, r *http.Request, in web.Request,
 	if r.Method == http.MethodPost {
 		// a relying party's form, from its own site: the hint is
 		// the proof, not the origin
-		if fields, err = web.ReadFields(w, r, a.MaxBody, names...); err != nil {
+		if fields, err = web.ReadFields(w, r, a.maxBody, names...); err != nil {
 			return err
 		}
 	} else {
@@ -185,7 +185,7 @@ func (a *App) endSession(w http.ResponseWriter, r *http.Request, in web.Request,
 		return a.Site.Render(w, r, http.StatusOK, "logout.html", data)
 	}
 	a.signOut(w, r, in, sess, false)
-	web.Redirect(w, r, cmp.Or(out.Redirect, a.Domain.LoginURL))
+	web.Redirect(w, r, cmp.Or(out.Redirect, a.domain.LoginURL))
 	return nil
 }
 
@@ -202,7 +202,7 @@ func (a *App) signOutOfApp(w http.ResponseWriter, r *http.Request, in web.Reques
 	if sess == nil {
 		return a.SignInFirst(w, r, in, nil)
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "grant")
+	body, err := web.ReadFields(w, r, a.maxBody, "grant")
 	if err != nil {
 		return err
 	}

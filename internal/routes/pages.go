@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 const (
 	// pageFresh is how long a kept page may be shown again while the
 	// realm has not changed: what it lists that expires by time alone (a
-	// session, a trusted browser) shows at most this much longer.
+	// session, a trusted browser, an app's grant) shows at most this much
+	// longer. What a change asks for (the step-up) is never kept past the
+	// moment it changes.
 	pageFresh = 10 * time.Second
 	// maxPages bounds the pages kept, one per session (a few KiB each).
 	maxPages = 1024
@@ -29,18 +32,33 @@ type pages struct {
 }
 
 // keptPage is a rendered page, the realm's version it shows, the
-// client it was rendered for (a session the index does not list yet is
-// shown as the client that asks) and until when it may be shown.
+// client it was rendered for and until when it may be shown.
 type keptPage struct {
 	body    []byte
 	version uint64
-	client  gate.Client
+	client  pageClient
 	until   time.Time
+}
+
+// pageClient is the client a page was rendered for: a session the index
+// does not list yet is shown as the client that asks. Its browser is
+// kept as a hash, so that a long User-Agent costs nothing kept.
+type pageClient struct {
+	ip      string
+	browser uint64
+}
+
+// browserSeed seeds the hashes of User-Agents.
+var browserSeed = maphash.MakeSeed()
+
+// clientOfPage is the client as a page keeps it.
+func clientOfPage(c gate.Client) pageClient {
+	return pageClient{ip: c.IP, browser: maphash.String(browserSeed, c.UserAgent)}
 }
 
 // get returns the session's page when it was rendered at version for
 // client and is fresh at now.
-func (p *pages) get(session [16]byte, version uint64, client gate.Client, now time.Time) ([]byte, bool) {
+func (p *pages) get(session [16]byte, version uint64, client pageClient, now time.Time) ([]byte, bool) {
 	p.mu.Lock()
 	k, ok := p.kept[session]
 	p.mu.Unlock()
@@ -50,10 +68,17 @@ func (p *pages) get(session [16]byte, version uint64, client gate.Client, now ti
 	return k.body, true
 }
 
+// drop forgets the session's page: it has ended.
+func (p *pages) drop(session [16]byte) {
+	p.mu.Lock()
+	delete(p.kept, session)
+	p.mu.Unlock()
+}
+
 // put keeps a copy of the session's page, rendered at version for
 // client, until until; when full it first drops the pages that are
 // stale, or else one.
-func (p *pages) put(session [16]byte, version uint64, client gate.Client, until time.Time, body []byte, now time.Time) {
+func (p *pages) put(session [16]byte, version uint64, client pageClient, until time.Time, body []byte, now time.Time) {
 	k := keptPage{body: append([]byte(nil), body...), version: version, client: client, until: until}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -36,7 +36,7 @@ func (a *App) ManagePasskeys(w http.ResponseWriter, r *http.Request, in web.Requ
 	if web.IsJSON(r.Header.Get("Content-Type")) {
 		return a.finishRegistration(w, r, in, sess, client)
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "action", "id", "name", "password", "current_code")
+	body, err := web.ReadFields(w, r, a.maxBody, "action", "id", "name", "password", "current_code")
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (a *App) deletePasskey(w http.ResponseWriter, r *http.Request, in web.Reque
 	case in.Format == web.JSON:
 		return a.Site.JSON(w, r, http.StatusOK, passkey.ViewOf(removed))
 	case ended:
-		web.Redirect(w, r, a.Domain.LoginURL)
+		web.Redirect(w, r, a.domain.LoginURL)
 	default:
 		web.Redirect(w, r, "/profile")
 	}

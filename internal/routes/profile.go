@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/caddy-miniapp/miniapp/internal/gate"
 	"github.com/caddy-miniapp/miniapp/internal/oidc"
@@ -30,7 +31,7 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 	// change meanwhile makes the page kept below stale at once
 	version, now, client := a.Shared.Version(), a.Clock.Now(), gate.Client{IP: in.Client, UserAgent: r.UserAgent()}
 	if in.Format != web.JSON {
-		if body, ok := a.pages.get(sess.ID, version, client, now); ok {
+		if body, ok := a.pages.get(sess.ID, version, clientOfPage(client), now); ok {
 			web.Write(w, r, http.StatusOK, web.TextHTML, body)
 			return nil
 		}
@@ -66,7 +67,7 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 			if a.Provider != nil {
 				body = a.Provider.AppendAppsJSON(append(body, `,"apps":`...), apps)
 			}
-			if a.Remember > 0 {
+			if a.remember > 0 {
 				body = strconv.AppendBool(append(body, `,"trusted":`...), sess.Method == session.MethodTrusted)
 				trusts, _ := a.TOTP.Trusts(sess.User)
 				body = append(body, `,"trusted_browsers":[`...)
@@ -142,7 +143,7 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 <p class="meta">Your password is managed in the server's config: ask its operator to change it.</p>
 `...)
 				}
-				if a.Remember > 0 {
+				if a.remember > 0 {
 					trusts, _ := a.TOTP.Trusts(sess.User)
 					b = appendTrusts(b, trusts)
 				}
@@ -151,14 +152,25 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })
 			}
 		})
-		until := now.Add(pageFresh)
-		if sess.Expires.Before(until) {
-			until = sess.Expires
-		}
-		a.pages.put(sess.ID, version, client, until, body, now)
+		a.pages.put(sess.ID, version, clientOfPage(client), a.keepUntil(sess, now), body, now)
 		return body
 	})
 	return nil
+}
+
+// keepUntil is until when the session's page rendered at now may be
+// shown again: pageFresh at most, never past the session's expiry, nor
+// past the end of its recent sign-in, which changes what the page's
+// step-up fields ask for.
+func (a *App) keepUntil(sess *gate.Session, now time.Time) time.Time {
+	until := now.Add(pageFresh)
+	if sess.Expires.Before(until) {
+		until = sess.Expires
+	}
+	if recent := sess.Issued.Add(signin.RecentSignIn); recent.After(now) && recent.Before(until) {
+		until = recent
+	}
+	return until
 }
 
 // endOther ends another session of the signed-in user, chosen on the
@@ -171,6 +183,7 @@ func (a *App) endOther(w http.ResponseWriter, r *http.Request, in web.Request, s
 	if _, ok := a.Shared.EndSession(r.Context(), &acct, id); !ok {
 		return web.Reject(http.StatusNotFound, "no such session of this user")
 	}
+	a.pages.drop(id)
 	a.count.Logout()
 	if a.Provider != nil {
 		a.Provider.LoggedOut(sess.User, id[:])

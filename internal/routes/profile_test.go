@@ -6,6 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddy-miniapp/miniapp/internal/gate"
+	"github.com/caddy-miniapp/miniapp/internal/session"
+	"github.com/caddy-miniapp/miniapp/internal/signin"
 )
 
 func TestProfile(t *testing.T) {
@@ -68,5 +73,26 @@ func TestProfileKept(t *testing.T) {
 	x.serve((*App).Logout, call{method: "POST", target: "/logout", cookie: b})
 	if strings.Contains(page(a), hex.EncodeToString(idB[:])) {
 		t.Error("a session signed out is still listed")
+	}
+}
+
+// TestKeepUntil: a page is kept pageFresh at most, never past its
+// session's expiry nor past the end of its recent sign-in, when the
+// step-up fields it shows change.
+func TestKeepUntil(t *testing.T) {
+	a := &App{}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		issued, expires, want time.Time
+	}{
+		{now.Add(-time.Hour), now.Add(time.Hour), now.Add(pageFresh)},
+		{now.Add(-time.Hour), now.Add(3 * time.Second), now.Add(3 * time.Second)},
+		{now.Add(-signin.RecentSignIn + 4*time.Second), now.Add(time.Hour), now.Add(4 * time.Second)},
+		{now.Add(-time.Minute), now.Add(time.Hour), now.Add(pageFresh)},
+	} {
+		sess := &gate.Session{Session: &session.Session{Issued: tc.issued, Expires: tc.expires}}
+		if got := a.keepUntil(sess, now); !got.Equal(tc.want) {
+			t.Errorf("issued %v, expires %v: kept until %v, want %v", tc.issued, tc.expires, got, tc.want)
+		}
 	}
 }

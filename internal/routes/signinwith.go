@@ -145,7 +145,7 @@ func (a *App) SignInWith(w http.ResponseWriter, r *http.Request, in web.Request,
 		if err != nil {
 			return err
 		}
-		start, err := a.IdP.Begin(r.Context(), p, callback, a.Domain.SafeNext(next, in.Secure))
+		start, err := a.IdP.Begin(r.Context(), p, callback, a.domain.SafeNext(next, in.Secure))
 		if err != nil {
 			return a.signInWithFailed(w, r, in, "", err)
 		}

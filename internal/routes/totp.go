@@ -47,7 +47,7 @@ func (a *App) SecondFactor(w http.ResponseWriter, r *http.Request, in web.Reques
 	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "action", "enrollment", "code", "current_code", "password", "end_other_sessions")
+	body, err := web.ReadFields(w, r, a.maxBody, "action", "enrollment", "code", "current_code", "password", "end_other_sessions")
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (a *App) disableTOTP(w http.ResponseWriter, r *http.Request, in web.Request
 // issuer is the name authenticator apps show for the codes: totp_issuer,
 // or the site's host.
 func (a *App) issuer(in web.Request) string {
-	return cmp.Or(a.TOTPIssuer, in.Host, "miniapp")
+	return cmp.Or(a.totpIssuer, in.Host, "miniapp")
 }
 
 // totpPage shows the second factor: its state and forms when the user

@@ -74,7 +74,7 @@ func TestIssuer(t *testing.T) {
 	if got := x.a.issuer(web.Request{Host: "example.com"}); got != "example.com" {
 		t.Errorf("issuer = %q, want the host", got)
 	}
-	x.a.TOTPIssuer = "Company"
+	x.a.totpIssuer = "Company"
 	if got := x.a.issuer(web.Request{Host: "example.com"}); got != "Company" {
 		t.Errorf("issuer = %q, want totp_issuer", got)
 	}

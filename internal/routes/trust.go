@@ -19,7 +19,7 @@ const TrustPath = "/profile/trust"
 // trustFor is how long "trust this browser" lasts, as the code step
 // says it; empty when remember_second_factor is off.
 func (a *App) trustFor() string {
-	d := time.Duration(a.Remember)
+	d := time.Duration(a.remember)
 	switch {
 	case d <= 0:
 		return ""
@@ -45,7 +45,7 @@ func (a *App) Untrust(w http.ResponseWriter, r *http.Request, in web.Request, se
 	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "id")
+	body, err := web.ReadFields(w, r, a.maxBody, "id")
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 
 func TestTrustFor(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "", 24 * time.Hour: "1 day", 30 * 24 * time.Hour: "30 days", 36 * time.Hour: "36h0m0s"} {
-		if got := (&App{Remember: d}).trustFor(); got != want {
+		if got := (&App{remember: d}).trustFor(); got != want {
 			t.Errorf("trustFor(%v) = %q, want %q", d, got, want)
 		}
 	}

@@ -1,7 +1,6 @@
 package routes
 
 import (
-	"cmp"
 	"html/template"
 	"net/http"
 	"strings"
@@ -24,8 +23,7 @@ const (
 // manageUsers wires the realm's managed accounts: found after the
 // Caddyfile's, signed in like them.
 func (a *App) manageUsers(hasher users.Hasher) {
-	hasher = cmp.Or(hasher, users.Argon2id)
-	a.Users = &users.Service{Realm: a.Realm, Records: a.Records, Config: a.Accounts, Hash: hasher, Clock: a.Clock}
+	a.Users = &users.Service{Realm: a.realm, Records: a.Records, Config: a.Accounts, Hash: hasher, Clock: a.Clock}
 	a.Accounts.Manage(a.Users)
 	switch like := hasher.FakeHash(); {
 	case !a.Accounts.Hashed():
@@ -44,14 +42,14 @@ func (a *App) manageUsers(hasher users.Hasher) {
 // rules are what a new password must meet on the request's host.
 func (a *App) rules(r *http.Request) users.Rules {
 	min := 15
-	if a.Required {
+	if a.required {
 		min = 8
 	}
 	host := strings.ToLower(r.Host)
 	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
 		host = host[:i]
 	}
-	return users.Rules{Min: min, Hasher: a.Users.Hash, Realm: a.Realm, Host: host}
+	return users.Rules{Min: min, Hasher: a.Users.Hash, Realm: a.realm, Host: host}
 }
 
 // Invite is the page of an invite or reset link (GET /login/invite: its
@@ -72,7 +70,7 @@ func (a *App) Invite(w http.ResponseWriter, r *http.Request, in web.Request, _ *
 	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "token", "password")
+	body, err := web.ReadFields(w, r, a.maxBody, "token", "password")
 	if err != nil {
 		return err
 	}
@@ -124,7 +122,7 @@ func (a *App) ChangePassword(w http.ResponseWriter, r *http.Request, in web.Requ
 	if err := a.sameOrigin(r); err != nil {
 		return err
 	}
-	body, err := web.ReadFields(w, r, a.MaxBody, "password", "current_code", "new_password")
+	body, err := web.ReadFields(w, r, a.maxBody, "password", "current_code", "new_password")
 	if err != nil {
 		return err
 	}

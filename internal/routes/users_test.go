@@ -15,10 +15,10 @@ import (
 func TestRules(t *testing.T) {
 	x := newTester(t, nil)
 	r := httptest.NewRequest("GET", "http://Example.com:8080/login/invite", nil)
-	if got := x.a.rules(r); got.Min != 15 || got.Host != "example.com" || got.Realm != x.a.Realm || got.Hasher != users.Argon2id {
+	if got := x.a.rules(r); got.Min != 15 || got.Host != "example.com" || got.Realm != x.a.realm || got.Hasher != users.Argon2id {
 		t.Errorf("rules = %+v, want 15 characters, the host without its port", got)
 	}
-	x.a.Required = true
+	x.a.required = true
 	r = httptest.NewRequest("GET", "http://[2001:db8::1]:8080/", nil)
 	if got := x.a.rules(r); got.Min != 8 || got.Host != "[2001:db8::1]" {
 		t.Errorf("with a second factor required: %+v, want 8 characters", got)
