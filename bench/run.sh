@@ -148,7 +148,9 @@ token=$(curl -s -u bench:bench-client-secret-of-32-characters -d grant_type=auth
 	{ echo "no access token from the OpenID Connect provider" >&2; exit 1; }
 
 # the profile page's twin: Caddy's respond of the page's own body, with
-# the same headers, on a site of its own (a reload keeps the sessions)
+# the same headers, on a site of its own built like the module's (root,
+# the handle of /private/respond, file_server), so that the two differ by
+# the module alone (a reload keeps the sessions)
 curl -s -D "$work/page.head" -o "$work/page.html" -H "Cookie: $cookie" -H "Accept: text/html" "http://$APP/profile"
 if grep -q '[{}]' "$work/page.html"; then
 	echo "the profile page holds a brace, which respond would read as a placeholder" >&2
@@ -157,7 +159,7 @@ fi
 header() { tr -d '\r' <"$work/page.head" | sed -n "s/^$1: //Ip"; }
 {
 	cat "$work/Caddyfile.base"
-	printf 'http://%s {\n\theader {\n' "$PAGE"
+	printf 'http://%s {\n\thandle /private/respond {\n\t\trespond "Hello, World!"\n\t}\n\troot * %s/www\n\tfile_server\n\theader {\n' "$PAGE" "$work"
 	for h in Content-Type X-Content-Type-Options Vary Content-Security-Policy Referrer-Policy X-Frame-Options Cache-Control; do
 		printf '\t\t%s "%s"\n' "$h" "$(header "$h")"
 	done

@@ -344,7 +344,8 @@ func (rv *Realm) applyLocked(c Change) {
 		// a login read after its logout or sign-out, or of another
 		// generation, is not indexed
 		_, revoked := rv.byHour[c.Login.Expires.Unix()/3600][c.Login.ID]
-		if !revoked && c.Login.Counter >= rv.users[c.Login.Account] && (rv.generation == 0 || c.Login.Generation == rv.generation) {
+		_, known := rv.sessions.owner[c.Login.ID]
+		if !known && !revoked && c.Login.Counter >= rv.users[c.Login.Account] && (rv.generation == 0 || c.Login.Generation == rv.generation) {
 			rv.sessions.add(*c.Login)
 			rv.version.Add(1)
 		}
@@ -355,9 +356,11 @@ func (rv *Realm) applyLocked(c Change) {
 			ids = make(map[[16]byte]struct{})
 			rv.byHour[hour] = ids
 		}
-		ids[c.ID] = struct{}{}
+		if _, already := ids[c.ID]; !already {
+			ids[c.ID] = struct{}{}
+			rv.version.Add(1)
+		}
 		rv.sessions.remove(c.ID)
-		rv.version.Add(1)
 	case c.Counter > rv.users[c.Account] && c.Counter <= MaxCounter:
 		rv.users[c.Account] = c.Counter
 		rv.sessions.signedOut(c.Account, c.Counter)

@@ -44,8 +44,9 @@ func TestRealmExpire(t *testing.T) {
 }
 
 // TestRealmVersion: every change taken in counts; reads, a session's
-// last use and what changes nothing (a known generation or record
-// again, a lower counter) do not.
+// last use and what changes nothing (a known generation, record,
+// revocation or login again, as Redis echoes a node's own writes, a
+// lower counter) do not.
 func TestRealmVersion(t *testing.T) {
 	rv := NewRealm(nil, Options{Now: time.Now, Logger: zap.NewNop()})
 	acct := AccountID(random(16))
@@ -63,7 +64,8 @@ func TestRealmVersion(t *testing.T) {
 		v = rv.Version()
 	}
 	rv.Sessions(nil, acct, e.ID)
-	for _, c := range []Change{{Generation: 7}, {Account: acct, Counter: 2}, {Record: "totp:ada"}, {ID: e.ID, Expires: e.Expires, Used: time.Now()}} {
+	for _, c := range []Change{{Generation: 7}, {Account: acct, Counter: 2}, {Record: "totp:ada"}, {ID: e.ID, Expires: e.Expires, Used: time.Now()},
+		{Revoked: true, ID: e.ID, Expires: e.Expires}, {Login: &e}} {
 		rv.mu.Lock()
 		rv.applyLocked(c)
 		rv.mu.Unlock()

@@ -16,8 +16,12 @@ const (
 	// longer. What a change asks for (the step-up) is never kept past the
 	// moment it changes.
 	pageFresh = 10 * time.Second
-	// maxPages bounds the pages kept, one per session (a few KiB each).
+	// maxPages bounds the pages kept, one per session, and maxKept
+	// their bytes; a page larger than maxPage (an account with many
+	// sessions, passkeys and apps) is not kept.
 	maxPages = 1024
+	maxKept  = 4 << 20
+	maxPage  = 32 << 10
 )
 
 // pages keeps each session's profile page as last rendered, with the
@@ -29,6 +33,7 @@ const (
 type pages struct {
 	mu   sync.Mutex
 	kept map[[16]byte]keptPage
+	size int
 }
 
 // keptPage is a rendered page, the realm's version it shows, the
@@ -60,9 +65,15 @@ func clientOfPage(c gate.Client) pageClient {
 // client and is fresh at now.
 func (p *pages) get(session [16]byte, version uint64, client pageClient, now time.Time) ([]byte, bool) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	k, ok := p.kept[session]
-	p.mu.Unlock()
-	if !ok || k.version != version || k.client != client || !now.Before(k.until) {
+	switch {
+	case !ok:
+		return nil, false
+	case k.version != version || !now.Before(k.until):
+		p.deleteLocked(session)
+		return nil, false
+	case k.client != client:
 		return nil, false
 	}
 	return k.body, true
@@ -71,32 +82,44 @@ func (p *pages) get(session [16]byte, version uint64, client pageClient, now tim
 // drop forgets the session's page: it has ended.
 func (p *pages) drop(session [16]byte) {
 	p.mu.Lock()
-	delete(p.kept, session)
+	p.deleteLocked(session)
 	p.mu.Unlock()
 }
 
-// put keeps a copy of the session's page, rendered at version for
-// client, until until; when full it first drops the pages that are
-// stale, or else one.
+// deleteLocked forgets a page; p.mu is held.
+func (p *pages) deleteLocked(session [16]byte) {
+	p.size -= len(p.kept[session].body)
+	delete(p.kept, session)
+}
+
+// put keeps a copy of the session's page, rendered at version (the
+// realm's current one) for client, until until. When the pages kept are
+// too many or too large, those that are stale go first (a page of an
+// older version never shows again), then any.
 func (p *pages) put(session [16]byte, version uint64, client pageClient, until time.Time, body []byte, now time.Time) {
+	if len(body) > maxPage {
+		return
+	}
 	k := keptPage{body: append([]byte(nil), body...), version: version, client: client, until: until}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.kept == nil {
 		p.kept = make(map[[16]byte]keptPage)
 	}
-	if _, ok := p.kept[session]; !ok && len(p.kept) >= maxPages {
+	p.deleteLocked(session)
+	if len(p.kept) >= maxPages || p.size+len(k.body) > maxKept {
 		for id, old := range p.kept {
 			if old.version != version || !now.Before(old.until) {
-				delete(p.kept, id)
+				p.deleteLocked(id)
 			}
 		}
 		for id := range p.kept {
-			if len(p.kept) < maxPages {
+			if len(p.kept) < maxPages && p.size+len(k.body) <= maxKept {
 				break
 			}
-			delete(p.kept, id)
+			p.deleteLocked(id)
 		}
 	}
 	p.kept[session] = k
+	p.size += len(k.body)
 }

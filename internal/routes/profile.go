@@ -27,8 +27,9 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 		return a.SignInFirst(w, r, in, nil)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	// the realm's version before anything the page shows is read: a
-	// change meanwhile makes the page kept below stale at once
+	// the realm's version before the page reads the realm (the session
+	// was checked against it already, and is checked at every request):
+	// a change meanwhile makes the page kept below stale at once
 	version, now, client := a.Shared.Version(), a.Clock.Now(), gate.Client{IP: in.Client, UserAgent: r.UserAgent()}
 	if in.Format != web.JSON {
 		if body, ok := a.pages.get(sess.ID, version, clientOfPage(client), now); ok {
@@ -152,7 +153,9 @@ func (a *App) Profile(w http.ResponseWriter, r *http.Request, in web.Request, se
 				return passkey.AppendRows(b, keys, func(b []byte, id string) []byte { return stepUp.AppendField(b, "delete-"+id) })
 			}
 		})
-		a.pages.put(sess.ID, version, clientOfPage(client), a.keepUntil(sess, now), body, now)
+		if a.Shared.Version() == version {
+			a.pages.put(sess.ID, version, clientOfPage(client), a.keepUntil(sess, now), body, now)
+		}
 		return body
 	})
 	return nil
@@ -167,7 +170,7 @@ func (a *App) keepUntil(sess *gate.Session, now time.Time) time.Time {
 	if sess.Expires.Before(until) {
 		until = sess.Expires
 	}
-	if recent := sess.Issued.Add(signin.RecentSignIn); recent.After(now) && recent.Before(until) {
+	if recent := sess.Issued.Add(signin.RecentSignIn); !recent.Before(now) && recent.Before(until) {
 		until = recent
 	}
 	return until

@@ -89,6 +89,7 @@ func TestKeepUntil(t *testing.T) {
 		{now.Add(-time.Hour), now.Add(3 * time.Second), now.Add(3 * time.Second)},
 		{now.Add(-signin.RecentSignIn + 4*time.Second), now.Add(time.Hour), now.Add(4 * time.Second)},
 		{now.Add(-time.Minute), now.Add(time.Hour), now.Add(pageFresh)},
+		{now.Add(-signin.RecentSignIn), now.Add(time.Hour), now},
 	} {
 		sess := &gate.Session{Session: &session.Session{Issued: tc.issued, Expires: tc.expires}}
 		if got := a.keepUntil(sess, now); !got.Equal(tc.want) {
