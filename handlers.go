@@ -78,7 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		answer = (*routes.App).SignInFirst
 	}
-	in := web.Read(r)
+	in := web.ReadOn(r, wire.Secure, wire.Host)
 	if err := answer(h.app, w, r, in, sess); err != nil {
 		return h.app.Fail(w, r, in.Format, err)
 	}

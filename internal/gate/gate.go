@@ -40,6 +40,8 @@ type Gate struct {
 	Domain Domain
 	// Lifetime and Idle are session_lifetime and idle_timeout.
 	Lifetime, Idle time.Duration
+
+	opened opened
 }
 
 // Wire is what the gate reads of a request: its Cookie header lines,
@@ -111,9 +113,14 @@ func (g *Gate) Open(wire Wire, anyHost bool) (*Session, Refusal) {
 	if !ok {
 		return nil, ""
 	}
-	s, err := g.Keys.Open(session.PurposeSession, value, name, g.bound(wire))
-	if err != nil {
-		return nil, "malformed"
+	host := g.bound(wire)
+	s, kept := g.opened.get(value, name, host)
+	if !kept {
+		var err error
+		if s, err = g.Keys.Open(session.PurposeSession, value, name, host); err != nil {
+			return nil, "malformed"
+		}
+		g.opened.put(value, name, host, s)
 	}
 	now := g.Clock.Now()
 	if !s.Live(now, g.Lifetime, g.Idle) {

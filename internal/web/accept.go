@@ -37,8 +37,13 @@ type Request struct {
 
 // Read reads the request once into a Request.
 func Read(r *http.Request) Request {
+	return ReadOn(r, Secure(r), Host(r))
+}
+
+// ReadOn is Read of a request whose Secure and Host are known already.
+func ReadOn(r *http.Request, secure bool, host string) Request {
 	f, html := negotiate(r)
-	return Request{Format: f, HTML: html, Secure: Secure(r), Host: Host(r), Client: ClientIP(r)}
+	return Request{Format: f, HTML: html, Secure: secure, Host: host, Client: ClientIP(r)}
 }
 
 // negotiate reads the Accept header once: it picks JSON or HTML when

@@ -73,3 +73,14 @@ func TestRead(t *testing.T) {
 		t.Errorf("TLS: %+v", in)
 	}
 }
+
+// TestReadOn: what the caller knew of the request is taken as it is, and
+// the rest is read.
+func TestReadOn(t *testing.T) {
+	r := httptest.NewRequest("GET", "http://site.example/x", nil)
+	r.Header.Set("Accept", "application/json")
+	in := ReadOn(r, true, "known.example")
+	if !in.Secure || in.Host != "known.example" || in.Format != JSON {
+		t.Errorf("%+v", in)
+	}
+}
