@@ -148,9 +148,10 @@ token=$(curl -s -u bench:bench-client-secret-of-32-characters -d grant_type=auth
 	{ echo "no access token from the OpenID Connect provider" >&2; exit 1; }
 
 # the profile page's twin: Caddy's respond of the page's own body, with
-# the same headers, on a site of its own built like the module's (root,
-# the handle of /private/respond, file_server), so that the two differ by
-# the module alone (a reload keeps the sessions)
+# the same headers (Content-Length too: without it respond's answer is
+# chunked and one header lighter), on a site of its own built like the
+# module's (root, the handle of /private/respond, file_server), so that
+# the two differ by the module alone (a reload keeps the sessions)
 curl -s -D "$work/page.head" -o "$work/page.html" -H "Cookie: $cookie" -H "Accept: text/html" "http://$APP/profile"
 if grep -q '[{}]' "$work/page.html"; then
 	echo "the profile page holds a brace, which respond would read as a placeholder" >&2
@@ -160,17 +161,18 @@ header() { tr -d '\r' <"$work/page.head" | sed -n "s/^$1: //Ip"; }
 {
 	cat "$work/Caddyfile.base"
 	printf 'http://%s {\n\thandle /private/respond {\n\t\trespond "Hello, World!"\n\t}\n\troot * %s/www\n\tfile_server\n\theader {\n' "$PAGE" "$work"
-	for h in Content-Type X-Content-Type-Options Vary Content-Security-Policy Referrer-Policy X-Frame-Options Cache-Control; do
+	for h in Content-Type Content-Length X-Content-Type-Options Vary Content-Security-Policy Referrer-Policy X-Frame-Options Cache-Control; do
 		printf '\t\t%s "%s"\n' "$h" "$(header "$h")"
 	done
+	# the heredoc leaves out the newline before its end: the page's own
+	# last newline stays
 	printf '\t}\n\trespond <<PAGE\n'
 	cat "$work/page.html"
-	printf 'PAGE 200\n}\n'
+	printf '\nPAGE 200\n}\n'
 } >"$work/Caddyfile"
 "$work/caddy" reload --config "$work/Caddyfile" --address "$ADMIN" >/dev/null 2>&1
-page_size=$(wc -c <"$work/page.html")
-twin_size=$(curl -s "http://$PAGE/" | wc -c)
-[ $((page_size - twin_size)) -le 1 ] || { echo "the page's twin is $twin_size bytes, the page $page_size" >&2; exit 1; }
+curl -sf -o "$work/twin.html" "http://$PAGE/"
+cmp -s "$work/page.html" "$work/twin.html" || { echo "the page's twin does not answer the page's bytes" >&2; exit 1; }
 # after the reload, basic_auth's first check again (see start_caddy)
 [ "$(curl -s -H "$basic" "http://$TWIN/basic/respond")" = "Hello, World!" ] || { echo "basic_auth refused" >&2; exit 1; }
 
@@ -184,7 +186,8 @@ to_ms() {
 }
 
 # measure NAME URL [HEADER...]: one wrk run, appended to results as
-# "name rps p50 p99"; wrk runs under $wrk_pin when it is set
+# "name rps p50 p99" (the rps also in last_rps); wrk runs under $wrk_pin
+# when it is set
 wrk_pin=()
 measure() {
 	local name=$1 url=$2
@@ -203,6 +206,7 @@ measure() {
 	p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
 	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
 	echo "$name $rps $p50 $p99" >>"$work/results"
+	last_rps=$rps
 	echo "  $name: $rps req/s, p50 ${p50}ms, p99 ${p99}ms" >&2
 }
 
@@ -227,8 +231,10 @@ targets=(
 )
 
 : >"$work/results"
+: >"$work/pairs"
 # rounds PREFIX TARGET...: each target and its twin, ROUNDS times, recorded
-# under PREFIX
+# under PREFIX; each pair's requests/s also in pairs, as "route@twin
+# route_rps twin_rps", for the ratio of each round
 rounds() {
 	local prefix=$1 round t
 	shift
@@ -238,7 +244,9 @@ rounds() {
 			IFS='|' read -r name url twin twin_url headers <<<"$t"
 			IFS=';' read -r -a hdrs <<<"$headers"
 			measure "$prefix$name" "$url" "${hdrs[@]}"
+			local first=$last_rps
 			measure "$prefix$twin@$name" "$twin_url" "${hdrs[@]}"
+			echo "$prefix$name@$twin $first $last_rps" >>"$work/pairs"
 		done
 	done
 }
@@ -326,12 +334,14 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '\n%s, %s cores, Caddy %s, wrk -t2 -c%s -d%ss, %s rounds\n\n' \
 	"$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" "$(nproc)" \
 	"$("$work/caddy" version | cut -d' ' -f1)" "$CONNECTIONS" "$DURATION" "$ROUNDS"
-# table PREFIX TARGET...: one row per target
+# table PREFIX TARGET...: one row per target; "round ratio" is the median
+# of each round's ratio, the route against the twin measured right after
+# it, which a machine whose speed drifts between rounds moves less
 table() {
 	local prefix=$1 t
 	shift
-	printf '| route | median req/s | p50 ms | p99 ms | twin | twin req/s | twin p99 ms | req/s ratio | p99 ratio |\n'
-	printf '|---|---|---|---|---|---|---|---|---|\n'
+	printf '| route | median req/s | p50 ms | p99 ms | twin | twin req/s | twin p99 ms | req/s ratio | round ratio | p99 ratio |\n'
+	printf '|---|---|---|---|---|---|---|---|---|---|\n'
 	for t in "$@"; do
 		IFS='|' read -r name _ twin _ _ <<<"$t"
 		rps=$(awk -v n="$prefix$name" '$1 == n {print $2}' "$work/results" | median)
@@ -339,8 +349,9 @@ table() {
 		p99=$(awk -v n="$prefix$name" '$1 == n {print $4}' "$work/results" | median)
 		trps=$(awk -v n="$prefix$twin@$name" '$1 == n {print $2}' "$work/results" | median)
 		tp99=$(awk -v n="$prefix$twin@$name" '$1 == n {print $4}' "$work/results" | median)
-		awk -v a="$name" -v b="$rps" -v c="$p50" -v d="$p99" -v e="$twin" -v f="$trps" -v g="$tp99" \
-			'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.2f | %.2f |\n", a, b, c, d, e, f, g, b / f, d / g}'
+		paired=$(awk -v n="$prefix$name@$twin" '$1 == n {print $2 / $3}' "$work/pairs" | median)
+		awk -v a="$name" -v b="$rps" -v c="$p50" -v d="$p99" -v e="$twin" -v f="$trps" -v g="$tp99" -v h="$paired" \
+			'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.2f | %.2f | %.2f |\n", a, b, c, d, e, f, g, b / f, h, d / g}'
 	done
 }
 table "" "${targets[@]}"
