@@ -114,13 +114,13 @@ func (g *Gate) Open(wire Wire, anyHost bool) (*Session, Refusal) {
 		return nil, ""
 	}
 	host := g.bound(wire)
-	s, kept := g.opened.get(value, name, host)
+	s, kept := g.opened.get(g.Keys, value, name, host)
 	if !kept {
 		var err error
 		if s, err = g.Keys.Open(session.PurposeSession, value, name, host); err != nil {
 			return nil, "malformed"
 		}
-		g.opened.put(value, name, host, s)
+		g.opened.put(g.Keys, value, name, host, s)
 	}
 	now := g.Clock.Now()
 	if !s.Live(now, g.Lifetime, g.Idle) {

@@ -213,7 +213,7 @@ func (kr *Keyring) OpenData(p Purpose, value, name string) (data []byte, current
 	if len(value) > maxDataLen || p < PurposeSession || p > purposes {
 		return nil, false, errMalformed
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(value)
+	raw, err := sealedEncoding.DecodeString(value)
 	if err != nil || len(raw) < keyIDLen {
 		return nil, false, errMalformed
 	}
@@ -238,6 +238,12 @@ var openBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return
 // maxKeptBuffer is the largest buffer openBuffers keeps: a cookie of
 // maxCookieLen decoded twice, with room for its name and host.
 const maxKeptBuffer = 8 << 10
+
+// sealedEncoding decodes sealed values: base64url without padding, and
+// strict, so that each sealed value has one spelling (a lenient decoder
+// ignores the unused bits of the last character, which would let one
+// cookie be sent up to 16 ways).
+var sealedEncoding = base64.RawURLEncoding.Strict()
 
 // errMalformed is the error of a value that does not open.
 var errMalformed = errors.New("malformed session cookie")
@@ -265,7 +271,7 @@ func (kr *Keyring) Open(p Purpose, value, name, host string) (*Session, error) {
 	raw := buf[len(value) : len(value)+decoded]
 	out := buf[len(value)+decoded : size]
 	adBytes := append(append(append(append(buf[size:size], byte(p)), name...), 0), host...)
-	n, err := base64.RawURLEncoding.Decode(raw, src)
+	n, err := sealedEncoding.Decode(raw, src)
 	if err != nil || n < keyIDLen {
 		return nil, errMalformed
 	}

@@ -246,3 +246,52 @@ func TestOpenConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOneSpelling: a sealed value opens in the one spelling Seal gave
+// it; another spelling of its last character, which a lenient base64
+// decoder reads as the same bytes, does not open.
+func TestOneSpelling(t *testing.T) {
+	kr, err := NewKeyring([][]byte{Random(32)}, "miniapp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	// others are the other spellings of v that decode leniently to the
+	// same bytes
+	others := func(v string) []string {
+		want, _ := base64.RawURLEncoding.DecodeString(v)
+		var out []string
+		for _, c := range alphabet {
+			alt := v[:len(v)-1] + string(c)
+			if got, err := base64.RawURLEncoding.DecodeString(alt); alt != v && err == nil && string(got) == string(want) {
+				out = append(out, alt)
+			}
+		}
+		return out
+	}
+	seen := 0
+	for _, user := range []string{"a", "ab", "abc"} {
+		s := testSession()
+		s.User = user
+		v := kr.Seal(PurposeSession, s, "c", "h")
+		if _, err := kr.Open(PurposeSession, v, "c", "h"); err != nil {
+			t.Fatalf("%q: %v", user, err)
+		}
+		for _, alt := range others(v) {
+			seen++
+			if _, err := kr.Open(PurposeSession, alt, "c", "h"); err == nil {
+				t.Errorf("%q: another spelling opened", user)
+			}
+		}
+		data := kr.SealData(PurposeRecord, []byte(user), "totp:ada")
+		for _, alt := range others(data) {
+			seen++
+			if _, _, err := kr.OpenData(PurposeRecord, alt, "totp:ada"); err == nil {
+				t.Errorf("%q: another spelling of data opened", user)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no value had another spelling: the test tried nothing")
+	}
+}
