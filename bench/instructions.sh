@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Counts the instructions Caddy runs per request (valgrind's callgrind),
 # for the module's profile page and protect against their twins in one
-# Caddy: a count that does not move with what else the machine is doing,
-# unlike the requests per second of bench/run.sh. Each route gets N
+# Caddy (the sites of bench/run.sh without its OpenID Connect provider):
+# a count that what else the machine does moves little (a garbage
+# collection landing in one round or the next moves it by a few per
+# cent), unlike the requests per second of bench/run.sh. Each route gets N
 # requests on one keep-alive connection after a warm-up and a garbage
 # collection; the Go runtime runs on one thread (GOMAXPROCS=1), as on the
 # pinned core of bench/run.sh.
@@ -22,10 +24,16 @@ TWIN=127.0.0.1:8392 # Caddy alone: respond, basic_auth
 PAGE=127.0.0.1:8394 # respond of the profile page's own body and headers
 ADMIN=127.0.0.1:2399
 
-if ! command -v valgrind >/dev/null; then
+if ! command -v valgrind >/dev/null || [ ! -x /usr/bin/python3 ]; then
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind python3 >/dev/null
 fi
+for addr in "$APP" "$TWIN" "$PAGE" "$ADMIN"; do
+	if curl -s -o /dev/null "http://$addr/"; then
+		echo "something answers on $addr already: stop it first" >&2
+		exit 1
+	fi
+done
 
 work=$(mktemp -d)
 pid=
@@ -118,7 +126,7 @@ cmp -s "$work/page.html" "$work/twin.html" || { echo "the page's twin does not a
 
 # requests HOST PATH COUNT [HEADER...]: COUNT GETs on one connection
 requests() {
-	python3 - "$@" <<'EOF'
+	/usr/bin/python3 - "$@" <<'EOF'
 import http.client, sys
 host, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 headers = dict(h.split(': ', 1) for h in sys.argv[4:])
@@ -154,6 +162,10 @@ count() {
 		sleep 0.2
 	done
 	awk -v a="$name" -v n="$N" '/^totals:/ {printf "%s %.0f\n", a, $2 / n}' "$out" | tee -a "$work/counts" >&2
+	if ! awk -v a="$name" '$1 == a && $2 > 0 {found = 1} END {exit !found}' "$work/counts"; then
+		echo "$name: callgrind counted nothing" >&2
+		exit 1
+	fi
 }
 for round in $(seq "$ROUNDS"); do
 	echo "round $round of $ROUNDS" >&2

@@ -41,6 +41,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for addr in "$APP" "$TWIN" "$WSGI" "$PAGE" "$ADMIN"; do
+	if curl -s -o /dev/null "http://$addr/"; then
+		echo "something answers on $addr already: stop it first" >&2
+		exit 1
+	fi
+done
+
 echo "building cmd/caddy" >&2
 go build -o "$work/caddy" ./cmd/caddy
 hash=$("$work/caddy" hash-password --plaintext bench-password) # bcrypt, Caddy's default cost (14)
@@ -233,20 +240,31 @@ targets=(
 : >"$work/results"
 : >"$work/pairs"
 # rounds PREFIX TARGET...: each target and its twin, ROUNDS times, recorded
-# under PREFIX; each pair's requests/s also in pairs, as "route@twin
-# route_rps twin_rps", for the ratio of each round
+# under PREFIX as "route>twin" and "twin@route" (a route measured against
+# two twins is two targets); the route goes first in odd rounds and
+# second in even ones, so that a machine that speeds up or slows down
+# does not favour either; each pair's requests/s also in pairs, as
+# "route>twin route_rps twin_rps", for the ratio of each round
 rounds() {
-	local prefix=$1 round t
+	local prefix=$1 round t route_rps twin_rps
 	shift
 	for round in $(seq "$ROUNDS"); do
 		echo "round $round of $ROUNDS${prefix:+ ($prefix)}" >&2
 		for t in "$@"; do
 			IFS='|' read -r name url twin twin_url headers <<<"$t"
 			IFS=';' read -r -a hdrs <<<"$headers"
-			measure "$prefix$name" "$url" "${hdrs[@]}"
-			local first=$last_rps
-			measure "$prefix$twin@$name" "$twin_url" "${hdrs[@]}"
-			echo "$prefix$name@$twin $first $last_rps" >>"$work/pairs"
+			if [ $((round % 2)) = 1 ]; then
+				measure "$prefix$name>$twin" "$url" "${hdrs[@]}"
+				route_rps=$last_rps
+				measure "$prefix$twin@$name" "$twin_url" "${hdrs[@]}"
+				twin_rps=$last_rps
+			else
+				measure "$prefix$twin@$name" "$twin_url" "${hdrs[@]}"
+				twin_rps=$last_rps
+				measure "$prefix$name>$twin" "$url" "${hdrs[@]}"
+				route_rps=$last_rps
+			fi
+			echo "$prefix$name>$twin $route_rps $twin_rps" >>"$work/pairs"
 		done
 	done
 }
@@ -344,12 +362,12 @@ table() {
 	printf '|---|---|---|---|---|---|---|---|---|---|\n'
 	for t in "$@"; do
 		IFS='|' read -r name _ twin _ _ <<<"$t"
-		rps=$(awk -v n="$prefix$name" '$1 == n {print $2}' "$work/results" | median)
-		p50=$(awk -v n="$prefix$name" '$1 == n {print $3}' "$work/results" | median)
-		p99=$(awk -v n="$prefix$name" '$1 == n {print $4}' "$work/results" | median)
+		rps=$(awk -v n="$prefix$name>$twin" '$1 == n {print $2}' "$work/results" | median)
+		p50=$(awk -v n="$prefix$name>$twin" '$1 == n {print $3}' "$work/results" | median)
+		p99=$(awk -v n="$prefix$name>$twin" '$1 == n {print $4}' "$work/results" | median)
 		trps=$(awk -v n="$prefix$twin@$name" '$1 == n {print $2}' "$work/results" | median)
 		tp99=$(awk -v n="$prefix$twin@$name" '$1 == n {print $4}' "$work/results" | median)
-		paired=$(awk -v n="$prefix$name@$twin" '$1 == n {print $2 / $3}' "$work/pairs" | median)
+		paired=$(awk -v n="$prefix$name>$twin" '$1 == n {print $2 / $3}' "$work/pairs" | median)
 		awk -v a="$name" -v b="$rps" -v c="$p50" -v d="$p99" -v e="$twin" -v f="$trps" -v g="$tp99" -v h="$paired" \
 			'BEGIN {printf "| %s | %.0f | %.3f | %.3f | %s | %.0f | %.3f | %.2f | %.2f | %.2f |\n", a, b, c, d, e, f, g, b / f, h, d / g}'
 	done
