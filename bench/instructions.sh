@@ -28,12 +28,8 @@ if ! command -v valgrind >/dev/null || [ ! -x /usr/bin/python3 ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind python3 >/dev/null
 fi
-for addr in "$APP" "$TWIN" "$PAGE" "$ADMIN"; do
-	if curl -s -o /dev/null "http://$addr/"; then
-		echo "something answers on $addr already: stop it first" >&2
-		exit 1
-	fi
-done
+. bench/twin.sh
+refuse_busy "$APP" "$TWIN" "$PAGE" "$ADMIN"
 
 work=$(mktemp -d)
 pid=
@@ -103,26 +99,11 @@ curl -s -D "$work/page.head" -o "$work/page.html" -H "Cookie: $cookie" -H "Accep
 kill "$pid"
 wait "$pid" 2>/dev/null || true
 pid=
-if grep -q '[{}]' "$work/page.html"; then
-	echo "the profile page holds a brace, which respond would read as a placeholder" >&2
-	exit 1
-fi
-header() { tr -d '\r' <"$work/page.head" | sed -n "s/^$1: //Ip"; }
-{
-	printf 'http://%s {\n\thandle /private/respond {\n\t\trespond "Hello, World!"\n\t}\n\troot * %s/www\n\tfile_server\n\theader {\n' "$PAGE" "$work"
-	for h in Content-Type Content-Length X-Content-Type-Options Vary Content-Security-Policy Referrer-Policy X-Frame-Options Cache-Control; do
-		printf '\t\t%s "%s"\n' "$h" "$(header "$h")"
-	done
-	# the heredoc leaves out the newline before its end
-	printf '\t}\n\trespond <<PAGE\n'
-	cat "$work/page.html"
-	printf '\nPAGE 200\n}\n'
-} >>"$work/Caddyfile"
+page_twin "$PAGE" "$work/www" "$work/page.head" "$work/page.html" >>"$work/Caddyfile"
 
 run env GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --instr-atstart=no \
 	--callgrind-out-file="$work/callgrind.%p"
-curl -sf -o "$work/twin.html" "http://$PAGE/"
-cmp -s "$work/page.html" "$work/twin.html" || { echo "the page's twin does not answer the page's bytes" >&2; exit 1; }
+same_bytes "$PAGE" "$work/page.html"
 
 # requests HOST PATH COUNT [HEADER...]: COUNT GETs on one connection
 requests() {

@@ -41,12 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for addr in "$APP" "$TWIN" "$WSGI" "$PAGE" "$ADMIN"; do
-	if curl -s -o /dev/null "http://$addr/"; then
-		echo "something answers on $addr already: stop it first" >&2
-		exit 1
-	fi
-done
+. bench/twin.sh
+refuse_busy "$APP" "$TWIN" "$WSGI" "$PAGE" "$ADMIN"
 
 echo "building cmd/caddy" >&2
 go build -o "$work/caddy" ./cmd/caddy
@@ -154,32 +150,15 @@ token=$(curl -s -u bench:bench-client-secret-of-32-characters -d grant_type=auth
 [ -n "$token" ] && curl -sf -H "Authorization: Bearer $token" "http://$APP/miniapp/oidc/userinfo" >/dev/null ||
 	{ echo "no access token from the OpenID Connect provider" >&2; exit 1; }
 
-# the profile page's twin: Caddy's respond of the page's own body, with
-# the same headers (Content-Length too: without it respond's answer is
-# chunked and one header lighter), on a site of its own built like the
-# module's (root, the handle of /private/respond, file_server), so that
-# the two differ by the module alone (a reload keeps the sessions)
+# the profile page's twin (see page_twin), on the page as Caddy serves it
+# (a reload keeps the sessions)
 curl -s -D "$work/page.head" -o "$work/page.html" -H "Cookie: $cookie" -H "Accept: text/html" "http://$APP/profile"
-if grep -q '[{}]' "$work/page.html"; then
-	echo "the profile page holds a brace, which respond would read as a placeholder" >&2
-	exit 1
-fi
-header() { tr -d '\r' <"$work/page.head" | sed -n "s/^$1: //Ip"; }
 {
 	cat "$work/Caddyfile.base"
-	printf 'http://%s {\n\thandle /private/respond {\n\t\trespond "Hello, World!"\n\t}\n\troot * %s/www\n\tfile_server\n\theader {\n' "$PAGE" "$work"
-	for h in Content-Type Content-Length X-Content-Type-Options Vary Content-Security-Policy Referrer-Policy X-Frame-Options Cache-Control; do
-		printf '\t\t%s "%s"\n' "$h" "$(header "$h")"
-	done
-	# the heredoc leaves out the newline before its end: the page's own
-	# last newline stays
-	printf '\t}\n\trespond <<PAGE\n'
-	cat "$work/page.html"
-	printf '\nPAGE 200\n}\n'
+	page_twin "$PAGE" "$work/www" "$work/page.head" "$work/page.html"
 } >"$work/Caddyfile"
 "$work/caddy" reload --config "$work/Caddyfile" --address "$ADMIN" >/dev/null 2>&1
-curl -sf -o "$work/twin.html" "http://$PAGE/"
-cmp -s "$work/page.html" "$work/twin.html" || { echo "the page's twin does not answer the page's bytes" >&2; exit 1; }
+same_bytes "$PAGE" "$work/page.html"
 # after the reload, basic_auth's first check again (see start_caddy)
 [ "$(curl -s -H "$basic" "http://$TWIN/basic/respond")" = "Hello, World!" ] || { echo "basic_auth refused" >&2; exit 1; }
 
